@@ -1,0 +1,288 @@
+/*
+ * future.c - the outcome of one goroutine: its final state, its results as
+ * a pack, or its error with a traceback. Goroutines await a future by
+ * parking on it; other threads (the HTTP server) register callbacks or
+ * block on it. A future is completed exactly once: the first completion
+ * wins, so every accepted piece of work ends in one terminal state.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+typedef struct callback {
+  struct callback *next;
+  gr_future_cb fn;
+  void *ud;
+  uintptr_t token;
+} callback;
+
+struct gr_future {
+  gr_object obj;
+  gr_spin lock;
+  int state;
+  gr_pack *values;
+  char *error;
+  uint64_t gid;
+  int64_t created_ms, started_ms, finished_ms;
+  gr_waiter *waiters;
+  callback *callbacks;
+  uintptr_t next_token;
+  gr_g *g;       /* the goroutine running it (a reference), for cancel */
+  gr_pool *pool; /* the pool it is queued in, for cancel */
+  int cancel_requested;
+  int observed; /* someone read the outcome */
+};
+
+/* Used by pool.c: a queued task's future knows its pool. */
+void gr_future_set_pool(gr_future *f, gr_pool *pool);
+void gr_pool_ref_internal(gr_pool *pool);
+int gr_pool_cancel_queued(gr_pool *pool, gr_future *f);
+
+static void future_destroy(gr_object *obj) {
+  gr_future *f = (gr_future *)obj;
+  gr_waiters_wake_all(f->waiters);
+  for (callback *c = f->callbacks, *next; c; c = next) {
+    next = c->next;
+    free(c);
+  }
+  if (f->g)
+    gr_g_unref(f->g);
+  if (f->pool)
+    gr_pool_unref(f->pool);
+  gr_pack_free(f->values);
+  free(f->error);
+  free(f);
+}
+
+const gr_object_type gr_future_type = {"goroutine.handle", future_destroy};
+
+gr_future *gr_future_new(void) {
+  gr_future *f = calloc(1, sizeof *f);
+  if (f) {
+    f->obj.type = &gr_future_type;
+    f->obj.refs = 1;
+    f->state = GR_QUEUED;
+    f->created_ms = gr_wall_ms();
+  }
+  return f;
+}
+
+void gr_future_set_pool(gr_future *f, gr_pool *pool) {
+  gr_spin_lock(&f->lock);
+  if (!f->pool) {
+    gr_pool_ref_internal(pool);
+    f->pool = pool;
+  }
+  gr_spin_unlock(&f->lock);
+}
+
+int gr_future_start(gr_future *f, gr_g *g) {
+  gr_spin_lock(&f->lock);
+  if (f->cancel_requested || GR_STATE_FINAL(f->state)) {
+    gr_spin_unlock(&f->lock);
+    gr_future_complete(f, GR_CANCELLED, NULL,
+                       gr_strdup("cancelled before it started"));
+    return 0;
+  }
+  f->state = GR_RUNNING;
+  f->g = gr_g_ref(g);
+  f->gid = gr_id(g);
+  f->started_ms = gr_wall_ms();
+  gr_spin_unlock(&f->lock);
+  return 1;
+}
+
+void gr_future_complete(gr_future *f, int state, gr_pack *values, char *error) {
+  gr_spin_lock(&f->lock);
+  if (GR_STATE_FINAL(f->state)) {
+    gr_spin_unlock(&f->lock);
+    gr_pack_free(values);
+    free(error);
+    return;
+  }
+  f->state = state;
+  f->values = values;
+  f->error = error;
+  f->finished_ms = gr_wall_ms();
+  gr_waiter *waiters = f->waiters;
+  callback *callbacks = f->callbacks;
+  gr_g *g = f->g;
+  f->waiters = NULL;
+  f->callbacks = NULL;
+  f->g = NULL;
+  gr_spin_unlock(&f->lock);
+
+  gr_waiters_wake_all(waiters);
+  /* Run callbacks in registration order. */
+  callback *ordered = NULL;
+  while (callbacks) {
+    callback *next = callbacks->next;
+    callbacks->next = ordered;
+    ordered = callbacks;
+    callbacks = next;
+  }
+  while (ordered) {
+    callback *next = ordered->next;
+    ordered->fn(f, ordered->ud);
+    free(ordered);
+    ordered = next;
+  }
+  if (g)
+    gr_g_unref(g);
+}
+
+int gr_future_claim_unobserved(gr_future *f) {
+  gr_spin_lock(&f->lock);
+  int claim =
+      !f->observed && (f->state == GR_FAILED || f->state == GR_TIMED_OUT);
+  if (claim)
+    f->observed = 1;
+  gr_spin_unlock(&f->lock);
+  return claim;
+}
+
+void gr_future_result(gr_future *f, gr_result *out) {
+  gr_spin_lock(&f->lock);
+  if (GR_STATE_FINAL(f->state))
+    f->observed = 1;
+  out->state = f->state;
+  out->values = f->values;
+  out->error = f->error;
+  out->gid = f->gid;
+  out->created_ms = f->created_ms;
+  out->started_ms = f->started_ms;
+  out->finished_ms = f->finished_ms;
+  gr_spin_unlock(&f->lock);
+}
+
+int gr_future_state(gr_future *f) {
+  gr_spin_lock(&f->lock);
+  int state = f->state;
+  gr_spin_unlock(&f->lock);
+  return state;
+}
+
+int gr_future_cancel(gr_future *f) {
+  gr_spin_lock(&f->lock);
+  if (GR_STATE_FINAL(f->state)) {
+    gr_spin_unlock(&f->lock);
+    return 0;
+  }
+  f->cancel_requested = 1;
+  gr_g *g = f->g ? gr_g_ref(f->g) : NULL;
+  gr_pool *pool = f->pool;
+  if (pool)
+    gr_pool_ref_internal(pool);
+  gr_spin_unlock(&f->lock);
+  if (g) {
+    gr_interrupt(g, GR_CANCELLED);
+    gr_g_unref(g);
+  } else if (pool && gr_pool_cancel_queued(pool, f)) {
+    gr_future_complete(f, GR_CANCELLED, NULL,
+                       gr_strdup("cancelled while queued"));
+  }
+  /* Otherwise it is between queue and worker: gr_future_start refuses it. */
+  if (pool)
+    gr_pool_unref(pool);
+  return 1;
+}
+
+int gr_future_arm(gr_g *g, uint32_t seq, void *arg) {
+  gr_future *f = arg;
+  gr_spin_lock(&f->lock);
+  if (GR_STATE_FINAL(f->state)) {
+    gr_spin_unlock(&f->lock);
+    return 1;
+  }
+  int rc = gr_waiter_push(&f->waiters, g, seq);
+  gr_spin_unlock(&f->lock);
+  return rc < 0 ? 1 : 0;
+}
+
+uintptr_t gr_future_on_done(gr_future *f, gr_future_cb fn, void *ud) {
+  callback *c = malloc(sizeof *c);
+  gr_spin_lock(&f->lock);
+  if (GR_STATE_FINAL(f->state) || !c) {
+    gr_spin_unlock(&f->lock);
+    free(c);
+    if (GR_STATE_FINAL(gr_future_state(f))) {
+      fn(f, ud);
+      return 0;
+    }
+    return 0; /* out of memory: the caller polls */
+  }
+  c->fn = fn;
+  c->ud = ud;
+  c->token = ++f->next_token;
+  c->next = f->callbacks;
+  f->callbacks = c;
+  gr_spin_unlock(&f->lock);
+  return c->token;
+}
+
+int gr_future_off(gr_future *f, uintptr_t token) {
+  int removed = 0;
+  gr_spin_lock(&f->lock);
+  for (callback **at = &f->callbacks; *at; at = &(*at)->next) {
+    if ((*at)->token == token) {
+      callback *c = *at;
+      *at = c->next;
+      free(c);
+      removed = 1;
+      break;
+    }
+  }
+  gr_spin_unlock(&f->lock);
+  return removed;
+}
+
+typedef struct blocking_wait {
+  pthread_mutex_t mu;
+  pthread_cond_t cond;
+  int done;
+} blocking_wait;
+
+static void blocking_wait_done(gr_future *f, void *ud) {
+  (void)f;
+  blocking_wait *w = ud;
+  pthread_mutex_lock(&w->mu);
+  w->done = 1;
+  pthread_cond_signal(&w->cond);
+  pthread_mutex_unlock(&w->mu);
+}
+
+int gr_future_wait(gr_future *f, int64_t timeout_ms) {
+  blocking_wait w = {.done = 0};
+  pthread_mutex_init(&w.mu, NULL);
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&w.cond, &attr);
+  pthread_condattr_destroy(&attr);
+  uintptr_t token = gr_future_on_done(f, blocking_wait_done, &w);
+  if (token) {
+    int64_t deadline = timeout_ms >= 0 ? gr_now_ns() + timeout_ms * 1000000 : 0;
+    pthread_mutex_lock(&w.mu);
+    while (!w.done) {
+      if (!deadline) {
+        pthread_cond_wait(&w.cond, &w.mu);
+        continue;
+      }
+      struct timespec ts = {deadline / 1000000000, deadline % 1000000000};
+      if (pthread_cond_timedwait(&w.cond, &w.mu, &ts) != 0)
+        break;
+    }
+    int done = w.done;
+    pthread_mutex_unlock(&w.mu);
+    if (!done && !gr_future_off(f, token)) {
+      /* The callback was already detached: it is about to signal. */
+      pthread_mutex_lock(&w.mu);
+      while (!w.done)
+        pthread_cond_wait(&w.cond, &w.mu);
+      pthread_mutex_unlock(&w.mu);
+    }
+  }
+  pthread_mutex_destroy(&w.mu);
+  pthread_cond_destroy(&w.cond);
+  return gr_future_state(f);
+}

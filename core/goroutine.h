@@ -1,0 +1,349 @@
+/*
+ * goroutine.h - the public interface of the goroutine runtime (core/).
+ *
+ * A goroutine is a Lua function running in its own lua_State, driven as a
+ * coroutine by one of N worker threads. Goroutines share no Lua values:
+ * functions, arguments and results move between states as "packs" (bytecode
+ * plus deep-copied values, see gr_pack_*). Waiting (sleep, wait groups,
+ * futures, pools) parks the goroutine and frees its worker.
+ *
+ * The layer above (lua/) registers hooks that open libraries in new states
+ * and map library functions and tables by name; core knows nothing of HTTP,
+ * JSON or the Lua-visible module.
+ *
+ * Ownership follows jansson's habit: a function whose name ends in _new
+ * returns a reference the caller owns; "consumes" in a comment means the
+ * callee takes over the caller's reference.
+ */
+#ifndef GR_GOROUTINE_H
+#define GR_GOROUTINE_H
+
+#include <lua.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct gr_runtime gr_runtime;
+typedef struct gr_g gr_g; /* a goroutine */
+typedef struct gr_object gr_object;
+typedef struct gr_future gr_future;
+typedef struct gr_wg gr_wg;
+typedef struct gr_pool gr_pool;
+typedef struct gr_pack gr_pack;
+
+/* ---- errors --------------------------------------------------------- */
+
+enum {
+  GR_OK = 0,
+  GR_ENOMEM = -1,
+  GR_EINVAL = -2,
+  GR_ENOTFOUND = -3, /* no such pool */
+  GR_EEXIST = -4,    /* pool name taken */
+  GR_EFULL = -5,     /* pool queue is full */
+  GR_ECLOSED = -6,   /* pool is closed, or the runtime is stopping */
+  GR_ETIMEDOUT = -7,
+  GR_ECANCELLED = -8, /* cancelled before it started */
+};
+const char *gr_strerror(int code);
+
+/* ---- runtime -------------------------------------------------------- */
+
+enum gr_log_level { GR_LOG_DEBUG, GR_LOG_INFO, GR_LOG_WARN, GR_LOG_ERROR };
+
+/* What the layer above supplies. Every hook may be NULL. */
+typedef struct gr_hooks {
+  void *ud;
+  /* Open the libraries a goroutine of this profile sees. recycled: L was
+   * opened before and since cleaned by reset_state. Returns 0, or -1 with
+   * an error message on the stack. */
+  int (*open_state)(void *ud, lua_State *L, int profile, int recycled);
+  /* Undo what the finished goroutine did to L so another can use it;
+   * return 0 if that cannot be done safely (L is then closed). */
+  int (*reset_state)(void *ud, lua_State *L);
+  /* Log a line; gid is the goroutine's id, 0 for the runtime itself. */
+  void (*log)(void *ud, int level, uint64_t gid, const char *msg);
+  /* Name of a library C function ("string.format"), or NULL. */
+  const char *(*cfunction_name)(void *ud, lua_CFunction f);
+  /* Name of the library table at idx ("string"), or NULL. */
+  const char *(*table_name)(void *ud, lua_State *L, int idx);
+  /* Push the library table or C function with that name; 0 if unknown. */
+  int (*push_named)(void *ud, lua_State *L, const char *name);
+  /* The runtime object boxed in the userdata at idx, or NULL. */
+  gr_object *(*object_at)(void *ud, lua_State *L, int idx);
+  /* Push a Lua value for obj (takes a new reference). */
+  void (*push_object)(void *ud, lua_State *L, gr_object *obj);
+} gr_hooks;
+
+typedef struct gr_config {
+  int workers;                /* scheduler threads; 0 = online CPUs */
+  size_t memory_limit;        /* bytes per goroutine state; 0 = unlimited */
+  unsigned slice_ms;          /* preemption time slice; 0 = 10 ms */
+  size_t state_ext_size;      /* bytes reserved per goroutine for the hooks */
+  unsigned max_extra_workers; /* stand-ins for blocked workers; 0 = 64 */
+  int no_state_reuse;         /* 1: a new Lua state for every goroutine */
+  gr_hooks hooks;
+} gr_config;
+
+gr_runtime *gr_runtime_new(const gr_config *cfg);
+/* Cancels every goroutine still alive, waits for them, stops the workers. */
+void gr_runtime_free(gr_runtime *rt);
+
+enum { GR_IDLE = 0, GR_DEADLOCK = 1, GR_BUSY = 2 };
+/* Waits until no goroutine is alive (GR_IDLE), until every live goroutine is
+ * parked with nothing that could wake it (GR_DEADLOCK), or until timeout_ms
+ * passes (GR_BUSY; timeout_ms < 0 waits forever). */
+int gr_runtime_wait_idle(gr_runtime *rt, int64_t timeout_ms);
+
+typedef struct gr_runtime_stats {
+  uint64_t spawned;          /* goroutines started since the runtime began */
+  uint64_t alive;            /* not yet finished */
+  uint64_t parked;           /* waiting for an event */
+  uint64_t running;          /* on a worker right now */
+  uint64_t workers;          /* scheduler threads, extra ones included */
+  uint64_t lua_bytes;        /* Lua memory in use, all states together */
+  uint64_t unhandled_errors; /* failures nobody could see but the log */
+} gr_runtime_stats;
+void gr_runtime_stats_get(gr_runtime *rt, gr_runtime_stats *out);
+
+void gr_log(gr_runtime *rt, int level, uint64_t gid, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Count a failure that only the log reports (a handle never awaited). */
+void gr_runtime_note_unhandled(gr_runtime *rt);
+
+/* Monotonic clock in nanoseconds and milliseconds. */
+int64_t gr_now_ns(void);
+int64_t gr_now_ms(void);
+
+/* ---- runtime objects (shared by reference between states) ----------- */
+
+typedef struct gr_object_type {
+  const char *name; /* Lua-visible type name, e.g. "goroutine.wait_group" */
+  void (*destroy)(gr_object *obj);
+} gr_object_type;
+
+struct gr_object {
+  const gr_object_type *type;
+  int refs; /* atomic */
+};
+
+gr_object *gr_object_ref(gr_object *obj);
+void gr_object_unref(gr_object *obj);
+
+/* ---- packs: values moved between states ----------------------------- */
+
+/* Plain packs hold only data a JSON document can hold: no functions, no
+ * runtime objects, no cycles. Shared sub-tables are copied. */
+enum { GR_PACK_PLAIN = 1 };
+
+gr_pack *gr_pack_new(void);
+void gr_pack_free(gr_pack *p);
+gr_pack *gr_pack_dup(const gr_pack *p); /* NULL when out of memory */
+size_t gr_pack_count(const gr_pack *p); /* top-level values */
+size_t gr_pack_size(const gr_pack *p);  /* bytes */
+
+/* Append the n values at L's stack positions first..first+n-1. what names
+ * the values in errors ("argument", "return value"); argbase is the number
+ * of the first one. On failure returns -1 and writes a message into err. */
+int gr_pack_values(gr_pack *p, lua_State *L, int first, int n, int flags,
+                   const char *what, int argbase, char *err, size_t errlen);
+/* Append a Lua chunk in source form; it is compiled (text only) when the
+ * pack is unpacked. */
+void gr_pack_source(gr_pack *p, const char *name, const char *code, size_t len);
+
+/* Builders for plain values (the api layer builds packs from JSON). */
+void gr_pack_nil(gr_pack *p);
+void gr_pack_bool(gr_pack *p, int b);
+void gr_pack_int(gr_pack *p, int64_t i);
+void gr_pack_num(gr_pack *p, double d);
+void gr_pack_str(gr_pack *p, const char *s, size_t len);
+void gr_pack_table_begin(gr_pack *p);
+void gr_pack_table_end(gr_pack *p); /* keys and values alternate between */
+
+/* Push every value of the pack onto L and return how many. Raises a Lua
+ * error when L runs out of memory or a source chunk does not compile. */
+int gr_pack_push(const gr_pack *p, lua_State *L);
+
+/* Reading a pack item by item (for JSON conversion). */
+enum gr_item_kind {
+  GR_ITEM_END = 0, /* no more items */
+  GR_ITEM_NIL,
+  GR_ITEM_BOOL,
+  GR_ITEM_INT,
+  GR_ITEM_NUM,
+  GR_ITEM_STR,
+  GR_ITEM_TABLE,     /* a table begins: key, value, key, value ... */
+  GR_ITEM_TABLE_END, /* the current table ends */
+  GR_ITEM_OTHER,     /* anything a plain pack cannot hold */
+};
+typedef struct gr_item {
+  int kind;
+  int b;
+  int64_t i;
+  double d;
+  const char *s;
+  size_t len;
+} gr_item;
+typedef struct gr_pack_reader {
+  const gr_pack *p;
+  size_t pos;
+} gr_pack_reader;
+void gr_pack_reader_init(gr_pack_reader *r, const gr_pack *p);
+int gr_pack_next(gr_pack_reader *r, gr_item *out);
+
+/* ---- futures: the result of one goroutine --------------------------- */
+
+enum gr_state {
+  GR_QUEUED = 0, /* accepted, not started (a pool task waiting its turn) */
+  GR_RUNNING,
+  GR_SUCCEEDED,
+  GR_FAILED,
+  GR_TIMED_OUT,
+  GR_CANCELLED,
+};
+const char *gr_state_name(int state);
+#define GR_STATE_FINAL(s) ((s) >= GR_SUCCEEDED)
+
+gr_future *gr_future_new(void);
+#define gr_future_ref(f) ((gr_future *)gr_object_ref((gr_object *)(f)))
+#define gr_future_unref(f) gr_object_unref((gr_object *)(f))
+extern const gr_object_type gr_future_type;
+
+typedef struct gr_result {
+  int state;
+  const gr_pack *values; /* when SUCCEEDED */
+  const char *error;     /* otherwise: message and traceback */
+  uint64_t gid;          /* goroutine that ran it, 0 if it never started */
+  int64_t created_ms, started_ms, finished_ms; /* wall clock, 0 = not yet */
+} gr_result;
+/* A snapshot; pointers stay valid while the caller holds a reference. */
+void gr_future_result(gr_future *f, gr_result *out);
+int gr_future_state(gr_future *f);
+/* 1, once, if the future failed or timed out and nobody has read its
+ * result: the caller should report it. */
+int gr_future_claim_unobserved(gr_future *f);
+/* Ask the goroutine to stop (it unwinds with "cancelled"); a task still
+ * queued in a pool is cancelled without running. Returns 1 if it was not
+ * finished yet. */
+int gr_future_cancel(gr_future *f);
+/* Call fn once the future is final (at once, on this thread, if it already
+ * is; otherwise on the thread that finishes it). Returns a token for
+ * gr_future_off, or 0 if fn already ran. */
+typedef void (*gr_future_cb)(gr_future *f, void *ud);
+uintptr_t gr_future_on_done(gr_future *f, gr_future_cb fn, void *ud);
+/* Unregister; returns 1 if removed before it ran. */
+int gr_future_off(gr_future *f, uintptr_t token);
+/* Block the calling (non-goroutine) thread; returns the state, which is not
+ * final if timeout_ms (>= 0) passed first. */
+int gr_future_wait(gr_future *f, int64_t timeout_ms);
+
+/* ---- starting goroutines -------------------------------------------- */
+
+typedef struct gr_spawn {
+  gr_pack *pack;       /* function then arguments; consumed */
+  int profile;         /* passed to hooks.open_state */
+  int64_t timeout_ms;  /* > 0: the goroutine is stopped after this long */
+  gr_future *future;   /* completed with the outcome; NULL = fire and forget
+                          (errors are then logged). Not consumed. */
+  size_t memory_limit; /* 0 = the runtime's default */
+  int result_flags;    /* GR_PACK_PLAIN: results must be plain data */
+} gr_spawn;
+
+/* Starts a goroutine; returns its id (> 0) or a negative GR_E code. */
+int64_t gr_go(gr_runtime *rt, const gr_spawn *s);
+
+/* ---- inside a goroutine --------------------------------------------- */
+
+/* The goroutine that owns L (any thread of its state), or NULL. */
+gr_g *gr_current(lua_State *L);
+gr_runtime *gr_runtime_of(gr_g *g);
+uint64_t gr_id(gr_g *g);
+int gr_profile(gr_g *g);
+void *gr_ext(gr_g *g); /* hooks' per-goroutine area (state_ext_size) */
+size_t gr_memory_limit(gr_g *g);
+
+/* Wake sources. An arm function registers the goroutine with a source and
+ * returns 1 if the condition already holds (no park needed), else 0. The
+ * source later calls gr_wake(g, seq). */
+typedef int (*gr_arm_fn)(gr_g *g, uint32_t seq, void *arg);
+void gr_wake(gr_g *g, uint32_t seq);
+/* For sources that must keep the goroutine alive while registered. */
+gr_g *gr_g_ref(gr_g *g);
+void gr_g_unref(gr_g *g);
+
+/* Park the calling goroutine until its source wakes it or deadline_ns
+ * (monotonic, 0 = none) passes, then continue in k. Use as the return
+ * expression of a lua_CFunction: `return gr_park(L, ...)`. Where the call
+ * cannot yield, the worker blocks instead. A cancelled goroutine raises its
+ * cancellation error instead of continuing. Outside a goroutine (a state the
+ * runtime does not own) it blocks the calling thread. */
+int gr_park(lua_State *L, gr_arm_fn arm, void *arg, int64_t deadline_ns,
+            lua_KFunction k, lua_KContext ctx);
+/* L may carry something into a later goroutine (a finalizer, a changed
+ * metatable of a basic type...): close it instead of reusing it. */
+void gr_state_no_recycle(lua_State *L);
+/* Whether the last park ended by its deadline. */
+int gr_park_timed_out(lua_State *L);
+/* Raise the goroutine's cancellation error if it has one. */
+void gr_check_cancel(lua_State *L);
+/* Called by the hooks' coroutine.resume before and after it resumes a
+ * nested coroutine, so preemption, parking and cancellation follow it. */
+typedef struct gr_resume_frame {
+  lua_State *prev;
+  int prev_chain_ok;
+} gr_resume_frame;
+void gr_enter_coroutine(lua_State *from, lua_State *co, gr_resume_frame *fr);
+void gr_leave_coroutine(lua_State *from, lua_State *co, gr_resume_frame *fr);
+/* After a nested coroutine yielded: 1 if the yield came from the runtime
+ * (park or preemption) and must be passed up to the scheduler. */
+int gr_yield_is_runtime(lua_State *co);
+/* 1 if an error must not be caught because the goroutine is cancelled. */
+int gr_cancelled(lua_State *L);
+
+/* Arm functions for the runtime's own wake sources. */
+int gr_future_arm(gr_g *g, uint32_t seq, void *future);
+int gr_wg_arm(gr_g *g, uint32_t seq, void *wg);
+int gr_pool_arm_idle(gr_g *g, uint32_t seq, void *pool);
+
+/* ---- wait groups ---------------------------------------------------- */
+
+gr_wg *gr_wg_new(void);
+#define gr_wg_ref(w) ((gr_wg *)gr_object_ref((gr_object *)(w)))
+#define gr_wg_unref(w) gr_object_unref((gr_object *)(w))
+extern const gr_object_type gr_wg_type;
+/* Returns the new counter, or -1 (counter unchanged) if it would go
+ * negative. Reaching zero wakes every waiter. */
+int64_t gr_wg_add(gr_wg *wg, int64_t delta);
+int64_t gr_wg_count(gr_wg *wg);
+
+/* ---- pools: named concurrency limits over the scheduler ------------- */
+
+typedef struct gr_pool_stats {
+  char name[128];
+  int64_t workers, queue_size;
+  int64_t active, queued;
+  int64_t submitted, completed, failed, timed_out, cancelled, rejected;
+} gr_pool_stats;
+
+/* queue_size < 0 means the default, 2 x workers. */
+int gr_pool_create(gr_runtime *rt, const char *name, int64_t workers,
+                   int64_t queue_size);
+/* Queues or starts a task; on success *task_id receives the task's id (at
+ * least 24 bytes) and, if future is not NULL, the task completes it. The
+ * spawn's pack is consumed even on failure. */
+int gr_pool_submit(gr_runtime *rt, const char *name, const gr_spawn *s,
+                   char *task_id, size_t idlen);
+/* Running tasks finish; queued ones are cancelled (*cancelled, if not NULL,
+ * says how many). The name is remembered as closed: submits then fail with
+ * GR_ECLOSED, closing again succeeds, and creating it again is allowed. */
+int gr_pool_close(gr_runtime *rt, const char *name, int64_t *cancelled);
+/* GR_ENOTFOUND, or GR_ECLOSED for a closed pool. */
+int gr_pool_stats_get(gr_runtime *rt, const char *name, gr_pool_stats *out);
+/* Look a pool up, closed ones included; caller unrefs. */
+gr_pool *gr_pool_find(gr_runtime *rt, const char *name);
+void gr_pool_unref(gr_pool *pool);
+int gr_pool_idle(gr_pool *pool);
+int gr_pool_closed(gr_pool *pool);
+/* Names of every open pool (not closed ones), in creation order; caller frees
+ * the array and each name. */
+size_t gr_pool_names(gr_runtime *rt, char ***names);
+
+#endif

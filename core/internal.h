@@ -1,0 +1,247 @@
+/*
+ * internal.h - structures shared by the files of core/. Nothing outside
+ * core/ includes this; the layers above use goroutine.h only.
+ *
+ * Locking, outermost first: future->lock, pool->mu, wg->lock, worker->mu,
+ * g->lock, rt->timer_mu, rt->runq_mu. A lock is never taken while a later
+ * one in this list is held, except where a comment says so.
+ */
+#ifndef GR_INTERNAL_H
+#define GR_INTERNAL_H
+
+#include "goroutine.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define GR_CONTAINER_OF(ptr, type, member)                                     \
+  ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* ---- a small spin lock: critical sections here are a few instructions - */
+
+typedef struct gr_spin {
+  atomic_int v;
+} gr_spin;
+
+void gr_spin_lock(gr_spin *s);
+static inline void gr_spin_unlock(gr_spin *s) {
+  atomic_store_explicit(&s->v, 0, memory_order_release);
+}
+
+/* ---- timers (timer.c) ------------------------------------------------ */
+
+typedef struct gr_timer gr_timer;
+struct gr_timer {
+  int64_t when_ns;
+  size_t heap_index; /* GR_TIMER_IDLE when not armed */
+  void (*fire)(gr_timer *t);
+};
+#define GR_TIMER_IDLE ((size_t)-1)
+
+/* Arm t to fire at when_ns on the monitor thread. Caller must not hold
+ * rt->timer_mu. Re-arming an armed timer moves it. */
+void gr_timer_arm(gr_runtime *rt, gr_timer *t, int64_t when_ns);
+/* Returns 1 if t was armed and is now disarmed (it will not fire). */
+int gr_timer_cancel(gr_runtime *rt, gr_timer *t);
+int gr_monitor_start(gr_runtime *rt);
+void gr_monitor_stop(gr_runtime *rt);
+void gr_monitor_poke(gr_runtime *rt);
+
+/* ---- memory accounting of one Lua state (state.c) ---------------------- */
+
+typedef struct gr_memacct {
+  size_t used;     /* bytes the state holds */
+  size_t limit;    /* 0 = unlimited */
+  size_t reported; /* part of used already added to rt->lua_bytes */
+  int limit_hit;
+} gr_memacct;
+
+/* A finished goroutine's state kept for the next one on the worker. */
+typedef struct gr_spare_state {
+  lua_State *L;
+  gr_memacct mem;
+} gr_spare_state;
+
+#define GR_SPARE_STATES 16
+
+/* ---- waiters: a parked goroutine registered with a wake source -------- */
+
+typedef struct gr_waiter gr_waiter;
+struct gr_waiter {
+  gr_waiter *next;
+  gr_g *g; /* holds a reference */
+  uint32_t seq;
+};
+/* Adds a waiter for (g, seq) to *list; returns -1 when out of memory. */
+int gr_waiter_push(gr_waiter **list, gr_g *g, uint32_t seq);
+/* Wakes and frees every waiter of a list detached from its source. */
+void gr_waiters_wake_all(gr_waiter *list);
+
+/* ---- goroutines (sched.c) -------------------------------------------- */
+
+enum g_status {
+  G_NEW,      /* created, state not opened yet */
+  G_RUNNABLE, /* in the run queue */
+  G_RUNNING,  /* on a worker */
+  G_PARKED,   /* yielded, waiting for a wake */
+  G_BLOCKED,  /* waiting on its worker's thread (could not yield) */
+  G_DONE,
+};
+
+typedef struct gr_worker gr_worker;
+
+struct gr_g {
+  gr_runtime *rt;
+  lua_State *L; /* the goroutine's own state, run on its main thread */
+  uint64_t id;
+  atomic_int refs;
+
+  gr_spin lock;         /* protects status, park_seq, running_L, hooked */
+  int status;           /* enum g_status */
+  uint32_t park_seq;    /* identifies the current park */
+  atomic_int woken;     /* the current park was ended */
+  atomic_int cancel;    /* 0, or GR_TIMED_OUT / GR_CANCELLED */
+  atomic_int preempt;   /* the monitor asked for a yield */
+  int hooked;           /* a count hook is installed on running_L */
+  lua_State *running_L; /* the thread of the state running right now */
+  gr_worker *worker;    /* while RUNNING or BLOCKED */
+
+  /* Touched only by the thread running the goroutine. */
+  int parking;    /* gr_park yielded, the worker must park it */
+  int preempting; /* the hook yielded for preemption */
+  int chain_ok;   /* running_L can yield all the way to the worker */
+  int park_timed_out;
+  lua_KFunction park_k;
+  lua_KContext park_ctx;
+  int nargs; /* values on the stack for the next resume */
+
+  gr_timer park_timer;     /* deadline of the current park */
+  gr_timer deadline_timer; /* timeout of the whole goroutine */
+  int64_t timeout_ms;
+
+  gr_pack *start; /* function and arguments, until the first run */
+  int profile;
+  int result_flags;
+  gr_future *future;
+  struct gr_pool_task *task; /* when it runs a pool task */
+
+  gr_memacct mem; /* the allocator's accounting for L */
+  int no_recycle; /* L may carry something over: close it when done */
+
+  gr_g *next;                /* run queue link */
+  gr_g *all_prev, *all_next; /* every live goroutine, for shutdown */
+  max_align_t ext[];
+};
+
+struct gr_worker {
+  gr_runtime *rt;
+  pthread_t thread;
+  int index;
+  bool extra; /* a stand-in: exits when idle */
+  pthread_mutex_t mu;
+  pthread_cond_t cond; /* a BLOCKED goroutine waits here */
+  gr_g *current;       /* under mu */
+  int64_t slice_start_ns;
+  bool blocked; /* under mu */
+  atomic_bool exited;
+  gr_spare_state spare[GR_SPARE_STATES]; /* used by this worker only */
+  int nspare;
+};
+
+void gr_enqueue(gr_runtime *rt, gr_g *g);
+int64_t gr_go_task(gr_runtime *rt, gr_spawn *s, struct gr_pool_task *task);
+void gr_interrupt(gr_g *g, int reason);
+int gr_start_worker(gr_runtime *rt, bool extra);
+void gr_preempt_scan(gr_runtime *rt, int64_t now_ns);
+void gr_g_free(gr_g *g);
+/* Fill the pieces of g that a new goroutine needs before gr_enqueue. */
+gr_g *gr_g_new(gr_runtime *rt, const gr_spawn *s);
+
+/* ---- the runtime ----------------------------------------------------- */
+
+typedef struct gr_pool_registry gr_pool_registry;
+
+struct gr_runtime {
+  gr_config cfg;
+
+  pthread_mutex_t runq_mu;
+  pthread_cond_t runq_cond;
+  gr_g *runq_head, *runq_tail;
+  size_t runq_len;
+  int idle_workers;
+  bool stopping;   /* workers exit once the queue is empty */
+  bool refuse_new; /* gr_go fails with GR_ECLOSED */
+
+  pthread_mutex_t workers_mu;
+  gr_worker **workers;
+  int nworkers; /* base workers */
+  int workers_cap;
+  atomic_int workers_alive;
+  atomic_int blocked_workers;
+
+  pthread_mutex_t timer_mu;
+  pthread_cond_t timer_cond;
+  gr_timer **heap;
+  size_t heap_len, heap_cap;
+  int64_t monitor_wake_ns;
+  bool monitor_stop;
+  pthread_t monitor;
+  bool monitor_started;
+  atomic_int goroutine_timers; /* armed timers that can wake a goroutine */
+
+  atomic_uint_fast64_t next_id;
+  atomic_uint_fast64_t next_task;
+  atomic_uint_fast64_t spawned;
+  atomic_int_fast64_t alive, parked, running;
+  atomic_int_fast64_t lua_bytes;
+  atomic_uint_fast64_t progress; /* bumps on every wake, start and finish */
+  atomic_uint_fast64_t unhandled_errors;
+
+  pthread_mutex_t idle_mu;
+  pthread_cond_t idle_cond;
+
+  gr_spin all_lock; /* protects the list of live goroutines */
+  gr_g *all_head;
+
+  gr_pool_registry *pools;
+};
+
+void gr_runtime_g_started(gr_runtime *rt, gr_g *g);
+void gr_runtime_g_finished(gr_runtime *rt, gr_g *g);
+
+/* ---- state.c: Lua states with an accounting allocator ----------------- */
+
+/* Gives g a state (a spare of the worker's, or a new one) and pushes its
+ * function and arguments; returns the number of arguments, or -1 with *err
+ * set (malloc'd). */
+int gr_state_open(gr_g *g, gr_worker *w, char **err);
+/* Ends g's state: kept as a spare when it is clean and the goroutine ended
+ * by returning or by an ordinary error (status), closed otherwise. */
+void gr_state_release(gr_g *g, gr_worker *w, int status);
+void gr_state_close(gr_g *g);
+void gr_worker_drop_spares(gr_worker *w);
+/* Reports the state's memory into rt->lua_bytes. */
+void gr_state_report_memory(gr_g *g);
+
+/* ---- futures and pools (future.c, pool.c) ----------------------------- */
+
+struct gr_pool_task;
+/* Marks the future started by goroutine g; returns 0 if it was cancelled
+ * before it could start (the caller then must not run it). */
+int gr_future_start(gr_future *f, gr_g *g);
+/* First call wins; takes over values and error. */
+void gr_future_complete(gr_future *f, int state, gr_pack *values, char *error);
+void gr_pool_task_finished(struct gr_pool_task *task, int state);
+gr_pool_registry *gr_pool_registry_new(void);
+void gr_pool_registry_free(gr_pool_registry *reg);
+void gr_pools_close_all(gr_runtime *rt);
+
+/* ---- small helpers ---------------------------------------------------- */
+
+char *gr_strdup(const char *s);
+char *gr_strndup(const char *s, size_t n);
+int64_t gr_wall_ms(void);
+
+#endif

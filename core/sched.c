@@ -1,0 +1,719 @@
+/*
+ * sched.c - the M:N scheduler: worker threads, the run queue, and the life
+ * of a goroutine from its first slice to its last.
+ *
+ * A worker takes a runnable goroutine and lua_resume()s its state's main
+ * thread. The slice ends in one of three ways:
+ *  - the function returns or fails: the goroutine finishes (results packed
+ *    into its future, state closed);
+ *  - gr_park() yielded: the goroutine is parked until a wake source calls
+ *    gr_wake() with the park's sequence number (stale wakes are ignored);
+ *  - the monitor asked for preemption: a count hook, installed only then,
+ *    yields and the goroutine goes to the back of the queue.
+ * Cancellation (a timeout or an explicit cancel) installs the same hook,
+ * which raises an error that pcall cannot keep (see gr_cancelled), and
+ * wakes a parked goroutine into the same error.
+ *
+ * When a wait cannot yield (a metamethod, a C boundary), the worker blocks
+ * on its own condition variable instead (G_BLOCKED), and the monitor may
+ * start a stand-in worker so the rest keep running.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#define CANCEL_HOOK_COUNT 1000
+
+static void hook(lua_State *L, lua_Debug *ar);
+
+/* ---- references ------------------------------------------------------- */
+
+gr_g *gr_g_ref(gr_g *g) {
+  atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+  return g;
+}
+
+void gr_g_unref(gr_g *g) {
+  if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) == 1)
+    gr_g_free(g);
+}
+
+void gr_g_free(gr_g *g) {
+  if (g->start)
+    gr_pack_free(g->start);
+  if (g->future)
+    gr_future_unref(g->future);
+  free(g);
+}
+
+gr_runtime *gr_runtime_of(gr_g *g) {
+  return g->rt;
+}
+uint64_t gr_id(gr_g *g) {
+  return g->id;
+}
+int gr_profile(gr_g *g) {
+  return g->profile;
+}
+void *gr_ext(gr_g *g) {
+  return g->ext;
+}
+size_t gr_memory_limit(gr_g *g) {
+  return g->mem.limit;
+}
+
+void gr_state_no_recycle(lua_State *L) {
+  gr_g *g = gr_current(L);
+  if (g)
+    g->no_recycle = 1;
+}
+
+/* ---- the run queue ---------------------------------------------------- */
+
+void gr_enqueue(gr_runtime *rt, gr_g *g) {
+  g->next = NULL;
+  pthread_mutex_lock(&rt->runq_mu);
+  if (rt->runq_tail)
+    rt->runq_tail->next = g;
+  else
+    rt->runq_head = g;
+  rt->runq_tail = g;
+  rt->runq_len++;
+  if (rt->idle_workers > 0)
+    pthread_cond_signal(&rt->runq_cond);
+  pthread_mutex_unlock(&rt->runq_mu);
+}
+
+/* Next runnable goroutine, or NULL when the worker should exit. */
+static gr_g *dequeue(gr_worker *w) {
+  gr_runtime *rt = w->rt;
+  pthread_mutex_lock(&rt->runq_mu);
+  while (!rt->runq_head) {
+    if (rt->stopping) {
+      pthread_mutex_unlock(&rt->runq_mu);
+      return NULL;
+    }
+    rt->idle_workers++;
+    int rc = 0;
+    if (w->extra) {
+      /* A stand-in leaves after a second without work. */
+      int64_t until = gr_now_ns() + 1000000000;
+      struct timespec ts = {until / 1000000000, until % 1000000000};
+      rc = pthread_cond_timedwait(&rt->runq_cond, &rt->runq_mu, &ts);
+    } else {
+      pthread_cond_wait(&rt->runq_cond, &rt->runq_mu);
+    }
+    rt->idle_workers--;
+    if (rc != 0 && !rt->runq_head) {
+      pthread_mutex_unlock(&rt->runq_mu);
+      return NULL;
+    }
+  }
+  gr_g *g = rt->runq_head;
+  rt->runq_head = g->next;
+  if (!rt->runq_head)
+    rt->runq_tail = NULL;
+  rt->runq_len--;
+  pthread_mutex_unlock(&rt->runq_mu);
+  return g;
+}
+
+/* ---- creating and finishing goroutines -------------------------------- */
+
+static void park_timer_fire(gr_timer *t);
+static void deadline_timer_fire(gr_timer *t);
+
+gr_g *gr_g_new(gr_runtime *rt, const gr_spawn *s) {
+  gr_g *g = calloc(1, sizeof *g + rt->cfg.state_ext_size);
+  if (!g)
+    return NULL;
+  g->rt = rt;
+  atomic_init(&g->refs, 1); /* the scheduler's reference */
+  g->status = G_NEW;
+  g->park_timer.heap_index = GR_TIMER_IDLE;
+  g->park_timer.fire = park_timer_fire;
+  g->deadline_timer.heap_index = GR_TIMER_IDLE;
+  g->deadline_timer.fire = deadline_timer_fire;
+  g->start = s->pack;
+  g->profile = s->profile;
+  g->result_flags = s->result_flags;
+  g->timeout_ms = s->timeout_ms > 0 ? s->timeout_ms : 0;
+  g->mem.limit = s->memory_limit ? s->memory_limit : rt->cfg.memory_limit;
+  if (s->future)
+    g->future = gr_future_ref(s->future);
+  g->id = atomic_fetch_add(&rt->next_id, 1) + 1;
+  return g;
+}
+
+/* Starts a goroutine for s; with a task, the goroutine runs that pool task
+ * and the pack moves out of the task. On failure the pack is freed and the
+ * future (if any) completed, and a negative code is returned. */
+int64_t gr_go_task(gr_runtime *rt, gr_spawn *s, struct gr_pool_task *task) {
+  gr_pack *pack = s->pack;
+  s->pack = NULL;
+  pthread_mutex_lock(&rt->runq_mu);
+  bool refused = rt->refuse_new;
+  pthread_mutex_unlock(&rt->runq_mu);
+  if (refused || !pack) {
+    gr_pack_free(pack);
+    if (s->future)
+      gr_future_complete(s->future, GR_CANCELLED, NULL,
+                         gr_strdup(refused
+                                       ? "cancelled: the runtime is stopping"
+                                       : "nothing to run"));
+    return refused ? GR_ECLOSED : GR_EINVAL;
+  }
+  gr_spawn copy = *s;
+  copy.pack = pack;
+  gr_g *g = gr_g_new(rt, &copy);
+  if (!g) {
+    gr_pack_free(pack);
+    if (s->future)
+      gr_future_complete(s->future, GR_FAILED, NULL,
+                         gr_strdup("not enough memory to start a goroutine"));
+    return GR_ENOMEM;
+  }
+  g->task = task;
+  if (g->future && !gr_future_start(g->future, g)) {
+    gr_g_free(g); /* cancelled before it could start */
+    return GR_ECANCELLED;
+  }
+  int64_t id = (int64_t)g->id;
+  gr_runtime_g_started(rt, g);
+  if (g->timeout_ms > 0) {
+    gr_g_ref(g);
+    gr_timer_arm(rt, &g->deadline_timer, gr_now_ns() + g->timeout_ms * 1000000);
+  }
+  g->status = G_RUNNABLE;
+  gr_enqueue(rt, g);
+  return id;
+}
+
+int64_t gr_go(gr_runtime *rt, const gr_spawn *s) {
+  gr_spawn copy = *s;
+  return gr_go_task(rt, &copy, NULL);
+}
+
+/* Builds "message\nstack traceback:..." for the failed state g->L, whose
+ * stack is still intact. Runs on a fresh thread under protection: the
+ * failed thread cannot run code, and the message may need memory. */
+static int traceback_on(lua_State *T) {
+  gr_g *g = lua_touserdata(T, 1);
+  lua_Integer limit = lua_tointeger(T, 2);
+  lua_State *L = g->L;
+  lua_pushvalue(L, (int)lua_tointeger(T, 3));
+  lua_xmove(L, T, 1); /* the error object */
+  const char *msg;
+  if (lua_type(T, -1) == LUA_TSTRING)
+    msg = lua_tostring(T, -1);
+  else if (luaL_callmeta(T, -1, "__tostring") && lua_type(T, -1) == LUA_TSTRING)
+    msg = lua_tostring(T, -1);
+  else
+    msg = lua_pushfstring(T, "(error object is a %s value)",
+                          luaL_typename(T, -1));
+  if (g->mem.limit_hit && !atomic_load(&g->cancel) &&
+      strcmp(msg, "not enough memory") == 0)
+    msg = lua_pushfstring(
+        T, "not enough memory (the goroutine's limit is %I bytes)", limit);
+  luaL_traceback(T, L, msg, 0);
+  return 1;
+}
+
+static char *error_text(gr_g *g, size_t limit) {
+  int error_index = lua_gettop(g->L);
+  lua_State *T = lua_newthread(g->L);
+  lua_pushcfunction(T, traceback_on);
+  lua_pushlightuserdata(T, g);
+  lua_pushinteger(T, (lua_Integer)limit);
+  lua_pushinteger(T, error_index);
+  if (lua_pcall(T, 3, 1, 0) != LUA_OK)
+    return gr_strdup("(the error could not be described: out of memory)");
+  return gr_strdup(lua_tostring(T, -1));
+}
+
+/* Ends a goroutine. status is lua_resume's, or -1 when it never ran; then
+ * start_error (malloc'd) says why. */
+static void finish(gr_g *g, gr_worker *w, int status, int nres,
+                   char *start_error) {
+  gr_runtime *rt = g->rt;
+  int state = GR_SUCCEEDED;
+  gr_pack *values = NULL;
+  char *error = NULL;
+  int cancel = atomic_load(&g->cancel);
+  size_t limit = g->mem.limit;
+  g->mem.limit = 0; /* reporting the outcome may need a little memory */
+
+  if (status == -1) {
+    state = cancel ? cancel : GR_FAILED;
+    error = start_error;
+  } else if (status == LUA_OK) {
+    if (g->future) {
+      char msg[256];
+      values = gr_pack_new();
+      int top = lua_gettop(g->L);
+      if (!values) {
+        state = GR_FAILED;
+        error = gr_strdup("not enough memory to keep the results");
+      } else if (gr_pack_values(values, g->L, top - nres + 1, nres,
+                                g->result_flags, "return value", 1, msg,
+                                sizeof msg) != 0) {
+        state = GR_FAILED;
+        error = gr_strdup(msg);
+        gr_pack_free(values);
+        values = NULL;
+      }
+    }
+  } else {
+    state = cancel ? cancel : GR_FAILED;
+    error = error_text(g, limit);
+  }
+  if (!g->future && !g->task && state == GR_CANCELLED) {
+    gr_log(rt, GR_LOG_WARN, g->id, "goroutine %llu was cancelled: %s",
+           (unsigned long long)g->id, error ? error : "?");
+  } else if (!g->future && !g->task && state != GR_SUCCEEDED) {
+    gr_runtime_note_unhandled(rt);
+    gr_log(rt, GR_LOG_ERROR, g->id, "goroutine %llu %s: %s",
+           (unsigned long long)g->id,
+           state == GR_FAILED ? "failed" : "timed out", error ? error : "?");
+  }
+
+  if (gr_timer_cancel(rt, &g->deadline_timer))
+    gr_g_unref(g);
+  if (gr_timer_cancel(rt, &g->park_timer)) {
+    atomic_fetch_sub(&rt->goroutine_timers, 1);
+    gr_g_unref(g);
+  }
+  gr_state_release(g, w, status);
+
+  gr_spin_lock(&g->lock);
+  g->status = G_DONE;
+  gr_spin_unlock(&g->lock);
+
+  if (g->future)
+    gr_future_complete(g->future, state, values, error);
+  else
+    free(error);
+  if (g->task)
+    gr_pool_task_finished(g->task, state);
+  gr_runtime_g_finished(rt, g);
+  gr_g_unref(g);
+}
+
+/* ---- running a slice -------------------------------------------------- */
+
+static void set_hook_locked(gr_g *g, lua_State *L, int count) {
+  lua_sethook(L, hook, LUA_MASKCOUNT, count);
+  g->hooked = 1;
+}
+
+static void run_slice(gr_worker *w, gr_g *g) {
+  gr_runtime *rt = w->rt;
+  if (!g->L) {
+    int cancel = atomic_load(&g->cancel);
+    if (cancel) { /* stopped before its first instruction */
+      char msg[64];
+      if (cancel == GR_TIMED_OUT)
+        snprintf(msg, sizeof msg, "timeout after %lld ms",
+                 (long long)g->timeout_ms);
+      else
+        snprintf(msg, sizeof msg, "cancelled");
+      finish(g, w, -1, 0, gr_strdup(msg));
+      return;
+    }
+    char *err = NULL;
+    int nargs = gr_state_open(g, w, &err);
+    if (nargs < 0) {
+      finish(g, w, -1, 0, err);
+      return;
+    }
+    g->nargs = nargs;
+  }
+
+  pthread_mutex_lock(&w->mu);
+  w->current = g;
+  w->slice_start_ns = gr_now_ns();
+  pthread_mutex_unlock(&w->mu);
+
+  gr_spin_lock(&g->lock);
+  g->status = G_RUNNING;
+  g->worker = w;
+  g->running_L = g->L;
+  if (atomic_load(&g->cancel))
+    set_hook_locked(g, g->L, CANCEL_HOOK_COUNT);
+  else if (g->hooked) {
+    lua_sethook(g->L, NULL, 0, 0);
+    g->hooked = 0;
+  }
+  gr_spin_unlock(&g->lock);
+  atomic_store(&g->preempt, 0);
+  g->chain_ok = 1;
+  atomic_fetch_add(&rt->running, 1);
+
+  int nres = 0;
+  int status = lua_resume(g->L, NULL, g->nargs, &nres);
+  g->nargs = 0;
+
+  atomic_fetch_sub(&rt->running, 1);
+  pthread_mutex_lock(&w->mu);
+  w->current = NULL;
+  pthread_mutex_unlock(&w->mu);
+
+  gr_state_report_memory(g); /* once a slice, not once an allocation */
+
+  if (status != LUA_YIELD) {
+    finish(g, w, status, nres, NULL);
+    return;
+  }
+  lua_pop(g->L, nres); /* a plain coroutine.yield() at the top passes nothing */
+  gr_spin_lock(&g->lock);
+  g->worker = NULL;
+  if (g->parking && !atomic_load(&g->woken)) {
+    g->status = G_PARKED;
+    atomic_fetch_add(&rt->parked, 1);
+    gr_spin_unlock(&g->lock);
+    return;
+  }
+  g->status = G_RUNNABLE;
+  gr_spin_unlock(&g->lock);
+  g->preempting = 0;
+  gr_enqueue(rt, g);
+}
+
+static void *worker_main(void *arg) {
+  gr_worker *w = arg;
+  gr_g *g;
+  while ((g = dequeue(w)) != NULL)
+    run_slice(w, g);
+  gr_worker_drop_spares(w);
+  atomic_fetch_sub(&w->rt->workers_alive, 1);
+  atomic_store(&w->exited, true);
+  return NULL;
+}
+
+int gr_start_worker(gr_runtime *rt, bool extra) {
+  pthread_mutex_lock(&rt->workers_mu);
+  int slot = -1;
+  for (int i = 0; i < rt->workers_cap; i++) {
+    gr_worker *old = rt->workers[i];
+    if (old && atomic_load(&old->exited)) {
+      pthread_join(old->thread, NULL);
+      pthread_mutex_destroy(&old->mu);
+      pthread_cond_destroy(&old->cond);
+      free(old);
+      rt->workers[i] = NULL;
+    }
+    if (!rt->workers[i] && slot < 0)
+      slot = i;
+  }
+  gr_worker *w = slot >= 0 ? calloc(1, sizeof *w) : NULL;
+  if (!w) {
+    pthread_mutex_unlock(&rt->workers_mu);
+    return -1;
+  }
+  w->rt = rt;
+  w->index = slot;
+  w->extra = extra;
+  pthread_mutex_init(&w->mu, NULL);
+  pthread_cond_init(&w->cond, NULL);
+  atomic_fetch_add(&rt->workers_alive, 1);
+  if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+    atomic_fetch_sub(&rt->workers_alive, 1);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cond);
+    free(w);
+    pthread_mutex_unlock(&rt->workers_mu);
+    return -1;
+  }
+  rt->workers[slot] = w;
+  pthread_mutex_unlock(&rt->workers_mu);
+  if (extra)
+    gr_log(rt, GR_LOG_DEBUG, 0,
+           "a worker is blocked or stuck: started a stand-in worker");
+  return 0;
+}
+
+/* ---- waking and cancelling -------------------------------------------- */
+
+/* Caller holds g->lock and has set woken; releases the lock. */
+static void resume_parked_unlock(gr_g *g) {
+  gr_runtime *rt = g->rt;
+  if (g->status == G_PARKED) {
+    g->status = G_RUNNABLE;
+    gr_spin_unlock(&g->lock);
+    atomic_fetch_sub(&rt->parked, 1);
+    atomic_fetch_add(&rt->progress, 1);
+    gr_enqueue(rt, g);
+  } else if (g->status == G_BLOCKED) {
+    gr_worker *w = g->worker;
+    gr_spin_unlock(&g->lock);
+    pthread_mutex_lock(&w->mu);
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+  } else {
+    gr_spin_unlock(&g->lock); /* running: sees woken when it parks */
+  }
+}
+
+void gr_wake(gr_g *g, uint32_t seq) {
+  gr_spin_lock(&g->lock);
+  if (g->park_seq != seq || atomic_load(&g->woken) || g->status == G_DONE) {
+    gr_spin_unlock(&g->lock);
+    return;
+  }
+  atomic_store(&g->woken, 1);
+  resume_parked_unlock(g);
+}
+
+void gr_interrupt(gr_g *g, int reason) {
+  int none = 0;
+  atomic_compare_exchange_strong(&g->cancel, &none, reason);
+  gr_spin_lock(&g->lock);
+  switch (g->status) {
+  case G_RUNNING:
+    set_hook_locked(g, g->running_L, 1);
+    atomic_store(&g->woken, 1);
+    gr_spin_unlock(&g->lock);
+    break;
+  case G_PARKED:
+  case G_BLOCKED:
+    atomic_store(&g->woken, 1);
+    resume_parked_unlock(g);
+    break;
+  default:
+    gr_spin_unlock(&g->lock); /* queued: checks cancel when it runs */
+  }
+}
+
+static void deadline_timer_fire(gr_timer *t) {
+  gr_g *g = GR_CONTAINER_OF(t, gr_g, deadline_timer);
+  gr_interrupt(g, GR_TIMED_OUT);
+  gr_g_unref(g);
+}
+
+static void park_timer_fire(gr_timer *t) {
+  gr_g *g = GR_CONTAINER_OF(t, gr_g, park_timer);
+  gr_spin_lock(&g->lock);
+  uint32_t seq = g->park_seq;
+  g->park_timed_out = 1;
+  gr_spin_unlock(&g->lock);
+  atomic_fetch_sub(&g->rt->goroutine_timers, 1);
+  gr_wake(g, seq);
+  gr_g_unref(g);
+}
+
+/* ---- the hook: preemption and cancellation ---------------------------- */
+
+static int raise_cancel(lua_State *L, gr_g *g) {
+  if (atomic_load(&g->cancel) == GR_TIMED_OUT)
+    lua_pushfstring(L, "timeout after %I ms", (lua_Integer)g->timeout_ms);
+  else
+    lua_pushliteral(L, "cancelled");
+  return lua_error(L);
+}
+
+void gr_check_cancel(lua_State *L) {
+  gr_g *g = gr_current(L);
+  if (g && atomic_load(&g->cancel))
+    raise_cancel(L, g);
+}
+
+int gr_cancelled(lua_State *L) {
+  gr_g *g = gr_current(L);
+  return g && atomic_load(&g->cancel) != 0;
+}
+
+static void hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  gr_g *g = gr_current(L);
+  if (!g)
+    return;
+  if (atomic_load(&g->cancel)) {
+    /* Stay hooked while unwinding, so a handler that loops is stopped too. */
+    gr_spin_lock(&g->lock);
+    set_hook_locked(g, L, CANCEL_HOOK_COUNT);
+    gr_spin_unlock(&g->lock);
+    raise_cancel(L, g);
+  }
+  if (!atomic_load(&g->preempt))
+    return;
+  if (g->chain_ok && lua_isyieldable(L)) {
+    atomic_store(&g->preempt, 0);
+    g->preempting = 1;
+    lua_yield(L, 0);
+    return;
+  }
+  /* Cannot yield here (a metamethod, a C boundary): try again later. */
+  gr_spin_lock(&g->lock);
+  set_hook_locked(g, L, CANCEL_HOOK_COUNT);
+  gr_spin_unlock(&g->lock);
+}
+
+void gr_preempt_scan(gr_runtime *rt, int64_t now_ns) {
+  int64_t slice = (int64_t)rt->cfg.slice_ms * 1000000;
+  pthread_mutex_lock(&rt->workers_mu);
+  for (int i = 0; i < rt->workers_cap; i++) {
+    gr_worker *w = rt->workers[i];
+    if (!w)
+      continue;
+    pthread_mutex_lock(&w->mu);
+    gr_g *g = w->current;
+    if (g && !w->blocked && now_ns - w->slice_start_ns >= slice &&
+        !atomic_load(&g->preempt)) {
+      gr_spin_lock(&g->lock);
+      if (g->status == G_RUNNING) {
+        atomic_store(&g->preempt, 1);
+        set_hook_locked(g, g->running_L, 1);
+      }
+      gr_spin_unlock(&g->lock);
+    }
+    pthread_mutex_unlock(&w->mu);
+  }
+  pthread_mutex_unlock(&rt->workers_mu);
+}
+
+/* ---- nested coroutines -------------------------------------------------- */
+
+void gr_enter_coroutine(lua_State *from, lua_State *co, gr_resume_frame *fr) {
+  gr_g *g = gr_current(from);
+  if (!g)
+    return;
+  fr->prev_chain_ok = g->chain_ok;
+  g->chain_ok = g->chain_ok && lua_isyieldable(from);
+  gr_spin_lock(&g->lock);
+  fr->prev = g->running_L;
+  g->running_L = co;
+  if (atomic_load(&g->cancel) || atomic_load(&g->preempt))
+    set_hook_locked(g, co, 1);
+  else if (lua_gethookmask(co))
+    lua_sethook(co, NULL, 0, 0);
+  gr_spin_unlock(&g->lock);
+}
+
+void gr_leave_coroutine(lua_State *from, lua_State *co, gr_resume_frame *fr) {
+  (void)co;
+  gr_g *g = gr_current(from);
+  if (!g)
+    return;
+  g->chain_ok = fr->prev_chain_ok;
+  gr_spin_lock(&g->lock);
+  g->running_L = fr->prev;
+  if (atomic_load(&g->cancel) || atomic_load(&g->preempt))
+    set_hook_locked(g, fr->prev, 1);
+  gr_spin_unlock(&g->lock);
+}
+
+int gr_yield_is_runtime(lua_State *co) {
+  gr_g *g = gr_current(co);
+  return g && (g->parking || g->preempting);
+}
+
+/* ---- parking ---------------------------------------------------------- */
+
+static int park_continue(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  gr_g *g = gr_current(L);
+  gr_runtime *rt = g->rt;
+  g->parking = 0;
+  if (gr_timer_cancel(rt, &g->park_timer)) {
+    atomic_fetch_sub(&rt->goroutine_timers, 1);
+    gr_g_unref(g);
+  }
+  if (atomic_load(&g->cancel))
+    return raise_cancel(L, g);
+  return g->park_k(L, status, g->park_ctx);
+}
+
+/* Wait on the worker's thread (the call could not yield). */
+static void block_until_woken(gr_g *g) {
+  gr_runtime *rt = g->rt;
+  gr_worker *w;
+  gr_spin_lock(&g->lock);
+  w = g->worker;
+  if (!atomic_load(&g->woken))
+    g->status = G_BLOCKED;
+  gr_spin_unlock(&g->lock);
+  if (g->status == G_BLOCKED) {
+    atomic_fetch_add(&rt->blocked_workers, 1);
+    pthread_mutex_lock(&w->mu);
+    w->blocked = true;
+    while (!atomic_load(&g->woken))
+      pthread_cond_wait(&w->cond, &w->mu);
+    w->blocked = false;
+    w->slice_start_ns = gr_now_ns();
+    pthread_mutex_unlock(&w->mu);
+    atomic_fetch_sub(&rt->blocked_workers, 1);
+    gr_spin_lock(&g->lock);
+    g->status = G_RUNNING;
+    gr_spin_unlock(&g->lock);
+  }
+}
+
+int gr_park(lua_State *L, gr_arm_fn arm, void *arg, int64_t deadline_ns,
+            lua_KFunction k, lua_KContext ctx) {
+  gr_g *g = gr_current(L);
+  if (!g)
+    return luaL_error(L, "cannot wait here: not inside a goroutine");
+  gr_runtime *rt = g->rt;
+  gr_spin_lock(&g->lock);
+  uint32_t seq = ++g->park_seq;
+  atomic_store(&g->woken, 0);
+  g->park_timed_out = 0;
+  gr_spin_unlock(&g->lock);
+  /* Checked after the new park is published: an interrupt either sees this
+   * park (and wakes it) or set cancel before we look. */
+  if (atomic_load(&g->cancel))
+    return raise_cancel(L, g);
+  g->park_k = k;
+  g->park_ctx = ctx;
+
+  if (arm && arm(g, seq, arg))
+    return k(L, LUA_OK, ctx); /* already satisfied */
+  if (deadline_ns > 0) {
+    if (deadline_ns <= gr_now_ns()) {
+      g->park_timed_out = 1;
+      gr_wake(g, seq);
+    } else {
+      gr_g_ref(g);
+      atomic_fetch_add(&rt->goroutine_timers, 1);
+      gr_timer_arm(rt, &g->park_timer, deadline_ns);
+    }
+  }
+  if (g->chain_ok && lua_isyieldable(L)) {
+    g->parking = 1;
+    return lua_yieldk(L, 0, ctx, park_continue);
+  }
+  block_until_woken(g);
+  return park_continue(L, LUA_OK, ctx);
+}
+
+int gr_park_timed_out(lua_State *L) {
+  gr_g *g = gr_current(L);
+  return g && g->park_timed_out;
+}
+
+/* ---- waiter lists ----------------------------------------------------- */
+
+int gr_waiter_push(gr_waiter **list, gr_g *g, uint32_t seq) {
+  gr_waiter *wt = malloc(sizeof *wt);
+  if (!wt)
+    return -1;
+  wt->g = gr_g_ref(g);
+  wt->seq = seq;
+  wt->next = *list;
+  *list = wt;
+  return 0;
+}
+
+void gr_waiters_wake_all(gr_waiter *list) {
+  while (list) {
+    gr_waiter *next = list->next;
+    gr_wake(list->g, list->seq);
+    gr_g_unref(list->g);
+    free(list);
+    list = next;
+  }
+}

@@ -1,0 +1,69 @@
+/*
+ * waitgroup.c - Go's sync.WaitGroup: a counter that goroutines add to and
+ * take from, and that parks waiters until it reaches zero. Shared between
+ * states by reference.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+struct gr_wg {
+  gr_object obj;
+  gr_spin lock;
+  int64_t count;
+  gr_waiter *waiters;
+};
+
+static void wg_destroy(gr_object *obj) {
+  gr_wg *wg = (gr_wg *)obj;
+  gr_waiters_wake_all(wg->waiters); /* none should be left; free them */
+  free(wg);
+}
+
+const gr_object_type gr_wg_type = {"goroutine.wait_group", wg_destroy};
+
+gr_wg *gr_wg_new(void) {
+  gr_wg *wg = calloc(1, sizeof *wg);
+  if (wg) {
+    wg->obj.type = &gr_wg_type;
+    wg->obj.refs = 1;
+  }
+  return wg;
+}
+
+int64_t gr_wg_add(gr_wg *wg, int64_t delta) {
+  gr_waiter *wake = NULL;
+  gr_spin_lock(&wg->lock);
+  int64_t n = wg->count + delta;
+  if (n < 0) {
+    gr_spin_unlock(&wg->lock);
+    return -1;
+  }
+  wg->count = n;
+  if (n == 0) {
+    wake = wg->waiters;
+    wg->waiters = NULL;
+  }
+  gr_spin_unlock(&wg->lock);
+  gr_waiters_wake_all(wake);
+  return n;
+}
+
+int64_t gr_wg_count(gr_wg *wg) {
+  gr_spin_lock(&wg->lock);
+  int64_t n = wg->count;
+  gr_spin_unlock(&wg->lock);
+  return n;
+}
+
+int gr_wg_arm(gr_g *g, uint32_t seq, void *arg) {
+  gr_wg *wg = arg;
+  gr_spin_lock(&wg->lock);
+  if (wg->count == 0) {
+    gr_spin_unlock(&wg->lock);
+    return 1;
+  }
+  int rc = gr_waiter_push(&wg->waiters, g, seq);
+  gr_spin_unlock(&wg->lock);
+  return rc < 0 ? 1 : 0; /* out of memory: let the caller re-check */
+}

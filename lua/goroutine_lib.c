@@ -1,0 +1,462 @@
+/*
+ * goroutine_lib.c - the `goroutine` module: the thirteen functions of the
+ * seed document (spawn, spawn_many, wait_group, pool_create, pool_submit,
+ * pool_wait, pool_close, pool_stats, async, await, await_all, sleep,
+ * timeout) plus id() and yield().
+ *
+ * Functions passed in move to a new state by the transfer rules; a value
+ * that cannot move is refused here, at the call, with its name. Waiting
+ * functions park the goroutine (gr_park) and finish in a continuation.
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+#define TIMEOUT_GRACE_MS 100
+
+gr_g *gl_check_goroutine(lua_State *L) {
+  gr_g *g = gr_current(L);
+  if (!g)
+    luaL_error(L, "the goroutine module only works inside goroutined");
+  return g;
+}
+
+/* Packs the n values from stack position first; raises on a refused one. */
+static gr_pack *pack_call(lua_State *L, int first, int n, int argbase) {
+  char err[512];
+  gr_pack *p = gr_pack_new();
+  if (!p)
+    luaL_error(L, "not enough memory");
+  if (gr_pack_values(p, L, first, n, 0, "argument", argbase, err, sizeof err) !=
+      0) {
+    gr_pack_free(p);
+    luaL_error(L, "%s", err);
+  }
+  return p;
+}
+
+static int64_t go(lua_State *L, gr_pack *p, gr_future *f, int64_t timeout_ms) {
+  gr_g *g = gr_current(L);
+  gr_spawn s = {.pack = p,
+                .profile = gr_profile(g),
+                .future = f,
+                .timeout_ms = timeout_ms,
+                .memory_limit = gr_memory_limit(g)};
+  int64_t id = gr_go(gr_runtime_of(g), &s);
+  if (id < 0)
+    luaL_error(L, "cannot start a goroutine: %s", gr_strerror((int)id));
+  return id;
+}
+
+static int64_t check_ms(lua_State *L, int arg, const char *what) {
+  lua_Number ms = luaL_checknumber(L, arg);
+  if (isnan(ms) || ms < 0)
+    luaL_argerror(L, arg, lua_pushfstring(L, "%s must not be negative", what));
+  if (ms > 1e12)
+    ms = 1e12; /* about 31 years */
+  return (int64_t)ceil(ms);
+}
+
+/* ---- spawn -------------------------------------------------------------- */
+
+static int l_spawn(lua_State *L) {
+  gl_check_goroutine(L);
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  go(L, pack_call(L, 1, lua_gettop(L), 1), NULL, 0);
+  return 0;
+}
+
+static int l_spawn_many(lua_State *L) {
+  gl_check_goroutine(L);
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  luaL_argcheck(L, n >= 0, 1, "count must not be negative");
+  gr_pack *base = pack_call(L, 2, 1, 2);
+  for (lua_Integer i = 1; i <= n; i++) {
+    gr_pack *p = gr_pack_dup(base);
+    if (!p) {
+      gr_pack_free(base);
+      return luaL_error(L, "not enough memory to start goroutine %I of %I", i,
+                        n);
+    }
+    gr_pack_int(p, i);
+    gr_g *g = gr_current(L);
+    gr_spawn s = {.pack = p,
+                  .profile = gr_profile(g),
+                  .memory_limit = gr_memory_limit(g)};
+    int64_t id = gr_go(gr_runtime_of(g), &s);
+    if (id < 0) {
+      gr_pack_free(base);
+      return luaL_error(L, "cannot start a goroutine: %s",
+                        gr_strerror((int)id));
+    }
+  }
+  gr_pack_free(base);
+  return 0;
+}
+
+static int l_wait_group(lua_State *L) {
+  gr_wg *wg = gr_wg_new();
+  if (!wg)
+    return luaL_error(L, "not enough memory");
+  gl_push_object(L, (gr_object *)wg);
+  gr_wg_unref(wg);
+  return 1;
+}
+
+/* ---- pools -------------------------------------------------------------- */
+
+static int fail_with(lua_State *L, const char *msg, const char *name) {
+  lua_pushnil(L);
+  if (name)
+    lua_pushfstring(L, "%s: %s", msg, name);
+  else
+    lua_pushstring(L, msg);
+  return 2;
+}
+
+static lua_Integer opt_field(lua_State *L, const char *field, lua_Integer dflt,
+                             lua_Integer min) {
+  lua_Integer v = dflt;
+  if (lua_getfield(L, 2, field) != LUA_TNIL) {
+    int isint;
+    v = lua_tointegerx(L, -1, &isint);
+    if (!isint || v < min)
+      luaL_argerror(L, 2,
+                    lua_pushfstring(L, "%s must be an integer of at least %I",
+                                    field, min));
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static int l_pool_create(lua_State *L) {
+  gr_g *g = gl_check_goroutine(L);
+  const char *name = luaL_checkstring(L, 1);
+  if (!lua_isnoneornil(L, 2))
+    luaL_checktype(L, 2, LUA_TTABLE);
+  else
+    lua_settop(L, 1), lua_newtable(L);
+  lua_Integer workers = opt_field(L, "workers", 4, 1);
+  lua_Integer queue_size = opt_field(L, "queue_size", 2 * workers, 0);
+  int rc = gr_pool_create(gr_runtime_of(g), name, workers, queue_size);
+  if (rc == GR_EEXIST)
+    return fail_with(L, "pool already exists", name);
+  if (rc == GR_EINVAL)
+    return luaL_argerror(L, 1, "pool name must be 1 to 127 bytes");
+  if (rc != GR_OK)
+    return fail_with(L, gr_strerror(rc), NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_pool_submit(lua_State *L) {
+  gr_g *g = gl_check_goroutine(L);
+  const char *name = luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  gr_spawn s = {.pack = pack_call(L, 2, lua_gettop(L) - 1, 2),
+                .profile = gr_profile(g),
+                .memory_limit = gr_memory_limit(g)};
+  char id[32];
+  int rc = gr_pool_submit(gr_runtime_of(g), name, &s, id, sizeof id);
+  switch (rc) {
+  case GR_OK:
+    lua_pushstring(L, id);
+    return 1;
+  case GR_ENOTFOUND:
+    return fail_with(L, "pool not found", name);
+  default:
+    return fail_with(L, gr_strerror(rc), NULL);
+  }
+}
+
+typedef struct pool_ref {
+  gr_runtime *rt;
+  const char *name;
+} pool_ref;
+
+/* Looks the pool up at arm time, so nothing is held across the park. */
+static int arm_pool_by_name(gr_g *g, uint32_t seq, void *arg) {
+  pool_ref *ref = arg;
+  gr_pool *pool = gr_pool_find(ref->rt, ref->name);
+  if (!pool)
+    return 1; /* closed meanwhile: nothing left to wait for */
+  int ready = gr_pool_arm_idle(g, seq, pool);
+  gr_pool_unref(pool);
+  return ready;
+}
+
+static int pool_wait_done(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  gr_g *g = gr_current(L);
+  gr_pool *pool = gr_pool_find(gr_runtime_of(g), lua_tostring(L, 1));
+  int idle = !pool || gr_pool_idle(pool);
+  if (pool)
+    gr_pool_unref(pool);
+  if (idle || !gr_park_timed_out(L)) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushboolean(L, 0);
+  lua_pushfstring(L, "timeout after %I ms", (lua_Integer)ctx);
+  return 2;
+}
+
+static int l_pool_wait(lua_State *L) {
+  gr_g *g = gl_check_goroutine(L);
+  const char *name = luaL_checkstring(L, 1);
+  int64_t timeout = lua_isnoneornil(L, 2) ? -1 : check_ms(L, 2, "timeout");
+  lua_settop(L, 1);
+  gr_pool *pool = gr_pool_find(gr_runtime_of(g), name);
+  if (!pool)
+    return fail_with(L, "pool not found", name);
+  gr_pool_unref(pool);
+  pool_ref ref = {gr_runtime_of(g), name};
+  int64_t deadline = timeout >= 0 ? gr_now_ns() + timeout * 1000000 : 0;
+  return gr_park(L, arm_pool_by_name, &ref, deadline, pool_wait_done,
+                 (lua_KContext)timeout);
+}
+
+static int l_pool_close(lua_State *L) {
+  gr_g *g = gl_check_goroutine(L);
+  const char *name = luaL_checkstring(L, 1);
+  int64_t cancelled;
+  if (gr_pool_close(gr_runtime_of(g), name, &cancelled) != GR_OK)
+    return fail_with(L, "pool not found", name);
+  lua_pushboolean(L, 1);
+  lua_pushinteger(L, (lua_Integer)cancelled);
+  return 2;
+}
+
+static int l_pool_stats(lua_State *L) {
+  gr_g *g = gl_check_goroutine(L);
+  const char *name = luaL_checkstring(L, 1);
+  gr_pool_stats st;
+  if (gr_pool_stats_get(gr_runtime_of(g), name, &st) != GR_OK) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_createtable(L, 0, 11);
+  lua_pushstring(L, st.name);
+  lua_setfield(L, -2, "name");
+  const struct {
+    const char *key;
+    int64_t value;
+  } fields[] = {{"workers", st.workers},     {"queue_size", st.queue_size},
+                {"active", st.active},       {"queued", st.queued},
+                {"submitted", st.submitted}, {"completed", st.completed},
+                {"failed", st.failed},       {"timed_out", st.timed_out},
+                {"cancelled", st.cancelled}, {"rejected", st.rejected}};
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    lua_pushinteger(L, (lua_Integer)fields[i].value);
+    lua_setfield(L, -2, fields[i].key);
+  }
+  return 1;
+}
+
+/* ---- async and await ---------------------------------------------------- */
+
+int gl_push_result_values(lua_State *L, gr_future *f) {
+  gr_result r;
+  gr_future_result(f, &r);
+  if (r.state == GR_SUCCEEDED) {
+    lua_pushboolean(L, 1);
+    return 1 + gr_pack_push(r.values, L);
+  }
+  lua_pushboolean(L, 0);
+  lua_pushstring(L, r.error ? r.error : gr_state_name(r.state));
+  return 2;
+}
+
+void gl_push_result_table(lua_State *L, gr_future *f) {
+  gr_result r;
+  gr_future_result(f, &r);
+  lua_createtable(L, 0, 2);
+  lua_pushboolean(L, r.state == GR_SUCCEEDED);
+  lua_setfield(L, -2, "success");
+  if (r.state == GR_SUCCEEDED) {
+    int top = lua_gettop(L);
+    int n = gr_pack_push(r.values, L);
+    lua_createtable(L, n, 1);
+    lua_insert(L, top + 1);
+    for (int i = n; i >= 1; i--)
+      lua_rawseti(L, top + 1, i);
+    lua_pushinteger(L, n);
+    lua_setfield(L, -2, "n");
+    lua_setfield(L, -2, "values");
+  } else {
+    lua_pushstring(L, r.error ? r.error : gr_state_name(r.state));
+    lua_setfield(L, -2, "error");
+  }
+}
+
+static int l_async(lua_State *L) {
+  gl_check_goroutine(L);
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  gr_pack *p = pack_call(L, 1, lua_gettop(L), 1);
+  gr_future *f = gr_future_new();
+  if (!f) {
+    gr_pack_free(p);
+    return luaL_error(L, "not enough memory");
+  }
+  gl_push_object(L, (gr_object *)f);
+  gr_future_unref(f); /* the box holds it now */
+  go(L, p, f, 0);
+  return 1;
+}
+
+static int await_done(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  gr_future *f = (gr_future *)gl_check_box(L, 1, &gr_future_type)->obj;
+  if (!GR_STATE_FINAL(gr_future_state(f))) {
+    lua_pushboolean(L, 0);
+    lua_pushfstring(L, "timeout after %I ms", (lua_Integer)ctx);
+    return 2;
+  }
+  return gl_push_result_values(L, f);
+}
+
+int gl_await(lua_State *L) {
+  gl_check_goroutine(L);
+  gr_future *f = (gr_future *)gl_check_box(L, 1, &gr_future_type)->obj;
+  int64_t timeout = lua_isnoneornil(L, 2) ? -1 : check_ms(L, 2, "timeout");
+  lua_settop(L, 1);
+  int64_t deadline = timeout >= 0 ? gr_now_ns() + timeout * 1000000 : 0;
+  return gr_park(L, gr_future_arm, f, deadline, await_done,
+                 (lua_KContext)timeout);
+}
+
+static int await_all_from(lua_State *L, lua_Integer i);
+
+static int await_all_next(lua_State *L, int status, lua_KContext i) {
+  (void)status;
+  return await_all_from(L, (lua_Integer)i);
+}
+
+/* Waits for handles i..n in order, then builds the results table. */
+static int await_all_from(lua_State *L, lua_Integer i) {
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  for (; i <= n; i++) {
+    lua_rawgeti(L, 1, i);
+    gr_future *f = (gr_future *)gl_check_box(L, -1, &gr_future_type)->obj;
+    lua_pop(L, 1); /* the table keeps the box alive */
+    if (!GR_STATE_FINAL(gr_future_state(f)))
+      return gr_park(L, gr_future_arm, f, 0, await_all_next, (lua_KContext)i);
+  }
+  lua_createtable(L, (int)n, 0);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, i);
+    gr_future *f = (gr_future *)gl_check_box(L, -1, &gr_future_type)->obj;
+    lua_pop(L, 1);
+    gl_push_result_table(L, f);
+    lua_rawseti(L, -2, i);
+  }
+  return 1;
+}
+
+static int l_await_all(lua_State *L) {
+  gl_check_goroutine(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, i);
+    if (!gl_object_at(L, -1) || gl_object_at(L, -1)->type != &gr_future_type)
+      return luaL_argerror(
+          L, 1,
+          lua_pushfstring(L, "handle expected at index %I, got %s", i,
+                          luaL_typename(L, -1)));
+    lua_pop(L, 1);
+  }
+  return await_all_from(L, 1);
+}
+
+/* ---- sleep, timeout, id, yield ------------------------------------------- */
+
+static int sleep_done(lua_State *L, int status, lua_KContext ctx) {
+  (void)L;
+  (void)status;
+  (void)ctx;
+  return 0;
+}
+
+static int l_sleep(lua_State *L) {
+  gl_check_goroutine(L);
+  lua_Number ms = luaL_checknumber(L, 1);
+  luaL_argcheck(L, !isnan(ms) && ms >= 0, 1,
+                "milliseconds must not be negative");
+  if (ms > 1e12)
+    ms = 1e12;
+  return gr_park(L, NULL, NULL, gr_now_ns() + (int64_t)(ms * 1e6), sleep_done,
+                 0);
+}
+
+static int timeout_done(lua_State *L, int status, lua_KContext ms) {
+  (void)status;
+  gr_future *f = (gr_future *)gl_check_box(L, 3, &gr_future_type)->obj;
+  gr_result r;
+  gr_future_result(f, &r); /* marks the outcome as read */
+  int state = r.state;
+  if (state == GR_SUCCEEDED || state == GR_FAILED)
+    return gl_push_result_values(L, f);
+  if (!GR_STATE_FINAL(state))
+    gr_future_cancel(f); /* stuck in a C call past the grace: stop it later */
+  lua_pushboolean(L, 0);
+  if (state == GR_CANCELLED)
+    lua_pushliteral(L, "cancelled");
+  else
+    lua_pushfstring(L, "timeout after %I ms", (lua_Integer)ms);
+  return 2;
+}
+
+static int l_timeout(lua_State *L) {
+  gl_check_goroutine(L);
+  int64_t ms = check_ms(L, 1, "milliseconds");
+  luaL_argcheck(L, ms > 0, 1, "milliseconds must be positive");
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  gr_pack *p = pack_call(L, 2, lua_gettop(L) - 1, 2);
+  lua_settop(L, 2);
+  gr_future *f = gr_future_new();
+  if (!f) {
+    gr_pack_free(p);
+    return luaL_error(L, "not enough memory");
+  }
+  gl_push_object(L, (gr_object *)f); /* index 3 */
+  gr_future_unref(f);
+  /* If this goroutine unwinds while waiting, closing the handle stops the
+   * child too. */
+  lua_toclose(L, 3);
+  go(L, p, f, ms);
+  int64_t deadline = gr_now_ns() + (ms + TIMEOUT_GRACE_MS) * 1000000;
+  return gr_park(L, gr_future_arm, f, deadline, timeout_done, (lua_KContext)ms);
+}
+
+static int l_id(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)gr_id(gl_check_goroutine(L)));
+  return 1;
+}
+
+static int l_yield(lua_State *L) {
+  gl_check_goroutine(L);
+  return gr_park(L, NULL, NULL, gr_now_ns(), sleep_done, 0);
+}
+
+const luaL_Reg gl_goroutine_funcs[] = {
+    {"spawn", l_spawn},
+    {"spawn_many", l_spawn_many},
+    {"wait_group", l_wait_group},
+    {"pool_create", l_pool_create},
+    {"pool_submit", l_pool_submit},
+    {"pool_wait", l_pool_wait},
+    {"pool_close", l_pool_close},
+    {"pool_stats", l_pool_stats},
+    {"async", l_async},
+    {"await", gl_await},
+    {"await_all", l_await_all},
+    {"sleep", l_sleep},
+    {"timeout", l_timeout},
+    {"id", l_id},
+    {"yield", l_yield},
+    {NULL, NULL},
+};

@@ -1,0 +1,122 @@
+/*
+ * internal.h - shared by the files of lua/ only.
+ */
+#ifndef GR_LUA_INTERNAL_H
+#define GR_LUA_INTERNAL_H
+
+#include "modules.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <stdint.h>
+
+/* ---- the catalog (catalog.c): every library value a state can see ----- */
+
+enum gl_kind {
+  GL_CFUNC, /* a C function without upvalues */
+  GL_INT,
+  GL_NUM,
+  GL_STR,
+  GL_LIB,     /* a library table (an entry of _G) */
+  GL_GLOBALS, /* _G._G */
+  GL_OPENED,  /* a C closure: taken from the library's own opener */
+};
+
+#define GL_PROFILES 2
+
+typedef struct gl_entry {
+  const char *name;
+  int kind;
+  lua_CFunction fn[GL_PROFILES]; /* per profile; NULL: not visible there */
+  lua_Integer i;
+  lua_Number n;
+  const char *s;
+  int lib;           /* for GL_LIB */
+  unsigned profiles; /* bit p: visible to profile p */
+  const char *path;  /* "string.format", for naming */
+} gl_entry;
+
+typedef struct gl_lib {
+  const char *name;
+  gl_entry *entries; /* sorted by name */
+  int n;
+  lua_CFunction opener; /* the library's luaopen_* */
+  int lazy;             /* 0: opened for real on first use */
+  unsigned profiles;
+} gl_lib;
+
+enum gl_lib_id {
+  GL_LIB_G,
+  GL_LIB_COROUTINE,
+  GL_LIB_TABLE,
+  GL_LIB_STRING,
+  GL_LIB_MATH,
+  GL_LIB_UTF8,
+  GL_LIB_OS,
+  GL_LIB_GOROUTINE,
+  GL_LIB_LOG,
+  GL_LIB_IO,
+  GL_LIB_PACKAGE,
+  GL_LIB_DEBUG,
+  GL_NLIBS,
+};
+
+const gl_lib *gl_catalog(void); /* GL_NLIBS libraries, built once */
+int gl_lib_by_name(const char *name);
+const gl_entry *gl_find(const gl_lib *lib, const char *name, int *index);
+const char *gl_cfunction_name(lua_CFunction f);
+/* The string metatable's entries (__add, __index, ...). */
+const gl_entry *gl_string_meta(int *n);
+
+/* ---- lazy libraries in a state (lazy.c) ------------------------------- */
+
+typedef struct gl_state {
+  uint64_t done[GL_NLIBS]; /* entry i materialized or assigned */
+  const void *tables[GL_NLIBS];
+  int profile;
+} gl_state;
+
+gl_state *gl_state_of(lua_State *L); /* NULL outside a goroutine */
+int gl_open_state(lua_State *L, int profile, int recycled);
+int gl_reset_state(lua_State *L);
+/* Push library lib's table, creating it; 0 if the profile cannot see it. */
+int gl_push_lib(lua_State *L, int lib);
+/* If the table at idx is a lazy library table, make every entry real. */
+void gl_materialize_all(lua_State *L, int idx);
+void gl_materialize_key(lua_State *L, int idx, int key);
+int gl_push_named(lua_State *L, const char *name);
+const char *gl_table_name(lua_State *L, int idx);
+
+/* ---- functions registered in the catalog ------------------------------ */
+
+extern const luaL_Reg gl_goroutine_funcs[];
+extern const luaL_Reg gl_log_funcs[];
+/* Base and coroutine overrides: name, trusted version, untrusted version. */
+typedef struct gl_override {
+  const char *lib, *name;
+  lua_CFunction trusted, untrusted;
+} gl_override;
+extern const gl_override gl_overrides[];
+/* Stock functions that the overrides wrap. */
+extern lua_CFunction gl_stock_load, gl_stock_collectgarbage;
+
+/* ---- runtime objects as userdata (objects.c) -------------------------- */
+
+typedef struct gl_box {
+  gr_object *obj;
+  int observed; /* a handle's result was read */
+} gl_box;
+
+void gl_push_object(lua_State *L, gr_object *obj);
+gr_object *gl_object_at(lua_State *L, int idx);
+gl_box *gl_check_box(lua_State *L, int idx, const gr_object_type *type);
+
+/* ---- helpers ------------------------------------------------------------ */
+
+gr_g *gl_check_goroutine(lua_State *L);
+/* Push a table {success=, values=} or {success=, error=} for a future. */
+void gl_push_result_table(lua_State *L, gr_future *f);
+/* Push true, values... or false, error; returns the count. */
+int gl_push_result_values(lua_State *L, gr_future *f);
+
+#endif

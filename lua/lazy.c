@@ -1,0 +1,366 @@
+/*
+ * lazy.c - library tables that fill themselves in on first use.
+ *
+ * A fully opened Lua state costs about 20 KB; a goroutine that only sleeps
+ * or adds two numbers uses almost none of it. So a new state gets empty
+ * library tables (and an empty _G) that share one metatable: the first read
+ * of a name materializes it from the catalog (for a C function, one pushed
+ * pointer), and it is a plain table field from then on. A per-state bitmask
+ * remembers which names were materialized or assigned, so `print = nil`
+ * stays nil. pairs(), next(), rawget(), getmetatable() and setmetatable()
+ * see a lazy table as if it had been full all along: they materialize what
+ * they need first (see base.c), and a fully materialized table drops the
+ * lazy metatable.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+static const char lazy_mt_key = 'L';
+static const char real_require_key = 'R';
+static const char lib_keys[GL_NLIBS];
+
+int gl_next(lua_State *L); /* base.c */
+
+gl_state *gl_state_of(lua_State *L) {
+  gr_g *g = gr_current(L);
+  return g ? gr_ext(g) : NULL;
+}
+
+static int lib_of(gl_state *st, const void *table) {
+  for (int l = 0; l < GL_NLIBS; l++)
+    if (st->tables[l] == table)
+      return l;
+  return -1;
+}
+
+static int is_lazy(lua_State *L, int idx) {
+  if (!lua_getmetatable(L, idx))
+    return 0;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &lazy_mt_key);
+  int lazy = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return lazy;
+}
+
+static int visible(const gl_state *st, unsigned profiles) {
+  return (profiles >> st->profile) & 1u;
+}
+
+/* Takes every C closure of the library from one call of its real opener, so
+ * closures that share state (math.random and math.randomseed) keep
+ * sharing it. */
+static void materialize_opened(lua_State *L, gl_state *st, int lib, int t) {
+  const gl_lib *cat = &gl_catalog()[lib];
+  lua_pushcfunction(L, cat->opener);
+  lua_call(L, 0, 1);
+  for (int k = 0; k < cat->n; k++) {
+    const gl_entry *e = &cat->entries[k];
+    if (e->kind != GL_OPENED || (st->done[lib] >> k & 1u) ||
+        !visible(st, e->profiles))
+      continue;
+    lua_getfield(L, -1, e->name);
+    lua_setfield(L, t, e->name);
+    st->done[lib] |= 1ull << k;
+  }
+  lua_pop(L, 1);
+}
+
+/* Makes entry k of library lib real in the table at t. */
+static void materialize(lua_State *L, gl_state *st, int lib, int t, int k) {
+  const gl_entry *e = &gl_catalog()[lib].entries[k];
+  if ((st->done[lib] >> k & 1u) || !visible(st, e->profiles))
+    return;
+  switch (e->kind) {
+  case GL_OPENED:
+    materialize_opened(L, st, lib, t);
+    return;
+  case GL_CFUNC:
+    lua_pushcfunction(L, e->fn[st->profile]);
+    break;
+  case GL_INT:
+    lua_pushinteger(L, e->i);
+    break;
+  case GL_NUM:
+    lua_pushnumber(L, e->n);
+    break;
+  case GL_STR:
+    lua_pushstring(L, e->s);
+    break;
+  case GL_LIB:
+    if (!gl_push_lib(L, e->lib))
+      return;
+    break;
+  case GL_GLOBALS:
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+    break;
+  default:
+    return;
+  }
+  st->done[lib] |= 1ull << k;
+  lua_setfield(L, t, e->name);
+}
+
+void gl_materialize_all(lua_State *L, int idx) {
+  gl_state *st = gl_state_of(L);
+  if (!st || lua_type(L, idx) != LUA_TTABLE || !is_lazy(L, idx))
+    return;
+  idx = lua_absindex(L, idx);
+  int lib = lib_of(st, lua_topointer(L, idx));
+  if (lib < 0)
+    return;
+  const gl_lib *cat = &gl_catalog()[lib];
+  /* Without the metatable, setfield below cannot recurse into us. */
+  lua_pushnil(L);
+  lua_setmetatable(L, idx);
+  for (int k = 0; k < cat->n; k++)
+    materialize(L, st, lib, idx, k);
+}
+
+void gl_materialize_key(lua_State *L, int idx, int key) {
+  gl_state *st = gl_state_of(L);
+  if (!st || lua_type(L, key) != LUA_TSTRING || !is_lazy(L, idx))
+    return;
+  int lib = lib_of(st, lua_topointer(L, idx));
+  int k;
+  if (lib >= 0 && gl_find(&gl_catalog()[lib], lua_tostring(L, key), &k))
+    materialize(L, st, lib, lua_absindex(L, idx), k);
+}
+
+static int lazy_index(lua_State *L) {
+  gl_state *st = gl_state_of(L);
+  if (!st || lua_type(L, 2) != LUA_TSTRING)
+    return 0;
+  int lib = lib_of(st, lua_topointer(L, 1));
+  int k;
+  if (lib < 0 || !gl_find(&gl_catalog()[lib], lua_tostring(L, 2), &k))
+    return 0;
+  materialize(L, st, lib, 1, k);
+  lua_settop(L, 2);
+  lua_rawget(L, 1);
+  return 1;
+}
+
+static int lazy_newindex(lua_State *L) {
+  gl_state *st = gl_state_of(L);
+  if (st && lua_type(L, 2) == LUA_TSTRING) {
+    int lib = lib_of(st, lua_topointer(L, 1));
+    int k;
+    if (lib >= 0 && gl_find(&gl_catalog()[lib], lua_tostring(L, 2), &k))
+      st->done[lib] |= 1ull << k; /* the script's value wins from now on */
+  }
+  lua_settop(L, 3);
+  lua_rawset(L, 1);
+  return 0;
+}
+
+static int lazy_pairs(lua_State *L) {
+  gl_materialize_all(L, 1);
+  lua_pushcfunction(L, gl_next);
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  return 3;
+}
+
+/* Strings find their methods through here until `string` is first used. */
+static int string_index(lua_State *L) {
+  if (!gl_push_lib(L, GL_LIB_STRING))
+    return 0;
+  lua_pushliteral(L, "");
+  lua_getmetatable(L, -1);
+  lua_pushvalue(L, -3);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 2);
+  lua_pushvalue(L, 2);
+  lua_gettable(L, -2);
+  return 1;
+}
+
+/* Opens a non-lazy library for real; package's opener also sets a global
+ * `require`, which is kept aside and ours put back. */
+static void open_real(lua_State *L, int lib) {
+  const gl_lib *cat = &gl_catalog()[lib];
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+  lua_getfield(L, -1, "require"); /* ours, materialized */
+  lua_pushcfunction(L, cat->opener);
+  lua_call(L, 0, 1);
+  if (lib == GL_LIB_PACKAGE) {
+    lua_getfield(L, -3, "require");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &real_require_key);
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -4, "require");
+  }
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+}
+
+int gl_push_lib(lua_State *L, int lib) {
+  gl_state *st = gl_state_of(L);
+  const gl_lib *cat = &gl_catalog()[lib];
+  if (!st || !visible(st, cat->profiles))
+    return 0;
+  if (lib == GL_LIB_G) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+    return 1;
+  }
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &lib_keys[lib]) == LUA_TTABLE)
+    return 1;
+  lua_pop(L, 1);
+  if (cat->lazy) {
+    lua_createtable(L, 0, 0);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &lazy_mt_key);
+    lua_setmetatable(L, -2);
+  } else {
+    open_real(L, lib);
+    gr_state_no_recycle(L); /* it leaves registry state behind */
+  }
+  st->tables[lib] = lua_topointer(L, -1);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &lib_keys[lib]);
+  /* Listed where Lua looks to name a function in an error message
+   * ("bad argument #1 to 'goroutine.sleep'"). */
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, cat->name);
+  lua_pop(L, 1);
+  return 1;
+}
+
+static void reset_gl_state(lua_State *L, int profile) {
+  gl_state *st = gl_state_of(L);
+  memset(st, 0, sizeof *st);
+  st->profile = profile;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+  st->tables[GL_LIB_G] = lua_topointer(L, -1);
+  lua_pop(L, 1);
+}
+
+int gl_open_state(lua_State *L, int profile, int recycled) {
+  reset_gl_state(L, profile);
+  if (recycled)
+    return 0; /* gl_reset_state left it as a new state */
+
+  lua_createtable(L, 0, 3);
+  lua_pushcfunction(L, lazy_index);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, lazy_newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushcfunction(L, lazy_pairs);
+  lua_setfield(L, -2, "__pairs");
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &lazy_mt_key);
+
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+  lua_pushvalue(L, -2);
+  lua_setmetatable(L, -2);
+  lua_pop(L, 2);
+
+  int n;
+  const gl_entry *meta = gl_string_meta(&n);
+  lua_pushliteral(L, "");
+  lua_createtable(L, 0, n);
+  for (int k = 0; k < n; k++) {
+    lua_pushcfunction(L, strcmp(meta[k].name, "__index") == 0 ? string_index
+                                                              : meta[k].fn[0]);
+    lua_setfield(L, -2, meta[k].name);
+  }
+  lua_setmetatable(L, -2);
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* Makes a finished goroutine's state look new: empty lazy _G, no library
+ * tables (the next goroutine gets fresh ones), strings back to the lazy
+ * string library. What cannot be undone here was refused earlier
+ * (gr_state_no_recycle). */
+int gl_reset_state(lua_State *L) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+  lua_pushnil(L);
+  lua_setmetatable(L, -2);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_pushnil(L);
+    lua_rawset(L, -4); /* clearing fields during a traversal is allowed */
+  }
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &lazy_mt_key);
+  lua_setmetatable(L, -2);
+  lua_pop(L, 1);
+
+  for (int l = 0; l < GL_NLIBS; l++) {
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &lib_keys[l]);
+  }
+  lua_pushnil(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+
+  lua_pushliteral(L, "");
+  lua_getmetatable(L, -1);
+  lua_pushcfunction(L, string_index);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 2);
+  return 1;
+}
+
+int gl_push_named(lua_State *L, const char *name) {
+  gl_state *st = gl_state_of(L);
+  if (!st)
+    return 0;
+  const char *dot = strchr(name, '.');
+  int lib = GL_LIB_G;
+  const char *key = name;
+  if (dot) {
+    char libname[32];
+    size_t n = (size_t)(dot - name);
+    if (n >= sizeof libname)
+      return 0;
+    memcpy(libname, name, n);
+    libname[n] = '\0';
+    lib = gl_lib_by_name(libname);
+    key = dot + 1;
+  } else if (gl_lib_by_name(name) > 0) {
+    return gl_push_lib(L, gl_lib_by_name(name));
+  }
+  if (lib < 0)
+    return 0;
+  const gl_entry *e = gl_find(&gl_catalog()[lib], key, NULL);
+  if (!e || !visible(st, e->profiles) || !gl_push_lib(L, lib))
+    return 0;
+  lua_getfield(L, -1, key);
+  lua_remove(L, -2);
+  return 1;
+}
+
+const char *gl_table_name(lua_State *L, int idx) {
+  gl_state *st = gl_state_of(L);
+  if (!st)
+    return NULL;
+  int lib = lib_of(st, lua_topointer(L, idx));
+  return lib > 0 ? gl_catalog()[lib].name : NULL;
+}
+
+int gl_require(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  gl_state *st = gl_state_of(L);
+  int lib = gl_lib_by_name(name);
+  if (lib > 0 && gl_push_lib(L, lib))
+    return 1;
+  if (st && st->profile == GR_PROFILE_TRUSTED) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &real_require_key);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      if (gl_push_lib(L, GL_LIB_PACKAGE))
+        lua_pop(L, 1);
+      lua_rawgetp(L, LUA_REGISTRYINDEX, &real_require_key);
+    }
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 2);
+    return 2;
+  }
+  return luaL_error(L,
+                    "module '%s' not found: only the built-in modules "
+                    "(goroutine, log, string, table, math, utf8, os, "
+                    "coroutine) can be required here",
+                    name);
+}

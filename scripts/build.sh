@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Configures and builds one variant: scripts/build.sh [normal|asan|tsan].
+# The build goes to build/<variant>; prints nothing but errors.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+variant=${1:-normal}
+case "$variant" in
+  normal) sanitize="" ; type=RelWithDebInfo ;;
+  asan)   sanitize=address ; type=Debug ;;
+  tsan)   sanitize=thread ; type=RelWithDebInfo ;;
+  *) echo "usage: $0 [normal|asan|tsan]" >&2; exit 2 ;;
+esac
+cmake -S . -B "build/$variant" -DCMAKE_BUILD_TYPE="$type" -DGR_SANITIZE="$sanitize" \
+  -Wno-dev >/dev/null
+cmake --build "build/$variant" -j"$(nproc)" -- --no-print-directory >/dev/null

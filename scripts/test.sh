@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test: the normal build,
+# then AddressSanitizer+UBSan, then ThreadSanitizer. Exits non-zero on any
+# failure. Set GR_TEST_VARIANTS="normal" (or "asan tsan") to run fewer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+variants=${GR_TEST_VARIANTS:-normal asan tsan}
+jobs=$(nproc)
+failed=()
+for variant in $variants; do
+  echo "== $variant: build"
+  scripts/build.sh "$variant"
+  echo "== $variant: test"
+  case "$variant" in
+    asan) export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ;;
+    tsan) export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ;;
+  esac
+  if ! ctest --test-dir "build/$variant" --output-on-failure -j"$jobs" --timeout 600; then
+    failed+=("$variant")
+  fi
+  unset ASAN_OPTIONS UBSAN_OPTIONS TSAN_OPTIONS
+done
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "FAILED: ${failed[*]}" >&2
+  exit 1
+fi
+echo "all tests passed ($variants)"

@@ -1,0 +1,39 @@
+/*
+ * main.c - the goroutined command: dispatches to run, version and help.
+ */
+#include "server.h"
+
+#include <string.h>
+
+#include <lua.h>
+
+static const char usage[] =
+    "goroutined - Go-style goroutines for Lua 5.4\n"
+    "\n"
+    "usage:\n"
+    "  goroutined run [options] FILE [args...]   run a Lua script\n"
+    "  goroutined version                        print the version\n"
+    "  goroutined --help                         this text\n"
+    "\n"
+    "`goroutined run --help` lists the options of run.\n";
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fputs(usage, stderr);
+    return 2;
+  }
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "run") == 0)
+    return cmd_run(argc - 2, argv + 2);
+  if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+    printf("goroutined %s (%s)\n", GR_VERSION, LUA_RELEASE);
+    return 0;
+  }
+  if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
+      strcmp(cmd, "help") == 0) {
+    fputs(usage, stdout);
+    return 0;
+  }
+  fprintf(stderr, "goroutined: unknown command '%s'\n\n%s", cmd, usage);
+  return 2;
+}

@@ -1,0 +1,375 @@
+/*
+ * test_runtime.c - the scheduler and the runtime's C interface: parking
+ * many goroutines on few threads, pools that cost no threads, preemption,
+ * cancellation in every state, memory caps, deadlock detection, shutdown,
+ * futures and their callbacks, and the stand-in worker for a blocked one.
+ */
+#include "helpers.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static gr_runtime *rt;
+
+static void setup(void) {
+  t_log_clear();
+  rt = t_runtime(2, 0);
+}
+
+static void teardown(void) {
+  if (rt)
+    t_runtime_free(rt);
+}
+
+START_TEST(many_sleepers_few_threads) {
+  int64_t t0 = gr_now_ms();
+  char *v = t_eval(rt, "local wg = goroutine.wait_group()\n"
+                       "wg:add(5000)\n"
+                       "goroutine.spawn_many(5000, function() "
+                       "goroutine.sleep(300) wg:done() end)\n"
+                       "goroutine.sleep(100)\n"
+                       "local f = io.open('/proc/self/status')\n"
+                       "local threads = f:read('a'):match('Threads:%s*(%d+)')\n"
+                       "f:close()\n"
+                       "wg:wait()\n"
+                       "return threads\n");
+  int64_t took = gr_now_ms() - t0;
+  /* 2 workers, the monitor, the test's main thread: a handful, not 5000. */
+  ck_assert_int_le(atoi(v), 8);
+  free(v);
+  /* About one sleep, not 5000 of them (generous for sanitizer builds). */
+  ck_assert_int_ge(took, 300);
+  ck_assert_int_lt(took, 20000);
+}
+END_TEST
+
+START_TEST(pool_with_1000_workers_adds_no_threads) {
+  int before = t_threads();
+  char *v = t_eval(rt, "goroutine.pool_create('wide', {workers = 1000, "
+                       "queue_size = 0})\n"
+                       "for i = 1, 1000 do\n"
+                       "  assert(goroutine.pool_submit('wide', function() "
+                       "goroutine.sleep(200) end))\n"
+                       "end\n"
+                       "goroutine.sleep(50)\n"
+                       "local active = goroutine.pool_stats('wide').active\n"
+                       "goroutine.pool_wait('wide')\n"
+                       "return active\n");
+  ck_assert_str_eq(v, "1000");
+  free(v);
+  ck_assert_int_le(t_threads(), before);
+}
+END_TEST
+
+START_TEST(busy_goroutines_do_not_starve_others) {
+  /* Four busy loops on two workers; a short goroutine still gets its turn
+   * within a few time slices. */
+  char *v =
+      t_eval(rt, "for i = 1, 4 do goroutine.spawn(function()\n"
+                 "  local t = os.clock() while os.clock() - t < 1 do end\n"
+                 "end) end\n"
+                 "goroutine.sleep(20)\n"
+                 "local t0 = os.time()\n"
+                 "local ok, v = goroutine.await(goroutine.async(function() "
+                 "return 'ran' end))\n"
+                 "return v\n");
+  ck_assert_str_eq(v, "ran");
+  free(v);
+}
+END_TEST
+
+static gr_future *go_code(const char *code, int64_t timeout_ms) {
+  gr_pack *p = gr_pack_new();
+  gr_pack_source(p, "=test", code, strlen(code));
+  gr_future *f = gr_future_new();
+  gr_spawn s = {.pack = p, .future = f, .timeout_ms = timeout_ms};
+  ck_assert_int_gt(gr_go(rt, &s), 0);
+  return f;
+}
+
+START_TEST(goroutine_timeout_stops_busy_and_parked) {
+  gr_future *busy = go_code("while true do end", 100);
+  gr_future *parked = go_code("goroutine.sleep(60000)", 100);
+  gr_future *waiting =
+      go_code("local wg = goroutine.wait_group() wg:add(1) wg:wait()", 100);
+  ck_assert_int_eq(gr_future_wait(busy, 10000), GR_TIMED_OUT);
+  ck_assert_int_eq(gr_future_wait(parked, 10000), GR_TIMED_OUT);
+  ck_assert_int_eq(gr_future_wait(waiting, 10000), GR_TIMED_OUT);
+  gr_result r;
+  gr_future_result(busy, &r);
+  ck_assert_msg(strstr(r.error, "timeout after 100 ms"), "%s", r.error);
+  gr_future_result(parked, &r);
+  ck_assert_msg(strstr(r.error, "timeout after 100 ms") &&
+                    strstr(r.error, "sleep"),
+                "%s", r.error);
+  gr_future_unref(busy);
+  gr_future_unref(parked);
+  gr_future_unref(waiting);
+}
+END_TEST
+
+START_TEST(cancel_running_and_parked) {
+  gr_future *busy = go_code("while true do end", 0);
+  gr_future *parked = go_code("goroutine.sleep(60000)", 0);
+  usleep(50 * 1000);
+  ck_assert_int_eq(gr_future_state(busy), GR_RUNNING);
+  ck_assert_int_eq(gr_future_cancel(busy), 1);
+  ck_assert_int_eq(gr_future_cancel(parked), 1);
+  ck_assert_int_eq(gr_future_wait(busy, 10000), GR_CANCELLED);
+  ck_assert_int_eq(gr_future_wait(parked, 10000), GR_CANCELLED);
+  ck_assert_int_eq(gr_future_cancel(busy), 0); /* already final */
+  gr_future_unref(busy);
+  gr_future_unref(parked);
+}
+END_TEST
+
+START_TEST(memory_cap_fails_one_goroutine_only) {
+  t_runtime_free(rt);
+  rt = t_runtime(2, 8u << 20);
+  gr_future *bomb = go_code("local t = {} for i = 1, 1e9 do t[i] = "
+                            "('x'):rep(64) .. i end",
+                            0);
+  gr_future *calm = go_code("goroutine.sleep(100) local s = 0 for i = 1, "
+                            "1e5 do s = s + i end return s",
+                            0);
+  ck_assert_int_eq(gr_future_wait(bomb, 20000), GR_FAILED);
+  ck_assert_int_eq(gr_future_wait(calm, 20000), GR_SUCCEEDED);
+  gr_result r;
+  gr_future_result(bomb, &r);
+  ck_assert_msg(strstr(r.error, "not enough memory (the goroutine's limit is "
+                                "8388608 bytes)"),
+                "%s", r.error);
+  char *v = t_values(calm);
+  ck_assert_str_eq(v, "5000050000");
+  free(v);
+  gr_future_unref(bomb);
+  gr_future_unref(calm);
+}
+END_TEST
+
+START_TEST(deadlock_is_detected) {
+  gr_future *f = go_code("local wg = goroutine.wait_group()\n"
+                         "wg:add(1)\n"
+                         "goroutine.spawn(function() wg:wait() end)\n"
+                         "wg:wait()\n",
+                         0);
+  ck_assert_int_eq(gr_runtime_wait_idle(rt, 10000), GR_DEADLOCK);
+  gr_future_unref(f);
+}
+END_TEST
+
+START_TEST(idle_wait_and_busy) {
+  ck_assert_int_eq(gr_runtime_wait_idle(rt, 0), GR_IDLE);
+  gr_future *f = go_code("goroutine.sleep(300)", 0);
+  ck_assert_int_eq(gr_runtime_wait_idle(rt, 30), GR_BUSY);
+  ck_assert_int_eq(gr_runtime_wait_idle(rt, 10000), GR_IDLE);
+  gr_future_unref(f);
+}
+END_TEST
+
+START_TEST(shutdown_cancels_parked_goroutines) {
+  gr_future *a = go_code("goroutine.sleep(600000)", 0);
+  gr_future *b = go_code("while true do end", 0);
+  usleep(30 * 1000);
+  int64_t t0 = gr_now_ms();
+  t_runtime_free(rt);
+  rt = NULL;
+  ck_assert_int_lt(gr_now_ms() - t0, 5000);
+  ck_assert_int_eq(gr_future_state(a), GR_CANCELLED);
+  ck_assert_int_eq(gr_future_state(b), GR_CANCELLED);
+  gr_future_unref(a);
+  gr_future_unref(b);
+}
+END_TEST
+
+static void count_done(gr_future *f, void *ud) {
+  (void)f;
+  __atomic_fetch_add((int *)ud, 1, __ATOMIC_SEQ_CST);
+}
+
+START_TEST(future_callbacks) {
+  int calls = 0, removed_calls = 0;
+  gr_future *f = go_code("goroutine.sleep(50) return 1", 0);
+  uintptr_t t1 = gr_future_on_done(f, count_done, &calls);
+  uintptr_t t2 = gr_future_on_done(f, count_done, &removed_calls);
+  ck_assert(t1 != 0 && t2 != 0);
+  ck_assert_int_eq(gr_future_off(f, t2), 1);
+  ck_assert_int_eq(gr_future_wait(f, 0), GR_RUNNING); /* timed out at once */
+  ck_assert_int_eq(gr_future_wait(f, 10000), GR_SUCCEEDED);
+  ck_assert_int_eq(__atomic_load_n(&calls, __ATOMIC_SEQ_CST), 1);
+  ck_assert_int_eq(removed_calls, 0);
+  /* On a final future the callback runs at once. */
+  ck_assert(gr_future_on_done(f, count_done, &calls) == 0);
+  ck_assert_int_eq(calls, 2);
+  gr_result r;
+  gr_future_result(f, &r);
+  ck_assert(r.gid > 0 && r.created_ms > 0 && r.started_ms >= r.created_ms &&
+            r.finished_ms >= r.started_ms);
+  gr_future_unref(f);
+}
+END_TEST
+
+START_TEST(wait_group_c_api) {
+  gr_wg *wg = gr_wg_new();
+  ck_assert_int_eq(gr_wg_add(wg, 2), 2);
+  ck_assert_int_eq(gr_wg_add(wg, -3), -1);
+  ck_assert_int_eq(gr_wg_count(wg), 2);
+  ck_assert_int_eq(gr_wg_add(wg, -2), 0);
+  gr_wg_unref(wg);
+}
+END_TEST
+
+static gr_pack *source_pack(const char *code) {
+  gr_pack *p = gr_pack_new();
+  gr_pack_source(p, "=task", code, strlen(code));
+  return p;
+}
+
+START_TEST(pool_c_api) {
+  ck_assert_int_eq(gr_pool_create(rt, "a", 1, -1), GR_OK);
+  ck_assert_int_eq(gr_pool_create(rt, "a", 1, -1), GR_EEXIST);
+  ck_assert_int_eq(gr_pool_create(rt, "", 1, -1), GR_EINVAL);
+  ck_assert_int_eq(gr_pool_create(rt, "b", 0, -1), GR_EINVAL);
+  ck_assert_int_eq(gr_pool_create(rt, "b", 2, 1), GR_OK);
+
+  gr_future *fs[4];
+  char id[32];
+  for (int i = 0; i < 4; i++) {
+    fs[i] = gr_future_new();
+    gr_spawn s = {.pack = source_pack("goroutine.sleep(100) return 1"),
+                  .future = fs[i]};
+    int rc = gr_pool_submit(rt, "a", &s, id, sizeof id);
+    ck_assert_int_eq(rc, i < 3 ? GR_OK : GR_EFULL); /* 1 running + 2 queued */
+  }
+  gr_pool_stats st;
+  ck_assert_int_eq(gr_pool_stats_get(rt, "a", &st), GR_OK);
+  ck_assert_str_eq(st.name, "a");
+  ck_assert_int_eq(st.workers, 1);
+  ck_assert_int_eq(st.queue_size, 2);
+  ck_assert_int_eq(st.active, 1);
+  ck_assert_int_eq(st.queued, 2);
+  ck_assert_int_eq(st.rejected, 1);
+
+  /* Cancelling a queued task frees its slot at once. */
+  ck_assert_int_eq(gr_future_cancel(fs[2]), 1);
+  ck_assert_int_eq(gr_future_state(fs[2]), GR_CANCELLED);
+  ck_assert_int_eq(gr_pool_stats_get(rt, "a", &st), GR_OK);
+  ck_assert_int_eq(st.queued, 1);
+  ck_assert_int_eq(st.cancelled, 1);
+
+  char **names;
+  size_t n = gr_pool_names(rt, &names);
+  ck_assert_uint_eq(n, 2);
+  ck_assert_str_eq(names[0], "a");
+  ck_assert_str_eq(names[1], "b");
+  for (size_t i = 0; i < n; i++)
+    free(names[i]);
+  free(names);
+
+  int64_t cancelled = -1;
+  ck_assert_int_eq(gr_pool_close(rt, "a", &cancelled), GR_OK);
+  ck_assert_int_eq(cancelled, 1);
+  ck_assert_int_eq(gr_future_state(fs[1]), GR_CANCELLED);
+  ck_assert_int_eq(gr_future_wait(fs[0], 10000), GR_SUCCEEDED);
+  ck_assert_int_eq(gr_pool_stats_get(rt, "a", &st), GR_ECLOSED);
+  ck_assert_int_eq(gr_pool_close(rt, "a", NULL), GR_OK);
+  ck_assert_int_eq(gr_pool_close(rt, "zz", NULL), GR_ENOTFOUND);
+  gr_spawn s = {.pack = source_pack("return 1")};
+  ck_assert_int_eq(gr_pool_submit(rt, "a", &s, id, sizeof id), GR_ECLOSED);
+  gr_spawn s2 = {.pack = source_pack("return 1")};
+  ck_assert_int_eq(gr_pool_submit(rt, "zz", &s2, id, sizeof id), GR_ENOTFOUND);
+  for (int i = 0; i < 4; i++)
+    gr_future_unref(fs[i]);
+}
+END_TEST
+
+START_TEST(pool_task_timeout_counts_as_failed) {
+  ck_assert_int_eq(gr_pool_create(rt, "t", 1, -1), GR_OK);
+  gr_future *f = gr_future_new();
+  char id[32];
+  gr_spawn s = {
+      .pack = source_pack("while true do end"), .future = f, .timeout_ms = 50};
+  ck_assert_int_eq(gr_pool_submit(rt, "t", &s, id, sizeof id), GR_OK);
+  ck_assert_int_eq(gr_future_wait(f, 10000), GR_TIMED_OUT);
+  gr_runtime_wait_idle(rt, 5000);
+  gr_pool_stats st;
+  gr_pool_stats_get(rt, "t", &st);
+  ck_assert_int_eq(st.failed, 1);
+  ck_assert_int_eq(st.timed_out, 1);
+  ck_assert_int_eq(st.active, 0);
+  gr_future_unref(f);
+}
+END_TEST
+
+START_TEST(blocked_worker_gets_a_stand_in) {
+  /* One worker. The main goroutine waits inside a metamethod (it cannot
+   * yield, so it blocks the only worker) for a goroutine that is still in
+   * the queue: only a stand-in worker lets that one run. */
+  t_runtime_free(rt);
+  rt = t_runtime(1, 0);
+  char *v = t_eval(rt, "local wg = goroutine.wait_group()\n"
+                       "wg:add(1)\n"
+                       "goroutine.spawn(function() wg:done() end)\n"
+                       "local t = setmetatable({}, {__index = function() "
+                       "wg:wait() return 'unblocked' end})\n"
+                       "return t.anything\n");
+  ck_assert_str_eq(v, "unblocked");
+  free(v);
+}
+END_TEST
+
+START_TEST(runtime_stats) {
+  gr_future *f = go_code("goroutine.sleep(200)", 0);
+  usleep(60 * 1000);
+  gr_runtime_stats st;
+  gr_runtime_stats_get(rt, &st);
+  ck_assert_uint_ge(st.spawned, 1);
+  ck_assert_uint_eq(st.alive, 1);
+  ck_assert_uint_eq(st.parked, 1);
+  ck_assert_uint_eq(st.workers, 2);
+  ck_assert_uint_gt(st.lua_bytes, 1000);
+  ck_assert_int_eq(gr_future_wait(f, 10000), GR_SUCCEEDED);
+  /* The goroutine leaves the count just after completing its future. */
+  ck_assert_int_eq(gr_runtime_wait_idle(rt, 5000), GR_IDLE);
+  gr_runtime_stats_get(rt, &st);
+  ck_assert_uint_eq(st.alive, 0);
+  ck_assert_uint_eq(st.parked, 0);
+  gr_future_unref(f);
+}
+END_TEST
+
+START_TEST(errors_have_readable_names) {
+  ck_assert_str_eq(gr_strerror(GR_EFULL), "pool queue is full");
+  ck_assert_str_eq(gr_strerror(GR_ECLOSED), "pool is closed");
+  ck_assert_str_eq(gr_state_name(GR_TIMED_OUT), "timed_out");
+  ck_assert_str_eq(gr_state_name(99), "unknown");
+}
+END_TEST
+
+static Suite *runtime_suite(void) {
+  Suite *s = suite_create("runtime");
+  TCase *tc = tcase_create("runtime");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, many_sleepers_few_threads);
+  tcase_add_test(tc, pool_with_1000_workers_adds_no_threads);
+  tcase_add_test(tc, busy_goroutines_do_not_starve_others);
+  tcase_add_test(tc, goroutine_timeout_stops_busy_and_parked);
+  tcase_add_test(tc, cancel_running_and_parked);
+  tcase_add_test(tc, memory_cap_fails_one_goroutine_only);
+  tcase_add_test(tc, deadlock_is_detected);
+  tcase_add_test(tc, idle_wait_and_busy);
+  tcase_add_test(tc, shutdown_cancels_parked_goroutines);
+  tcase_add_test(tc, future_callbacks);
+  tcase_add_test(tc, wait_group_c_api);
+  tcase_add_test(tc, pool_c_api);
+  tcase_add_test(tc, pool_task_timeout_counts_as_failed);
+  tcase_add_test(tc, blocked_worker_gets_a_stand_in);
+  tcase_add_test(tc, runtime_stats);
+  tcase_add_test(tc, errors_have_readable_names);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+T_MAIN(runtime_suite)
