@@ -26,6 +26,18 @@ typedef struct gr_spin {
 } gr_spin;
 
 void gr_spin_lock(gr_spin *s);
+
+static inline void gr_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ volatile("yield");
+#endif
+}
+
+/* A mutex that spins briefly before sleeping: the scheduler's critical
+ * sections are short, and sleeping in the kernel costs more than them. */
+void gr_mutex_init(pthread_mutex_t *mu);
 static inline void gr_spin_unlock(gr_spin *s) {
   atomic_store_explicit(&s->v, 0, memory_order_release);
 }
@@ -35,7 +47,9 @@ static inline void gr_spin_unlock(gr_spin *s) {
 typedef struct gr_timer gr_timer;
 struct gr_timer {
   int64_t when_ns;
-  size_t heap_index; /* GR_TIMER_IDLE when not armed */
+  /* GR_TIMER_IDLE when not armed. Written under rt->timer_mu; read without
+   * it only by the timer's owner, who alone arms it. */
+  _Atomic size_t heap_index;
   void (*fire)(gr_timer *t);
 };
 #define GR_TIMER_IDLE ((size_t)-1)
@@ -170,6 +184,7 @@ struct gr_runtime {
   pthread_cond_t runq_cond;
   gr_g *runq_head, *runq_tail;
   size_t runq_len;
+  atomic_size_t runq_hint; /* runq_len, readable without the lock */
   int idle_workers;
   bool stopping;   /* workers exit once the queue is empty */
   bool refuse_new; /* gr_go fails with GR_ECLOSED */

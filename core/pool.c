@@ -79,7 +79,7 @@ static size_t name_hash(const char *s) {
 gr_pool_registry *gr_pool_registry_new(void) {
   gr_pool_registry *reg = calloc(1, sizeof *reg);
   if (reg)
-    pthread_mutex_init(&reg->mu, NULL);
+    gr_mutex_init(&reg->mu);
   return reg;
 }
 
@@ -150,7 +150,7 @@ int gr_pool_create(gr_runtime *rt, const char *name, int64_t workers,
   pool->rt = rt;
   pool->workers = workers;
   pool->queue_size = queue_size;
-  pthread_mutex_init(&pool->mu, NULL);
+  gr_mutex_init(&pool->mu);
 
   gr_pool_registry *reg = rt->pools;
   pthread_mutex_lock(&reg->mu);

@@ -26,8 +26,18 @@ void gr_spin_lock(gr_spin *s) {
          spins++) {
       if (spins > 64)
         sched_yield();
+      else
+        gr_cpu_relax();
     }
   }
+}
+
+void gr_mutex_init(pthread_mutex_t *mu) {
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+  pthread_mutex_init(mu, &attr);
+  pthread_mutexattr_destroy(&attr);
 }
 
 int64_t gr_now_ns(void) {
@@ -139,10 +149,10 @@ gr_runtime *gr_runtime_new(const gr_config *cfg) {
     free(rt);
     return NULL;
   }
-  pthread_mutex_init(&rt->runq_mu, NULL);
+  gr_mutex_init(&rt->runq_mu);
   init_cond_monotonic(&rt->runq_cond);
   pthread_mutex_init(&rt->workers_mu, NULL);
-  pthread_mutex_init(&rt->timer_mu, NULL);
+  gr_mutex_init(&rt->timer_mu);
   init_cond_monotonic(&rt->timer_cond);
   pthread_mutex_init(&rt->idle_mu, NULL);
   init_cond_monotonic(&rt->idle_cond);

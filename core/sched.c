@@ -83,15 +83,31 @@ void gr_enqueue(gr_runtime *rt, gr_g *g) {
     rt->runq_head = g;
   rt->runq_tail = g;
   rt->runq_len++;
+  atomic_store_explicit(&rt->runq_hint, rt->runq_len, memory_order_relaxed);
   if (rt->idle_workers > 0)
     pthread_cond_signal(&rt->runq_cond);
   pthread_mutex_unlock(&rt->runq_mu);
+}
+
+/* Before going to sleep, look at the queue for a little while: work often
+ * arrives within microseconds, and a sleep plus a wake-up costs more. */
+static void spin_for_work(gr_runtime *rt) {
+  for (int i = 0; i < 200; i++) {
+    if (atomic_load_explicit(&rt->runq_hint, memory_order_relaxed))
+      return;
+    gr_cpu_relax();
+  }
 }
 
 /* Next runnable goroutine, or NULL when the worker should exit. */
 static gr_g *dequeue(gr_worker *w) {
   gr_runtime *rt = w->rt;
   pthread_mutex_lock(&rt->runq_mu);
+  if (!rt->runq_head && !rt->stopping) {
+    pthread_mutex_unlock(&rt->runq_mu);
+    spin_for_work(rt);
+    pthread_mutex_lock(&rt->runq_mu);
+  }
   while (!rt->runq_head) {
     if (rt->stopping) {
       pthread_mutex_unlock(&rt->runq_mu);
@@ -118,6 +134,7 @@ static gr_g *dequeue(gr_worker *w) {
   if (!rt->runq_head)
     rt->runq_tail = NULL;
   rt->runq_len--;
+  atomic_store_explicit(&rt->runq_hint, rt->runq_len, memory_order_relaxed);
   pthread_mutex_unlock(&rt->runq_mu);
   return g;
 }
@@ -417,7 +434,7 @@ int gr_start_worker(gr_runtime *rt, bool extra) {
   w->rt = rt;
   w->index = slot;
   w->extra = extra;
-  pthread_mutex_init(&w->mu, NULL);
+  gr_mutex_init(&w->mu);
   pthread_cond_init(&w->cond, NULL);
   atomic_fetch_add(&rt->workers_alive, 1);
   if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {

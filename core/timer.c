@@ -89,6 +89,10 @@ void gr_timer_arm(gr_runtime *rt, gr_timer *t, int64_t when_ns) {
 
 int gr_timer_cancel(gr_runtime *rt, gr_timer *t) {
   int removed = 0;
+  /* Only the owner arms a timer, so idle seen here stays idle. */
+  if (atomic_load_explicit(&t->heap_index, memory_order_acquire) ==
+      GR_TIMER_IDLE)
+    return 0;
   pthread_mutex_lock(&rt->timer_mu);
   if (t->heap_index != GR_TIMER_IDLE) {
     heap_remove(rt, t);

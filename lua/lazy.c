@@ -274,32 +274,44 @@ int gl_open_state(lua_State *L, int profile, int recycled) {
  * string library. What cannot be undone here was refused earlier
  * (gr_state_no_recycle). */
 int gl_reset_state(lua_State *L) {
+  gl_state *st = gl_state_of(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
   lua_pushnil(L);
-  lua_setmetatable(L, -2);
-  lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    lua_pop(L, 1);
-    lua_pushvalue(L, -1);
+  if (lua_next(L, -2)) { /* _G has fields: clear them all */
+    lua_pop(L, 2);
     lua_pushnil(L);
-    lua_rawset(L, -4); /* clearing fields during a traversal is allowed */
+    lua_setmetatable(L, -2);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      lua_pop(L, 1);
+      lua_pushvalue(L, -1);
+      lua_pushnil(L);
+      lua_rawset(L, -4); /* clearing fields during a traversal is allowed */
+    }
   }
   lua_rawgetp(L, LUA_REGISTRYINDEX, &lazy_mt_key);
-  lua_setmetatable(L, -2);
+  lua_setmetatable(L, -2); /* also puts back one the script removed */
   lua_pop(L, 1);
 
-  for (int l = 0; l < GL_NLIBS; l++) {
+  int any_lib = 0;
+  for (int l = 1; l < GL_NLIBS; l++) {
+    if (!st->tables[l])
+      continue;
+    any_lib = 1;
     lua_pushnil(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &lib_keys[l]);
   }
-  lua_pushnil(L);
-  lua_setfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-
-  lua_pushliteral(L, "");
-  lua_getmetatable(L, -1);
-  lua_pushcfunction(L, string_index);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 2);
+  if (any_lib) {
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  }
+  if (st->tables[GL_LIB_STRING]) { /* strings point at the old table */
+    lua_pushliteral(L, "");
+    lua_getmetatable(L, -1);
+    lua_pushcfunction(L, string_index);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 2);
+  }
   return 1;
 }
 

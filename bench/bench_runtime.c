@@ -1,0 +1,208 @@
+/*
+ * bench_runtime.c - prints the runtime's figures on this machine:
+ *  1. spawn + await of a trivial goroutine, goroutines per second (one at a
+ *     time, and in batches of 1000);
+ *  2. a pool of 2 workers running 200,000 trivial closure tasks, tasks/s;
+ *  3. memory per parked goroutine: RSS growth / N with 10,000 sleeping;
+ *  4. the per-state floor: lua_newstate + luaL_openlibs + lua_close per
+ *     second, measured in the same run.
+ * Each rate is the median of three runs. Not a test: it asserts nothing.
+ *
+ *   build/normal/bench/bench_runtime [--workers N] [--no-reuse]
+ */
+#include "../core/goroutine.h"
+#include "../lua/modules.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static gr_config config;
+
+static void quiet_log(void *ud, int level, uint64_t gid, const char *msg) {
+  (void)ud;
+  if (level >= GR_LOG_WARN)
+    fprintf(stderr, "goroutine %llu: %s\n", (unsigned long long)gid, msg);
+}
+
+static double now_s(void) {
+  return (double)gr_now_ns() / 1e9;
+}
+
+static long rss_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  long pages = 0, rss = 0;
+  if (f) {
+    if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+      rss = 0;
+    fclose(f);
+  }
+  return rss * sysconf(_SC_PAGESIZE);
+}
+
+/* Runs code as the main goroutine with n as its argument; returns the
+ * wall time in seconds. */
+static double run_timed(gr_runtime *rt, const char *code, long n) {
+  gr_pack *p = gr_pack_new();
+  gr_pack_source(p, "=bench", code, strlen(code));
+  gr_pack_int(p, n);
+  gr_future *f = gr_future_new();
+  gr_spawn s = {.pack = p, .future = f};
+  double t0 = now_s();
+  gr_go(rt, &s);
+  int state = gr_future_wait(f, -1);
+  double took = now_s() - t0;
+  if (state != GR_SUCCEEDED) {
+    gr_result r;
+    gr_future_result(f, &r);
+    fprintf(stderr, "benchmark failed: %s\n", r.error ? r.error : "?");
+    exit(1);
+  }
+  gr_future_unref(f);
+  gr_runtime_wait_idle(rt, -1);
+  return took;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Median rate over three runs of code with n. */
+static double median_rate(gr_runtime *rt, const char *code, long n) {
+  double rates[3];
+  for (int i = 0; i < 3; i++)
+    rates[i] = (double)n / run_timed(rt, code, n);
+  qsort(rates, 3, sizeof rates[0], cmp_double);
+  return rates[1];
+}
+
+static const char spawn_one_at_a_time[] =
+    "local n = ...\n"
+    "local function trivial() return 1 end\n"
+    "for i = 1, n do goroutine.await(goroutine.async(trivial)) end\n";
+
+static const char spawn_batches[] =
+    "local n = ...\n"
+    "local function trivial() return 1 end\n"
+    "for b = 1, n // 1000 do\n"
+    "  local hs = {}\n"
+    "  for i = 1, 1000 do hs[i] = goroutine.async(trivial) end\n"
+    "  goroutine.await_all(hs)\n"
+    "end\n";
+
+static const char pool_closures[] =
+    "local n = ...\n"
+    "goroutine.pool_create('bench', {workers = 2, queue_size = n})\n"
+    "for i = 1, n do\n"
+    "  assert(goroutine.pool_submit('bench', function() return i end))\n"
+    "end\n"
+    "goroutine.pool_wait('bench')\n"
+    "assert(goroutine.pool_stats('bench').completed == n)\n"
+    "goroutine.pool_close('bench')\n";
+
+static const char sleepers[] =
+    "local n = ...\n"
+    "goroutine.spawn_many(n, function() goroutine.sleep(5000) end)\n";
+
+static void measure_memory(gr_runtime *rt, long n, double *rss_per,
+                           double *lua_per) {
+  /* Warm up: workers, spare states, the catalog, allocator arenas. */
+  run_timed(rt, sleepers, 2000);
+  gr_runtime_stats st;
+  gr_runtime_stats_get(rt, &st);
+  long rss0 = rss_bytes();
+  uint64_t lua0 = st.lua_bytes;
+  gr_pack *p = gr_pack_new();
+  gr_pack_source(p, "=bench", sleepers, strlen(sleepers));
+  gr_pack_int(p, n);
+  gr_spawn s = {.pack = p};
+  gr_go(rt, &s);
+  for (int i = 0; i < 500; i++) {
+    gr_runtime_stats_get(rt, &st);
+    if (st.parked >= (uint64_t)n)
+      break;
+    usleep(10 * 1000);
+  }
+  long rss1 = rss_bytes();
+  *rss_per = (double)(rss1 - rss0) / (double)n;
+  *lua_per = (double)(st.lua_bytes - lua0) / (double)n;
+  if (st.parked < (uint64_t)n)
+    fprintf(stderr, "warning: only %llu of %ld goroutines parked\n",
+            (unsigned long long)st.parked, n);
+  gr_runtime_wait_idle(rt, -1);
+}
+
+static double openlibs_rate(void) {
+  double rates[3];
+  for (int r = 0; r < 3; r++) {
+    long n = 0;
+    double t0 = now_s(), t;
+    do {
+      for (int i = 0; i < 1000; i++) {
+        lua_State *L = luaL_newstate();
+        luaL_openlibs(L);
+        lua_close(L);
+      }
+      n += 1000;
+      t = now_s() - t0;
+    } while (t < 1.0);
+    rates[r] = (double)n / t;
+  }
+  qsort(rates, 3, sizeof rates[0], cmp_double);
+  return rates[1];
+}
+
+int main(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc)
+      config.workers = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--no-reuse") == 0)
+      config.no_state_reuse = 1;
+    else {
+      fprintf(stderr, "usage: %s [--workers N] [--no-reuse]\n", argv[0]);
+      return 2;
+    }
+  }
+  config.hooks.log = quiet_log;
+  gr_lua_setup(&config);
+  gr_runtime *rt = gr_runtime_new(&config);
+  gr_runtime_stats st;
+  gr_runtime_stats_get(rt, &st);
+  printf("goroutined runtime benchmark: %llu workers, %ld CPUs, state reuse "
+         "%s\n",
+         (unsigned long long)st.workers, sysconf(_SC_NPROCESSORS_ONLN),
+         config.no_state_reuse ? "off" : "on");
+  fflush(stdout);
+
+  double one = median_rate(rt, spawn_one_at_a_time, 100000);
+  double batch = median_rate(rt, spawn_batches, 200000);
+  printf("1. spawn + await, one at a time:      %9.0f goroutines/s "
+         "(target >= 100000)\n",
+         one);
+  printf("   spawn + await, batches of 1000:    %9.0f goroutines/s\n", batch);
+  fflush(stdout);
+
+  double pool = median_rate(rt, pool_closures, 200000);
+  printf("2. pool of 2 workers, 200000 closure tasks: %9.0f tasks/s "
+         "(target >= 500000)\n",
+         pool);
+  fflush(stdout);
+
+  double rss_per, lua_per;
+  measure_memory(rt, 10000, &rss_per, &lua_per);
+  printf("3. memory per parked goroutine:       %9.0f bytes RSS (Lua heap "
+         "%.0f) (target <= 8192)\n",
+         rss_per, lua_per);
+  fflush(stdout);
+  gr_runtime_free(rt);
+
+  double floor = openlibs_rate();
+  printf("4. lua_newstate+luaL_openlibs+lua_close: %9.0f /s (%.1f us each)\n",
+         floor, 1e6 / floor);
+  printf("   spawn+await one at a time is %.1fx that floor\n", one / floor);
+  return 0;
+}
