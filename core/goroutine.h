@@ -109,6 +109,16 @@ void gr_log(gr_runtime *rt, int level, uint64_t gid, const char *fmt, ...)
 /* Count a failure that only the log reports (a handle never awaited). */
 void gr_runtime_note_unhandled(gr_runtime *rt);
 
+/* Call fn(ud) once, on the runtime's monitor thread, after ms
+ * milliseconds. Returns a handle for gr_after_cancel, or 0 when out of
+ * memory. fn must be quick: it delays every other timer. */
+typedef struct gr_after gr_after;
+gr_after *gr_after_new(gr_runtime *rt, int64_t ms, void (*fn)(void *ud),
+                       void *ud);
+/* Returns 1 if the call was cancelled before it ran; 0 if fn ran or is
+ * running (then fn owns the cleanup). The handle is invalid afterwards. */
+int gr_after_cancel(gr_runtime *rt, gr_after *a);
+
 /* Monotonic clock in nanoseconds and milliseconds. */
 int64_t gr_now_ns(void);
 int64_t gr_now_ms(void);
@@ -342,6 +352,13 @@ gr_pool *gr_pool_find(gr_runtime *rt, const char *name);
 void gr_pool_unref(gr_pool *pool);
 int gr_pool_idle(gr_pool *pool);
 int gr_pool_closed(gr_pool *pool);
+/* Call fn(pool, ud) once the pool has nothing queued or running (at once,
+ * on this thread, if it has nothing now; then 0 is returned). Otherwise
+ * returns a token for gr_pool_off_idle. */
+typedef void (*gr_pool_cb)(gr_pool *pool, void *ud);
+uintptr_t gr_pool_on_idle(gr_pool *pool, gr_pool_cb fn, void *ud);
+/* Returns 1 if removed before it ran. */
+int gr_pool_off_idle(gr_pool *pool, uintptr_t token);
 /* Names of every open pool (not closed ones), in creation order; caller frees
  * the array and each name. */
 size_t gr_pool_names(gr_runtime *rt, char ***names);

@@ -24,6 +24,13 @@ typedef struct gr_pool_task {
   gr_spawn spawn;                   /* its future is a reference */
 } gr_pool_task;
 
+typedef struct idle_cb {
+  struct idle_cb *next;
+  gr_pool_cb fn;
+  void *ud;
+  uintptr_t token;
+} idle_cb;
+
 struct gr_pool {
   atomic_int refs;
   gr_runtime *rt;
@@ -33,6 +40,8 @@ struct gr_pool {
   bool closed;
   gr_pool_task *qhead, *qtail; /* under mu */
   gr_waiter *idle_waiters;     /* under mu */
+  idle_cb *idle_cbs;           /* under mu */
+  uintptr_t next_token;        /* under mu */
   atomic_int_fast64_t active, queued;
   atomic_int_fast64_t submitted, completed, failed, timed_out, cancelled,
       rejected;
@@ -64,6 +73,10 @@ void gr_pool_unref(gr_pool *pool) {
   if (!pool || atomic_fetch_sub(&pool->refs, 1) != 1)
     return;
   gr_waiters_wake_all(pool->idle_waiters);
+  for (idle_cb *c = pool->idle_cbs, *next; c; c = next) {
+    next = c->next; /* nobody can wait on a pool nobody holds */
+    free(c);
+  }
   pthread_mutex_destroy(&pool->mu);
   free(pool->name);
   free(pool);
@@ -206,13 +219,32 @@ static void task_free(gr_pool_task *task) {
   free(task);
 }
 
-/* Caller holds pool->mu. Wakes pool_wait()ers once nothing is left. */
-static gr_waiter *take_idle_waiters_locked(gr_pool *pool) {
+typedef struct idle_wake {
+  gr_waiter *waiters;
+  idle_cb *cbs;
+} idle_wake;
+
+/* Caller holds pool->mu. Once nothing is left, detaches what waits for
+ * that; run it with notify_idle after unlocking. */
+static idle_wake take_idle_locked(gr_pool *pool) {
+  idle_wake w = {NULL, NULL};
   if (atomic_load(&pool->active) != 0 || atomic_load(&pool->queued) != 0)
-    return NULL;
-  gr_waiter *w = pool->idle_waiters;
+    return w;
+  w.waiters = pool->idle_waiters;
+  w.cbs = pool->idle_cbs;
   pool->idle_waiters = NULL;
+  pool->idle_cbs = NULL;
   return w;
+}
+
+static void notify_idle(gr_pool *pool, idle_wake w) {
+  gr_waiters_wake_all(w.waiters);
+  while (w.cbs) {
+    idle_cb *next = w.cbs->next;
+    w.cbs->fn(pool, w.cbs->ud);
+    free(w.cbs);
+    w.cbs = next;
+  }
 }
 
 static void count_outcome(gr_pool *pool, int state) {
@@ -237,7 +269,6 @@ static void count_outcome(gr_pool *pool, int state) {
 static gr_pool_task *end_task(gr_pool_task *task, int state) {
   gr_pool *pool = task->pool;
   gr_pool_task *next = NULL;
-  gr_waiter *idle = NULL;
   pthread_mutex_lock(&pool->mu);
   count_outcome(pool, state);
   atomic_fetch_sub(&pool->active, 1);
@@ -251,9 +282,9 @@ static gr_pool_task *end_task(gr_pool_task *task, int state) {
     atomic_fetch_sub(&pool->queued, 1);
     atomic_fetch_add(&pool->active, 1);
   }
-  idle = take_idle_waiters_locked(pool);
+  idle_wake idle = take_idle_locked(pool);
   pthread_mutex_unlock(&pool->mu);
-  gr_waiters_wake_all(idle);
+  notify_idle(pool, idle);
   task_free(task);
   return next;
 }
@@ -331,7 +362,7 @@ int gr_pool_submit(gr_runtime *rt, const char *name, const gr_spawn *s,
 
 int gr_pool_cancel_queued(gr_pool *pool, gr_future *f) {
   gr_pool_task *found = NULL;
-  gr_waiter *idle = NULL;
+  idle_wake idle = {NULL, NULL};
   pthread_mutex_lock(&pool->mu);
   for (gr_pool_task *t = pool->qhead; t; t = t->next) {
     if (t->spawn.future != f)
@@ -350,9 +381,9 @@ int gr_pool_cancel_queued(gr_pool *pool, gr_future *f) {
     break;
   }
   if (found)
-    idle = take_idle_waiters_locked(pool);
+    idle = take_idle_locked(pool);
   pthread_mutex_unlock(&pool->mu);
-  gr_waiters_wake_all(idle);
+  notify_idle(pool, idle);
   if (found)
     task_free(found);
   return found != NULL;
@@ -367,9 +398,9 @@ static int64_t close_pool(gr_pool *pool) {
   pool->qhead = pool->qtail = NULL;
   int64_t n = atomic_exchange(&pool->queued, 0);
   atomic_fetch_add(&pool->cancelled, n);
-  gr_waiter *idle = take_idle_waiters_locked(pool);
+  idle_wake idle = take_idle_locked(pool);
   pthread_mutex_unlock(&pool->mu);
-  gr_waiters_wake_all(idle);
+  notify_idle(pool, idle);
   while (queue) {
     gr_pool_task *next = queue->next;
     gr_future_complete(queue->spawn.future, GR_CANCELLED, NULL,
@@ -475,4 +506,38 @@ int gr_pool_arm_idle(gr_g *g, uint32_t seq, void *arg) {
   int rc = gr_waiter_push(&pool->idle_waiters, g, seq);
   pthread_mutex_unlock(&pool->mu);
   return rc < 0 ? 1 : 0;
+}
+
+uintptr_t gr_pool_on_idle(gr_pool *pool, gr_pool_cb fn, void *ud) {
+  idle_cb *c = malloc(sizeof *c);
+  pthread_mutex_lock(&pool->mu);
+  if (gr_pool_idle(pool) || !c) {
+    pthread_mutex_unlock(&pool->mu);
+    free(c);
+    fn(pool, ud);
+    return 0;
+  }
+  c->fn = fn;
+  c->ud = ud;
+  c->token = ++pool->next_token;
+  c->next = pool->idle_cbs;
+  pool->idle_cbs = c;
+  pthread_mutex_unlock(&pool->mu);
+  return c->token;
+}
+
+int gr_pool_off_idle(gr_pool *pool, uintptr_t token) {
+  int removed = 0;
+  pthread_mutex_lock(&pool->mu);
+  for (idle_cb **at = &pool->idle_cbs; *at; at = &(*at)->next) {
+    if ((*at)->token == token) {
+      idle_cb *c = *at;
+      *at = c->next;
+      free(c);
+      removed = 1;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&pool->mu);
+  return removed;
 }

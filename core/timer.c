@@ -173,6 +173,46 @@ static void *monitor_main(void *arg) {
   return NULL;
 }
 
+struct gr_after {
+  gr_timer timer;
+  void (*fn)(void *ud);
+  void *ud;
+};
+
+static void after_fire(gr_timer *t) {
+  gr_after *a = GR_CONTAINER_OF(t, gr_after, timer);
+  a->fn(a->ud);
+  free(a);
+}
+
+gr_after *gr_after_new(gr_runtime *rt, int64_t ms, void (*fn)(void *ud),
+                       void *ud) {
+  gr_after *a = calloc(1, sizeof *a);
+  if (!a)
+    return NULL;
+  a->timer.heap_index = GR_TIMER_IDLE;
+  a->timer.fire = after_fire;
+  a->fn = fn;
+  a->ud = ud;
+  gr_timer_arm(rt, &a->timer, gr_now_ns() + (ms > 0 ? ms : 0) * 1000000);
+  return a;
+}
+
+int gr_after_cancel(gr_runtime *rt, gr_after *a) {
+  if (!a)
+    return 0;
+  /* Cancelled from another thread than the one that armed it: take the
+   * lock rather than trusting gr_timer_cancel's owner-only fast path. */
+  pthread_mutex_lock(&rt->timer_mu);
+  int armed = a->timer.heap_index != GR_TIMER_IDLE;
+  if (armed)
+    heap_remove(rt, &a->timer);
+  pthread_mutex_unlock(&rt->timer_mu);
+  if (armed)
+    free(a);
+  return armed;
+}
+
 int gr_monitor_start(gr_runtime *rt) {
   if (pthread_create(&rt->monitor, NULL, monitor_main, rt) != 0)
     return -1;

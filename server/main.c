@@ -11,11 +11,13 @@ static const char usage[] =
     "goroutined - Go-style goroutines for Lua 5.4\n"
     "\n"
     "usage:\n"
+    "  goroutined serve [options]                serve the HTTP/JSON API\n"
     "  goroutined run [options] FILE [args...]   run a Lua script\n"
     "  goroutined version                        print the version\n"
     "  goroutined --help                         this text\n"
     "\n"
-    "`goroutined run --help` lists the options of run.\n";
+    "`goroutined serve --help` and `goroutined run --help` list their\n"
+    "options.\n";
 
 int main(int argc, char **argv) {
   if (argc < 2) {
@@ -25,6 +27,8 @@ int main(int argc, char **argv) {
   const char *cmd = argv[1];
   if (strcmp(cmd, "run") == 0)
     return cmd_run(argc - 2, argv + 2);
+  if (strcmp(cmd, "serve") == 0)
+    return cmd_serve(argc - 2, argv + 2);
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
     printf("goroutined %s (%s)\n", GR_VERSION, LUA_RELEASE);
     return 0;

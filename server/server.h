@@ -23,5 +23,6 @@ int srv_parse_log_level(const char *name); /* -1 if unknown */
 long long srv_parse_size(const char *s);
 
 int cmd_run(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

@@ -1,0 +1,97 @@
+/*
+ * api.h - the public interface of api/: the HTTP routes and handlers of
+ * goroutined, on a plain request/response struct. Nothing here knows
+ * libmicrohttpd; the server layer adapts it.
+ *
+ * A request is answered at once (API_DONE), or it waits for a result
+ * (API_PENDING): a long poll, a synchronous run, a pool wait. A waiting
+ * request costs no thread. When it can be answered, the api calls the
+ * wake function the server gave (from any thread, exactly once), and the
+ * server then calls api_finish for the response.
+ */
+#ifndef GR_API_H
+#define GR_API_H
+
+#include "../core/goroutine.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct api_ctx api_ctx;
+typedef struct api_pending api_pending;
+
+typedef struct api_config {
+  gr_runtime *rt;
+  int profile;                /* for snippets: GR_PROFILE_UNTRUSTED */
+  size_t max_body;            /* bytes; default 1 MiB */
+  int64_t result_ttl_ms;      /* finished results kept this long; 10 min */
+  size_t max_results;         /* and at most this many; 10000 */
+  int64_t default_timeout_ms; /* a snippet's run time when not given; 30 s */
+  int64_t max_timeout_ms;     /* the most a request may ask for; 10 min */
+  int64_t max_wait_ms;        /* the longest long poll; 60 s */
+  size_t memory_limit;        /* per goroutine; 0 = the runtime's */
+  const char *token;          /* bearer token for /v1; NULL = open */
+} api_config;
+
+api_ctx *api_new(const api_config *cfg);
+/* Every pending request must have been finished first (api_wake_all, then
+ * api_finish each). */
+void api_free(api_ctx *api);
+
+typedef struct api_request {
+  const char *method;        /* "GET", "POST", ... */
+  const char *path;          /* percent-encoded, without the query */
+  const char *query;         /* after '?', or NULL */
+  const char *content_type;  /* or NULL */
+  const char *authorization; /* the header's value, or NULL */
+  const char *body;
+  size_t body_len;
+} api_request;
+
+#define API_MAX_HEADERS 4
+
+typedef struct api_header {
+  const char *name;
+  char value[128];
+} api_header;
+
+typedef struct api_response {
+  int status;
+  char *body; /* malloc'd, or NULL */
+  size_t body_len;
+  const char *content_type; /* static; NULL when there is no body */
+  api_header headers[API_MAX_HEADERS];
+  int nheaders;
+} api_response;
+
+void api_response_free(api_response *resp);
+
+typedef void (*api_wake_fn)(void *ud);
+
+enum { API_DONE = 0, API_PENDING = 1 };
+
+/* Answers req. Returns API_DONE with *resp filled, or API_PENDING with
+ * *pending set: wake(ud) will be called once, and then api_finish. */
+int api_handle(api_ctx *api, const api_request *req, api_response *resp,
+               api_pending **pending, api_wake_fn wake, void *ud);
+void api_finish(api_ctx *api, api_pending *pending, api_response *resp);
+
+/* What the server can decide from the request line and headers alone,
+ * before reading a body: 401 for a missing or wrong token, 413 for a
+ * declared body over the limit (content_length < 0: not declared).
+ * Returns 1 and fills resp when the request is refused. */
+int api_precheck(api_ctx *api, const char *method, const char *path,
+                 const char *authorization, long long content_length,
+                 api_response *resp);
+/* The 413 answer for a body that grew past the limit while read. */
+void api_too_large(api_ctx *api, api_response *resp);
+/* Shutdown: wakes every pending request now (each then answers with the
+ * state it has), and from now on requests do not wait. */
+void api_wake_all(api_ctx *api);
+size_t api_pending_count(api_ctx *api);
+
+/* The OpenAPI document, embedded at build time. */
+extern const char api_openapi_yaml[];
+extern const size_t api_openapi_yaml_len;
+
+#endif

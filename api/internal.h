@@ -1,0 +1,101 @@
+/*
+ * internal.h - shared by the files of api/ only.
+ */
+#ifndef GR_API_INTERNAL_H
+#define GR_API_INTERNAL_H
+
+#include "api.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+typedef struct api_job api_job;
+typedef struct api_registry api_registry;
+
+struct api_ctx {
+  api_config cfg;
+  char *token;
+  size_t token_len;
+  api_registry *jobs;
+  pthread_mutex_t pending_mu; /* the list of waiting requests */
+  api_pending *pending_head;
+  size_t npending;
+  atomic_int stopping; /* new waits answer at once */
+  atomic_uint_fast64_t id_counter;
+  uint64_t id_key; /* makes job ids unguessable */
+};
+
+/* ---- responses (response.c) ------------------------------------------ */
+
+/* Sets a JSON body; steals the reference to body. */
+void api_reply_json(api_response *r, int status, json_t *body);
+/* Sets an application/problem+json body (RFC 7807). extra (stolen, may be
+ * NULL) adds members. slug names the problem type. */
+void api_problem(api_response *r, int status, const char *slug,
+                 const char *title, json_t *extra, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+void api_set_header(api_response *r, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* "2026-11-26T18:00:00.123Z" for a wall-clock time in ms (0 -> null). */
+json_t *api_time_json(int64_t ms);
+
+/* ---- values (convert.c) ------------------------------------------------ */
+
+/* Appends one JSON value to p as a Lua value. -1 with err on failure. */
+int api_json_to_pack(gr_pack *p, json_t *v, char *err, size_t errlen);
+/* The values of a plain pack as a JSON array, or NULL with err. */
+json_t *api_pack_to_json(const gr_pack *p, char *err, size_t errlen);
+/* Compiles a snippet (text only) and appends it to p as a function.
+ * Returns 0, or -1 with the syntax error in err and its line in *line. */
+int api_compile(const char *code, size_t len, gr_pack *p, char *err,
+                size_t errlen, int *line);
+
+/* ---- jobs and tasks (results.c) ---------------------------------------- */
+
+api_registry *api_registry_new(void);
+void api_registry_free(api_registry *reg);
+/* Registers the outcome of future as a job (pool == NULL) or as task id of
+ * pool. Returns a reference, or NULL when out of memory. */
+api_job *api_job_add(api_ctx *api, const char *pool, const char *id,
+                     gr_future *f);
+/* A reference, or NULL when unknown or expired. */
+api_job *api_job_find(api_ctx *api, const char *id);
+void api_job_unref(api_job *job);
+/* Drops it from the registry (it stays valid for holders). */
+void api_job_forget(api_ctx *api, api_job *job);
+const char *api_job_id(api_job *job);
+const char *api_job_pool(api_job *job); /* NULL for a job */
+gr_future *api_job_future(api_job *job);
+/* The job object: id, state, success, values or error, timestamps. */
+json_t *api_job_json(api_job *job);
+/* A fresh, unguessable job id. */
+void api_new_job_id(api_ctx *api, char *out, size_t outlen);
+/* Result of a finished future as JSON members: state, success, values or
+ * error (values converted here; a value JSON cannot hold fails it). */
+json_t *api_outcome_json(gr_future *f);
+
+/* ---- requests that wait (pending.c) ------------------------------------ */
+
+enum pending_kind { PENDING_JOBS, PENDING_POOL, PENDING_RUN };
+
+/* Makes a request wait on futures (all of them), a pool going idle, or
+ * deadline_ms. build(p, resp) answers it. */
+typedef void (*api_build_fn)(api_ctx *api, api_pending *p, api_response *r);
+api_pending *api_pending_new(api_ctx *api, api_build_fn build,
+                             api_wake_fn wake, void *ud);
+void api_pending_wait_future(api_pending *p, gr_future *f);
+void api_pending_wait_pool(api_pending *p, gr_pool *pool);
+void api_pending_deadline(api_pending *p, int64_t ms);
+/* Call after the waits are registered: fires at once if nothing is left. */
+void api_pending_arm(api_pending *p);
+/* Data the builder needs; owned by the pending request. */
+void api_pending_set_data(api_pending *p, void *data, void (*free_fn)(void *));
+void *api_pending_data(api_pending *p);
+
+/* ---- routes (handlers.c) ------------------------------------------------ */
+
+int api_route(api_ctx *api, const api_request *req, api_response *resp,
+              api_pending **pending, api_wake_fn wake, void *ud);
+
+#endif

@@ -1,0 +1,185 @@
+/*
+ * pending.c - requests that wait: a long poll on jobs or tasks, a
+ * synchronous run, a pool wait.
+ *
+ * A pending request waits for every future it registered, or for a pool
+ * to go idle, or for its deadline, whichever ends first; then it wakes the
+ * server exactly once (an atomic flag), and the server asks for the
+ * response. Each wake source holds a reference while registered, so a
+ * callback that is already running when the request is finished can never
+ * touch freed memory. Nothing here blocks a thread.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+typedef struct watched {
+  gr_future *future;
+  uintptr_t token;
+} watched;
+
+struct api_pending {
+  atomic_int refs;
+  atomic_int fired;
+  atomic_int remaining; /* futures (or the pool) still to finish */
+  api_ctx *api;
+  api_build_fn build;
+  api_wake_fn wake;
+  void *wake_ud;
+  watched *futures;
+  size_t nfutures, cap;
+  gr_pool *pool;
+  uintptr_t pool_token;
+  gr_after *deadline;
+  void *data;
+  void (*free_data)(void *);
+  api_pending *prev, *next; /* api->pending list, under pending_mu */
+};
+
+static void pending_unref(api_pending *p) {
+  if (atomic_fetch_sub(&p->refs, 1) != 1)
+    return;
+  for (size_t i = 0; i < p->nfutures; i++)
+    gr_future_unref(p->futures[i].future);
+  free(p->futures);
+  if (p->pool)
+    gr_pool_unref(p->pool);
+  if (p->free_data)
+    p->free_data(p->data);
+  free(p);
+}
+
+static void fire(api_pending *p) {
+  if (atomic_exchange(&p->fired, 1) == 0)
+    p->wake(p->wake_ud);
+}
+
+api_pending *api_pending_new(api_ctx *api, api_build_fn build,
+                             api_wake_fn wake, void *ud) {
+  api_pending *p = calloc(1, sizeof *p);
+  if (!p)
+    return NULL;
+  atomic_init(&p->refs, 1);
+  /* One extra count until api_pending_arm, so nothing fires half-built. */
+  atomic_init(&p->remaining, 1);
+  p->api = api;
+  p->build = build;
+  p->wake = wake;
+  p->wake_ud = ud;
+  pthread_mutex_lock(&api->pending_mu);
+  p->next = api->pending_head;
+  if (api->pending_head)
+    api->pending_head->prev = p;
+  api->pending_head = p;
+  api->npending++;
+  pthread_mutex_unlock(&api->pending_mu);
+  return p;
+}
+
+static void one_done(api_pending *p) {
+  if (atomic_fetch_sub(&p->remaining, 1) == 1)
+    fire(p);
+}
+
+static void future_done(gr_future *f, void *ud) {
+  (void)f;
+  api_pending *p = ud;
+  one_done(p);
+  pending_unref(p);
+}
+
+void api_pending_wait_future(api_pending *p, gr_future *f) {
+  if (p->nfutures == p->cap) {
+    size_t cap = p->cap ? p->cap * 2 : 4;
+    watched *w = realloc(p->futures, cap * sizeof *w);
+    if (!w)
+      return; /* out of memory: the deadline still answers */
+    p->futures = w;
+    p->cap = cap;
+  }
+  watched *w = &p->futures[p->nfutures++];
+  w->future = gr_future_ref(f);
+  atomic_fetch_add(&p->remaining, 1);
+  atomic_fetch_add(&p->refs, 1);
+  w->token = gr_future_on_done(f, future_done, p);
+}
+
+static void pool_idle(gr_pool *pool, void *ud) {
+  (void)pool;
+  api_pending *p = ud;
+  one_done(p);
+  pending_unref(p);
+}
+
+void api_pending_wait_pool(api_pending *p, gr_pool *pool) {
+  p->pool = pool;
+  atomic_fetch_add(&p->remaining, 1);
+  atomic_fetch_add(&p->refs, 1);
+  p->pool_token = gr_pool_on_idle(pool, pool_idle, p);
+}
+
+static void deadline_passed(void *ud) {
+  api_pending *p = ud;
+  fire(p);
+  pending_unref(p);
+}
+
+void api_pending_deadline(api_pending *p, int64_t ms) {
+  atomic_fetch_add(&p->refs, 1);
+  p->deadline = gr_after_new(p->api->cfg.rt, ms, deadline_passed, p);
+  if (!p->deadline)
+    pending_unref(p);
+}
+
+void api_pending_arm(api_pending *p) {
+  one_done(p);
+  if (atomic_load(&p->api->stopping))
+    fire(p); /* shutting down: answer with what there is */
+}
+
+void api_pending_set_data(api_pending *p, void *data,
+                          void (*free_fn)(void *)) {
+  p->data = data;
+  p->free_data = free_fn;
+}
+
+void *api_pending_data(api_pending *p) { return p->data; }
+
+void api_finish(api_ctx *api, api_pending *p, api_response *resp) {
+  /* Withdraw from every source; one that already ran (or is running)
+   * drops its own reference. */
+  for (size_t i = 0; i < p->nfutures; i++)
+    if (p->futures[i].token &&
+        gr_future_off(p->futures[i].future, p->futures[i].token))
+      pending_unref(p);
+  if (p->pool && p->pool_token && gr_pool_off_idle(p->pool, p->pool_token))
+    pending_unref(p);
+  if (p->deadline && gr_after_cancel(api->cfg.rt, p->deadline))
+    pending_unref(p);
+  pthread_mutex_lock(&api->pending_mu);
+  if (p->prev)
+    p->prev->next = p->next;
+  else
+    api->pending_head = p->next;
+  if (p->next)
+    p->next->prev = p->prev;
+  api->npending--;
+  pthread_mutex_unlock(&api->pending_mu);
+  p->build(api, p, resp);
+  pending_unref(p);
+}
+
+void api_wake_all(api_ctx *api) {
+  atomic_store(&api->stopping, 1);
+  pthread_mutex_lock(&api->pending_mu);
+  for (api_pending *p = api->pending_head; p; p = p->next)
+    fire(p);
+  pthread_mutex_unlock(&api->pending_mu);
+}
+
+size_t api_pending_count(api_ctx *api) {
+  pthread_mutex_lock(&api->pending_mu);
+  size_t n = api->npending;
+  pthread_mutex_unlock(&api->pending_mu);
+  return n;
+}

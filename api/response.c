@@ -1,0 +1,81 @@
+/*
+ * response.c - building answers: JSON bodies, RFC 7807 problems, headers.
+ */
+#include "internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void api_response_free(api_response *resp) {
+  free(resp->body);
+  resp->body = NULL;
+  resp->body_len = 0;
+}
+
+void api_reply_json(api_response *r, int status, json_t *body) {
+  r->status = status;
+  r->body = json_dumps(body, JSON_COMPACT);
+  r->body_len = r->body ? strlen(r->body) : 0;
+  r->content_type = "application/json";
+  json_decref(body);
+}
+
+void api_set_header(api_response *r, const char *name, const char *fmt, ...) {
+  api_header *h = NULL;
+  for (int i = 0; i < r->nheaders; i++)
+    if (strcmp(r->headers[i].name, name) == 0)
+      h = &r->headers[i];
+  if (!h) {
+    if (r->nheaders == API_MAX_HEADERS)
+      return;
+    h = &r->headers[r->nheaders++];
+  }
+  h->name = name;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(h->value, sizeof h->value, fmt, ap);
+  va_end(ap);
+}
+
+void api_problem(api_response *r, int status, const char *slug,
+                 const char *title, json_t *extra, const char *fmt, ...) {
+  char detail[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(detail, sizeof detail, fmt, ap);
+  va_end(ap);
+  char type[128];
+  snprintf(type, sizeof type, "tag:goroutined,2026:problem/%s", slug);
+  json_t *body = json_object();
+  json_object_set_new(body, "type", json_string(type));
+  json_object_set_new(body, "title", json_string(title));
+  json_object_set_new(body, "status", json_integer(status));
+  /* A detail quoting the client's bytes may not be UTF-8: keep it valid. */
+  json_t *d = json_string(detail);
+  json_object_set_new(body, "detail",
+                      d ? d : json_string("(the detail is not valid UTF-8)"));
+  if (extra) {
+    json_object_update(body, extra);
+    json_decref(extra);
+  }
+  r->status = status;
+  r->body = json_dumps(body, JSON_COMPACT);
+  r->body_len = r->body ? strlen(r->body) : 0;
+  r->content_type = "application/problem+json";
+  json_decref(body);
+}
+
+json_t *api_time_json(int64_t ms) {
+  if (ms <= 0)
+    return json_null();
+  time_t secs = (time_t)(ms / 1000);
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(buf + n, sizeof buf - n, ".%03dZ", (int)(ms % 1000));
+  return json_string(buf);
+}

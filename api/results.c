@@ -1,0 +1,286 @@
+/*
+ * results.c - the jobs and tasks the HTTP API accepted, by id, until their
+ * results expire.
+ *
+ * A record is added when a job or task is accepted and stays until it has
+ * finished and then either outlived the result TTL or been pushed out by
+ * newer results (max_results). Work that has not finished is never
+ * dropped: every 202 can be read back in a terminal state. A record's
+ * outcome is converted to JSON once, on the thread that finishes it, so a
+ * result JSON cannot carry fails that task there and never breaks a
+ * response.
+ */
+#include "internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+struct api_job {
+  atomic_int refs;
+  char id[40];
+  char *pool;
+  gr_future *future;
+  api_ctx *api;
+  /* Set once by the completion callback, before `done` is released. */
+  json_t *outcome; /* state, success, values / error */
+  atomic_int done;
+  int64_t finished_at; /* monotonic ms, for the TTL */
+  int in_registry;     /* under reg->mu */
+  api_job *hash_next;
+  api_job *fin_prev, *fin_next; /* finished ones, oldest first */
+};
+
+struct api_registry {
+  pthread_mutex_t mu;
+  api_job **buckets;
+  size_t nbuckets, count;
+  api_job *fin_head, *fin_tail;
+  size_t nfinished;
+};
+
+static size_t hash_id(const char *s) {
+  size_t h = 14695981039346656037ull;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+api_registry *api_registry_new(void) {
+  api_registry *reg = calloc(1, sizeof *reg);
+  if (!reg)
+    return NULL;
+  reg->nbuckets = 1024;
+  reg->buckets = calloc(reg->nbuckets, sizeof *reg->buckets);
+  if (!reg->buckets) {
+    free(reg);
+    return NULL;
+  }
+  pthread_mutex_init(&reg->mu, NULL);
+  return reg;
+}
+
+static void job_free(api_job *job) {
+  json_decref(job->outcome);
+  gr_future_unref(job->future);
+  free(job->pool);
+  free(job);
+}
+
+void api_job_unref(api_job *job) {
+  if (job && atomic_fetch_sub(&job->refs, 1) == 1)
+    job_free(job);
+}
+
+void api_registry_free(api_registry *reg) {
+  if (!reg)
+    return;
+  for (size_t b = 0; b < reg->nbuckets; b++) {
+    for (api_job *j = reg->buckets[b], *next; j; j = next) {
+      next = j->hash_next;
+      api_job_unref(j);
+    }
+  }
+  pthread_mutex_destroy(&reg->mu);
+  free(reg->buckets);
+  free(reg);
+}
+
+/* Caller holds reg->mu. */
+static void grow(api_registry *reg) {
+  size_t n = reg->nbuckets * 2;
+  api_job **buckets = calloc(n, sizeof *buckets);
+  if (!buckets)
+    return;
+  for (size_t b = 0; b < reg->nbuckets; b++) {
+    for (api_job *j = reg->buckets[b], *next; j; j = next) {
+      next = j->hash_next;
+      size_t nb = hash_id(j->id) & (n - 1);
+      j->hash_next = buckets[nb];
+      buckets[nb] = j;
+    }
+  }
+  free(reg->buckets);
+  reg->buckets = buckets;
+  reg->nbuckets = n;
+}
+
+/* Caller holds reg->mu; drops the registry's reference. */
+static void unlink_locked(api_registry *reg, api_job *job) {
+  if (!job->in_registry)
+    return;
+  for (api_job **at = &reg->buckets[hash_id(job->id) & (reg->nbuckets - 1)];
+       *at; at = &(*at)->hash_next) {
+    if (*at == job) {
+      *at = job->hash_next;
+      break;
+    }
+  }
+  if (atomic_load(&job->done)) {
+    if (job->fin_prev)
+      job->fin_prev->fin_next = job->fin_next;
+    else
+      reg->fin_head = job->fin_next;
+    if (job->fin_next)
+      job->fin_next->fin_prev = job->fin_prev;
+    else
+      reg->fin_tail = job->fin_prev;
+    reg->nfinished--;
+  }
+  job->in_registry = 0;
+  reg->count--;
+  api_job_unref(job);
+}
+
+/* Caller holds reg->mu. Drops finished results past their TTL or beyond the
+ * count limit, oldest first. */
+static void expire_locked(api_ctx *api) {
+  api_registry *reg = api->jobs;
+  int64_t now = gr_now_ms();
+  while (reg->fin_head &&
+         (reg->nfinished > api->cfg.max_results ||
+          now - reg->fin_head->finished_at >= api->cfg.result_ttl_ms))
+    unlink_locked(reg, reg->fin_head);
+}
+
+json_t *api_outcome_json(gr_future *f) {
+  gr_result r;
+  gr_future_result(f, &r);
+  json_t *o = json_object();
+  int state = r.state;
+  json_t *values = NULL;
+  const char *error = r.error;
+  char err[512];
+  if (state == GR_SUCCEEDED) {
+    values = api_pack_to_json(r.values, err, sizeof err);
+    if (!values) {
+      state = GR_FAILED;
+      error = err;
+    }
+  }
+  json_object_set_new(o, "state", json_string(gr_state_name(state)));
+  if (GR_STATE_FINAL(state)) {
+    json_object_set_new(o, "success", json_boolean(state == GR_SUCCEEDED));
+    if (values) {
+      json_object_set_new(o, "values", values);
+    } else {
+      json_t *e = json_string(error ? error : gr_state_name(state));
+      json_object_set_new(o, "error",
+                          e ? e : json_string("(the error is not UTF-8)"));
+    }
+  }
+  json_object_set_new(o, "created_at", api_time_json(r.created_ms));
+  json_object_set_new(o, "started_at", api_time_json(r.started_ms));
+  json_object_set_new(o, "finished_at", api_time_json(r.finished_ms));
+  if (r.finished_ms && r.started_ms)
+    json_object_set_new(o, "duration_ms",
+                        json_integer(r.finished_ms - r.started_ms));
+  return o;
+}
+
+static void on_finished(gr_future *f, void *ud) {
+  api_job *job = ud;
+  job->outcome = api_outcome_json(f);
+  api_registry *reg = job->api->jobs;
+  pthread_mutex_lock(&reg->mu);
+  job->finished_at = gr_now_ms();
+  atomic_store(&job->done, 1);
+  if (job->in_registry) {
+    job->fin_prev = reg->fin_tail;
+    job->fin_next = NULL;
+    if (reg->fin_tail)
+      reg->fin_tail->fin_next = job;
+    else
+      reg->fin_head = job;
+    reg->fin_tail = job;
+    reg->nfinished++;
+    expire_locked(job->api);
+  }
+  pthread_mutex_unlock(&reg->mu);
+  api_job_unref(job); /* the callback's reference */
+}
+
+void api_new_job_id(api_ctx *api, char *out, size_t outlen) {
+  /* A counter, scrambled with a per-process key: unique and unguessable. */
+  uint64_t x = atomic_fetch_add(&api->id_counter, 1) ^ api->id_key;
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  snprintf(out, outlen, "job-%016" PRIx64, x);
+}
+
+api_job *api_job_add(api_ctx *api, const char *pool, const char *id,
+                     gr_future *f) {
+  api_job *job = calloc(1, sizeof *job);
+  if (!job)
+    return NULL;
+  snprintf(job->id, sizeof job->id, "%s", id);
+  job->pool = pool ? strdup(pool) : NULL;
+  job->future = gr_future_ref(f);
+  job->api = api;
+  atomic_init(&job->refs, 3); /* the caller's, the registry's, on_finished's */
+  api_registry *reg = api->jobs;
+  pthread_mutex_lock(&reg->mu);
+  expire_locked(api);
+  if (reg->count >= reg->nbuckets)
+    grow(reg);
+  size_t b = hash_id(job->id) & (reg->nbuckets - 1);
+  job->hash_next = reg->buckets[b];
+  reg->buckets[b] = job;
+  job->in_registry = 1;
+  reg->count++;
+  pthread_mutex_unlock(&reg->mu);
+  gr_future_on_done(f, on_finished, job);
+  return job;
+}
+
+api_job *api_job_find(api_ctx *api, const char *id) {
+  api_registry *reg = api->jobs;
+  pthread_mutex_lock(&reg->mu);
+  expire_locked(api);
+  api_job *found = NULL;
+  for (api_job *j = reg->buckets[hash_id(id) & (reg->nbuckets - 1)]; j;
+       j = j->hash_next) {
+    if (strcmp(j->id, id) == 0) {
+      found = j;
+      atomic_fetch_add(&j->refs, 1);
+      break;
+    }
+  }
+  pthread_mutex_unlock(&reg->mu);
+  return found;
+}
+
+void api_job_forget(api_ctx *api, api_job *job) {
+  api_registry *reg = api->jobs;
+  pthread_mutex_lock(&reg->mu);
+  unlink_locked(reg, job);
+  pthread_mutex_unlock(&reg->mu);
+}
+
+const char *api_job_id(api_job *job) { return job->id; }
+const char *api_job_pool(api_job *job) { return job->pool; }
+gr_future *api_job_future(api_job *job) { return job->future; }
+
+json_t *api_job_json(api_job *job) {
+  json_t *o;
+  if (atomic_load(&job->done))
+    o = json_deep_copy(job->outcome);
+  else
+    o = api_outcome_json(job->future); /* not finished: state, times */
+  json_object_set_new(o, "id", json_string(job->id));
+  if (job->pool)
+    json_object_set_new(o, "pool", json_string(job->pool));
+  return o;
+}
+
+uint64_t api_random_key(void) {
+  uint64_t key = 0;
+  if (getrandom(&key, sizeof key, 0) != (ssize_t)sizeof key)
+    key = (uint64_t)gr_now_ns() ^ (uint64_t)(uintptr_t)&key;
+  return key;
+}
