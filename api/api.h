@@ -34,8 +34,9 @@ typedef struct api_config {
 } api_config;
 
 api_ctx *api_new(const api_config *cfg);
-/* Every pending request must have been finished first (api_wake_all, then
- * api_finish each). */
+/* Call after gr_runtime_free: every job's future must be final, since their
+ * completion callbacks use the api. Every pending request must have been
+ * finished too (api_wake_all, then api_finish each). */
 void api_free(api_ctx *api);
 
 typedef struct api_request {

@@ -24,8 +24,7 @@
 
 #define MAX_DEPTH 200
 
-static int to_pack(gr_pack *p, json_t *v, int depth, char *err,
-                   size_t errlen) {
+static int to_pack(gr_pack *p, json_t *v, int depth, char *err, size_t errlen) {
   if (depth > MAX_DEPTH) {
     snprintf(err, errlen, "nested more than %d levels deep", MAX_DEPTH);
     return -1;
@@ -255,8 +254,12 @@ json_t *api_pack_to_json(const gr_pack *p, char *err, size_t errlen) {
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 
-static void scratch_free(void *L) { lua_close(L); }
-static void scratch_init(void) { pthread_key_create(&scratch_key, scratch_free); }
+static void scratch_free(void *L) {
+  lua_close(L);
+}
+static void scratch_init(void) {
+  pthread_key_create(&scratch_key, scratch_free);
+}
 
 static lua_State *scratch(void) {
   pthread_once(&scratch_once, scratch_init);

@@ -112,8 +112,9 @@ static json_t *parse_body(const api_request *req, api_response *r,
     return json_object();
   if (!is_json_type(req->content_type)) {
     api_problem(r, 415, "unsupported-media-type", "Unsupported Media Type",
-                NULL, "the request body must be JSON (Content-Type: "
-                      "application/json), not '%s'",
+                NULL,
+                "the request body must be JSON (Content-Type: "
+                "application/json), not '%s'",
                 req->content_type ? req->content_type : "(none)");
     return NULL;
   }
@@ -123,14 +124,13 @@ static json_t *parse_body(const api_request *req, api_response *r,
     return NULL;
   }
   json_error_t err;
-  json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES,
-                            &err);
+  json_t *body =
+      json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &err);
   if (!body) {
     api_problem(r, 400, "malformed-json", "Malformed JSON",
-                json_pack("{s:i,s:i}", "line", err.line, "column",
-                          err.column),
-                "the body is not valid JSON: %s (line %d, column %d)",
-                err.text, err.line, err.column);
+                json_pack("{s:i,s:i}", "line", err.line, "column", err.column),
+                "the body is not valid JSON: %s (line %d, column %d)", err.text,
+                err.line, err.column);
     return NULL;
   }
   if (!json_is_object(body)) {
@@ -167,14 +167,12 @@ static int check_fields(json_t *body, const char *const *allowed,
 
 static void bad_field(api_response *r, const char *field, const char *what) {
   api_problem(r, 400, "invalid-field", "Bad Request",
-              json_pack("{s:s}", "field", field), "field '%s' %s", field,
-              what);
+              json_pack("{s:s}", "field", field), "field '%s' %s", field, what);
 }
 
 /* An optional integer field in [min, max]; -1 with the answer set. */
-static int int_field(json_t *body, const char *field, int64_t min,
-                     int64_t max, int64_t dflt, int64_t *out,
-                     api_response *r) {
+static int int_field(json_t *body, const char *field, int64_t min, int64_t max,
+                     int64_t dflt, int64_t *out, api_response *r) {
   json_t *v = json_object_get(body, field);
   if (!v || json_is_null(v)) {
     *out = dflt;
@@ -235,8 +233,7 @@ static int parse_snippet(api_ctx *api, json_t *body, snippet *s,
     return -1;
   json_t *code = json_object_get(body, "code");
   if (!json_is_string(code)) {
-    bad_field(r, "code",
-              code ? "must be a string of Lua code" : "is required");
+    bad_field(r, "code", code ? "must be a string of Lua code" : "is required");
     return -1;
   }
   json_t *args = json_object_get(body, "args");
@@ -282,30 +279,27 @@ static gr_spawn spawn_for(api_ctx *api, snippet *s, gr_future *f) {
   return sp;
 }
 
-/* ---- pools ---------------------------------------------------------------- */
+/* ---- pools ----------------------------------------------------------------
+ */
 
 static json_t *stats_json(const gr_pool_stats *st) {
-  return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "name",
-                   st->name, "workers", (json_int_t)st->workers, "queue_size",
-                   (json_int_t)st->queue_size, "active",
-                   (json_int_t)st->active, "queued", (json_int_t)st->queued,
-                   "submitted", (json_int_t)st->submitted, "completed",
-                   (json_int_t)st->completed, "failed",
-                   (json_int_t)st->failed, "timed_out",
-                   (json_int_t)st->timed_out, "cancelled",
-                   (json_int_t)st->cancelled, "rejected",
-                   (json_int_t)st->rejected);
+  return json_pack(
+      "{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "name", st->name,
+      "workers", (json_int_t)st->workers, "queue_size",
+      (json_int_t)st->queue_size, "active", (json_int_t)st->active, "queued",
+      (json_int_t)st->queued, "submitted", (json_int_t)st->submitted,
+      "completed", (json_int_t)st->completed, "failed", (json_int_t)st->failed,
+      "timed_out", (json_int_t)st->timed_out, "cancelled",
+      (json_int_t)st->cancelled, "rejected", (json_int_t)st->rejected);
 }
 
 static void pool_missing(api_response *r, const char *name, int rc) {
   if (rc == GR_ECLOSED)
     api_problem(r, 404, "pool-not-found", "Not Found",
-                json_pack("{s:s}", "pool", name), "pool '%s' was closed",
-                name);
+                json_pack("{s:s}", "pool", name), "pool '%s' was closed", name);
   else
     api_problem(r, 404, "pool-not-found", "Not Found",
-                json_pack("{s:s}", "pool", name), "pool '%s' not found",
-                name);
+                json_pack("{s:s}", "pool", name), "pool '%s' not found", name);
 }
 
 /* Looks the pool up for a route; NULL with the answer set. */
@@ -346,8 +340,7 @@ static int valid_pool_name(const char *s) {
   return s[0] != '.';
 }
 
-static void create_pool(api_ctx *api, const api_request *req,
-                        api_response *r) {
+static void create_pool(api_ctx *api, const api_request *req, api_response *r) {
   static const char *const fields[] = {"name", "workers", "queue_size", NULL};
   json_t *body = parse_body(req, r, 0);
   if (!body)
@@ -368,8 +361,8 @@ static void create_pool(api_ctx *api, const api_request *req,
     goto out;
   }
   if (int_field(body, "workers", 1, 100000, 4, &workers, r) != 0 ||
-      int_field(body, "queue_size", 0, 1000000, 2 * workers, &queue_size,
-                r) != 0)
+      int_field(body, "queue_size", 0, 1000000, 2 * workers, &queue_size, r) !=
+          0)
     goto out;
   const char *n = json_string_value(name);
   int rc = gr_pool_create(api->cfg.rt, n, workers, queue_size);
@@ -447,7 +440,8 @@ static int wait_pool(api_ctx *api, const api_request *req, const char *name,
   return API_PENDING;
 }
 
-/* ---- jobs and tasks ------------------------------------------------------- */
+/* ---- jobs and tasks -------------------------------------------------------
+ */
 
 static void accepted(api_response *r, api_job *job, const char *location) {
   json_t *o = api_job_json(job);
@@ -484,8 +478,7 @@ static void submit_task(api_ctx *api, const api_request *req, const char *name,
     api_set_header(r, "Retry-After", "1");
   } else if (rc == GR_ECLOSED) {
     api_problem(r, 409, "pool-closed", "Conflict",
-                json_pack("{s:s}", "pool", name), "pool '%s' is closed",
-                name);
+                json_pack("{s:s}", "pool", name), "pool '%s' is closed", name);
   } else if (rc != GR_OK) {
     pool_missing(r, name, rc);
   } else {
@@ -498,8 +491,7 @@ static void submit_task(api_ctx *api, const api_request *req, const char *name,
   gr_future_unref(f);
 }
 
-static void create_job(api_ctx *api, const api_request *req,
-                       api_response *r) {
+static void create_job(api_ctx *api, const api_request *req, api_response *r) {
   json_t *body = parse_body(req, r, 0);
   if (!body)
     return;
@@ -524,8 +516,8 @@ static void create_job(api_ctx *api, const api_request *req,
 
 static void job_missing(api_response *r, const char *kind, const char *id) {
   api_problem(r, 404, "not-found", "Not Found", json_pack("{s:s}", "id", id),
-              "%s '%s' not found: it never existed or its result expired",
-              kind, id);
+              "%s '%s' not found: it never existed or its result expired", kind,
+              id);
 }
 
 typedef struct jobs_data {
@@ -559,8 +551,8 @@ static void build_jobs(api_ctx *api, api_pending *p, api_response *r) {
 /* Answers with the jobs now, or waits up to wait_ms for all to finish.
  * Takes over d. */
 static int answer_jobs(api_ctx *api, jobs_data *d, int64_t wait_ms,
-                       api_response *r, api_pending **pending,
-                       api_wake_fn wake, void *ud) {
+                       api_response *r, api_pending **pending, api_wake_fn wake,
+                       void *ud) {
   int all_done = 1;
   for (size_t i = 0; i < d->n; i++)
     all_done &= GR_STATE_FINAL(gr_future_state(api_job_future(d->jobs[i])));
@@ -644,10 +636,9 @@ static int await_jobs(api_ctx *api, const api_request *req, api_response *r,
   json_decref(body);
   if (json_array_size(unknown) > 0) {
     char *list = json_dumps(unknown, JSON_COMPACT);
-    api_problem(r, 404, "not-found", "Not Found",
-                json_pack("{s:o}", "ids", unknown),
-                "unknown job ids (never existed or expired): %s",
-                list ? list : "?");
+    api_problem(
+        r, 404, "not-found", "Not Found", json_pack("{s:o}", "ids", unknown),
+        "unknown job ids (never existed or expired): %s", list ? list : "?");
     free(list);
     free_jobs_data(d);
     return API_DONE;
@@ -669,7 +660,8 @@ static void delete_job(api_ctx *api, const char *id, api_response *r) {
   r->status = 204;
 }
 
-/* ---- a synchronous run ---------------------------------------------------- */
+/* ---- a synchronous run ----------------------------------------------------
+ */
 
 static void build_run(api_ctx *api, api_pending *p, api_response *r) {
   (void)api;
@@ -680,13 +672,14 @@ static void build_run(api_ctx *api, api_pending *p, api_response *r) {
   if (!json_object_get(o, "success")) { /* not final yet */
     json_object_set_new(o, "state", json_string("timed_out"));
     json_object_set_new(o, "success", json_false());
-    json_object_set_new(o, "error",
-                        json_string("timed out (still stopping)"));
+    json_object_set_new(o, "error", json_string("timed out (still stopping)"));
   }
   api_reply_json(r, 200, o);
 }
 
-static void unref_future(void *f) { gr_future_unref(f); }
+static void unref_future(void *f) {
+  gr_future_unref(f);
+}
 
 static int run_snippet(api_ctx *api, const api_request *req, api_response *r,
                        api_pending **pending, api_wake_fn wake, void *ud) {
@@ -712,9 +705,11 @@ static int run_snippet(api_ctx *api, const api_request *req, api_response *r,
   return API_PENDING;
 }
 
-/* ---- the router ------------------------------------------------------------ */
+/* ---- the router ------------------------------------------------------------
+ */
 
-static void not_allowed(api_response *r, const char *method, const char *allow) {
+static void not_allowed(api_response *r, const char *method,
+                        const char *allow) {
   api_problem(r, 405, "method-not-allowed", "Method Not Allowed", NULL,
               "%s is not allowed here; use %s", method, allow);
   api_set_header(r, "Allow", "%s", allow);
@@ -739,7 +734,8 @@ int api_route(api_ctx *api, const api_request *req, api_response *r,
   char **s = a.seg;
   int n = a.nseg;
 #define PATH1(x) (n == 1 && strcmp(s[0], x) == 0)
-#define V1(k, x) (n >= 2 && strcmp(s[0], "v1") == 0 && strcmp(s[1], x) == 0 && n == (k))
+#define V1(k, x)                                                               \
+  (n >= 2 && strcmp(s[0], "v1") == 0 && strcmp(s[1], x) == 0 && n == (k))
   if (PATH1("healthz")) {
     if (is(m, "GET"))
       api_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
@@ -748,8 +744,8 @@ int api_route(api_ctx *api, const api_request *req, api_response *r,
   } else if (PATH1("openapi.yaml")) {
     if (is(m, "GET")) {
       r->status = 200;
-      r->body = malloc(api_openapi_yaml_len);
-      memcpy(r->body, api_openapi_yaml, api_openapi_yaml_len);
+      r->body = malloc(api_openapi_yaml_len + 1);
+      memcpy(r->body, api_openapi_yaml, api_openapi_yaml_len + 1);
       r->body_len = api_openapi_yaml_len;
       r->content_type = "application/yaml";
     } else {

@@ -37,6 +37,9 @@ void api_problem(api_response *r, int status, const char *slug,
     __attribute__((format(printf, 6, 7)));
 void api_set_header(api_response *r, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* JSON text with floats in their shortest exact form; NULL when out of
+ * memory. */
+char *api_json_dumps(json_t *v, size_t *len);
 /* "2026-11-26T18:00:00.123Z" for a wall-clock time in ms (0 -> null). */
 json_t *api_time_json(int64_t ms);
 
@@ -82,8 +85,8 @@ enum pending_kind { PENDING_JOBS, PENDING_POOL, PENDING_RUN };
 /* Makes a request wait on futures (all of them), a pool going idle, or
  * deadline_ms. build(p, resp) answers it. */
 typedef void (*api_build_fn)(api_ctx *api, api_pending *p, api_response *r);
-api_pending *api_pending_new(api_ctx *api, api_build_fn build,
-                             api_wake_fn wake, void *ud);
+api_pending *api_pending_new(api_ctx *api, api_build_fn build, api_wake_fn wake,
+                             void *ud);
 void api_pending_wait_future(api_pending *p, gr_future *f);
 void api_pending_wait_pool(api_pending *p, gr_pool *pool);
 void api_pending_deadline(api_pending *p, int64_t ms);

@@ -54,8 +54,8 @@ static void fire(api_pending *p) {
     p->wake(p->wake_ud);
 }
 
-api_pending *api_pending_new(api_ctx *api, api_build_fn build,
-                             api_wake_fn wake, void *ud) {
+api_pending *api_pending_new(api_ctx *api, api_build_fn build, api_wake_fn wake,
+                             void *ud) {
   api_pending *p = calloc(1, sizeof *p);
   if (!p)
     return NULL;
@@ -137,13 +137,14 @@ void api_pending_arm(api_pending *p) {
     fire(p); /* shutting down: answer with what there is */
 }
 
-void api_pending_set_data(api_pending *p, void *data,
-                          void (*free_fn)(void *)) {
+void api_pending_set_data(api_pending *p, void *data, void (*free_fn)(void *)) {
   p->data = data;
   p->free_data = free_fn;
 }
 
-void *api_pending_data(api_pending *p) { return p->data; }
+void *api_pending_data(api_pending *p) {
+  return p->data;
+}
 
 void api_finish(api_ctx *api, api_pending *p, api_response *resp) {
   /* Withdraw from every source; one that already ran (or is running)

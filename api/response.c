@@ -17,8 +17,7 @@ void api_response_free(api_response *resp) {
 
 void api_reply_json(api_response *r, int status, json_t *body) {
   r->status = status;
-  r->body = json_dumps(body, JSON_COMPACT);
-  r->body_len = r->body ? strlen(r->body) : 0;
+  r->body = body ? api_json_dumps(body, &r->body_len) : NULL;
   r->content_type = "application/json";
   json_decref(body);
 }
@@ -62,8 +61,7 @@ void api_problem(api_response *r, int status, const char *slug,
     json_decref(extra);
   }
   r->status = status;
-  r->body = json_dumps(body, JSON_COMPACT);
-  r->body_len = r->body ? strlen(r->body) : 0;
+  r->body = api_json_dumps(body, &r->body_len);
   r->content_type = "application/problem+json";
   json_decref(body);
 }

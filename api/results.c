@@ -262,9 +262,15 @@ void api_job_forget(api_ctx *api, api_job *job) {
   pthread_mutex_unlock(&reg->mu);
 }
 
-const char *api_job_id(api_job *job) { return job->id; }
-const char *api_job_pool(api_job *job) { return job->pool; }
-gr_future *api_job_future(api_job *job) { return job->future; }
+const char *api_job_id(api_job *job) {
+  return job->id;
+}
+const char *api_job_pool(api_job *job) {
+  return job->pool;
+}
+gr_future *api_job_future(api_job *job) {
+  return job->future;
+}
 
 json_t *api_job_json(api_job *job) {
   json_t *o;

@@ -115,8 +115,9 @@ void gr_runtime_note_unhandled(gr_runtime *rt);
 typedef struct gr_after gr_after;
 gr_after *gr_after_new(gr_runtime *rt, int64_t ms, void (*fn)(void *ud),
                        void *ud);
-/* Returns 1 if the call was cancelled before it ran; 0 if fn ran or is
- * running (then fn owns the cleanup). The handle is invalid afterwards. */
+/* Releases the handle; the owner must call it exactly once, whether or not
+ * fn ran. Returns 1 if the call was cancelled before it ran; 0 if fn ran or
+ * is running (fn then owns the cleanup of ud). */
 int gr_after_cancel(gr_runtime *rt, gr_after *a);
 
 /* Monotonic clock in nanoseconds and milliseconds. */

@@ -173,16 +173,25 @@ static void *monitor_main(void *arg) {
   return NULL;
 }
 
+/* Two references: the timer's (dropped once it fired or was removed) and
+ * the owner's (dropped by gr_after_cancel), so the owner can always cancel
+ * safely, whether or not the call already ran. */
 struct gr_after {
   gr_timer timer;
   void (*fn)(void *ud);
   void *ud;
+  atomic_int refs;
 };
+
+static void after_release(gr_after *a) {
+  if (atomic_fetch_sub(&a->refs, 1) == 1)
+    free(a);
+}
 
 static void after_fire(gr_timer *t) {
   gr_after *a = GR_CONTAINER_OF(t, gr_after, timer);
   a->fn(a->ud);
-  free(a);
+  after_release(a);
 }
 
 gr_after *gr_after_new(gr_runtime *rt, int64_t ms, void (*fn)(void *ud),
@@ -194,6 +203,7 @@ gr_after *gr_after_new(gr_runtime *rt, int64_t ms, void (*fn)(void *ud),
   a->timer.fire = after_fire;
   a->fn = fn;
   a->ud = ud;
+  atomic_init(&a->refs, 2);
   gr_timer_arm(rt, &a->timer, gr_now_ns() + (ms > 0 ? ms : 0) * 1000000);
   return a;
 }
@@ -209,7 +219,8 @@ int gr_after_cancel(gr_runtime *rt, gr_after *a) {
     heap_remove(rt, &a->timer);
   pthread_mutex_unlock(&rt->timer_mu);
   if (armed)
-    free(a);
+    after_release(a); /* the timer's: it will not fire */
+  after_release(a);   /* the owner's */
   return armed;
 }
 

@@ -43,23 +43,26 @@ typedef struct conn_state {
   api_pending *pending;
 } conn_state;
 
+/* Called once, from any thread. Resuming lets MHD answer and free cs on
+ * its own thread at once, so cs is not touched after the unlock; the
+ * connection itself stays valid until it is resumed. */
 static void wake(void *ud) {
   conn_state *cs = ud;
   pthread_mutex_lock(&cs->mu);
   cs->woken = 1;
-  if (cs->suspended) {
-    cs->suspended = 0;
-    MHD_resume_connection(cs->conn);
-  }
+  struct MHD_Connection *resume = cs->suspended ? cs->conn : NULL;
+  cs->suspended = 0;
   pthread_mutex_unlock(&cs->mu);
+  if (resume)
+    MHD_resume_connection(resume);
 }
 
 static enum MHD_Result send_response(conn_state *cs, api_response *r) {
   struct MHD_Response *resp =
-      r->body ? MHD_create_response_from_buffer(r->body_len, r->body,
-                                                MHD_RESPMEM_MUST_FREE)
-              : MHD_create_response_from_buffer(0, NULL,
-                                                MHD_RESPMEM_PERSISTENT);
+      r->body
+          ? MHD_create_response_from_buffer(r->body_len, r->body,
+                                            MHD_RESPMEM_MUST_FREE)
+          : MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
   if (!resp) {
     api_response_free(r);
     return MHD_NO;
@@ -160,8 +163,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
     return send_response(cs, &r);
   }
   char query[64] = "";
-  const char *wait = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
-                                                 "wait");
+  const char *wait =
+      MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "wait");
   if (wait)
     snprintf(query, sizeof query, "wait=%.40s", wait);
   api_request req = {
@@ -248,12 +251,11 @@ http_server *http_start(api_ctx *api, const http_options *opt, char *err,
     flags |= MHD_USE_IPv6;
   srv->daemon = MHD_start_daemon(
       flags, 0, NULL, NULL, handle, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-      NULL, MHD_OPTION_SOCK_ADDR, opt->addr,
-      MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)opt->threads,
-      MHD_OPTION_CONNECTION_LIMIT, (unsigned int)opt->max_connections,
-      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)opt->idle_timeout_s,
-      MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
-      MHD_OPTION_UNESCAPE_CALLBACK, keep_escapes, NULL, MHD_OPTION_END);
+      NULL, MHD_OPTION_SOCK_ADDR, opt->addr, MHD_OPTION_THREAD_POOL_SIZE,
+      (unsigned int)opt->threads, MHD_OPTION_CONNECTION_LIMIT,
+      (unsigned int)opt->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+      (unsigned int)opt->idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, completed,
+      srv, MHD_OPTION_UNESCAPE_CALLBACK, keep_escapes, NULL, MHD_OPTION_END);
   if (!srv->daemon) {
     snprintf(err, errlen, "cannot listen (is the port in use?)");
     free(srv);
@@ -265,7 +267,9 @@ http_server *http_start(api_ctx *api, const http_options *opt, char *err,
   return srv;
 }
 
-uint16_t http_port(http_server *srv) { return srv->port; }
+uint16_t http_port(http_server *srv) {
+  return srv->port;
+}
 
 void http_stop(http_server *srv, int64_t grace_ms) {
   /* No new connections; every waiting request answers with what it has;

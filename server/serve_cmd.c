@@ -28,10 +28,13 @@ static const char serve_usage[] =
     "\n"
     "  --listen HOST:PORT     where to listen (127.0.0.1:8080; port 0 picks\n"
     "                         a free one) [GOROUTINED_LISTEN]\n"
-    "  --token TOKEN          bearer token required on /v1 [GOROUTINED_TOKEN];\n"
+    "  --token TOKEN          bearer token required on /v1 "
+    "[GOROUTINED_TOKEN];\n"
     "                         needed to listen on a non-loopback address\n"
-    "  --token-file FILE      read the token from FILE [GOROUTINED_TOKEN_FILE]\n"
-    "  --workers N            scheduler threads (online CPUs) [GOROUTINED_WORKERS]\n"
+    "  --token-file FILE      read the token from FILE "
+    "[GOROUTINED_TOKEN_FILE]\n"
+    "  --workers N            scheduler threads (online CPUs) "
+    "[GOROUTINED_WORKERS]\n"
     "  --http-threads N       HTTP threads (online CPUs) "
     "[GOROUTINED_HTTP_THREADS]\n"
     "  --max-body SIZE        request body limit (1M) [GOROUTINED_MAX_BODY]\n"
@@ -58,9 +61,21 @@ typedef struct option {
 } option;
 
 enum {
-  O_LISTEN, O_TOKEN, O_TOKEN_FILE, O_WORKERS, O_HTTP_THREADS, O_MAX_BODY,
-  O_MEMORY, O_DEFAULT_TIMEOUT, O_MAX_TIMEOUT, O_MAX_WAIT, O_RESULT_TTL,
-  O_MAX_RESULTS, O_MAX_CONNECTIONS, O_LOG_LEVEL, O_COUNT
+  O_LISTEN,
+  O_TOKEN,
+  O_TOKEN_FILE,
+  O_WORKERS,
+  O_HTTP_THREADS,
+  O_MAX_BODY,
+  O_MEMORY,
+  O_DEFAULT_TIMEOUT,
+  O_MAX_TIMEOUT,
+  O_MAX_WAIT,
+  O_RESULT_TTL,
+  O_MAX_RESULTS,
+  O_MAX_CONNECTIONS,
+  O_LOG_LEVEL,
+  O_COUNT
 };
 
 static option options[O_COUNT] = {
@@ -125,8 +140,9 @@ static long long number(int k, long long min, long long max, int size) {
       n = -1;
   }
   if (n < min || n > max) {
-    fprintf(stderr, "goroutined serve: %s (or %s) must be %s from %lld to %lld, "
-                    "not '%s'\n",
+    fprintf(stderr,
+            "goroutined serve: %s (or %s) must be %s from %lld to %lld, "
+            "not '%s'\n",
             options[k].flag, options[k].env, size ? "a size" : "a number", min,
             max, v);
     return -1;
@@ -173,7 +189,8 @@ static int parse_listen(const char *spec, struct sockaddr_storage *out,
     return -1;
   }
   *port = (int)p;
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+  struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                           .ai_socktype = SOCK_STREAM,
                            .ai_flags = AI_NUMERICSERV};
   struct addrinfo *res;
   char portbuf[8];
@@ -312,8 +329,7 @@ int cmd_serve(int argc, char **argv) {
   char err[256];
   http_server *srv = http_start(api, &hopt, err, sizeof err);
   if (!srv) {
-    fprintf(stderr, "goroutined serve: %s: %s\n", options[O_LISTEN].value,
-            err);
+    fprintf(stderr, "goroutined serve: %s: %s\n", options[O_LISTEN].value, err);
     api_free(api);
     gr_runtime_free(rt);
     free(token);
@@ -329,11 +345,11 @@ int cmd_serve(int argc, char **argv) {
 
   int sig = 0;
   sigwait(&stop, &sig);
-  srv_logf(GR_LOG_INFO, "received %s: stopping", sig == SIGINT ? "SIGINT"
-                                                               : "SIGTERM");
+  srv_logf(GR_LOG_INFO, "received %s: stopping",
+           sig == SIGINT ? "SIGINT" : "SIGTERM");
   http_stop(srv, 10000);
+  gr_runtime_free(rt); /* completes every job, so the api can go next */
   api_free(api);
-  gr_runtime_free(rt);
   free(token);
   srv_logf(GR_LOG_INFO, "stopped");
   return 0;
