@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs goroutined. Extra arguments go
-# to `goroutined run`; with none, it runs the bundled worker-pool example.
+# Installs what is missing, builds, and serves the HTTP API on
+# 127.0.0.1:8080 (stop it with Ctrl-C). Extra arguments go to
+# `goroutined serve` (see `build/normal/goroutined serve --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh normal
-if [ $# -eq 0 ]; then
-  set -- examples/worker_pool.lua
-fi
-exec build/normal/goroutined run "$@"
+exec build/normal/goroutined serve "$@"

@@ -11,6 +11,12 @@ packages=(
   check libsubunit-dev
 )
 
+# The contract checks (tests/openapi) run on Node.js; any Node >= 18 does,
+# so Debian's is installed only when there is none.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
+
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
