@@ -268,6 +268,17 @@ static int parse_snippet(api_ctx *api, json_t *body, snippet *s,
   return 0;
 }
 
+/* Reads a request whose body is a snippet; 0, or -1 with the answer set. */
+static int read_snippet(api_ctx *api, const api_request *req, snippet *s,
+                        api_response *r) {
+  json_t *body = parse_body(req, r, 0);
+  if (!body)
+    return -1;
+  int rc = parse_snippet(api, body, s, r);
+  json_decref(body);
+  return rc;
+}
+
 static gr_spawn spawn_for(api_ctx *api, snippet *s, gr_future *f) {
   gr_spawn sp = {.pack = s->pack,
                  .profile = api->cfg.profile,
@@ -458,15 +469,9 @@ static void submit_task(api_ctx *api, const api_request *req, const char *name,
   if (!pool)
     return;
   gr_pool_unref(pool);
-  json_t *body = parse_body(req, r, 0);
-  if (!body)
-    return;
   snippet s = {0};
-  if (parse_snippet(api, body, &s, r) != 0) {
-    json_decref(body);
+  if (read_snippet(api, req, &s, r) != 0)
     return;
-  }
-  json_decref(body);
   gr_future *f = gr_future_new();
   gr_spawn sp = spawn_for(api, &s, f);
   char id[32];
@@ -492,15 +497,9 @@ static void submit_task(api_ctx *api, const api_request *req, const char *name,
 }
 
 static void create_job(api_ctx *api, const api_request *req, api_response *r) {
-  json_t *body = parse_body(req, r, 0);
-  if (!body)
-    return;
   snippet s = {0};
-  if (parse_snippet(api, body, &s, r) != 0) {
-    json_decref(body);
+  if (read_snippet(api, req, &s, r) != 0)
     return;
-  }
-  json_decref(body);
   gr_future *f = gr_future_new();
   char id[40];
   api_new_job_id(api, id, sizeof id);
@@ -683,15 +682,9 @@ static void unref_future(void *f) {
 
 static int run_snippet(api_ctx *api, const api_request *req, api_response *r,
                        api_pending **pending, api_wake_fn wake, void *ud) {
-  json_t *body = parse_body(req, r, 0);
-  if (!body)
-    return API_DONE;
   snippet s = {0};
-  if (parse_snippet(api, body, &s, r) != 0) {
-    json_decref(body);
+  if (read_snippet(api, req, &s, r) != 0)
     return API_DONE;
-  }
-  json_decref(body);
   int64_t grace = s.timeout_ms + RUN_GRACE_MS;
   gr_future *f = gr_future_new();
   api_pending *p = api_pending_new(api, build_run, wake, ud);

@@ -9,13 +9,6 @@
 
 #include <stdlib.h>
 
-typedef struct callback {
-  struct callback *next;
-  gr_future_cb fn;
-  void *ud;
-  uintptr_t token;
-} callback;
-
 struct gr_future {
   gr_object obj;
   gr_spin lock;
@@ -25,8 +18,7 @@ struct gr_future {
   uint64_t gid;
   int64_t created_ms, started_ms, finished_ms;
   gr_waiter *waiters;
-  callback *callbacks;
-  uintptr_t next_token;
+  gr_callbacks callbacks;
   gr_g *g;       /* the goroutine running it (a reference), for cancel */
   gr_pool *pool; /* the pool it is queued in, for cancel */
   int cancel_requested;
@@ -41,10 +33,7 @@ int gr_pool_cancel_queued(gr_pool *pool, gr_future *f);
 static void future_destroy(gr_object *obj) {
   gr_future *f = (gr_future *)obj;
   gr_waiters_wake_all(f->waiters);
-  for (callback *c = f->callbacks, *next; c; c = next) {
-    next = c->next;
-    free(c);
-  }
+  gr_callbacks_run(gr_callbacks_take(&f->callbacks), NULL, NULL);
   if (f->g)
     gr_g_unref(f->g);
   if (f->pool)
@@ -92,6 +81,10 @@ int gr_future_start(gr_future *f, gr_g *g) {
   return 1;
 }
 
+static void call_done(gr_callback *c, void *f) {
+  ((gr_future_cb)c->fn)(f, c->ud);
+}
+
 void gr_future_complete(gr_future *f, int state, gr_pack *values, char *error) {
   gr_spin_lock(&f->lock);
   if (GR_STATE_FINAL(f->state)) {
@@ -105,28 +98,14 @@ void gr_future_complete(gr_future *f, int state, gr_pack *values, char *error) {
   f->error = error;
   f->finished_ms = gr_wall_ms();
   gr_waiter *waiters = f->waiters;
-  callback *callbacks = f->callbacks;
+  gr_callback *callbacks = gr_callbacks_take(&f->callbacks);
   gr_g *g = f->g;
   f->waiters = NULL;
-  f->callbacks = NULL;
   f->g = NULL;
   gr_spin_unlock(&f->lock);
 
   gr_waiters_wake_all(waiters);
-  /* Run callbacks in registration order. */
-  callback *ordered = NULL;
-  while (callbacks) {
-    callback *next = callbacks->next;
-    callbacks->next = ordered;
-    ordered = callbacks;
-    callbacks = next;
-  }
-  while (ordered) {
-    callback *next = ordered->next;
-    ordered->fn(f, ordered->ud);
-    free(ordered);
-    ordered = next;
-  }
+  gr_callbacks_run(callbacks, call_done, f);
   if (g)
     gr_g_unref(g);
 }
@@ -200,38 +179,23 @@ int gr_future_arm(gr_g *g, uint32_t seq, void *arg) {
 }
 
 uintptr_t gr_future_on_done(gr_future *f, gr_future_cb fn, void *ud) {
-  callback *c = malloc(sizeof *c);
+  gr_callback *c = gr_callback_new((gr_cb_fn)fn, ud);
   gr_spin_lock(&f->lock);
   if (GR_STATE_FINAL(f->state) || !c) {
     gr_spin_unlock(&f->lock);
     free(c);
-    if (GR_STATE_FINAL(gr_future_state(f))) {
+    if (GR_STATE_FINAL(gr_future_state(f)))
       fn(f, ud);
-      return 0;
-    }
-    return 0; /* out of memory: the caller polls */
+    return 0;
   }
-  c->fn = fn;
-  c->ud = ud;
-  c->token = ++f->next_token;
-  c->next = f->callbacks;
-  f->callbacks = c;
+  uintptr_t token = gr_callbacks_push(&f->callbacks, c);
   gr_spin_unlock(&f->lock);
-  return c->token;
+  return token;
 }
 
 int gr_future_off(gr_future *f, uintptr_t token) {
-  int removed = 0;
   gr_spin_lock(&f->lock);
-  for (callback **at = &f->callbacks; *at; at = &(*at)->next) {
-    if ((*at)->token == token) {
-      callback *c = *at;
-      *at = c->next;
-      free(c);
-      removed = 1;
-      break;
-    }
-  }
+  int removed = gr_callbacks_remove(&f->callbacks, token);
   gr_spin_unlock(&f->lock);
   return removed;
 }

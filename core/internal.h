@@ -93,6 +93,35 @@ int gr_waiter_push(gr_waiter **list, gr_g *g, uint32_t seq);
 /* Wakes and frees every waiter of a list detached from its source. */
 void gr_waiters_wake_all(gr_waiter *list);
 
+/* ---- one-shot callback lists (callbacks.c) ----------------------------- */
+
+typedef void (*gr_cb_fn)(void); /* the owner's typed function, cast */
+typedef struct gr_callback gr_callback;
+struct gr_callback {
+  gr_callback *next;
+  gr_cb_fn fn; /* cast back to its real type before calling */
+  void *ud;
+  uintptr_t token;
+};
+typedef struct gr_callbacks {
+  gr_callback *head;
+  uintptr_t next_token;
+} gr_callbacks;
+
+/* Allocated before taking the owner's lock; NULL when out of memory. */
+gr_callback *gr_callback_new(gr_cb_fn fn, void *ud);
+/* Caller holds the owner's lock. Returns the token (never 0). */
+uintptr_t gr_callbacks_push(gr_callbacks *list, gr_callback *c);
+/* Caller holds the owner's lock. 1 if it was there (and is freed now). */
+int gr_callbacks_remove(gr_callbacks *list, uintptr_t token);
+/* Caller holds the owner's lock: detaches every callback. */
+gr_callback *gr_callbacks_take(gr_callbacks *list);
+/* Without the lock: runs (through call, unless NULL) and frees a detached
+ * list, oldest first. */
+void gr_callbacks_run(gr_callback *list,
+                      void (*call)(gr_callback *c, void *subject),
+                      void *subject);
+
 /* ---- goroutines (sched.c) -------------------------------------------- */
 
 enum g_status {

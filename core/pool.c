@@ -24,13 +24,6 @@ typedef struct gr_pool_task {
   gr_spawn spawn;                   /* its future is a reference */
 } gr_pool_task;
 
-typedef struct idle_cb {
-  struct idle_cb *next;
-  gr_pool_cb fn;
-  void *ud;
-  uintptr_t token;
-} idle_cb;
-
 struct gr_pool {
   atomic_int refs;
   gr_runtime *rt;
@@ -40,8 +33,7 @@ struct gr_pool {
   bool closed;
   gr_pool_task *qhead, *qtail; /* under mu */
   gr_waiter *idle_waiters;     /* under mu */
-  idle_cb *idle_cbs;           /* under mu */
-  uintptr_t next_token;        /* under mu */
+  gr_callbacks idle_cbs;       /* under mu */
   atomic_int_fast64_t active, queued;
   atomic_int_fast64_t submitted, completed, failed, timed_out, cancelled,
       rejected;
@@ -73,10 +65,8 @@ void gr_pool_unref(gr_pool *pool) {
   if (!pool || atomic_fetch_sub(&pool->refs, 1) != 1)
     return;
   gr_waiters_wake_all(pool->idle_waiters);
-  for (idle_cb *c = pool->idle_cbs, *next; c; c = next) {
-    next = c->next; /* nobody can wait on a pool nobody holds */
-    free(c);
-  }
+  /* Nobody can wait on a pool nobody holds: just free what is left. */
+  gr_callbacks_run(gr_callbacks_take(&pool->idle_cbs), NULL, NULL);
   pthread_mutex_destroy(&pool->mu);
   free(pool->name);
   free(pool);
@@ -221,7 +211,7 @@ static void task_free(gr_pool_task *task) {
 
 typedef struct idle_wake {
   gr_waiter *waiters;
-  idle_cb *cbs;
+  gr_callback *cbs;
 } idle_wake;
 
 /* Caller holds pool->mu. Once nothing is left, detaches what waits for
@@ -231,20 +221,18 @@ static idle_wake take_idle_locked(gr_pool *pool) {
   if (atomic_load(&pool->active) != 0 || atomic_load(&pool->queued) != 0)
     return w;
   w.waiters = pool->idle_waiters;
-  w.cbs = pool->idle_cbs;
+  w.cbs = gr_callbacks_take(&pool->idle_cbs);
   pool->idle_waiters = NULL;
-  pool->idle_cbs = NULL;
   return w;
+}
+
+static void call_idle(gr_callback *c, void *pool) {
+  ((gr_pool_cb)c->fn)(pool, c->ud);
 }
 
 static void notify_idle(gr_pool *pool, idle_wake w) {
   gr_waiters_wake_all(w.waiters);
-  while (w.cbs) {
-    idle_cb *next = w.cbs->next;
-    w.cbs->fn(pool, w.cbs->ud);
-    free(w.cbs);
-    w.cbs = next;
-  }
+  gr_callbacks_run(w.cbs, call_idle, pool);
 }
 
 static void count_outcome(gr_pool *pool, int state) {
@@ -509,7 +497,7 @@ int gr_pool_arm_idle(gr_g *g, uint32_t seq, void *arg) {
 }
 
 uintptr_t gr_pool_on_idle(gr_pool *pool, gr_pool_cb fn, void *ud) {
-  idle_cb *c = malloc(sizeof *c);
+  gr_callback *c = gr_callback_new((gr_cb_fn)fn, ud);
   pthread_mutex_lock(&pool->mu);
   if (gr_pool_idle(pool) || !c) {
     pthread_mutex_unlock(&pool->mu);
@@ -517,27 +505,14 @@ uintptr_t gr_pool_on_idle(gr_pool *pool, gr_pool_cb fn, void *ud) {
     fn(pool, ud);
     return 0;
   }
-  c->fn = fn;
-  c->ud = ud;
-  c->token = ++pool->next_token;
-  c->next = pool->idle_cbs;
-  pool->idle_cbs = c;
+  uintptr_t token = gr_callbacks_push(&pool->idle_cbs, c);
   pthread_mutex_unlock(&pool->mu);
-  return c->token;
+  return token;
 }
 
 int gr_pool_off_idle(gr_pool *pool, uintptr_t token) {
-  int removed = 0;
   pthread_mutex_lock(&pool->mu);
-  for (idle_cb **at = &pool->idle_cbs; *at; at = &(*at)->next) {
-    if ((*at)->token == token) {
-      idle_cb *c = *at;
-      *at = c->next;
-      free(c);
-      removed = 1;
-      break;
-    }
-  }
+  int removed = gr_callbacks_remove(&pool->idle_cbs, token);
   pthread_mutex_unlock(&pool->mu);
   return removed;
 }

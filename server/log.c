@@ -25,8 +25,10 @@ int srv_parse_log_level(const char *name) {
 }
 
 static void write_line(int level, uint64_t gid, const char *msg) {
-  if (level < min_level)
+  if (level < min_level && level != GR_LOG_ALWAYS)
     return;
+  if (level == GR_LOG_ALWAYS)
+    level = GR_LOG_INFO;
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   struct tm tm;

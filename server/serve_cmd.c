@@ -336,7 +336,7 @@ int cmd_serve(int argc, char **argv) {
     return 1;
   }
   int ipv6 = addr.ss_family == AF_INET6;
-  srv_logf(GR_LOG_INFO,
+  srv_logf(GR_LOG_ALWAYS,
            "goroutined %s listening on http://%s%s%s:%u (%llu workers, %d "
            "http threads%s)",
            GR_VERSION, ipv6 ? "[" : "", host, ipv6 ? "]" : "",
@@ -345,12 +345,12 @@ int cmd_serve(int argc, char **argv) {
 
   int sig = 0;
   sigwait(&stop, &sig);
-  srv_logf(GR_LOG_INFO, "received %s: stopping",
+  srv_logf(GR_LOG_ALWAYS, "received %s: stopping",
            sig == SIGINT ? "SIGINT" : "SIGTERM");
   http_stop(srv, 10000);
   gr_runtime_free(rt); /* completes every job, so the api can go next */
   api_free(api);
   free(token);
-  srv_logf(GR_LOG_INFO, "stopped");
+  srv_logf(GR_LOG_ALWAYS, "stopped");
   return 0;
 }

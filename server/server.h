@@ -12,7 +12,10 @@
 #define GR_VERSION "0.0.0"
 #endif
 
-/* Logging to stderr: one line per event, with a UTC timestamp. */
+/* Logging to stderr: one line per event, with a UTC timestamp. A line at
+ * GR_LOG_ALWAYS is written at every log level (as info): the startup and
+ * shutdown lines. */
+#define GR_LOG_ALWAYS 100
 void srv_log_hook(void *ud, int level, uint64_t gid, const char *msg);
 void srv_logf(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

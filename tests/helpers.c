@@ -137,7 +137,16 @@ char *t_eval(gr_runtime *rt, const char *code) {
 }
 
 int t_threads(void) {
-  FILE *f = fopen("/proc/self/status", "r");
+  return t_threads_of(0);
+}
+
+int t_threads_of(int pid) {
+  char path[64];
+  if (pid)
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+  else
+    snprintf(path, sizeof path, "/proc/self/status");
+  FILE *f = fopen(path, "r");
   char line[256];
   int n = -1;
   while (f && fgets(line, sizeof line, f))

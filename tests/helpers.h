@@ -45,6 +45,8 @@ void t_log_clear(void);
 
 /* Threads of this process, from /proc/self/status. */
 int t_threads(void);
+/* Threads of process pid (0: this one). */
+int t_threads_of(int pid);
 /* Resident memory of this process in bytes. */
 long t_rss(void);
 

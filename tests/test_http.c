@@ -557,19 +557,6 @@ END_TEST
 /* ---- waiting without threads
  * ----------------------------------------------------- */
 
-static int server_threads(server *s) {
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%d/status", (int)s->pid);
-  FILE *f = fopen(path, "r");
-  int n = -1;
-  while (f && fgets(line, sizeof line, f))
-    if (sscanf(line, "Threads: %d", &n) == 1)
-      break;
-  if (f)
-    fclose(f);
-  return n;
-}
-
 START_TEST(thousand_long_polls_on_two_threads) {
   struct rlimit rl;
   getrlimit(RLIMIT_NOFILE, &rl);
@@ -604,7 +591,7 @@ START_TEST(thousand_long_polls_on_two_threads) {
       ck_assert_int_eq(h.status, 200);
       ck_assert_int_lt(h.took_ms, 1000);
       release(&h);
-      int threads = server_threads(&srv);
+      int threads = t_threads_of(srv.pid);
       ck_assert_msg(threads > 0 && threads <= 10, "the server has %d threads",
                     threads);
       ck_assert_int_gt(running, N / 2); /* most are still waiting */
