@@ -27,6 +27,10 @@ api_ctx *api_new(const api_config *cfg) {
     api->cfg.max_timeout_ms = 10 * 60 * 1000;
   if (!api->cfg.max_wait_ms)
     api->cfg.max_wait_ms = 60 * 1000;
+  if (api->cfg.inline_budget_us == 0)
+    api->cfg.inline_budget_us = 500;
+  else if (api->cfg.inline_budget_us < 0)
+    api->cfg.inline_budget_us = 0; /* gr_go_here then hands it to a worker */
   if (api->cfg.default_timeout_ms > api->cfg.max_timeout_ms)
     api->cfg.default_timeout_ms = api->cfg.max_timeout_ms;
   if (cfg->token && *cfg->token) {

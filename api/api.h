@@ -30,6 +30,9 @@ typedef struct api_config {
   int64_t max_timeout_ms;     /* the most a request may ask for; 10 min */
   int64_t max_wait_ms;        /* the longest long poll; 60 s */
   size_t memory_limit;        /* per goroutine; 0 = the runtime's */
+  int64_t inline_budget_us;   /* /v1/run: the first slice runs on the request
+                                 thread for up to this long; 0 = the default,
+                                 500; < 0 = never */
   const char *token;          /* bearer token for /v1; NULL = open */
 } api_config;
 

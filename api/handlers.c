@@ -293,15 +293,30 @@ static gr_spawn spawn_for(api_ctx *api, snippet *s, gr_future *f) {
 /* ---- pools ----------------------------------------------------------------
  */
 
-static json_t *stats_json(const gr_pool_stats *st) {
-  return json_pack(
-      "{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "name", st->name,
-      "workers", (json_int_t)st->workers, "queue_size",
-      (json_int_t)st->queue_size, "active", (json_int_t)st->active, "queued",
-      (json_int_t)st->queued, "submitted", (json_int_t)st->submitted,
-      "completed", (json_int_t)st->completed, "failed", (json_int_t)st->failed,
-      "timed_out", (json_int_t)st->timed_out, "cancelled",
-      (json_int_t)st->cancelled, "rejected", (json_int_t)st->rejected);
+static void out_stats(api_out *o, const gr_pool_stats *st) {
+  const struct {
+    const char *key;
+    int64_t value;
+  } fields[] = {{"workers", st->workers},     {"queue_size", st->queue_size},
+                {"active", st->active},       {"queued", st->queued},
+                {"submitted", st->submitted}, {"completed", st->completed},
+                {"failed", st->failed},       {"timed_out", st->timed_out},
+                {"cancelled", st->cancelled}, {"rejected", st->rejected}};
+  int first = 1;
+  api_out_raw(o, "{", 1);
+  api_out_key(o, "name", &first);
+  api_out_str(o, st->name, strlen(st->name));
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    api_out_key(o, fields[i].key, &first);
+    api_out_int(o, fields[i].value);
+  }
+  api_out_raw(o, "}", 1);
+}
+
+static void reply_stats(api_response *r, int status, const gr_pool_stats *st) {
+  api_out o = {0};
+  out_stats(&o, st);
+  api_reply_out(r, status, &o);
 }
 
 static void pool_missing(api_response *r, const char *name, int rc) {
@@ -329,15 +344,21 @@ static gr_pool *open_pool(api_ctx *api, const char *name, api_response *r) {
 static void list_pools(api_ctx *api, api_response *r) {
   char **names;
   size_t n = gr_pool_names(api->cfg.rt, &names);
-  json_t *list = json_array();
+  api_out o = {0};
+  api_out_cstr(&o, "{\"pools\":[");
+  int any = 0;
   for (size_t i = 0; i < n; i++) {
     gr_pool_stats st;
-    if (gr_pool_stats_get(api->cfg.rt, names[i], &st) == GR_OK)
-      json_array_append_new(list, stats_json(&st));
+    if (gr_pool_stats_get(api->cfg.rt, names[i], &st) == GR_OK) {
+      if (any++)
+        api_out_raw(&o, ",", 1);
+      out_stats(&o, &st);
+    }
     free(names[i]);
   }
   free(names);
-  api_reply_json(r, 200, json_pack("{s:o}", "pools", list));
+  api_out_cstr(&o, "]}");
+  api_reply_out(r, 200, &o);
 }
 
 static int valid_pool_name(const char *s) {
@@ -386,7 +407,7 @@ static void create_pool(api_ctx *api, const api_request *req, api_response *r) {
   } else {
     gr_pool_stats st;
     gr_pool_stats_get(api->cfg.rt, n, &st);
-    api_reply_json(r, 201, stats_json(&st));
+    reply_stats(r, 201, &st);
     api_set_header(r, "Location", "/v1/pools/%s", n);
   }
 out:
@@ -399,7 +420,7 @@ static void get_pool(api_ctx *api, const char *name, api_response *r) {
   if (rc != GR_OK)
     pool_missing(r, name, rc);
   else
-    api_reply_json(r, 200, stats_json(&st));
+    reply_stats(r, 200, &st);
 }
 
 static void delete_pool(api_ctx *api, const char *name, api_response *r) {
@@ -418,9 +439,13 @@ static void build_pool_wait(api_ctx *api, api_pending *p, api_response *r) {
     api_reply_json(r, 200, json_pack("{s:b,s:n}", "idle", 1, "pool"));
     return;
   }
-  int idle = st.active == 0 && st.queued == 0;
-  api_reply_json(r, 200,
-                 json_pack("{s:b,s:o}", "idle", idle, "pool", stats_json(&st)));
+  api_out o = {0};
+  api_out_cstr(&o, st.active == 0 && st.queued == 0
+                       ? "{\"idle\":true,\"pool\":"
+                       : "{\"idle\":false,\"pool\":");
+  out_stats(&o, &st);
+  api_out_raw(&o, "}", 1);
+  api_reply_out(r, 200, &o);
 }
 
 static int wait_pool(api_ctx *api, const api_request *req, const char *name,
@@ -455,11 +480,16 @@ static int wait_pool(api_ctx *api, const api_request *req, const char *name,
  */
 
 static void accepted(api_response *r, api_job *job, const char *location) {
-  json_t *o = api_job_json(job);
-  json_t *out = json_pack("{s:s,s:O}", "id", api_job_id(job), "state",
-                          json_object_get(o, "state"));
-  json_decref(o);
-  api_reply_json(r, 202, out);
+  api_out o = {0};
+  int first = 1;
+  api_out_raw(&o, "{", 1);
+  api_out_key(&o, "id", &first);
+  api_out_str(&o, api_job_id(job), strlen(api_job_id(job)));
+  api_out_key(&o, "state", &first);
+  api_out_cstr(&o, "\"");
+  api_out_cstr(&o, api_job_state(job));
+  api_out_cstr(&o, "\"}");
+  api_reply_out(r, 202, &o);
   api_set_header(r, "Location", "%s", location);
 }
 
@@ -533,18 +563,23 @@ static void free_jobs_data(void *ud) {
   free(d);
 }
 
-static json_t *jobs_body(const jobs_data *d) {
-  if (!d->as_list)
-    return api_job_json(d->jobs[0]);
-  json_t *list = json_array();
-  for (size_t i = 0; i < d->n; i++)
-    json_array_append_new(list, api_job_json(d->jobs[i]));
-  return json_pack("{s:o}", "results", list);
+static void reply_jobs(api_response *r, const jobs_data *d) {
+  api_out o = {0};
+  if (d->as_list)
+    api_out_cstr(&o, "{\"results\":[");
+  for (size_t i = 0; i < d->n; i++) {
+    if (i)
+      api_out_raw(&o, ",", 1);
+    api_out_job(&o, d->jobs[i]);
+  }
+  if (d->as_list)
+    api_out_cstr(&o, "]}");
+  api_reply_out(r, 200, &o);
 }
 
 static void build_jobs(api_ctx *api, api_pending *p, api_response *r) {
   (void)api;
-  api_reply_json(r, 200, jobs_body(api_pending_data(p)));
+  reply_jobs(r, api_pending_data(p));
 }
 
 /* Answers with the jobs now, or waits up to wait_ms for all to finish.
@@ -556,7 +591,7 @@ static int answer_jobs(api_ctx *api, jobs_data *d, int64_t wait_ms,
   for (size_t i = 0; i < d->n; i++)
     all_done &= GR_STATE_FINAL(gr_future_state(api_job_future(d->jobs[i])));
   if (all_done || wait_ms <= 0) {
-    api_reply_json(r, 200, jobs_body(d));
+    reply_jobs(r, d);
     free_jobs_data(d);
     return API_DONE;
   }
@@ -662,18 +697,42 @@ static void delete_job(api_ctx *api, const char *id, api_response *r) {
 /* ---- a synchronous run ----------------------------------------------------
  */
 
+static void reply_outcome(api_response *r, gr_future *f) {
+  api_out o = {0};
+  api_out_raw(&o, "{", 1);
+  api_out_outcome(&o, f);
+  api_out_raw(&o, "}", 1);
+  api_reply_out(r, 200, &o);
+}
+
 static void build_run(api_ctx *api, api_pending *p, api_response *r) {
   (void)api;
   gr_future *f = api_pending_data(p);
-  if (!GR_STATE_FINAL(gr_future_state(f)))
-    gr_future_cancel(f); /* stuck past its grace (a long C call) */
-  json_t *o = api_outcome_json(f);
-  if (!json_object_get(o, "success")) { /* not final yet */
-    json_object_set_new(o, "state", json_string("timed_out"));
-    json_object_set_new(o, "success", json_false());
-    json_object_set_new(o, "error", json_string("timed out (still stopping)"));
+  if (GR_STATE_FINAL(gr_future_state(f))) {
+    reply_outcome(r, f);
+    return;
   }
-  api_reply_json(r, 200, o);
+  /* Stuck past its grace, in a long C call: stop it when it comes out. */
+  gr_future_cancel(f);
+  gr_result res;
+  gr_future_result(f, &res);
+  api_out o = {0};
+  int first = 1;
+  api_out_raw(&o, "{", 1);
+  api_out_key(&o, "state", &first);
+  api_out_cstr(&o, "\"timed_out\"");
+  api_out_key(&o, "success", &first);
+  api_out_cstr(&o, "false");
+  api_out_key(&o, "error", &first);
+  api_out_cstr(&o, "\"timed out (the snippet is still being stopped)\"");
+  api_out_key(&o, "created_at", &first);
+  api_out_time(&o, res.created_ms);
+  api_out_key(&o, "started_at", &first);
+  api_out_time(&o, res.started_ms);
+  api_out_key(&o, "finished_at", &first);
+  api_out_cstr(&o, "null");
+  api_out_raw(&o, "}", 1);
+  api_reply_out(r, 200, &o);
 }
 
 static void unref_future(void *f) {
@@ -687,10 +746,17 @@ static int run_snippet(api_ctx *api, const api_request *req, api_response *r,
     return API_DONE;
   int64_t grace = s.timeout_ms + RUN_GRACE_MS;
   gr_future *f = gr_future_new();
+  gr_spawn sp = spawn_for(api, &s, f);
+  /* The first slice runs on this thread: a short snippet is done when this
+   * returns, and is answered without waiting or switching threads. */
+  gr_go_here(api->cfg.rt, &sp, api->cfg.inline_budget_us);
+  if (GR_STATE_FINAL(gr_future_state(f))) {
+    reply_outcome(r, f);
+    gr_future_unref(f);
+    return API_DONE;
+  }
   api_pending *p = api_pending_new(api, build_run, wake, ud);
   api_pending_set_data(p, f, unref_future);
-  gr_spawn sp = spawn_for(api, &s, f);
-  gr_go(api->cfg.rt, &sp);
   api_pending_wait_future(p, f);
   api_pending_deadline(p, grace);
   api_pending_arm(p);

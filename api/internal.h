@@ -40,15 +40,37 @@ void api_set_header(api_response *r, const char *name, const char *fmt, ...)
 /* JSON text with floats in their shortest exact form; NULL when out of
  * memory. */
 char *api_json_dumps(json_t *v, size_t *len);
-/* "2026-11-26T18:00:00.123Z" for a wall-clock time in ms (0 -> null). */
-json_t *api_time_json(int64_t ms);
+
+/* ---- writing JSON text (json_out.c) ------------------------------------ */
+
+typedef struct api_out {
+  char *buf;
+  size_t len, cap;
+  int oom;
+} api_out;
+
+void api_out_raw(api_out *o, const char *s, size_t n);
+void api_out_cstr(api_out *o, const char *s);
+void api_out_str(api_out *o, const char *s, size_t n); /* a JSON string */
+void api_out_int(api_out *o, int64_t v);
+void api_out_real(api_out *o, double d);
+void api_out_time(api_out *o, int64_t ms); /* RFC 3339 or null */
+/* ,"key": (the comma unless *first) */
+void api_out_key(api_out *o, const char *key, int *first);
+void api_out_json(api_out *o, json_t *v);
+/* The values of a plain pack as an array; -1 with err (nothing written)
+ * for a value JSON cannot hold. */
+int api_out_values(api_out *o, const gr_pack *p, char *err, size_t errlen);
+int api_utf8_valid(const char *s, size_t n);
+/* The buffer (the caller frees it), or NULL if writing ran out of memory. */
+char *api_out_take(api_out *o, size_t *len);
+/* Answers with the text written to o (taken over). */
+void api_reply_out(api_response *r, int status, api_out *o);
 
 /* ---- values (convert.c) ------------------------------------------------ */
 
 /* Appends one JSON value to p as a Lua value. -1 with err on failure. */
 int api_json_to_pack(gr_pack *p, json_t *v, char *err, size_t errlen);
-/* The values of a plain pack as a JSON array, or NULL with err. */
-json_t *api_pack_to_json(const gr_pack *p, char *err, size_t errlen);
 /* Compiles a snippet (text only) and appends it to p as a function.
  * Returns 0, or -1 with the syntax error in err and its line in *line. */
 int api_compile(const char *code, size_t len, gr_pack *p, char *err,
@@ -71,12 +93,15 @@ const char *api_job_id(api_job *job);
 const char *api_job_pool(api_job *job); /* NULL for a job */
 gr_future *api_job_future(api_job *job);
 /* The job object: id, state, success, values or error, timestamps. */
-json_t *api_job_json(api_job *job);
+void api_out_job(api_out *o, api_job *job);
+/* The state of the job's future, or failed if its values JSON cannot hold. */
+const char *api_job_state(api_job *job);
 /* A fresh, unguessable job id. */
 void api_new_job_id(api_ctx *api, char *out, size_t outlen);
-/* Result of a finished future as JSON members: state, success, values or
- * error (values converted here; a value JSON cannot hold fails it). */
-json_t *api_outcome_json(gr_future *f);
+/* A future's outcome as object members, without the braces: state, then
+ * once final success and values or error, then the times. A value JSON
+ * cannot hold fails it here, with the reason as its error. */
+void api_out_outcome(api_out *o, gr_future *f);
 
 /* ---- requests that wait (pending.c) ------------------------------------ */
 

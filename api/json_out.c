@@ -1,27 +1,29 @@
 /*
- * json_out.c - writing JSON text. jansson prints floats with 17 digits
- * (0.1 becomes 0.10000000000000001); this writer prints each float with
- * the fewest digits that read back to the same double, and keeps a ".0" so
- * a float stays a float when it comes back to Lua.
+ * json_out.c - writing JSON text straight into a buffer.
+ *
+ * The hot answers (pool stats, run outcomes, job records) are written here
+ * without building jansson objects first. Floats get the fewest digits
+ * that read back to the same double (jansson always writes 17: 0.1 would
+ * be 0.10000000000000001), with a ".0" kept so a float stays a float when
+ * it comes back to Lua. Values come from a plain pack; the mapping is the
+ * one convert.c documents.
  */
 #include "internal.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-typedef struct out {
-  char *buf;
-  size_t len, cap;
-  int oom;
-} out;
+#define MAX_DEPTH 200
 
-static void put(out *o, const char *s, size_t n) {
+void api_out_raw(api_out *o, const char *s, size_t n) {
   if (o->oom)
     return;
   if (o->len + n + 1 > o->cap) {
-    size_t cap = o->cap ? o->cap : 256;
+    size_t cap = o->cap ? o->cap : 512;
     while (cap < o->len + n + 1)
       cap *= 2;
     char *buf = realloc(o->buf, cap);
@@ -37,13 +39,48 @@ static void put(out *o, const char *s, size_t n) {
   o->buf[o->len] = '\0';
 }
 
-static void put_str(out *o, const char *s) {
-  put(o, s, strlen(s));
+void api_out_cstr(api_out *o, const char *s) {
+  api_out_raw(o, s, strlen(s));
 }
 
-static void put_string(out *o, const char *s, size_t n) {
+/* Whether s is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF). */
+int api_utf8_valid(const char *str, size_t n) {
+  const unsigned char *s = (const unsigned char *)str;
+  size_t i = 0;
+  while (i < n) {
+    unsigned c = s[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    size_t len;
+    unsigned min;
+    if (c >= 0xc2 && c <= 0xdf)
+      len = 2, min = 0x80;
+    else if (c >= 0xe0 && c <= 0xef)
+      len = 3, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4)
+      len = 4, min = 0x10000;
+    else
+      return 0;
+    if (i + len > n)
+      return 0;
+    unsigned cp = c & (0xff >> (len + 1));
+    for (size_t k = 1; k < len; k++) {
+      if ((s[i + k] & 0xc0) != 0x80)
+        return 0;
+      cp = (cp << 6) | (s[i + k] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+      return 0;
+    i += len;
+  }
+  return 1;
+}
+
+void api_out_str(api_out *o, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
-  put(o, "\"", 1);
+  api_out_raw(o, "\"", 1);
   size_t run = 0; /* bytes copied as they are, flushed in one go */
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
@@ -67,31 +104,277 @@ static void put_string(out *o, const char *s, size_t n) {
       run++;
       continue;
     }
-    put(o, s + i - run, run);
+    api_out_raw(o, s + i - run, run);
     run = 0;
-    put_str(o, esc);
+    api_out_cstr(o, esc);
   }
-  put(o, s + n - run, run);
-  put(o, "\"", 1);
+  api_out_raw(o, s + n - run, run);
+  api_out_raw(o, "\"", 1);
 }
 
-static void put_real(out *o, double d) {
+void api_out_int(api_out *o, int64_t v) {
+  char buf[24], *p = buf + sizeof buf;
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  do {
+    *--p = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0)
+    *--p = '-';
+  api_out_raw(o, p, (size_t)(buf + sizeof buf - p));
+}
+
+void api_out_real(api_out *o, double d) {
+  if (!isfinite(d)) {
+    api_out_cstr(o, "null"); /* JSON has no NaN or infinity */
+    return;
+  }
   char buf[40];
   for (int digits = 15; digits <= 17; digits++) {
     snprintf(buf, sizeof buf, "%.*g", digits, d);
     if (strtod(buf, NULL) == d)
       break;
   }
-  if (!strpbrk(buf, ".eEni")) /* "3" would come back as an integer */
+  if (!strpbrk(buf, ".eE")) /* "3" would come back as an integer */
     strcat(buf, ".0");
-  put_str(o, buf);
+  api_out_cstr(o, buf);
 }
 
-static void put_value(out *o, json_t *v) {
-  char num[32];
+void api_out_key(api_out *o, const char *key, int *first) {
+  if (!*first)
+    api_out_raw(o, ",", 1);
+  *first = 0;
+  api_out_raw(o, "\"", 1);
+  api_out_cstr(o, key); /* keys written here are plain ASCII names */
+  api_out_raw(o, "\":", 2);
+}
+
+void api_out_time(api_out *o, int64_t ms) {
+  if (ms <= 0) {
+    api_out_cstr(o, "null");
+    return;
+  }
+  /* Most times in an answer fall in the same second: format that part
+   * once per second and thread. */
+  static _Thread_local time_t cached_secs = -1;
+  static _Thread_local char cached[32];
+  static _Thread_local size_t cached_len;
+  time_t secs = (time_t)(ms / 1000);
+  if (secs != cached_secs) {
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    cached_len = strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
+    cached_secs = secs;
+  }
+  char buf[48];
+  int frac = (int)(ms % 1000);
+  buf[0] = '"';
+  memcpy(buf + 1, cached, cached_len);
+  char *p = buf + 1 + cached_len;
+  *p++ = '.';
+  *p++ = (char)('0' + frac / 100);
+  *p++ = (char)('0' + frac / 10 % 10);
+  *p++ = (char)('0' + frac % 10);
+  *p++ = 'Z';
+  *p++ = '"';
+  api_out_raw(o, buf, (size_t)(p - buf));
+}
+
+char *api_out_take(api_out *o, size_t *len) {
+  if (o->oom || !o->buf) {
+    free(o->buf);
+    *len = 0;
+    return NULL;
+  }
+  *len = o->len;
+  return o->buf;
+}
+
+/* ---- values of a plain pack ---------------------------------------------- */
+
+static int write_value(api_out *o, gr_pack_reader *r, const gr_item *it,
+                       int depth, char *err, size_t errlen);
+
+/* Moves the reader past one value whose first item is it. */
+static void skip_value(gr_pack_reader *r, const gr_item *it) {
+  if (it->kind != GR_ITEM_TABLE)
+    return;
+  gr_item k, v;
+  while (gr_pack_next(r, &k) != GR_ITEM_TABLE_END && k.kind != GR_ITEM_END &&
+         k.kind != GR_ITEM_OTHER) {
+    skip_value(r, &k);
+    gr_pack_next(r, &v);
+    skip_value(r, &v);
+  }
+}
+
+static int write_key(api_out *o, const gr_item *k, char *err, size_t errlen) {
+  char buf[40];
+  switch (k->kind) {
+  case GR_ITEM_STR:
+    if (!api_utf8_valid(k->s, k->len)) {
+      snprintf(err, errlen, "a table key is not valid UTF-8, which JSON needs");
+      return -1;
+    }
+    api_out_str(o, k->s, k->len);
+    return 0;
+  case GR_ITEM_INT:
+    snprintf(buf, sizeof buf, "%" PRId64, k->i);
+    break;
+  case GR_ITEM_NUM:
+    snprintf(buf, sizeof buf, "%.17g", k->d);
+    break;
+  case GR_ITEM_BOOL:
+    snprintf(buf, sizeof buf, "%s", k->b ? "true" : "false");
+    break;
+  default:
+    snprintf(err, errlen, "a table used as a table key cannot be sent as JSON");
+    return -1;
+  }
+  api_out_str(o, buf, strlen(buf));
+  return 0;
+}
+
+/* A table is an array when its keys are exactly 1..n: a first pass over
+ * the keys decides, a second writes (arrays in key order). */
+static int write_table(api_out *o, gr_pack_reader *r, int depth, char *err,
+                       size_t errlen) {
+  size_t start = r->pos, count = 0;
+  int is_array = 1;
+  gr_item k, v;
+  while (gr_pack_next(r, &k) != GR_ITEM_TABLE_END) {
+    if (k.kind == GR_ITEM_END || k.kind == GR_ITEM_OTHER) {
+      snprintf(err, errlen, "a value cannot be sent as JSON");
+      return -1;
+    }
+    if (k.kind != GR_ITEM_INT || k.i < 1)
+      is_array = 0;
+    else if (is_array && (uint64_t)k.i > count + 1000000)
+      is_array = 0; /* far too sparse to be a sequence */
+    skip_value(r, &k);
+    gr_pack_next(r, &v);
+    skip_value(r, &v);
+    count++;
+  }
+  size_t end = r->pos;
+  if (count == 0) {
+    api_out_cstr(o, "{}");
+    return 0;
+  }
+  size_t *at = NULL; /* where each value of 1..count starts */
+  if (is_array) {
+    at = calloc(count, sizeof *at);
+    if (!at) {
+      snprintf(err, errlen, "not enough memory");
+      return -1;
+    }
+    r->pos = start;
+    while (gr_pack_next(r, &k) != GR_ITEM_TABLE_END) {
+      if ((uint64_t)k.i > count || at[k.i - 1]) {
+        is_array = 0;
+        break;
+      }
+      at[k.i - 1] = r->pos;
+      gr_pack_next(r, &v);
+      skip_value(r, &v);
+    }
+  }
+  int rc = 0;
+  if (is_array) {
+    api_out_raw(o, "[", 1);
+    for (size_t i = 0; i < count && rc == 0; i++) {
+      if (i)
+        api_out_raw(o, ",", 1);
+      r->pos = at[i];
+      gr_pack_next(r, &v);
+      rc = write_value(o, r, &v, depth + 1, err, errlen);
+    }
+    api_out_raw(o, "]", 1);
+  } else {
+    r->pos = start;
+    api_out_raw(o, "{", 1);
+    for (size_t i = 0; i < count && rc == 0; i++) {
+      if (i)
+        api_out_raw(o, ",", 1);
+      gr_pack_next(r, &k);
+      rc = write_key(o, &k, err, errlen);
+      api_out_raw(o, ":", 1);
+      gr_pack_next(r, &v);
+      if (rc == 0)
+        rc = write_value(o, r, &v, depth + 1, err, errlen);
+    }
+    api_out_raw(o, "}", 1);
+  }
+  free(at);
+  r->pos = end;
+  return rc;
+}
+
+static int write_value(api_out *o, gr_pack_reader *r, const gr_item *it,
+                       int depth, char *err, size_t errlen) {
+  if (depth > MAX_DEPTH) {
+    snprintf(err, errlen, "a value is nested more than %d levels deep",
+             MAX_DEPTH);
+    return -1;
+  }
+  switch (it->kind) {
+  case GR_ITEM_NIL:
+    api_out_cstr(o, "null");
+    return 0;
+  case GR_ITEM_BOOL:
+    api_out_cstr(o, it->b ? "true" : "false");
+    return 0;
+  case GR_ITEM_INT:
+    api_out_int(o, it->i);
+    return 0;
+  case GR_ITEM_NUM:
+    api_out_real(o, it->d);
+    return 0;
+  case GR_ITEM_STR:
+    if (!api_utf8_valid(it->s, it->len)) {
+      snprintf(err, errlen, "a string is not valid UTF-8, which JSON needs");
+      return -1;
+    }
+    api_out_str(o, it->s, it->len);
+    return 0;
+  case GR_ITEM_TABLE:
+    return write_table(o, r, depth, err, errlen);
+  default:
+    snprintf(err, errlen, "a value cannot be sent as JSON");
+    return -1;
+  }
+}
+
+int api_out_values(api_out *o, const gr_pack *p, char *err, size_t errlen) {
+  gr_pack_reader r;
+  gr_pack_reader_init(&r, p);
+  size_t mark = o->len;
+  api_out_raw(o, "[", 1);
+  gr_item it;
+  int n = 0;
+  while (gr_pack_next(&r, &it) != GR_ITEM_END) {
+    if (n++)
+      api_out_raw(o, ",", 1);
+    char why[256];
+    if (write_value(o, &r, &it, 0, why, sizeof why) != 0) {
+      snprintf(err, errlen, "return value #%d: %s", n, why);
+      o->len = mark; /* take back what was written */
+      if (o->buf)
+        o->buf[mark] = '\0';
+      return -1;
+    }
+  }
+  api_out_raw(o, "]", 1);
+  return 0;
+}
+
+/* ---- jansson values (problems, small bodies) -------------------------------
+ */
+
+void api_out_json(api_out *o, json_t *v) {
   switch (json_typeof(v)) {
   case JSON_OBJECT: {
-    put(o, "{", 1);
+    api_out_raw(o, "{", 1);
     const char *key;
     size_t klen;
     json_t *item;
@@ -99,56 +382,50 @@ static void put_value(out *o, json_t *v) {
     int first = 1;
     json_object_keylen_foreach_safe(v, tmp, key, klen, item) {
       if (!first)
-        put(o, ",", 1);
+        api_out_raw(o, ",", 1);
       first = 0;
-      put_string(o, key, klen);
-      put(o, ":", 1);
-      put_value(o, item);
+      api_out_str(o, key, klen);
+      api_out_raw(o, ":", 1);
+      api_out_json(o, item);
     }
-    put(o, "}", 1);
+    api_out_raw(o, "}", 1);
     break;
   }
   case JSON_ARRAY: {
-    put(o, "[", 1);
+    api_out_raw(o, "[", 1);
     size_t i;
     json_t *item;
     json_array_foreach(v, i, item) {
       if (i)
-        put(o, ",", 1);
-      put_value(o, item);
+        api_out_raw(o, ",", 1);
+      api_out_json(o, item);
     }
-    put(o, "]", 1);
+    api_out_raw(o, "]", 1);
     break;
   }
   case JSON_STRING:
-    put_string(o, json_string_value(v), json_string_length(v));
+    api_out_str(o, json_string_value(v), json_string_length(v));
     break;
   case JSON_INTEGER:
-    snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    put_str(o, num);
+    api_out_int(o, (int64_t)json_integer_value(v));
     break;
   case JSON_REAL:
-    put_real(o, json_real_value(v));
+    api_out_real(o, json_real_value(v));
     break;
   case JSON_TRUE:
-    put_str(o, "true");
+    api_out_cstr(o, "true");
     break;
   case JSON_FALSE:
-    put_str(o, "false");
+    api_out_cstr(o, "false");
     break;
   case JSON_NULL:
-    put_str(o, "null");
+    api_out_cstr(o, "null");
     break;
   }
 }
 
 char *api_json_dumps(json_t *v, size_t *len) {
-  out o = {0};
-  put_value(&o, v);
-  if (o.oom) {
-    free(o.buf);
-    return NULL;
-  }
-  *len = o.len;
-  return o.buf;
+  api_out o = {0};
+  api_out_json(&o, v);
+  return api_out_take(&o, len);
 }

@@ -66,14 +66,11 @@ void api_problem(api_response *r, int status, const char *slug,
   json_decref(body);
 }
 
-json_t *api_time_json(int64_t ms) {
-  if (ms <= 0)
-    return json_null();
-  time_t secs = (time_t)(ms / 1000);
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(buf + n, sizeof buf - n, ".%03dZ", (int)(ms % 1000));
-  return json_string(buf);
+void api_reply_out(api_response *r, int status, api_out *o) {
+  r->status = status;
+  r->body = api_out_take(o, &r->body_len);
+  r->content_type = "application/json";
+  if (!r->body)
+    api_problem(r, 500, "internal", "Internal Server Error", NULL,
+                "not enough memory to write the answer");
 }

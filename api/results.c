@@ -25,7 +25,9 @@ struct api_job {
   gr_future *future;
   api_ctx *api;
   /* Set once by the completion callback, before `done` is released. */
-  json_t *outcome; /* state, success, values / error */
+  char *outcome; /* the members: state, success, values / error, times */
+  size_t outcome_len;
+  char state[16];
   atomic_int done;
   int64_t finished_at; /* monotonic ms, for the TTL */
   int in_registry;     /* under reg->mu */
@@ -63,7 +65,7 @@ api_registry *api_registry_new(void) {
 }
 
 static void job_free(api_job *job) {
-  json_decref(job->outcome);
+  free(job->outcome);
   gr_future_unref(job->future);
   free(job->pool);
   free(job);
@@ -145,44 +147,71 @@ static void expire_locked(api_ctx *api) {
     unlink_locked(reg, reg->fin_head);
 }
 
-json_t *api_outcome_json(gr_future *f) {
+void api_out_outcome(api_out *o, gr_future *f) {
   gr_result r;
   gr_future_result(f, &r);
-  json_t *o = json_object();
-  int state = r.state;
-  json_t *values = NULL;
-  const char *error = r.error;
+  int first = 1;
+  size_t mark = o->len;
   char err[512];
-  if (state == GR_SUCCEEDED) {
-    values = api_pack_to_json(r.values, err, sizeof err);
-    if (!values) {
-      state = GR_FAILED;
-      error = err;
+  const char *error = r.error;
+  int state = r.state;
+  for (int attempt = 0; attempt < 2; attempt++) {
+    o->len = mark;
+    first = 1;
+    api_out_key(o, "state", &first);
+    api_out_str(o, gr_state_name(state), strlen(gr_state_name(state)));
+    if (GR_STATE_FINAL(state)) {
+      api_out_key(o, "success", &first);
+      api_out_cstr(o, state == GR_SUCCEEDED ? "true" : "false");
+      if (state == GR_SUCCEEDED) {
+        api_out_key(o, "values", &first);
+        if (api_out_values(o, r.values, err, sizeof err) != 0) {
+          state = GR_FAILED; /* JSON cannot hold them: the task failed */
+          error = err;
+          continue;
+        }
+      } else {
+        const char *e = error ? error : gr_state_name(state);
+        api_out_key(o, "error", &first);
+        if (api_utf8_valid(e, strlen(e)))
+          api_out_str(o, e, strlen(e));
+        else
+          api_out_cstr(o, "\"(the error message is not valid UTF-8)\"");
+      }
     }
+    break;
   }
-  json_object_set_new(o, "state", json_string(gr_state_name(state)));
-  if (GR_STATE_FINAL(state)) {
-    json_object_set_new(o, "success", json_boolean(state == GR_SUCCEEDED));
-    if (values) {
-      json_object_set_new(o, "values", values);
-    } else {
-      json_t *e = json_string(error ? error : gr_state_name(state));
-      json_object_set_new(o, "error",
-                          e ? e : json_string("(the error is not UTF-8)"));
-    }
+  api_out_key(o, "created_at", &first);
+  api_out_time(o, r.created_ms);
+  api_out_key(o, "started_at", &first);
+  api_out_time(o, r.started_ms);
+  api_out_key(o, "finished_at", &first);
+  api_out_time(o, r.finished_ms);
+  if (r.finished_ms && r.started_ms) {
+    api_out_key(o, "duration_ms", &first);
+    api_out_int(o, r.finished_ms - r.started_ms);
   }
-  json_object_set_new(o, "created_at", api_time_json(r.created_ms));
-  json_object_set_new(o, "started_at", api_time_json(r.started_ms));
-  json_object_set_new(o, "finished_at", api_time_json(r.finished_ms));
-  if (r.finished_ms && r.started_ms)
-    json_object_set_new(o, "duration_ms",
-                        json_integer(r.finished_ms - r.started_ms));
-  return o;
+}
+
+/* The state name at the start of outcome text ("state":"NAME"). */
+static void copy_state(api_job *job) {
+  const char *s = job->outcome ? strstr(job->outcome, "\"state\":\"") : NULL;
+  size_t n = 0;
+  if (s) {
+    s += strlen("\"state\":\"");
+    while (s[n] && s[n] != '"' && n < sizeof job->state - 1)
+      n++;
+    memcpy(job->state, s, n);
+  }
+  job->state[n] = '\0';
 }
 
 static void on_finished(gr_future *f, void *ud) {
   api_job *job = ud;
-  job->outcome = api_outcome_json(f);
+  api_out o = {0};
+  api_out_outcome(&o, f);
+  job->outcome = api_out_take(&o, &job->outcome_len);
+  copy_state(job);
   api_registry *reg = job->api->jobs;
   pthread_mutex_lock(&reg->mu);
   job->finished_at = gr_now_ms();
@@ -272,16 +301,26 @@ gr_future *api_job_future(api_job *job) {
   return job->future;
 }
 
-json_t *api_job_json(api_job *job) {
-  json_t *o;
-  if (atomic_load(&job->done))
-    o = json_deep_copy(job->outcome);
+void api_out_job(api_out *o, api_job *job) {
+  api_out_raw(o, "{", 1);
+  if (atomic_load(&job->done) && job->outcome)
+    api_out_raw(o, job->outcome, job->outcome_len);
   else
-    o = api_outcome_json(job->future); /* not finished: state, times */
-  json_object_set_new(o, "id", json_string(job->id));
-  if (job->pool)
-    json_object_set_new(o, "pool", json_string(job->pool));
-  return o;
+    api_out_outcome(o, job->future); /* not finished: state, times */
+  int first = 0;
+  api_out_key(o, "id", &first);
+  api_out_str(o, job->id, strlen(job->id));
+  if (job->pool) {
+    api_out_key(o, "pool", &first);
+    api_out_str(o, job->pool, strlen(job->pool));
+  }
+  api_out_raw(o, "}", 1);
+}
+
+const char *api_job_state(api_job *job) {
+  if (atomic_load(&job->done) && job->state[0])
+    return job->state;
+  return gr_state_name(gr_future_state(job->future));
 }
 
 uint64_t api_random_key(void) {

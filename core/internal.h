@@ -156,6 +156,8 @@ struct gr_g {
   int preempting; /* the hook yielded for preemption */
   int chain_ok;   /* running_L can yield all the way to the worker */
   int park_timed_out;
+  int64_t slice_until_ns; /* a guest slice's budget (gr_go_here), else 0 */
+  int64_t deadline_ns;    /* to arm once the guest slice is over, else 0 */
   lua_KFunction park_k;
   lua_KContext park_ctx;
   int nargs; /* values on the stack for the next resume */
@@ -183,6 +185,8 @@ struct gr_worker {
   pthread_t thread;
   int index;
   bool extra; /* a stand-in: exits when idle */
+  bool guest; /* another thread's, running one slice of gr_go_here */
+  gr_worker *guest_next;
   pthread_mutex_t mu;
   pthread_cond_t cond; /* a BLOCKED goroutine waits here */
   gr_g *current;       /* under mu */
@@ -194,6 +198,7 @@ struct gr_worker {
 };
 
 void gr_enqueue(gr_runtime *rt, gr_g *g);
+void gr_free_guests(gr_runtime *rt);
 int64_t gr_go_task(gr_runtime *rt, gr_spawn *s, struct gr_pool_task *task);
 void gr_interrupt(gr_g *g, int reason);
 int gr_start_worker(gr_runtime *rt, bool extra);
@@ -245,6 +250,9 @@ struct gr_runtime {
 
   pthread_mutex_t idle_mu;
   pthread_cond_t idle_cond;
+
+  uint64_t generation; /* tells this runtime from a freed one */
+  gr_worker *guests;   /* under workers_mu */
 
   gr_spin all_lock; /* protects the list of live goroutines */
   gr_g *all_head;

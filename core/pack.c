@@ -220,11 +220,12 @@ typedef struct pmap {
   pmap_entry inline_slots[16];
 } pmap;
 
+/* The inline slots are cleared on the first insert: most transfers never
+ * insert anything. */
 static void pmap_init(pmap *m) {
   m->slots = m->inline_slots;
   m->cap = 16;
   m->used = 0;
-  memset(m->inline_slots, 0, sizeof m->inline_slots);
 }
 
 static void pmap_free(pmap *m) {
@@ -241,6 +242,8 @@ static size_t pmap_hash(const void *key, size_t cap) {
 }
 
 static pmap_entry *pmap_find(pmap *m, const void *key) {
+  if (m->used == 0)
+    return NULL;
   for (size_t i = pmap_hash(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
     if (m->slots[i].key == key)
       return &m->slots[i];
@@ -250,6 +253,8 @@ static pmap_entry *pmap_find(pmap *m, const void *key) {
 }
 
 static pmap_entry *pmap_add(pmap *m, const void *key) {
+  if (m->used == 0 && m->slots == m->inline_slots)
+    memset(m->inline_slots, 0, sizeof m->inline_slots);
   if ((m->used + 1) * 4 > m->cap * 3) {
     size_t cap = m->cap * 2;
     pmap_entry *slots = calloc(cap, sizeof *slots);

@@ -157,6 +157,8 @@ gr_runtime *gr_runtime_new(const gr_config *cfg) {
   pthread_mutex_init(&rt->idle_mu, NULL);
   init_cond_monotonic(&rt->idle_cond);
   atomic_init(&rt->next_id, 0);
+  static atomic_uint_fast64_t generations;
+  rt->generation = atomic_fetch_add(&generations, 1) + 1;
 
   if (gr_monitor_start(rt) != 0)
     goto fail;
@@ -328,6 +330,7 @@ void gr_runtime_free(gr_runtime *rt) {
              (long long)atomic_load(&rt->alive));
   }
   stop_workers(rt);
+  gr_free_guests(rt);
   gr_monitor_stop(rt);
   gr_pool_registry_free(rt->pools);
   free(rt->workers);

@@ -27,8 +27,10 @@
 #include <lauxlib.h>
 
 #define CANCEL_HOOK_COUNT 1000
+#define GUEST_HOOK_COUNT 1000
 
 static void hook(lua_State *L, lua_Debug *ar);
+static void run_slice(gr_worker *w, gr_g *g);
 
 /* ---- references ------------------------------------------------------- */
 
@@ -215,6 +217,77 @@ int64_t gr_go(gr_runtime *rt, const gr_spawn *s) {
   return gr_go_task(rt, &copy, NULL);
 }
 
+/* The calling thread's guest worker for rt, made on first use. A thread
+ * remembers one runtime; the generation tells it from a freed one that
+ * had the same address. */
+static _Thread_local struct {
+  uint64_t generation;
+  gr_worker *w;
+} guest;
+
+static gr_worker *guest_worker(gr_runtime *rt) {
+  if (guest.w && guest.generation == rt->generation)
+    return guest.w;
+  gr_worker *w = calloc(1, sizeof *w);
+  if (!w)
+    return NULL;
+  w->rt = rt;
+  w->guest = true;
+  w->index = -1;
+  gr_mutex_init(&w->mu);
+  pthread_cond_init(&w->cond, NULL);
+  pthread_mutex_lock(&rt->workers_mu);
+  w->guest_next = rt->guests;
+  rt->guests = w;
+  pthread_mutex_unlock(&rt->workers_mu);
+  guest.generation = rt->generation;
+  guest.w = w;
+  return w;
+}
+
+void gr_free_guests(gr_runtime *rt) {
+  while (rt->guests) {
+    gr_worker *w = rt->guests;
+    rt->guests = w->guest_next;
+    gr_worker_drop_spares(w);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cond);
+    free(w);
+  }
+}
+
+int64_t gr_go_here(gr_runtime *rt, const gr_spawn *s, int64_t budget_us) {
+  gr_worker *w = budget_us > 0 ? guest_worker(rt) : NULL;
+  if (!w)
+    return gr_go(rt, s);
+  gr_spawn copy = *s;
+  gr_pack *pack = copy.pack;
+  pthread_mutex_lock(&rt->runq_mu);
+  bool refused = rt->refuse_new;
+  pthread_mutex_unlock(&rt->runq_mu);
+  gr_g *g = refused || !pack ? NULL : gr_g_new(rt, &copy);
+  if (!g)
+    return gr_go(rt, s); /* it reports the failure */
+  int64_t id = (int64_t)g->id;
+  if (g->future && !gr_future_start(g->future, g)) {
+    gr_g_free(g);
+    return GR_ECANCELLED;
+  }
+  gr_runtime_g_started(rt, g);
+  int64_t now = gr_now_ns();
+  /* The timeout is armed only if the goroutine outlives this slice, which
+   * is shorter than any timeout: most never need a timer at all. */
+  if (g->timeout_ms > 0) {
+    g->deadline_ns = now + g->timeout_ms * 1000000;
+    if (budget_us * 1000 > g->timeout_ms * 1000000)
+      budget_us = g->timeout_ms * 1000;
+  }
+  g->status = G_RUNNABLE;
+  g->slice_until_ns = now + budget_us * 1000;
+  run_slice(w, g); /* then it is the workers' */
+  return id;
+}
+
 /* Builds "message\nstack traceback:..." for the failed state g->L, whose
  * stack is still intact. Runs on a fresh thread under protection: the
  * failed thread cannot run code, and the message may need memory. */
@@ -368,11 +441,25 @@ static void run_slice(gr_worker *w, gr_g *g) {
   gr_spin_unlock(&g->lock);
   atomic_store(&g->preempt, 0);
   g->chain_ok = 1;
+  if (g->slice_until_ns) { /* a guest slice: the hook watches its budget */
+    gr_spin_lock(&g->lock);
+    set_hook_locked(g, g->L, GUEST_HOOK_COUNT);
+    gr_spin_unlock(&g->lock);
+  }
   atomic_fetch_add(&rt->running, 1);
 
   int nres = 0;
   int status = lua_resume(g->L, NULL, g->nargs, &nres);
   g->nargs = 0;
+  g->slice_until_ns = 0;
+  if (g->deadline_ns) { /* a guest slice ended: arm the timeout now, while
+                           this thread still owns the goroutine */
+    if (status == LUA_YIELD) {
+      gr_g_ref(g);
+      gr_timer_arm(rt, &g->deadline_timer, g->deadline_ns);
+    }
+    g->deadline_ns = 0;
+  }
 
   atomic_fetch_sub(&rt->running, 1);
   pthread_mutex_lock(&w->mu);
@@ -555,6 +642,8 @@ static void hook(lua_State *L, lua_Debug *ar) {
     gr_spin_unlock(&g->lock);
     raise_cancel(L, g);
   }
+  if (g->slice_until_ns && gr_now_ns() >= g->slice_until_ns)
+    atomic_store(&g->preempt, 1); /* a guest slice spent its budget */
   if (!atomic_load(&g->preempt))
     return;
   if (g->chain_ok && lua_isyieldable(L)) {

@@ -102,9 +102,15 @@ int gr_timer_cancel(gr_runtime *rt, gr_timer *t) {
   return removed;
 }
 
+/* A goroutine started while none was alive: the monitor may be in its long
+ * idle sleep, but must now watch time slices. It reads `alive` under this
+ * lock when it picks its next wake-up, so either it saw this goroutine, or
+ * its long sleep is visible here and is cut short. */
 void gr_monitor_poke(gr_runtime *rt) {
+  int64_t soon = gr_now_ns() + (int64_t)rt->cfg.slice_ms * 1000000 / 2;
   pthread_mutex_lock(&rt->timer_mu);
-  pthread_cond_signal(&rt->timer_cond);
+  if (rt->monitor_wake_ns > soon)
+    pthread_cond_signal(&rt->timer_cond);
   pthread_mutex_unlock(&rt->timer_mu);
 }
 

@@ -57,6 +57,8 @@ void srv_log_hook(void *ud, int level, uint64_t gid, const char *msg) {
 }
 
 void srv_logf(int level, const char *fmt, ...) {
+  if (level < min_level && level != GR_LOG_ALWAYS)
+    return; /* do not even format it */
   char msg[2048];
   va_list ap;
   va_start(ap, fmt);

@@ -50,6 +50,10 @@ static const char serve_usage[] =
     "                         [GOROUTINED_RESULT_TTL]\n"
     "  --max-results N        how many finished results are kept (10000)\n"
     "                         [GOROUTINED_MAX_RESULTS]\n"
+    "  --inline-budget US     /v1/run runs the first slice of a snippet on\n"
+    "                         the request's own thread for up to US micro-\n"
+    "                         seconds (500; 0 = always hand it to a worker)\n"
+    "                         [GOROUTINED_INLINE_BUDGET]\n"
     "  --max-connections N    open connections at most (20000)\n"
     "                         [GOROUTINED_MAX_CONNECTIONS]\n"
     "  --log-level LEVEL      debug, info, warn or error (info) "
@@ -74,6 +78,7 @@ enum {
   O_RESULT_TTL,
   O_MAX_RESULTS,
   O_MAX_CONNECTIONS,
+  O_INLINE_BUDGET,
   O_LOG_LEVEL,
   O_COUNT
 };
@@ -94,6 +99,7 @@ static option options[O_COUNT] = {
     [O_MAX_RESULTS] = {"--max-results", "GOROUTINED_MAX_RESULTS", "10000"},
     [O_MAX_CONNECTIONS] = {"--max-connections", "GOROUTINED_MAX_CONNECTIONS",
                            "20000"},
+    [O_INLINE_BUDGET] = {"--inline-budget", "GOROUTINED_INLINE_BUDGET", "500"},
     [O_LOG_LEVEL] = {"--log-level", "GOROUTINED_LOG_LEVEL", "info"},
 };
 
@@ -249,9 +255,10 @@ int cmd_serve(int argc, char **argv) {
   long long ttl = number(O_RESULT_TTL, 1, 30LL * 24 * 3600, 0);
   long long max_results = number(O_MAX_RESULTS, 1, 100000000, 0);
   long long max_conn = number(O_MAX_CONNECTIONS, 16, 1000000, 0);
-  if (workers < 0 || threads < 0 || max_body < 0 || memory < 0 ||
-      max_timeout < 0 || dflt_timeout < 0 || max_wait < 0 || ttl < 0 ||
-      max_results < 0 || max_conn < 0)
+  long long inline_us = number(O_INLINE_BUDGET, 0, 100000, 0);
+  if (inline_us < 0 || workers < 0 || threads < 0 || max_body < 0 ||
+      memory < 0 || max_timeout < 0 || dflt_timeout < 0 || max_wait < 0 ||
+      ttl < 0 || max_results < 0 || max_conn < 0)
     return 2;
 
   char *token = NULL;
@@ -310,6 +317,7 @@ int cmd_serve(int argc, char **argv) {
       .max_wait_ms = max_wait,
       .memory_limit = (size_t)memory,
       .token = token,
+      .inline_budget_us = inline_us ? inline_us : -1,
   };
   api_ctx *api = rt ? api_new(&acfg) : NULL;
   if (!api) {

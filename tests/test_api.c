@@ -606,12 +606,47 @@ START_TEST(run_returns_values) {
                  "\"args\":[{\"a\":1,\"b\":2.5,\"list\":[1,null,3],\"s\":"
                  "\"\\u00e9\"}]}");
   ck_assert_int_eq(r.status, 200);
-  ck_assert(r.pended);
+  ck_assert(!r.pended); /* done within its first slice, on this thread */
   ck_assert(json_is_true(json_object_get(r.json, "success")));
   char *v = values_text(&r);
   ck_assert_str_eq(v, "[3.5,3,\"\u00e9\",true]");
   free(v);
   done(&r);
+}
+END_TEST
+
+START_TEST(runs_that_wait_or_work_long_move_to_the_workers) {
+  /* A park ends the first slice: the request waits for the workers. */
+  reply r = call("POST", "/v1/run",
+                 "{\"code\":\"goroutine.sleep(50) return 'slept'\"}");
+  ck_assert(r.pended);
+  char *v = values_text(&r);
+  ck_assert_str_eq(v, "[\"slept\"]");
+  free(v);
+  done(&r);
+  /* So does work past the first slice's budget. */
+  r = call("POST", "/v1/run",
+           "{\"code\":\"local n = 0 for i = 1, 2e7 do n = n + 1 end return "
+           "'worked'\"}");
+  ck_assert(r.pended);
+  v = values_text(&r);
+  ck_assert_str_eq(v, "[\"worked\"]");
+  free(v);
+  done(&r);
+  /* With no first slice here, runs go to the workers (a fast one may be
+   * done before the handler looks, so only the answer is checked). */
+  api_config cfg = {
+      .rt = rt, .profile = GR_PROFILE_UNTRUSTED, .inline_budget_us = -1};
+  api_ctx *handoff = api_new(&cfg);
+  r = call_with(handoff, "POST", "/v1/run", "{\"code\":\"return 6 * 7\"}",
+                NULL);
+  ck_assert_int_eq(r.status, 200);
+  v = values_text(&r);
+  ck_assert_str_eq(v, "[42]");
+  free(v);
+  done(&r);
+  gr_runtime_wait_idle(rt, 5000);
+  api_free(handoff);
 }
 END_TEST
 
@@ -818,6 +853,7 @@ static Suite *api_suite(void) {
   tcase_add_test(tc, await_several_jobs);
   tcase_add_test(tc, await_times_out_with_current_states);
   tcase_add_test(tc, run_returns_values);
+  tcase_add_test(tc, runs_that_wait_or_work_long_move_to_the_workers);
   tcase_add_test(tc, run_value_mapping);
   tcase_add_test(tc, run_errors_and_timeouts);
   tcase_add_test(tc, snippets_get_the_sandbox);
