@@ -263,8 +263,9 @@ int64_t gr_go(gr_runtime *rt, const gr_spawn *s);
 /* Starts a goroutine and runs its first slice on the calling thread, for
  * at most budget_us microseconds; whatever is left (a park, more work)
  * continues on the workers. A short goroutine so finishes before this
- * returns, with no thread switch. If it waits where it cannot yield (a
- * metamethod) during that slice, the calling thread waits with it. */
+ * returns, with no thread switch. If it waits where it cannot yield (in a
+ * function called from C, like a table.sort comparator) during that slice,
+ * the calling thread waits with it, at most until its timeout. */
 int64_t gr_go_here(gr_runtime *rt, const gr_spawn *s, int64_t budget_us);
 
 /* ---- inside a goroutine --------------------------------------------- */

@@ -14,9 +14,10 @@
  * which raises an error that pcall cannot keep (see gr_cancelled), and
  * wakes a parked goroutine into the same error.
  *
- * When a wait cannot yield (a metamethod, a C boundary), the worker blocks
- * on its own condition variable instead (G_BLOCKED), and the monitor may
- * start a stand-in worker so the rest keep running.
+ * When a wait cannot yield (in a function called from C, such as a
+ * table.sort comparator), the worker blocks on its own condition variable
+ * instead (G_BLOCKED), and the monitor may start a stand-in worker so the
+ * rest keep running.
  */
 #include "internal.h"
 
@@ -652,7 +653,7 @@ static void hook(lua_State *L, lua_Debug *ar) {
     lua_yield(L, 0);
     return;
   }
-  /* Cannot yield here (a metamethod, a C boundary): try again later. */
+  /* Cannot yield here (called from C): try again later. */
   gr_spin_lock(&g->lock);
   set_hook_locked(g, L, CANCEL_HOOK_COUNT);
   gr_spin_unlock(&g->lock);
@@ -737,6 +738,18 @@ static int park_continue(lua_State *L, int status, lua_KContext ctx) {
 static void block_until_woken(gr_g *g) {
   gr_runtime *rt = g->rt;
   gr_worker *w;
+  if (g->deadline_ns) {
+    /* A guest slice (gr_go_here) must wait on its caller's thread: its
+     * timeout, left for after the slice, has to bound this wait too. */
+    gr_g_ref(g);
+    gr_timer_arm(rt, &g->deadline_timer, g->deadline_ns);
+    g->deadline_ns = 0;
+    gr_log(rt, GR_LOG_WARN, g->id,
+           "goroutine %llu waits where it cannot yield (in a function "
+           "called from C) during its first slice, so the thread that "
+           "started it waits too (at most its timeout)",
+           (unsigned long long)g->id);
+  }
   gr_spin_lock(&g->lock);
   w = g->worker;
   if (!atomic_load(&g->woken))

@@ -650,6 +650,29 @@ START_TEST(runs_that_wait_or_work_long_move_to_the_workers) {
 }
 END_TEST
 
+START_TEST(first_slice_waits_that_cannot_yield_are_bounded) {
+  /* A wait inside a table.sort comparator cannot yield (it is called from
+   * C): during the first slice the request's thread waits with it, but
+   * never past the snippet's timeout. */
+  reply r = call("POST", "/v1/run",
+                 "{\"code\":\"local t = {3, 1, 2} table.sort(t, function(a, "
+                 "b) goroutine.sleep(5) return a < b end) return t\"}");
+  char *v = values_text(&r);
+  ck_assert_str_eq(v, "[[1,2,3]]");
+  free(v);
+  done(&r);
+  int64_t t0 = gr_now_ms();
+  r = call("POST", "/v1/run",
+           "{\"code\":\"local wg = goroutine.wait_group() wg:add(1) "
+           "table.sort({2, 1}, function(a, b) wg:wait() return a < b end) "
+           "return 1\",\"timeout_ms\":200}");
+  ck_assert_str_eq(str(&r, "state"), "timed_out");
+  ck_assert_int_lt(gr_now_ms() - t0, 5000);
+  done(&r);
+  ck_assert_ptr_nonnull(strstr(t_log(), "during its first slice"));
+}
+END_TEST
+
 START_TEST(run_value_mapping) {
   reply r = call("POST", "/v1/run",
                  "{\"code\":\"return {}, {1, 2}, {x = 1}, {[10] = 'a'}, "
@@ -854,6 +877,7 @@ static Suite *api_suite(void) {
   tcase_add_test(tc, await_times_out_with_current_states);
   tcase_add_test(tc, run_returns_values);
   tcase_add_test(tc, runs_that_wait_or_work_long_move_to_the_workers);
+  tcase_add_test(tc, first_slice_waits_that_cannot_yield_are_bounded);
   tcase_add_test(tc, run_value_mapping);
   tcase_add_test(tc, run_errors_and_timeouts);
   tcase_add_test(tc, snippets_get_the_sandbox);

@@ -313,18 +313,21 @@ START_TEST(pool_task_timeout_counts_as_failed) {
 END_TEST
 
 START_TEST(blocked_worker_gets_a_stand_in) {
-  /* One worker. The main goroutine waits inside a metamethod (it cannot
-   * yield, so it blocks the only worker) for a goroutine that is still in
-   * the queue: only a stand-in worker lets that one run. */
+  /* One worker. The main goroutine waits inside a table.sort comparator
+   * (called from C, it cannot yield, so it blocks the only worker) for a
+   * goroutine still in the queue: only a stand-in worker lets that run. */
   t_runtime_free(rt);
   rt = t_runtime(1, 0);
   char *v = t_eval(rt, "local wg = goroutine.wait_group()\n"
                        "wg:add(1)\n"
                        "goroutine.spawn(function() wg:done() end)\n"
-                       "local t = setmetatable({}, {__index = function() "
-                       "wg:wait() return 'unblocked' end})\n"
-                       "return t.anything\n");
-  ck_assert_str_eq(v, "unblocked");
+                       "local t = {2, 1}\n"
+                       "table.sort(t, function(a, b)\n"
+                       "  assert(not coroutine.isyieldable())\n"
+                       "  wg:wait() return a < b\n"
+                       "end)\n"
+                       "return t[1] .. t[2]\n");
+  ck_assert_str_eq(v, "12");
   free(v);
 }
 END_TEST
