@@ -190,6 +190,15 @@ static int int_field(json_t *body, const char *field, int64_t min, int64_t max,
   return 0;
 }
 
+/* The timeout_ms of a bounded wait (pool wait, await): 30 s unless the
+ * server's longest wait is shorter; -1 with the answer set. */
+static int wait_field(api_ctx *api, json_t *body, int64_t *out,
+                      api_response *r) {
+  int64_t max = api->cfg.max_wait_ms;
+  return int_field(body, "timeout_ms", 0, max, max < 30000 ? max : 30000, out,
+                   r);
+}
+
 /* ?wait=SECONDS in ms (0 when absent); -1 with the answer set. */
 static int64_t wait_param(api_ctx *api, const api_request *req,
                           api_response *r) {
@@ -457,9 +466,7 @@ static int wait_pool(api_ctx *api, const api_request *req, const char *name,
     return API_DONE;
   int64_t timeout;
   if (check_fields(body, fields, r) != 0 ||
-      int_field(body, "timeout_ms", 0, api->cfg.max_wait_ms,
-                api->cfg.max_wait_ms < 30000 ? api->cfg.max_wait_ms : 30000,
-                &timeout, r) != 0) {
+      wait_field(api, body, &timeout, r) != 0) {
     json_decref(body);
     return API_DONE;
   }
@@ -634,9 +641,7 @@ static int await_jobs(api_ctx *api, const api_request *req, api_response *r,
   int64_t timeout;
   json_t *ids = json_object_get(body, "ids");
   if (check_fields(body, fields, r) != 0 ||
-      int_field(body, "timeout_ms", 0, api->cfg.max_wait_ms,
-                api->cfg.max_wait_ms < 30000 ? api->cfg.max_wait_ms : 30000,
-                &timeout, r) != 0) {
+      wait_field(api, body, &timeout, r) != 0) {
     json_decref(body);
     return API_DONE;
   }

@@ -149,7 +149,6 @@ gr_pack *gr_pack_new(void);
 void gr_pack_free(gr_pack *p);
 gr_pack *gr_pack_dup(const gr_pack *p); /* NULL when out of memory */
 size_t gr_pack_count(const gr_pack *p); /* top-level values */
-size_t gr_pack_size(const gr_pack *p);  /* bytes */
 
 /* Append the n values at L's stack positions first..first+n-1. what names
  * the values in errors ("argument", "return value"); argbase is the number
@@ -300,8 +299,6 @@ int gr_park(lua_State *L, gr_arm_fn arm, void *arg, int64_t deadline_ns,
 void gr_state_no_recycle(lua_State *L);
 /* Whether the last park ended by its deadline. */
 int gr_park_timed_out(lua_State *L);
-/* Raise the goroutine's cancellation error if it has one. */
-void gr_check_cancel(lua_State *L);
 /* Called by the hooks' coroutine.resume before and after it resumes a
  * nested coroutine, so preemption, parking and cancellation follow it. */
 typedef struct gr_resume_frame {

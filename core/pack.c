@@ -103,10 +103,6 @@ gr_pack *gr_pack_dup(const gr_pack *p) {
 size_t gr_pack_count(const gr_pack *p) {
   return p->count;
 }
-size_t gr_pack_size(const gr_pack *p) {
-  return p->len;
-}
-
 static int reserve(gr_pack *p, size_t n) {
   if (p->len + n <= p->cap)
     return 0;

@@ -620,12 +620,6 @@ static int raise_cancel(lua_State *L, gr_g *g) {
   return lua_error(L);
 }
 
-void gr_check_cancel(lua_State *L) {
-  gr_g *g = gr_current(L);
-  if (g && atomic_load(&g->cancel))
-    raise_cancel(L, g);
-}
-
 int gr_cancelled(lua_State *L) {
   gr_g *g = gr_current(L);
   return g && atomic_load(&g->cancel) != 0;
