@@ -104,6 +104,15 @@ typedef struct gr_runtime_stats {
 } gr_runtime_stats;
 void gr_runtime_stats_get(gr_runtime *rt, gr_runtime_stats *out);
 
+/* Data that a layer above keeps per runtime (an I/O driver, settings),
+ * under a key of its own (the address of one of its static objects).
+ * destroy runs when the runtime is freed, after every goroutine ended and
+ * before the workers stop. Setting a key twice replaces the data (the old
+ * data is destroyed). */
+void *gr_runtime_ext(gr_runtime *rt, const void *key);
+int gr_runtime_ext_set(gr_runtime *rt, const void *key, void *data,
+                       void (*destroy)(void *data));
+
 void gr_log(gr_runtime *rt, int level, uint64_t gid, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Count a failure that only the log reports (a handle never awaited). */

@@ -258,6 +258,13 @@ struct gr_runtime {
   gr_g *all_head;
 
   gr_pool_registry *pools;
+
+  pthread_mutex_t ext_mu;
+  struct {
+    const void *key;
+    void *data;
+    void (*destroy)(void *data);
+  } ext[8];
 };
 
 void gr_runtime_g_started(gr_runtime *rt, gr_g *g);

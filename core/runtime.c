@@ -156,6 +156,7 @@ gr_runtime *gr_runtime_new(const gr_config *cfg) {
   init_cond_monotonic(&rt->timer_cond);
   pthread_mutex_init(&rt->idle_mu, NULL);
   init_cond_monotonic(&rt->idle_cond);
+  pthread_mutex_init(&rt->ext_mu, NULL);
   atomic_init(&rt->next_id, 0);
   static atomic_uint_fast64_t generations;
   rt->generation = atomic_fetch_add(&generations, 1) + 1;
@@ -264,6 +265,51 @@ void gr_runtime_stats_get(gr_runtime *rt, gr_runtime_stats *out) {
   out->unhandled_errors = atomic_load(&rt->unhandled_errors);
 }
 
+void *gr_runtime_ext(gr_runtime *rt, const void *key) {
+  void *data = NULL;
+  pthread_mutex_lock(&rt->ext_mu);
+  for (size_t i = 0; i < sizeof rt->ext / sizeof rt->ext[0]; i++)
+    if (rt->ext[i].key == key)
+      data = rt->ext[i].data;
+  pthread_mutex_unlock(&rt->ext_mu);
+  return data;
+}
+
+int gr_runtime_ext_set(gr_runtime *rt, const void *key, void *data,
+                       void (*destroy)(void *data)) {
+  size_t n = sizeof rt->ext / sizeof rt->ext[0], slot = n;
+  pthread_mutex_lock(&rt->ext_mu);
+  for (size_t i = 0; i < n && slot == n; i++)
+    if (rt->ext[i].key == key)
+      slot = i; /* replace */
+  for (size_t i = 0; i < n && slot == n; i++)
+    if (!rt->ext[i].key)
+      slot = i; /* or take a free one */
+  void *old = NULL;
+  void (*old_destroy)(void *) = NULL;
+  if (slot < n) {
+    if (rt->ext[slot].key == key) {
+      old = rt->ext[slot].data;
+      old_destroy = rt->ext[slot].destroy;
+    }
+    rt->ext[slot].key = key;
+    rt->ext[slot].data = data;
+    rt->ext[slot].destroy = destroy;
+  }
+  pthread_mutex_unlock(&rt->ext_mu);
+  if (old && old_destroy && old != data)
+    old_destroy(old);
+  return slot < n ? GR_OK : GR_ENOMEM;
+}
+
+static void destroy_exts(gr_runtime *rt) {
+  for (size_t i = 0; i < sizeof rt->ext / sizeof rt->ext[0]; i++) {
+    if (rt->ext[i].key && rt->ext[i].destroy)
+      rt->ext[i].destroy(rt->ext[i].data);
+    rt->ext[i].key = NULL;
+  }
+}
+
 void gr_runtime_note_unhandled(gr_runtime *rt) {
   atomic_fetch_add(&rt->unhandled_errors, 1);
 }
@@ -329,6 +375,7 @@ void gr_runtime_free(gr_runtime *rt) {
              "shutdown: waiting for %lld goroutines to stop",
              (long long)atomic_load(&rt->alive));
   }
+  destroy_exts(rt); /* every goroutine has ended: their drivers can go */
   stop_workers(rt);
   gr_free_guests(rt);
   gr_monitor_stop(rt);
@@ -342,5 +389,6 @@ void gr_runtime_free(gr_runtime *rt) {
   pthread_cond_destroy(&rt->timer_cond);
   pthread_mutex_destroy(&rt->idle_mu);
   pthread_cond_destroy(&rt->idle_cond);
+  pthread_mutex_destroy(&rt->ext_mu);
   free(rt);
 }

@@ -42,6 +42,8 @@ static const struct {
   lua_CFunction opener;
   int lazy;
   unsigned profiles;
+  const luaL_Reg *funcs; /* our own modules */
+  int (*visible)(lua_State *L);
 } lib_specs[GL_NLIBS] = {
     [GL_LIB_G] = {"_G", luaopen_base, 1, BOTH},
     [GL_LIB_COROUTINE] = {"coroutine", luaopen_coroutine, 1, BOTH},
@@ -50,8 +52,11 @@ static const struct {
     [GL_LIB_MATH] = {"math", luaopen_math, 1, BOTH},
     [GL_LIB_UTF8] = {"utf8", luaopen_utf8, 1, BOTH},
     [GL_LIB_OS] = {"os", luaopen_os, 1, BOTH},
-    [GL_LIB_GOROUTINE] = {"goroutine", NULL, 1, BOTH},
-    [GL_LIB_LOG] = {"log", NULL, 1, BOTH},
+    [GL_LIB_GOROUTINE] = {"goroutine", NULL, 1, BOTH, gl_goroutine_funcs,
+                          NULL},
+    [GL_LIB_LOG] = {"log", NULL, 1, BOTH, gl_log_funcs, NULL},
+    [GL_LIB_JSON] = {"json", NULL, 1, BOTH, gl_json_funcs, NULL},
+    [GL_LIB_HTTP] = {"http", NULL, 1, BOTH, gl_http_funcs, gl_http_visible},
     [GL_LIB_IO] = {"io", luaopen_io, 0, TRUSTED_ONLY},
     [GL_LIB_PACKAGE] = {"package", luaopen_package, 0, TRUSTED_ONLY},
     [GL_LIB_DEBUG] = {"debug", luaopen_debug, 0, TRUSTED_ONLY},
@@ -199,6 +204,7 @@ static void build(void) {
     lib->opener = lib_specs[l].opener;
     lib->lazy = lib_specs[l].lazy;
     lib->profiles = lib_specs[l].profiles;
+    lib->visible = lib_specs[l].visible;
     gl_entry *out = calloc(128, sizeof *out);
     int n = 0;
     if (l == GL_LIB_G) {
@@ -215,10 +221,8 @@ static void build(void) {
         e->lib = k;
         e->profiles = lib_specs[k].profiles;
       }
-    } else if (l == GL_LIB_GOROUTINE) {
-      add_reg(lib, out, &n, gl_goroutine_funcs);
-    } else if (l == GL_LIB_LOG) {
-      add_reg(lib, out, &n, gl_log_funcs);
+    } else if (lib_specs[l].funcs) {
+      add_reg(lib, out, &n, lib_specs[l].funcs);
     } else if (lib->lazy) {
       luaL_requiref(S, lib->name, lib->opener, 0);
       read_table(S, lib, out, &n);
@@ -226,7 +230,7 @@ static void build(void) {
         lua_pushliteral(S, "");
         lua_getmetatable(S, -1);
         string_meta = calloc(32, sizeof *string_meta);
-        gl_lib meta = {"string metatable", NULL, 0, NULL, 1, BOTH};
+        gl_lib meta = {"string metatable", NULL, 0, NULL, 1, BOTH, NULL};
         read_table(S, &meta, string_meta, &string_meta_n);
         lua_pop(S, 2);
       }

@@ -43,6 +43,9 @@ typedef struct gl_lib {
   lua_CFunction opener; /* the library's luaopen_* */
   int lazy;             /* 0: opened for real on first use */
   unsigned profiles;
+  /* When not NULL, also asked whether L may see the library (e.g. http for
+   * untrusted code depends on the server's allow-list). */
+  int (*visible)(lua_State *L);
 } gl_lib;
 
 enum gl_lib_id {
@@ -55,6 +58,8 @@ enum gl_lib_id {
   GL_LIB_OS,
   GL_LIB_GOROUTINE,
   GL_LIB_LOG,
+  GL_LIB_JSON,
+  GL_LIB_HTTP,
   GL_LIB_IO,
   GL_LIB_PACKAGE,
   GL_LIB_DEBUG,
@@ -91,6 +96,9 @@ const char *gl_table_name(lua_State *L, int idx);
 
 extern const luaL_Reg gl_goroutine_funcs[];
 extern const luaL_Reg gl_log_funcs[];
+extern const luaL_Reg gl_json_funcs[]; /* json_lib.c */
+extern const luaL_Reg gl_http_funcs[]; /* http_lib.c */
+int gl_http_visible(lua_State *L);     /* http_lib.c */
 /* Base and coroutine overrides: name, trusted version, untrusted version. */
 typedef struct gl_override {
   const char *lib, *name;

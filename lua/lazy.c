@@ -197,7 +197,7 @@ static void open_real(lua_State *L, int lib) {
 int gl_push_lib(lua_State *L, int lib) {
   gl_state *st = gl_state_of(L);
   const gl_lib *cat = &gl_catalog()[lib];
-  if (!st || !visible(st, cat->profiles))
+  if (!st || !visible(st, cat->profiles) || (cat->visible && !cat->visible(L)))
     return 0;
   if (lib == GL_LIB_G) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);

@@ -1,0 +1,4 @@
+/*
+ * prelude.c - the task-runner prelude (being written).
+ */
+#include "internal.h"

@@ -1,0 +1,1 @@
+-- The task-runner prelude (being written).
