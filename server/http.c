@@ -274,9 +274,9 @@ uint16_t http_port(http_server *srv) {
 void http_stop(http_server *srv, int64_t grace_ms) {
   /* No new connections; every waiting request answers with what it has;
    * running requests get up to grace_ms to finish. */
+  /* The listening socket is ours now, but MHD's threads drop it from their
+   * epoll sets in their own time: close it only once they stopped. */
   MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
-  if (fd != MHD_INVALID_SOCKET)
-    close(fd);
   int64_t deadline = gr_now_ms() + grace_ms;
   do {
     api_wake_all(srv->api);
@@ -287,5 +287,7 @@ void http_stop(http_server *srv, int64_t grace_ms) {
   } while (gr_now_ms() < deadline);
   api_wake_all(srv->api);
   MHD_stop_daemon(srv->daemon);
+  if (fd != MHD_INVALID_SOCKET)
+    close(fd);
   free(srv);
 }

@@ -299,7 +299,14 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-  ck_assert_int_eq(server_stop(&srv, SIGTERM), 0);
+  int rc = server_stop(&srv, SIGTERM);
+  if (rc != 0) { /* a sanitizer report or a crash: show the server's log */
+    char *log = read_file(srv.log);
+    fprintf(stderr, "server exited with %d; its log:\n%s\n", rc,
+            log ? log : "(none)");
+    free(log);
+  }
+  ck_assert_int_eq(rc, 0);
   teardown_dir();
 }
 
