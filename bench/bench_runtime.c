@@ -104,6 +104,34 @@ static const char pool_closures[] =
     "assert(goroutine.pool_stats('bench').completed == n)\n"
     "goroutine.pool_close('bench')\n";
 
+/* n round trips between two goroutines over unbuffered channels. */
+static const char ping_pong[] =
+    "local n = ...\n"
+    "local ping, pong = goroutine.channel(), goroutine.channel()\n"
+    "local echo = goroutine.async(function()\n"
+    "  for v in ping:range() do pong:send(v) end\n"
+    "end)\n"
+    "for i = 1, n do ping:send(i); assert(pong:receive() == i) end\n"
+    "ping:close()\n"
+    "goroutine.await(echo)\n";
+
+/* n messages from four producers to one consumer through 64 slots. */
+static const char fan_in[] =
+    "local n = ...\n"
+    "local ch = goroutine.channel(64)\n"
+    "local wg = goroutine.wait_group()\n"
+    "for p = 1, 4 do\n"
+    "  wg:add(1)\n"
+    "  goroutine.spawn(function()\n"
+    "    for i = 1, n // 4 do ch:send(i) end\n"
+    "    wg:done()\n"
+    "  end)\n"
+    "end\n"
+    "goroutine.spawn(function() wg:wait(); ch:close() end)\n"
+    "local got = 0\n"
+    "for _ in ch:range() do got = got + 1 end\n"
+    "assert(got == n // 4 * 4)\n";
+
 static const char sleepers[] =
     "local n = ...\n"
     "goroutine.spawn_many(n, function() goroutine.sleep(5000) end)\n";
@@ -198,11 +226,17 @@ int main(int argc, char **argv) {
          "%.0f) (target <= 8192)\n",
          rss_per, lua_per);
   fflush(stdout);
+  double trips = median_rate(rt, ping_pong, 100000);
+  double fan = median_rate(rt, fan_in, 400000);
   gr_runtime_free(rt);
 
   double floor = openlibs_rate();
   printf("4. lua_newstate+luaL_openlibs+lua_close: %9.0f /s (%.1f us each)\n",
          floor, 1e6 / floor);
   printf("   spawn+await one at a time is %.1fx that floor\n", one / floor);
+  printf("5. channel ping-pong (unbuffered):    %9.0f messages/s "
+         "(%.1f us per round trip)\n",
+         2 * trips, 1e6 / trips);
+  printf("   4 producers -> 1 consumer, cap 64: %9.0f messages/s\n", fan);
   return 0;
 }

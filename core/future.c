@@ -58,7 +58,7 @@ gr_future *gr_future_new(void) {
 
 void gr_future_set_pool(gr_future *f, gr_pool *pool) {
   gr_spin_lock(&f->lock);
-  if (!f->pool) {
+  if (!f->pool && !GR_STATE_FINAL(f->state)) {
     gr_pool_ref_internal(pool);
     f->pool = pool;
   }
@@ -100,14 +100,20 @@ void gr_future_complete(gr_future *f, int state, gr_pack *values, char *error) {
   gr_waiter *waiters = f->waiters;
   gr_callback *callbacks = gr_callbacks_take(&f->callbacks);
   gr_g *g = f->g;
+  /* A finished task needs no pool to be cancelled from; and the pool keeps
+   * its finished futures, so holding it here would make a cycle. */
+  gr_pool *pool = f->pool;
   f->waiters = NULL;
   f->g = NULL;
+  f->pool = NULL;
   gr_spin_unlock(&f->lock);
 
   gr_waiters_wake_all(waiters);
   gr_callbacks_run(callbacks, call_done, f);
   if (g)
     gr_g_unref(g);
+  if (pool)
+    gr_pool_unref(pool);
 }
 
 int gr_future_claim_unobserved(gr_future *f) {

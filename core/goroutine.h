@@ -59,6 +59,10 @@ typedef struct gr_hooks {
   /* Undo what the finished goroutine did to L so another can use it;
    * return 0 if that cannot be done safely (L is then closed). */
   int (*reset_state)(void *ud, lua_State *L);
+  /* Called once the goroutine's function and its nargs arguments are on
+   * L's stack, before it first runs; spawned: nobody awaits its results
+   * (spawn, spawn_many). */
+  void (*prepare_call)(void *ud, lua_State *L, int nargs, int spawned);
   /* Log a line; gid is the goroutine's id, 0 for the runtime itself. */
   void (*log)(void *ud, int level, uint64_t gid, const char *msg);
   /* Name of a library C function ("string.format"), or NULL. */
@@ -280,6 +284,12 @@ int64_t gr_go_here(gr_runtime *rt, const gr_spawn *s, int64_t budget_us);
 
 /* The goroutine that owns L (any thread of its state), or NULL. */
 gr_g *gr_current(lua_State *L);
+/* Lets a state the runtime did not make (the stock interpreter's) start
+ * goroutines and wait for them: a wait there blocks the calling thread.
+ * The runtime must outlive every wait. */
+void gr_attach_state(lua_State *L, gr_runtime *rt);
+/* The runtime of a goroutine's state or of an attached state, or NULL. */
+gr_runtime *gr_runtime_for(lua_State *L);
 gr_runtime *gr_runtime_of(gr_g *g);
 uint64_t gr_id(gr_g *g);
 int gr_profile(gr_g *g);
@@ -299,8 +309,8 @@ void gr_g_unref(gr_g *g);
  * (monotonic, 0 = none) passes, then continue in k. Use as the return
  * expression of a lua_CFunction: `return gr_park(L, ...)`. Where the call
  * cannot yield, the worker blocks instead. A cancelled goroutine raises its
- * cancellation error instead of continuing. Outside a goroutine (a state the
- * runtime does not own) it blocks the calling thread. */
+ * cancellation error instead of continuing. In an attached state (not a
+ * goroutine's) it blocks the calling thread. */
 int gr_park(lua_State *L, gr_arm_fn arm, void *arg, int64_t deadline_ns,
             lua_KFunction k, lua_KContext ctx);
 /* L may carry something into a later goroutine (a finalizer, a changed
@@ -338,6 +348,41 @@ extern const gr_object_type gr_wg_type;
 int64_t gr_wg_add(gr_wg *wg, int64_t delta);
 int64_t gr_wg_count(gr_wg *wg);
 
+/* ---- channels and select -------------------------------------------- */
+
+/* Go's channels: values (packs) between goroutines, buffered (capacity > 0)
+ * or unbuffered (a sender waits for a receiver). Shared by reference. */
+typedef struct gr_chan gr_chan;
+extern const gr_object_type gr_chan_type;
+gr_chan *gr_chan_new(size_t capacity);
+size_t gr_chan_cap(gr_chan *c);
+size_t gr_chan_len(gr_chan *c); /* values buffered now */
+int gr_chan_is_closed(gr_chan *c);
+/* Wakes every waiter: receivers get nothing, senders fail. GR_ECLOSED if
+ * it already was closed. Buffered values can still be received. */
+int gr_chan_close(gr_chan *c);
+
+/* A select over cases (a send or receive is a select with one case). */
+typedef struct gr_select gr_select;
+gr_select *gr_select_new(size_t ncases);
+void gr_select_send(gr_select *s, size_t i, gr_chan *c, gr_pack *value);
+void gr_select_recv(gr_select *s, size_t i, gr_chan *c);
+/* Performs one ready case (chosen at random among the ready ones) without
+ * waiting; returns its index, or -1 if none is ready. */
+int gr_select_poll(gr_select *s);
+/* The arm function for gr_park: performs a ready case, or queues them all
+ * until a peer completes one. */
+int gr_select_arm(gr_g *g, uint32_t seq, void *select);
+/* After a park (or to give up): takes the select back from the channels;
+ * returns the case that completed, or -1. */
+int gr_select_finish(gr_select *s);
+/* The completed case; its received value (the caller owns it) and whether
+ * it completed because its channel was closed. -1 if none did. */
+int gr_select_fired(gr_select *s, gr_pack **value, int *closed);
+int gr_select_case_is_send(gr_select *s, int i);
+/* Finishes it if needed and frees it, with any value never taken. */
+void gr_select_free(gr_select *s);
+
 /* ---- pools: named concurrency limits over the scheduler ------------- */
 
 typedef struct gr_pool_stats {
@@ -355,6 +400,11 @@ int gr_pool_create(gr_runtime *rt, const char *name, int64_t workers,
  * spawn's pack is consumed even on failure. */
 int gr_pool_submit(gr_runtime *rt, const char *name, const gr_spawn *s,
                    char *task_id, size_t idlen);
+/* GR_SUBMIT_WAITING: the caller waits for room and tries again, so a full
+ * queue is not counted as a rejection. */
+enum { GR_SUBMIT_WAITING = 1 };
+int gr_pool_submit_ex(gr_runtime *rt, const char *name, const gr_spawn *s,
+                      char *task_id, size_t idlen, int flags);
 /* Running tasks finish; queued ones are cancelled (*cancelled, if not NULL,
  * says how many). The name is remembered as closed: submits then fail with
  * GR_ECLOSED, closing again succeeds, and creating it again is allowed. */
@@ -371,6 +421,12 @@ int gr_pool_closed(gr_pool *pool);
  * returns a token for gr_pool_off_idle. */
 typedef void (*gr_pool_cb)(gr_pool *pool, void *ud);
 uintptr_t gr_pool_on_idle(gr_pool *pool, gr_pool_cb fn, void *ud);
+/* The future of one of the pool's tasks (closed pools included): every
+ * unfinished task and the 10,000 that finished last are kept. NULL if
+ * unknown. Caller unrefs. */
+gr_future *gr_pool_task_future(gr_pool *pool, const char *task_id);
+/* Arm function: the pool has room for a submit (or is closed). */
+int gr_pool_arm_room(gr_g *g, uint32_t seq, void *pool);
 /* Returns 1 if removed before it ran. */
 int gr_pool_off_idle(gr_pool *pool, uintptr_t token);
 /* Names of every open pool (not closed ones), in creation order; caller frees

@@ -199,6 +199,7 @@ struct gr_worker {
 
 void gr_enqueue(gr_runtime *rt, gr_g *g);
 void gr_free_guests(gr_runtime *rt);
+void gr_free_outsiders(gr_runtime *rt);
 int64_t gr_go_task(gr_runtime *rt, gr_spawn *s, struct gr_pool_task *task);
 void gr_interrupt(gr_g *g, int reason);
 int gr_start_worker(gr_runtime *rt, bool extra);
@@ -253,6 +254,7 @@ struct gr_runtime {
 
   uint64_t generation; /* tells this runtime from a freed one */
   gr_worker *guests;   /* under workers_mu */
+  gr_g *outsiders;     /* threads that waited from outside; workers_mu */
 
   gr_spin all_lock; /* protects the list of live goroutines */
   gr_g *all_head;

@@ -655,8 +655,8 @@ int gr_pack_values(gr_pack *p, lua_State *L, int first, int n, int flags,
   e.p = p;
   e.L = L;
   e.flags = flags;
-  gr_g *g = gr_current(L);
-  e.hooks = g ? &g->rt->cfg.hooks : NULL;
+  gr_runtime *rt = gr_runtime_for(L);
+  e.hooks = rt ? &rt->cfg.hooks : NULL;
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
   e.globals = lua_topointer(L, -1);
   lua_pop(L, 1);
@@ -874,8 +874,8 @@ static void dec_value(dec *d) {
 
 int gr_pack_push(const gr_pack *p, lua_State *L) {
   dec d = {p, p->buf, p->buf + p->len, L, 0, NULL};
-  gr_g *g = gr_current(L);
-  d.hooks = g ? &g->rt->cfg.hooks : NULL;
+  gr_runtime *rt = gr_runtime_for(L);
+  d.hooks = rt ? &rt->cfg.hooks : NULL;
   luaL_checkstack(L, (int)(p->count < 100000 ? p->count : 100000) + 8,
                   "too many values");
   if (p->registered) {

@@ -12,16 +12,26 @@
  */
 #include "internal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define REGISTRY_BUCKETS 64
 
+/* Finished tasks whose outcome a pool keeps for pool_result, at most. */
+#define MAX_RESULTS 10000
+
+/* A task, from its submit until MAX_RESULTS newer ones finished: the
+ * record of a finished task keeps only its future (the outcome). */
 typedef struct gr_pool_task {
-  struct gr_pool_task *next, *prev; /* queue links */
-  gr_pool *pool;                    /* a reference */
+  struct gr_pool_task *next, *prev; /* queue links; next: free lists */
+  struct gr_pool_task *hash_next;   /* pool->results, by number */
+  struct gr_pool_task *fin_next;    /* finished ones, oldest first */
+  gr_pool *pool;                    /* a reference until the task ends */
   gr_spawn spawn;                   /* its future is a reference */
+  uint64_t no;                      /* N of its id "task-N" */
+  bool kept;                        /* in pool->results */
 } gr_pool_task;
 
 struct gr_pool {
@@ -33,7 +43,12 @@ struct gr_pool {
   bool closed;
   gr_pool_task *qhead, *qtail; /* under mu */
   gr_waiter *idle_waiters;     /* under mu */
+  gr_waiter *room_waiters;     /* pool_submit_wait: under mu */
   gr_callbacks idle_cbs;       /* under mu */
+  gr_pool_task **results;      /* by number, under mu */
+  size_t results_cap, nresults;
+  gr_pool_task *fin_head, *fin_tail;
+  size_t nfinished;
   atomic_int_fast64_t active, queued;
   atomic_int_fast64_t submitted, completed, failed, timed_out, cancelled,
       rejected;
@@ -65,8 +80,19 @@ void gr_pool_unref(gr_pool *pool) {
   if (!pool || atomic_fetch_sub(&pool->refs, 1) != 1)
     return;
   gr_waiters_wake_all(pool->idle_waiters);
+  gr_waiters_wake_all(pool->room_waiters);
   /* Nobody can wait on a pool nobody holds: just free what is left. */
   gr_callbacks_run(gr_callbacks_take(&pool->idle_cbs), NULL, NULL);
+  /* What is left in results finished (a running or queued task holds a
+   * reference): only its future remains. */
+  for (size_t b = 0; b < pool->results_cap; b++) {
+    for (gr_pool_task *t = pool->results[b], *next; t; t = next) {
+      next = t->hash_next;
+      gr_future_unref(t->spawn.future);
+      free(t);
+    }
+  }
+  free(pool->results);
   pthread_mutex_destroy(&pool->mu);
   free(pool->name);
   free(pool);
@@ -198,12 +224,118 @@ size_t gr_pool_names(gr_runtime *rt, char ***names) {
   return n;
 }
 
+/* ---- results (caller holds pool->mu) ----------------------------------- */
+
+/* Task numbers are consecutive across the runtime's pools: the low bits
+ * spread them evenly. */
+static size_t no_bucket(uint64_t no, size_t cap) {
+  return no & (cap - 1);
+}
+
+/* Records a submitted task under its number; a task that finds no memory
+ * for the record runs all the same, only pool_result will not know it. */
+static void add_result(gr_pool *pool, gr_pool_task *task) {
+  if (pool->nresults >= pool->results_cap) {
+    size_t cap = pool->results_cap ? pool->results_cap * 2 : 64;
+    gr_pool_task **t = calloc(cap, sizeof *t);
+    if (!t)
+      return;
+    for (size_t b = 0; b < pool->results_cap; b++) {
+      for (gr_pool_task *r = pool->results[b], *next; r; r = next) {
+        next = r->hash_next;
+        size_t nb = no_bucket(r->no, cap);
+        r->hash_next = t[nb];
+        t[nb] = r;
+      }
+    }
+    free(pool->results);
+    pool->results = t;
+    pool->results_cap = cap;
+  }
+  size_t b = no_bucket(task->no, pool->results_cap);
+  task->hash_next = pool->results[b];
+  pool->results[b] = task;
+  task->kept = true;
+  pool->nresults++;
+}
+
+/* Caller holds pool->mu. The task ended (its future is final or about to
+ * be): it joins the finished records, and the oldest beyond MAX_RESULTS
+ * leaves. What is to be freed goes on *dead, for free_dead after unlocking;
+ * the task's pool reference is the caller's to drop after unlocking too.
+ * Once the lock is released the record may be freed by a later eviction. */
+static void retire_locked(gr_pool *pool, gr_pool_task *task,
+                          gr_pool_task **dead) {
+  task->pool = NULL;
+  gr_pack_free(task->spawn.pack); /* a task cancelled before it started */
+  task->spawn.pack = NULL;
+  if (!task->kept) {
+    task->next = *dead;
+    *dead = task;
+    return;
+  }
+  task->fin_next = NULL;
+  if (pool->fin_tail)
+    pool->fin_tail->fin_next = task;
+  else
+    pool->fin_head = task;
+  pool->fin_tail = task;
+  if (++pool->nfinished <= MAX_RESULTS)
+    return;
+  gr_pool_task *old = pool->fin_head;
+  pool->fin_head = old->fin_next;
+  if (!pool->fin_head)
+    pool->fin_tail = NULL;
+  pool->nfinished--;
+  for (gr_pool_task **at =
+           &pool->results[no_bucket(old->no, pool->results_cap)];
+       *at; at = &(*at)->hash_next) {
+    if (*at == old) {
+      *at = old->hash_next;
+      break;
+    }
+  }
+  pool->nresults--;
+  old->next = *dead;
+  *dead = old;
+}
+
+static void free_dead(gr_pool_task *dead) {
+  while (dead) {
+    gr_pool_task *next = dead->next;
+    gr_pack_free(dead->spawn.pack);
+    gr_future_unref(dead->spawn.future);
+    free(dead);
+    dead = next;
+  }
+}
+
+gr_future *gr_pool_task_future(gr_pool *pool, const char *task_id) {
+  if (strncmp(task_id, "task-", 5) != 0 || task_id[5] < '1' || task_id[5] > '9')
+    return NULL;
+  char *end;
+  errno = 0;
+  unsigned long long no = strtoull(task_id + 5, &end, 10);
+  if (*end || errno)
+    return NULL;
+  gr_future *f = NULL;
+  pthread_mutex_lock(&pool->mu);
+  if (pool->results_cap) {
+    for (gr_pool_task *t = pool->results[no_bucket(no, pool->results_cap)]; t;
+         t = t->hash_next)
+      if (t->no == no)
+        f = gr_future_ref(t->spawn.future);
+  }
+  pthread_mutex_unlock(&pool->mu);
+  return f;
+}
+
 /* ---- tasks ----------------------------------------------------------------
  */
 
+/* Frees a task that never entered the pool (refused at submit). */
 static void task_free(gr_pool_task *task) {
-  if (task->spawn.pack)
-    gr_pack_free(task->spawn.pack);
+  gr_pack_free(task->spawn.pack);
   gr_future_unref(task->spawn.future);
   gr_pool_unref(task->pool);
   free(task);
@@ -256,9 +388,10 @@ static void count_outcome(gr_pool *pool, int state) {
  * its active slot already taken, or NULL. */
 static gr_pool_task *end_task(gr_pool_task *task, int state) {
   gr_pool *pool = task->pool;
-  gr_pool_task *next = NULL;
+  gr_pool_task *next = NULL, *dead = NULL;
   pthread_mutex_lock(&pool->mu);
   count_outcome(pool, state);
+  retire_locked(pool, task, &dead);
   atomic_fetch_sub(&pool->active, 1);
   if (pool->qhead && !pool->closed) {
     next = pool->qhead;
@@ -271,9 +404,13 @@ static gr_pool_task *end_task(gr_pool_task *task, int state) {
     atomic_fetch_add(&pool->active, 1);
   }
   idle_wake idle = take_idle_locked(pool);
+  gr_waiter *room = pool->room_waiters; /* a slot or a queue place freed */
+  pool->room_waiters = NULL;
   pthread_mutex_unlock(&pool->mu);
   notify_idle(pool, idle);
-  task_free(task);
+  gr_waiters_wake_all(room);
+  free_dead(dead);
+  gr_pool_unref(pool); /* the task's reference */
   return next;
 }
 
@@ -294,6 +431,11 @@ void gr_pool_task_finished(gr_pool_task *task, int state) {
 
 int gr_pool_submit(gr_runtime *rt, const char *name, const gr_spawn *s,
                    char *task_id, size_t idlen) {
+  return gr_pool_submit_ex(rt, name, s, task_id, idlen, 0);
+}
+
+int gr_pool_submit_ex(gr_runtime *rt, const char *name, const gr_spawn *s,
+                      char *task_id, size_t idlen, int flags) {
   gr_pool *pool = gr_pool_find(rt, name);
   if (!pool) {
     gr_pack_free(s->pack);
@@ -332,12 +474,14 @@ int gr_pool_submit(gr_runtime *rt, const char *name, const gr_spawn *s,
     atomic_fetch_add(&pool->queued, 1);
   } else {
     rc = GR_EFULL;
-    atomic_fetch_add(&pool->rejected, 1);
+    if (!(flags & GR_SUBMIT_WAITING))
+      atomic_fetch_add(&pool->rejected, 1);
   }
   if (rc == GR_OK) {
     atomic_fetch_add(&pool->submitted, 1);
-    snprintf(task_id, idlen, "task-%llu",
-             (unsigned long long)(atomic_fetch_add(&rt->next_task, 1) + 1));
+    task->no = atomic_fetch_add(&rt->next_task, 1) + 1;
+    snprintf(task_id, idlen, "task-%llu", (unsigned long long)task->no);
+    add_result(pool, task);
   }
   pthread_mutex_unlock(&pool->mu);
 
@@ -349,7 +493,7 @@ int gr_pool_submit(gr_runtime *rt, const char *name, const gr_spawn *s,
 }
 
 int gr_pool_cancel_queued(gr_pool *pool, gr_future *f) {
-  gr_pool_task *found = NULL;
+  gr_pool_task *found = NULL, *dead = NULL;
   idle_wake idle = {NULL, NULL};
   pthread_mutex_lock(&pool->mu);
   for (gr_pool_task *t = pool->qhead; t; t = t->next) {
@@ -365,15 +509,22 @@ int gr_pool_cancel_queued(gr_pool *pool, gr_future *f) {
       pool->qtail = t->prev;
     atomic_fetch_sub(&pool->queued, 1);
     atomic_fetch_add(&pool->cancelled, 1);
+    retire_locked(pool, t, &dead); /* the caller completes the future */
     found = t;
     break;
   }
-  if (found)
+  gr_waiter *room = NULL;
+  if (found) {
     idle = take_idle_locked(pool);
+    room = pool->room_waiters;
+    pool->room_waiters = NULL;
+  }
   pthread_mutex_unlock(&pool->mu);
   notify_idle(pool, idle);
+  gr_waiters_wake_all(room);
+  free_dead(dead);
   if (found)
-    task_free(found);
+    gr_pool_unref(pool); /* the task's reference */
   return found != NULL;
 }
 
@@ -387,15 +538,27 @@ static int64_t close_pool(gr_pool *pool) {
   int64_t n = atomic_exchange(&pool->queued, 0);
   atomic_fetch_add(&pool->cancelled, n);
   idle_wake idle = take_idle_locked(pool);
+  gr_waiter *room = pool->room_waiters; /* they learn it is closed */
+  pool->room_waiters = NULL;
   pthread_mutex_unlock(&pool->mu);
   notify_idle(pool, idle);
+  gr_waiters_wake_all(room);
+  for (gr_pool_task *t = queue; t; t = t->next)
+    gr_future_complete(t->spawn.future, GR_CANCELLED, NULL,
+                       gr_strdup("cancelled: the pool was closed"));
+  gr_pool_task *dead = NULL;
+  int64_t retired = 0;
+  pthread_mutex_lock(&pool->mu);
   while (queue) {
     gr_pool_task *next = queue->next;
-    gr_future_complete(queue->spawn.future, GR_CANCELLED, NULL,
-                       gr_strdup("cancelled: the pool was closed"));
-    task_free(queue);
+    retire_locked(pool, queue, &dead);
+    retired++;
     queue = next;
   }
+  pthread_mutex_unlock(&pool->mu);
+  free_dead(dead);
+  for (int64_t i = 0; i < retired; i++)
+    gr_pool_unref(pool); /* the tasks' references */
   return n;
 }
 
@@ -515,4 +678,17 @@ int gr_pool_off_idle(gr_pool *pool, uintptr_t token) {
   int removed = gr_callbacks_remove(&pool->idle_cbs, token);
   pthread_mutex_unlock(&pool->mu);
   return removed;
+}
+
+int gr_pool_arm_room(gr_g *g, uint32_t seq, void *arg) {
+  gr_pool *pool = arg;
+  pthread_mutex_lock(&pool->mu);
+  if (pool->closed || atomic_load(&pool->active) < pool->workers ||
+      atomic_load(&pool->queued) < pool->queue_size) {
+    pthread_mutex_unlock(&pool->mu);
+    return 1;
+  }
+  int rc = gr_waiter_push(&pool->room_waiters, g, seq);
+  pthread_mutex_unlock(&pool->mu);
+  return rc < 0 ? 1 : 0;
 }

@@ -378,6 +378,7 @@ void gr_runtime_free(gr_runtime *rt) {
   destroy_exts(rt); /* every goroutine has ended: their drivers can go */
   stop_workers(rt);
   gr_free_guests(rt);
+  gr_free_outsiders(rt);
   gr_monitor_stop(rt);
   gr_pool_registry_free(rt->pools);
   free(rt->workers);

@@ -765,11 +765,108 @@ static void block_until_woken(gr_g *g) {
   }
 }
 
+/* ---- waiting outside goroutines ----------------------------------------- */
+
+/* A state the runtime did not make (the stock interpreter's, with the
+ * goroutine module loaded) is attached to a runtime; a thread waiting in
+ * it blocks. It waits as a goroutine record of its own that is never
+ * scheduled: one per thread and runtime, so wake sources treat it like any
+ * blocked goroutine. */
+static const char attach_key = 'A';
+
+static _Thread_local struct {
+  uint64_t generation;
+  gr_g *g;
+} outsider;
+
+void gr_attach_state(lua_State *L, gr_runtime *rt) {
+  lua_pushlightuserdata(L, rt);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &attach_key);
+}
+
+gr_runtime *gr_runtime_for(lua_State *L) {
+  gr_g *g = gr_current(L);
+  if (g)
+    return g->rt;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &attach_key);
+  gr_runtime *rt = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return rt;
+}
+
+static gr_g *outside_g(gr_runtime *rt) {
+  if (outsider.g && outsider.generation == rt->generation)
+    return outsider.g;
+  gr_g *g = calloc(1, sizeof *g);
+  gr_worker *w = calloc(1, sizeof *w);
+  if (!g || !w) {
+    free(g);
+    free(w);
+    return NULL;
+  }
+  g->rt = rt;
+  atomic_init(&g->refs, 1);
+  g->status = G_RUNNING;
+  g->worker = w;
+  g->park_timer.heap_index = GR_TIMER_IDLE;
+  g->park_timer.fire = park_timer_fire;
+  g->deadline_timer.heap_index = GR_TIMER_IDLE;
+  w->rt = rt;
+  w->index = -1;
+  gr_mutex_init(&w->mu);
+  pthread_cond_init(&w->cond, NULL);
+  pthread_mutex_lock(&rt->workers_mu);
+  g->all_next = rt->outsiders;
+  rt->outsiders = g;
+  pthread_mutex_unlock(&rt->workers_mu);
+  outsider.generation = rt->generation;
+  outsider.g = g;
+  return g;
+}
+
+void gr_free_outsiders(gr_runtime *rt) {
+  while (rt->outsiders) {
+    gr_g *g = rt->outsiders;
+    rt->outsiders = g->all_next;
+    pthread_mutex_destroy(&g->worker->mu);
+    pthread_cond_destroy(&g->worker->cond);
+    free(g->worker);
+    free(g);
+  }
+}
+
+static int park_outside(lua_State *L, gr_arm_fn arm, void *arg,
+                        int64_t deadline_ns, lua_KFunction k,
+                        lua_KContext ctx) {
+  gr_runtime *rt = gr_runtime_for(L);
+  gr_g *g = rt ? outside_g(rt) : NULL;
+  if (!g)
+    return luaL_error(L, "cannot wait here: not inside goroutined");
+  gr_spin_lock(&g->lock);
+  uint32_t seq = ++g->park_seq;
+  atomic_store(&g->woken, 0);
+  g->park_timed_out = 0;
+  gr_spin_unlock(&g->lock);
+  if (!(arm && arm(g, seq, arg))) {
+    if (deadline_ns > 0) {
+      gr_g_ref(g);
+      atomic_fetch_add(&rt->goroutine_timers, 1);
+      gr_timer_arm(rt, &g->park_timer, deadline_ns);
+    }
+    block_until_woken(g);
+    if (gr_timer_cancel(rt, &g->park_timer)) {
+      atomic_fetch_sub(&rt->goroutine_timers, 1);
+      gr_g_unref(g);
+    }
+  }
+  return k(L, LUA_OK, ctx);
+}
+
 int gr_park(lua_State *L, gr_arm_fn arm, void *arg, int64_t deadline_ns,
             lua_KFunction k, lua_KContext ctx) {
   gr_g *g = gr_current(L);
   if (!g)
-    return luaL_error(L, "cannot wait here: not inside a goroutine");
+    return park_outside(L, arm, arg, deadline_ns, k, ctx);
   gr_runtime *rt = g->rt;
   gr_spin_lock(&g->lock);
   uint32_t seq = ++g->park_seq;
@@ -805,6 +902,10 @@ int gr_park(lua_State *L, gr_arm_fn arm, void *arg, int64_t deadline_ns,
 
 int gr_park_timed_out(lua_State *L) {
   gr_g *g = gr_current(L);
+  if (!g) {
+    gr_runtime *rt = gr_runtime_for(L);
+    g = rt && outsider.generation == rt->generation ? outsider.g : NULL;
+  }
   return g && g->park_timed_out;
 }
 

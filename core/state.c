@@ -91,6 +91,9 @@ static int open_and_push(lua_State *L) {
   int n = gr_pack_push(a->g->start, L);
   if (n == 0 || lua_type(L, -n) != LUA_TFUNCTION)
     return luaL_error(L, "a goroutine needs a function to run");
+  if (rt->cfg.hooks.prepare_call)
+    rt->cfg.hooks.prepare_call(rt->cfg.hooks.ud, L, n - 1,
+                               !a->g->future && !a->g->task);
   return n;
 }
 

@@ -216,7 +216,7 @@ static int l_getmetatable(lua_State *L) {
   gl_materialize_all(L, 1);
   if (lua_type(L, 1) == LUA_TSTRING)
     gr_state_no_recycle(L); /* the script may change the string metatable */
-  if (!lua_getmetatable(L, 1)) {
+  if (!lua_getmetatable(L, 1) || gl_is_copy_watch(L, -1)) {
     lua_pushnil(L);
     return 1;
   }

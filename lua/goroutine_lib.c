@@ -11,15 +11,28 @@
 #include "internal.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define TIMEOUT_GRACE_MS 100
 
-gr_g *gl_check_goroutine(lua_State *L) {
-  gr_g *g = gr_current(L);
-  if (!g)
+gr_runtime *gl_runtime(lua_State *L) {
+  gr_runtime *rt = gr_runtime_for(L);
+  if (!rt)
     luaL_error(L, "the goroutine module only works inside goroutined");
-  return g;
+  return rt;
+}
+
+/* What a goroutine started from L inherits: its profile and memory limit
+ * (an attached state, which is no goroutine, starts trusted ones with the
+ * runtime's default limit). */
+static gr_spawn spawn_from(lua_State *L, gr_pack *p) {
+  gr_g *g = gr_current(L);
+  gr_spawn s = {.pack = p,
+                .profile = g ? gr_profile(g) : GR_PROFILE_TRUSTED,
+                .memory_limit = g ? gr_memory_limit(g) : 0};
+  return s;
 }
 
 /* Packs the n values from stack position first; raises on a refused one. */
@@ -37,13 +50,10 @@ static gr_pack *pack_call(lua_State *L, int first, int n, int argbase) {
 }
 
 static int64_t go(lua_State *L, gr_pack *p, gr_future *f, int64_t timeout_ms) {
-  gr_g *g = gr_current(L);
-  gr_spawn s = {.pack = p,
-                .profile = gr_profile(g),
-                .future = f,
-                .timeout_ms = timeout_ms,
-                .memory_limit = gr_memory_limit(g)};
-  int64_t id = gr_go(gr_runtime_of(g), &s);
+  gr_spawn s = spawn_from(L, p);
+  s.future = f;
+  s.timeout_ms = timeout_ms;
+  int64_t id = gr_go(gl_runtime(L), &s);
   if (id < 0)
     luaL_error(L, "cannot start a goroutine: %s", gr_strerror((int)id));
   return id;
@@ -61,14 +71,14 @@ static int64_t check_ms(lua_State *L, int arg, const char *what) {
 /* ---- spawn -------------------------------------------------------------- */
 
 static int l_spawn(lua_State *L) {
-  gl_check_goroutine(L);
+  gl_runtime(L);
   luaL_checktype(L, 1, LUA_TFUNCTION);
   go(L, pack_call(L, 1, lua_gettop(L), 1), NULL, 0);
   return 0;
 }
 
 static int l_spawn_many(lua_State *L) {
-  gl_check_goroutine(L);
+  gl_runtime(L);
   lua_Integer n = luaL_checkinteger(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   luaL_argcheck(L, n >= 0, 1, "count must not be negative");
@@ -81,11 +91,8 @@ static int l_spawn_many(lua_State *L) {
                         n);
     }
     gr_pack_int(p, i);
-    gr_g *g = gr_current(L);
-    gr_spawn s = {.pack = p,
-                  .profile = gr_profile(g),
-                  .memory_limit = gr_memory_limit(g)};
-    int64_t id = gr_go(gr_runtime_of(g), &s);
+    gr_spawn s = spawn_from(L, p);
+    int64_t id = gr_go(gl_runtime(L), &s);
     if (id < 0) {
       gr_pack_free(base);
       return luaL_error(L, "cannot start a goroutine: %s",
@@ -132,7 +139,7 @@ static lua_Integer opt_field(lua_State *L, const char *field, lua_Integer dflt,
 }
 
 static int l_pool_create(lua_State *L) {
-  gr_g *g = gl_check_goroutine(L);
+  gr_runtime *rt = gl_runtime(L);
   const char *name = luaL_checkstring(L, 1);
   if (!lua_isnoneornil(L, 2))
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -140,7 +147,7 @@ static int l_pool_create(lua_State *L) {
     lua_settop(L, 1), lua_newtable(L);
   lua_Integer workers = opt_field(L, "workers", 4, 1);
   lua_Integer queue_size = opt_field(L, "queue_size", 2 * workers, 0);
-  int rc = gr_pool_create(gr_runtime_of(g), name, workers, queue_size);
+  int rc = gr_pool_create(rt, name, workers, queue_size);
   if (rc == GR_EEXIST)
     return fail_with(L, "pool already exists", name);
   if (rc == GR_EINVAL)
@@ -151,15 +158,70 @@ static int l_pool_create(lua_State *L) {
   return 1;
 }
 
+/* The runtime's choice for a pool_submit that finds the queue full (see
+ * gr_lua_submit_waits), and the pools already warned about. */
+#define WARNED_POOLS_MAX 64
+typedef struct submit_policy {
+  pthread_mutex_t mu;
+  int nwarned;
+  char *warned[WARNED_POOLS_MAX];
+} submit_policy;
+static const char submit_policy_key = 'S';
+
+static void submit_policy_free(void *data) {
+  submit_policy *sp = data;
+  for (int i = 0; i < sp->nwarned; i++)
+    free(sp->warned[i]);
+  pthread_mutex_destroy(&sp->mu);
+  free(sp);
+}
+
+int gr_lua_submit_waits(gr_runtime *rt, int on) {
+  if (!on)
+    return gr_runtime_ext_set(rt, &submit_policy_key, NULL, NULL);
+  submit_policy *sp = calloc(1, sizeof *sp);
+  if (!sp)
+    return GR_ENOMEM;
+  pthread_mutex_init(&sp->mu, NULL);
+  int rc = gr_runtime_ext_set(rt, &submit_policy_key, sp, submit_policy_free);
+  if (rc != GR_OK)
+    submit_policy_free(sp);
+  return rc;
+}
+
+/* Says once per pool name that a pool_submit waits for room. */
+static void warn_submit_waits(lua_State *L, const char *name) {
+  gr_runtime *rt = gl_runtime(L);
+  submit_policy *sp = gr_runtime_ext(rt, &submit_policy_key);
+  if (!sp)
+    return;
+  pthread_mutex_lock(&sp->mu);
+  int seen = sp->nwarned == WARNED_POOLS_MAX;
+  for (int i = 0; !seen && i < sp->nwarned; i++)
+    seen = strcmp(sp->warned[i], name) == 0;
+  if (!seen && (sp->warned[sp->nwarned] = strdup(name)))
+    sp->nwarned++;
+  pthread_mutex_unlock(&sp->mu);
+  if (!seen) {
+    gr_g *g = gr_current(L);
+    gr_log(rt, GR_LOG_WARN, g ? gr_id(g) : 0,
+           "pool '%s' queue is full: pool_submit waits for room instead of "
+           "failing (goroutined run); no task is dropped",
+           name);
+  }
+}
+
+static int start_submit_wait(lua_State *L, int64_t timeout, int warn);
+
 static int l_pool_submit(lua_State *L) {
-  gr_g *g = gl_check_goroutine(L);
+  gr_runtime *rt = gl_runtime(L);
   const char *name = luaL_checkstring(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
-  gr_spawn s = {.pack = pack_call(L, 2, lua_gettop(L) - 1, 2),
-                .profile = gr_profile(g),
-                .memory_limit = gr_memory_limit(g)};
+  if (gr_runtime_ext(rt, &submit_policy_key))
+    return start_submit_wait(L, -1, 1);
+  gr_spawn s = spawn_from(L, pack_call(L, 2, lua_gettop(L) - 1, 2));
   char id[32];
-  int rc = gr_pool_submit(gr_runtime_of(g), name, &s, id, sizeof id);
+  int rc = gr_pool_submit(rt, name, &s, id, sizeof id);
   switch (rc) {
   case GR_OK:
     lua_pushstring(L, id);
@@ -187,10 +249,158 @@ static int arm_pool_by_name(gr_g *g, uint32_t seq, void *arg) {
   return ready;
 }
 
+static int arm_room_by_name(gr_g *g, uint32_t seq, void *arg) {
+  pool_ref *ref = arg;
+  gr_pool *pool = gr_pool_find(ref->rt, ref->name);
+  if (!pool)
+    return 1; /* gone: the next try says so */
+  int ready = gr_pool_arm_room(g, seq, pool);
+  gr_pool_unref(pool);
+  return ready;
+}
+
+/* pool_result(name, task_id): the task's state and, once it finished,
+ * success with values or error. */
+static int l_pool_result(lua_State *L) {
+  gr_runtime *rt = gl_runtime(L);
+  const char *name = luaL_checkstring(L, 1);
+  const char *id = luaL_checkstring(L, 2);
+  gr_pool *pool = gr_pool_find(rt, name);
+  if (!pool)
+    return fail_with(L, "pool not found", name);
+  gr_future *f = gr_pool_task_future(pool, id);
+  gr_pool_unref(pool);
+  if (!f) {
+    lua_pushnil(L);
+    lua_pushfstring(L,
+                    "task not found: %s (it never was in pool '%s', or its "
+                    "result was dropped for newer ones)",
+                    id, name);
+    return 2;
+  }
+  int state = gr_future_state(f);
+  if (GR_STATE_FINAL(state)) {
+    gl_push_result_table(L, f);
+  } else {
+    lua_createtable(L, 0, 2);
+  }
+  lua_pushstring(L, gr_state_name(state));
+  lua_setfield(L, -2, "state");
+  lua_pushstring(L, id);
+  lua_setfield(L, -2, "id");
+  gr_future_unref(f);
+  return 1;
+}
+
+/* The packed call of a waiting pool_submit_wait, kept across its parks. */
+typedef struct pending_submit {
+  gr_pack *pack;
+  int64_t timeout_ms, deadline_ns;
+  int warn; /* a pool_submit told to wait: warn_submit_waits when full */
+} pending_submit;
+
+static int pending_submit_gc(lua_State *L) {
+  pending_submit *ps = lua_touserdata(L, 1);
+  gr_pack_free(ps->pack);
+  ps->pack = NULL;
+  return 0;
+}
+
+static const char *submit_target(lua_State *L) {
+  if (lua_type(L, 1) == LUA_TTABLE) {
+    lua_getfield(L, 1, "name");
+    const char *name = lua_tostring(L, -1);
+    lua_pop(L, 1); /* the table keeps the string alive */
+    return name;
+  }
+  return lua_tostring(L, 1);
+}
+
+static int submit_wait_step(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  gr_runtime *rt = gl_runtime(L);
+  pending_submit *ps = lua_touserdata(L, 2);
+  const char *name = submit_target(L);
+  {
+    gr_pool *pool = gr_pool_find(rt, name);
+    if (!pool)
+      return fail_with(L, "pool not found", name);
+    gr_spawn s = spawn_from(L, gr_pack_dup(ps->pack));
+    char id[32];
+    int rc = s.pack ? gr_pool_submit_ex(rt, name, &s, id, sizeof id,
+                                        GR_SUBMIT_WAITING)
+                    : GR_ENOMEM;
+    if (rc == GR_OK) {
+      gr_pool_unref(pool);
+      lua_pushstring(L, id);
+      return 1;
+    }
+    if (rc != GR_EFULL) {
+      gr_pool_unref(pool);
+      return fail_with(L, gr_strerror(rc), NULL);
+    }
+    if (ps->warn) {
+      warn_submit_waits(L, name);
+      ps->warn = 0;
+    }
+    if (ps->deadline_ns && gr_now_ns() >= ps->deadline_ns) {
+      gr_pool_unref(pool);
+      lua_pushnil(L);
+      lua_pushfstring(L, "timeout after %I ms: pool queue is full",
+                      (lua_Integer)ps->timeout_ms);
+      return 2;
+    }
+    /* Wait for room (the arm looks at the pool under its lock, by name:
+     * nothing is held across the park). */
+    gr_pool_unref(pool);
+    pool_ref ref = {rt, name};
+    return gr_park(L, arm_room_by_name, &ref, ps->deadline_ns, submit_wait_step,
+                   0);
+  }
+}
+
+/* pool_submit_wait(name or {name=, timeout=ms}, fn, ...): like pool_submit,
+ * but waits while the queue is full. */
+static int l_pool_submit_wait(lua_State *L) {
+  gl_runtime(L);
+  int64_t timeout = -1;
+  if (lua_type(L, 1) == LUA_TTABLE) {
+    lua_getfield(L, 1, "name");
+    luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 1,
+                  "a pool name or {name = ..., timeout = ms} expected");
+    lua_pop(L, 1);
+    if (lua_getfield(L, 1, "timeout") != LUA_TNIL)
+      timeout = check_ms(L, lua_gettop(L), "timeout");
+    lua_pop(L, 1);
+  } else {
+    luaL_checkstring(L, 1);
+  }
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  return start_submit_wait(L, timeout, 0);
+}
+
+/* Packs the call at 2.. and tries to submit it, parking while the pool is
+ * full (argument 1 is checked: a pool name or {name=, timeout=}). */
+static int start_submit_wait(lua_State *L, int64_t timeout, int warn) {
+  gr_pack *p = pack_call(L, 2, lua_gettop(L) - 1, 2);
+  lua_settop(L, 1);
+  pending_submit *ps = lua_newuserdatauv(L, sizeof *ps, 0); /* index 2 */
+  ps->pack = p;
+  ps->timeout_ms = timeout;
+  ps->deadline_ns = timeout >= 0 ? gr_now_ns() + timeout * 1000000 : 0;
+  ps->warn = warn;
+  if (luaL_newmetatable(L, "goroutine.pending_submit")) {
+    lua_pushcfunction(L, pending_submit_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  return submit_wait_step(L, LUA_OK, 0);
+}
+
 static int pool_wait_done(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
-  gr_g *g = gr_current(L);
-  gr_pool *pool = gr_pool_find(gr_runtime_of(g), lua_tostring(L, 1));
+  gr_pool *pool = gr_pool_find(gl_runtime(L), lua_tostring(L, 1));
   int idle = !pool || gr_pool_idle(pool);
   if (pool)
     gr_pool_unref(pool);
@@ -204,25 +414,25 @@ static int pool_wait_done(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int l_pool_wait(lua_State *L) {
-  gr_g *g = gl_check_goroutine(L);
+  gr_runtime *rt = gl_runtime(L);
   const char *name = luaL_checkstring(L, 1);
   int64_t timeout = lua_isnoneornil(L, 2) ? -1 : check_ms(L, 2, "timeout");
   lua_settop(L, 1);
-  gr_pool *pool = gr_pool_find(gr_runtime_of(g), name);
+  gr_pool *pool = gr_pool_find(rt, name);
   if (!pool)
     return fail_with(L, "pool not found", name);
   gr_pool_unref(pool);
-  pool_ref ref = {gr_runtime_of(g), name};
+  pool_ref ref = {rt, name};
   int64_t deadline = timeout >= 0 ? gr_now_ns() + timeout * 1000000 : 0;
   return gr_park(L, arm_pool_by_name, &ref, deadline, pool_wait_done,
                  (lua_KContext)timeout);
 }
 
 static int l_pool_close(lua_State *L) {
-  gr_g *g = gl_check_goroutine(L);
+  gr_runtime *rt = gl_runtime(L);
   const char *name = luaL_checkstring(L, 1);
   int64_t cancelled;
-  if (gr_pool_close(gr_runtime_of(g), name, &cancelled) != GR_OK)
+  if (gr_pool_close(rt, name, &cancelled) != GR_OK)
     return fail_with(L, "pool not found", name);
   lua_pushboolean(L, 1);
   lua_pushinteger(L, (lua_Integer)cancelled);
@@ -230,10 +440,10 @@ static int l_pool_close(lua_State *L) {
 }
 
 static int l_pool_stats(lua_State *L) {
-  gr_g *g = gl_check_goroutine(L);
+  gr_runtime *rt = gl_runtime(L);
   const char *name = luaL_checkstring(L, 1);
   gr_pool_stats st;
-  if (gr_pool_stats_get(gr_runtime_of(g), name, &st) != GR_OK) {
+  if (gr_pool_stats_get(rt, name, &st) != GR_OK) {
     lua_pushnil(L);
     return 1;
   }
@@ -292,7 +502,7 @@ void gl_push_result_table(lua_State *L, gr_future *f) {
 }
 
 static int l_async(lua_State *L) {
-  gl_check_goroutine(L);
+  gl_runtime(L);
   luaL_checktype(L, 1, LUA_TFUNCTION);
   gr_pack *p = pack_call(L, 1, lua_gettop(L), 1);
   gr_future *f = gr_future_new();
@@ -318,7 +528,7 @@ static int await_done(lua_State *L, int status, lua_KContext ctx) {
 }
 
 int gl_await(lua_State *L) {
-  gl_check_goroutine(L);
+  gl_runtime(L);
   gr_future *f = (gr_future *)gl_check_box(L, 1, &gr_future_type)->obj;
   int64_t timeout = lua_isnoneornil(L, 2) ? -1 : check_ms(L, 2, "timeout");
   lua_settop(L, 1);
@@ -356,7 +566,7 @@ static int await_all_from(lua_State *L, lua_Integer i) {
 }
 
 static int l_await_all(lua_State *L) {
-  gl_check_goroutine(L);
+  gl_runtime(L);
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
@@ -382,7 +592,7 @@ static int sleep_done(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int l_sleep(lua_State *L) {
-  gl_check_goroutine(L);
+  gl_runtime(L);
   lua_Number ms = luaL_checknumber(L, 1);
   luaL_argcheck(L, !isnan(ms) && ms >= 0, 1,
                 "milliseconds must not be negative");
@@ -411,7 +621,7 @@ static int timeout_done(lua_State *L, int status, lua_KContext ms) {
 }
 
 static int l_timeout(lua_State *L) {
-  gl_check_goroutine(L);
+  gl_runtime(L);
   int64_t ms = check_ms(L, 1, "milliseconds");
   luaL_argcheck(L, ms > 0, 1, "milliseconds must be positive");
   luaL_checktype(L, 2, LUA_TFUNCTION);
@@ -433,12 +643,13 @@ static int l_timeout(lua_State *L) {
 }
 
 static int l_id(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)gr_id(gl_check_goroutine(L)));
+  gr_g *g = gr_current(L);
+  lua_pushinteger(L, g ? (lua_Integer)gr_id(g) : 0); /* 0: not a goroutine */
   return 1;
 }
 
 static int l_yield(lua_State *L) {
-  gl_check_goroutine(L);
+  gl_runtime(L);
   return gr_park(L, NULL, NULL, gr_now_ns(), sleep_done, 0);
 }
 
@@ -451,11 +662,15 @@ const luaL_Reg gl_goroutine_funcs[] = {
     {"pool_wait", l_pool_wait},
     {"pool_close", l_pool_close},
     {"pool_stats", l_pool_stats},
+    {"pool_result", l_pool_result},
+    {"pool_submit_wait", l_pool_submit_wait},
     {"async", l_async},
     {"await", gl_await},
     {"await_all", l_await_all},
     {"sleep", l_sleep},
     {"timeout", l_timeout},
+    {"channel", gl_channel},
+    {"select", gl_select},
     {"id", l_id},
     {"yield", l_yield},
     {NULL, NULL},

@@ -95,8 +95,12 @@ const char *gl_table_name(lua_State *L, int idx);
 /* ---- functions registered in the catalog ------------------------------ */
 
 extern const luaL_Reg gl_goroutine_funcs[];
+extern const luaL_Reg gl_channel_methods[]; /* channel_lib.c */
+int gl_channel(lua_State *L);               /* goroutine.channel */
+int gl_select(lua_State *L);                /* goroutine.select */
 extern const luaL_Reg gl_log_funcs[];
 extern const luaL_Reg gl_json_funcs[]; /* json_lib.c */
+void gl_json_setup(void);              /* json_lib.c: meters jansson, once */
 extern const luaL_Reg gl_http_funcs[]; /* http_lib.c */
 int gl_http_visible(lua_State *L);     /* http_lib.c */
 /* Base and coroutine overrides: name, trusted version, untrusted version. */
@@ -118,10 +122,17 @@ typedef struct gl_box {
 void gl_push_object(lua_State *L, gr_object *obj);
 gr_object *gl_object_at(lua_State *L, int idx);
 gl_box *gl_check_box(lua_State *L, int idx, const gr_object_type *type);
+/* Watches the tables a spawned goroutine's function at fn captured: the
+ * first new key written to one is logged as a write the parent will not
+ * see. */
+void gl_watch_copies(lua_State *L, int fn);
+/* Whether the metatable at mt is such a watch (hidden from scripts). */
+int gl_is_copy_watch(lua_State *L, int mt);
 
 /* ---- helpers ------------------------------------------------------------ */
 
-gr_g *gl_check_goroutine(lua_State *L);
+/* The runtime of L (a goroutine's state or an attached one); raises if none. */
+gr_runtime *gl_runtime(lua_State *L);
 /* Push a table {success=, values=} or {success=, error=} for a future. */
 void gl_push_result_table(lua_State *L, gr_future *f);
 /* Push true, values... or false, error; returns the count. */

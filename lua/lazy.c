@@ -315,10 +315,39 @@ int gl_reset_state(lua_State *L) {
   return 1;
 }
 
+/* In an ordinary state (the stock interpreter's), libraries are the tables
+ * its package.loaded lists, and plain names are globals (print). */
+static int push_loaded(lua_State *L, const char *name) {
+  const char *dot = strchr(name, '.');
+  size_t n = dot ? (size_t)(dot - name) : strlen(name);
+  char lib[32];
+  if (n >= sizeof lib)
+    return 0;
+  memcpy(lib, name, n);
+  lib[n] = '\0';
+  int top = lua_gettop(L);
+  if (dot || gl_lib_by_name(lib) > 0) {
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    if (lua_getfield(L, -1, lib) != LUA_TTABLE ||
+        (dot && lua_getfield(L, -1, dot + 1) == LUA_TNIL))
+      goto none;
+  } else {
+    lua_pushglobaltable(L);
+    if (lua_getfield(L, -1, lib) == LUA_TNIL)
+      goto none;
+  }
+  lua_replace(L, top + 1);
+  lua_settop(L, top + 1);
+  return 1;
+none:
+  lua_settop(L, top);
+  return 0;
+}
+
 int gl_push_named(lua_State *L, const char *name) {
   gl_state *st = gl_state_of(L);
   if (!st)
-    return 0;
+    return push_loaded(L, name);
   const char *dot = strchr(name, '.');
   int lib = GL_LIB_G;
   const char *key = name;
@@ -346,8 +375,19 @@ int gl_push_named(lua_State *L, const char *name) {
 
 const char *gl_table_name(lua_State *L, int idx) {
   gl_state *st = gl_state_of(L);
-  if (!st)
-    return NULL;
+  if (!st) { /* an ordinary state: is it one of package.loaded's tables? */
+    idx = lua_absindex(L, idx);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    const char *found = NULL;
+    for (int l = 1; l < GL_NLIBS && !found; l++) {
+      lua_getfield(L, -1, gl_catalog()[l].name);
+      if (lua_rawequal(L, -1, idx))
+        found = gl_catalog()[l].name;
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return found;
+  }
   int lib = lib_of(st, lua_topointer(L, idx));
   return lib > 0 ? gl_catalog()[lib].name : NULL;
 }

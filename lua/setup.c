@@ -32,6 +32,12 @@ static int hook_push_named(void *ud, lua_State *L, const char *name) {
   return gl_push_named(L, name);
 }
 
+static void hook_prepare_call(void *ud, lua_State *L, int nargs, int spawned) {
+  (void)ud;
+  if (spawned)
+    gl_watch_copies(L, -(nargs + 1));
+}
+
 static gr_object *hook_object_at(void *ud, lua_State *L, int idx) {
   (void)ud;
   return gl_object_at(L, idx);
@@ -44,39 +50,14 @@ static void hook_push_object(void *ud, lua_State *L, gr_object *obj) {
 
 void gr_lua_setup(gr_config *cfg) {
   gl_catalog(); /* build it now, not in the first goroutine */
+  gl_json_setup();
   cfg->state_ext_size = sizeof(gl_state);
   cfg->hooks.open_state = hook_open_state;
   cfg->hooks.reset_state = hook_reset_state;
+  cfg->hooks.prepare_call = hook_prepare_call;
   cfg->hooks.cfunction_name = hook_cfunction_name;
   cfg->hooks.table_name = hook_table_name;
   cfg->hooks.push_named = hook_push_named;
   cfg->hooks.object_at = hook_object_at;
   cfg->hooks.push_object = hook_push_object;
-}
-
-/* Runs the chunk with the arguments after setting the global `arg`. */
-static const char script_prelude[] =
-    "local main, arg = ...\n"
-    "_G.arg = arg\n"
-    "return main(table.unpack(arg, 1, arg.n))\n";
-
-gr_pack *gr_lua_script_pack(const char *chunkname, const char *code, size_t len,
-                            const char *script, int argc, char **argv) {
-  gr_pack *p = gr_pack_new();
-  if (!p)
-    return NULL;
-  gr_pack_source(p, "=(goroutined run)", script_prelude,
-                 sizeof script_prelude - 1);
-  gr_pack_source(p, chunkname, code, len);
-  gr_pack_table_begin(p);
-  gr_pack_int(p, 0);
-  gr_pack_str(p, script, strlen(script));
-  for (int i = 0; i < argc; i++) {
-    gr_pack_int(p, i + 1);
-    gr_pack_str(p, argv[i], strlen(argv[i]));
-  }
-  gr_pack_str(p, "n", 1);
-  gr_pack_int(p, argc);
-  gr_pack_table_end(p);
-  return p;
 }

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   gcc make cmake pkg-config
-  liblua5.4-dev lua5.4
+  liblua5.4-dev lua5.4 luarocks
   libjemalloc-dev
   libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
   check libsubunit-dev

@@ -4,6 +4,11 @@
  * for every goroutine it started, and reports the outcome: exit 0 when the
  * script and its goroutines succeeded, 1 when the script failed, a
  * goroutine failed unobserved, or the goroutines deadlocked.
+ *
+ * The script runs under the task-runner prelude (lua/prelude.lua): a
+ * .sloth file, or a .lua file that defines workflows, then has its
+ * workflows run task by task, and a task that did not succeed makes the
+ * exit status 1.
  */
 #include "../lua/modules.h"
 #include "server.h"
@@ -18,10 +23,21 @@ static const char run_usage[] =
     "Runs FILE as the main goroutine. Its arguments arrive as `...` and in\n"
     "the global `arg` (arg[0] is FILE). Every standard library is available.\n"
     "\n"
+    "A task-runner file (FILE.sloth, or a .lua file that calls\n"
+    "workflow.define) then has its workflows run, each task in order under\n"
+    "its timeout; key=value arguments become the tasks' params. Exit 1 if a\n"
+    "task did not succeed.\n"
+    "\n"
     "options:\n"
+    "  --workflow NAME      run only this workflow of a task-runner file\n"
     "  --workers N          scheduler threads (default: online CPUs)\n"
     "  --memory-limit SIZE  memory per goroutine, e.g. 64M (default 256M;\n"
     "                       0 = unlimited)\n"
+    "  --pool-full MODE     what pool_submit does when a pool's queue is\n"
+    "                       full: wait (default) parks the submitting\n"
+    "                       goroutine until there is room, so no task is\n"
+    "                       dropped; fail returns nil, \"pool queue is full\"\n"
+    "                       at once, as the server does\n"
     "  --log-level LEVEL    debug, info, warn or error (default info)\n";
 
 static char *read_file(const char *path, size_t *len) {
@@ -68,9 +84,16 @@ static char *comment_shebang(char *code, size_t *len) {
   return out;
 }
 
+static int ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), k = strlen(suffix);
+  return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
 int cmd_run(int argc, char **argv) {
   gr_config cfg = {0};
   cfg.memory_limit = 256u << 20;
+  const char *workflow = NULL;
+  int submit_waits = 1;
   int i = 0;
   for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
     const char *opt = argv[i];
@@ -108,6 +131,16 @@ int cmd_run(int argc, char **argv) {
         return 2;
       }
       srv_set_log_level(level);
+    } else if (strcmp(opt, "--workflow") == 0) {
+      workflow = val;
+    } else if (strcmp(opt, "--pool-full") == 0) {
+      if (strcmp(val, "wait") != 0 && strcmp(val, "fail") != 0) {
+        fprintf(stderr,
+                "goroutined run: --pool-full must be wait or fail, not '%s'\n",
+                val);
+        return 2;
+      }
+      submit_waits = strcmp(val, "wait") == 0;
     } else {
       fprintf(stderr, "goroutined run: unknown option %s\n%s", opt, run_usage);
       return 2;
@@ -135,11 +168,18 @@ int cmd_run(int argc, char **argv) {
     fprintf(stderr, "goroutined: cannot start the runtime\n");
     return 1;
   }
+  if (submit_waits && gr_lua_submit_waits(rt, 1) != GR_OK) {
+    free(code);
+    gr_runtime_free(rt);
+    fprintf(stderr, "goroutined: not enough memory\n");
+    return 1;
+  }
   char chunkname[1024];
   snprintf(chunkname, sizeof chunkname, "@%s", path);
   gr_future *main_result = gr_future_new();
-  gr_spawn s = {.pack = gr_lua_script_pack(chunkname, code, len, path,
-                                           argc - i - 1, argv + i + 1),
+  gr_spawn s = {.pack = gr_lua_prelude_pack(
+                    chunkname, code, len, path, argc - i - 1, argv + i + 1,
+                    workflow, ends_with(path, ".sloth")),
                 .profile = GR_PROFILE_TRUSTED,
                 .future = main_result};
   free(code);
@@ -167,6 +207,8 @@ int cmd_run(int argc, char **argv) {
   if (r.state != GR_SUCCEEDED) {
     fprintf(stderr, "%s\n", r.error ? r.error : gr_state_name(r.state));
     status = 1;
+  } else if (gr_lua_prelude_failed(r.values)) {
+    status = 1; /* the report on stdout says which tasks */
   }
   gr_future_unref(main_result);
   return status;

@@ -56,6 +56,9 @@ static const char serve_usage[] =
     "                         [GOROUTINED_INLINE_BUDGET]\n"
     "  --max-connections N    open connections at most (20000)\n"
     "                         [GOROUTINED_MAX_CONNECTIONS]\n"
+    "  --http-allow HOSTS     hosts that snippets may reach with `http`:\n"
+    "                         host or host:port, comma-separated (none:\n"
+    "                         snippets get no `http`) [GOROUTINED_HTTP_ALLOW]\n"
     "  --log-level LEVEL      debug, info, warn or error (info) "
     "[GOROUTINED_LOG_LEVEL]\n";
 
@@ -79,6 +82,7 @@ enum {
   O_MAX_RESULTS,
   O_MAX_CONNECTIONS,
   O_INLINE_BUDGET,
+  O_HTTP_ALLOW,
   O_LOG_LEVEL,
   O_COUNT
 };
@@ -100,6 +104,7 @@ static option options[O_COUNT] = {
     [O_MAX_CONNECTIONS] = {"--max-connections", "GOROUTINED_MAX_CONNECTIONS",
                            "20000"},
     [O_INLINE_BUDGET] = {"--inline-budget", "GOROUTINED_INLINE_BUDGET", "500"},
+    [O_HTTP_ALLOW] = {"--http-allow", "GOROUTINED_HTTP_ALLOW", ""},
     [O_LOG_LEVEL] = {"--log-level", "GOROUTINED_LOG_LEVEL", "info"},
 };
 
@@ -306,6 +311,16 @@ int cmd_serve(int argc, char **argv) {
   cfg.hooks.log = srv_log_hook;
   gr_lua_setup(&cfg);
   gr_runtime *rt = gr_runtime_new(&cfg);
+  const char *allow = options[O_HTTP_ALLOW].value;
+  if (rt && *allow && gr_lua_http_allow(rt, allow) != GR_OK) {
+    fprintf(stderr,
+            "goroutined serve: --http-allow (or GOROUTINED_HTTP_ALLOW) must "
+            "be host or host:port entries separated by commas, not '%s'\n",
+            allow);
+    gr_runtime_free(rt);
+    free(token);
+    return 2;
+  }
   api_config acfg = {
       .rt = rt,
       .profile = GR_PROFILE_UNTRUSTED,

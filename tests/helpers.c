@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -176,4 +177,49 @@ int t_wait_until(int (*cond)(void *), void *arg, int ms) {
     nanosleep(&ts, NULL);
   }
   return cond(arg);
+}
+
+/* ---- running commands ---------------------------------------------------- */
+
+void t_tmpdir_make(char *dir, const char *prefix) {
+  snprintf(dir, 64, "/tmp/%s_XXXXXX", prefix);
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+void t_tmpdir_remove(const char *dir) {
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  ck_assert_int_eq(system(cmd), 0);
+}
+
+static void slurp(const char *path, char *buf, size_t cap) {
+  FILE *f = fopen(path, "r");
+  size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
+  buf[n] = '\0';
+  if (f)
+    fclose(f);
+}
+
+void t_shell(t_proc *r, const char *dir, const char *cmdline) {
+  char cmd[8192];
+  snprintf(cmd, sizeof cmd, "%s >%s/out 2>%s/err", cmdline, dir, dir);
+  int64_t t0 = gr_now_ms();
+  int rc = system(cmd);
+  r->took_ms = gr_now_ms() - t0;
+  r->status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  char path[128];
+  snprintf(path, sizeof path, "%s/out", dir);
+  slurp(path, r->out, sizeof r->out);
+  snprintf(path, sizeof path, "%s/err", dir);
+  slurp(path, r->err, sizeof r->err);
+}
+
+const char *t_write_file(const char *dir, const char *name, const char *text) {
+  static char path[256];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs(text, f);
+  fclose(f);
+  return path;
 }

@@ -50,6 +50,23 @@ int t_threads_of(int pid);
 /* Resident memory of this process in bytes. */
 long t_rss(void);
 
+/* A command run through the shell, with what it printed. */
+typedef struct t_proc {
+  int status; /* exit status, -1 if it did not exit */
+  int64_t took_ms;
+  char out[32768];
+  char err[65536];
+} t_proc;
+/* Makes a fresh directory /tmp/PREFIX_XXXXXX into dir (at least 64 bytes);
+ * t_tmpdir_remove deletes it with its contents. */
+void t_tmpdir_make(char *dir, const char *prefix);
+void t_tmpdir_remove(const char *dir);
+/* Runs cmdline (already shell-quoted) with stdout and stderr captured in
+ * files under dir, timing it. */
+void t_shell(t_proc *r, const char *dir, const char *cmdline);
+/* Writes text to dir/name; returns the path (valid until the next call). */
+const char *t_write_file(const char *dir, const char *name, const char *text);
+
 /* Polls cond(arg) every 5 ms for up to ms; returns whether it held. */
 int t_wait_until(int (*cond)(void *), void *arg, int ms);
 

@@ -11,54 +11,27 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-typedef struct result {
-  int status;
-  char out[16384];
-  char err[16384];
-} result;
-
-static void slurp(const char *path, char *buf, size_t cap) {
-  FILE *f = fopen(path, "r");
-  size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
-  buf[n] = '\0';
-  if (f)
-    fclose(f);
-}
+typedef t_proc result;
 
 static char tmpdir[64];
 
 static void setup(void) {
-  snprintf(tmpdir, sizeof tmpdir, "/tmp/gr_cli_XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+  t_tmpdir_make(tmpdir, "gr_cli");
 }
 
 static void teardown(void) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-  ck_assert_int_eq(system(cmd), 0);
+  t_tmpdir_remove(tmpdir);
 }
 
 /* Runs `goroutined ARGS` (ARGS already shell-quoted) in the source dir. */
 static void run(result *r, const char *args) {
   char cmd[4096];
-  snprintf(cmd, sizeof cmd, "cd %s && %s %s >%s/out 2>%s/err", SOURCE_DIR,
-           GOROUTINED_BIN, args, tmpdir, tmpdir);
-  int rc = system(cmd);
-  r->status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  char path[128];
-  snprintf(path, sizeof path, "%s/out", tmpdir);
-  slurp(path, r->out, sizeof r->out);
-  snprintf(path, sizeof path, "%s/err", tmpdir);
-  slurp(path, r->err, sizeof r->err);
+  snprintf(cmd, sizeof cmd, "cd %s && %s %s", SOURCE_DIR, GOROUTINED_BIN, args);
+  t_shell(r, tmpdir, cmd);
 }
 
 static const char *script(const char *name, const char *code) {
-  static char path[256];
-  snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-  FILE *f = fopen(path, "w");
-  fputs(code, f);
-  fclose(f);
-  return path;
+  return t_write_file(tmpdir, name, code);
 }
 
 START_TEST(version_and_help) {
@@ -94,7 +67,10 @@ START_TEST(examples_run) {
   ck_assert_int_lt(took, 8000); /* 4 x 500 ms in parallel, not 12 s */
   run(&r, "run examples/wait_group.lua");
   ck_assert_msg(r.status == 0, "%s", r.err);
-  ck_assert_ptr_nonnull(strstr(r.out, "download OK"));
+  ck_assert_ptr_nonnull(strstr(r.out, "captured table:\tnil\tnil\tnil\n"));
+  ck_assert_ptr_nonnull(strstr(r.out, "async + await: \tOK\tOK\tOK\n"));
+  ck_assert_ptr_nonnull(strstr(r.out, "channel:       \tOK\tOK\tOK\n"));
+  ck_assert_ptr_nonnull(strstr(r.err, "set results.download, but"));
   run(&r, "run examples/timeout.lua");
   ck_assert_msg(r.status == 0, "%s", r.err);
   ck_assert_ptr_nonnull(strstr(r.out, "true\tfinished in time"));
@@ -195,6 +171,47 @@ START_TEST(memory_limit_option) {
 }
 END_TEST
 
+/* A full pool queue: `run` waits for room by default (no task dropped, one
+ * warning), and --pool-full fail gives the seed's nil, err. The tasks hold
+ * their slot until the channel closes. */
+static const char full_pool_script[] =
+    "local mode = ...\n"
+    "local ch = goroutine.channel()\n"
+    "goroutine.pool_create('p', {workers = 1, queue_size = 1})\n"
+    "if mode == 'wait' then\n"
+    "  goroutine.spawn(function() goroutine.sleep(50) ch:close() end)\n"
+    "end\n"
+    "local got = {}\n"
+    "for i = 1, 4 do\n"
+    "  local id, err = goroutine.pool_submit('p', function()\n"
+    "    ch:receive() return i end)\n"
+    "  got[#got + 1] = id and 'id' or err\n"
+    "end\n"
+    "if mode ~= 'wait' then ch:close() end\n"
+    "goroutine.pool_wait('p')\n"
+    "print(table.concat(got, ','), goroutine.pool_stats('p').completed)\n";
+
+START_TEST(pool_full_option) {
+  static result r;
+  char args[512];
+  const char *path = script("full.lua", full_pool_script);
+  snprintf(args, sizeof args, "run %s wait", path);
+  run(&r, args);
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  ck_assert_str_eq(r.out, "id,id,id,id\t4\n");
+  ck_assert_msg(strstr(r.err, "pool 'p' queue is full: pool_submit waits"),
+                "%s", r.err);
+  snprintf(args, sizeof args, "run --pool-full fail %s fail", path);
+  run(&r, args);
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  ck_assert_str_eq(r.out, "id,id,pool queue is full,pool queue is full\t2\n");
+  ck_assert_ptr_null(strstr(r.err, "waits"));
+  run(&r, "run --pool-full sometimes x.lua");
+  ck_assert_int_eq(r.status, 2);
+  ck_assert_ptr_nonnull(strstr(r.err, "--pool-full must be wait or fail"));
+}
+END_TEST
+
 static Suite *cli_suite(void) {
   Suite *s = suite_create("cli");
   TCase *tc = tcase_create("cli");
@@ -208,6 +225,7 @@ static Suite *cli_suite(void) {
   tcase_add_test(tc, deadlock_is_reported);
   tcase_add_test(tc, bad_invocations);
   tcase_add_test(tc, memory_limit_option);
+  tcase_add_test(tc, pool_full_option);
   suite_add_tcase(s, tc);
   return s;
 }

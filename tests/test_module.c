@@ -316,6 +316,146 @@ START_TEST(pool_stats_fields) {
 }
 END_TEST
 
+START_TEST(pool_result_keeps_every_outcome) {
+  char *v = t_eval(
+      rt, "goroutine.pool_create('res', {workers = 1, queue_size = 5})\n"
+          "local a = goroutine.pool_submit('res', function() "
+          "goroutine.sleep(30) return 'first', 2 end)\n"
+          "local b = goroutine.pool_submit('res', function() error('boom') "
+          "end)\n"
+          "local queued = goroutine.pool_result('res', b).state\n"
+          "goroutine.pool_wait('res')\n"
+          "local ra, rb = goroutine.pool_result('res', a), "
+          "goroutine.pool_result('res', b)\n"
+          "local x, why = goroutine.pool_result('res', 'task-0')\n"
+          "local y, why2 = goroutine.pool_result('ghost', a)\n"
+          "return queued, ra.state, ra.success, ra.values[1], ra.values[2],\n"
+          "  rb.state, rb.success, rb.error:match('boom') ~= nil, ra.id == a,\n"
+          "  x, why:match('^task not found') ~= nil, y, why2\n");
+  ck_assert_str_eq(v, "queued,succeeded,true,first,2,failed,false,true,true,"
+                      "nil,true,nil,pool not found: ghost");
+  free(v);
+}
+END_TEST
+
+START_TEST(pool_result_keeps_the_last_10000) {
+  /* 10,050 finished tasks: the 50 oldest records are dropped, the rest and
+   * malformed ids answer as they should. */
+  char *v = t_eval(
+      rt, "goroutine.pool_create('many', {workers = 2, queue_size = 20000})\n"
+          "local ids = {}\n"
+          "for i = 1, 10050 do\n"
+          "  ids[i] = assert(goroutine.pool_submit('many', function() "
+          "return i end))\n"
+          "end\n"
+          "goroutine.pool_wait('many')\n"
+          "local gone = 0\n"
+          "for i = 1, 50 do\n"
+          "  if not goroutine.pool_result('many', ids[i]) then gone = gone + 1 "
+          "end\n"
+          "end\n"
+          "local kept = 0\n"
+          "for i = 51, 10050 do\n"
+          "  local r = goroutine.pool_result('many', ids[i])\n"
+          "  if r and r.values[1] == i then kept = kept + 1 end\n"
+          "end\n"
+          "local bad = 0\n"
+          "for _, id in ipairs{'task-abc', 'task-', 'task-01', 'x', "
+          "'task-99999999999999999999999'} do\n"
+          "  if not goroutine.pool_result('many', id) then bad = bad + 1 end\n"
+          "end\n"
+          "return gone, kept, bad\n");
+  ck_assert_str_eq(v, "50,10000,5");
+  free(v);
+}
+END_TEST
+
+START_TEST(pool_result_after_close_shows_cancelled) {
+  char *v = t_eval(
+      rt, "goroutine.pool_create('c2', {workers = 1, queue_size = 2})\n"
+          "goroutine.pool_submit('c2', function() goroutine.sleep(50) end)\n"
+          "local q = goroutine.pool_submit('c2', function() end)\n"
+          "goroutine.pool_close('c2')\n"
+          "local r = goroutine.pool_result('c2', q)\n"
+          "return r.state, r.success, r.error:match('closed') ~= nil\n");
+  ck_assert_str_eq(v, "cancelled,false,true");
+  free(v);
+}
+END_TEST
+
+START_TEST(pool_submit_wait_waits_for_room) {
+  int64_t t0 = gr_now_ms();
+  char *v = t_eval(
+      rt,
+      "goroutine.pool_create('w1', {workers = 1, queue_size = 1})\n"
+      "local ids = {}\n"
+      "for i = 1, 4 do\n"
+      "  ids[i] = goroutine.pool_submit_wait('w1', function(x) "
+      "goroutine.sleep(40) return x end, i)\n"
+      "end\n"
+      "goroutine.pool_wait('w1')\n"
+      "local out = {}\n"
+      "for i = 1, 4 do out[i] = goroutine.pool_result('w1', "
+      "ids[i]).values[1] end\n"
+      "return table.concat(out, ','), goroutine.pool_stats('w1').rejected\n");
+  ck_assert_str_eq(v, "1,2,3,4,0");
+  free(v);
+  ck_assert_int_ge(gr_now_ms() - t0, 100); /* it had to wait for room */
+}
+END_TEST
+
+START_TEST(pool_submit_wait_timeout_and_errors) {
+  char *v = t_eval(
+      rt, "goroutine.pool_create('w2', {workers = 1, queue_size = 0})\n"
+          "goroutine.pool_submit('w2', function() goroutine.sleep(300) end)\n"
+          "local a, e1 = goroutine.pool_submit_wait({name = 'w2', timeout = "
+          "30}, function() end)\n"
+          "local b, e2 = goroutine.pool_submit_wait('nope', function() end)\n"
+          "goroutine.pool_close('w2')\n"
+          "local c, e3 = goroutine.pool_submit_wait('w2', function() end)\n"
+          "return a, e1, b, e2, c, e3\n");
+  ck_assert_str_eq(v, "nil,timeout after 30 ms: pool queue is full,nil,pool "
+                      "not found: nope,nil,pool is closed");
+  free(v);
+  t_fails(rt, "goroutine.pool_submit_wait({}, function() end)",
+          "a pool name or {name = ..., timeout = ms} expected");
+  t_fails(rt, "goroutine.pool_submit_wait('x', 1)", "function expected");
+}
+END_TEST
+
+START_TEST(writes_to_captured_copies_are_explained) {
+  /* The seed's WaitGroup example: spawned goroutines write into a table
+   * they captured; they only have copies, and the log says so. */
+  gr_future *f = t_run(rt, "local wg = goroutine.wait_group()\n"
+                           "local results = {}\n"
+                           "wg:add(2)\n"
+                           "goroutine.spawn(function()\n"
+                           "  results[7] = 'seven'\n"
+                           "  wg:done()\n"
+                           "end)\n"
+                           "goroutine.spawn(function()\n"
+                           "  results.download = 'OK'\n"
+                           "  results.more = 1 -- only the first is logged\n"
+                           "  assert(getmetatable(results) == nil)\n"
+                           "  wg:done()\n"
+                           "end)\n"
+                           "wg:wait()\n"
+                           "return results.download\n");
+  char *v = t_values(f);
+  ck_assert_str_eq(v, "nil");
+  free(v);
+  gr_future_unref(f);
+  gr_runtime_wait_idle(rt, 5000);
+  const char *log = t_log();
+  const char *at = strstr(log, "set results.download, but 'results' is this "
+                               "goroutine's own copy of the parent's table");
+  ck_assert_msg(at, "log was: %s", log);
+  ck_assert_ptr_null(strstr(log, "results.more"));
+  ck_assert_msg(strstr(log, "set results[7], but"), "log was: %s", log);
+  ck_assert_ptr_nonnull(strstr(log, "goroutine.async"));
+}
+END_TEST
+
 /* ---- async, await, await_all --------------------------------------------- */
 
 START_TEST(await_returns_values_with_nils) {
@@ -727,6 +867,12 @@ static Suite *module_suite(void) {
   tcase_add_test(tc, pool_close_unknown_and_recreate);
   tcase_add_test(tc, pool_stats_unknown_is_nil);
   tcase_add_test(tc, pool_stats_fields);
+  tcase_add_test(tc, pool_result_keeps_every_outcome);
+  tcase_add_test(tc, pool_result_keeps_the_last_10000);
+  tcase_add_test(tc, pool_result_after_close_shows_cancelled);
+  tcase_add_test(tc, pool_submit_wait_waits_for_room);
+  tcase_add_test(tc, pool_submit_wait_timeout_and_errors);
+  tcase_add_test(tc, writes_to_captured_copies_are_explained);
   tcase_add_test(tc, await_returns_values_with_nils);
   tcase_add_test(tc, await_error_has_message_and_traceback);
   tcase_add_test(tc, await_twice_and_methods);
