@@ -78,6 +78,10 @@ static int authorized(api_ctx *api, const char *authorization) {
   return same_secret(given, strlen(given), api->token, api->token_len);
 }
 
+int api_access(api_ctx *api, const char *authorization) {
+  return authorized(api, authorization) ? API_ACCESS_SUBMIT : API_ACCESS_NONE;
+}
+
 int api_precheck(api_ctx *api, const char *method, const char *path,
                  const char *authorization, long long content_length,
                  api_response *resp) {

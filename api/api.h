@@ -94,6 +94,12 @@ void api_too_large(api_ctx *api, api_response *resp);
 void api_wake_all(api_ctx *api);
 size_t api_pending_count(api_ctx *api);
 
+/* What a request's bearer token allows: with no token configured, every
+ * request may submit; otherwise the submit token may do everything, the
+ * read token (if configured) only GET/HEAD on /v1 and /metrics. */
+enum { API_ACCESS_NONE = 0, API_ACCESS_READ = 1, API_ACCESS_SUBMIT = 2 };
+int api_access(api_ctx *api, const char *authorization);
+
 /* The OpenAPI document, embedded at build time. */
 extern const char api_openapi_yaml[];
 extern const size_t api_openapi_yaml_len;

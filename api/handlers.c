@@ -1,7 +1,9 @@
 /*
  * handlers.c - the routes of the HTTP API and their handlers.
  *
+ *   GET    /                              the dashboard
  *   GET    /healthz                       liveness
+ *   GET    /metrics                       Prometheus metrics
  *   GET    /openapi.yaml                  the contract
  *   GET    /v1/pools                      every pool's stats
  *   POST   /v1/pools                      pool_create
@@ -15,6 +17,7 @@
  *   POST   /v1/jobs/await                 await_all
  *   DELETE /v1/jobs/{id}                  cancel and forget
  *   POST   /v1/run                        timeout(ms, fn), synchronously
+ *   GET    /v1/stats                      the server's own figures
  *
  * A snippet is a Lua chunk compiled as text; `args` arrive as `...` and its
  * return values become `values`. Bodies are JSON objects; unknown fields
@@ -800,7 +803,22 @@ int api_route(api_ctx *api, const api_request *req, api_response *r,
 #define PATH1(x) (n == 1 && strcmp(s[0], x) == 0)
 #define V1(k, x)                                                               \
   (n >= 2 && strcmp(s[0], "v1") == 0 && strcmp(s[1], x) == 0 && n == (k))
-  if (PATH1("healthz")) {
+  if (n == 0) {
+    if (is(m, "GET"))
+      api_dashboard(api, req, r);
+    else
+      not_allowed(r, m, "GET");
+  } else if (PATH1("metrics")) {
+    if (is(m, "GET"))
+      api_metrics(api, req, r);
+    else
+      not_allowed(r, m, "GET");
+  } else if (V1(2, "stats")) {
+    if (is(m, "GET"))
+      api_server_stats(api, req, r);
+    else
+      not_allowed(r, m, "GET");
+  } else if (PATH1("healthz")) {
     if (is(m, "GET"))
       api_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
     else

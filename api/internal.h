@@ -67,6 +67,16 @@ char *api_out_take(api_out *o, size_t *len);
 /* Answers with the text written to o (taken over). */
 void api_reply_out(api_response *r, int status, api_out *o);
 
+/* ---- observing (metrics.c, dashboard.c) -------------------------------- */
+
+/* GET /metrics: Prometheus text format 0.0.4. */
+void api_metrics(api_ctx *api, const api_request *req, api_response *r);
+/* GET /v1/stats: the server's goroutines, workers, memory, uptime, and what
+ * the caller's token allows ("access": "read" or "submit"). */
+void api_server_stats(api_ctx *api, const api_request *req, api_response *r);
+/* GET /: the dashboard page (embedded at build time). */
+void api_dashboard(api_ctx *api, const api_request *req, api_response *r);
+
 /* ---- values (convert.c) ------------------------------------------------ */
 
 /* Appends one JSON value to p as a Lua value. -1 with err on failure. */
