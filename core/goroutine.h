@@ -268,6 +268,14 @@ typedef struct gr_spawn {
                           (errors are then logged). Not consumed. */
   size_t memory_limit; /* 0 = the runtime's default */
   int result_flags;    /* GR_PACK_PLAIN: results must be plain data */
+  /* A job: this goroutine and every goroutine it starts, transitively,
+   * share these limits (0 = none). A goroutine started from inside a job
+   * stays in it, whatever these fields say. Hitting the memory limit fails
+   * the allocation that crossed it ("not enough memory: the job's limit is
+   * N bytes"); starting goroutine number max+1 raises an error in the
+   * starter ("too many goroutines in this job (limit N)"). */
+  size_t job_memory_limit;
+  uint32_t job_max_goroutines;
 } gr_spawn;
 
 /* Starts a goroutine; returns its id (> 0) or a negative GR_E code. */
