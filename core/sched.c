@@ -635,6 +635,11 @@ static void hook(lua_State *L, lua_Debug *ar) {
     gr_spin_lock(&g->lock);
     set_hook_locked(g, L, CANCEL_HOOK_COUNT);
     gr_spin_unlock(&g->lock);
+    /* Lua 5.4.4 leaves hooks disabled (L->allowhook = 0) in a state whose
+     * resume ended by an error raised from a hook, and lua_resetthread does
+     * not enable them again: reused, that state could never be preempted
+     * or stopped. So it is closed instead. */
+    g->no_recycle = 1;
     raise_cancel(L, g);
   }
   if (g->slice_until_ns && gr_now_ns() >= g->slice_until_ns)

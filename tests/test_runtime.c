@@ -312,6 +312,26 @@ START_TEST(pool_task_timeout_counts_as_failed) {
 }
 END_TEST
 
+START_TEST(a_stopped_goroutines_state_is_not_reused_unstoppable) {
+  /* Stopping a busy loop raises from a hook; Lua 5.4.4 then leaves hooks
+   * off in that state. With one worker, the next untrusted goroutines would
+   * get that state back and could never be stopped. */
+  gr_runtime *one = t_runtime(1, 0);
+  for (int i = 0; i < 5; i++) {
+    gr_future *f = gr_future_new();
+    gr_spawn s = {.pack = source_pack("while true do end"),
+                  .future = f,
+                  .timeout_ms = 30,
+                  .profile = GR_PROFILE_UNTRUSTED};
+    ck_assert_int_gt(gr_go(one, &s), 0);
+    ck_assert_msg(gr_future_wait(f, 10000) == GR_TIMED_OUT,
+                  "busy goroutine %d was not stopped", i);
+    gr_future_unref(f);
+  }
+  t_runtime_free(one);
+}
+END_TEST
+
 START_TEST(blocked_worker_gets_a_stand_in) {
   /* One worker. The main goroutine waits inside a table.sort comparator
    * (called from C, it cannot yield, so it blocks the only worker) for a
@@ -378,6 +398,7 @@ static Suite *runtime_suite(void) {
   tcase_add_test(tc, wait_group_c_api);
   tcase_add_test(tc, pool_c_api);
   tcase_add_test(tc, pool_task_timeout_counts_as_failed);
+  tcase_add_test(tc, a_stopped_goroutines_state_is_not_reused_unstoppable);
   tcase_add_test(tc, blocked_worker_gets_a_stand_in);
   tcase_add_test(tc, runtime_stats);
   tcase_add_test(tc, errors_have_readable_names);
