@@ -13,7 +13,8 @@
  * hungry snippets would leave its peak as lasting RSS. (Ignored without
  * jemalloc, as in the sanitizer builds.) */
 const char *malloc_conf =
-    "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
+    "background_thread:true,max_background_threads:1,dirty_decay_ms:1000,"
+    "muzzy_decay_ms:0";
 
 static const char usage[] =
     "goroutined - Go-style goroutines for Lua 5.4\n"

@@ -599,6 +599,7 @@ START_TEST(thousand_long_polls_on_two_threads) {
       ck_assert_int_lt(h.took_ms, 1000);
       release(&h);
       int threads = t_threads_of(srv.pid);
+      /* 2 HTTP, 2 workers, the monitor, main, and jemalloc's purger */
       ck_assert_msg(threads > 0 && threads <= 10, "the server has %d threads",
                     threads);
       ck_assert_int_gt(running, N / 2); /* most are still waiting */
