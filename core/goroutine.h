@@ -42,6 +42,7 @@ enum {
   GR_ECLOSED = -6,   /* pool is closed, or the runtime is stopping */
   GR_ETIMEDOUT = -7,
   GR_ECANCELLED = -8, /* cancelled before it started */
+  GR_ELIMIT = -9,     /* the job has as many goroutines as it may */
 };
 const char *gr_strerror(int code);
 
@@ -157,8 +158,18 @@ void gr_object_unref(gr_object *obj);
 /* Plain packs hold only data a JSON document can hold: no functions, no
  * runtime objects, no cycles. Shared sub-tables are copied. */
 enum { GR_PACK_PLAIN = 1 };
+/* The values are a call (a function, then its arguments) packed inside a
+ * goroutine: a goroutine started with the pack joins the packing
+ * goroutine's job, if it has one (see gr_spawn). */
+enum { GR_PACK_CALL = 2 };
 
 gr_pack *gr_pack_new(void);
+/* For a call packed inside a job (GR_PACK_CALL) that starts later, such as
+ * a pool task: counts it against the job's goroutine limit now, so the
+ * submitter hears of the limit (GR_ELIMIT). A pack freed without starting
+ * gives its slot back; copies (gr_pack_dup) do not hold it. GR_OK for a
+ * pack in no job. */
+int gr_pack_claim_job_slot(gr_pack *p);
 void gr_pack_free(gr_pack *p);
 gr_pack *gr_pack_dup(const gr_pack *p); /* NULL when out of memory */
 size_t gr_pack_count(const gr_pack *p); /* top-level values */
@@ -276,6 +287,15 @@ typedef struct gr_spawn {
    * starter ("too many goroutines in this job (limit N)"). */
   size_t job_memory_limit;
   uint32_t job_max_goroutines;
+  /* The root counts as the first of the max goroutines, and a goroutine
+   * counts from its start whether or not it finished, so neither a fork
+   * bomb nor an endless chain of short goroutines gets past the limit.
+   * A goroutine joins the job of the goroutine that packed its
+   * call (GR_PACK_CALL), so pool tasks submitted from inside a job join it
+   * when they start. The root's timeout is the job's: no member runs past
+   * the root's deadline ("timeout after N ms (the job's run time)"), and
+   * when the root times out or is cancelled, every member is stopped the
+   * same way. */
 } gr_spawn;
 
 /* Starts a goroutine; returns its id (> 0) or a negative GR_E code. */
@@ -303,6 +323,31 @@ uint64_t gr_id(gr_g *g);
 int gr_profile(gr_g *g);
 void *gr_ext(gr_g *g); /* hooks' per-goroutine area (state_ext_size) */
 size_t gr_memory_limit(gr_g *g);
+/* Bytes g may still allocate before its own limit or its job's stops it;
+ * SIZE_MAX when neither has one. *job_bound, if not NULL, is set to 1 when
+ * the job's limit is the nearer one. */
+size_t gr_memory_room(gr_g *g, int *job_bound);
+
+/* The job g belongs to, as seen now; returns 0 (and fills nothing) when g
+ * is in no job. */
+typedef struct gr_job_stats {
+  size_t memory_limit;     /* 0 = none */
+  size_t memory_used;      /* across the members' states (with a limit) */
+  uint32_t max_goroutines; /* 0 = none */
+  uint32_t started;        /* goroutines started in all, the root included */
+  uint32_t alive;          /* goroutines not finished yet */
+  int64_t timeout_ms;      /* the root's, 0 = none */
+} gr_job_stats;
+int gr_job_stats_get(gr_g *g, gr_job_stats *out);
+
+/* For C functions that may run long without returning to Lua (hooks never
+ * fire inside C): call every few thousand steps. Raises the goroutine's
+ * cancellation error ("timeout after N ms", "cancelled") when it was
+ * stopped. Returns 1 when its time slice is over and L can yield now: the
+ * caller then saves what it needs on the stack and returns
+ * lua_yieldk(L, 0, ctx, k), and continues in k when the goroutine runs
+ * again. Returns 0 otherwise, and always outside goroutines. */
+int gr_checkpoint(lua_State *L);
 
 /* Wake sources. An arm function registers the goroutine with a source and
  * returns 1 if the condition already holds (no park needed), else 0. The
@@ -393,11 +438,26 @@ void gr_select_free(gr_select *s);
 
 /* ---- pools: named concurrency limits over the scheduler ------------- */
 
+/* Task times are counted in fixed buckets: these are their upper bounds in
+ * seconds (a time equal to a bound falls in that bucket). */
+#define GR_TIME_BUCKETS 15
+extern const double gr_time_bucket_bounds[GR_TIME_BUCKETS];
+typedef struct gr_time_histogram {
+  uint64_t bucket[GR_TIME_BUCKETS + 1]; /* per bucket, not cumulative; the
+                                           last is above every bound */
+  uint64_t count;                       /* the buckets' sum */
+  double sum_s;
+} gr_time_histogram;
+
 typedef struct gr_pool_stats {
   char name[128];
   int64_t workers, queue_size;
   int64_t active, queued;
+  /* failed includes timed_out; rejected counts submits refused because the
+   * queue was full. */
   int64_t submitted, completed, failed, timed_out, cancelled, rejected;
+  gr_time_histogram queue_time; /* submit to start, of every started task */
+  gr_time_histogram run_time;   /* start to end, of every started task */
 } gr_pool_stats;
 
 /* queue_size < 0 means the default, 2 x workers. */
@@ -417,8 +477,34 @@ int gr_pool_submit_ex(gr_runtime *rt, const char *name, const gr_spawn *s,
  * says how many). The name is remembered as closed: submits then fail with
  * GR_ECLOSED, closing again succeeds, and creating it again is allowed. */
 int gr_pool_close(gr_runtime *rt, const char *name, int64_t *cancelled);
-/* GR_ENOTFOUND, or GR_ECLOSED for a closed pool. */
+/* GR_ENOTFOUND, or GR_ECLOSED for a closed pool. Reads atomic counters
+ * only: it never waits for the pool's lock. */
 int gr_pool_stats_get(gr_runtime *rt, const char *name, gr_pool_stats *out);
+/* Every open pool's stats, in creation order, into *out (the caller frees
+ * it); returns how many. */
+size_t gr_pool_stats_all(gr_runtime *rt, gr_pool_stats **out);
+
+/* A pool task ended (any way: it ran, it failed to start, or it was
+ * cancelled while queued). Called on the thread that ended it, with no lock
+ * held; the pointers are valid during the call only. */
+typedef struct gr_task_end {
+  const char *pool;
+  const char *task_id;
+  int state;          /* final */
+  const char *reason; /* a cancelled task's reason (first line), or NULL */
+  int64_t queued_ns;  /* submit to start, or to its end if it never ran */
+  int64_t run_ns;     /* start to end; 0 if it never ran */
+} gr_task_end;
+typedef void (*gr_task_end_fn)(void *ud, const gr_task_end *e);
+/* Calls fn for every task end of the pools created after this call. */
+void gr_pool_observe(gr_runtime *rt, gr_task_end_fn fn, void *ud);
+
+/* Shutdown: closes every pool and cancels all the work still accepted,
+ * recording reason as its error: queued tasks end at once, and every
+ * running goroutine is asked to stop while its future (a task's, a job's)
+ * completes now as cancelled with reason. Returns how many tasks and
+ * futures that ended. gr_runtime_free is still needed afterwards. */
+int64_t gr_cancel_all_work(gr_runtime *rt, const char *reason);
 /* Look a pool up, closed ones included; caller unrefs. */
 gr_pool *gr_pool_find(gr_runtime *rt, const char *name);
 void gr_pool_unref(gr_pool *pool);

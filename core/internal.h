@@ -65,11 +65,17 @@ void gr_monitor_poke(gr_runtime *rt);
 
 /* ---- memory accounting of one Lua state (state.c) ---------------------- */
 
+typedef struct gr_job gr_job;
+
+enum { GR_HIT_GOROUTINE = 1, GR_HIT_JOB = 2 };
+
 typedef struct gr_memacct {
-  size_t used;     /* bytes the state holds */
-  size_t limit;    /* 0 = unlimited */
-  size_t reported; /* part of used already added to rt->lua_bytes */
-  int limit_hit;
+  size_t used;       /* bytes the state holds */
+  size_t limit;      /* 0 = unlimited */
+  size_t reported;   /* part of used already added to rt->lua_bytes */
+  int limit_hit;     /* 0, or which limit refused the last failed allocation */
+  gr_job *job;       /* counts used too, when it has a memory limit */
+  int job_unchecked; /* count into job without enforcing its limit */
 } gr_memacct;
 
 /* A finished goroutine's state kept for the next one on the worker. */
@@ -175,6 +181,13 @@ struct gr_g {
   gr_memacct mem; /* the allocator's accounting for L */
   int no_recycle; /* L may carry something over: close it when done */
 
+  gr_job *job;               /* a reference, or NULL (job.c) */
+  gr_g *job_prev, *job_next; /* the job's members, under job->lock */
+  int job_root;              /* g created its job */
+  int job_deadline;          /* its deadline is the job's, not its own */
+  _Atomic int64_t cancel_ns; /* when cancel was set (gr_now_ns) */
+  int reported_early; /* monitor only: future completed while stuck in C */
+
   gr_g *next;                /* run queue link */
   gr_g *all_prev, *all_next; /* every live goroutine, for shutdown */
   max_align_t ext[];
@@ -202,6 +215,10 @@ void gr_free_guests(gr_runtime *rt);
 void gr_free_outsiders(gr_runtime *rt);
 int64_t gr_go_task(gr_runtime *rt, gr_spawn *s, struct gr_pool_task *task);
 void gr_interrupt(gr_g *g, int reason);
+/* Every goroutine alive now, each with a reference the caller drops
+ * (gr_g_unref), in an array the caller frees; *n is how many. NULL (with
+ * *n 0) when out of memory. */
+gr_g **gr_live_goroutines(gr_runtime *rt, size_t *n);
 int gr_start_worker(gr_runtime *rt, bool extra);
 void gr_preempt_scan(gr_runtime *rt, int64_t now_ns);
 void gr_g_free(gr_g *g);
@@ -285,6 +302,46 @@ void gr_state_close(gr_g *g);
 void gr_worker_drop_spares(gr_worker *w);
 /* Reports the state's memory into rt->lua_bytes. */
 void gr_state_report_memory(gr_g *g);
+/* For msg "not enough memory" after g hit its limit (limit bytes) or its
+ * job's: the message that says which, in buf; returns 0 otherwise. */
+int gr_memory_error_text(gr_g *g, size_t limit, const char *msg, char *buf,
+                         size_t len);
+
+/* ---- jobs (job.c) ------------------------------------------------------ */
+
+/* A job for a root goroutine whose spawn sets job limits; NULL when out of
+ * memory. The caller owns the reference. */
+gr_job *gr_job_new(const gr_spawn *s, int64_t now_ns);
+#define gr_job_ref(j) ((gr_job *)gr_object_ref((gr_object *)(j)))
+#define gr_job_unref(j) gr_object_unref((gr_object *)(j))
+/* Adds g to job (taking a reference); GR_ELIMIT when the job has as many
+ * goroutines alive as it may. Sets up g's memory accounting and tells
+ * whether g starts already stopped (the job was cancelled or its time is
+ * up: g->cancel is then set). root: g created the job. */
+int gr_job_join(gr_job *job, gr_g *g, int root);
+/* g's deadline (monotonic ns, 0 = none) from its own timeout and its
+ * job's; sets g->job_deadline when the job's is the nearer one. */
+int64_t gr_job_deadline(gr_g *g, int64_t now_ns);
+/* Takes g out of its job (state is how g ended, -1 if it never ran): a root
+ * that timed out or was cancelled stops every other member. Idempotent. */
+void gr_job_leave(gr_g *g, int state);
+/* Reserve or give back n bytes of the job's memory; reserve returns 0 when
+ * that would pass the limit (and check is set). */
+int gr_job_reserve(gr_job *job, size_t n, int check);
+void gr_job_release(gr_job *job, size_t n);
+size_t gr_job_memory_limit(const gr_job *job);
+uint32_t gr_job_max_goroutines(const gr_job *job);
+/* One more goroutine of the job's max, or 0 when it started all it may;
+ * give_back undoes a take whose goroutine never started. */
+int gr_job_take_slot(gr_job *job);
+void gr_job_give_back_slot(gr_job *job);
+/* The job a pack's call joins (GR_PACK_CALL), or NULL; pack.c. */
+gr_job *gr_pack_job(const gr_pack *p);
+/* Moves the slot a pack claimed (gr_pack_claim_job_slot) to the goroutine
+ * started from it; returns whether there was one. */
+int gr_pack_take_job_slot(gr_pack *p);
+/* The cancellation message for g: "timeout after N ms" and the like. */
+void gr_cancel_message(gr_g *g, int reason, char *buf, size_t len);
 
 /* ---- futures and pools (future.c, pool.c) ----------------------------- */
 

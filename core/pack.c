@@ -62,6 +62,8 @@ struct gr_pack {
   uint32_t next_id;  /* ids are unique within a pack */
   int depth;         /* open tables, for the builders */
   int oom;           /* an append failed: the pack is unusable */
+  gr_job *job;       /* a call packed inside a job joins it (a reference) */
+  int job_slot;      /* it holds one of the job's goroutine slots */
 };
 
 /* ---- buffer ------------------------------------------------------------ */
@@ -75,9 +77,32 @@ void gr_pack_free(gr_pack *p) {
     return;
   for (size_t i = 0; i < p->nobjs; i++)
     gr_object_unref(p->objs[i]);
+  if (p->job_slot)
+    gr_job_give_back_slot(p->job); /* it never started */
+  if (p->job)
+    gr_job_unref(p->job);
   free(p->objs);
   free(p->buf);
   free(p);
+}
+
+gr_job *gr_pack_job(const gr_pack *p) {
+  return p->job;
+}
+
+int gr_pack_claim_job_slot(gr_pack *p) {
+  if (!p->job || p->job_slot)
+    return GR_OK;
+  if (!gr_job_take_slot(p->job))
+    return GR_ELIMIT;
+  p->job_slot = 1;
+  return GR_OK;
+}
+
+int gr_pack_take_job_slot(gr_pack *p) {
+  int had = p->job_slot;
+  p->job_slot = 0;
+  return had;
 }
 
 gr_pack *gr_pack_dup(const gr_pack *p) {
@@ -97,6 +122,9 @@ gr_pack *gr_pack_dup(const gr_pack *p) {
   d->objcap = p->nobjs;
   for (size_t i = 0; i < p->nobjs; i++)
     d->objs[i] = gr_object_ref(p->objs[i]);
+  if (d->job)
+    gr_job_ref(d->job);
+  d->job_slot = 0; /* a slot is for one goroutine */
   return d;
 }
 
@@ -471,8 +499,10 @@ static int enc_table(enc *e, int idx) {
     lua_pop(L, 1);
     path_pop(e);
   }
+  /* closed: meeting it again is sharing, not a cycle. Looked up again:
+   * the nested values may have grown the map and moved the entry. */
   if (e->flags & GR_PACK_PLAIN)
-    entry->b = 0; /* closed: meeting it again is sharing, not a cycle */
+    pmap_find(&e->seen, ptr)->b = 0;
   return 0;
 }
 
@@ -687,6 +717,11 @@ int gr_pack_values(gr_pack *p, lua_State *L, int first, int n, int flags,
     return -1;
   }
   p->count += (size_t)n;
+  if ((flags & GR_PACK_CALL) && !p->job) {
+    gr_g *g = gr_current(L);
+    if (g && g->job)
+      p->job = gr_job_ref(g->job);
+  }
   return 0;
 }
 

@@ -8,7 +8,10 @@
  * is created when it starts. Every accepted task ends in exactly one of
  * completed, failed (timed out included), or cancelled.
  *
- * Counters are atomics so pool_stats never takes the pool's lock.
+ * Counters are atomics so pool_stats never takes the pool's lock; so are
+ * the fixed-bucket histograms of queue and run times, which a metrics
+ * scrape reads while the pool keeps working. An observer registered with
+ * gr_pool_observe hears of every task end (the server logs them).
  */
 #include "internal.h"
 
@@ -32,7 +35,22 @@ typedef struct gr_pool_task {
   gr_spawn spawn;                   /* its future is a reference */
   uint64_t no;                      /* N of its id "task-N" */
   bool kept;                        /* in pool->results */
+  int64_t submit_ns, start_ns;      /* monotonic; start_ns 0 until started */
 } gr_pool_task;
+
+const double gr_time_bucket_bounds[GR_TIME_BUCKETS] = {
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1,     2.5,   5,    10,    30,   60,  300};
+
+typedef struct time_hist {
+  atomic_uint_fast64_t bucket[GR_TIME_BUCKETS + 1];
+  atomic_int_fast64_t sum_ns;
+} time_hist;
+
+typedef struct observer {
+  gr_task_end_fn fn;
+  void *ud;
+} observer;
 
 struct gr_pool {
   atomic_int refs;
@@ -40,7 +58,7 @@ struct gr_pool {
   char *name;
   int64_t workers, queue_size;
   pthread_mutex_t mu;
-  bool closed;
+  atomic_bool closed;          /* set under mu (and the registry's lock) */
   gr_pool_task *qhead, *qtail; /* under mu */
   gr_waiter *idle_waiters;     /* under mu */
   gr_waiter *room_waiters;     /* pool_submit_wait: under mu */
@@ -52,6 +70,8 @@ struct gr_pool {
   atomic_int_fast64_t active, queued;
   atomic_int_fast64_t submitted, completed, failed, timed_out, cancelled,
       rejected;
+  time_hist queue_time, run_time;
+  observer observer;    /* copied from the registry at creation */
   gr_pool *bucket_next; /* registry links, under the registry's lock */
   gr_pool *order_next, *order_prev;
 };
@@ -62,6 +82,7 @@ struct gr_pool_registry {
   gr_pool *order_head, *order_tail;
   size_t count;
   size_t closed; /* closed pools remembered, so submit can say so */
+  observer observer;
 };
 
 /* Closed pools are remembered (oldest forgotten first) up to this many. */
@@ -69,6 +90,30 @@ struct gr_pool_registry {
 
 /* Defined in future.c. */
 void gr_future_set_pool(gr_future *f, gr_pool *pool);
+
+/* ---- time histograms ------------------------------------------------------
+ */
+
+static void hist_observe(time_hist *h, int64_t ns) {
+  if (ns < 0)
+    ns = 0;
+  double s = (double)ns / 1e9;
+  int i = 0;
+  while (i < GR_TIME_BUCKETS && s > gr_time_bucket_bounds[i])
+    i++;
+  atomic_fetch_add_explicit(&h->bucket[i], 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&h->sum_ns, ns, memory_order_relaxed);
+}
+
+static void hist_read(time_hist *h, gr_time_histogram *out) {
+  out->count = 0;
+  for (int i = 0; i <= GR_TIME_BUCKETS; i++) {
+    out->bucket[i] = atomic_load_explicit(&h->bucket[i], memory_order_relaxed);
+    out->count += out->bucket[i];
+  }
+  out->sum_s =
+      (double)atomic_load_explicit(&h->sum_ns, memory_order_relaxed) / 1e9;
+}
 
 /* ---- references and the registry ---------------------------------------- */
 
@@ -191,6 +236,7 @@ int gr_pool_create(gr_runtime *rt, const char *name, int64_t workers,
   }
   if (old)
     unlink_locked(reg, old); /* a closed pool's name is free again */
+  pool->observer = reg->observer;
   size_t b = name_hash(name);
   pool->bucket_next = reg->buckets[b];
   reg->buckets[b] = pool;
@@ -367,6 +413,55 @@ static void notify_idle(gr_pool *pool, idle_wake w) {
   gr_callbacks_run(w.cbs, call_idle, pool);
 }
 
+/* What the observer hears of a task's end, taken while the task exists. */
+typedef struct end_note {
+  uint64_t no;
+  int state;
+  int64_t queued_ns, run_ns;
+  char reason[160]; /* empty: none */
+} end_note;
+
+/* Fills n for a task ending now. A cancelled task's reason is given, or
+ * read from its future (then the caller must not hold pool->mu: the
+ * future's lock comes first). */
+static void note_end(gr_pool *pool, end_note *n, gr_pool_task *task, int state,
+                     const char *reason) {
+  int64_t now = gr_now_ns();
+  n->no = task->no;
+  n->state = state;
+  n->reason[0] = '\0';
+  if (task->start_ns) {
+    n->queued_ns = task->start_ns - task->submit_ns;
+    n->run_ns = now - task->start_ns;
+    hist_observe(&pool->run_time, n->run_ns);
+  } else {
+    n->queued_ns = now - task->submit_ns;
+    n->run_ns = 0;
+  }
+  if (state != GR_CANCELLED || !pool->observer.fn)
+    return;
+  gr_result r = {0};
+  if (!reason) {
+    gr_future_result(task->spawn.future, &r);
+    reason = r.error;
+  }
+  if (reason)
+    snprintf(n->reason, sizeof n->reason, "%.*s", (int)strcspn(reason, "\n"),
+             reason);
+}
+
+/* Without pool->mu, while the caller still holds a reference to pool. */
+static void report_end(gr_pool *pool, const end_note *n) {
+  if (!pool->observer.fn)
+    return;
+  char id[32];
+  snprintf(id, sizeof id, "task-%llu", (unsigned long long)n->no);
+  gr_task_end e = {pool->name,   id,
+                   n->state,     n->reason[0] ? n->reason : NULL,
+                   n->queued_ns, n->run_ns};
+  pool->observer.fn(pool->observer.ud, &e);
+}
+
 static void count_outcome(gr_pool *pool, int state) {
   switch (state) {
   case GR_SUCCEEDED:
@@ -389,6 +484,8 @@ static void count_outcome(gr_pool *pool, int state) {
 static gr_pool_task *end_task(gr_pool_task *task, int state) {
   gr_pool *pool = task->pool;
   gr_pool_task *next = NULL, *dead = NULL;
+  end_note note;
+  note_end(pool, &note, task, state, NULL);
   pthread_mutex_lock(&pool->mu);
   count_outcome(pool, state);
   retire_locked(pool, task, &dead);
@@ -410,6 +507,7 @@ static gr_pool_task *end_task(gr_pool_task *task, int state) {
   notify_idle(pool, idle);
   gr_waiters_wake_all(room);
   free_dead(dead);
+  report_end(pool, &note);
   gr_pool_unref(pool); /* the task's reference */
   return next;
 }
@@ -418,6 +516,8 @@ static gr_pool_task *end_task(gr_pool_task *task, int state) {
  * future says and hands its slot to the next in line. */
 static void start_tasks(gr_runtime *rt, gr_pool_task *task) {
   while (task) {
+    task->start_ns = gr_now_ns();
+    hist_observe(&task->pool->queue_time, task->start_ns - task->submit_ns);
     if (gr_go_task(rt, &task->spawn, task) > 0)
       return;
     task = end_task(task, gr_future_state(task->spawn.future));
@@ -426,6 +526,10 @@ static void start_tasks(gr_runtime *rt, gr_pool_task *task) {
 
 void gr_pool_task_finished(gr_pool_task *task, int state) {
   gr_runtime *rt = task->pool->rt; /* end_task frees the task */
+  /* The future decides: a shutdown may have cancelled it first. */
+  int final = gr_future_state(task->spawn.future);
+  if (GR_STATE_FINAL(final))
+    state = final;
   start_tasks(rt, end_task(task, state));
 }
 
@@ -452,6 +556,7 @@ int gr_pool_submit_ex(gr_runtime *rt, const char *name, const gr_spawn *s,
     return GR_ENOMEM;
   }
   task->pool = pool; /* takes the lookup's reference */
+  task->submit_ns = gr_now_ns();
   task->spawn = *s;
   task->spawn.future = future;
   gr_future_set_pool(future, pool);
@@ -495,6 +600,7 @@ int gr_pool_submit_ex(gr_runtime *rt, const char *name, const gr_spawn *s,
 int gr_pool_cancel_queued(gr_pool *pool, gr_future *f) {
   gr_pool_task *found = NULL, *dead = NULL;
   idle_wake idle = {NULL, NULL};
+  end_note note;
   pthread_mutex_lock(&pool->mu);
   for (gr_pool_task *t = pool->qhead; t; t = t->next) {
     if (t->spawn.future != f)
@@ -509,7 +615,9 @@ int gr_pool_cancel_queued(gr_pool *pool, gr_future *f) {
       pool->qtail = t->prev;
     atomic_fetch_sub(&pool->queued, 1);
     atomic_fetch_add(&pool->cancelled, 1);
-    retire_locked(pool, t, &dead); /* the caller completes the future */
+    /* future.c completes the future with this reason */
+    note_end(pool, &note, t, GR_CANCELLED, "cancelled while queued");
+    retire_locked(pool, t, &dead);
     found = t;
     break;
   }
@@ -523,14 +631,16 @@ int gr_pool_cancel_queued(gr_pool *pool, gr_future *f) {
   notify_idle(pool, idle);
   gr_waiters_wake_all(room);
   free_dead(dead);
-  if (found)
+  if (found) {
+    report_end(pool, &note);
     gr_pool_unref(pool); /* the task's reference */
+  }
   return found != NULL;
 }
 
-/* Marks the pool closed and cancels what it still queues; returns how many
- * tasks that cancelled. */
-static int64_t close_pool(gr_pool *pool) {
+/* Marks the pool closed and cancels what it still queues, with reason as
+ * their error; returns how many tasks that cancelled. */
+static int64_t close_pool(gr_pool *pool, const char *reason) {
   pthread_mutex_lock(&pool->mu);
   pool->closed = true;
   gr_pool_task *queue = pool->qhead;
@@ -543,9 +653,12 @@ static int64_t close_pool(gr_pool *pool) {
   pthread_mutex_unlock(&pool->mu);
   notify_idle(pool, idle);
   gr_waiters_wake_all(room);
-  for (gr_pool_task *t = queue; t; t = t->next)
-    gr_future_complete(t->spawn.future, GR_CANCELLED, NULL,
-                       gr_strdup("cancelled: the pool was closed"));
+  for (gr_pool_task *t = queue; t; t = t->next) {
+    end_note note;
+    note_end(pool, &note, t, GR_CANCELLED, reason);
+    gr_future_complete(t->spawn.future, GR_CANCELLED, NULL, gr_strdup(reason));
+    report_end(pool, &note);
+  }
   gr_pool_task *dead = NULL;
   int64_t retired = 0;
   pthread_mutex_lock(&pool->mu);
@@ -562,7 +675,10 @@ static int64_t close_pool(gr_pool *pool) {
   return n;
 }
 
-int gr_pool_close(gr_runtime *rt, const char *name, int64_t *cancelled) {
+static const char closed_reason[] = "cancelled: the pool was closed";
+
+static int close_named(gr_runtime *rt, const char *name, const char *reason,
+                       int64_t *cancelled) {
   gr_pool_registry *reg = rt->pools;
   gr_pool *forget = NULL;
   if (cancelled)
@@ -586,13 +702,17 @@ int gr_pool_close(gr_runtime *rt, const char *name, int64_t *cancelled) {
       }
   }
   pthread_mutex_unlock(&reg->mu);
-  int64_t n = close_pool(pool);
+  int64_t n = close_pool(pool, reason);
   if (cancelled)
     *cancelled = n;
   gr_pool_unref(pool);
   if (forget)
     gr_pool_unref(forget);
   return GR_OK;
+}
+
+int gr_pool_close(gr_runtime *rt, const char *name, int64_t *cancelled) {
+  return close_named(rt, name, closed_reason, cancelled);
 }
 
 void gr_pools_close_all(gr_runtime *rt) {
@@ -605,7 +725,7 @@ void gr_pools_close_all(gr_runtime *rt) {
     pthread_mutex_unlock(&reg->mu);
     if (!pool)
       return;
-    close_pool(pool);
+    close_pool(pool, closed_reason);
     gr_pool_unref(pool);
   }
 }
@@ -613,14 +733,7 @@ void gr_pools_close_all(gr_runtime *rt) {
 /* ---- stats and waiting ------------------------------------------------------
  */
 
-int gr_pool_stats_get(gr_runtime *rt, const char *name, gr_pool_stats *out) {
-  gr_pool *pool = gr_pool_find(rt, name);
-  if (!pool)
-    return GR_ENOTFOUND;
-  if (gr_pool_closed(pool)) {
-    gr_pool_unref(pool);
-    return GR_ECLOSED;
-  }
+static void read_stats(gr_pool *pool, gr_pool_stats *out) {
   snprintf(out->name, sizeof out->name, "%s", pool->name);
   out->workers = pool->workers;
   out->queue_size = pool->queue_size;
@@ -632,15 +745,44 @@ int gr_pool_stats_get(gr_runtime *rt, const char *name, gr_pool_stats *out) {
   out->timed_out = atomic_load(&pool->timed_out);
   out->cancelled = atomic_load(&pool->cancelled);
   out->rejected = atomic_load(&pool->rejected);
+  hist_read(&pool->queue_time, &out->queue_time);
+  hist_read(&pool->run_time, &out->run_time);
+}
+
+int gr_pool_stats_get(gr_runtime *rt, const char *name, gr_pool_stats *out) {
+  gr_pool *pool = gr_pool_find(rt, name);
+  if (!pool)
+    return GR_ENOTFOUND;
+  int rc = pool->closed ? GR_ECLOSED : GR_OK;
+  if (rc == GR_OK)
+    read_stats(pool, out);
   gr_pool_unref(pool);
-  return GR_OK;
+  return rc;
+}
+
+size_t gr_pool_stats_all(gr_runtime *rt, gr_pool_stats **out) {
+  gr_pool_registry *reg = rt->pools;
+  pthread_mutex_lock(&reg->mu);
+  size_t n = 0;
+  gr_pool_stats *all = malloc((reg->count ? reg->count : 1) * sizeof *all);
+  for (gr_pool *p = reg->order_head; p && all; p = p->order_next)
+    if (!p->closed)
+      read_stats(p, &all[n++]);
+  pthread_mutex_unlock(&reg->mu);
+  *out = all;
+  return n;
 }
 
 int gr_pool_closed(gr_pool *pool) {
-  pthread_mutex_lock(&pool->mu);
-  int closed = pool->closed;
-  pthread_mutex_unlock(&pool->mu);
-  return closed;
+  return pool->closed;
+}
+
+void gr_pool_observe(gr_runtime *rt, gr_task_end_fn fn, void *ud) {
+  gr_pool_registry *reg = rt->pools;
+  pthread_mutex_lock(&reg->mu);
+  reg->observer.fn = fn;
+  reg->observer.ud = ud;
+  pthread_mutex_unlock(&reg->mu);
 }
 
 int gr_pool_idle(gr_pool *pool) {
@@ -691,4 +833,40 @@ int gr_pool_arm_room(gr_g *g, uint32_t seq, void *arg) {
   int rc = gr_waiter_push(&pool->room_waiters, g, seq);
   pthread_mutex_unlock(&pool->mu);
   return rc < 0 ? 1 : 0;
+}
+
+/* ---- shutdown -------------------------------------------------------------
+ */
+
+/* Completes the future of every live goroutine with reason, then asks the
+ * goroutine to stop; returns how many futures that ended. */
+static int64_t cancel_running(gr_runtime *rt, const char *reason) {
+  size_t n;
+  gr_g **list = gr_live_goroutines(rt, &n);
+  int64_t ended = 0;
+  for (size_t i = 0; i < n; i++) {
+    gr_future *f = list[i]->future;
+    if (f && !GR_STATE_FINAL(gr_future_state(f))) {
+      gr_future_complete(f, GR_CANCELLED, NULL, gr_strdup(reason));
+      ended++;
+    }
+    gr_interrupt(list[i], GR_CANCELLED);
+    gr_g_unref(list[i]);
+  }
+  free(list);
+  return ended;
+}
+
+int64_t gr_cancel_all_work(gr_runtime *rt, const char *reason) {
+  char **names;
+  size_t n = gr_pool_names(rt, &names);
+  int64_t ended = 0;
+  for (size_t i = 0; i < n; i++) {
+    int64_t cancelled = 0;
+    close_named(rt, names[i], reason, &cancelled);
+    ended += cancelled;
+    free(names[i]);
+  }
+  free(names);
+  return ended + cancel_running(rt, reason);
 }

@@ -89,6 +89,8 @@ const char *gr_strerror(int code) {
     return "timed out";
   case GR_ECANCELLED:
     return "cancelled before it started";
+  case GR_ELIMIT:
+    return "too many goroutines in this job";
   default:
     return "unknown error";
   }
@@ -314,23 +316,30 @@ void gr_runtime_note_unhandled(gr_runtime *rt) {
   atomic_fetch_add(&rt->unhandled_errors, 1);
 }
 
-/* Ask every live goroutine to stop: running ones unwind at their next
- * hook, parked ones are woken into their cancellation error. */
-static void cancel_all(gr_runtime *rt) {
-  size_t n = 0, cap = 64;
+gr_g **gr_live_goroutines(gr_runtime *rt, size_t *n) {
+  size_t cap = 64;
   gr_g **list = malloc(cap * sizeof *list);
+  *n = 0;
   gr_spin_lock(&rt->all_lock);
   for (gr_g *g = rt->all_head; g && list; g = g->all_next) {
-    if (n == cap) {
+    if (*n == cap) {
       gr_g **bigger = realloc(list, 2 * cap * sizeof *list);
       if (!bigger)
         break;
       list = bigger;
       cap *= 2;
     }
-    list[n++] = gr_g_ref(g);
+    list[(*n)++] = gr_g_ref(g);
   }
   gr_spin_unlock(&rt->all_lock);
+  return list;
+}
+
+/* Ask every live goroutine to stop: running ones unwind at their next
+ * hook, parked ones are woken into their cancellation error. */
+static void cancel_all(gr_runtime *rt) {
+  size_t n;
+  gr_g **list = gr_live_goroutines(rt, &n);
   for (size_t i = 0; i < n; i++) {
     gr_interrupt(list[i], GR_CANCELLED);
     gr_g_unref(list[i]);

@@ -46,6 +46,7 @@ void gr_g_unref(gr_g *g) {
 }
 
 void gr_g_free(gr_g *g) {
+  gr_job_leave(g, -1); /* one that never ran */
   if (g->start)
     gr_pack_free(g->start);
   if (g->future)
@@ -169,6 +170,57 @@ gr_g *gr_g_new(gr_runtime *rt, const gr_spawn *s) {
   return g;
 }
 
+/* Puts g in a job: the one its call was packed in (GR_PACK_CALL), or a new
+ * one when the spawn sets job limits. GR_ELIMIT or GR_ENOMEM when it cannot
+ * join; the caller then fails g's future with job_refusal and frees g. */
+static int attach_job(gr_g *g, const gr_spawn *s, int64_t now_ns) {
+  gr_job *job = g->start ? gr_pack_job(g->start) : NULL;
+  int root = 0;
+  if (job) {
+    gr_job_ref(job);
+  } else if (s->job_memory_limit || s->job_max_goroutines) {
+    job = gr_job_new(s, now_ns);
+    root = 1;
+    if (!job)
+      return GR_ENOMEM;
+  } else {
+    return GR_OK;
+  }
+  int rc = gr_job_join(job, g, root);
+  gr_job_unref(job);
+  return rc;
+}
+
+/* The error of a goroutine that could not join its job. */
+static char *job_refusal(gr_g *g, int rc) {
+  char msg[128];
+  gr_job *job = g->start ? gr_pack_job(g->start) : NULL;
+  if (rc == GR_ELIMIT && job)
+    snprintf(msg, sizeof msg, "too many goroutines in this job (limit %u)",
+             (unsigned)gr_job_max_goroutines(job));
+  else
+    snprintf(msg, sizeof msg, "cannot start a goroutine: %s", gr_strerror(rc));
+  return gr_strdup(msg);
+}
+
+/* Joins g to its job and starts its future, then counts it as started;
+ * GR_OK, or an error after failing its future and freeing it. */
+static int admit(gr_g *g, const gr_spawn *s, int64_t now) {
+  int rc = attach_job(g, s, now);
+  if (rc != GR_OK) {
+    if (g->future)
+      gr_future_complete(g->future, GR_FAILED, NULL, job_refusal(g, rc));
+    gr_g_free(g);
+    return rc;
+  }
+  if (g->future && !gr_future_start(g->future, g)) {
+    gr_g_free(g); /* cancelled before it could start */
+    return GR_ECANCELLED;
+  }
+  gr_runtime_g_started(g->rt, g);
+  return GR_OK;
+}
+
 /* Starts a goroutine for s; with a task, the goroutine runs that pool task
  * and the pack moves out of the task. On failure the pack is freed and the
  * future (if any) completed, and a negative code is returned. */
@@ -198,15 +250,15 @@ int64_t gr_go_task(gr_runtime *rt, gr_spawn *s, struct gr_pool_task *task) {
     return GR_ENOMEM;
   }
   g->task = task;
-  if (g->future && !gr_future_start(g->future, g)) {
-    gr_g_free(g); /* cancelled before it could start */
-    return GR_ECANCELLED;
-  }
+  int64_t now = gr_now_ns();
+  int rc = admit(g, s, now);
+  if (rc != GR_OK)
+    return rc;
   int64_t id = (int64_t)g->id;
-  gr_runtime_g_started(rt, g);
-  if (g->timeout_ms > 0) {
+  int64_t deadline = gr_job_deadline(g, now);
+  if (deadline) {
     gr_g_ref(g);
-    gr_timer_arm(rt, &g->deadline_timer, gr_now_ns() + g->timeout_ms * 1000000);
+    gr_timer_arm(rt, &g->deadline_timer, deadline);
   }
   g->status = G_RUNNABLE;
   gr_enqueue(rt, g);
@@ -270,18 +322,17 @@ int64_t gr_go_here(gr_runtime *rt, const gr_spawn *s, int64_t budget_us) {
   if (!g)
     return gr_go(rt, s); /* it reports the failure */
   int64_t id = (int64_t)g->id;
-  if (g->future && !gr_future_start(g->future, g)) {
-    gr_g_free(g);
-    return GR_ECANCELLED;
-  }
-  gr_runtime_g_started(rt, g);
   int64_t now = gr_now_ns();
+  int rc = admit(g, s, now);
+  if (rc != GR_OK)
+    return rc;
   /* The timeout is armed only if the goroutine outlives this slice, which
    * is shorter than any timeout: most never need a timer at all. */
-  if (g->timeout_ms > 0) {
-    g->deadline_ns = now + g->timeout_ms * 1000000;
-    if (budget_us * 1000 > g->timeout_ms * 1000000)
-      budget_us = g->timeout_ms * 1000;
+  int64_t deadline = gr_job_deadline(g, now);
+  if (deadline) {
+    g->deadline_ns = deadline;
+    if (now + budget_us * 1000 > deadline)
+      budget_us = deadline > now ? (deadline - now) / 1000 : 0;
   }
   g->status = G_RUNNABLE;
   g->slice_until_ns = now + budget_us * 1000;
@@ -289,41 +340,20 @@ int64_t gr_go_here(gr_runtime *rt, const gr_spawn *s, int64_t budget_us) {
   return id;
 }
 
-/* Builds "message\nstack traceback:..." for the failed state g->L, whose
- * stack is still intact. Runs on a fresh thread under protection: the
- * failed thread cannot run code, and the message may need memory. */
-static int traceback_on(lua_State *T) {
-  gr_g *g = lua_touserdata(T, 1);
-  lua_Integer limit = lua_tointeger(T, 2);
-  lua_State *L = g->L;
-  lua_pushvalue(L, (int)lua_tointeger(T, 3));
-  lua_xmove(L, T, 1); /* the error object */
-  const char *msg;
-  if (lua_type(T, -1) == LUA_TSTRING)
-    msg = lua_tostring(T, -1);
-  else if (luaL_callmeta(T, -1, "__tostring") && lua_type(T, -1) == LUA_TSTRING)
-    msg = lua_tostring(T, -1);
-  else
-    msg = lua_pushfstring(T, "(error object is a %s value)",
-                          luaL_typename(T, -1));
-  if (g->mem.limit_hit && !atomic_load(&g->cancel) &&
-      strcmp(msg, "not enough memory") == 0)
-    msg = lua_pushfstring(
-        T, "not enough memory (the goroutine's limit is %I bytes)", limit);
-  luaL_traceback(T, L, msg, 0);
-  return 1;
-}
-
+/* The error a failed goroutine reports: what its body's message handler
+ * made of it (message and traceback), or a memory error's message, which
+ * no handler sees. Runs no script code: the goroutine is over. */
 static char *error_text(gr_g *g, size_t limit) {
-  int error_index = lua_gettop(g->L);
-  lua_State *T = lua_newthread(g->L);
-  lua_pushcfunction(T, traceback_on);
-  lua_pushlightuserdata(T, g);
-  lua_pushinteger(T, (lua_Integer)limit);
-  lua_pushinteger(T, error_index);
-  if (lua_pcall(T, 3, 1, 0) != LUA_OK)
-    return gr_strdup("(the error could not be described: out of memory)");
-  return gr_strdup(lua_tostring(T, -1));
+  lua_State *L = g->L;
+  char buf[128];
+  if (lua_type(L, -1) != LUA_TSTRING) {
+    snprintf(buf, sizeof buf, "(error object is a %s value)",
+             luaL_typename(L, -1));
+    return gr_strdup(buf);
+  }
+  const char *msg = lua_tostring(L, -1);
+  return gr_strdup(gr_memory_error_text(g, limit, msg, buf, sizeof buf) ? buf
+                                                                        : msg);
 }
 
 /* Ends a goroutine. status is lua_resume's, or -1 when it never ran; then
@@ -337,6 +367,7 @@ static void finish(gr_g *g, gr_worker *w, int status, int nres,
   int cancel = atomic_load(&g->cancel);
   size_t limit = g->mem.limit;
   g->mem.limit = 0; /* reporting the outcome may need a little memory */
+  g->mem.job_unchecked = 1;
 
   if (status == -1) {
     state = cancel ? cancel : GR_FAILED;
@@ -388,6 +419,7 @@ static void finish(gr_g *g, gr_worker *w, int status, int nres,
     gr_future_complete(g->future, state, values, error);
   else
     free(error);
+  gr_job_leave(g, state);
   if (g->task)
     gr_pool_task_finished(g->task, state);
   gr_runtime_g_finished(rt, g);
@@ -406,12 +438,8 @@ static void run_slice(gr_worker *w, gr_g *g) {
   if (!g->L) {
     int cancel = atomic_load(&g->cancel);
     if (cancel) { /* stopped before its first instruction */
-      char msg[64];
-      if (cancel == GR_TIMED_OUT)
-        snprintf(msg, sizeof msg, "timeout after %lld ms",
-                 (long long)g->timeout_ms);
-      else
-        snprintf(msg, sizeof msg, "cancelled");
+      char msg[96];
+      gr_cancel_message(g, cancel, msg, sizeof msg);
       finish(g, w, -1, 0, gr_strdup(msg));
       return;
     }
@@ -575,7 +603,8 @@ void gr_wake(gr_g *g, uint32_t seq) {
 
 void gr_interrupt(gr_g *g, int reason) {
   int none = 0;
-  atomic_compare_exchange_strong(&g->cancel, &none, reason);
+  if (atomic_compare_exchange_strong(&g->cancel, &none, reason))
+    atomic_store(&g->cancel_ns, gr_now_ns());
   gr_spin_lock(&g->lock);
   switch (g->status) {
   case G_RUNNING:
@@ -613,11 +642,21 @@ static void park_timer_fire(gr_timer *t) {
 /* ---- the hook: preemption and cancellation ---------------------------- */
 
 static int raise_cancel(lua_State *L, gr_g *g) {
-  if (atomic_load(&g->cancel) == GR_TIMED_OUT)
-    lua_pushfstring(L, "timeout after %I ms", (lua_Integer)g->timeout_ms);
-  else
-    lua_pushliteral(L, "cancelled");
+  char msg[96];
+  gr_cancel_message(g, atomic_load(&g->cancel), msg, sizeof msg);
+  lua_pushstring(L, msg);
   return lua_error(L);
+}
+
+/* A guest slice (gr_go_here) that spent its budget where it cannot yield
+ * stays on its caller's thread: its timeout, left for after the slice, must
+ * bound it now. Called by the goroutine's own thread. */
+static void arm_guest_deadline(gr_g *g) {
+  if (!g->deadline_ns)
+    return;
+  gr_g_ref(g);
+  gr_timer_arm(g->rt, &g->deadline_timer, g->deadline_ns);
+  g->deadline_ns = 0;
 }
 
 int gr_cancelled(lua_State *L) {
@@ -653,13 +692,64 @@ static void hook(lua_State *L, lua_Debug *ar) {
     return;
   }
   /* Cannot yield here (called from C): try again later. */
+  if (g->slice_until_ns)
+    arm_guest_deadline(g);
   gr_spin_lock(&g->lock);
   set_hook_locked(g, L, CANCEL_HOOK_COUNT);
   gr_spin_unlock(&g->lock);
 }
 
+int gr_checkpoint(lua_State *L) {
+  gr_g *g = gr_current(L);
+  if (!g)
+    return 0;
+  if (atomic_load(&g->cancel))
+    raise_cancel(L, g);
+  if (g->slice_until_ns && gr_now_ns() >= g->slice_until_ns)
+    atomic_store(&g->preempt, 1);
+  if (!atomic_load(&g->preempt))
+    return 0;
+  if (g->chain_ok && lua_isyieldable(L)) {
+    atomic_store(&g->preempt, 0);
+    g->preempting = 1;
+    return 1;
+  }
+  if (g->slice_until_ns)
+    arm_guest_deadline(g);
+  return 0;
+}
+
+/* A goroutine still running this long after it was stopped is inside a C
+ * function that no hook can interrupt. Its future gets the outcome now, so
+ * whoever waits hears of the timeout on time; the goroutine itself ends
+ * when the call returns (its worker meanwhile has a stand-in). */
+#define STUCK_REPORT_NS (200 * 1000000LL)
+#define STUCK_REPORT_MAX 16
+
+/* Caller holds w->mu; g is w's current goroutine. */
+static int stuck_after_stop(gr_worker *w, gr_g *g, int64_t now_ns) {
+  if (w->blocked || !g->future || g->reported_early || !atomic_load(&g->cancel))
+    return 0;
+  int64_t since = atomic_load(&g->cancel_ns);
+  return since && now_ns - since >= STUCK_REPORT_NS;
+}
+
+static void report_stuck(gr_g *g) {
+  char msg[96], full[200];
+  gr_cancel_message(g, atomic_load(&g->cancel), msg, sizeof msg);
+  snprintf(full, sizeof full,
+           "%s (stuck in a C function: it stops when that call returns)", msg);
+  gr_log(g->rt, GR_LOG_WARN, g->id,
+         "goroutine %llu is stuck in a C function %lld ms after it was "
+         "stopped; its outcome is reported now",
+         (unsigned long long)g->id, (long long)(STUCK_REPORT_NS / 1000000));
+  gr_future_complete(g->future, atomic_load(&g->cancel), NULL, gr_strdup(full));
+}
+
 void gr_preempt_scan(gr_runtime *rt, int64_t now_ns) {
   int64_t slice = (int64_t)rt->cfg.slice_ms * 1000000;
+  gr_g *stuck[STUCK_REPORT_MAX];
+  int nstuck = 0;
   pthread_mutex_lock(&rt->workers_mu);
   for (int i = 0; i < rt->workers_cap; i++) {
     gr_worker *w = rt->workers[i];
@@ -676,9 +766,17 @@ void gr_preempt_scan(gr_runtime *rt, int64_t now_ns) {
       }
       gr_spin_unlock(&g->lock);
     }
+    if (g && nstuck < STUCK_REPORT_MAX && stuck_after_stop(w, g, now_ns)) {
+      g->reported_early = 1;
+      stuck[nstuck++] = gr_g_ref(g);
+    }
     pthread_mutex_unlock(&w->mu);
   }
   pthread_mutex_unlock(&rt->workers_mu);
+  for (int i = 0; i < nstuck; i++) { /* callbacks run without our locks */
+    report_stuck(stuck[i]);
+    gr_g_unref(stuck[i]);
+  }
 }
 
 /* ---- nested coroutines -------------------------------------------------- */

@@ -17,6 +17,7 @@
  */
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,7 +38,9 @@
  * would count against the next goroutine's memory limit. */
 #define SPARE_MAX_BYTES (64 * 1024)
 
-/* A state is used by one thread at a time, so plain counters suffice. */
+/* A state is used by one thread at a time, so plain counters suffice for
+ * the state's own limit; a job's limit is shared by several states, so its
+ * count is an atomic (gr_job_reserve). */
 static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   gr_memacct *m = ud;
   if (!ptr)
@@ -46,16 +49,29 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     if (ptr) {
       MEM_FREE(ptr, osize);
       m->used -= osize;
+      if (m->job)
+        gr_job_release(m->job, osize);
     }
     return NULL;
   }
-  if (nsize > osize && m->limit && m->used + (nsize - osize) > m->limit) {
-    m->limit_hit = 1;
+  size_t grow = nsize > osize ? nsize - osize : 0;
+  if (grow && m->limit && m->used + grow > m->limit) {
+    m->limit_hit = GR_HIT_GOROUTINE;
     return NULL; /* Lua raises "not enough memory" in this goroutine only */
   }
+  if (grow && m->job && !gr_job_reserve(m->job, grow, !m->job_unchecked)) {
+    m->limit_hit = GR_HIT_JOB;
+    return NULL;
+  }
   void *np = ptr ? MEM_REALLOC(ptr, osize, nsize) : MEM_ALLOC(nsize);
-  if (np)
-    m->used = m->used - osize + nsize;
+  if (!np) {
+    if (grow && m->job)
+      gr_job_release(m->job, grow);
+    return NULL;
+  }
+  m->used = m->used - osize + nsize;
+  if (!grow && m->job && osize > nsize)
+    gr_job_release(m->job, osize - nsize);
   return np;
 }
 
@@ -73,6 +89,68 @@ void gr_state_report_memory(gr_g *g) {
     atomic_fetch_add(&g->rt->lua_bytes, delta);
     g->mem.reported = g->mem.used;
   }
+}
+
+int gr_memory_error_text(gr_g *g, size_t limit, const char *msg, char *buf,
+                         size_t len) {
+  if (!g->mem.limit_hit || atomic_load(&g->cancel) ||
+      strcmp(msg, "not enough memory") != 0)
+    return 0;
+  if (g->mem.limit_hit == GR_HIT_JOB && g->job)
+    snprintf(buf, len, "not enough memory: the job's limit is %zu bytes",
+             gr_job_memory_limit(g->job));
+  else
+    snprintf(buf, len, "not enough memory (the goroutine's limit is %zu bytes)",
+             limit);
+  return 1;
+}
+
+/* ---- the body: a goroutine's function under a protected call ---------- */
+
+/* The body's message handler: the error's message (the limit it hit, for a
+ * memory error) and a traceback from where it happened, built before the
+ * stack unwinds. A __tostring of the error object is the script's code and
+ * runs under the script's limits; the traceback may pass them a little. */
+static int body_error(lua_State *L) {
+  gr_g *g = gr_current(L);
+  const char *msg;
+  char buf[128];
+  int cancel = atomic_load(&g->cancel);
+  if (cancel) { /* whatever error the stop came through */
+    gr_cancel_message(g, cancel, buf, sizeof buf);
+    msg = lua_pushstring(L, buf);
+  } else if (lua_type(L, 1) == LUA_TSTRING)
+    msg = lua_tostring(L, 1);
+  else if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+    msg = lua_tostring(L, -1);
+  else
+    msg =
+        lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  if (gr_memory_error_text(g, g->mem.limit, msg, buf, sizeof buf))
+    msg = lua_pushstring(L, buf);
+  size_t limit = g->mem.limit;
+  int unchecked = g->mem.job_unchecked;
+  g->mem.limit = 0;
+  g->mem.job_unchecked = 1;
+  luaL_traceback(L, L, msg, 1);
+  g->mem.limit = limit;
+  g->mem.job_unchecked = unchecked;
+  return 1;
+}
+
+static int body_done(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  if (status != LUA_OK && status != LUA_YIELD)
+    return lua_error(L);    /* raised from C, so hooks stay enabled */
+  return lua_gettop(L) - 1; /* the results, above the handler */
+}
+
+/* Runs the goroutine's function (its first argument) with the rest. */
+static int body(lua_State *L) {
+  lua_pushcfunction(L, body_error);
+  lua_insert(L, 1);
+  int status = lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 1, 0, body_done);
+  return body_done(L, status, 0);
 }
 
 typedef struct open_args {
@@ -104,9 +182,14 @@ static lua_State *take_spare(gr_g *g, gr_worker *w) {
   gr_spare_state *sp = &w->spare[--w->nspare];
   lua_State *L = sp->L;
   size_t limit = g->mem.limit;
+  gr_job *job = g->mem.job;
   g->mem = sp->mem;
   g->mem.limit = limit;
   g->mem.limit_hit = 0;
+  g->mem.job = job;
+  g->mem.job_unchecked = 0;
+  if (job) /* what the state holds is the job's now (at most a spare's) */
+    gr_job_reserve(job, g->mem.used, 0);
   lua_setallocf(L, counting_alloc, &g->mem);
   return L;
 }
@@ -117,10 +200,17 @@ int gr_state_open(gr_g *g, gr_worker *w, char **err) {
   if (!L) {
     L = lua_newstate(counting_alloc, &g->mem);
     if (!L) {
-      *err = gr_strdup(g->mem.limit_hit
-                           ? "not enough memory (the goroutine's limit is too "
-                             "small to open a Lua state)"
-                           : "not enough memory to open a Lua state");
+      char msg[128];
+      if (g->mem.limit_hit == GR_HIT_JOB)
+        snprintf(msg, sizeof msg,
+                 "not enough memory: the job's limit is %zu bytes",
+                 gr_job_memory_limit(g->mem.job));
+      else
+        snprintf(msg, sizeof msg, "%s",
+                 g->mem.limit_hit ? "not enough memory (the goroutine's "
+                                    "limit is too small to open a Lua state)"
+                                  : "not enough memory to open a Lua state");
+      *err = gr_strdup(msg);
       return -1;
     }
   }
@@ -139,6 +229,13 @@ int gr_state_open(gr_g *g, gr_worker *w, char **err) {
   }
   gr_pack_free(g->start);
   g->start = NULL;
+  /* The function runs under a protected call inside the goroutine's own
+   * thread. An error raised from a hook (a timeout) leaves Lua 5.4's hooks
+   * disabled in the thread when nothing catches it before lua_resume;
+   * a protected call restores them, and closes the pending to-be-closed
+   * variables while hooks can still stop a __close that never ends. */
+  lua_pushcfunction(L, body);
+  lua_insert(L, 1);
   return lua_gettop(L) - 1;
 }
 
@@ -175,6 +272,10 @@ void gr_state_release(gr_g *g, gr_worker *w, int status) {
     return;
   }
   gr_state_report_memory(g);
+  if (g->mem.job) { /* the spare is nobody's job */
+    gr_job_release(g->mem.job, g->mem.used);
+    g->mem.job = NULL;
+  }
   gr_spare_state *sp = &w->spare[w->nspare++];
   sp->L = L;
   sp->mem = g->mem;

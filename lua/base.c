@@ -9,11 +9,16 @@
  *    preemption that happened inside the coroutine up to the scheduler
  *    instead of handing it to the script as an ordinary yield.
  *  - next, rawget, rawset, getmetatable, setmetatable: see lazy library
- *    tables as full tables.
+ *    tables as full tables; for untrusted code, library tables are
+ *    read-only (lazy.c): these look through the proxies or refuse to write,
+ *    and getmetatable("") is a read-only view of the string metatable.
  *  - print: one write per line (lines from parallel goroutines never mix);
  *    untrusted code prints to the log instead of stdout.
  *  - load: text chunks only for untrusted code; collectgarbage cannot stop
  *    the collector there.
+ *  - table.move, for untrusted code: one that can be stopped (see l_move);
+ *    the string functions it gets instead of the stock ones are in
+ *    patterns.c.
  */
 #include "internal.h"
 
@@ -101,6 +106,16 @@ static int l_xpcall(lua_State *L) {
 
 static int resume_with(lua_State *L, lua_State *co, int nargs, int wrap);
 
+/* Closes co's pending to-be-closed variables as if co ran: the runtime's
+ * hooks (preemption, timeout) follow into their __close handlers. */
+static int close_thread(lua_State *L, lua_State *co) {
+  gr_resume_frame frame;
+  gr_enter_coroutine(L, co, &frame);
+  int status = lua_resetthread(co);
+  gr_leave_coroutine(L, co, &frame);
+  return status;
+}
+
 static int resume_again(lua_State *L, int status, lua_KContext wrap) {
   (void)status;
   lua_State *co =
@@ -145,7 +160,7 @@ static int resume_with(lua_State *L, lua_State *co, int nargs, int wrap) {
   }
   lua_xmove(co, L, 1); /* the error */
   if (wrap) {
-    lua_resetthread(co);
+    close_thread(L, co);
     if (!gr_cancelled(L) && lua_type(L, -1) == LUA_TSTRING) {
       luaL_where(L, 1);
       lua_insert(L, -2);
@@ -171,6 +186,27 @@ static int wrapped(lua_State *L) {
   return resume_with(L, co, lua_gettop(L), 1);
 }
 
+/* coroutine.close, with close_thread. */
+static int l_close(lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  luaL_argexpected(L, co, 1, "coroutine");
+  const char *state = NULL;
+  lua_Debug ar;
+  if (co == L)
+    state = "running";
+  else if (lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar))
+    state = "normal"; /* it resumed the one running now */
+  if (state)
+    return luaL_error(L, "cannot close a %s coroutine", state);
+  if (close_thread(L, co) == LUA_OK) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushboolean(L, 0);
+  lua_xmove(co, L, 1);
+  return 2;
+}
+
 static int l_wrap(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   lua_State *co = lua_newthread(L);
@@ -184,6 +220,8 @@ static int l_wrap(lua_State *L) {
 
 int gl_next(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
+  if (gl_push_backing(L, 1))
+    lua_replace(L, 1);
   gl_materialize_all(L, 1);
   lua_settop(L, 2);
   if (lua_next(L, 1))
@@ -196,6 +234,8 @@ static int l_rawget(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checkany(L, 2);
   lua_settop(L, 2);
+  if (gl_push_backing(L, 1))
+    lua_replace(L, 1);
   gl_materialize_key(L, 1, 2);
   lua_rawget(L, 1);
   return 1;
@@ -206,6 +246,7 @@ static int l_rawset(lua_State *L) {
   luaL_checkany(L, 2);
   luaL_checkany(L, 3);
   lua_settop(L, 3);
+  gl_check_writable(L, 1);
   gl_materialize_key(L, 1, 2); /* marks the name as the script's own */
   lua_rawset(L, 1);
   return 1;
@@ -213,6 +254,17 @@ static int l_rawset(lua_State *L) {
 
 static int l_getmetatable(lua_State *L) {
   luaL_checkany(L, 1);
+  gl_state *st = gl_state_of(L);
+  if (st && st->profile == GR_PROFILE_UNTRUSTED) {
+    if (lua_type(L, 1) == LUA_TSTRING) {
+      gl_push_string_meta(L);
+      return 1;
+    }
+    if (gl_push_backing(L, 1)) { /* a library table has no metatable */
+      lua_pushnil(L);
+      return 1;
+    }
+  }
   gl_materialize_all(L, 1);
   if (lua_type(L, 1) == LUA_TSTRING)
     gr_state_no_recycle(L); /* the script may change the string metatable */
@@ -228,11 +280,23 @@ static int l_setmetatable(lua_State *L) {
   int t = lua_type(L, 2);
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+  gl_check_writable(L, 1);
   gl_materialize_all(L, 1);
   if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
     return luaL_error(L, "cannot change a protected metatable");
-  if (t == LUA_TTABLE && lua_getfield(L, 2, "__gc") != LUA_TNIL)
-    gr_state_no_recycle(L); /* its finalizer could run in a later goroutine */
+  if (t == LUA_TTABLE) {
+    lua_pushliteral(L, "__gc");
+    if (lua_rawget(L, 2) != LUA_TNIL) {
+      gl_state *st = gl_state_of(L);
+      /* Lua runs finalizers with hooks off: one that never returns could
+       * never be stopped. */
+      if (st && st->profile == GR_PROFILE_UNTRUSTED)
+        return luaL_error(L, "setmetatable: finalizers (__gc) are not "
+                             "allowed here: nothing could stop one that "
+                             "never returns");
+      gr_state_no_recycle(L); /* it could run in a later goroutine */
+    }
+  }
   lua_settop(L, 2);
   lua_setmetatable(L, 1);
   return 1;
@@ -292,6 +356,86 @@ static int l_collectgarbage(lua_State *L) {
   return gl_stock_collectgarbage(L);
 }
 
+/* ---- table.move ------------------------------------------------------- */
+
+/* The stock table.move loops in C over as many indices as it is asked to,
+ * and with C functions as __index and __newindex (rawlen, rawequal) that
+ * loop need not allocate nor ever end. Untrusted code's version checks in
+ * with the runtime every MOVE_CHECK elements: it stops at the goroutine's
+ * timeout and yields when its time slice is over. */
+#define MOVE_CHECK 1024
+enum { MOVE_NEXT = 6, MOVE_BACKWARD = 7 }; /* stack slots */
+
+static void check_table_like(lua_State *L, int arg, const char *metamethod) {
+  if (lua_type(L, arg) == LUA_TTABLE)
+    return;
+  int ok = lua_getmetatable(L, arg);
+  if (ok) {
+    lua_pushstring(L, metamethod);
+    ok = lua_rawget(L, -2) != LUA_TNIL;
+    lua_pop(L, 2);
+  }
+  if (!ok)
+    luaL_checktype(L, arg, LUA_TTABLE); /* raises the usual error */
+}
+
+static int move_k(lua_State *L, int status, lua_KContext tt);
+
+static int move_from(lua_State *L, int tt) {
+  lua_Integer f = lua_tointeger(L, 2), t = lua_tointeger(L, 4);
+  lua_Integer n = lua_tointeger(L, 3) - f + 1;
+  lua_Integer i = lua_tointeger(L, MOVE_NEXT);
+  int backward = lua_toboolean(L, MOVE_BACKWARD);
+  for (int count = 0; backward ? i >= 0 : i < n; count++) {
+    if (count == MOVE_CHECK) {
+      count = 0;
+      if (gr_checkpoint(L)) {
+        lua_pushinteger(L, i);
+        lua_replace(L, MOVE_NEXT);
+        return lua_yieldk(L, 0, tt, move_k);
+      }
+    }
+    lua_geti(L, 1, f + i);
+    lua_seti(L, tt, t + i);
+    i += backward ? -1 : 1;
+  }
+  lua_pushvalue(L, tt);
+  return 1;
+}
+
+static int move_k(lua_State *L, int status, lua_KContext tt) {
+  (void)status;
+  return move_from(L, (int)tt);
+}
+
+static int l_move(lua_State *L) {
+  lua_Integer f = luaL_checkinteger(L, 2);
+  lua_Integer e = luaL_checkinteger(L, 3);
+  lua_Integer t = luaL_checkinteger(L, 4);
+  int tt = !lua_isnoneornil(L, 5) ? 5 : 1; /* the destination */
+  check_table_like(L, 1, "__index");
+  check_table_like(L, tt, "__newindex");
+  lua_settop(L, 5);
+  if (e >= f) {
+    luaL_argcheck(L, f > 0 || e < LUA_MAXINTEGER + f, 3,
+                  "too many elements to move");
+    lua_Integer n = e - f + 1;
+    luaL_argcheck(L, t <= LUA_MAXINTEGER - n + 1, 4, "destination wrap around");
+    /* Overlapping ranges in one table move from the end. */
+    int forward =
+        t > e || t <= f || (tt != 1 && !lua_compare(L, 1, tt, LUA_OPEQ));
+    lua_pushinteger(L, forward ? 0 : n - 1); /* MOVE_NEXT */
+    lua_pushboolean(L, !forward);            /* MOVE_BACKWARD */
+    return move_from(L, tt);
+  }
+  lua_pushvalue(L, tt);
+  return 1;
+}
+
+int gl_keep_stock(lua_State *L) { /* a marker, never called */
+  return luaL_error(L, "internal error: a stock function's marker was called");
+}
+
 const gl_override gl_overrides[] = {
     {"_G", "print", l_print, l_print},
     {"_G", "pcall", l_pcall, l_pcall},
@@ -306,5 +450,12 @@ const gl_override gl_overrides[] = {
     {"_G", "require", gl_require, gl_require},
     {"coroutine", "resume", l_resume, l_resume},
     {"coroutine", "wrap", l_wrap, l_wrap},
+    {"coroutine", "close", l_close, l_close},
+    {"string", "find", gl_keep_stock, gl_str_find},
+    {"string", "match", gl_keep_stock, gl_str_match},
+    {"string", "gmatch", gl_keep_stock, gl_str_gmatch},
+    {"string", "gsub", gl_keep_stock, gl_str_gsub},
+    {"string", "rep", gl_str_rep, gl_str_rep},
+    {"table", "move", gl_keep_stock, l_move},
     {NULL, NULL, NULL, NULL},
 };

@@ -52,8 +52,7 @@ static const struct {
     [GL_LIB_MATH] = {"math", luaopen_math, 1, BOTH},
     [GL_LIB_UTF8] = {"utf8", luaopen_utf8, 1, BOTH},
     [GL_LIB_OS] = {"os", luaopen_os, 1, BOTH},
-    [GL_LIB_GOROUTINE] = {"goroutine", NULL, 1, BOTH, gl_goroutine_funcs,
-                          NULL},
+    [GL_LIB_GOROUTINE] = {"goroutine", NULL, 1, BOTH, gl_goroutine_funcs, NULL},
     [GL_LIB_LOG] = {"log", NULL, 1, BOTH, gl_log_funcs, NULL},
     [GL_LIB_JSON] = {"json", NULL, 1, BOTH, gl_json_funcs, NULL},
     [GL_LIB_HTTP] = {"http", NULL, 1, BOTH, gl_http_funcs, gl_http_visible},
@@ -159,7 +158,8 @@ static void apply_overrides(void) {
     if (lib == &libs[GL_LIB_G] && strcmp(o->name, "collectgarbage") == 0)
       gl_stock_collectgarbage = e->fn[0];
     e->kind = GL_CFUNC;
-    e->fn[GR_PROFILE_TRUSTED] = o->trusted;
+    if (o->trusted != gl_keep_stock)
+      e->fn[GR_PROFILE_TRUSTED] = o->trusted;
     e->fn[GR_PROFILE_UNTRUSTED] = o->untrusted;
     e->profiles = (o->trusted ? TRUSTED_ONLY : 0) |
                   (o->untrusted ? 1u << GR_PROFILE_UNTRUSTED : 0);

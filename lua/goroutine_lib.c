@@ -41,12 +41,31 @@ static gr_pack *pack_call(lua_State *L, int first, int n, int argbase) {
   gr_pack *p = gr_pack_new();
   if (!p)
     luaL_error(L, "not enough memory");
-  if (gr_pack_values(p, L, first, n, 0, "argument", argbase, err, sizeof err) !=
-      0) {
+  if (gr_pack_values(p, L, first, n, GR_PACK_CALL, "argument", argbase, err,
+                     sizeof err) != 0) {
     gr_pack_free(p);
     luaL_error(L, "%s", err);
   }
   return p;
+}
+
+/* Raises the error of a goroutine that could not start. */
+static int start_failed(lua_State *L, int64_t code) {
+  gr_job_stats st;
+  if (code == GR_ELIMIT && gr_job_stats_get(gr_current(L), &st))
+    return luaL_error(L, "too many goroutines in this job (limit %d)",
+                      (int)st.max_goroutines);
+  return luaL_error(L, "cannot start a goroutine: %s", gr_strerror((int)code));
+}
+
+/* A pool task starts later, where nobody could raise in the starter: it
+ * takes its place in the job's goroutine limit at the submit. Consumes p
+ * when it raises. */
+static void claim_job_slot(lua_State *L, gr_pack *p) {
+  if (gr_pack_claim_job_slot(p) != GR_OK) {
+    gr_pack_free(p);
+    start_failed(L, GR_ELIMIT);
+  }
 }
 
 static int64_t go(lua_State *L, gr_pack *p, gr_future *f, int64_t timeout_ms) {
@@ -55,7 +74,7 @@ static int64_t go(lua_State *L, gr_pack *p, gr_future *f, int64_t timeout_ms) {
   s.timeout_ms = timeout_ms;
   int64_t id = gr_go(gl_runtime(L), &s);
   if (id < 0)
-    luaL_error(L, "cannot start a goroutine: %s", gr_strerror((int)id));
+    start_failed(L, id);
   return id;
 }
 
@@ -95,8 +114,7 @@ static int l_spawn_many(lua_State *L) {
     int64_t id = gr_go(gl_runtime(L), &s);
     if (id < 0) {
       gr_pack_free(base);
-      return luaL_error(L, "cannot start a goroutine: %s",
-                        gr_strerror((int)id));
+      return start_failed(L, id);
     }
   }
   gr_pack_free(base);
@@ -138,6 +156,46 @@ static lua_Integer opt_field(lua_State *L, const char *field, lua_Integer dflt,
   return v;
 }
 
+/* How many open pools untrusted goroutines may bring a runtime to (see
+ * gr_lua_limit_pools). */
+static const char pool_limit_key = 'P';
+
+static void pool_limit_free(void *data) {
+  free(data);
+}
+
+int gr_lua_limit_pools(gr_runtime *rt, size_t max) {
+  if (!max)
+    return gr_runtime_ext_set(rt, &pool_limit_key, NULL, NULL);
+  size_t *limit = malloc(sizeof *limit);
+  if (!limit)
+    return GR_ENOMEM;
+  *limit = max;
+  int rc = gr_runtime_ext_set(rt, &pool_limit_key, limit, pool_limit_free);
+  if (rc != GR_OK)
+    free(limit);
+  return rc;
+}
+
+/* Whether an untrusted goroutine may create pool `name` now. */
+static int pool_room(lua_State *L, gr_runtime *rt, const char *name,
+                     size_t *max) {
+  gr_g *g = gr_current(L);
+  size_t *limit = gr_runtime_ext(rt, &pool_limit_key);
+  if (!limit || !g || gr_profile(g) != GR_PROFILE_UNTRUSTED)
+    return 1;
+  *max = *limit;
+  char **names;
+  size_t n = gr_pool_names(rt, &names);
+  int taken = 0;
+  for (size_t i = 0; i < n; i++) {
+    taken |= strcmp(names[i], name) == 0;
+    free(names[i]);
+  }
+  free(names);
+  return taken || n < *limit; /* a taken name gets the better error */
+}
+
 static int l_pool_create(lua_State *L) {
   gr_runtime *rt = gl_runtime(L);
   const char *name = luaL_checkstring(L, 1);
@@ -147,6 +205,13 @@ static int l_pool_create(lua_State *L) {
     lua_settop(L, 1), lua_newtable(L);
   lua_Integer workers = opt_field(L, "workers", 4, 1);
   lua_Integer queue_size = opt_field(L, "queue_size", 2 * workers, 0);
+  size_t max;
+  if (!pool_room(L, rt, name, &max)) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "too many pools: the server allows %I",
+                    (lua_Integer)max);
+    return 2;
+  }
   int rc = gr_pool_create(rt, name, workers, queue_size);
   if (rc == GR_EEXIST)
     return fail_with(L, "pool already exists", name);
@@ -220,6 +285,7 @@ static int l_pool_submit(lua_State *L) {
   if (gr_runtime_ext(rt, &submit_policy_key))
     return start_submit_wait(L, -1, 1);
   gr_spawn s = spawn_from(L, pack_call(L, 2, lua_gettop(L) - 1, 2));
+  claim_job_slot(L, s.pack);
   char id[32];
   int rc = gr_pool_submit(rt, name, &s, id, sizeof id);
   switch (rc) {
@@ -323,10 +389,14 @@ static int submit_wait_step(lua_State *L, int status, lua_KContext ctx) {
   pending_submit *ps = lua_touserdata(L, 2);
   const char *name = submit_target(L);
   {
-    gr_pool *pool = gr_pool_find(rt, name);
-    if (!pool)
-      return fail_with(L, "pool not found", name);
     gr_spawn s = spawn_from(L, gr_pack_dup(ps->pack));
+    if (s.pack)
+      claim_job_slot(L, s.pack);
+    gr_pool *pool = gr_pool_find(rt, name);
+    if (!pool) {
+      gr_pack_free(s.pack);
+      return fail_with(L, "pool not found", name);
+    }
     char id[32];
     int rc = s.pack ? gr_pool_submit_ex(rt, name, &s, id, sizeof id,
                                         GR_SUBMIT_WAITING)

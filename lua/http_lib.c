@@ -839,6 +839,10 @@ static int perform(lua_State *L, const request *req, int arg) {
     return fail(L);
   }
   size_t limit = g ? gr_memory_limit(g) : 0;
+  gr_job_stats job;
+  if (gr_job_stats_get(g, &job) && job.memory_limit &&
+      (!limit || job.memory_limit < limit))
+    limit = job.memory_limit; /* a response never fits a smaller job */
   t->max_response =
       limit && limit < MAX_RESPONSE_BYTES ? limit : MAX_RESPONSE_BYTES;
   configure(t, req, untrusted);

@@ -75,9 +75,15 @@ const gl_entry *gl_string_meta(int *n);
 
 /* ---- lazy libraries in a state (lazy.c) ------------------------------- */
 
+/* Index of the string metatable among gl_state.proxies. */
+#define GL_STRING_META GL_NLIBS
+
 typedef struct gl_state {
   uint64_t done[GL_NLIBS]; /* entry i materialized or assigned */
   const void *tables[GL_NLIBS];
+  /* Untrusted code sees each library through an empty read-only proxy
+   * (the string metatable too, at GL_STRING_META); NULL until made. */
+  const void *proxies[GL_NLIBS + 1];
   int profile;
 } gl_state;
 
@@ -91,6 +97,14 @@ void gl_materialize_all(lua_State *L, int idx);
 void gl_materialize_key(lua_State *L, int idx, int key);
 int gl_push_named(lua_State *L, const char *name);
 const char *gl_table_name(lua_State *L, int idx);
+/* If the value at idx is a read-only proxy, push the table behind it (a
+ * library table, materialized in full) and return 1; else return 0. */
+int gl_push_backing(lua_State *L, int idx);
+/* Raises "attempt to modify the read-only table 'NAME'" if the value at idx
+ * is a read-only proxy. */
+void gl_check_writable(lua_State *L, int idx);
+/* Untrusted: push the read-only view of the string metatable. */
+void gl_push_string_meta(lua_State *L);
 
 /* ---- functions registered in the catalog ------------------------------ */
 
@@ -109,6 +123,14 @@ typedef struct gl_override {
   lua_CFunction trusted, untrusted;
 } gl_override;
 extern const gl_override gl_overrides[];
+/* As an override's trusted version: trusted code keeps the stock one. */
+int gl_keep_stock(lua_State *L);
+/* patterns.c: the string functions that untrusted code gets (rep: all). */
+int gl_str_find(lua_State *L);
+int gl_str_match(lua_State *L);
+int gl_str_gmatch(lua_State *L);
+int gl_str_gsub(lua_State *L);
+int gl_str_rep(lua_State *L);
 /* Stock functions that the overrides wrap. */
 extern lua_CFunction gl_stock_load, gl_stock_collectgarbage;
 

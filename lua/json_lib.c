@@ -624,18 +624,17 @@ static void push_value(decoder *d, json_t *v, int depth) {
   }
 }
 
-/* What the goroutine's limit (0: none) leaves to the tree now. */
-static size_t budget_left(lua_State *L, size_t limit) {
-  int kb = lua_gc(L, LUA_GCCOUNT); /* -1 in a finalizer */
-  size_t used =
-      kb < 0 ? 0 : (size_t)kb * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
-  return used < limit ? limit - used : 0;
+/* What the goroutine's limit and its job's leave it (SIZE_MAX: no limit);
+ * *job_bound tells which one is nearer. */
+static size_t budget_left(gr_g *g, int *job_bound) {
+  *job_bound = 0;
+  return g ? gr_memory_room(g, job_bound) : SIZE_MAX;
 }
 
 /* jansson's tree for text, metered; NULL with err or meter.over set. */
-static json_t *parse(const char *text, size_t len, size_t limit, size_t budget,
+static json_t *parse(const char *text, size_t len, int metered, size_t budget,
                      json_error_t *err) {
-  meter.active = limit != 0;
+  meter.active = metered;
   meter.over = 0;
   meter.budget = budget;
   meter.used = 0;
@@ -663,19 +662,26 @@ static int l_decode(lua_State *L) {
     lua_pushnil(L);
   tree_box *box = push_tree_box(L); /* slot 4; errors leave the tree to it */
   gr_g *g = gr_current(L);
-  size_t limit = g ? gr_memory_limit(g) : 0, budget = budget_left(L, limit);
+  int job_bound;
+  size_t budget = budget_left(g, &job_bound);
+  int metered = budget != SIZE_MAX;
   json_error_t err;
-  box->root = parse(text, len, limit, budget, &err);
+  box->root = parse(text, len, metered, budget, &err);
   if (meter.over) { /* garbage may hold the room: collect, as Lua does */
     lua_gc(L, LUA_GCCOLLECT);
-    size_t more = budget_left(L, limit);
+    size_t more = budget_left(g, &job_bound);
     if (more > budget)
-      box->root = parse(text, len, limit, more, &err);
+      box->root = parse(text, len, metered, more, &err);
   }
+  gr_job_stats job;
+  if (meter.over && job_bound && gr_job_stats_get(g, &job))
+    return luaL_error(
+        L, "json.decode: not enough memory: the job's limit is %I bytes",
+        (LUAI_UACINT)job.memory_limit);
   if (meter.over)
     return luaL_error(
         L, "json.decode: not enough memory (the goroutine's limit is %I bytes)",
-        (LUAI_UACINT)limit);
+        (LUAI_UACINT)gr_memory_limit(g));
   if (!box->root && json_error_code(&err) == json_error_stack_overflow)
     return depth_error(L, text, (size_t)err.position);
   if (!box->root && !err.text[0])

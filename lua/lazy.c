@@ -11,6 +11,14 @@
  * see a lazy table as if it had been full all along: they materialize what
  * they need first (see base.c), and a fully materialized table drops the
  * lazy metatable.
+ *
+ * Untrusted code sees each library table (and the string metatable)
+ * through an empty proxy whose metatable reads from the real table and
+ * refuses every write: "attempt to modify the read-only table 'string'".
+ * A proxy stays empty, so every write reaches __newindex; rawset and
+ * setmetatable refuse proxies, and next, rawget and pairs look through them
+ * (base.c). The real tables are reachable only through the proxies'
+ * metatables, which getmetatable hides.
  */
 #include "internal.h"
 
@@ -18,6 +26,7 @@
 
 static const char lazy_mt_key = 'L';
 static const char real_require_key = 'R';
+static const char string_meta_proxy_key = 'M';
 static const char lib_keys[GL_NLIBS];
 
 int gl_next(lua_State *L); /* base.c */
@@ -32,6 +41,18 @@ static int lib_of(gl_state *st, const void *table) {
     if (st->tables[l] == table)
       return l;
   return -1;
+}
+
+/* Which proxy the table is (a library, or GL_STRING_META), or -1. */
+static int proxy_of(const gl_state *st, const void *table) {
+  for (int k = 0; k <= GL_NLIBS; k++)
+    if (st->proxies[k] == table)
+      return k;
+  return -1;
+}
+
+static const char *proxy_name(int k) {
+  return k == GL_STRING_META ? "string metatable" : gl_catalog()[k].name;
 }
 
 static int is_lazy(lua_State *L, int idx) {
@@ -163,9 +184,12 @@ static int lazy_pairs(lua_State *L) {
 }
 
 /* Strings find their methods through here until `string` is first used. */
+static void unproxy_top(lua_State *L);
+
 static int string_index(lua_State *L) {
   if (!gl_push_lib(L, GL_LIB_STRING))
     return 0;
+  unproxy_top(L); /* methods are looked up once, in the real table */
   lua_pushliteral(L, "");
   lua_getmetatable(L, -1);
   lua_pushvalue(L, -3);
@@ -174,6 +198,97 @@ static int string_index(lua_State *L) {
   lua_pushvalue(L, 2);
   lua_gettable(L, -2);
   return 1;
+}
+
+/* ---- read-only proxies (the untrusted profile) ------------------------ */
+
+void gl_check_writable(lua_State *L, int idx) {
+  gl_state *st = gl_state_of(L);
+  if (!st || st->profile != GR_PROFILE_UNTRUSTED ||
+      lua_type(L, idx) != LUA_TTABLE)
+    return;
+  int k = proxy_of(st, lua_topointer(L, idx));
+  if (k >= 0)
+    luaL_error(L, "attempt to modify the read-only table '%s'", proxy_name(k));
+}
+
+static int ro_newindex(lua_State *L) {
+  gl_check_writable(L, 1);
+  return luaL_error(L, "attempt to modify a read-only table");
+}
+
+static int ro_pairs(lua_State *L) {
+  lua_pushcfunction(L, gl_next); /* it looks through the proxy */
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  return 3;
+}
+
+int gl_push_backing(lua_State *L, int idx) {
+  gl_state *st = gl_state_of(L);
+  if (!st || st->profile != GR_PROFILE_UNTRUSTED ||
+      lua_type(L, idx) != LUA_TTABLE ||
+      proxy_of(st, lua_topointer(L, idx)) < 0 || !lua_getmetatable(L, idx))
+    return 0;
+  lua_pushliteral(L, "__index");
+  lua_rawget(L, -2);
+  lua_remove(L, -2);
+  gl_materialize_all(L, -1);
+  return 1;
+}
+
+/* If the table on top is a read-only proxy, replaces it with the table
+ * behind it (lazy: nothing is materialized). */
+static void unproxy_top(lua_State *L) {
+  gl_state *st = gl_state_of(L);
+  if (!st || proxy_of(st, lua_topointer(L, -1)) < 0 || !lua_getmetatable(L, -1))
+    return;
+  lua_pushliteral(L, "__index");
+  lua_rawget(L, -2);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+}
+
+/* Replaces the table on top of the stack with a read-only proxy of it,
+ * recorded as proxy k. */
+static void push_proxy(lua_State *L, gl_state *st, int k) {
+  lua_createtable(L, 0, 0);
+  lua_createtable(L, 0, 3);
+  lua_pushvalue(L, -3);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, ro_newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushcfunction(L, ro_pairs);
+  lua_setfield(L, -2, "__pairs");
+  lua_setmetatable(L, -2);
+  lua_replace(L, -2);
+  st->proxies[k] = lua_topointer(L, -1);
+}
+
+/* Untrusted code sees the string metatable through a proxy of a copy: the
+ * real one's __index is the string library's real table, for speed, and
+ * the copy's is the library as untrusted code sees it (its proxy). */
+void gl_push_string_meta(lua_State *L) {
+  gl_state *st = gl_state_of(L);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &string_meta_proxy_key) == LUA_TTABLE)
+    return;
+  lua_pop(L, 1);
+  lua_pushliteral(L, "");
+  lua_getmetatable(L, -1);
+  lua_newtable(L); /* the copy */
+  lua_pushnil(L);
+  while (lua_next(L, -3)) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+  if (gl_push_lib(L, GL_LIB_STRING))
+    lua_setfield(L, -2, "__index");
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+  push_proxy(L, st, GL_STRING_META);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &string_meta_proxy_key);
 }
 
 /* Opens a non-lazy library for real; package's opener also sets a global
@@ -215,14 +330,16 @@ int gl_push_lib(lua_State *L, int lib) {
     gr_state_no_recycle(L); /* it leaves registry state behind */
   }
   st->tables[lib] = lua_topointer(L, -1);
-  lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &lib_keys[lib]);
   /* Listed where Lua looks to name a function in an error message
    * ("bad argument #1 to 'goroutine.sleep'"). */
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   lua_pushvalue(L, -2);
   lua_setfield(L, -2, cat->name);
   lua_pop(L, 1);
+  if (st->profile == GR_PROFILE_UNTRUSTED)
+    push_proxy(L, st, lib);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &lib_keys[lib]);
   return 1;
 }
 
@@ -304,6 +421,10 @@ int gl_reset_state(lua_State *L) {
   if (any_lib) {
     lua_pushnil(L);
     lua_setfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  }
+  if (st->proxies[GL_STRING_META]) {
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &string_meta_proxy_key);
   }
   if (st->tables[GL_LIB_STRING]) { /* strings point at the old table */
     lua_pushliteral(L, "");
@@ -388,8 +509,11 @@ const char *gl_table_name(lua_State *L, int idx) {
     lua_pop(L, 1);
     return found;
   }
-  int lib = lib_of(st, lua_topointer(L, idx));
-  return lib > 0 ? gl_catalog()[lib].name : NULL;
+  const void *table = lua_topointer(L, idx);
+  int lib = lib_of(st, table);
+  if (lib < 0)
+    lib = proxy_of(st, table);
+  return lib > 0 && lib < GL_NLIBS ? gl_catalog()[lib].name : NULL;
 }
 
 int gl_require(lua_State *L) {
@@ -412,7 +536,7 @@ int gl_require(lua_State *L) {
   }
   return luaL_error(L,
                     "module '%s' not found: only the built-in modules "
-                    "(goroutine, log, string, table, math, utf8, os, "
-                    "coroutine) can be required here",
+                    "(goroutine, log, json, http, string, table, math, utf8, "
+                    "os, coroutine) can be required here",
                     name);
 }

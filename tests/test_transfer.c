@@ -298,6 +298,15 @@ START_TEST(plain_packs_refuse_what_json_cannot_hold) {
   ck_assert_int_eq(gr_pack_values(p, L, 1, 1, GR_PACK_PLAIN, "return value", 1,
                                   err, sizeof err),
                    0); /* shared, not cyclic: copied twice */
+  lua_settop(L, 0);
+  /* A shared table whose contents grow the packer's map of seen tables
+   * (a regression: the entry was marked closed at its old address). */
+  luaL_dostring(L, "local x = {} for i = 1, 200 do x[i] = {i} end\n"
+                   "return {x, x}");
+  ck_assert_int_eq(gr_pack_values(p, L, 1, 1, GR_PACK_PLAIN, "return value", 1,
+                                  err, sizeof err),
+                   0);
+  ck_assert_uint_eq(gr_pack_count(p), 5);
   lua_close(L);
 
   gr_pack_reader r;
