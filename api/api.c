@@ -1,6 +1,13 @@
 /*
- * api.c - the api context: configuration with defaults, the bearer-token
- * check, early refusals, and the entry point that routes a request.
+ * api.c - the api context: configuration with defaults, the bearer tokens,
+ * early refusals, and the entry point that routes a request.
+ *
+ * Two tokens: the submit token may do everything, the read token only GET
+ * and HEAD on /v1 and /metrics (a dashboard's token cannot run code). What
+ * is guarded is decided on the decoded route, as the router sees it, so
+ * "/%761/pools" is guarded like "/v1/pools". Comparisons take a time that
+ * depends only on the lengths. During shutdown, requests that would start
+ * work are refused with 503 before anything is read.
  */
 #include "internal.h"
 
@@ -8,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint64_t api_random_key(void); /* results.c */
+uint64_t api_random_key(void);  /* results.c */
+api_watch *api_watch_new(void); /* metrics.c */
+void api_watch_free(api_watch *w);
 
 api_ctx *api_new(const api_config *cfg) {
   api_ctx *api = calloc(1, sizeof *api);
@@ -37,11 +46,17 @@ api_ctx *api_new(const api_config *cfg) {
     api->token = strdup(cfg->token);
     api->token_len = strlen(api->token);
   }
+  if (api->token && cfg->read_token && *cfg->read_token) {
+    api->read_token = strdup(cfg->read_token);
+    api->read_token_len = strlen(api->read_token);
+  }
   api->cfg.token = api->token;
+  api->cfg.read_token = api->read_token;
+  api->watch = api_watch_new();
   api->jobs = api_registry_new();
   pthread_mutex_init(&api->pending_mu, NULL);
   api->id_key = api_random_key();
-  if (!api->jobs) {
+  if (!api->jobs || !api->watch) {
     api_free(api);
     return NULL;
   }
@@ -53,7 +68,9 @@ void api_free(api_ctx *api) {
     return;
   api_registry_free(api->jobs);
   pthread_mutex_destroy(&api->pending_mu);
+  api_watch_free(api->watch);
   free(api->token);
+  free(api->read_token);
   free(api);
 }
 
@@ -67,27 +84,38 @@ static int same_secret(const char *given, size_t given_len, const char *want,
   return diff == 0;
 }
 
-static int authorized(api_ctx *api, const char *authorization) {
+int api_access(api_ctx *api, const char *authorization) {
   if (!api->token)
-    return 1;
+    return API_ACCESS_SUBMIT;
   if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0)
-    return 0;
+    return API_ACCESS_NONE;
   const char *given = authorization + 7;
   while (*given == ' ')
     given++;
-  return same_secret(given, strlen(given), api->token, api->token_len);
+  size_t len = strlen(given);
+  int submit = same_secret(given, len, api->token, api->token_len);
+  int read = api->read_token &&
+             same_secret(given, len, api->read_token, api->read_token_len);
+  return submit ? API_ACCESS_SUBMIT : read ? API_ACCESS_READ : API_ACCESS_NONE;
 }
 
-int api_access(api_ctx *api, const char *authorization) {
-  return authorized(api, authorization) ? API_ACCESS_SUBMIT : API_ACCESS_NONE;
+static int is_read(const char *method) {
+  return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 }
 
-int api_precheck(api_ctx *api, const char *method, const char *path,
-                 const char *authorization, long long content_length,
-                 api_response *resp) {
-  (void)method;
-  int guarded = strncmp(path, "/v1/", 4) == 0 || strcmp(path, "/v1") == 0;
-  if (guarded && !authorized(api, authorization)) {
+/* Routes that start work: refused while the server shuts down. */
+static int starts_work(const char *method, const char *route) {
+  return strcmp(method, "POST") == 0 &&
+         (strcmp(route, "/v1/run") == 0 || strcmp(route, "/v1/jobs") == 0 ||
+          strcmp(route, "/v1/pools") == 0 ||
+          strcmp(route, "/v1/pools/{name}/tasks") == 0);
+}
+
+/* 401 or 403 for a guarded route the token does not open; 0 if it may. */
+static int refuse_access(api_ctx *api, const char *method,
+                         const char *authorization, api_response *resp) {
+  int access = api_access(api, authorization);
+  if (access == API_ACCESS_NONE) {
     api_problem(resp, 401, "unauthorized", "Unauthorized", NULL, "%s",
                 authorization ? "the bearer token is not valid"
                               : "this server needs a bearer token "
@@ -96,6 +124,33 @@ int api_precheck(api_ctx *api, const char *method, const char *path,
                    authorization ? "Bearer realm=\"goroutined\", "
                                    "error=\"invalid_token\""
                                  : "Bearer realm=\"goroutined\"");
+    return 1;
+  }
+  if (access == API_ACCESS_READ && !is_read(method)) {
+    char m[24];
+    api_quote(m, sizeof m, method, strlen(method));
+    api_problem(resp, 403, "read-only-token", "Forbidden", NULL,
+                "this token may only read (GET and HEAD on /v1 and "
+                "/metrics); %s needs the submit token",
+                m);
+    return 1;
+  }
+  return 0;
+}
+
+int api_precheck(api_ctx *api, const char *method, const char *path,
+                 const char *authorization, long long content_length,
+                 api_response *resp) {
+  const char *route = api_route_of(path);
+  int open = strcmp(route, "/") == 0 || strcmp(route, "/healthz") == 0 ||
+             strcmp(route, "/openapi.yaml") == 0;
+  if (!open && refuse_access(api, method, authorization, resp))
+    return 1;
+  if (atomic_load(&api->draining) && starts_work(method, route)) {
+    api_problem(resp, 503, "shutting-down", "Service Unavailable", NULL,
+                "the server is shutting down and accepts no new work; "
+                "retry in a moment (another instance may answer)");
+    api_set_header(resp, "Retry-After", "5");
     return 1;
   }
   if (content_length >= 0 && (size_t)content_length > api->cfg.max_body) {
@@ -110,6 +165,10 @@ void api_too_large(api_ctx *api, api_response *resp) {
               json_pack("{s:I}", "max_body", (json_int_t)api->cfg.max_body),
               "the request body is larger than the limit of %zu bytes",
               api->cfg.max_body);
+}
+
+void api_drain(api_ctx *api) {
+  atomic_store(&api->draining, 1);
 }
 
 int api_handle(api_ctx *api, const api_request *req, api_response *resp,

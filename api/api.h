@@ -34,6 +34,22 @@ typedef struct api_config {
                                  thread for up to this long; 0 = the default,
                                  500; < 0 = never */
   const char *token;          /* bearer token for /v1; NULL = open */
+  const char *read_token;     /* may only read (see api_access); ignored
+                                 without token */
+  /* Server-wide limits; 0 = none (goroutined serve sets its defaults). */
+  size_t max_pools;      /* open pools (409 beyond) */
+  size_t max_queued;     /* tasks waiting in pool queues, all pools (429) */
+  size_t max_long_polls; /* requests held waiting at once (429) */
+  size_t max_jobs;       /* jobs running at once (429) */
+  /* Per job (a snippet and every goroutine it starts); 0 = none. */
+  size_t job_memory_limit;
+  uint32_t job_max_goroutines;
+  /* Called once per job (POST /v1/jobs) as it ends, on the thread that
+   * ends it: its id, final state and run time (-1 if it never ran). Pool
+   * tasks are reported by gr_pool_observe instead. NULL: not called. */
+  void (*on_job_end)(void *ud, const char *id, const char *state,
+                     int64_t run_ms);
+  void *on_job_end_ud;
 } api_config;
 
 api_ctx *api_new(const api_config *cfg);
@@ -89,6 +105,11 @@ int api_precheck(api_ctx *api, const char *method, const char *path,
                  api_response *resp);
 /* The 413 answer for a body that grew past the limit while read. */
 void api_too_large(api_ctx *api, api_response *resp);
+/* A problem+json answer for what the server layer refuses on its own (a
+ * URL or a request head over its limit); slug names the problem type. */
+void api_transport_problem(api_response *resp, int status, const char *slug,
+                           const char *title, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* Shutdown: wakes every pending request now (each then answers with the
  * state it has), and from now on requests do not wait. */
 void api_wake_all(api_ctx *api);
@@ -96,9 +117,32 @@ size_t api_pending_count(api_ctx *api);
 
 /* What a request's bearer token allows: with no token configured, every
  * request may submit; otherwise the submit token may do everything, the
- * read token (if configured) only GET/HEAD on /v1 and /metrics. */
+ * read token (if configured) only GET/HEAD on /v1 and /metrics. / and
+ * /healthz (and /openapi.yaml) need no token; a read token elsewhere than
+ * it may go gets 403, no or a wrong token 401 (api_precheck). */
 enum { API_ACCESS_NONE = 0, API_ACCESS_READ = 1, API_ACCESS_SUBMIT = 2 };
 int api_access(api_ctx *api, const char *authorization);
+
+/* Shutdown begins: from now on a request that would start work (POST
+ * /v1/run, /v1/jobs, /v1/pools, /v1/pools/{name}/tasks) gets 503 with
+ * Retry-After; everything else still answers. */
+void api_drain(api_ctx *api);
+
+/* ---- what the server layer reports (metrics.c) ---------------------------
+ * Routes are named by their pattern, never by the raw path, so logs and
+ * metrics stay bounded: "/v1/pools/{name}/tasks/{id}", or "other". */
+const char *api_route_of(const char *path);
+/* A request's head arrived... */
+void api_request_began(api_ctx *api);
+/* ...and it is over: answered with status (0: the client left first),
+ * route as api_route_of gave it. */
+void api_request_ended(api_ctx *api, const char *method, const char *route,
+                       int status, int64_t duration_ns);
+/* The server closed a connection whose client was too slow to send a
+ * request. */
+void api_connection_timed_out(api_ctx *api);
+/* A connection opened (+1) or closed (-1). */
+void api_connections_changed(api_ctx *api, int delta);
 
 /* The OpenAPI document, embedded at build time. */
 extern const char api_openapi_yaml[];

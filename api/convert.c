@@ -1,5 +1,14 @@
 /*
- * convert.c - JSON <-> the runtime's values, and compiling snippets.
+ * convert.c - what comes in: request paths, bodies and their fields, JSON
+ * to the runtime's values, and compiling snippets. (What goes out is
+ * json_out.c.)
+ *
+ * A path is split into segments, each percent-decoded once, so no escape
+ * can make a new segment or a step up; %00 and bad escapes match no route.
+ * A body must be a JSON object, declared as application/json; every field
+ * is checked for presence, type and range, and every refusal names the
+ * field and says what it must be and what it was. Strings may hold NUL
+ * (\u0000) where a Lua string can; Lua code, names and ids cannot.
  *
  * JSON to Lua: null -> nil, booleans, integers (that fit 64 bits) ->
  * integers, other numbers -> floats, strings, arrays -> sequences
@@ -15,9 +24,11 @@
  */
 #include "internal.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <lauxlib.h>
 #include <math.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,4 +141,380 @@ int api_compile(const char *code, size_t len, gr_pack *p, char *err,
   int rc = gr_pack_values(p, L, -1, 1, 0, "argument", 1, err, errlen);
   lua_settop(L, 0);
   return rc;
+}
+
+/* ---- request bodies and their fields --------------------------------------
+ */
+
+static int is_json_type(const char *ct) {
+  if (!ct)
+    return 0;
+  while (*ct == ' ')
+    ct++;
+  if (strncasecmp(ct, "application/json", 16) != 0)
+    return 0;
+  ct += 16;
+  while (*ct == ' ')
+    ct++;
+  return *ct == '\0' || *ct == ';';
+}
+
+void api_describe(json_t *v, char *out, size_t outlen) {
+  switch (json_typeof(v)) {
+  case JSON_OBJECT:
+    snprintf(out, outlen, "an object");
+    return;
+  case JSON_ARRAY:
+    snprintf(out, outlen, "an array");
+    return;
+  case JSON_STRING:
+    snprintf(out, outlen, "a string");
+    return;
+  case JSON_INTEGER:
+    snprintf(out, outlen, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    return;
+  case JSON_REAL: {
+    double d = json_real_value(v);
+    snprintf(out, outlen, "%.15g", d);
+    if (strtod(out, NULL) != d)
+      snprintf(out, outlen, "%.17g", d);
+    if (!strpbrk(out, ".eE") && outlen > strlen(out) + 2)
+      strcat(out, ".0");
+    return;
+  }
+  case JSON_TRUE:
+    snprintf(out, outlen, "true");
+    return;
+  case JSON_FALSE:
+    snprintf(out, outlen, "false");
+    return;
+  case JSON_NULL:
+    snprintf(out, outlen, "null");
+    return;
+  }
+  snprintf(out, outlen, "something else");
+}
+
+json_t *api_parse_body(const api_request *req, api_response *r,
+                       int allow_empty) {
+  if (req->body_len == 0) {
+    if (allow_empty)
+      return json_object();
+    api_problem(r, 400, "missing-body", "Bad Request", NULL,
+                "the request body must be a JSON object; it is empty");
+    return NULL;
+  }
+  if (!is_json_type(req->content_type)) {
+    char ct[96] = "(none)";
+    if (req->content_type)
+      api_quote(ct, sizeof ct, req->content_type, strlen(req->content_type));
+    api_problem(r, 415, "unsupported-media-type", "Unsupported Media Type",
+                NULL,
+                "the request body must be JSON (Content-Type: "
+                "application/json), not '%s'",
+                ct);
+    return NULL;
+  }
+  const char *nul = memchr(req->body, '\0', req->body_len);
+  if (nul) { /* jansson would take it for the end of the text */
+    size_t at = (size_t)(nul - req->body);
+    api_problem(r, 400, "malformed-json", "Malformed JSON",
+                json_pack("{s:I}", "position", (json_int_t)at),
+                "the body is not valid JSON: it has a NUL byte at byte %zu "
+                "(inside a string, write \\u0000)",
+                at);
+    return NULL;
+  }
+  json_error_t err;
+  json_t *body = json_loadb(
+      req->body, req->body_len,
+      JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &err);
+  if (!body) {
+    char text[200];
+    api_quote(text, sizeof text, err.text, strlen(err.text));
+    api_problem(r, 400, "malformed-json", "Malformed JSON",
+                json_pack("{s:i,s:i,s:i}", "line", err.line, "column",
+                          err.column, "position", err.position),
+                "the body is not valid JSON: %s (line %d, column %d)", text,
+                err.line, err.column);
+    return NULL;
+  }
+  if (!json_is_object(body)) {
+    char what[48];
+    api_describe(body, what, sizeof what);
+    json_decref(body);
+    api_problem(r, 400, "bad-request", "Bad Request", NULL,
+                "the request body must be a JSON object, not %s", what);
+    return NULL;
+  }
+  return body;
+}
+
+int api_check_fields(json_t *body, const char *const *allowed,
+                     api_response *r) {
+  const char *key;
+  size_t klen;
+  json_t *v;
+  void *tmp;
+  json_object_keylen_foreach_safe(body, tmp, key, klen, v) {
+    int known = 0;
+    for (int i = 0; allowed[i]; i++)
+      known |= strcmp(key, allowed[i]) == 0;
+    if (!known) {
+      char list[128] = "", name[80];
+      for (int i = 0; allowed[i]; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                 i ? ", " : "", allowed[i]);
+      api_quote(name, sizeof name, key, klen);
+      api_problem(r, 400, "unknown-field", "Bad Request",
+                  json_pack("{s:s}", "field", name),
+                  "unknown field '%s' (the fields are: %s)", name, list);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+void api_bad_field(api_response *r, const char *field, const char *fmt, ...) {
+  char what[700];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(what, sizeof what, fmt, ap);
+  va_end(ap);
+  api_problem(r, 400, "invalid-field", "Bad Request",
+              json_pack("{s:s}", "field", field), "field '%s' %s", field, what);
+}
+
+int api_int_field(json_t *body, const char *field, int64_t min, int64_t max,
+                  int64_t dflt, const char *limit, int64_t *out,
+                  api_response *r) {
+  json_t *v = json_object_get(body, field);
+  if (!v || json_is_null(v)) {
+    *out = dflt;
+    return 0;
+  }
+  if (json_is_integer(v) && json_integer_value(v) >= min &&
+      json_integer_value(v) <= max) {
+    *out = json_integer_value(v);
+    return 0;
+  }
+  char what[48], because[64] = "";
+  api_describe(v, what, sizeof what);
+  if (limit)
+    snprintf(because, sizeof because, " (the server's %s)", limit);
+  api_problem(r, 400, "invalid-field", "Bad Request",
+              limit ? json_pack("{s:s,s:s,s:I}", "field", field, "limit", limit,
+                                "maximum", (json_int_t)max)
+                    : json_pack("{s:s}", "field", field),
+              "field '%s' must be an integer from %lld to %lld%s, not %s",
+              field, (long long)min, (long long)max, because, what);
+  return -1;
+}
+
+int api_string_field(json_t *body, const char *field, int required,
+                     const char *must, const char **out, size_t *len,
+                     api_response *r) {
+  json_t *v = json_object_get(body, field);
+  *out = NULL;
+  *len = 0;
+  if (!v || json_is_null(v)) {
+    if (required)
+      api_bad_field(r, field, "is required (%s)", must);
+    return required ? -1 : 0;
+  }
+  if (!json_is_string(v)) {
+    char what[48];
+    api_describe(v, what, sizeof what);
+    api_bad_field(r, field, "must be %s, not %s", must, what);
+    return -1;
+  }
+  *out = json_string_value(v);
+  *len = json_string_length(v);
+  return 0;
+}
+
+/* A decimal number of seconds: digits, and a fraction if any. */
+static int parse_seconds(const char *s, double *out) {
+  const char *p = s;
+  int digits = 0;
+  while (isdigit((unsigned char)*p))
+    p++, digits++;
+  if (*p == '.')
+    for (p++; isdigit((unsigned char)*p); p++)
+      digits++;
+  if (*p || !digits)
+    return -1;
+  *out = strtod(s, NULL);
+  return 0;
+}
+
+int64_t api_wait_param(api_ctx *api, const api_request *req, api_response *r) {
+  const char *q = req->query;
+  while (q && *q) {
+    const char *amp = strchr(q, '&');
+    size_t len = amp ? (size_t)(amp - q) : strlen(q);
+    if (len >= 5 && strncmp(q, "wait=", 5) == 0) {
+      char buf[48], shown[64];
+      size_t n = len - 5 < sizeof buf - 1 ? len - 5 : sizeof buf - 1;
+      memcpy(buf, q + 5, n);
+      buf[n] = '\0';
+      double secs, max = (double)api->cfg.max_wait_ms / 1000.0;
+      if (parse_seconds(buf, &secs) != 0 || secs > max) {
+        api_quote(shown, sizeof shown, q + 5, len - 5);
+        api_problem(r, 400, "invalid-parameter", "Bad Request",
+                    json_pack("{s:s,s:s,s:f}", "parameter", "wait", "limit",
+                              "--max-wait", "maximum", max),
+                    "query parameter 'wait' must be a number of seconds "
+                    "from 0 to %g (the server's --max-wait), not '%s'",
+                    max, shown);
+        return -1;
+      }
+      return (int64_t)ceil(secs * 1000.0);
+    }
+    q = amp ? amp + 1 : NULL;
+  }
+  return 0;
+}
+
+/* ---- snippets -------------------------------------------------------------
+ */
+
+static int parse_snippet(api_ctx *api, json_t *body, api_snippet *s,
+                         api_response *r) {
+  static const char *const fields[] = {"code", "args", "timeout_ms", NULL};
+  if (api_check_fields(body, fields, r) != 0)
+    return -1;
+  const char *code;
+  size_t len;
+  if (api_string_field(body, "code", 1, "a string of Lua code", &code, &len,
+                       r) != 0)
+    return -1;
+  const char *nul = memchr(code, '\0', len);
+  if (nul) {
+    api_bad_field(r, "code",
+                  "has a NUL character (\\u0000) at byte %zu; Lua code "
+                  "cannot (in a Lua string, write \\0)",
+                  (size_t)(nul - code));
+    return -1;
+  }
+  json_t *args = json_object_get(body, "args");
+  if (args && !json_is_null(args) && !json_is_array(args)) {
+    char what[48];
+    api_describe(args, what, sizeof what);
+    api_bad_field(r, "args",
+                  "must be an array (its items become `...`), not %s", what);
+    return -1;
+  }
+  if (api_int_field(body, "timeout_ms", 1, api->cfg.max_timeout_ms,
+                    api->cfg.default_timeout_ms, "--max-timeout",
+                    &s->timeout_ms, r) != 0)
+    return -1;
+  s->pack = gr_pack_new();
+  char err[512];
+  int line;
+  if (api_compile(code, len, s->pack, err, sizeof err, &line) != 0) {
+    gr_pack_free(s->pack);
+    s->pack = NULL;
+    char shown[600];
+    api_quote(shown, sizeof shown, err, strlen(err));
+    api_problem(r, 400, "syntax-error", "Lua Syntax Error",
+                json_pack("{s:i}", "line", line), "%s", shown);
+    return -1;
+  }
+  size_t i;
+  json_t *item;
+  json_array_foreach(args, i, item) {
+    if (api_json_to_pack(s->pack, item, err, sizeof err) != 0) {
+      gr_pack_free(s->pack);
+      s->pack = NULL;
+      api_bad_field(r, "args", "item %zu: %s", i + 1, err);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+int api_read_snippet(api_ctx *api, const api_request *req, api_snippet *s,
+                     api_response *r) {
+  json_t *body = api_parse_body(req, r, 0);
+  if (!body)
+    return -1;
+  int rc = parse_snippet(api, body, s, r);
+  json_decref(body);
+  return rc;
+}
+
+/* ---- paths ----------------------------------------------------------------
+ */
+
+static int hexval(int c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  c = tolower(c);
+  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+const char *api_path_split(const char *path, api_path *a) {
+  a->nseg = 0;
+  if (*path != '/')
+    return "it does not start with '/'";
+  const char *p = path + 1;
+  if (*p == '\0')
+    return NULL;
+  while (*p) {
+    const char *end = strchr(p, '/');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (len == 0)
+      return "it has an empty segment";
+    if (a->nseg == API_MAX_SEGMENTS)
+      return "it has too many segments";
+    char *seg = malloc(len + 1);
+    if (!seg)
+      return "out of memory";
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+      if (p[i] == '%') {
+        int hi = i + 2 < len ? hexval(p[i + 1]) : -1;
+        int lo = i + 2 < len ? hexval(p[i + 2]) : -1;
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+          free(seg);
+          return hi == 0 && lo == 0 ? "it has an encoded NUL (%00)"
+                                    : "it has a bad percent-escape";
+        }
+        seg[n++] = (char)(hi * 16 + lo);
+        i += 2;
+      } else {
+        seg[n++] = p[i];
+      }
+    }
+    seg[n] = '\0';
+    a->seg[a->nseg++] = seg;
+    p += len;
+    if (*p == '/')
+      p++;
+    if (end && *p == '\0')
+      return "it ends with '/'";
+  }
+  return NULL;
+}
+
+void api_path_free(api_path *a) {
+  for (int i = 0; i < a->nseg; i++)
+    free(a->seg[i]);
+}
+
+void api_path_escape(char *out, size_t outlen, const char *s) {
+  static const char hex[] = "0123456789ABCDEF";
+  size_t w = 0;
+  for (; *s && w + 4 <= outlen; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out[w++] = (char)c;
+    } else {
+      out[w++] = '%';
+      out[w++] = hex[c >> 4];
+      out[w++] = hex[c & 15];
+    }
+  }
+  out[w] = '\0';
 }

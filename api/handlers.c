@@ -26,278 +26,37 @@
 #include "internal.h"
 
 #include <ctype.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SEGMENTS 6
 #define MAX_AWAIT_IDS 1000
+#define MAX_POOL_NAME 64
+#define MAX_POOL_WORKERS 100000
+#define MAX_POOL_QUEUE 1000000
 #define RUN_GRACE_MS 1000
 
-typedef struct route_args {
-  char *seg[MAX_SEGMENTS];
-  int nseg;
-} route_args;
+/* ---- the path -------------------------------------------------------------
+ */
 
-/* ---- request helpers ---------------------------------------------------- */
-
-static int hexval(int c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  c = tolower(c);
-  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+static void no_such_resource(api_response *r, const char *path,
+                             const char *why) {
+  char shown[160];
+  api_quote(shown, sizeof shown, path, strlen(path));
+  api_problem(r, 404, "not-found", "Not Found", NULL,
+              "no such resource: %s%s%s", shown, why ? ": " : "",
+              why ? why : "");
 }
 
-/* Splits the path into percent-decoded segments. Returns -1 for a path
- * that no route can match (bad escapes, NUL, empty segments, too deep). */
-static int split_path(const char *path, route_args *a) {
-  a->nseg = 0;
-  if (*path != '/')
-    return -1;
-  const char *p = path + 1;
-  if (*p == '\0')
-    return 0;
-  while (*p) {
-    const char *end = strchr(p, '/');
-    size_t len = end ? (size_t)(end - p) : strlen(p);
-    if (len == 0 || a->nseg == MAX_SEGMENTS)
-      return -1;
-    char *seg = malloc(len + 1);
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-      if (p[i] == '%') {
-        int hi = i + 2 < len ? hexval(p[i + 1]) : -1;
-        int lo = i + 2 < len ? hexval(p[i + 2]) : -1;
-        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) { /* bad or %00 */
-          free(seg);
-          return -1;
-        }
-        seg[n++] = (char)(hi * 16 + lo);
-        i += 2;
-      } else {
-        seg[n++] = p[i];
-      }
-    }
-    seg[n] = '\0';
-    a->seg[a->nseg++] = seg;
-    p += len;
-    if (*p == '/')
-      p++;
-    if (end && *p == '\0')
-      return -1; /* a trailing slash */
-  }
-  return 0;
-}
-
-static void free_segments(route_args *a) {
-  for (int i = 0; i < a->nseg; i++)
-    free(a->seg[i]);
-}
-
-static int is_json_type(const char *ct) {
-  if (!ct)
-    return 0;
-  while (*ct == ' ')
-    ct++;
-  if (strncasecmp(ct, "application/json", 16) != 0)
-    return 0;
-  ct += 16;
-  while (*ct == ' ')
-    ct++;
-  return *ct == '\0' || *ct == ';';
-}
-
-/* The body as a JSON object, or NULL with the answer set. */
-static json_t *parse_body(const api_request *req, api_response *r,
-                          int allow_empty) {
-  if (req->body_len == 0 && allow_empty)
-    return json_object();
-  if (!is_json_type(req->content_type)) {
-    api_problem(r, 415, "unsupported-media-type", "Unsupported Media Type",
-                NULL,
-                "the request body must be JSON (Content-Type: "
-                "application/json), not '%s'",
-                req->content_type ? req->content_type : "(none)");
-    return NULL;
-  }
-  if (req->body_len == 0) {
-    api_problem(r, 400, "bad-request", "Bad Request", NULL,
-                "the request body must be a JSON object; it is empty");
-    return NULL;
-  }
-  json_error_t err;
-  json_t *body =
-      json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &err);
-  if (!body) {
-    api_problem(r, 400, "malformed-json", "Malformed JSON",
-                json_pack("{s:i,s:i}", "line", err.line, "column", err.column),
-                "the body is not valid JSON: %s (line %d, column %d)", err.text,
-                err.line, err.column);
-    return NULL;
-  }
-  if (!json_is_object(body)) {
-    json_decref(body);
-    api_problem(r, 400, "bad-request", "Bad Request", NULL,
-                "the request body must be a JSON object");
-    return NULL;
-  }
-  return body;
-}
-
-/* Refuses fields not in allowed (NULL-terminated). */
-static int check_fields(json_t *body, const char *const *allowed,
-                        api_response *r) {
-  const char *key;
-  json_t *v;
-  json_object_foreach(body, key, v) {
-    int known = 0;
-    for (int i = 0; allowed[i]; i++)
-      known |= strcmp(key, allowed[i]) == 0;
-    if (!known) {
-      char list[128] = "";
-      for (int i = 0; allowed[i]; i++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
-                 i ? ", " : "", allowed[i]);
-      api_problem(r, 400, "unknown-field", "Bad Request",
-                  json_pack("{s:s}", "field", key),
-                  "unknown field '%s' (the fields are: %s)", key, list);
-      return -1;
-    }
-  }
-  return 0;
-}
-
-static void bad_field(api_response *r, const char *field, const char *what) {
-  api_problem(r, 400, "invalid-field", "Bad Request",
-              json_pack("{s:s}", "field", field), "field '%s' %s", field, what);
-}
-
-/* An optional integer field in [min, max]; -1 with the answer set. */
-static int int_field(json_t *body, const char *field, int64_t min, int64_t max,
-                     int64_t dflt, int64_t *out, api_response *r) {
-  json_t *v = json_object_get(body, field);
-  if (!v || json_is_null(v)) {
-    *out = dflt;
-    return 0;
-  }
-  if (!json_is_integer(v) || json_integer_value(v) < min ||
-      json_integer_value(v) > max) {
-    char what[96];
-    snprintf(what, sizeof what, "must be an integer from %lld to %lld",
-             (long long)min, (long long)max);
-    bad_field(r, field, what);
-    return -1;
-  }
-  *out = json_integer_value(v);
-  return 0;
-}
-
-/* The timeout_ms of a bounded wait (pool wait, await): 30 s unless the
- * server's longest wait is shorter; -1 with the answer set. */
-static int wait_field(api_ctx *api, json_t *body, int64_t *out,
-                      api_response *r) {
-  int64_t max = api->cfg.max_wait_ms;
-  return int_field(body, "timeout_ms", 0, max, max < 30000 ? max : 30000, out,
-                   r);
-}
-
-/* ?wait=SECONDS in ms (0 when absent); -1 with the answer set. */
-static int64_t wait_param(api_ctx *api, const api_request *req,
-                          api_response *r) {
-  const char *q = req->query;
-  while (q && *q) {
-    const char *amp = strchr(q, '&');
-    size_t len = amp ? (size_t)(amp - q) : strlen(q);
-    if (len > 5 && strncmp(q, "wait=", 5) == 0) {
-      char buf[32];
-      size_t n = len - 5 < sizeof buf - 1 ? len - 5 : sizeof buf - 1;
-      memcpy(buf, q + 5, n);
-      buf[n] = '\0';
-      char *end;
-      double secs = strtod(buf, &end);
-      double max = (double)api->cfg.max_wait_ms / 1000.0;
-      if (*end || end == buf || !isfinite(secs) || secs < 0 || secs > max) {
-        api_problem(r, 400, "invalid-parameter", "Bad Request",
-                    json_pack("{s:s}", "parameter", "wait"),
-                    "query parameter 'wait' must be a number of seconds "
-                    "from 0 to %g, not '%s'",
-                    max, buf);
-        return -1;
-      }
-      return (int64_t)ceil(secs * 1000.0);
-    }
-    q = amp ? amp + 1 : NULL;
-  }
-  return 0;
-}
-
-typedef struct snippet {
-  gr_pack *pack;
-  int64_t timeout_ms;
-} snippet;
-
-/* code, args, timeout_ms -> a pack with the compiled chunk and arguments. */
-static int parse_snippet(api_ctx *api, json_t *body, snippet *s,
-                         api_response *r) {
-  static const char *const fields[] = {"code", "args", "timeout_ms", NULL};
-  if (check_fields(body, fields, r) != 0)
-    return -1;
-  json_t *code = json_object_get(body, "code");
-  if (!json_is_string(code)) {
-    bad_field(r, "code", code ? "must be a string of Lua code" : "is required");
-    return -1;
-  }
-  json_t *args = json_object_get(body, "args");
-  if (args && !json_is_null(args) && !json_is_array(args)) {
-    bad_field(r, "args", "must be an array (its items become `...`)");
-    return -1;
-  }
-  if (int_field(body, "timeout_ms", 1, api->cfg.max_timeout_ms,
-                api->cfg.default_timeout_ms, &s->timeout_ms, r) != 0)
-    return -1;
-  s->pack = gr_pack_new();
-  char err[512];
-  int line;
-  if (api_compile(json_string_value(code), json_string_length(code), s->pack,
-                  err, sizeof err, &line) != 0) {
-    gr_pack_free(s->pack);
-    api_problem(r, 400, "syntax-error", "Lua Syntax Error",
-                json_pack("{s:i}", "line", line), "%s", err);
-    return -1;
-  }
-  size_t i;
-  json_t *item;
-  json_array_foreach(args, i, item) {
-    if (api_json_to_pack(s->pack, item, err, sizeof err) != 0) {
-      gr_pack_free(s->pack);
-      char what[600];
-      snprintf(what, sizeof what, "item %zu: %s", i + 1, err);
-      bad_field(r, "args", what);
-      return -1;
-    }
-  }
-  return 0;
-}
-
-/* Reads a request whose body is a snippet; 0, or -1 with the answer set. */
-static int read_snippet(api_ctx *api, const api_request *req, snippet *s,
-                        api_response *r) {
-  json_t *body = parse_body(req, r, 0);
-  if (!body)
-    return -1;
-  int rc = parse_snippet(api, body, s, r);
-  json_decref(body);
-  return rc;
-}
-
-static gr_spawn spawn_for(api_ctx *api, snippet *s, gr_future *f) {
+static gr_spawn spawn_for(api_ctx *api, api_snippet *s, gr_future *f) {
   gr_spawn sp = {.pack = s->pack,
                  .profile = api->cfg.profile,
                  .timeout_ms = s->timeout_ms,
                  .future = f,
                  .memory_limit = api->cfg.memory_limit,
-                 .result_flags = GR_PACK_PLAIN};
+                 .result_flags = GR_PACK_PLAIN,
+                 .job_memory_limit = api->cfg.job_memory_limit,
+                 .job_max_goroutines = api->cfg.job_max_goroutines};
   s->pack = NULL; /* consumed by the spawn */
   return sp;
 }
@@ -331,13 +90,32 @@ static void reply_stats(api_response *r, int status, const gr_pool_stats *st) {
   api_reply_out(r, status, &o);
 }
 
+static int valid_pool_name(const char *s, size_t n) {
+  if (n == 0 || n > MAX_POOL_NAME)
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_' &&
+        s[i] != '.')
+      return 0;
+  return s[0] != '.';
+}
+
+#define POOL_NAME_RULE                                                         \
+  "1 to 64 letters, digits, '-', '_' or '.' (not starting with '.')"
+
 static void pool_missing(api_response *r, const char *name, int rc) {
+  char shown[96];
+  api_quote(shown, sizeof shown, name, strlen(name));
+  json_t *extra = json_pack("{s:s}", "pool", shown);
   if (rc == GR_ECLOSED)
-    api_problem(r, 404, "pool-not-found", "Not Found",
-                json_pack("{s:s}", "pool", name), "pool '%s' was closed", name);
+    api_problem(r, 404, "pool-not-found", "Not Found", extra,
+                "pool '%s' was closed", shown);
+  else if (!valid_pool_name(name, strlen(name)))
+    api_problem(r, 404, "pool-not-found", "Not Found", extra,
+                "pool '%s' not found: pool names are " POOL_NAME_RULE, shown);
   else
-    api_problem(r, 404, "pool-not-found", "Not Found",
-                json_pack("{s:s}", "pool", name), "pool '%s' not found", name);
+    api_problem(r, 404, "pool-not-found", "Not Found", extra,
+                "pool '%s' not found", shown);
 }
 
 /* Looks the pool up for a route; NULL with the answer set. */
@@ -373,43 +151,81 @@ static void list_pools(api_ctx *api, api_response *r) {
   api_reply_out(r, 200, &o);
 }
 
-static int valid_pool_name(const char *s) {
-  size_t n = strlen(s);
-  if (n == 0 || n > 64)
+/* Pool creates and submits check the server-wide limits and act under this
+ * lock, so two requests cannot both take the last place. */
+static pthread_mutex_t limits_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Open pools now, and (if queued is not NULL) their queued tasks. */
+static size_t count_pools(api_ctx *api, int64_t *queued) {
+  char **names;
+  size_t n = gr_pool_names(api->cfg.rt, &names);
+  if (queued)
+    *queued = 0;
+  for (size_t i = 0; i < n; i++) {
+    gr_pool_stats st;
+    if (queued && gr_pool_stats_get(api->cfg.rt, names[i], &st) == GR_OK)
+      *queued += st.queued;
+    free(names[i]);
+  }
+  free(names);
+  return n;
+}
+
+/* Caller holds limits_mu. 0, or -1 with the 409 answer set. */
+static int pool_room(api_ctx *api, const char *name, api_response *r) {
+  size_t max = api->cfg.max_pools;
+  if (max == 0 || count_pools(api, NULL) < max)
     return 0;
-  for (size_t i = 0; i < n; i++)
-    if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_' &&
-        s[i] != '.')
-      return 0;
-  return s[0] != '.';
+  gr_pool *old = gr_pool_find(api->cfg.rt, name);
+  int exists = old && !gr_pool_closed(old);
+  gr_pool_unref(old);
+  if (exists) /* the more useful answer */
+    return 0;
+  api_problem(r, 409, "too-many-pools", "Conflict",
+              json_pack("{s:s,s:I}", "limit", "--max-pools", "maximum",
+                        (json_int_t)max),
+              "the server already has %zu pools, its limit (--max-pools); "
+              "close one (DELETE /v1/pools/{name}) first",
+              max);
+  return -1;
 }
 
 static void create_pool(api_ctx *api, const api_request *req, api_response *r) {
   static const char *const fields[] = {"name", "workers", "queue_size", NULL};
-  json_t *body = parse_body(req, r, 0);
+  json_t *body = api_parse_body(req, r, 0);
   if (!body)
     return;
-  json_t *name = json_object_get(body, "name");
   int64_t workers, queue_size;
-  if (check_fields(body, fields, r) != 0)
+  const char *n;
+  size_t len;
+  if (api_check_fields(body, fields, r) != 0 ||
+      api_string_field(body, "name", 1, POOL_NAME_RULE, &n, &len, r) != 0)
     goto out;
-  if (!json_is_string(name) || !valid_pool_name(json_string_value(name))) {
-    bad_field(r, "name",
-              name ? "must be 1 to 64 letters, digits, '-', '_' or '.' (not "
-                     "starting with '.')"
-                   : "is required");
+  if (!valid_pool_name(n, len)) {
+    char shown[96];
+    api_quote(shown, sizeof shown, n, len);
+    api_bad_field(r, "name", "must be " POOL_NAME_RULE ", not '%s'%s", shown,
+                  len > MAX_POOL_NAME ? " (too long)" : "");
     goto out;
   }
-  if (!json_object_get(body, "workers")) {
-    bad_field(r, "workers", "is required");
+  json_t *given = json_object_get(body, "workers");
+  if (!given || json_is_null(given)) {
+    api_bad_field(r, "workers", "is required (an integer from 1 to %d)",
+                  MAX_POOL_WORKERS);
     goto out;
   }
-  if (int_field(body, "workers", 1, 100000, 4, &workers, r) != 0 ||
-      int_field(body, "queue_size", 0, 1000000, 2 * workers, &queue_size, r) !=
-          0)
+  if (api_int_field(body, "workers", 1, MAX_POOL_WORKERS, 4, NULL, &workers,
+                    r) != 0 ||
+      api_int_field(body, "queue_size", 0, MAX_POOL_QUEUE, 2 * workers, NULL,
+                    &queue_size, r) != 0)
     goto out;
-  const char *n = json_string_value(name);
-  int rc = gr_pool_create(api->cfg.rt, n, workers, queue_size);
+  pthread_mutex_lock(&limits_mu);
+  int refused = pool_room(api, n, r) != 0;
+  int rc =
+      refused ? GR_OK : gr_pool_create(api->cfg.rt, n, workers, queue_size);
+  pthread_mutex_unlock(&limits_mu);
+  if (refused)
+    goto out;
   if (rc == GR_EEXIST) {
     api_problem(r, 409, "pool-exists", "Conflict",
                 json_pack("{s:s}", "pool", n), "pool '%s' already exists", n);
@@ -443,8 +259,7 @@ static void delete_pool(api_ctx *api, const char *name, api_response *r) {
   r->status = 204;
 }
 
-static void build_pool_wait(api_ctx *api, api_pending *p, api_response *r) {
-  const char *name = api_pending_data(p);
+static void reply_pool_wait(api_ctx *api, const char *name, api_response *r) {
   gr_pool_stats st;
   int rc = gr_pool_stats_get(api->cfg.rt, name, &st);
   if (rc != GR_OK) { /* closed while we waited: nothing left to run */
@@ -460,24 +275,52 @@ static void build_pool_wait(api_ctx *api, api_pending *p, api_response *r) {
   api_reply_out(r, 200, &o);
 }
 
+static void build_pool_wait(api_ctx *api, api_pending *p, api_response *r) {
+  reply_pool_wait(api, api_pending_data(p), r);
+}
+
+/* The timeout_ms of a bounded wait (pool wait, await): 30 s unless the
+ * server's longest wait is shorter; -1 with the answer set. */
+static int wait_field(api_ctx *api, json_t *body, int64_t *out,
+                      api_response *r) {
+  int64_t max = api->cfg.max_wait_ms;
+  return api_int_field(body, "timeout_ms", 0, max, max < 30000 ? max : 30000,
+                       "--max-wait", out, r);
+}
+
 static int wait_pool(api_ctx *api, const api_request *req, const char *name,
                      api_response *r, api_pending **pending, api_wake_fn wake,
                      void *ud) {
   static const char *const fields[] = {"timeout_ms", NULL};
-  json_t *body = parse_body(req, r, 1);
+  json_t *body = api_parse_body(req, r, 1);
   if (!body)
     return API_DONE;
   int64_t timeout;
-  if (check_fields(body, fields, r) != 0 ||
-      wait_field(api, body, &timeout, r) != 0) {
-    json_decref(body);
-    return API_DONE;
-  }
+  int bad = api_check_fields(body, fields, r) != 0 ||
+            wait_field(api, body, &timeout, r) != 0;
   json_decref(body);
+  if (bad)
+    return API_DONE;
   gr_pool *pool = open_pool(api, name, r);
   if (!pool)
     return API_DONE;
+  if (gr_pool_idle(pool) || timeout == 0) { /* nothing to wait for */
+    gr_pool_unref(pool);
+    reply_pool_wait(api, name, r);
+    return API_DONE;
+  }
+  if (api_wait_slot_take(api, r) != 0) {
+    gr_pool_unref(pool);
+    return API_DONE;
+  }
   api_pending *p = api_pending_new(api, build_pool_wait, wake, ud);
+  if (!p) {
+    api_wait_slot_put(api);
+    gr_pool_unref(pool);
+    api_problem(r, 500, "internal", "Internal Server Error", NULL,
+                "not enough memory to wait");
+    return API_DONE;
+  }
   api_pending_set_data(p, strdup(name), free);
   api_pending_wait_pool(p, pool); /* takes the reference */
   api_pending_deadline(p, timeout);
@@ -503,47 +346,119 @@ static void accepted(api_response *r, api_job *job, const char *location) {
   api_set_header(r, "Location", "%s", location);
 }
 
+/* Caller holds limits_mu. Whether a task for pool name may wait in its
+ * queue under the server's max_queued: 0, or -1 with the 429 answer set. */
+static int queue_room(api_ctx *api, const char *name, api_response *r) {
+  size_t max = api->cfg.max_queued;
+  gr_pool_stats st;
+  if (max == 0 || gr_pool_stats_get(api->cfg.rt, name, &st) != GR_OK ||
+      st.active < st.workers || st.queued >= st.queue_size)
+    return 0; /* it starts at once, or the pool itself refuses it */
+  int64_t queued;
+  count_pools(api, &queued);
+  if (queued < 0 || (size_t)queued < max)
+    return 0;
+  api_problem(r, 429, "too-many-queued", "Too Many Requests",
+              json_pack("{s:s,s:s,s:I}", "pool", st.name, "limit",
+                        "--max-queued", "maximum", (json_int_t)max),
+              "the server already has %zu tasks waiting in pool queues, its "
+              "limit (--max-queued); retry later",
+              max);
+  api_set_header(r, "Retry-After", "1");
+  return -1;
+}
+
+static void queue_full(api_ctx *api, const char *name, api_response *r) {
+  gr_pool_stats st = {.queue_size = -1};
+  gr_pool_stats_get(api->cfg.rt, name, &st);
+  char shown[96];
+  api_quote(shown, sizeof shown, name, strlen(name));
+  api_problem(r, 429, "queue-full", "Too Many Requests",
+              json_pack("{s:s,s:s,s:I}", "pool", shown, "limit", "queue_size",
+                        "maximum", (json_int_t)st.queue_size),
+              "pool '%s' queue is full (its queue_size is %lld); retry later",
+              shown, (long long)st.queue_size);
+  api_set_header(r, "Retry-After", "1");
+}
+
 static void submit_task(api_ctx *api, const api_request *req, const char *name,
                         api_response *r) {
   gr_pool *pool = open_pool(api, name, r);
   if (!pool)
     return;
   gr_pool_unref(pool);
-  snippet s = {0};
-  if (read_snippet(api, req, &s, r) != 0)
+  api_snippet s = {0};
+  if (api_read_snippet(api, req, &s, r) != 0)
     return;
   gr_future *f = gr_future_new();
   gr_spawn sp = spawn_for(api, &s, f);
   char id[32];
-  int rc = gr_pool_submit(api->cfg.rt, name, &sp, id, sizeof id);
-  if (rc == GR_EFULL) {
-    api_problem(r, 429, "queue-full", "Too Many Requests",
-                json_pack("{s:s}", "pool", name),
-                "pool '%s' queue is full; retry later", name);
-    api_set_header(r, "Retry-After", "1");
+  pthread_mutex_lock(&limits_mu);
+  int refused = queue_room(api, name, r) != 0;
+  int rc =
+      refused ? GR_OK : gr_pool_submit(api->cfg.rt, name, &sp, id, sizeof id);
+  pthread_mutex_unlock(&limits_mu);
+  api_job *job = NULL;
+  if (refused) {
+    gr_pack_free(sp.pack);
+  } else if (rc == GR_EFULL) {
+    queue_full(api, name, r);
   } else if (rc == GR_ECLOSED) {
-    api_problem(r, 409, "pool-closed", "Conflict",
-                json_pack("{s:s}", "pool", name), "pool '%s' is closed", name);
+    pool_missing(r, name, GR_ECLOSED);
   } else if (rc != GR_OK) {
     pool_missing(r, name, rc);
+  } else if (!(job = api_job_add(api, name, id, f))) {
+    gr_future_cancel(f);
+    api_problem(r, 500, "internal", "Internal Server Error", NULL,
+                "not enough memory to keep the task");
   } else {
-    api_job *job = api_job_add(api, name, id, f);
-    char location[256];
-    snprintf(location, sizeof location, "%s/%s", req->path, id);
+    char escaped[96], location[160];
+    api_path_escape(escaped, sizeof escaped, name);
+    snprintf(location, sizeof location, "/v1/pools/%s/tasks/%s", escaped, id);
     accepted(r, job, location);
     api_job_unref(job);
   }
   gr_future_unref(f);
 }
 
+/* Counts a job about to start under the server's max_jobs: 0, or -1 with
+ * the 429 answer set. The job gives the count back when it finishes. */
+static int job_room(api_ctx *api, api_response *r) {
+  size_t max = api->cfg.max_jobs;
+  long running = atomic_fetch_add(&api->jobs_running, 1);
+  if (max == 0 || (size_t)running < max)
+    return 0;
+  atomic_fetch_sub(&api->jobs_running, 1);
+  api_problem(
+      r, 429, "too-many-jobs", "Too Many Requests",
+      json_pack("{s:s,s:I}", "limit", "--max-jobs", "maximum", (json_int_t)max),
+      "the server already runs %zu jobs, its limit (--max-jobs); "
+      "retry later",
+      max);
+  api_set_header(r, "Retry-After", "1");
+  return -1;
+}
+
 static void create_job(api_ctx *api, const api_request *req, api_response *r) {
-  snippet s = {0};
-  if (read_snippet(api, req, &s, r) != 0)
+  api_snippet s = {0};
+  if (api_read_snippet(api, req, &s, r) != 0)
     return;
+  if (job_room(api, r) != 0) {
+    gr_pack_free(s.pack);
+    return;
+  }
   gr_future *f = gr_future_new();
   char id[40];
   api_new_job_id(api, id, sizeof id);
   api_job *job = api_job_add(api, NULL, id, f);
+  if (!job) {
+    atomic_fetch_sub(&api->jobs_running, 1);
+    gr_pack_free(s.pack);
+    gr_future_unref(f);
+    api_problem(r, 500, "internal", "Internal Server Error", NULL,
+                "not enough memory to keep the job");
+    return;
+  }
   gr_spawn sp = spawn_for(api, &s, f);
   gr_go(api->cfg.rt, &sp); /* a failure completes the future */
   char location[96];
@@ -554,71 +469,17 @@ static void create_job(api_ctx *api, const api_request *req, api_response *r) {
 }
 
 static void job_missing(api_response *r, const char *kind, const char *id) {
-  api_problem(r, 404, "not-found", "Not Found", json_pack("{s:s}", "id", id),
+  char shown[96];
+  api_quote(shown, sizeof shown, id, strlen(id));
+  api_problem(r, 404, "not-found", "Not Found", json_pack("{s:s}", "id", shown),
               "%s '%s' not found: it never existed or its result expired", kind,
-              id);
-}
-
-typedef struct jobs_data {
-  api_job **jobs;
-  size_t n;
-  int as_list; /* {"results": [...]} instead of one object */
-} jobs_data;
-
-static void free_jobs_data(void *ud) {
-  jobs_data *d = ud;
-  for (size_t i = 0; i < d->n; i++)
-    api_job_unref(d->jobs[i]);
-  free(d->jobs);
-  free(d);
-}
-
-static void reply_jobs(api_response *r, const jobs_data *d) {
-  api_out o = {0};
-  if (d->as_list)
-    api_out_cstr(&o, "{\"results\":[");
-  for (size_t i = 0; i < d->n; i++) {
-    if (i)
-      api_out_raw(&o, ",", 1);
-    api_out_job(&o, d->jobs[i]);
-  }
-  if (d->as_list)
-    api_out_cstr(&o, "]}");
-  api_reply_out(r, 200, &o);
-}
-
-static void build_jobs(api_ctx *api, api_pending *p, api_response *r) {
-  (void)api;
-  reply_jobs(r, api_pending_data(p));
-}
-
-/* Answers with the jobs now, or waits up to wait_ms for all to finish.
- * Takes over d. */
-static int answer_jobs(api_ctx *api, jobs_data *d, int64_t wait_ms,
-                       api_response *r, api_pending **pending, api_wake_fn wake,
-                       void *ud) {
-  int all_done = 1;
-  for (size_t i = 0; i < d->n; i++)
-    all_done &= GR_STATE_FINAL(gr_future_state(api_job_future(d->jobs[i])));
-  if (all_done || wait_ms <= 0) {
-    reply_jobs(r, d);
-    free_jobs_data(d);
-    return API_DONE;
-  }
-  api_pending *p = api_pending_new(api, build_jobs, wake, ud);
-  api_pending_set_data(p, d, free_jobs_data);
-  for (size_t i = 0; i < d->n; i++)
-    api_pending_wait_future(p, api_job_future(d->jobs[i]));
-  api_pending_deadline(p, wait_ms);
-  api_pending_arm(p);
-  *pending = p;
-  return API_PENDING;
+              shown);
 }
 
 static int get_job(api_ctx *api, const api_request *req, const char *pool,
                    const char *id, api_response *r, api_pending **pending,
                    api_wake_fn wake, void *ud) {
-  int64_t wait_ms = wait_param(api, req, r);
+  int64_t wait_ms = api_wait_param(api, req, r);
   if (wait_ms < 0)
     return API_DONE;
   api_job *job = api_job_find(api, id);
@@ -628,65 +489,54 @@ static int get_job(api_ctx *api, const api_request *req, const char *pool,
     job_missing(r, pool ? "task" : "job", id);
     return API_DONE;
   }
-  jobs_data *d = calloc(1, sizeof *d);
-  d->jobs = malloc(sizeof *d->jobs);
-  d->jobs[0] = job;
-  d->n = 1;
-  return answer_jobs(api, d, wait_ms, r, pending, wake, ud);
+  api_jobs *d = api_jobs_new(1, 0);
+  if (!d) {
+    api_job_unref(job);
+    api_no_memory(r);
+    return API_DONE;
+  }
+  api_jobs_push(d, job);
+  return api_answer_jobs(api, d, wait_ms, r, pending, wake, ud);
 }
 
 static int await_jobs(api_ctx *api, const api_request *req, api_response *r,
                       api_pending **pending, api_wake_fn wake, void *ud) {
   static const char *const fields[] = {"ids", "timeout_ms", NULL};
-  json_t *body = parse_body(req, r, 0);
+  json_t *body = api_parse_body(req, r, 0);
   if (!body)
     return API_DONE;
   int64_t timeout;
   json_t *ids = json_object_get(body, "ids");
-  if (check_fields(body, fields, r) != 0 ||
+  if (api_check_fields(body, fields, r) != 0 ||
       wait_field(api, body, &timeout, r) != 0) {
     json_decref(body);
     return API_DONE;
   }
   if (!json_is_array(ids) || json_array_size(ids) > MAX_AWAIT_IDS) {
-    char what[64];
-    snprintf(what, sizeof what, "must be an array of at most %d job ids",
-             MAX_AWAIT_IDS);
-    bad_field(r, "ids", ids ? what : "is required");
+    char what[48] = "";
+    if (ids && json_is_array(ids))
+      snprintf(what, sizeof what, "%zu of them", json_array_size(ids));
+    else if (ids)
+      api_describe(ids, what, sizeof what);
+    api_bad_field(r, "ids", "%s an array of at most %d job ids%s%s",
+                  ids ? "must be" : "is required:", MAX_AWAIT_IDS,
+                  ids ? ", not " : "", what);
     json_decref(body);
     return API_DONE;
   }
-  jobs_data *d = calloc(1, sizeof *d);
-  d->as_list = 1;
-  d->jobs = calloc(json_array_size(ids) + 1, sizeof *d->jobs);
-  json_t *unknown = json_array();
-  size_t i;
-  json_t *item;
-  json_array_foreach(ids, i, item) {
-    api_job *job = json_is_string(item)
-                       ? api_job_find(api, json_string_value(item))
-                       : NULL;
-    if (job && api_job_pool(job)) { /* a task: not a job */
-      api_job_unref(job);
-      job = NULL;
-    }
-    if (!job)
-      json_array_append(unknown, item);
-    else
-      d->jobs[d->n++] = job;
-  }
-  json_decref(body);
-  if (json_array_size(unknown) > 0) {
-    char *list = json_dumps(unknown, JSON_COMPACT);
-    api_problem(
-        r, 404, "not-found", "Not Found", json_pack("{s:o}", "ids", unknown),
-        "unknown job ids (never existed or expired): %s", list ? list : "?");
-    free(list);
-    free_jobs_data(d);
+  api_jobs *d = api_jobs_new(json_array_size(ids), 1);
+  if (!d) {
+    json_decref(body);
+    api_no_memory(r);
     return API_DONE;
   }
-  json_decref(unknown);
-  return answer_jobs(api, d, timeout, r, pending, wake, ud);
+  int rc = api_jobs_find(api, ids, d, r);
+  json_decref(body);
+  if (rc != 0) {
+    api_jobs_free(d);
+    return API_DONE;
+  }
+  return api_answer_jobs(api, d, timeout, r, pending, wake, ud);
 }
 
 static void delete_job(api_ctx *api, const char *id, api_response *r) {
@@ -749,21 +599,33 @@ static void unref_future(void *f) {
 
 static int run_snippet(api_ctx *api, const api_request *req, api_response *r,
                        api_pending **pending, api_wake_fn wake, void *ud) {
-  snippet s = {0};
-  if (read_snippet(api, req, &s, r) != 0)
+  api_snippet s = {0};
+  if (api_read_snippet(api, req, &s, r) != 0)
     return API_DONE;
+  /* A run may wait: it needs a slot before it starts. */
+  if (api_wait_slot_take(api, r) != 0) {
+    gr_pack_free(s.pack);
+    return API_DONE;
+  }
   int64_t grace = s.timeout_ms + RUN_GRACE_MS;
   gr_future *f = gr_future_new();
   gr_spawn sp = spawn_for(api, &s, f);
   /* The first slice runs on this thread: a short snippet is done when this
    * returns, and is answered without waiting or switching threads. */
   gr_go_here(api->cfg.rt, &sp, api->cfg.inline_budget_us);
-  if (GR_STATE_FINAL(gr_future_state(f))) {
-    reply_outcome(r, f);
+  api_pending *p = NULL;
+  if (GR_STATE_FINAL(gr_future_state(f)) ||
+      !(p = api_pending_new(api, build_run, wake, ud))) {
+    api_wait_slot_put(api);
+    if (!GR_STATE_FINAL(gr_future_state(f))) {
+      gr_future_cancel(f);
+      api_no_memory(r);
+    } else {
+      reply_outcome(r, f);
+    }
     gr_future_unref(f);
     return API_DONE;
   }
-  api_pending *p = api_pending_new(api, build_run, wake, ud);
   api_pending_set_data(p, f, unref_future);
   api_pending_wait_future(p, f);
   api_pending_deadline(p, grace);
@@ -789,13 +651,13 @@ static int is(const char *method, const char *want) {
 
 int api_route(api_ctx *api, const api_request *req, api_response *r,
               api_pending **pending, api_wake_fn wake, void *ud) {
-  route_args a;
+  api_path a;
   const char *m = req->method;
   int rc = API_DONE;
-  if (split_path(req->path, &a) != 0) {
-    free_segments(&a);
-    api_problem(r, 404, "not-found", "Not Found", NULL, "no such resource: %s",
-                req->path);
+  const char *why = api_path_split(req->path, &a);
+  if (why) {
+    api_path_free(&a);
+    no_such_resource(r, req->path, why);
     return API_DONE;
   }
   char **s = a.seg;
@@ -885,11 +747,10 @@ int api_route(api_ctx *api, const api_request *req, api_response *r,
     else
       not_allowed(r, m, "POST");
   } else {
-    api_problem(r, 404, "not-found", "Not Found", NULL, "no such resource: %s",
-                req->path);
+    no_such_resource(r, req->path, NULL);
   }
 #undef PATH1
 #undef V1
-  free_segments(&a);
+  api_path_free(&a);
   return rc;
 }

@@ -12,11 +12,16 @@
 
 typedef struct api_job api_job;
 typedef struct api_registry api_registry;
+typedef struct api_watch api_watch; /* metrics.c: the HTTP counters */
 
 struct api_ctx {
   api_config cfg;
   char *token;
   size_t token_len;
+  char *read_token; /* only with token */
+  size_t read_token_len;
+  atomic_int draining; /* shutting down: work-starting requests get 503 */
+  api_watch *watch;
   api_registry *jobs;
   pthread_mutex_t pending_mu; /* the list of waiting requests */
   api_pending *pending_head;
@@ -24,6 +29,9 @@ struct api_ctx {
   atomic_int stopping; /* new waits answer at once */
   atomic_uint_fast64_t id_counter;
   uint64_t id_key; /* makes job ids unguessable */
+  /* Server-wide limits (0 in cfg: none). */
+  atomic_long waiting;      /* slots held by requests that wait */
+  atomic_long jobs_running; /* jobs accepted and not finished */
 };
 
 /* ---- responses (response.c) ------------------------------------------ */
@@ -62,6 +70,10 @@ void api_out_json(api_out *o, json_t *v);
  * for a value JSON cannot hold. */
 int api_out_values(api_out *o, const gr_pack *p, char *err, size_t errlen);
 int api_utf8_valid(const char *s, size_t n);
+/* Client bytes (a path, a name, an id) made fit to quote in a problem's
+ * detail: valid UTF-8 is kept, control characters and bytes that are not
+ * UTF-8 become \xNN, and what does not fit in outlen ends in "...". */
+void api_quote(char *out, size_t outlen, const char *s, size_t n);
 /* The buffer (the caller frees it), or NULL if writing ran out of memory. */
 char *api_out_take(api_out *o, size_t *len);
 /* Answers with the text written to o (taken over). */
@@ -77,7 +89,56 @@ void api_server_stats(api_ctx *api, const api_request *req, api_response *r);
 /* GET /: the dashboard page (embedded at build time). */
 void api_dashboard(api_ctx *api, const api_request *req, api_response *r);
 
-/* ---- values (convert.c) ------------------------------------------------ */
+/* ---- what comes in (convert.c) ------------------------------------------ */
+
+/* The body as a JSON object, or NULL with the answer set (400 empty,
+ * malformed or not an object; 415 not declared as JSON). allow_empty: an
+ * empty body is {}. */
+json_t *api_parse_body(const api_request *req, api_response *r,
+                       int allow_empty);
+/* What a JSON value is, for the "not ..." of a refusal: "a string", "an
+ * array", "true", or the number itself. */
+void api_describe(json_t *v, char *out, size_t outlen);
+/* Refuses fields not in allowed (NULL-terminated); -1 with the answer. */
+int api_check_fields(json_t *body, const char *const *allowed, api_response *r);
+/* 400: "field 'FIELD' " and what follows. */
+void api_bad_field(api_response *r, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* An optional integer field in [min, max] (absent or null: dflt). limit,
+ * if not NULL, is the server option that sets max, named in the refusal.
+ * 0, or -1 with the answer set. */
+int api_int_field(json_t *body, const char *field, int64_t min, int64_t max,
+                  int64_t dflt, const char *limit, int64_t *out,
+                  api_response *r);
+/* A string field (absent or null: *out = NULL, an error if required);
+ * must says what it has to be. 0, or -1 with the answer set. */
+int api_string_field(json_t *body, const char *field, int required,
+                     const char *must, const char **out, size_t *len,
+                     api_response *r);
+/* ?wait=SECONDS in ms (0 when absent); -1 with the answer set. */
+int64_t api_wait_param(api_ctx *api, const api_request *req, api_response *r);
+
+/* A request path split into segments, each percent-decoded once: "%2F"
+ * stays inside its segment, "%252F" is the text "%2F", ".." is a name. */
+#define API_MAX_SEGMENTS 6
+typedef struct api_path {
+  char *seg[API_MAX_SEGMENTS];
+  int nseg;
+} api_path;
+/* NULL, or why no route can match (a bad escape, %00, an empty segment, a
+ * trailing slash, too many segments); api_path_free either way. */
+const char *api_path_split(const char *path, api_path *a);
+void api_path_free(api_path *a);
+/* s with what is not a plain path character percent-encoded. */
+void api_path_escape(char *out, size_t outlen, const char *s);
+
+typedef struct api_snippet {
+  gr_pack *pack; /* the compiled chunk, then the args */
+  int64_t timeout_ms;
+} api_snippet;
+/* Reads a body {code, args?, timeout_ms?}; 0, or -1 with the answer set. */
+int api_read_snippet(api_ctx *api, const api_request *req, api_snippet *s,
+                     api_response *r);
 
 /* Appends one JSON value to p as a Lua value. -1 with err on failure. */
 int api_json_to_pack(gr_pack *p, json_t *v, char *err, size_t errlen);
@@ -91,7 +152,9 @@ int api_compile(const char *code, size_t len, gr_pack *p, char *err,
 api_registry *api_registry_new(void);
 void api_registry_free(api_registry *reg);
 /* Registers the outcome of future as a job (pool == NULL) or as task id of
- * pool. Returns a reference, or NULL when out of memory. */
+ * pool. Returns a reference, or NULL when out of memory. A job gives back
+ * its count in api->jobs_running (which its caller took) when it
+ * finishes. */
 api_job *api_job_add(api_ctx *api, const char *pool, const char *id,
                      gr_future *f);
 /* A reference, or NULL when unknown or expired. */
@@ -113,12 +176,34 @@ void api_new_job_id(api_ctx *api, char *out, size_t outlen);
  * cannot hold fails it here, with the reason as its error. */
 void api_out_outcome(api_out *o, gr_future *f);
 
+/* Answers with a list of jobs, now or once they finished (results.c). */
+typedef struct api_jobs api_jobs;
+api_jobs *api_jobs_new(size_t n, int as_list); /* room for n; NULL: no memory */
+void api_jobs_push(api_jobs *d, api_job *job); /* takes the reference */
+void api_jobs_free(void *d);
+/* The jobs of ids (an array) into d; 0, or -1 with the answer set: 400 for
+ * an id that is not a string, 404 naming the unknown ones. */
+int api_jobs_find(api_ctx *api, json_t *ids, api_jobs *d, api_response *r);
+/* Answers with the jobs now, or waits (in a wait slot) up to wait_ms for
+ * all of them to finish. Takes over d. API_DONE or API_PENDING. */
+int api_answer_jobs(api_ctx *api, api_jobs *d, int64_t wait_ms, api_response *r,
+                    api_pending **pending, api_wake_fn wake, void *ud);
+/* 500: not enough memory to answer. */
+void api_no_memory(api_response *r);
+
 /* ---- requests that wait (pending.c) ------------------------------------ */
 
 enum pending_kind { PENDING_JOBS, PENDING_POOL, PENDING_RUN };
 
+/* A slot for a request about to wait, under the server's max_long_polls:
+ * 0, or -1 with the 429 answer set. api_pending_new takes the slot over
+ * (api_finish gives it back); a caller that makes no pending request after
+ * all gives it back with api_wait_slot_put. */
+int api_wait_slot_take(api_ctx *api, api_response *r);
+void api_wait_slot_put(api_ctx *api);
 /* Makes a request wait on futures (all of them), a pool going idle, or
- * deadline_ms. build(p, resp) answers it. */
+ * deadline_ms. build(p, resp) answers it. The caller holds a wait slot;
+ * NULL when out of memory (the slot is still the caller's). */
 typedef void (*api_build_fn)(api_ctx *api, api_pending *p, api_response *r);
 api_pending *api_pending_new(api_ctx *api, api_build_fn build, api_wake_fn wake,
                              void *ud);

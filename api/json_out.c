@@ -190,6 +190,54 @@ char *api_out_take(api_out *o, size_t *len) {
   return o->buf;
 }
 
+/* ---- client text in details -----------------------------------------------
+ */
+
+/* Length of the UTF-8 character at s (1 to 4), or 0 if the bytes there are
+ * not one. */
+static size_t utf8_char(const char *s, size_t n) {
+  unsigned char c = (unsigned char)s[0];
+  size_t len = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+  return len <= n && api_utf8_valid(s, len) ? len : 0;
+}
+
+void api_quote(char *out, size_t outlen, const char *s, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  if (outlen < 4) {
+    if (outlen)
+      out[0] = '\0';
+    return;
+  }
+  size_t w = 0, cut = 0; /* cut: the last place "..." still fits after */
+  for (size_t i = 0; i < n;) {
+    char piece[5];
+    size_t len = utf8_char(s + i, n - i), plen;
+    unsigned char c = (unsigned char)s[i];
+    if (len == 0 || c < 0x20 || c == 0x7f) { /* shown as \xNN */
+      piece[0] = '\\';
+      piece[1] = 'x';
+      piece[2] = hex[c >> 4];
+      piece[3] = hex[c & 15];
+      plen = 4;
+      len = 1;
+    } else {
+      memcpy(piece, s + i, len);
+      plen = len;
+    }
+    if (w + 3 < outlen)
+      cut = w;
+    if (w + plen + 1 > outlen) { /* it does not fit: end with "..." */
+      memcpy(out + cut, "...", 3);
+      w = cut + 3;
+      break;
+    }
+    memcpy(out + w, piece, plen);
+    w += plen;
+    i += len;
+  }
+  out[w] = '\0';
+}
+
 /* ---- values of a plain pack ---------------------------------------------- */
 
 static int write_value(api_out *o, gr_pack_reader *r, const gr_item *it,

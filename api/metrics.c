@@ -1,19 +1,553 @@
 /*
- * metrics.c - the server observed: GET /metrics (Prometheus text format)
- * and GET /v1/stats (JSON).
+ * metrics.c - the server observed: GET /metrics (Prometheus text format
+ * 0.0.4), GET /v1/stats (JSON), and the HTTP counters behind them.
+ *
+ * Every figure is read from atomics: the runtime's and each pool's counters
+ * and histograms (core keeps them), and the HTTP counters kept here, per
+ * route, method and status, with a fixed-bucket duration histogram per
+ * route. A scrape takes no lock that a pool or a request waits for. Routes
+ * are named by their pattern ("/v1/pools/{name}"), never by the raw path,
+ * and pools by name, never tasks by id, so the number of series stays
+ * bounded.
  */
 #include "internal.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifndef GR_VERSION
+#define GR_VERSION "0.0.0"
+#endif
+
+/* ---- routes ---------------------------------------------------------------
+ */
+
+enum {
+  R_ROOT,
+  R_HEALTHZ,
+  R_METRICS,
+  R_OPENAPI,
+  R_STATS,
+  R_POOLS,
+  R_POOL,
+  R_POOL_WAIT,
+  R_POOL_TASKS,
+  R_POOL_TASK,
+  R_JOBS,
+  R_JOBS_AWAIT,
+  R_JOB,
+  R_RUN,
+  R_OTHER,
+  R_COUNT
+};
+
+static const char *const route_names[R_COUNT] = {
+    [R_ROOT] = "/",
+    [R_HEALTHZ] = "/healthz",
+    [R_METRICS] = "/metrics",
+    [R_OPENAPI] = "/openapi.yaml",
+    [R_STATS] = "/v1/stats",
+    [R_POOLS] = "/v1/pools",
+    [R_POOL] = "/v1/pools/{name}",
+    [R_POOL_WAIT] = "/v1/pools/{name}/wait",
+    [R_POOL_TASKS] = "/v1/pools/{name}/tasks",
+    [R_POOL_TASK] = "/v1/pools/{name}/tasks/{id}",
+    [R_JOBS] = "/v1/jobs",
+    [R_JOBS_AWAIT] = "/v1/jobs/await",
+    [R_JOB] = "/v1/jobs/{id}",
+    [R_RUN] = "/v1/run",
+    [R_OTHER] = "other",
+};
+
+#define MAX_SEGMENTS 6
+
+static int hexval(int c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+/* Decodes segment [p, p+len) into out (at least 16 bytes): only the literal
+ * segments of routes matter, so a longer one is left as "" (no literal is
+ * that long). Returns -1 for a bad escape or %00, as the router refuses. */
+static int decode_segment(const char *p, size_t len, char *out, size_t cap) {
+  size_t n = 0;
+  for (size_t i = 0; i < len; i++) {
+    int c = (unsigned char)p[i];
+    if (c == '%') {
+      int hi = i + 2 < len ? hexval(p[i + 1]) : -1;
+      int lo = i + 2 < len ? hexval(p[i + 2]) : -1;
+      if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+        return -1;
+      c = hi * 16 + lo;
+      i += 2;
+    }
+    if (n + 1 < cap)
+      out[n] = (char)c;
+    n++;
+  }
+  out[n + 1 <= cap ? n : 0] = '\0';
+  return 0;
+}
+
+/* The route's index, deciding as the router does: segment by segment,
+ * after percent-decoding. */
+static int route_index(const char *path) {
+  char seg[MAX_SEGMENTS][16];
+  int n = 0;
+  if (*path != '/')
+    return R_OTHER;
+  const char *p = path + 1;
+  while (*p) {
+    const char *end = strchr(p, '/');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (len == 0 || n == MAX_SEGMENTS ||
+        decode_segment(p, len, seg[n], sizeof seg[n]) != 0)
+      return R_OTHER;
+    n++;
+    p += len;
+    if (*p == '/' && *++p == '\0')
+      return R_OTHER; /* a trailing slash */
+  }
+#define SEG(i, x) (strcmp(seg[i], x) == 0)
+  if (n == 0)
+    return R_ROOT;
+  if (n == 1)
+    return SEG(0, "healthz")        ? R_HEALTHZ
+           : SEG(0, "metrics")      ? R_METRICS
+           : SEG(0, "openapi.yaml") ? R_OPENAPI
+                                    : R_OTHER;
+  if (!SEG(0, "v1"))
+    return R_OTHER;
+  if (n == 2)
+    return SEG(1, "stats")   ? R_STATS
+           : SEG(1, "pools") ? R_POOLS
+           : SEG(1, "jobs")  ? R_JOBS
+           : SEG(1, "run")   ? R_RUN
+                             : R_OTHER;
+  if (SEG(1, "jobs") && n == 3)
+    return SEG(2, "await") ? R_JOBS_AWAIT : R_JOB;
+  if (!SEG(1, "pools"))
+    return R_OTHER;
+  if (n == 3)
+    return R_POOL;
+  if (n == 4)
+    return SEG(3, "wait")    ? R_POOL_WAIT
+           : SEG(3, "tasks") ? R_POOL_TASKS
+                             : R_OTHER;
+  return n == 5 && SEG(3, "tasks") ? R_POOL_TASK : R_OTHER;
+#undef SEG
+}
+
+const char *api_route_of(const char *path) {
+  return route_names[route_index(path)];
+}
+
+/* ---- the HTTP counters ----------------------------------------------------
+ */
+
+static const char *const method_names[] = {"GET", "HEAD", "POST", "DELETE",
+                                           "other"};
+#define M_COUNT 5
+
+/* The statuses the api answers with; any other is counted as "other". */
+static const int statuses[] = {200, 201, 202, 204, 400, 401, 403,
+                               404, 405, 408, 409, 411, 413, 414,
+                               415, 422, 429, 431, 500, 501, 503};
+#define S_COUNT (sizeof statuses / sizeof statuses[0])
+
+static const double http_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                     0.05,   0.1,   0.25,   0.5,   1,    2.5,
+                                     5,      10,    30,     60};
+#define H_COUNT (sizeof http_bounds / sizeof http_bounds[0])
+
+struct api_watch {
+  int64_t started_ns;      /* monotonic */
+  int64_t started_wall_ms; /* Unix time */
+  atomic_long in_flight;
+  atomic_long connections;
+  atomic_uint_fast64_t requests[R_COUNT][M_COUNT][S_COUNT + 1];
+  atomic_uint_fast64_t aborted;
+  atomic_uint_fast64_t duration[R_COUNT][H_COUNT + 1];
+  atomic_uint_fast64_t duration_sum_ns[R_COUNT];
+  atomic_uint_fast64_t timed_out_connections;
+};
+
+api_watch *api_watch_new(void) {
+  api_watch *w = calloc(1, sizeof *w);
+  if (!w)
+    return NULL;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  w->started_wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  w->started_ns = gr_now_ns();
+  return w;
+}
+
+void api_watch_free(api_watch *w) {
+  free(w);
+}
+
+void api_request_began(api_ctx *api) {
+  atomic_fetch_add(&api->watch->in_flight, 1);
+}
+
+static int route_slot(const char *route) {
+  for (int i = 0; i < R_COUNT; i++)
+    if (route == route_names[i] || strcmp(route, route_names[i]) == 0)
+      return i;
+  return R_OTHER;
+}
+
+static int method_slot(const char *method) {
+  for (int i = 0; i < M_COUNT - 1; i++)
+    if (strcmp(method, method_names[i]) == 0)
+      return i;
+  return M_COUNT - 1;
+}
+
+static size_t status_slot(int status) {
+  for (size_t i = 0; i < S_COUNT; i++)
+    if (statuses[i] == status)
+      return i;
+  return S_COUNT;
+}
+
+void api_request_ended(api_ctx *api, const char *method, const char *route,
+                       int status, int64_t duration_ns) {
+  api_watch *w = api->watch;
+  if (status == 0) {
+    atomic_fetch_add(&w->aborted, 1);
+    atomic_fetch_sub(&w->in_flight, 1);
+    return;
+  }
+  int r = route_slot(route);
+  atomic_fetch_add_explicit(
+      &w->requests[r][method_slot(method)][status_slot(status)], 1,
+      memory_order_relaxed);
+  double s = (double)duration_ns / 1e9;
+  size_t b = 0;
+  while (b < H_COUNT && s > http_bounds[b])
+    b++;
+  atomic_fetch_add_explicit(&w->duration[r][b], 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&w->duration_sum_ns[r],
+                            (uint64_t)(duration_ns > 0 ? duration_ns : 0),
+                            memory_order_relaxed);
+  atomic_fetch_sub(&w->in_flight, 1); /* last: once 0, all is counted */
+}
+
+void api_connection_timed_out(api_ctx *api) {
+  atomic_fetch_add(&api->watch->timed_out_connections, 1);
+}
+
+void api_connections_changed(api_ctx *api, int delta) {
+  atomic_fetch_add(&api->watch->connections, delta);
+}
+
+/* ---- writing the text format ----------------------------------------------
+ */
+
+static void outf(api_out *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void outf(api_out *o, const char *fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (n > 0)
+    api_out_raw(o, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+}
+
+static void family(api_out *o, const char *name, const char *type,
+                   const char *help) {
+  outf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A pool name as a label value: valid UTF-8 (other bytes as \xNN), with
+ * backslashes and quotes escaped. */
+static void label_value(char *out, size_t outlen, const char *s) {
+  char quoted[600];
+  api_quote(quoted, sizeof quoted, s, strlen(s));
+  size_t w = 0;
+  for (const char *p = quoted; *p && w + 3 < outlen; p++) {
+    if (*p == '\\' || *p == '"')
+      out[w++] = '\\';
+    out[w++] = *p;
+  }
+  out[w] = '\0';
+}
+
+static void histogram(api_out *o, const char *name, const char *labels,
+                      const uint64_t *buckets, const double *bounds,
+                      size_t nbounds, double sum_s) {
+  uint64_t total = 0;
+  for (size_t i = 0; i < nbounds; i++) {
+    total += buckets[i];
+    outf(o, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, *labels ? "," : "",
+         bounds[i], (unsigned long long)total);
+  }
+  total += buckets[nbounds];
+  outf(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, *labels ? "," : "",
+       (unsigned long long)total);
+  const char *open = *labels ? "{" : "", *close = *labels ? "}" : "";
+  outf(o, "%s_sum%s%s%s %.9g\n", name, open, labels, close, sum_s);
+  outf(o, "%s_count%s%s%s %llu\n", name, open, labels, close,
+       (unsigned long long)total);
+}
+
+static void runtime_metrics(api_ctx *api, api_out *o) {
+  gr_runtime_stats st;
+  gr_runtime_stats_get(api->cfg.rt, &st);
+  api_watch *w = api->watch;
+  family(o, "goroutined_build_info", "gauge",
+         "The version of goroutined serving (always 1).");
+  outf(o, "goroutined_build_info{version=\"%s\"} 1\n", GR_VERSION);
+  family(o, "goroutined_uptime_seconds", "gauge",
+         "Seconds since the server started.");
+  outf(o, "goroutined_uptime_seconds %.3f\n",
+       (double)(gr_now_ns() - w->started_ns) / 1e9);
+  family(o, "goroutined_goroutines_alive", "gauge",
+         "Goroutines started and not yet finished.");
+  outf(o, "goroutined_goroutines_alive %llu\n", (unsigned long long)st.alive);
+  family(o, "goroutined_goroutines_parked", "gauge",
+         "Goroutines waiting for an event (sleep, channel, await, http).");
+  outf(o, "goroutined_goroutines_parked %llu\n", (unsigned long long)st.parked);
+  family(o, "goroutined_goroutines_spawned_total", "counter",
+         "Goroutines started since the server started.");
+  outf(o, "goroutined_goroutines_spawned_total %llu\n",
+       (unsigned long long)st.spawned);
+  family(o, "goroutined_scheduler_workers", "gauge",
+         "Scheduler worker threads, stand-ins for blocked ones included.");
+  outf(o, "goroutined_scheduler_workers %llu\n",
+       (unsigned long long)st.workers);
+  family(o, "goroutined_scheduler_workers_busy", "gauge",
+         "Scheduler workers running a goroutine right now.");
+  outf(o, "goroutined_scheduler_workers_busy %llu\n",
+       (unsigned long long)st.running);
+  family(o, "goroutined_lua_memory_bytes", "gauge",
+         "Memory held by Lua states, all goroutines together.");
+  outf(o, "goroutined_lua_memory_bytes %llu\n",
+       (unsigned long long)st.lua_bytes);
+  family(o, "goroutined_unhandled_errors_total", "counter",
+         "Goroutine failures that nobody awaited (reported in the log).");
+  outf(o, "goroutined_unhandled_errors_total %llu\n",
+       (unsigned long long)st.unhandled_errors);
+}
+
+/* One family with a value per pool. */
+typedef int64_t (*pool_field)(const gr_pool_stats *st);
+#define POOL_FIELD(f)                                                          \
+  static int64_t field_##f(const gr_pool_stats *st) {                          \
+    return st->f;                                                              \
+  }
+POOL_FIELD(workers)
+POOL_FIELD(queue_size)
+POOL_FIELD(active)
+POOL_FIELD(queued)
+POOL_FIELD(submitted)
+POOL_FIELD(completed)
+POOL_FIELD(failed)
+POOL_FIELD(timed_out)
+POOL_FIELD(cancelled)
+#undef POOL_FIELD
+
+static void pool_metrics(api_ctx *api, api_out *o) {
+  static const struct {
+    const char *name, *type, *help;
+    pool_field get;
+  } fields[] = {
+      {"goroutined_pool_workers", "gauge",
+       "Tasks a pool may run at once (its workers).", field_workers},
+      {"goroutined_pool_queue_capacity", "gauge",
+       "Tasks a pool's queue may hold.", field_queue_size},
+      {"goroutined_pool_tasks_active", "gauge", "Tasks running in a pool.",
+       field_active},
+      {"goroutined_pool_tasks_queued", "gauge",
+       "Tasks waiting in a pool's queue.", field_queued},
+      {"goroutined_pool_tasks_submitted_total", "counter",
+       "Tasks a pool accepted.", field_submitted},
+      {"goroutined_pool_tasks_completed_total", "counter",
+       "Tasks that succeeded.", field_completed},
+      {"goroutined_pool_tasks_failed_total", "counter",
+       "Tasks that failed (timed out ones included).", field_failed},
+      {"goroutined_pool_tasks_timed_out_total", "counter",
+       "Tasks stopped at their timeout.", field_timed_out},
+      {"goroutined_pool_tasks_cancelled_total", "counter",
+       "Tasks cancelled (queued or running).", field_cancelled},
+  };
+  gr_pool_stats *all;
+  size_t n = gr_pool_stats_all(api->cfg.rt, &all);
+  char(*names)[520] = n ? malloc(n * sizeof *names) : NULL;
+  if (n && !names)
+    n = 0;
+  for (size_t i = 0; i < n; i++)
+    label_value(names[i], sizeof names[i], all[i].name);
+  for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {
+    family(o, fields[f].name, fields[f].type, fields[f].help);
+    for (size_t i = 0; i < n; i++)
+      outf(o, "%s{pool=\"%s\"} %lld\n", fields[f].name, names[i],
+           (long long)fields[f].get(&all[i]));
+  }
+  family(o, "goroutined_pool_tasks_rejected_total", "counter",
+         "Submits a pool refused, by reason.");
+  for (size_t i = 0; i < n; i++)
+    outf(o,
+         "goroutined_pool_tasks_rejected_total{pool=\"%s\",reason=\"queue_"
+         "full\"} %lld\n",
+         names[i], (long long)all[i].rejected);
+  family(o, "goroutined_pool_task_queue_seconds", "histogram",
+         "Time tasks waited in a pool's queue before they started.");
+  for (size_t i = 0; i < n; i++) {
+    char labels[540];
+    snprintf(labels, sizeof labels, "pool=\"%s\"", names[i]);
+    histogram(o, "goroutined_pool_task_queue_seconds", labels,
+              all[i].queue_time.bucket, gr_time_bucket_bounds, GR_TIME_BUCKETS,
+              all[i].queue_time.sum_s);
+  }
+  family(o, "goroutined_pool_task_run_seconds", "histogram",
+         "Time tasks ran, from start to end.");
+  for (size_t i = 0; i < n; i++) {
+    char labels[540];
+    snprintf(labels, sizeof labels, "pool=\"%s\"", names[i]);
+    histogram(o, "goroutined_pool_task_run_seconds", labels,
+              all[i].run_time.bucket, gr_time_bucket_bounds, GR_TIME_BUCKETS,
+              all[i].run_time.sum_s);
+  }
+  free(names);
+  free(all);
+}
+
+static void http_metrics(api_ctx *api, api_out *o) {
+  api_watch *w = api->watch;
+  /* Read first: a request leaves in_flight after it was counted, so every
+   * request no longer in flight here is in the counts below. */
+  long in_flight = atomic_load(&w->in_flight);
+  family(o, "goroutined_http_requests_total", "counter",
+         "HTTP requests answered, by route pattern, method and status.");
+  for (int r = 0; r < R_COUNT; r++)
+    for (int m = 0; m < M_COUNT; m++)
+      for (size_t s = 0; s <= S_COUNT; s++) {
+        uint64_t v =
+            atomic_load_explicit(&w->requests[r][m][s], memory_order_relaxed);
+        if (!v)
+          continue;
+        char status[8];
+        if (s < S_COUNT)
+          snprintf(status, sizeof status, "%d", statuses[s]);
+        else
+          snprintf(status, sizeof status, "other");
+        outf(o,
+             "goroutined_http_requests_total{route=\"%s\",method=\"%s\","
+             "status=\"%s\"} %llu\n",
+             route_names[r], method_names[m], status, (unsigned long long)v);
+      }
+  family(o, "goroutined_http_requests_aborted_total", "counter",
+         "HTTP requests whose client left before the answer.");
+  outf(o, "goroutined_http_requests_aborted_total %llu\n",
+       (unsigned long long)atomic_load(&w->aborted));
+  family(o, "goroutined_http_request_duration_seconds", "histogram",
+         "Time from a request's head to its answer (long polls included).");
+  for (int r = 0; r < R_COUNT; r++) {
+    uint64_t buckets[H_COUNT + 1], any = 0;
+    for (size_t b = 0; b <= H_COUNT; b++)
+      any |= buckets[b] =
+          atomic_load_explicit(&w->duration[r][b], memory_order_relaxed);
+    if (!any)
+      continue;
+    char labels[64];
+    snprintf(labels, sizeof labels, "route=\"%s\"", route_names[r]);
+    histogram(o, "goroutined_http_request_duration_seconds", labels, buckets,
+              http_bounds, H_COUNT,
+              (double)atomic_load(&w->duration_sum_ns[r]) / 1e9);
+  }
+  family(o, "goroutined_http_requests_in_flight", "gauge",
+         "HTTP requests being read, handled or held waiting.");
+  outf(o, "goroutined_http_requests_in_flight %ld\n",
+       in_flight > 0 ? in_flight : 0);
+  family(o, "goroutined_http_long_polls", "gauge",
+         "Requests held waiting for a result (long polls, awaits, runs, pool "
+         "waits).");
+  outf(o, "goroutined_http_long_polls %zu\n", api_pending_count(api));
+  family(o, "goroutined_http_connections_open", "gauge",
+         "Client connections open, idle ones included.");
+  long open = atomic_load(&w->connections);
+  outf(o, "goroutined_http_connections_open %ld\n", open > 0 ? open : 0);
+  family(o, "goroutined_http_connections_timed_out_total", "counter",
+         "Connections closed because the client was too slow to send a "
+         "request.");
+  outf(o, "goroutined_http_connections_timed_out_total %llu\n",
+       (unsigned long long)atomic_load(&w->timed_out_connections));
+  family(o, "goroutined_shutting_down", "gauge",
+         "1 while the server shuts down and accepts no new work.");
+  outf(o, "goroutined_shutting_down %d\n", atomic_load(&api->draining));
+}
+
 void api_metrics(api_ctx *api, const api_request *req, api_response *r) {
-  (void)api;
   (void)req;
-  api_problem(r, 501, "not-implemented", "Not Implemented", NULL,
-              "/metrics is not implemented yet");
+  api_out o = {0};
+  runtime_metrics(api, &o);
+  pool_metrics(api, &o);
+  http_metrics(api, &o);
+  r->status = 200;
+  r->body = api_out_take(&o, &r->body_len);
+  r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+  if (!r->body)
+    api_problem(r, 500, "internal", "Internal Server Error", NULL,
+                "not enough memory to write the metrics");
+}
+
+/* ---- /v1/stats --------------------------------------------------------------
+ */
+
+static uint64_t total_requests(api_watch *w) {
+  uint64_t n = 0;
+  for (int r = 0; r < R_COUNT; r++)
+    for (int m = 0; m < M_COUNT; m++)
+      for (size_t s = 0; s <= S_COUNT; s++)
+        n += atomic_load_explicit(&w->requests[r][m][s], memory_order_relaxed);
+  return n;
 }
 
 void api_server_stats(api_ctx *api, const api_request *req, api_response *r) {
-  (void)api;
-  (void)req;
-  api_problem(r, 501, "not-implemented", "Not Implemented", NULL,
-              "/v1/stats is not implemented yet");
+  gr_runtime_stats st;
+  gr_runtime_stats_get(api->cfg.rt, &st);
+  api_watch *w = api->watch;
+  char **names;
+  size_t pools = gr_pool_names(api->cfg.rt, &names);
+  for (size_t i = 0; i < pools; i++)
+    free(names[i]);
+  free(names);
+  long in_flight = atomic_load(&w->in_flight);
+  long connections = atomic_load(&w->connections);
+  int access = api_access(api, req->authorization);
+  time_t secs = (time_t)(w->started_wall_ms / 1000);
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char day[24], started[40];
+  strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(started, sizeof started, "%s.%03dZ", day,
+           (int)(w->started_wall_ms % 1000));
+  json_t *body = json_pack(
+      "{s:s,s:f,s:s,s:s,s:b,s:{s:I,s:I,s:I,s:I},s:I,s:I,s:I,s:I,s:{s:I,s:I,"
+      "s:I}}",
+      "version", GR_VERSION, "uptime_s",
+      (double)((gr_now_ns() - w->started_ns) / 1000000) / 1000.0, "started_at",
+      started, "access", access == API_ACCESS_SUBMIT ? "submit" : "read",
+      "stopping", atomic_load(&api->draining), "goroutines", "alive",
+      (json_int_t)st.alive, "parked", (json_int_t)st.parked, "running",
+      (json_int_t)st.running, "spawned", (json_int_t)st.spawned, "workers",
+      (json_int_t)st.workers, "lua_bytes", (json_int_t)st.lua_bytes, "pools",
+      (json_int_t)pools, "long_polls", (json_int_t)api_pending_count(api),
+      "http", "requests", (json_int_t)total_requests(w), "in_flight",
+      (json_int_t)(in_flight > 0 ? in_flight : 0), "connections",
+      (json_int_t)(connections > 0 ? connections : 0));
+  api_reply_json(r, 200, body);
 }

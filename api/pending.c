@@ -13,6 +13,28 @@
 
 #include <stdlib.h>
 
+int api_wait_slot_take(api_ctx *api, api_response *r) {
+  size_t max = api->cfg.max_long_polls;
+  long held = atomic_fetch_add(&api->waiting, 1);
+  if (max == 0 || (size_t)held < max)
+    return 0;
+  atomic_fetch_sub(&api->waiting, 1);
+  api_problem(r, 429, "too-many-waiting", "Too Many Requests",
+              json_pack("{s:s,s:I}", "limit", "--max-long-polls", "maximum",
+                        (json_int_t)max),
+              "the server already holds %zu waiting requests (long polls, "
+              "awaits, pool waits and runs), its limit (--max-long-polls); "
+              "retry later (a long poll may ask without ?wait for the current "
+              "state)",
+              max);
+  api_set_header(r, "Retry-After", "1");
+  return -1;
+}
+
+void api_wait_slot_put(api_ctx *api) {
+  atomic_fetch_sub(&api->waiting, 1);
+}
+
 typedef struct watched {
   gr_future *future;
   uintptr_t token;
@@ -166,6 +188,7 @@ void api_finish(api_ctx *api, api_pending *p, api_response *resp) {
     p->next->prev = p->prev;
   api->npending--;
   pthread_mutex_unlock(&api->pending_mu);
+  api_wait_slot_put(api);
   p->build(api, p, resp);
   pending_unref(p);
 }

@@ -66,6 +66,17 @@ void api_problem(api_response *r, int status, const char *slug,
   json_decref(body);
 }
 
+void api_transport_problem(api_response *r, int status, const char *slug,
+                           const char *title, const char *fmt, ...) {
+  char detail[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(detail, sizeof detail, fmt, ap);
+  va_end(ap);
+  memset(r, 0, sizeof *r);
+  api_problem(r, status, slug, title, NULL, "%s", detail);
+}
+
 void api_reply_out(api_response *r, int status, api_out *o) {
   r->status = status;
   r->body = api_out_take(o, &r->body_len);

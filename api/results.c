@@ -8,7 +8,8 @@
  * dropped: every 202 can be read back in a terminal state. A record's
  * outcome is converted to JSON once, on the thread that finishes it, so a
  * result JSON cannot carry fails that task there and never breaks a
- * response.
+ * response. The answers that list jobs (GET of one, an await of many) are
+ * written here too, at once or when every job has finished.
  */
 #include "internal.h"
 
@@ -212,6 +213,15 @@ static void on_finished(gr_future *f, void *ud) {
   api_out_outcome(&o, f);
   job->outcome = api_out_take(&o, &job->outcome_len);
   copy_state(job);
+  const api_config *cfg = &job->api->cfg;
+  if (!job->pool && cfg->on_job_end) {
+    gr_result res;
+    gr_future_result(f, &res);
+    int64_t run_ms = res.started_ms && res.finished_ms
+                         ? res.finished_ms - res.started_ms
+                         : -1;
+    cfg->on_job_end(cfg->on_job_end_ud, job->id, job->state, run_ms);
+  }
   api_registry *reg = job->api->jobs;
   pthread_mutex_lock(&reg->mu);
   job->finished_at = gr_now_ms();
@@ -228,6 +238,8 @@ static void on_finished(gr_future *f, void *ud) {
     expire_locked(job->api);
   }
   pthread_mutex_unlock(&reg->mu);
+  if (!job->pool)
+    atomic_fetch_sub(&job->api->jobs_running, 1);
   api_job_unref(job); /* the callback's reference */
 }
 
@@ -328,4 +340,129 @@ uint64_t api_random_key(void) {
   if (getrandom(&key, sizeof key, 0) != (ssize_t)sizeof key)
     key = (uint64_t)gr_now_ns() ^ (uint64_t)(uintptr_t)&key;
   return key;
+}
+
+/* ---- answering with jobs ------------------------------------------------- */
+
+struct api_jobs {
+  api_job **jobs;
+  size_t n;
+  int as_list; /* {"results": [...]} instead of one object */
+};
+
+void api_jobs_free(void *ud) {
+  api_jobs *d = ud;
+  for (size_t i = 0; i < d->n; i++)
+    api_job_unref(d->jobs[i]);
+  free(d->jobs);
+  free(d);
+}
+
+api_jobs *api_jobs_new(size_t n, int as_list) {
+  api_jobs *d = calloc(1, sizeof *d);
+  if (d && !(d->jobs = calloc(n ? n : 1, sizeof *d->jobs))) {
+    free(d);
+    d = NULL;
+  }
+  if (d)
+    d->as_list = as_list;
+  return d;
+}
+
+static void reply_jobs(api_response *r, const api_jobs *d) {
+  api_out o = {0};
+  if (d->as_list)
+    api_out_cstr(&o, "{\"results\":[");
+  for (size_t i = 0; i < d->n; i++) {
+    if (i)
+      api_out_raw(&o, ",", 1);
+    api_out_job(&o, d->jobs[i]);
+  }
+  if (d->as_list)
+    api_out_cstr(&o, "]}");
+  api_reply_out(r, 200, &o);
+}
+
+static void build_jobs(api_ctx *api, api_pending *p, api_response *r) {
+  (void)api;
+  reply_jobs(r, api_pending_data(p));
+}
+
+void api_no_memory(api_response *r) {
+  api_problem(r, 500, "internal", "Internal Server Error", NULL,
+              "not enough memory to answer");
+}
+
+int api_answer_jobs(api_ctx *api, api_jobs *d, int64_t wait_ms, api_response *r,
+                    api_pending **pending, api_wake_fn wake, void *ud) {
+  int all_done = 1;
+  for (size_t i = 0; i < d->n; i++)
+    all_done &= GR_STATE_FINAL(gr_future_state(api_job_future(d->jobs[i])));
+  if (all_done || wait_ms <= 0) {
+    reply_jobs(r, d);
+    api_jobs_free(d);
+    return API_DONE;
+  }
+  if (api_wait_slot_take(api, r) != 0) {
+    api_jobs_free(d);
+    return API_DONE;
+  }
+  api_pending *p = api_pending_new(api, build_jobs, wake, ud);
+  if (!p) {
+    api_wait_slot_put(api);
+    api_jobs_free(d);
+    api_no_memory(r);
+    return API_DONE;
+  }
+  api_pending_set_data(p, d, api_jobs_free);
+  for (size_t i = 0; i < d->n; i++)
+    api_pending_wait_future(p, api_job_future(d->jobs[i]));
+  api_pending_deadline(p, wait_ms);
+  api_pending_arm(p);
+  *pending = p;
+  return API_PENDING;
+}
+
+int api_jobs_find(api_ctx *api, json_t *ids, api_jobs *d, api_response *r) {
+  size_t i;
+  json_t *item;
+  json_array_foreach(ids, i, item) {
+    if (!json_is_string(item)) {
+      char what[48];
+      api_describe(item, what, sizeof what);
+      api_bad_field(r, "ids", "item %zu must be a string (a job id), not %s",
+                    i + 1, what);
+      return -1;
+    }
+  }
+  json_t *unknown = json_array();
+  json_array_foreach(ids, i, item) {
+    const char *id = json_string_value(item);
+    api_job *job =
+        strlen(id) == json_string_length(item) ? api_job_find(api, id) : NULL;
+    if (job && api_job_pool(job)) { /* a task: not a job */
+      api_job_unref(job);
+      job = NULL;
+    }
+    if (!job)
+      json_array_append(unknown, item);
+    else
+      d->jobs[d->n++] = job;
+  }
+  if (json_array_size(unknown) == 0) {
+    json_decref(unknown);
+    return 0;
+  }
+  char *list = json_dumps(unknown, JSON_COMPACT), shown[400] = "?";
+  if (list)
+    api_quote(shown, sizeof shown, list, strlen(list));
+  free(list);
+  api_problem(r, 404, "not-found", "Not Found",
+              json_pack("{s:o}", "ids", unknown),
+              "unknown job ids (never existed or expired): %s", shown);
+  return -1;
+}
+
+void api_jobs_push(api_jobs *d, api_job *job) {
+  d->jobs[d->n++] = job;
 }

@@ -9,6 +9,9 @@ packages=(
   libjemalloc-dev
   libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
   check libsubunit-dev
+  clang libclang-rt-14-dev llvm   # libFuzzer and its symbolizer (scripts/fuzz.sh)
+  prometheus   # promtool checks the /metrics output (tests/test_metrics.c)
+  chromium     # the dashboard's browser test (tests/browser)
 )
 
 # The contract checks (tests/openapi) run on Node.js; any Node >= 18 does,

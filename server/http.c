@@ -9,6 +9,18 @@
  *
  * The path is taken as sent (the unescape callback does nothing) so that
  * api/ decodes it segment by segment: "%2F" cannot make a new segment.
+ *
+ * Bad input at the transport level is answered here, as problem+json, as
+ * early as the request allows: a URL, a head or a declared body over its
+ * limit on the first call (before any body is read); a chunked body that
+ * grows past the limit is dropped as it comes and answered at its end.
+ * A client too slow to send a whole request is cut off by http_reap_slow,
+ * which the main thread calls a few times a second (see "slow clients"),
+ * since libmicrohttpd's own timeout only counts silence and a client
+ * sending a byte now and then would never meet it.
+ * What libmicrohttpd refuses before we see a request (a head larger than
+ * its connection memory, a malformed request line or header, a bad
+ * Content-Length or chunk) it answers itself, with its own HTML body.
  */
 #include "../api/api.h"
 #include "http.h"
@@ -19,29 +31,125 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* ---- slow clients ---------------------------------------------------------
+ * Each connection is tracked from accept to close. While it is WAITING for
+ * a whole request (head and body) its clock runs; once we have the request
+ * it is BUSY (being handled, held as a long poll, or answered) and exempt;
+ * when the answer is sent it waits again. http_reap_slow claims a WAITING
+ * connection past its time with one compare-and-swap (so it never races an
+ * answer), writes a 408 on a connection that never completed a request,
+ * and shuts the socket down; libmicrohttpd then closes it. The list lock
+ * is held across the shutdown and taken by the close notification, which
+ * comes before libmicrohttpd closes the descriptor: it is never reused
+ * under us. */
+
+enum { C_WAITING, C_BUSY, C_REAPED };
+
+typedef struct conn_track {
+  struct conn_track *prev, *next; /* under srv->conns_mu */
+  int fd;
+  atomic_int state;
+  atomic_int_fast64_t since_ns; /* when it began waiting */
+  atomic_int served;            /* requests answered */
+} conn_track;
 
 struct http_server {
   struct MHD_Daemon *daemon;
   api_ctx *api;
-  size_t max_body;
+  size_t max_body, max_url, max_head;
+  int64_t timeout_ns;
   atomic_long active; /* requests being handled or waiting */
   uint16_t port;
+  pthread_mutex_t conns_mu;
+  conn_track *conns;
+  char timeout_answer[512];
+  size_t timeout_answer_len;
 };
 
 typedef struct conn_state {
   http_server *srv;
   struct MHD_Connection *conn;
+  conn_track *track;
   int64_t start_ns;
   char method[16];
+  const char *route; /* a static pattern */
   char *path;
   char *body;
   size_t len, cap;
   int too_large;
   int status;
+  size_t bytes;       /* the answer's body */
   pthread_mutex_t mu; /* woken, suspended */
   int woken, suspended;
   api_pending *pending;
 } conn_state;
+
+static void notify_connection(void *cls, struct MHD_Connection *conn,
+                              void **socket_context,
+                              enum MHD_ConnectionNotificationCode toe) {
+  http_server *srv = cls;
+  conn_track *t = *socket_context;
+  api_connections_changed(srv->api,
+                          toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    t = info ? calloc(1, sizeof *t) : NULL;
+    if (!t)
+      return; /* untracked: libmicrohttpd's own timeout still applies */
+    t->fd = info->connect_fd;
+    atomic_init(&t->state, C_WAITING);
+    atomic_init(&t->since_ns, gr_now_ns());
+    pthread_mutex_lock(&srv->conns_mu);
+    t->next = srv->conns;
+    if (srv->conns)
+      srv->conns->prev = t;
+    srv->conns = t;
+    pthread_mutex_unlock(&srv->conns_mu);
+    *socket_context = t;
+  } else if (t) {
+    pthread_mutex_lock(&srv->conns_mu);
+    if (t->prev)
+      t->prev->next = t->next;
+    else
+      srv->conns = t->next;
+    if (t->next)
+      t->next->prev = t->prev;
+    pthread_mutex_unlock(&srv->conns_mu);
+    free(t);
+    *socket_context = NULL;
+  }
+}
+
+/* We have the whole request: stop its clock. 0 if the reaper took the
+ * connection first (then it must be dropped). */
+static int claim_busy(conn_track *t) {
+  int waiting = C_WAITING;
+  return !t || atomic_compare_exchange_strong(&t->state, &waiting, C_BUSY) ||
+         waiting == C_BUSY;
+}
+
+void http_reap_slow(http_server *srv) {
+  int64_t now = gr_now_ns();
+  pthread_mutex_lock(&srv->conns_mu);
+  for (conn_track *t = srv->conns; t; t = t->next) {
+    int waiting = C_WAITING;
+    if (now - atomic_load(&t->since_ns) < srv->timeout_ns ||
+        !atomic_compare_exchange_strong(&t->state, &waiting, C_REAPED))
+      continue;
+    if (atomic_load(&t->served) == 0) /* a kept-alive one just closes */
+      send(t->fd, srv->timeout_answer, srv->timeout_answer_len,
+           MSG_DONTWAIT | MSG_NOSIGNAL);
+    shutdown(t->fd, SHUT_RDWR);
+    api_connection_timed_out(srv->api);
+  }
+  pthread_mutex_unlock(&srv->conns_mu);
+}
+
+/* ---- requests -------------------------------------------------------------
+ */
 
 /* Called once, from any thread. Resuming lets MHD answer and free cs on
  * its own thread at once, so cs is not touched after the unlock; the
@@ -58,6 +166,10 @@ static void wake(void *ud) {
 }
 
 static enum MHD_Result send_response(conn_state *cs, api_response *r) {
+  if (!claim_busy(cs->track)) {
+    api_response_free(r);
+    return MHD_NO; /* the reaper answered 408 */
+  }
   struct MHD_Response *resp =
       r->body
           ? MHD_create_response_from_buffer(r->body_len, r->body,
@@ -67,6 +179,7 @@ static enum MHD_Result send_response(conn_state *cs, api_response *r) {
     api_response_free(r);
     return MHD_NO;
   }
+  cs->bytes = r->body ? r->body_len : 0;
   r->body = NULL; /* MHD frees it */
   if (r->content_type)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -99,15 +212,55 @@ static conn_state *new_state(http_server *srv, struct MHD_Connection *conn,
   cs->conn = conn;
   cs->start_ns = gr_now_ns();
   snprintf(cs->method, sizeof cs->method, "%s", method);
-  cs->path = strdup(url);
+  cs->path = strndup(url, 256); /* for the log: enough to tell what it was */
+  cs->route = api_route_of(url);
+  const union MHD_ConnectionInfo *info =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  cs->track = info ? info->socket_context : NULL;
   pthread_mutex_init(&cs->mu, NULL);
   atomic_fetch_add(&srv->active, 1);
+  api_request_began(srv->api);
   return cs;
 }
 
+static enum MHD_Result add_length(void *cls, enum MHD_ValueKind kind,
+                                  const char *key, const char *value) {
+  (void)kind;
+  size_t *n = cls;
+  *n += 2 + strlen(key) + (value ? strlen(value) : 0); /* ?k=v or &k=v */
+  return MHD_YES;
+}
+
+/* 414 or 431 as problem+json for a URL or head over the limits; 0 when
+ * they are within. */
+static int head_too_large(http_server *srv, struct MHD_Connection *conn,
+                          const char *url, api_response *r) {
+  size_t url_len = strlen(url);
+  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_length, &url_len);
+  if (url_len > srv->max_url) {
+    api_transport_problem(r, 414, "uri-too-long", "URI Too Long",
+                          "the URL is %zu bytes long; the limit is %zu",
+                          url_len, srv->max_url);
+    return 1;
+  }
+  const union MHD_ConnectionInfo *info =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+  if (info && info->header_size > srv->max_head) {
+    api_transport_problem(r, 431, "header-too-large",
+                          "Request Header Fields Too Large",
+                          "the request head (request line and headers) is "
+                          "%zu bytes; the limit is %zu",
+                          info->header_size, srv->max_head);
+    return 1;
+  }
+  return 0;
+}
+
+/* Stores a chunk of the body; once it grew past the limit nothing more is
+ * stored. -1 when out of memory. */
 static int append_body(conn_state *cs, const char *data, size_t size) {
   if (cs->too_large || cs->len + size > cs->srv->max_body) {
-    cs->too_large = 1; /* keep reading, stop storing */
+    cs->too_large = 1;
     return 0;
   }
   if (cs->len + size > cs->cap) {
@@ -125,6 +278,21 @@ static int append_body(conn_state *cs, const char *data, size_t size) {
   return 0;
 }
 
+/* The first call: only the head is known. Refuses early what it already
+ * tells; MHD_YES to go on reading the body. */
+static enum MHD_Result first_call(http_server *srv, conn_state *cs,
+                                  struct MHD_Connection *conn, const char *url,
+                                  const char *method) {
+  api_response r;
+  memset(&r, 0, sizeof r);
+  const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_AUTHORIZATION);
+  if (head_too_large(srv, conn, url, &r) ||
+      api_precheck(srv->api, method, url, auth, content_length(conn), &r))
+    return send_response(cs, &r);
+  return MHD_YES;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
                               const char *url, const char *method,
                               const char *version, const char *upload_data,
@@ -135,22 +303,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
   api_response r;
   memset(&r, 0, sizeof r);
 
-  if (!cs) { /* headers only: refuse early what the headers already tell */
-    cs = new_state(srv, conn, url, method);
-    if (!cs)
-      return MHD_NO;
-    *con_cls = cs;
-    const char *auth = MHD_lookup_connection_value(
-        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (api_precheck(srv->api, method, url, auth, content_length(conn), &r))
-      return send_response(cs, &r);
-    return MHD_YES;
+  if (!cs) {
+    cs = *con_cls = new_state(srv, conn, url, method);
+    return cs ? first_call(srv, cs, conn, url, method) : MHD_NO;
   }
   if (*upload_data_size) {
-    if (append_body(cs, upload_data, *upload_data_size) != 0)
-      return MHD_NO;
+    /* Past the limit the rest is read and dropped: closing instead would
+     * make the client lose our 413 (its unread data resets the connection).
+     * The reaper bounds how long that reading may take. */
+    int rc = append_body(cs, upload_data, *upload_data_size);
     *upload_data_size = 0;
-    return MHD_YES;
+    return rc < 0 ? MHD_NO : MHD_YES;
   }
   if (cs->pending) { /* resumed: the result is ready */
     api_pending *p = cs->pending;
@@ -162,6 +325,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
     api_too_large(srv->api, &r);
     return send_response(cs, &r);
   }
+  if (!claim_busy(cs->track))
+    return MHD_NO;
   char query[64] = "";
   const char *wait =
       MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "wait");
@@ -194,6 +359,20 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
   return MHD_YES;
 }
 
+static const char *ending(enum MHD_RequestTerminationCode toe) {
+  switch (toe) {
+  case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED:
+    return "timed_out";
+  case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN:
+    return "server_stopping";
+  case MHD_REQUEST_TERMINATED_READ_ERROR:
+  case MHD_REQUEST_TERMINATED_CLIENT_ABORT:
+    return "client_left";
+  default:
+    return "error";
+  }
+}
+
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                       enum MHD_RequestTerminationCode toe) {
   (void)conn;
@@ -206,15 +385,27 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     api_finish(srv->api, cs->pending, &r);
     api_response_free(&r);
   }
-  double ms = (double)(gr_now_ns() - cs->start_ns) / 1e6;
-  if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
-    srv_logf(GR_LOG_INFO, "http method=%s path=%s status=%d duration_ms=%.2f",
-             cs->method, cs->path, cs->status, ms);
+  int64_t ns = gr_now_ns() - cs->start_ns;
+  int ok = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK;
+  if (ok)
+    SRV_LOG(GR_LOG_INFO, "http", SRV_STR("method", cs->method),
+            SRV_STR("path", cs->path), SRV_INT("status", cs->status),
+            SRV_NUM("duration_ms", (double)ns / 1e6),
+            SRV_STR("route", cs->route),
+            SRV_INT("bytes", (long long)cs->bytes));
   else
-    srv_logf(GR_LOG_INFO,
-             "http method=%s path=%s status=%d duration_ms=%.2f "
-             "aborted=true",
-             cs->method, cs->path, cs->status, ms);
+    SRV_LOG(GR_LOG_INFO, "http", SRV_STR("method", cs->method),
+            SRV_STR("path", cs->path), SRV_INT("status", cs->status),
+            SRV_NUM("duration_ms", (double)ns / 1e6),
+            SRV_STR("route", cs->route), SRV_INT("bytes", 0),
+            SRV_STR("ended", ending(toe)));
+  api_request_ended(srv->api, cs->method, cs->route, ok ? cs->status : 0, ns);
+  conn_track *t = cs->track;
+  int busy = C_BUSY;
+  if (t && atomic_compare_exchange_strong(&t->state, &busy, C_WAITING)) {
+    atomic_store(&t->since_ns, gr_now_ns()); /* the next request's clock */
+    atomic_fetch_add(&t->served, 1);
+  }
   atomic_fetch_sub(&srv->active, 1);
   pthread_mutex_destroy(&cs->mu);
   free(cs->body);
@@ -237,27 +428,66 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
   size_t n = strlen(msg);
   while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
     msg[--n] = '\0';
-  srv_logf(GR_LOG_WARN, "http server: %s", msg);
+  SRV_LOG(GR_LOG_WARN, "http server", SRV_STR("detail", msg));
+}
+
+/* ---- the server -----------------------------------------------------------
+ */
+
+static void prepare_timeout_answer(http_server *srv, int timeout_s) {
+  char body[300];
+  int n = snprintf(body, sizeof body,
+                   "{\"type\":\"tag:goroutined,2026:problem/request-timeout\","
+                   "\"title\":\"Request Timeout\",\"status\":408,\"detail\":"
+                   "\"the request did not arrive whole within %d s; the "
+                   "connection is closed\"}",
+                   timeout_s);
+  int len = snprintf(srv->timeout_answer, sizeof srv->timeout_answer,
+                     "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                     "Content-Type: application/problem+json\r\n"
+                     "Content-Length: %d\r\n\r\n%s",
+                     n, body);
+  srv->timeout_answer_len = len > 0 ? (size_t)len : 0;
+}
+
+static struct MHD_Daemon *start_daemon(http_server *srv,
+                                       const http_options *opt) {
+  unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                       MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+  if (opt->addr->sa_family == AF_INET6)
+    flags |= MHD_USE_IPv6;
+  /* libmicrohttpd's own idle timeout backs the reaper up: it also closes
+   * a client that stops reading our answer. */
+  unsigned int mhd_timeout = (unsigned int)opt->idle_timeout_s + 1;
+  return MHD_start_daemon(
+      flags, 0, NULL, NULL, handle, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+      NULL, MHD_OPTION_SOCK_ADDR, opt->addr, MHD_OPTION_THREAD_POOL_SIZE,
+      (unsigned int)opt->threads, MHD_OPTION_CONNECTION_LIMIT,
+      (unsigned int)opt->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+      mhd_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+      (size_t)HTTP_CONNECTION_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, completed,
+      srv, MHD_OPTION_NOTIFY_CONNECTION, notify_connection, srv,
+      MHD_OPTION_UNESCAPE_CALLBACK, keep_escapes, NULL, MHD_OPTION_END);
 }
 
 http_server *http_start(api_ctx *api, const http_options *opt, char *err,
                         size_t errlen) {
   http_server *srv = calloc(1, sizeof *srv);
+  if (!srv) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
   srv->api = api;
   srv->max_body = opt->max_body;
-  unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                       MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-  if (opt->addr->sa_family == AF_INET6)
-    flags |= MHD_USE_IPv6;
-  srv->daemon = MHD_start_daemon(
-      flags, 0, NULL, NULL, handle, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-      NULL, MHD_OPTION_SOCK_ADDR, opt->addr, MHD_OPTION_THREAD_POOL_SIZE,
-      (unsigned int)opt->threads, MHD_OPTION_CONNECTION_LIMIT,
-      (unsigned int)opt->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-      (unsigned int)opt->idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, completed,
-      srv, MHD_OPTION_UNESCAPE_CALLBACK, keep_escapes, NULL, MHD_OPTION_END);
+  srv->max_url = opt->max_url;
+  srv->max_head = opt->max_head;
+  srv->timeout_ns = (int64_t)opt->idle_timeout_s * 1000000000;
+  prepare_timeout_answer(srv, opt->idle_timeout_s);
+  pthread_mutex_init(&srv->conns_mu, NULL);
+  srv->daemon = start_daemon(srv, opt);
   if (!srv->daemon) {
     snprintf(err, errlen, "cannot listen (is the port in use?)");
+    pthread_mutex_destroy(&srv->conns_mu);
     free(srv);
     return NULL;
   }
@@ -271,12 +501,12 @@ uint16_t http_port(http_server *srv) {
   return srv->port;
 }
 
+/* MHD_quiesce_daemon is not used: on an epoll daemon with its own threads
+ * it races them to remove the listening socket from their epoll sets, and
+ * the loser aborts the process (libmicrohttpd 0.9.75). Connections are
+ * accepted until MHD_stop_daemon; a request that would start work gets 503
+ * by then (api_drain). */
 void http_stop(http_server *srv, int64_t grace_ms) {
-  /* No new connections; every waiting request answers with what it has;
-   * running requests get up to grace_ms to finish. */
-  /* The listening socket is ours now, but MHD's threads drop it from their
-   * epoll sets in their own time: close it only once they stopped. */
-  MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
   int64_t deadline = gr_now_ms() + grace_ms;
   do {
     api_wake_all(srv->api);
@@ -287,7 +517,6 @@ void http_stop(http_server *srv, int64_t grace_ms) {
   } while (gr_now_ms() < deadline);
   api_wake_all(srv->api);
   MHD_stop_daemon(srv->daemon);
-  if (fd != MHD_INVALID_SOCKET)
-    close(fd);
+  pthread_mutex_destroy(&srv->conns_mu);
   free(srv);
 }

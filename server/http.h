@@ -17,14 +17,28 @@ typedef struct http_options {
   int threads;                 /* server threads (a pool on epoll) */
   size_t max_body;
   int max_connections;
-  int idle_timeout_s; /* an idle connection is closed after this */
+  /* A client must send a whole request (head and body) within this many
+   * seconds of connecting or of its previous answer; else it gets 408 (on
+   * its first request) and the connection is closed. */
+  int idle_timeout_s;
+  size_t max_url;  /* a longer URL (with its query) gets 414 */
+  size_t max_head; /* a longer request head gets 431 */
 } http_options;
+
+/* The most a request head may take in libmicrohttpd's memory: beyond it,
+ * libmicrohttpd itself answers 414 or 431 with its own HTML body. */
+#define HTTP_CONNECTION_MEMORY (64 * 1024)
 
 http_server *http_start(api_ctx *api, const http_options *opt, char *err,
                         size_t errlen);
 uint16_t http_port(http_server *srv); /* the real one when 0 was asked */
-/* Stops accepting, answers waiting requests, gives running ones up to
- * grace_ms, then stops. */
+/* Cuts off the clients that took longer than the idle timeout to send a
+ * request (408 on a connection's first request, then closed). Call it a
+ * few times a second from any thread: the server starts no thread of its
+ * own for it. */
+void http_reap_slow(http_server *srv);
+/* Answers every waiting request, gives requests still being handled up to
+ * grace_ms, then stops and frees srv. */
 void http_stop(http_server *srv, int64_t grace_ms);
 
 #endif

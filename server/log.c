@@ -1,15 +1,30 @@
 /*
- * log.c - the process's log: one line per event on stderr, written with a
- * single call so lines from parallel goroutines never interleave.
+ * log.c - the process's log: one structured line per event, logfmt by
+ * default or JSON lines, on stderr or in a file that SIGHUP reopens.
+ *
+ * A line is built in a buffer and written with one write(2), so lines from
+ * parallel goroutines never interleave. Every value is escaped for its
+ * format and made valid UTF-8 (a byte that is not becomes U+FFFD), so any
+ * line parses, whatever a snippet logged. Writers hold a read lock on the
+ * file, reopening takes the write lock: a line never goes to a closed
+ * descriptor.
  */
 #include "server.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static int min_level = GR_LOG_INFO;
+static int json_format;
+static char *log_path; /* NULL: stderr */
+static int log_fd = 2;
+static pthread_rwlock_t log_lock = PTHREAD_RWLOCK_INITIALIZER;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -24,47 +39,236 @@ int srv_parse_log_level(const char *name) {
   return -1;
 }
 
-static void write_line(int level, uint64_t gid, const char *msg) {
-  if (level < min_level && level != GR_LOG_ALWAYS)
+int srv_set_log_format(const char *name) {
+  if (strcmp(name, "logfmt") == 0)
+    json_format = 0;
+  else if (strcmp(name, "json") == 0)
+    json_format = 1;
+  else
+    return -1;
+  return 0;
+}
+
+static int open_log(const char *path) {
+  return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+}
+
+int srv_set_log_file(const char *path, char *err, size_t errlen) {
+  int fd = open_log(path);
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    return -1;
+  }
+  pthread_rwlock_wrlock(&log_lock);
+  free(log_path);
+  log_path = strdup(path);
+  if (log_fd != 2)
+    close(log_fd);
+  log_fd = fd;
+  pthread_rwlock_unlock(&log_lock);
+  return 0;
+}
+
+int srv_log_reopen(void) {
+  pthread_rwlock_wrlock(&log_lock);
+  int rc = 0;
+  if (log_path) {
+    int fd = open_log(log_path);
+    if (fd >= 0) {
+      close(log_fd);
+      log_fd = fd;
+    } else {
+      rc = -1; /* keep writing to the old one */
+    }
+  }
+  pthread_rwlock_unlock(&log_lock);
+  return rc;
+}
+
+/* ---- building a line ------------------------------------------------------
+ */
+
+typedef struct line {
+  char buf[8192];
+  size_t len;
+} line;
+
+/* A string value stops (with "...") where fewer than this many bytes would
+ * be left for the rest of the line: keys and numbers are short. */
+#define LINE_RESERVE 512
+
+static void put(line *l, const char *s, size_t n) {
+  if (l->len + n > sizeof l->buf)
+    return; /* cannot happen with LINE_RESERVE, but never overflow */
+  memcpy(l->buf + l->len, s, n);
+  l->len += n;
+}
+
+static void puts_(line *l, const char *s) {
+  put(l, s, strlen(s));
+}
+
+/* The length of the valid UTF-8 character at s (n bytes left), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t n) {
+  unsigned c = s[0];
+  size_t len = c < 0x80                ? 1
+               : c >= 0xc2 && c < 0xe0 ? 2
+               : c >= 0xe0 && c < 0xf0 ? 3
+               : c >= 0xf0 && c < 0xf5 ? 4
+                                       : 0;
+  if (len == 0 || len > n)
+    return 0;
+  for (size_t i = 1; i < len; i++)
+    if ((s[i] & 0xc0) != 0x80)
+      return 0;
+  if (len == 3 && ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0)))
+    return 0; /* overlong, or a surrogate */
+  if (len == 4 && ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] >= 0x90)))
+    return 0;
+  return len;
+}
+
+/* s escaped for a quoted logfmt or JSON string (the same escapes serve
+ * both), without the quotes; cut short with "..." when the line is long. */
+static void put_escaped(line *l, const char *str) {
+  const unsigned char *s = (const unsigned char *)str;
+  size_t n = strlen(str), limit = sizeof l->buf - LINE_RESERVE;
+  for (size_t i = 0; i < n;) {
+    unsigned c = s[i];
+    char piece[8];
+    size_t plen, used = 1;
+    if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t') {
+      piece[0] = '\\';
+      piece[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : (char)c;
+      plen = 2;
+    } else if (c < 0x20 || c == 0x7f) {
+      plen = (size_t)snprintf(piece, sizeof piece, "\\u%04x", c);
+    } else if ((used = utf8_len(s + i, n - i)) == 0) {
+      memcpy(piece, "\xef\xbf\xbd", 3); /* U+FFFD */
+      plen = 3;
+      used = 1;
+    } else {
+      memcpy(piece, s + i, used);
+      plen = used;
+    }
+    if (l->len + plen > limit) {
+      put(l, "...", 3);
+      return;
+    }
+    put(l, piece, plen);
+    i += used;
+  }
+}
+
+/* logfmt leaves a value bare when nothing in it needs quoting. */
+static int bare(const char *s) {
+  if (!*s)
+    return 0;
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c <= ' ' || c == '=' || c == '"' || c == '\\' || c >= 0x7f)
+      return 0;
+  }
+  return 1;
+}
+
+static void put_key(line *l, const char *key) {
+  if (json_format) {
+    puts_(l, l->len > 1 ? ",\"" : "\"");
+    puts_(l, key);
+    puts_(l, "\":");
+  } else {
+    if (l->len)
+      put(l, " ", 1);
+    puts_(l, key);
+    put(l, "=", 1);
+  }
+}
+
+static void put_str(line *l, const char *key, const char *value) {
+  put_key(l, key);
+  if (!json_format && bare(value)) {
+    puts_(l, value);
     return;
+  }
+  put(l, "\"", 1);
+  put_escaped(l, value);
+  put(l, "\"", 1);
+}
+
+static void put_field(line *l, const srv_field *f) {
+  char num[48];
+  switch (f->kind) {
+  case 'i':
+    put_key(l, f->key);
+    snprintf(num, sizeof num, "%lld", f->i);
+    puts_(l, num);
+    break;
+  case 'f':
+    put_key(l, f->key);
+    snprintf(num, sizeof num, "%.3f", f->d == f->d ? f->d : 0.0);
+    puts_(l, num);
+    break;
+  default:
+    put_str(l, f->key, f->s ? f->s : "");
+  }
+}
+
+static void write_line(int level, uint64_t gid, const char *msg,
+                       const srv_field *fields, size_t n) {
   if (level == GR_LOG_ALWAYS)
     level = GR_LOG_INFO;
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   struct tm tm;
   gmtime_r(&ts.tv_sec, &tm);
-  char stamp[32];
-  strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-  char line[4096];
-  int n;
+  char stamp[64], when[32];
+  strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(stamp, sizeof stamp, "%s.%03ldZ", when, ts.tv_nsec / 1000000);
+
+  line l;
+  l.len = 0;
+  if (json_format)
+    put(&l, "{", 1);
+  put_str(&l, "ts", stamp);
+  put_str(&l, "level", level_names[level]);
   if (gid)
-    n = snprintf(line, sizeof line, "%s.%03ldZ %-5s goroutine=%llu %s\n", stamp,
-                 ts.tv_nsec / 1000000, level_names[level],
-                 (unsigned long long)gid, msg);
-  else
-    n = snprintf(line, sizeof line, "%s.%03ldZ %-5s %s\n", stamp,
-                 ts.tv_nsec / 1000000, level_names[level], msg);
-  if (n >= (int)sizeof line) {
-    n = (int)sizeof line - 1;
-    line[n - 1] = '\n';
-  }
-  fwrite(line, 1, (size_t)n, stderr);
+    put_field(&l, &SRV_INT("goroutine", (long long)gid));
+  put_str(&l, "msg", msg);
+  for (size_t i = 0; i < n; i++)
+    put_field(&l, &fields[i]);
+  put(&l, json_format ? "}\n" : "\n", json_format ? 2 : 1);
+
+  pthread_rwlock_rdlock(&log_lock);
+  ssize_t w = write(log_fd, l.buf, l.len);
+  pthread_rwlock_unlock(&log_lock);
+  (void)w;
+}
+
+static int enabled(int level) {
+  return level >= min_level || level == GR_LOG_ALWAYS;
+}
+
+void srv_log(int level, const char *msg, const srv_field *fields, size_t n) {
+  if (enabled(level))
+    write_line(level, 0, msg, fields, n);
 }
 
 void srv_log_hook(void *ud, int level, uint64_t gid, const char *msg) {
   (void)ud;
-  write_line(level, gid, msg);
+  if (enabled(level))
+    write_line(level, gid, msg, NULL, 0);
 }
 
 void srv_logf(int level, const char *fmt, ...) {
-  if (level < min_level && level != GR_LOG_ALWAYS)
+  if (!enabled(level))
     return; /* do not even format it */
   char msg[2048];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  write_line(level, 0, msg);
+  write_line(level, 0, msg, NULL, 0);
 }
 
 long long srv_parse_size(const char *s) {

@@ -12,15 +12,46 @@
 #define GR_VERSION "0.0.0"
 #endif
 
-/* Logging to stderr: one line per event, with a UTC timestamp. A line at
- * GR_LOG_ALWAYS is written at every log level (as info): the startup and
- * shutdown lines. */
+/* Logging: one structured line per event with a UTC timestamp (ts), the
+ * level and a message (msg), then fields; logfmt by default, or JSON
+ * lines. A line at GR_LOG_ALWAYS is written at every log level (as info):
+ * the startup and shutdown lines. */
 #define GR_LOG_ALWAYS 100
-void srv_log_hook(void *ud, int level, uint64_t gid, const char *msg);
+
+/* A field of a line: SRV_STR("route", route), SRV_INT("status", 200),
+ * SRV_NUM("duration_ms", 1.5) (written with three decimals). */
+typedef struct srv_field {
+  const char *key;
+  int kind; /* 's', 'i' or 'f' */
+  const char *s;
+  long long i;
+  double d;
+} srv_field;
+#define SRV_STR(k, v) ((srv_field){(k), 's', (v), 0, 0})
+#define SRV_INT(k, v) ((srv_field){(k), 'i', NULL, (v), 0})
+#define SRV_NUM(k, v) ((srv_field){(k), 'f', NULL, 0, (v)})
+void srv_log(int level, const char *msg, const srv_field *fields, size_t n);
+#define SRV_LOG(level, msg, ...)                                               \
+  do {                                                                         \
+    const srv_field srv_fields_[] = {__VA_ARGS__};                             \
+    srv_log(level, msg, srv_fields_,                                           \
+            sizeof srv_fields_ / sizeof srv_fields_[0]);                       \
+  } while (0)
+/* A line with the message only. */
 void srv_logf(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* The runtime's log hook (gr_hooks.log): core's and snippets' lines. */
+void srv_log_hook(void *ud, int level, uint64_t gid, const char *msg);
+
 void srv_set_log_level(int level);
 int srv_parse_log_level(const char *name); /* -1 if unknown */
+/* "logfmt" or "json"; -1 if unknown. */
+int srv_set_log_format(const char *name);
+/* Writes the log to path (appending) instead of stderr; -1 with err. */
+int srv_set_log_file(const char *path, char *err, size_t errlen);
+/* Reopens the log file (after a rotation: SIGHUP); -1 if it cannot, and
+ * the log goes on in the old one. */
+int srv_log_reopen(void);
 
 /* Parses a size such as 64M, 512K, 1G or plain bytes; -1 if malformed. */
 long long srv_parse_size(const char *s);

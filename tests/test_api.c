@@ -565,10 +565,14 @@ START_TEST(await_several_jobs) {
       json_string_value(json_object_get(json_array_get(results, 2), "state")),
       "failed");
   done(&r);
-  snprintf(body, sizeof body, "{\"ids\":[\"%s\",\"job-nope\",5]}", ids[0]);
+  snprintf(body, sizeof body, "{\"ids\":[\"%s\",\"job-nope\",\"job-gone\"]}",
+           ids[0]);
   r = call("POST", "/v1/jobs/await", body);
   expect_problem(&r, 404, "job-nope");
   ck_assert_int_eq(json_array_size(json_object_get(r.json, "ids")), 2);
+  done(&r);
+  r = call("POST", "/v1/jobs/await", "{\"ids\":[5]}");
+  expect_problem(&r, 400, "must be a string");
   done(&r);
   r = call("POST", "/v1/jobs/await", "{\"ids\":\"x\"}");
   expect_problem(&r, 400, "field 'ids' must be an array");
