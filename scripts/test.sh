@@ -23,6 +23,12 @@ for variant in $variants; do
   unset ASAN_OPTIONS UBSAN_OPTIONS TSAN_OPTIONS
 done
 
+# The libFuzzer targets, once: GR_FUZZ_SECONDS (10) each, 0 skips them.
+if [ "${GR_FUZZ_SECONDS:-10}" != 0 ]; then
+  echo "== fuzz"
+  scripts/fuzz.sh "${GR_FUZZ_SECONDS:-10}" || failed+=("fuzz")
+fi
+
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED: ${failed[*]}" >&2
   exit 1
