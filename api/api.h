@@ -72,7 +72,7 @@ typedef struct api_request {
 
 typedef struct api_header {
   const char *name;
-  char value[128];
+  char value[512]; /* a Location holds a pool name of 127 bytes, escaped */
 } api_header;
 
 typedef struct api_response {

@@ -412,7 +412,7 @@ static void submit_task(api_ctx *api, const api_request *req, const char *name,
     api_problem(r, 500, "internal", "Internal Server Error", NULL,
                 "not enough memory to keep the task");
   } else {
-    char escaped[96], location[160];
+    char escaped[3 * 127 + 1], location[512]; /* names: 127 bytes at most */
     api_path_escape(escaped, sizeof escaped, name);
     snprintf(location, sizeof location, "/v1/pools/%s/tasks/%s", escaped, id);
     accepted(r, job, location);

@@ -58,7 +58,7 @@ static void on_wake(void *ud) {
 typedef struct reply {
   int status;
   json_t *json; /* the parsed body, or NULL */
-  char headers[API_MAX_HEADERS][160];
+  char headers[API_MAX_HEADERS][600];
   int nheaders;
   char content_type[64];
   int64_t took_ms;
@@ -346,6 +346,28 @@ END_TEST
 
 /* ---- tasks ------------------------------------------------------------------
  */
+
+START_TEST(location_holds_a_long_escaped_pool_name) {
+  /* A snippet may name a pool anything up to 127 bytes; HTTP reaches it
+   * escaped, and the Location of its task holds the whole name. */
+  reply r = call("POST", "/v1/run",
+                 "{\"code\":\"return goroutine.pool_create(('a/'):rep(63) .. "
+                 "'z', {workers = 1})\"}");
+  ck_assert_int_eq(r.status, 200);
+  done(&r);
+  char escaped[400] = "", path[512];
+  for (int i = 0; i < 63; i++)
+    strcat(escaped, "a%2F");
+  strcat(escaped, "z");
+  snprintf(path, sizeof path, "/v1/pools/%s/tasks", escaped);
+  r = call("POST", path, "{\"code\":\"return 1\"}");
+  ck_assert_int_eq(r.status, 202);
+  char location[600];
+  snprintf(location, sizeof location, "Location: %s/%s", path, str(&r, "id"));
+  ck_assert_msg(has_header(&r, location), "no %s", location);
+  done(&r);
+}
+END_TEST
 
 START_TEST(task_submit_and_long_poll) {
   reply r = call("POST", "/v1/pools", "{\"name\":\"t\",\"workers\":2}");
@@ -870,6 +892,7 @@ static Suite *api_suite(void) {
   tcase_add_test(tc, pool_create_validation);
   tcase_add_test(tc, bodies_must_be_json);
   tcase_add_test(tc, pool_wait_long_polls);
+  tcase_add_test(tc, location_holds_a_long_escaped_pool_name);
   tcase_add_test(tc, task_submit_and_long_poll);
   tcase_add_test(tc, task_long_poll_times_out);
   tcase_add_test(tc, task_queue_full_and_closed_pool);
