@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the container image from docker/Dockerfile and runs it: the health
 # check, a job through the container with the token, 401 without it, the
-# non-root user, and a graceful stop with exit status 0.
+# dashboard and /metrics, the non-root user, and a graceful stop with exit
+# status 0.
 #
 #   scripts/container_test.sh
 #
@@ -95,6 +96,13 @@ id=$(echo "$job" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
 result=$(curl -fsS "$base/v1/jobs/$id?wait=10" -H "Authorization: Bearer $token") \
   || fail "GET /v1/jobs/$id failed"
 echo "$result" | grep -q '"values":\[55\]' || fail "the job answered $result"
+
+page=$(curl -fsS "$base/") || fail "GET / (the dashboard) failed"
+echo "$page" | grep -q '<title>goroutined' || fail "GET / is not the dashboard"
+metrics=$(curl -fsS "$base/metrics" -H "Authorization: Bearer $token") \
+  || fail "GET /metrics with the token failed"
+echo "$metrics" | grep -q '^goroutined_goroutines_spawned_total ' \
+  || fail "/metrics lacks goroutined_goroutines_spawned_total"
 
 if [ "$engine" = podman ]; then
   "$engine" healthcheck run "$name" >/dev/null || fail "the image's HEALTHCHECK fails"
