@@ -76,6 +76,7 @@ typedef struct gr_memacct {
   int limit_hit;     /* 0, or which limit refused the last failed allocation */
   gr_job *job;       /* counts used too, when it has a memory limit */
   int job_unchecked; /* count into job without enforcing its limit */
+  int bulk;          /* it grew large once: allocates from the bulk arena */
 } gr_memacct;
 
 /* A finished goroutine's state kept for the next one on the worker. */
