@@ -10,110 +10,33 @@
 #ifndef GR_TEST_HTTP_CLIENT_H
 #define GR_TEST_HTTP_CLIENT_H
 
-#include "helpers.h"
+#include "t_server.h"
 
-#include <ctype.h>
-#include <curl/curl.h>
-#include <fcntl.h>
-#include <jansson.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-typedef struct hc_server {
-  pid_t pid;
-  int port;
-  char dir[64]; /* its own temporary directory, with its log */
-  char log[128];
-  char base[64];
-} hc_server;
+typedef ts_server hc_server;
+typedef ts_resp hc_resp;
 
 /* Where exchanges are appended (JSON lines), or "" for nowhere. */
 static char hc_captures[512];
 
-/* Starts `goroutined serve` on a free loopback port with extra args (NULL-
- * terminated, may be NULL) and environment entries "NAME=value" (same). */
+/* Starts `goroutined serve` on a free loopback port (t_server.h) with
+ * --log-level warn, a short grace period (work still running at the end
+ * of a test need not be waited for), extra args (NULL-terminated, may be
+ * NULL) and environment entries "NAME=value" (same; they win). */
 static void hc_start(hc_server *s, const char *const *args,
                      const char *const *env) {
-  memset(s, 0, sizeof *s);
-  t_tmpdir_make(s->dir, "gr_hc");
-  snprintf(s->log, sizeof s->log, "%s/server.log", s->dir);
-  const char *argv[48] = {GOROUTINED_BIN, "serve",       "--listen",
-                          "127.0.0.1:0",  "--log-level", "warn"};
-  int argc = 6;
-  for (int i = 0; args && args[i] && argc < 47; i++)
-    argv[argc++] = args[i];
-  argv[argc] = NULL;
-  s->pid = fork();
-  ck_assert_int_ge(s->pid, 0);
-  if (s->pid == 0) {
-    int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 2);
-    close(fd);
-    /* Work still running at the end of a test need not be waited for. */
-    putenv("GOROUTINED_GRACE_MS=200");
-    for (int i = 0; env && env[i]; i++)
-      putenv((char *)env[i]);
-    execv(argv[0], (char **)argv);
-    _exit(127);
-  }
-  const char *mark = "listening on http://127.0.0.1:";
-  for (int i = 0; i < 1000 && !s->port; i++) { /* up to 10 s */
-    usleep(10000);
-    FILE *f = fopen(s->log, "r");
-    char line[512];
-    while (f && fgets(line, sizeof line, f)) {
-      const char *at = strstr(line, mark);
-      if (at)
-        s->port = atoi(at + strlen(mark));
-    }
-    if (f)
-      fclose(f);
-  }
-  ck_assert_msg(s->port > 0, "the server did not start; see %s", s->log);
-  snprintf(s->base, sizeof s->base, "http://127.0.0.1:%d", s->port);
-}
-
-/* The server's log so far; caller frees. */
-static char *hc_log(hc_server *s) {
-  FILE *f = fopen(s->log, "r");
-  if (!f)
-    return strdup("");
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *mem = open_memstream(&buf, &len);
-  char chunk[4096];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-    fwrite(chunk, 1, n, mem);
-  fclose(mem);
-  fclose(f);
-  return buf;
+  const char *all_args[48] = {"--log-level", "warn"};
+  const char *all_env[32] = {"GOROUTINED_GRACE_MS=200"};
+  for (int i = 0, n = 2; args && args[i] && n < 47; i++)
+    all_args[n++] = args[i];
+  for (int i = 0, n = 1; env && env[i] && n < 31; i++)
+    all_env[n++] = env[i];
+  ts_start(s, all_args, all_env);
 }
 
 /* SIGTERM, then the exit status (the log is shown when it is not 0). */
 static int hc_stop(hc_server *s) {
-  kill(s->pid, SIGTERM);
-  int status = 0, rc = -1;
-  for (int i = 0; i < 3000 && rc < 0; i++) { /* up to 30 s */
-    if (waitpid(s->pid, &status, WNOHANG) == s->pid)
-      rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    else
-      usleep(10000);
-  }
-  if (rc < 0) {
-    kill(s->pid, SIGKILL);
-    waitpid(s->pid, &status, 0);
-  }
-  if (rc != 0) {
-    char *log = hc_log(s);
-    fprintf(stderr, "server exited with %d; its log:\n%s\n", rc, log);
-    free(log);
-  }
-  t_tmpdir_remove(s->dir);
+  int rc = ts_stop(s, SIGTERM);
+  ts_cleanup(s);
   return rc;
 }
 
@@ -129,57 +52,10 @@ typedef struct hc_req {
   const char *content_type;
 } hc_req;
 
-typedef struct hc_resp {
-  long status;
-  char *body;
-  size_t len;
-  char headers[4096]; /* "\nname: value\r\n..." with lowercase names */
-  json_t *json;
-} hc_resp;
-
-static size_t hc_on_body(char *data, size_t size, size_t n, void *ud) {
-  hc_resp *r = ud;
-  char *grown = realloc(r->body, r->len + size * n + 1);
-  if (!grown)
-    return 0;
-  r->body = grown;
-  memcpy(r->body + r->len, data, size * n);
-  r->len += size * n;
-  r->body[r->len] = '\0';
-  return size * n;
-}
-
-static size_t hc_on_header(char *data, size_t size, size_t n, void *ud) {
-  hc_resp *r = ud;
-  size_t len = strlen(r->headers);
-  if (len + size * n < sizeof r->headers - 1) {
-    int in_name = 1;
-    for (size_t i = 0; i < size * n; i++) {
-      char c = data[i];
-      if (c == ':')
-        in_name = 0;
-      r->headers[len + i] = in_name ? (char)tolower((unsigned char)c) : c;
-    }
-    r->headers[len + size * n] = '\0';
-  }
-  return size * n;
-}
-
 /* The value of a response header (lowercase name), or NULL. */
 static const char *hc_header(hc_resp *r, const char *name) {
   static char value[256];
-  char needle[64];
-  snprintf(needle, sizeof needle, "\n%s: ", name);
-  const char *at = strstr(r->headers, needle);
-  if (!at)
-    return NULL;
-  at += strlen(needle);
-  size_t n = strcspn(at, "\r\n");
-  if (n >= sizeof value)
-    n = sizeof value - 1;
-  memcpy(value, at, n);
-  value[n] = '\0';
-  return value;
+  return ts_header(r, name, value, sizeof value);
 }
 
 static void hc_capture(const hc_req *q, hc_resp *r) {
@@ -219,9 +95,9 @@ static CURL *hc_prepare(hc_server *s, const hc_req *q, hc_resp *r,
   free(url); /* libcurl keeps its own copy */
   curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, q->method);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, hc_on_body);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, ts_on_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, hc_on_header);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, ts_on_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
   curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
   curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
@@ -270,46 +146,12 @@ static hc_resp hc_call(hc_server *s, const char *method, const char *path,
   return hc_send(s, &q);
 }
 
-static void hc_release(hc_resp *r) {
-  json_decref(r->json);
-  free(r->body);
-  memset(r, 0, sizeof *r);
-}
-
-static const char *hc_str(hc_resp *r, const char *key) {
-  return json_string_value(json_object_get(r->json, key));
-}
-
-/* A problem+json answer with this status, whose detail contains needle and
- * whose status member agrees. */
-#define hc_expect_problem(r, status, needle)                                   \
-  hc_expect_problem_at(r, status, needle, __FILE__, __LINE__)
-static void hc_expect_problem_at(hc_resp *r, long status, const char *needle,
-                                 const char *file, int line) {
-  ck_assert_msg(r->status == status, "%s:%d: status %ld, expected %ld: %.300s",
-                file, line, r->status, status, r->body ? r->body : "");
-  const char *ct = hc_header(r, "content-type");
-  ck_assert_msg(ct && strcmp(ct, "application/problem+json") == 0,
-                "%s:%d: content type %s", file, line, ct ? ct : "(none)");
-  ck_assert_msg(r->json, "%s:%d: the body is not JSON: %.300s", file, line,
-                r->body);
-  ck_assert_int_eq(json_integer_value(json_object_get(r->json, "status")),
-                   status);
-  const char *detail = hc_str(r, "detail");
-  ck_assert_msg(detail && strstr(detail, needle),
-                "%s:%d: the detail lacks '%s': %.400s", file, line, needle,
-                r->body);
-}
-
-/* The server still answers a good request right. */
-#define hc_still_serving(s) hc_still_serving_at(s, __FILE__, __LINE__)
-static void hc_still_serving_at(hc_server *s, const char *file, int line) {
-  hc_resp r = hc_call(s, "POST", "/v1/run", "{\"code\":\"return 6 * 7\"}");
-  ck_assert_msg(r.status == 200 && r.body && strstr(r.body, "\"values\":[42]"),
-                "%s:%d: a good request got %ld: %.300s", file, line, r.status,
-                r.body ? r.body : "");
-  hc_release(&r);
-}
+#define hc_release ts_release
+#define hc_str ts_str
+/* A problem+json answer with this status whose detail contains needle. */
+#define hc_expect_problem ts_expect_problem
+/* The server still answers a good request right (no token). */
+#define hc_still_serving(s) ts_still_serving(s, NULL)
 
 /* Validates the captured exchanges against openapi.yaml. */
 static void hc_validate_captures(void) {
