@@ -4,6 +4,6 @@
 # `goroutined serve` (see `build/normal/goroutined serve --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh build
 scripts/build.sh normal
 exec build/normal/goroutined serve "$@"

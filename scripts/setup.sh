@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages that building and testing goroutined need,
 # only those missing. Idempotent and quiet; safe to run any number of times.
+#   scripts/setup.sh          everything (what scripts/test.sh needs)
+#   scripts/setup.sh build    only what building and serving need
+#                             (scripts/run.sh): no clang, promtool, Chromium
 set -euo pipefail
 
 packages=(
@@ -9,10 +12,14 @@ packages=(
   libjemalloc-dev
   libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
   check libsubunit-dev
-  clang libclang-rt-14-dev llvm   # libFuzzer and its symbolizer (scripts/fuzz.sh)
-  prometheus   # promtool checks the /metrics output (tests/test_metrics.c)
-  chromium     # the dashboard's browser test (tests/browser)
 )
+if [ "${1:-all}" != build ]; then
+  packages+=(
+    clang libclang-rt-14-dev llvm   # libFuzzer and its symbolizer (scripts/fuzz.sh)
+    prometheus   # promtool checks the /metrics output (tests/test_metrics.c)
+    chromium     # the dashboard's browser test (tests/browser)
+  )
+fi
 
 # The contract checks (tests/openapi) run on Node.js; any Node >= 18 does,
 # so Debian's is installed only when there is none.
