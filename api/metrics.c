@@ -271,6 +271,13 @@ static void family(api_out *o, const char *name, const char *type,
   outf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A family with one value and no labels. */
+static void scalar(api_out *o, const char *name, const char *type,
+                   const char *help, unsigned long long value) {
+  family(o, name, type, help);
+  outf(o, "%s %llu\n", name, value);
+}
+
 /* A pool name as a label value: valid UTF-8 (other bytes as \xNN), with
  * backslashes and quotes escaped. */
 static void label_value(char *out, size_t outlen, const char *s) {
@@ -314,32 +321,23 @@ static void runtime_metrics(api_ctx *api, api_out *o) {
          "Seconds since the server started.");
   outf(o, "goroutined_uptime_seconds %.3f\n",
        (double)(gr_now_ns() - w->started_ns) / 1e9);
-  family(o, "goroutined_goroutines_alive", "gauge",
-         "Goroutines started and not yet finished.");
-  outf(o, "goroutined_goroutines_alive %llu\n", (unsigned long long)st.alive);
-  family(o, "goroutined_goroutines_parked", "gauge",
-         "Goroutines waiting for an event (sleep, channel, await, http).");
-  outf(o, "goroutined_goroutines_parked %llu\n", (unsigned long long)st.parked);
-  family(o, "goroutined_goroutines_spawned_total", "counter",
-         "Goroutines started since the server started.");
-  outf(o, "goroutined_goroutines_spawned_total %llu\n",
-       (unsigned long long)st.spawned);
-  family(o, "goroutined_scheduler_workers", "gauge",
-         "Scheduler worker threads, stand-ins for blocked ones included.");
-  outf(o, "goroutined_scheduler_workers %llu\n",
-       (unsigned long long)st.workers);
-  family(o, "goroutined_scheduler_workers_busy", "gauge",
-         "Scheduler workers running a goroutine right now.");
-  outf(o, "goroutined_scheduler_workers_busy %llu\n",
-       (unsigned long long)st.running);
-  family(o, "goroutined_lua_memory_bytes", "gauge",
-         "Memory held by Lua states, all goroutines together.");
-  outf(o, "goroutined_lua_memory_bytes %llu\n",
-       (unsigned long long)st.lua_bytes);
-  family(o, "goroutined_unhandled_errors_total", "counter",
-         "Goroutine failures that nobody awaited (reported in the log).");
-  outf(o, "goroutined_unhandled_errors_total %llu\n",
-       (unsigned long long)st.unhandled_errors);
+  scalar(o, "goroutined_goroutines_alive", "gauge",
+         "Goroutines started and not yet finished.", st.alive);
+  scalar(o, "goroutined_goroutines_parked", "gauge",
+         "Goroutines waiting for an event (sleep, channel, await, http).",
+         st.parked);
+  scalar(o, "goroutined_goroutines_spawned_total", "counter",
+         "Goroutines started since the server started.", st.spawned);
+  scalar(o, "goroutined_scheduler_workers", "gauge",
+         "Scheduler worker threads, stand-ins for blocked ones included.",
+         st.workers);
+  scalar(o, "goroutined_scheduler_workers_busy", "gauge",
+         "Scheduler workers running a goroutine right now.", st.running);
+  scalar(o, "goroutined_lua_memory_bytes", "gauge",
+         "Memory held by Lua states, all goroutines together.", st.lua_bytes);
+  scalar(o, "goroutined_unhandled_errors_total", "counter",
+         "Goroutine failures that nobody awaited (reported in the log).",
+         st.unhandled_errors);
 }
 
 /* One family with a value per pool. */
@@ -468,26 +466,24 @@ static void http_metrics(api_ctx *api, api_out *o) {
               http_bounds, H_COUNT,
               (double)atomic_load(&w->duration_sum_ns[r]) / 1e9);
   }
-  family(o, "goroutined_http_requests_in_flight", "gauge",
-         "HTTP requests being read, handled or held waiting.");
-  outf(o, "goroutined_http_requests_in_flight %ld\n",
-       in_flight > 0 ? in_flight : 0);
-  family(o, "goroutined_http_long_polls", "gauge",
+  scalar(o, "goroutined_http_requests_in_flight", "gauge",
+         "HTTP requests being read, handled or held waiting.",
+         (unsigned long long)(in_flight > 0 ? in_flight : 0));
+  scalar(o, "goroutined_http_long_polls", "gauge",
          "Requests held waiting for a result (long polls, awaits, runs, pool "
-         "waits).");
-  outf(o, "goroutined_http_long_polls %zu\n", api_pending_count(api));
-  family(o, "goroutined_http_connections_open", "gauge",
-         "Client connections open, idle ones included.");
+         "waits).",
+         (unsigned long long)(api_pending_count(api)));
   long open = atomic_load(&w->connections);
-  outf(o, "goroutined_http_connections_open %ld\n", open > 0 ? open : 0);
-  family(o, "goroutined_http_connections_timed_out_total", "counter",
+  scalar(o, "goroutined_http_connections_open", "gauge",
+         "Client connections open, idle ones included.",
+         (unsigned long long)(open > 0 ? open : 0));
+  scalar(o, "goroutined_http_connections_timed_out_total", "counter",
          "Connections closed because the client was too slow to send a "
-         "request.");
-  outf(o, "goroutined_http_connections_timed_out_total %llu\n",
-       (unsigned long long)atomic_load(&w->timed_out_connections));
-  family(o, "goroutined_shutting_down", "gauge",
-         "1 while the server shuts down and accepts no new work.");
-  outf(o, "goroutined_shutting_down %d\n", atomic_load(&api->draining));
+         "request.",
+         atomic_load(&w->timed_out_connections));
+  scalar(o, "goroutined_shutting_down", "gauge",
+         "1 while the server shuts down and accepts no new work.",
+         (unsigned long long)(atomic_load(&api->draining)));
 }
 
 void api_metrics(api_ctx *api, const api_request *req, api_response *r) {

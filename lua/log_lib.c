@@ -17,8 +17,7 @@ static int log_at(lua_State *L, int level) {
   }
   luaL_pushresult(&b);
   gr_g *g = gr_current(L);
-  gr_log(gr_runtime_for(L), level, g ? gr_id(g) : 0, "%s",
-         lua_tostring(L, -1));
+  gr_log(gr_runtime_for(L), level, g ? gr_id(g) : 0, "%s", lua_tostring(L, -1));
   return 0;
 }
 

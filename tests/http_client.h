@@ -168,4 +168,31 @@ static void hc_validate_captures(void) {
   ck_assert_msg(rc == 0, "the contract check failed:\n%s", out);
 }
 
+START_TEST(responses_match_the_contract) {
+  hc_validate_captures();
+}
+END_TEST
+
+/* Adds, as the suite's last case, the check of every exchange its tests
+ * captured against openapi.yaml. */
+static void hc_add_contract_case(Suite *s) {
+  TCase *contract = tcase_create("contract");
+  tcase_set_timeout(contract, 120);
+  tcase_add_test(contract, responses_match_the_contract);
+  suite_add_tcase(s, contract);
+}
+
+/* The main() of a program whose exchanges go to NAME_captures.jsonl (in
+ * the working directory), emptied first. */
+#define HC_MAIN(name, suite_fn)                                                \
+  int main(void) {                                                             \
+    snprintf(hc_captures, sizeof hc_captures, "%s_captures.jsonl", name);      \
+    fclose(fopen(hc_captures, "w"));                                           \
+    SRunner *sr = srunner_create(suite_fn());                                  \
+    srunner_run_all(sr, CK_ENV);                                               \
+    int failed = srunner_ntests_failed(sr);                                    \
+    srunner_free(sr);                                                          \
+    return failed ? 1 : 0;                                                     \
+  }
+
 #endif

@@ -527,11 +527,6 @@ START_TEST(very_long_names) {
 }
 END_TEST
 
-START_TEST(responses_match_the_contract) {
-  hc_validate_captures();
-}
-END_TEST
-
 static Suite *badhttp_suite(void) {
   Suite *s = suite_create("badhttp");
   TCase *tc = tcase_create("bad input");
@@ -551,19 +546,8 @@ static Suite *badhttp_suite(void) {
   tcase_add_test(tc, wait_parameter);
   tcase_add_test(tc, very_long_names);
   suite_add_tcase(s, tc);
-  TCase *contract = tcase_create("contract");
-  tcase_set_timeout(contract, 120);
-  tcase_add_test(contract, responses_match_the_contract);
-  suite_add_tcase(s, contract);
+  hc_add_contract_case(s);
   return s;
 }
 
-int main(void) {
-  snprintf(hc_captures, sizeof hc_captures, "badhttp_captures.jsonl");
-  fclose(fopen(hc_captures, "w"));
-  SRunner *sr = srunner_create(badhttp_suite());
-  srunner_run_all(sr, CK_ENV);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
-}
+HC_MAIN("badhttp", badhttp_suite)

@@ -442,11 +442,6 @@ START_TEST(bad_limit_values_are_refused) {
 }
 END_TEST
 
-START_TEST(responses_match_the_contract) {
-  hc_validate_captures();
-}
-END_TEST
-
 static Suite *limits_suite(void) {
   Suite *s = suite_create("limits");
   TCase *tc = tcase_create("limits");
@@ -464,19 +459,8 @@ static Suite *limits_suite(void) {
   tcase_add_test(tc, limits_from_the_environment);
   tcase_add_test(tc, bad_limit_values_are_refused);
   suite_add_tcase(s, tc);
-  TCase *contract = tcase_create("contract");
-  tcase_set_timeout(contract, 120);
-  tcase_add_test(contract, responses_match_the_contract);
-  suite_add_tcase(s, contract);
+  hc_add_contract_case(s);
   return s;
 }
 
-int main(void) {
-  snprintf(hc_captures, sizeof hc_captures, "limits_captures.jsonl");
-  fclose(fopen(hc_captures, "w"));
-  SRunner *sr = srunner_create(limits_suite());
-  srunner_run_all(sr, CK_ENV);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
-}
+HC_MAIN("limits", limits_suite)
