@@ -6,6 +6,7 @@ bin=$1
 readme=$2
 dir=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
+: >"$dir/server.log" # there before the server's shell opens it: sed reads it at once
 "$bin" serve --listen 127.0.0.1:0 2>"$dir/server.log" &
 pid=$!
 port=""
