@@ -15,10 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint64_t api_random_key(void);  /* results.c */
-api_watch *api_watch_new(void); /* metrics.c */
-void api_watch_free(api_watch *w);
-
 api_ctx *api_new(const api_config *cfg) {
   api_ctx *api = calloc(1, sizeof *api);
   if (!api)
@@ -52,10 +48,10 @@ api_ctx *api_new(const api_config *cfg) {
   }
   api->cfg.token = api->token;
   api->cfg.read_token = api->read_token;
-  api->watch = api_watch_new();
-  api->jobs = api_registry_new();
+  api->watch = api__watch_new();
+  api->jobs = api__registry_new();
   pthread_mutex_init(&api->pending_mu, NULL);
-  api->id_key = api_random_key();
+  api->id_key = api__random_key();
   if (!api->jobs || !api->watch) {
     api_free(api);
     return NULL;
@@ -66,9 +62,9 @@ api_ctx *api_new(const api_config *cfg) {
 void api_free(api_ctx *api) {
   if (!api)
     return;
-  api_registry_free(api->jobs);
+  api__registry_free(api->jobs);
   pthread_mutex_destroy(&api->pending_mu);
-  api_watch_free(api->watch);
+  api__watch_free(api->watch);
   free(api->token);
   free(api->read_token);
   free(api);
@@ -116,23 +112,23 @@ static int refuse_access(api_ctx *api, const char *method,
                          const char *authorization, api_response *resp) {
   int access = api_access(api, authorization);
   if (access == API_ACCESS_NONE) {
-    api_problem(resp, 401, "unauthorized", "Unauthorized", NULL, "%s",
-                authorization ? "the bearer token is not valid"
-                              : "this server needs a bearer token "
-                                "(Authorization: Bearer TOKEN)");
-    api_set_header(resp, "WWW-Authenticate", "%s",
-                   authorization ? "Bearer realm=\"goroutined\", "
-                                   "error=\"invalid_token\""
-                                 : "Bearer realm=\"goroutined\"");
+    api__problem(resp, 401, "unauthorized", "Unauthorized", NULL, "%s",
+                 authorization ? "the bearer token is not valid"
+                               : "this server needs a bearer token "
+                                 "(Authorization: Bearer TOKEN)");
+    api__set_header(resp, "WWW-Authenticate", "%s",
+                    authorization ? "Bearer realm=\"goroutined\", "
+                                    "error=\"invalid_token\""
+                                  : "Bearer realm=\"goroutined\"");
     return 1;
   }
   if (access == API_ACCESS_READ && !is_read(method)) {
     char m[24];
-    api_quote(m, sizeof m, method, strlen(method));
-    api_problem(resp, 403, "read-only-token", "Forbidden", NULL,
-                "this token may only read (GET and HEAD on /v1 and "
-                "/metrics); %s needs the submit token",
-                m);
+    api__quote(m, sizeof m, method, strlen(method));
+    api__problem(resp, 403, "read-only-token", "Forbidden", NULL,
+                 "this token may only read (GET and HEAD on /v1 and "
+                 "/metrics); %s needs the submit token",
+                 m);
     return 1;
   }
   return 0;
@@ -147,10 +143,10 @@ int api_precheck(api_ctx *api, const char *method, const char *path,
   if (!open && refuse_access(api, method, authorization, resp))
     return 1;
   if (atomic_load(&api->draining) && starts_work(method, route)) {
-    api_problem(resp, 503, "shutting-down", "Service Unavailable", NULL,
-                "the server is shutting down and accepts no new work; "
-                "retry in a moment (another instance may answer)");
-    api_set_header(resp, "Retry-After", "5");
+    api__problem(resp, 503, "shutting-down", "Service Unavailable", NULL,
+                 "the server is shutting down and accepts no new work; "
+                 "retry in a moment (another instance may answer)");
+    api__set_header(resp, "Retry-After", "5");
     return 1;
   }
   if (content_length >= 0 && (size_t)content_length > api->cfg.max_body) {
@@ -161,10 +157,10 @@ int api_precheck(api_ctx *api, const char *method, const char *path,
 }
 
 void api_too_large(api_ctx *api, api_response *resp) {
-  api_problem(resp, 413, "too-large", "Content Too Large",
-              json_pack("{s:I}", "max_body", (json_int_t)api->cfg.max_body),
-              "the request body is larger than the limit of %zu bytes",
-              api->cfg.max_body);
+  api__problem(resp, 413, "too-large", "Content Too Large",
+               json_pack("{s:I}", "max_body", (json_int_t)api->cfg.max_body),
+               "the request body is larger than the limit of %zu bytes",
+               api->cfg.max_body);
 }
 
 void api_drain(api_ctx *api) {
@@ -178,5 +174,5 @@ int api_handle(api_ctx *api, const api_request *req, api_response *resp,
   if (api_precheck(api, req->method, req->path, req->authorization,
                    (long long)req->body_len, resp))
     return API_DONE;
-  return api_route(api, req, resp, pending, wake, ud);
+  return api__route(api, req, resp, pending, wake, ud);
 }

@@ -93,7 +93,7 @@ static int to_pack(gr_pack *p, json_t *v, int depth, char *err, size_t errlen) {
   return -1;
 }
 
-int api_json_to_pack(gr_pack *p, json_t *v, char *err, size_t errlen) {
+int api__json_to_pack(gr_pack *p, json_t *v, char *err, size_t errlen) {
   return to_pack(p, v, 0, err, errlen);
 }
 
@@ -120,8 +120,8 @@ static lua_State *scratch(void) {
   return L;
 }
 
-int api_compile(const char *code, size_t len, gr_pack *p, char *err,
-                size_t errlen, int *line) {
+int api__compile(const char *code, size_t len, gr_pack *p, char *err,
+                 size_t errlen, int *line) {
   lua_State *L = scratch();
   if (!L) {
     snprintf(err, errlen, "not enough memory to compile");
@@ -159,7 +159,7 @@ static int is_json_type(const char *ct) {
   return *ct == '\0' || *ct == ';';
 }
 
-void api_describe(json_t *v, char *out, size_t outlen) {
+void api__describe(json_t *v, char *out, size_t outlen) {
   switch (json_typeof(v)) {
   case JSON_OBJECT:
     snprintf(out, outlen, "an object");
@@ -195,34 +195,34 @@ void api_describe(json_t *v, char *out, size_t outlen) {
   snprintf(out, outlen, "something else");
 }
 
-json_t *api_parse_body(const api_request *req, api_response *r,
-                       int allow_empty) {
+json_t *api__parse_body(const api_request *req, api_response *r,
+                        int allow_empty) {
   if (req->body_len == 0) {
     if (allow_empty)
       return json_object();
-    api_problem(r, 400, "missing-body", "Bad Request", NULL,
-                "the request body must be a JSON object; it is empty");
+    api__problem(r, 400, "missing-body", "Bad Request", NULL,
+                 "the request body must be a JSON object; it is empty");
     return NULL;
   }
   if (!is_json_type(req->content_type)) {
     char ct[96] = "(none)";
     if (req->content_type)
-      api_quote(ct, sizeof ct, req->content_type, strlen(req->content_type));
-    api_problem(r, 415, "unsupported-media-type", "Unsupported Media Type",
-                NULL,
-                "the request body must be JSON (Content-Type: "
-                "application/json), not '%s'",
-                ct);
+      api__quote(ct, sizeof ct, req->content_type, strlen(req->content_type));
+    api__problem(r, 415, "unsupported-media-type", "Unsupported Media Type",
+                 NULL,
+                 "the request body must be JSON (Content-Type: "
+                 "application/json), not '%s'",
+                 ct);
     return NULL;
   }
   const char *nul = memchr(req->body, '\0', req->body_len);
   if (nul) { /* jansson would take it for the end of the text */
     size_t at = (size_t)(nul - req->body);
-    api_problem(r, 400, "malformed-json", "Malformed JSON",
-                json_pack("{s:I}", "position", (json_int_t)at),
-                "the body is not valid JSON: it has a NUL byte at byte %zu "
-                "(inside a string, write \\u0000)",
-                at);
+    api__problem(r, 400, "malformed-json", "Malformed JSON",
+                 json_pack("{s:I}", "position", (json_int_t)at),
+                 "the body is not valid JSON: it has a NUL byte at byte %zu "
+                 "(inside a string, write \\u0000)",
+                 at);
     return NULL;
   }
   json_error_t err;
@@ -231,27 +231,27 @@ json_t *api_parse_body(const api_request *req, api_response *r,
       JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &err);
   if (!body) {
     char text[200];
-    api_quote(text, sizeof text, err.text, strlen(err.text));
-    api_problem(r, 400, "malformed-json", "Malformed JSON",
-                json_pack("{s:i,s:i,s:i}", "line", err.line, "column",
-                          err.column, "position", err.position),
-                "the body is not valid JSON: %s (line %d, column %d)", text,
-                err.line, err.column);
+    api__quote(text, sizeof text, err.text, strlen(err.text));
+    api__problem(r, 400, "malformed-json", "Malformed JSON",
+                 json_pack("{s:i,s:i,s:i}", "line", err.line, "column",
+                           err.column, "position", err.position),
+                 "the body is not valid JSON: %s (line %d, column %d)", text,
+                 err.line, err.column);
     return NULL;
   }
   if (!json_is_object(body)) {
     char what[48];
-    api_describe(body, what, sizeof what);
+    api__describe(body, what, sizeof what);
     json_decref(body);
-    api_problem(r, 400, "bad-request", "Bad Request", NULL,
-                "the request body must be a JSON object, not %s", what);
+    api__problem(r, 400, "bad-request", "Bad Request", NULL,
+                 "the request body must be a JSON object, not %s", what);
     return NULL;
   }
   return body;
 }
 
-int api_check_fields(json_t *body, const char *const *allowed,
-                     api_response *r) {
+int api__check_fields(json_t *body, const char *const *allowed,
+                      api_response *r) {
   const char *key;
   size_t klen;
   json_t *v;
@@ -265,29 +265,30 @@ int api_check_fields(json_t *body, const char *const *allowed,
       for (int i = 0; allowed[i]; i++)
         snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
                  i ? ", " : "", allowed[i]);
-      api_quote(name, sizeof name, key, klen);
-      api_problem(r, 400, "unknown-field", "Bad Request",
-                  json_pack("{s:s}", "field", name),
-                  "unknown field '%s' (the fields are: %s)", name, list);
+      api__quote(name, sizeof name, key, klen);
+      api__problem(r, 400, "unknown-field", "Bad Request",
+                   json_pack("{s:s}", "field", name),
+                   "unknown field '%s' (the fields are: %s)", name, list);
       return -1;
     }
   }
   return 0;
 }
 
-void api_bad_field(api_response *r, const char *field, const char *fmt, ...) {
+void api__bad_field(api_response *r, const char *field, const char *fmt, ...) {
   char what[700];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(what, sizeof what, fmt, ap);
   va_end(ap);
-  api_problem(r, 400, "invalid-field", "Bad Request",
-              json_pack("{s:s}", "field", field), "field '%s' %s", field, what);
+  api__problem(r, 400, "invalid-field", "Bad Request",
+               json_pack("{s:s}", "field", field), "field '%s' %s", field,
+               what);
 }
 
-int api_int_field(json_t *body, const char *field, int64_t min, int64_t max,
-                  int64_t dflt, const char *limit, int64_t *out,
-                  api_response *r) {
+int api__int_field(json_t *body, const char *field, int64_t min, int64_t max,
+                   int64_t dflt, const char *limit, int64_t *out,
+                   api_response *r) {
   json_t *v = json_object_get(body, field);
   if (!v || json_is_null(v)) {
     *out = dflt;
@@ -299,33 +300,33 @@ int api_int_field(json_t *body, const char *field, int64_t min, int64_t max,
     return 0;
   }
   char what[48], because[64] = "";
-  api_describe(v, what, sizeof what);
+  api__describe(v, what, sizeof what);
   if (limit)
     snprintf(because, sizeof because, " (the server's %s)", limit);
-  api_problem(r, 400, "invalid-field", "Bad Request",
-              limit ? json_pack("{s:s,s:s,s:I}", "field", field, "limit", limit,
-                                "maximum", (json_int_t)max)
-                    : json_pack("{s:s}", "field", field),
-              "field '%s' must be an integer from %lld to %lld%s, not %s",
-              field, (long long)min, (long long)max, because, what);
+  api__problem(r, 400, "invalid-field", "Bad Request",
+               limit ? json_pack("{s:s,s:s,s:I}", "field", field, "limit",
+                                 limit, "maximum", (json_int_t)max)
+                     : json_pack("{s:s}", "field", field),
+               "field '%s' must be an integer from %lld to %lld%s, not %s",
+               field, (long long)min, (long long)max, because, what);
   return -1;
 }
 
-int api_string_field(json_t *body, const char *field, int required,
-                     const char *must, const char **out, size_t *len,
-                     api_response *r) {
+int api__string_field(json_t *body, const char *field, int required,
+                      const char *must, const char **out, size_t *len,
+                      api_response *r) {
   json_t *v = json_object_get(body, field);
   *out = NULL;
   *len = 0;
   if (!v || json_is_null(v)) {
     if (required)
-      api_bad_field(r, field, "is required (%s)", must);
+      api__bad_field(r, field, "is required (%s)", must);
     return required ? -1 : 0;
   }
   if (!json_is_string(v)) {
     char what[48];
-    api_describe(v, what, sizeof what);
-    api_bad_field(r, field, "must be %s, not %s", must, what);
+    api__describe(v, what, sizeof what);
+    api__bad_field(r, field, "must be %s, not %s", must, what);
     return -1;
   }
   *out = json_string_value(v);
@@ -348,7 +349,7 @@ static int parse_seconds(const char *s, double *out) {
   return 0;
 }
 
-int64_t api_wait_param(api_ctx *api, const api_request *req, api_response *r) {
+int64_t api__wait_param(api_ctx *api, const api_request *req, api_response *r) {
   const char *q = req->query;
   while (q && *q) {
     const char *amp = strchr(q, '&');
@@ -360,13 +361,13 @@ int64_t api_wait_param(api_ctx *api, const api_request *req, api_response *r) {
       buf[n] = '\0';
       double secs, max = (double)api->cfg.max_wait_ms / 1000.0;
       if (parse_seconds(buf, &secs) != 0 || secs > max) {
-        api_quote(shown, sizeof shown, q + 5, len - 5);
-        api_problem(r, 400, "invalid-parameter", "Bad Request",
-                    json_pack("{s:s,s:s,s:f}", "parameter", "wait", "limit",
-                              "--max-wait", "maximum", max),
-                    "query parameter 'wait' must be a number of seconds "
-                    "from 0 to %g (the server's --max-wait), not '%s'",
-                    max, shown);
+        api__quote(shown, sizeof shown, q + 5, len - 5);
+        api__problem(r, 400, "invalid-parameter", "Bad Request",
+                     json_pack("{s:s,s:s,s:f}", "parameter", "wait", "limit",
+                               "--max-wait", "maximum", max),
+                     "query parameter 'wait' must be a number of seconds "
+                     "from 0 to %g (the server's --max-wait), not '%s'",
+                     max, shown);
         return -1;
       }
       return (int64_t)ceil(secs * 1000.0);
@@ -382,61 +383,61 @@ int64_t api_wait_param(api_ctx *api, const api_request *req, api_response *r) {
 static int parse_snippet(api_ctx *api, json_t *body, api_snippet *s,
                          api_response *r) {
   static const char *const fields[] = {"code", "args", "timeout_ms", NULL};
-  if (api_check_fields(body, fields, r) != 0)
+  if (api__check_fields(body, fields, r) != 0)
     return -1;
   const char *code;
   size_t len;
-  if (api_string_field(body, "code", 1, "a string of Lua code", &code, &len,
-                       r) != 0)
+  if (api__string_field(body, "code", 1, "a string of Lua code", &code, &len,
+                        r) != 0)
     return -1;
   const char *nul = memchr(code, '\0', len);
   if (nul) {
-    api_bad_field(r, "code",
-                  "has a NUL character (\\u0000) at byte %zu; Lua code "
-                  "cannot (in a Lua string, write \\0)",
-                  (size_t)(nul - code));
+    api__bad_field(r, "code",
+                   "has a NUL character (\\u0000) at byte %zu; Lua code "
+                   "cannot (in a Lua string, write \\0)",
+                   (size_t)(nul - code));
     return -1;
   }
   json_t *args = json_object_get(body, "args");
   if (args && !json_is_null(args) && !json_is_array(args)) {
     char what[48];
-    api_describe(args, what, sizeof what);
-    api_bad_field(r, "args",
-                  "must be an array (its items become `...`), not %s", what);
+    api__describe(args, what, sizeof what);
+    api__bad_field(r, "args",
+                   "must be an array (its items become `...`), not %s", what);
     return -1;
   }
-  if (api_int_field(body, "timeout_ms", 1, api->cfg.max_timeout_ms,
-                    api->cfg.default_timeout_ms, "--max-timeout",
-                    &s->timeout_ms, r) != 0)
+  if (api__int_field(body, "timeout_ms", 1, api->cfg.max_timeout_ms,
+                     api->cfg.default_timeout_ms, "--max-timeout",
+                     &s->timeout_ms, r) != 0)
     return -1;
   s->pack = gr_pack_new();
   char err[512];
   int line;
-  if (api_compile(code, len, s->pack, err, sizeof err, &line) != 0) {
+  if (api__compile(code, len, s->pack, err, sizeof err, &line) != 0) {
     gr_pack_free(s->pack);
     s->pack = NULL;
     char shown[600];
-    api_quote(shown, sizeof shown, err, strlen(err));
-    api_problem(r, 400, "syntax-error", "Lua Syntax Error",
-                json_pack("{s:i}", "line", line), "%s", shown);
+    api__quote(shown, sizeof shown, err, strlen(err));
+    api__problem(r, 400, "syntax-error", "Lua Syntax Error",
+                 json_pack("{s:i}", "line", line), "%s", shown);
     return -1;
   }
   size_t i;
   json_t *item;
   json_array_foreach(args, i, item) {
-    if (api_json_to_pack(s->pack, item, err, sizeof err) != 0) {
+    if (api__json_to_pack(s->pack, item, err, sizeof err) != 0) {
       gr_pack_free(s->pack);
       s->pack = NULL;
-      api_bad_field(r, "args", "item %zu: %s", i + 1, err);
+      api__bad_field(r, "args", "item %zu: %s", i + 1, err);
       return -1;
     }
   }
   return 0;
 }
 
-int api_read_snippet(api_ctx *api, const api_request *req, api_snippet *s,
-                     api_response *r) {
-  json_t *body = api_parse_body(req, r, 0);
+int api__read_snippet(api_ctx *api, const api_request *req, api_snippet *s,
+                      api_response *r) {
+  json_t *body = api__parse_body(req, r, 0);
   if (!body)
     return -1;
   int rc = parse_snippet(api, body, s, r);
@@ -454,7 +455,7 @@ static int hexval(int c) {
   return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-const char *api_path_split(const char *path, api_path *a) {
+const char *api__path_split(const char *path, api_path *a) {
   a->nseg = 0;
   if (*path != '/')
     return "it does not start with '/'";
@@ -498,12 +499,12 @@ const char *api_path_split(const char *path, api_path *a) {
   return NULL;
 }
 
-void api_path_free(api_path *a) {
+void api__path_free(api_path *a) {
   for (int i = 0; i < a->nseg; i++)
     free(a->seg[i]);
 }
 
-void api_path_escape(char *out, size_t outlen, const char *s) {
+void api__path_escape(char *out, size_t outlen, const char *s) {
   static const char hex[] = "0123456789ABCDEF";
   size_t w = 0;
   for (; *s && w + 4 <= outlen; s++) {

@@ -24,13 +24,13 @@ extern const size_t api_dashboard_html_len;
 _Static_assert(sizeof DASHBOARD_CSP <= sizeof(((api_header *)0)->value),
                "the dashboard's policy must fit in a response header");
 
-void api_dashboard(api_ctx *api, const api_request *req, api_response *r) {
+void api__dashboard(api_ctx *api, const api_request *req, api_response *r) {
   (void)api;
   (void)req;
   char *page = malloc(api_dashboard_html_len);
   if (!page) {
-    api_problem(r, 500, "internal", "Internal Server Error", NULL,
-                "not enough memory to send the dashboard");
+    api__problem(r, 500, "internal", "Internal Server Error", NULL,
+                 "not enough memory to send the dashboard");
     return;
   }
   memcpy(page, api_dashboard_html, api_dashboard_html_len);
@@ -39,7 +39,7 @@ void api_dashboard(api_ctx *api, const api_request *req, api_response *r) {
   r->body_len = api_dashboard_html_len;
   r->content_type = "text/html; charset=utf-8";
   /* The page changes with the binary: always revalidate. */
-  api_set_header(r, "Cache-Control", "no-cache");
-  api_set_header(r, "Content-Security-Policy", "%s", DASHBOARD_CSP);
-  api_set_header(r, "X-Content-Type-Options", "nosniff");
+  api__set_header(r, "Cache-Control", "no-cache");
+  api__set_header(r, "Content-Security-Policy", "%s", DASHBOARD_CSP);
+  api__set_header(r, "X-Content-Type-Options", "nosniff");
 }

@@ -42,10 +42,10 @@
 static void no_such_resource(api_response *r, const char *path,
                              const char *why) {
   char shown[160];
-  api_quote(shown, sizeof shown, path, strlen(path));
-  api_problem(r, 404, "not-found", "Not Found", NULL,
-              "no such resource: %s%s%s", shown, why ? ": " : "",
-              why ? why : "");
+  api__quote(shown, sizeof shown, path, strlen(path));
+  api__problem(r, 404, "not-found", "Not Found", NULL,
+               "no such resource: %s%s%s", shown, why ? ": " : "",
+               why ? why : "");
 }
 
 static gr_spawn spawn_for(api_ctx *api, api_snippet *s, gr_future *f) {
@@ -74,20 +74,20 @@ static void out_stats(api_out *o, const gr_pool_stats *st) {
                 {"failed", st->failed},       {"timed_out", st->timed_out},
                 {"cancelled", st->cancelled}, {"rejected", st->rejected}};
   int first = 1;
-  api_out_raw(o, "{", 1);
-  api_out_key(o, "name", &first);
-  api_out_str(o, st->name, strlen(st->name));
+  api__out_raw(o, "{", 1);
+  api__out_key(o, "name", &first);
+  api__out_str(o, st->name, strlen(st->name));
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-    api_out_key(o, fields[i].key, &first);
-    api_out_int(o, fields[i].value);
+    api__out_key(o, fields[i].key, &first);
+    api__out_int(o, fields[i].value);
   }
-  api_out_raw(o, "}", 1);
+  api__out_raw(o, "}", 1);
 }
 
 static void reply_stats(api_response *r, int status, const gr_pool_stats *st) {
   api_out o = {0};
   out_stats(&o, st);
-  api_reply_out(r, status, &o);
+  api__reply_out(r, status, &o);
 }
 
 static int valid_pool_name(const char *s, size_t n) {
@@ -105,17 +105,17 @@ static int valid_pool_name(const char *s, size_t n) {
 
 static void pool_missing(api_response *r, const char *name, int rc) {
   char shown[96];
-  api_quote(shown, sizeof shown, name, strlen(name));
+  api__quote(shown, sizeof shown, name, strlen(name));
   json_t *extra = json_pack("{s:s}", "pool", shown);
   if (rc == GR_ECLOSED)
-    api_problem(r, 404, "pool-not-found", "Not Found", extra,
-                "pool '%s' was closed", shown);
+    api__problem(r, 404, "pool-not-found", "Not Found", extra,
+                 "pool '%s' was closed", shown);
   else if (!valid_pool_name(name, strlen(name)))
-    api_problem(r, 404, "pool-not-found", "Not Found", extra,
-                "pool '%s' not found: pool names are " POOL_NAME_RULE, shown);
+    api__problem(r, 404, "pool-not-found", "Not Found", extra,
+                 "pool '%s' not found: pool names are " POOL_NAME_RULE, shown);
   else
-    api_problem(r, 404, "pool-not-found", "Not Found", extra,
-                "pool '%s' not found", shown);
+    api__problem(r, 404, "pool-not-found", "Not Found", extra,
+                 "pool '%s' not found", shown);
 }
 
 /* Looks the pool up for a route; NULL with the answer set. */
@@ -135,20 +135,20 @@ static void list_pools(api_ctx *api, api_response *r) {
   char **names;
   size_t n = gr_pool_names(api->cfg.rt, &names);
   api_out o = {0};
-  api_out_cstr(&o, "{\"pools\":[");
+  api__out_cstr(&o, "{\"pools\":[");
   int any = 0;
   for (size_t i = 0; i < n; i++) {
     gr_pool_stats st;
     if (gr_pool_stats_get(api->cfg.rt, names[i], &st) == GR_OK) {
       if (any++)
-        api_out_raw(&o, ",", 1);
+        api__out_raw(&o, ",", 1);
       out_stats(&o, &st);
     }
     free(names[i]);
   }
   free(names);
-  api_out_cstr(&o, "]}");
-  api_reply_out(r, 200, &o);
+  api__out_cstr(&o, "]}");
+  api__reply_out(r, 200, &o);
 }
 
 /* Pool creates and submits check the server-wide limits and act under this
@@ -181,43 +181,43 @@ static int pool_room(api_ctx *api, const char *name, api_response *r) {
   gr_pool_unref(old);
   if (exists) /* the more useful answer */
     return 0;
-  api_problem(r, 409, "too-many-pools", "Conflict",
-              json_pack("{s:s,s:I}", "limit", "--max-pools", "maximum",
-                        (json_int_t)max),
-              "the server already has %zu pools, its limit (--max-pools); "
-              "close one (DELETE /v1/pools/{name}) first",
-              max);
+  api__problem(r, 409, "too-many-pools", "Conflict",
+               json_pack("{s:s,s:I}", "limit", "--max-pools", "maximum",
+                         (json_int_t)max),
+               "the server already has %zu pools, its limit (--max-pools); "
+               "close one (DELETE /v1/pools/{name}) first",
+               max);
   return -1;
 }
 
 static void create_pool(api_ctx *api, const api_request *req, api_response *r) {
   static const char *const fields[] = {"name", "workers", "queue_size", NULL};
-  json_t *body = api_parse_body(req, r, 0);
+  json_t *body = api__parse_body(req, r, 0);
   if (!body)
     return;
   int64_t workers, queue_size;
   const char *n;
   size_t len;
-  if (api_check_fields(body, fields, r) != 0 ||
-      api_string_field(body, "name", 1, POOL_NAME_RULE, &n, &len, r) != 0)
+  if (api__check_fields(body, fields, r) != 0 ||
+      api__string_field(body, "name", 1, POOL_NAME_RULE, &n, &len, r) != 0)
     goto out;
   if (!valid_pool_name(n, len)) {
     char shown[96];
-    api_quote(shown, sizeof shown, n, len);
-    api_bad_field(r, "name", "must be " POOL_NAME_RULE ", not '%s'%s", shown,
-                  len > MAX_POOL_NAME ? " (too long)" : "");
+    api__quote(shown, sizeof shown, n, len);
+    api__bad_field(r, "name", "must be " POOL_NAME_RULE ", not '%s'%s", shown,
+                   len > MAX_POOL_NAME ? " (too long)" : "");
     goto out;
   }
   json_t *given = json_object_get(body, "workers");
   if (!given || json_is_null(given)) {
-    api_bad_field(r, "workers", "is required (an integer from 1 to %d)",
-                  MAX_POOL_WORKERS);
+    api__bad_field(r, "workers", "is required (an integer from 1 to %d)",
+                   MAX_POOL_WORKERS);
     goto out;
   }
-  if (api_int_field(body, "workers", 1, MAX_POOL_WORKERS, 4, NULL, &workers,
-                    r) != 0 ||
-      api_int_field(body, "queue_size", 0, MAX_POOL_QUEUE, 2 * workers, NULL,
-                    &queue_size, r) != 0)
+  if (api__int_field(body, "workers", 1, MAX_POOL_WORKERS, 4, NULL, &workers,
+                     r) != 0 ||
+      api__int_field(body, "queue_size", 0, MAX_POOL_QUEUE, 2 * workers, NULL,
+                     &queue_size, r) != 0)
     goto out;
   pthread_mutex_lock(&limits_mu);
   int refused = pool_room(api, n, r) != 0;
@@ -227,16 +227,16 @@ static void create_pool(api_ctx *api, const api_request *req, api_response *r) {
   if (refused)
     goto out;
   if (rc == GR_EEXIST) {
-    api_problem(r, 409, "pool-exists", "Conflict",
-                json_pack("{s:s}", "pool", n), "pool '%s' already exists", n);
+    api__problem(r, 409, "pool-exists", "Conflict",
+                 json_pack("{s:s}", "pool", n), "pool '%s' already exists", n);
   } else if (rc != GR_OK) {
-    api_problem(r, 500, "internal", "Internal Server Error", NULL,
-                "cannot create pool '%s': %s", n, gr_strerror(rc));
+    api__problem(r, 500, "internal", "Internal Server Error", NULL,
+                 "cannot create pool '%s': %s", n, gr_strerror(rc));
   } else {
     gr_pool_stats st;
     gr_pool_stats_get(api->cfg.rt, n, &st);
     reply_stats(r, 201, &st);
-    api_set_header(r, "Location", "/v1/pools/%s", n);
+    api__set_header(r, "Location", "/v1/pools/%s", n);
   }
 out:
   json_decref(body);
@@ -263,20 +263,20 @@ static void reply_pool_wait(api_ctx *api, const char *name, api_response *r) {
   gr_pool_stats st;
   int rc = gr_pool_stats_get(api->cfg.rt, name, &st);
   if (rc != GR_OK) { /* closed while we waited: nothing left to run */
-    api_reply_json(r, 200, json_pack("{s:b,s:n}", "idle", 1, "pool"));
+    api__reply_json(r, 200, json_pack("{s:b,s:n}", "idle", 1, "pool"));
     return;
   }
   api_out o = {0};
-  api_out_cstr(&o, st.active == 0 && st.queued == 0
-                       ? "{\"idle\":true,\"pool\":"
-                       : "{\"idle\":false,\"pool\":");
+  api__out_cstr(&o, st.active == 0 && st.queued == 0
+                        ? "{\"idle\":true,\"pool\":"
+                        : "{\"idle\":false,\"pool\":");
   out_stats(&o, &st);
-  api_out_raw(&o, "}", 1);
-  api_reply_out(r, 200, &o);
+  api__out_raw(&o, "}", 1);
+  api__reply_out(r, 200, &o);
 }
 
 static void build_pool_wait(api_ctx *api, api_pending *p, api_response *r) {
-  reply_pool_wait(api, api_pending_data(p), r);
+  reply_pool_wait(api, api__pending_data(p), r);
 }
 
 /* The timeout_ms of a bounded wait (pool wait, await): 30 s unless the
@@ -284,19 +284,19 @@ static void build_pool_wait(api_ctx *api, api_pending *p, api_response *r) {
 static int wait_field(api_ctx *api, json_t *body, int64_t *out,
                       api_response *r) {
   int64_t max = api->cfg.max_wait_ms;
-  return api_int_field(body, "timeout_ms", 0, max, max < 30000 ? max : 30000,
-                       "--max-wait", out, r);
+  return api__int_field(body, "timeout_ms", 0, max, max < 30000 ? max : 30000,
+                        "--max-wait", out, r);
 }
 
 static int wait_pool(api_ctx *api, const api_request *req, const char *name,
                      api_response *r, api_pending **pending, api_wake_fn wake,
                      void *ud) {
   static const char *const fields[] = {"timeout_ms", NULL};
-  json_t *body = api_parse_body(req, r, 1);
+  json_t *body = api__parse_body(req, r, 1);
   if (!body)
     return API_DONE;
   int64_t timeout;
-  int bad = api_check_fields(body, fields, r) != 0 ||
+  int bad = api__check_fields(body, fields, r) != 0 ||
             wait_field(api, body, &timeout, r) != 0;
   json_decref(body);
   if (bad)
@@ -309,22 +309,22 @@ static int wait_pool(api_ctx *api, const api_request *req, const char *name,
     reply_pool_wait(api, name, r);
     return API_DONE;
   }
-  if (api_wait_slot_take(api, r) != 0) {
+  if (api__wait_slot_take(api, r) != 0) {
     gr_pool_unref(pool);
     return API_DONE;
   }
-  api_pending *p = api_pending_new(api, build_pool_wait, wake, ud);
+  api_pending *p = api__pending_new(api, build_pool_wait, wake, ud);
   if (!p) {
-    api_wait_slot_put(api);
+    api__wait_slot_put(api);
     gr_pool_unref(pool);
-    api_problem(r, 500, "internal", "Internal Server Error", NULL,
-                "not enough memory to wait");
+    api__problem(r, 500, "internal", "Internal Server Error", NULL,
+                 "not enough memory to wait");
     return API_DONE;
   }
-  api_pending_set_data(p, strdup(name), free);
-  api_pending_wait_pool(p, pool); /* takes the reference */
-  api_pending_deadline(p, timeout);
-  api_pending_arm(p);
+  api__pending_set_data(p, strdup(name), free);
+  api__pending_wait_pool(p, pool); /* takes the reference */
+  api__pending_deadline(p, timeout);
+  api__pending_arm(p);
   *pending = p;
   return API_PENDING;
 }
@@ -335,15 +335,15 @@ static int wait_pool(api_ctx *api, const api_request *req, const char *name,
 static void accepted(api_response *r, api_job *job, const char *location) {
   api_out o = {0};
   int first = 1;
-  api_out_raw(&o, "{", 1);
-  api_out_key(&o, "id", &first);
-  api_out_str(&o, api_job_id(job), strlen(api_job_id(job)));
-  api_out_key(&o, "state", &first);
-  api_out_cstr(&o, "\"");
-  api_out_cstr(&o, api_job_state(job));
-  api_out_cstr(&o, "\"}");
-  api_reply_out(r, 202, &o);
-  api_set_header(r, "Location", "%s", location);
+  api__out_raw(&o, "{", 1);
+  api__out_key(&o, "id", &first);
+  api__out_str(&o, api__job_id(job), strlen(api__job_id(job)));
+  api__out_key(&o, "state", &first);
+  api__out_cstr(&o, "\"");
+  api__out_cstr(&o, api__job_state(job));
+  api__out_cstr(&o, "\"}");
+  api__reply_out(r, 202, &o);
+  api__set_header(r, "Location", "%s", location);
 }
 
 /* Caller holds limits_mu. Whether a task for pool name may wait in its
@@ -358,13 +358,13 @@ static int queue_room(api_ctx *api, const char *name, api_response *r) {
   count_pools(api, &queued);
   if (queued < 0 || (size_t)queued < max)
     return 0;
-  api_problem(r, 429, "too-many-queued", "Too Many Requests",
-              json_pack("{s:s,s:s,s:I}", "pool", st.name, "limit",
-                        "--max-queued", "maximum", (json_int_t)max),
-              "the server already has %zu tasks waiting in pool queues, its "
-              "limit (--max-queued); retry later",
-              max);
-  api_set_header(r, "Retry-After", "1");
+  api__problem(r, 429, "too-many-queued", "Too Many Requests",
+               json_pack("{s:s,s:s,s:I}", "pool", st.name, "limit",
+                         "--max-queued", "maximum", (json_int_t)max),
+               "the server already has %zu tasks waiting in pool queues, its "
+               "limit (--max-queued); retry later",
+               max);
+  api__set_header(r, "Retry-After", "1");
   return -1;
 }
 
@@ -372,13 +372,13 @@ static void queue_full(api_ctx *api, const char *name, api_response *r) {
   gr_pool_stats st = {.queue_size = -1};
   gr_pool_stats_get(api->cfg.rt, name, &st);
   char shown[96];
-  api_quote(shown, sizeof shown, name, strlen(name));
-  api_problem(r, 429, "queue-full", "Too Many Requests",
-              json_pack("{s:s,s:s,s:I}", "pool", shown, "limit", "queue_size",
-                        "maximum", (json_int_t)st.queue_size),
-              "pool '%s' queue is full (its queue_size is %lld); retry later",
-              shown, (long long)st.queue_size);
-  api_set_header(r, "Retry-After", "1");
+  api__quote(shown, sizeof shown, name, strlen(name));
+  api__problem(r, 429, "queue-full", "Too Many Requests",
+               json_pack("{s:s,s:s,s:I}", "pool", shown, "limit", "queue_size",
+                         "maximum", (json_int_t)st.queue_size),
+               "pool '%s' queue is full (its queue_size is %lld); retry later",
+               shown, (long long)st.queue_size);
+  api__set_header(r, "Retry-After", "1");
 }
 
 static void submit_task(api_ctx *api, const api_request *req, const char *name,
@@ -388,7 +388,7 @@ static void submit_task(api_ctx *api, const api_request *req, const char *name,
     return;
   gr_pool_unref(pool);
   api_snippet s = {0};
-  if (api_read_snippet(api, req, &s, r) != 0)
+  if (api__read_snippet(api, req, &s, r) != 0)
     return;
   gr_future *f = gr_future_new();
   gr_spawn sp = spawn_for(api, &s, f);
@@ -407,16 +407,16 @@ static void submit_task(api_ctx *api, const api_request *req, const char *name,
     pool_missing(r, name, GR_ECLOSED);
   } else if (rc != GR_OK) {
     pool_missing(r, name, rc);
-  } else if (!(job = api_job_add(api, name, id, f))) {
+  } else if (!(job = api__job_add(api, name, id, f))) {
     gr_future_cancel(f);
-    api_problem(r, 500, "internal", "Internal Server Error", NULL,
-                "not enough memory to keep the task");
+    api__problem(r, 500, "internal", "Internal Server Error", NULL,
+                 "not enough memory to keep the task");
   } else {
     char escaped[3 * 127 + 1], location[512]; /* names: 127 bytes at most */
-    api_path_escape(escaped, sizeof escaped, name);
+    api__path_escape(escaped, sizeof escaped, name);
     snprintf(location, sizeof location, "/v1/pools/%s/tasks/%s", escaped, id);
     accepted(r, job, location);
-    api_job_unref(job);
+    api__job_unref(job);
   }
   gr_future_unref(f);
 }
@@ -429,19 +429,19 @@ static int job_room(api_ctx *api, api_response *r) {
   if (max == 0 || (size_t)running < max)
     return 0;
   atomic_fetch_sub(&api->jobs_running, 1);
-  api_problem(
+  api__problem(
       r, 429, "too-many-jobs", "Too Many Requests",
       json_pack("{s:s,s:I}", "limit", "--max-jobs", "maximum", (json_int_t)max),
       "the server already runs %zu jobs, its limit (--max-jobs); "
       "retry later",
       max);
-  api_set_header(r, "Retry-After", "1");
+  api__set_header(r, "Retry-After", "1");
   return -1;
 }
 
 static void create_job(api_ctx *api, const api_request *req, api_response *r) {
   api_snippet s = {0};
-  if (api_read_snippet(api, req, &s, r) != 0)
+  if (api__read_snippet(api, req, &s, r) != 0)
     return;
   if (job_room(api, r) != 0) {
     gr_pack_free(s.pack);
@@ -449,14 +449,14 @@ static void create_job(api_ctx *api, const api_request *req, api_response *r) {
   }
   gr_future *f = gr_future_new();
   char id[40];
-  api_new_job_id(api, id, sizeof id);
-  api_job *job = api_job_add(api, NULL, id, f);
+  api__new_job_id(api, id, sizeof id);
+  api_job *job = api__job_add(api, NULL, id, f);
   if (!job) {
     atomic_fetch_sub(&api->jobs_running, 1);
     gr_pack_free(s.pack);
     gr_future_unref(f);
-    api_problem(r, 500, "internal", "Internal Server Error", NULL,
-                "not enough memory to keep the job");
+    api__problem(r, 500, "internal", "Internal Server Error", NULL,
+                 "not enough memory to keep the job");
     return;
   }
   gr_spawn sp = spawn_for(api, &s, f);
@@ -464,50 +464,50 @@ static void create_job(api_ctx *api, const api_request *req, api_response *r) {
   char location[96];
   snprintf(location, sizeof location, "/v1/jobs/%s", id);
   accepted(r, job, location);
-  api_job_unref(job);
+  api__job_unref(job);
   gr_future_unref(f);
 }
 
 static void job_missing(api_response *r, const char *kind, const char *id) {
   char shown[96];
-  api_quote(shown, sizeof shown, id, strlen(id));
-  api_problem(r, 404, "not-found", "Not Found", json_pack("{s:s}", "id", shown),
-              "%s '%s' not found: it never existed or its result expired", kind,
-              shown);
+  api__quote(shown, sizeof shown, id, strlen(id));
+  api__problem(
+      r, 404, "not-found", "Not Found", json_pack("{s:s}", "id", shown),
+      "%s '%s' not found: it never existed or its result expired", kind, shown);
 }
 
 static int get_job(api_ctx *api, const api_request *req, const char *pool,
                    const char *id, api_response *r, api_pending **pending,
                    api_wake_fn wake, void *ud) {
-  int64_t wait_ms = api_wait_param(api, req, r);
+  int64_t wait_ms = api__wait_param(api, req, r);
   if (wait_ms < 0)
     return API_DONE;
-  api_job *job = api_job_find(api, id);
-  const char *job_pool = job ? api_job_pool(job) : NULL;
+  api_job *job = api__job_find(api, id);
+  const char *job_pool = job ? api__job_pool(job) : NULL;
   if (!job || (pool ? !job_pool || strcmp(pool, job_pool) != 0 : !!job_pool)) {
-    api_job_unref(job);
+    api__job_unref(job);
     job_missing(r, pool ? "task" : "job", id);
     return API_DONE;
   }
-  api_jobs *d = api_jobs_new(1, 0);
+  api_jobs *d = api__jobs_new(1, 0);
   if (!d) {
-    api_job_unref(job);
-    api_no_memory(r);
+    api__job_unref(job);
+    api__no_memory(r);
     return API_DONE;
   }
-  api_jobs_push(d, job);
-  return api_answer_jobs(api, d, wait_ms, r, pending, wake, ud);
+  api__jobs_push(d, job);
+  return api__answer_jobs(api, d, wait_ms, r, pending, wake, ud);
 }
 
 static int await_jobs(api_ctx *api, const api_request *req, api_response *r,
                       api_pending **pending, api_wake_fn wake, void *ud) {
   static const char *const fields[] = {"ids", "timeout_ms", NULL};
-  json_t *body = api_parse_body(req, r, 0);
+  json_t *body = api__parse_body(req, r, 0);
   if (!body)
     return API_DONE;
   int64_t timeout;
   json_t *ids = json_object_get(body, "ids");
-  if (api_check_fields(body, fields, r) != 0 ||
+  if (api__check_fields(body, fields, r) != 0 ||
       wait_field(api, body, &timeout, r) != 0) {
     json_decref(body);
     return API_DONE;
@@ -517,38 +517,38 @@ static int await_jobs(api_ctx *api, const api_request *req, api_response *r,
     if (ids && json_is_array(ids))
       snprintf(what, sizeof what, "%zu of them", json_array_size(ids));
     else if (ids)
-      api_describe(ids, what, sizeof what);
-    api_bad_field(r, "ids", "%s an array of at most %d job ids%s%s",
-                  ids ? "must be" : "is required:", MAX_AWAIT_IDS,
-                  ids ? ", not " : "", what);
+      api__describe(ids, what, sizeof what);
+    api__bad_field(r, "ids", "%s an array of at most %d job ids%s%s",
+                   ids ? "must be" : "is required:", MAX_AWAIT_IDS,
+                   ids ? ", not " : "", what);
     json_decref(body);
     return API_DONE;
   }
-  api_jobs *d = api_jobs_new(json_array_size(ids), 1);
+  api_jobs *d = api__jobs_new(json_array_size(ids), 1);
   if (!d) {
     json_decref(body);
-    api_no_memory(r);
+    api__no_memory(r);
     return API_DONE;
   }
-  int rc = api_jobs_find(api, ids, d, r);
+  int rc = api__jobs_find(api, ids, d, r);
   json_decref(body);
   if (rc != 0) {
-    api_jobs_free(d);
+    api__jobs_free(d);
     return API_DONE;
   }
-  return api_answer_jobs(api, d, timeout, r, pending, wake, ud);
+  return api__answer_jobs(api, d, timeout, r, pending, wake, ud);
 }
 
 static void delete_job(api_ctx *api, const char *id, api_response *r) {
-  api_job *job = api_job_find(api, id);
-  if (!job || api_job_pool(job)) {
-    api_job_unref(job);
+  api_job *job = api__job_find(api, id);
+  if (!job || api__job_pool(job)) {
+    api__job_unref(job);
     job_missing(r, "job", id);
     return;
   }
-  gr_future_cancel(api_job_future(job));
-  api_job_forget(api, job);
-  api_job_unref(job);
+  gr_future_cancel(api__job_future(job));
+  api__job_forget(api, job);
+  api__job_unref(job);
   r->status = 204;
 }
 
@@ -557,15 +557,15 @@ static void delete_job(api_ctx *api, const char *id, api_response *r) {
 
 static void reply_outcome(api_response *r, gr_future *f) {
   api_out o = {0};
-  api_out_raw(&o, "{", 1);
-  api_out_outcome(&o, f);
-  api_out_raw(&o, "}", 1);
-  api_reply_out(r, 200, &o);
+  api__out_raw(&o, "{", 1);
+  api__out_outcome(&o, f);
+  api__out_raw(&o, "}", 1);
+  api__reply_out(r, 200, &o);
 }
 
 static void build_run(api_ctx *api, api_pending *p, api_response *r) {
   (void)api;
-  gr_future *f = api_pending_data(p);
+  gr_future *f = api__pending_data(p);
   if (GR_STATE_FINAL(gr_future_state(f))) {
     reply_outcome(r, f);
     return;
@@ -576,21 +576,21 @@ static void build_run(api_ctx *api, api_pending *p, api_response *r) {
   gr_future_result(f, &res);
   api_out o = {0};
   int first = 1;
-  api_out_raw(&o, "{", 1);
-  api_out_key(&o, "state", &first);
-  api_out_cstr(&o, "\"timed_out\"");
-  api_out_key(&o, "success", &first);
-  api_out_cstr(&o, "false");
-  api_out_key(&o, "error", &first);
-  api_out_cstr(&o, "\"timed out (the snippet is still being stopped)\"");
-  api_out_key(&o, "created_at", &first);
-  api_out_time(&o, res.created_ms);
-  api_out_key(&o, "started_at", &first);
-  api_out_time(&o, res.started_ms);
-  api_out_key(&o, "finished_at", &first);
-  api_out_cstr(&o, "null");
-  api_out_raw(&o, "}", 1);
-  api_reply_out(r, 200, &o);
+  api__out_raw(&o, "{", 1);
+  api__out_key(&o, "state", &first);
+  api__out_cstr(&o, "\"timed_out\"");
+  api__out_key(&o, "success", &first);
+  api__out_cstr(&o, "false");
+  api__out_key(&o, "error", &first);
+  api__out_cstr(&o, "\"timed out (the snippet is still being stopped)\"");
+  api__out_key(&o, "created_at", &first);
+  api__out_time(&o, res.created_ms);
+  api__out_key(&o, "started_at", &first);
+  api__out_time(&o, res.started_ms);
+  api__out_key(&o, "finished_at", &first);
+  api__out_cstr(&o, "null");
+  api__out_raw(&o, "}", 1);
+  api__reply_out(r, 200, &o);
 }
 
 static void unref_future(void *f) {
@@ -600,10 +600,10 @@ static void unref_future(void *f) {
 static int run_snippet(api_ctx *api, const api_request *req, api_response *r,
                        api_pending **pending, api_wake_fn wake, void *ud) {
   api_snippet s = {0};
-  if (api_read_snippet(api, req, &s, r) != 0)
+  if (api__read_snippet(api, req, &s, r) != 0)
     return API_DONE;
   /* A run may wait: it needs a slot before it starts. */
-  if (api_wait_slot_take(api, r) != 0) {
+  if (api__wait_slot_take(api, r) != 0) {
     gr_pack_free(s.pack);
     return API_DONE;
   }
@@ -615,21 +615,21 @@ static int run_snippet(api_ctx *api, const api_request *req, api_response *r,
   gr_go_here(api->cfg.rt, &sp, api->cfg.inline_budget_us);
   api_pending *p = NULL;
   if (GR_STATE_FINAL(gr_future_state(f)) ||
-      !(p = api_pending_new(api, build_run, wake, ud))) {
-    api_wait_slot_put(api);
+      !(p = api__pending_new(api, build_run, wake, ud))) {
+    api__wait_slot_put(api);
     if (!GR_STATE_FINAL(gr_future_state(f))) {
       gr_future_cancel(f);
-      api_no_memory(r);
+      api__no_memory(r);
     } else {
       reply_outcome(r, f);
     }
     gr_future_unref(f);
     return API_DONE;
   }
-  api_pending_set_data(p, f, unref_future);
-  api_pending_wait_future(p, f);
-  api_pending_deadline(p, grace);
-  api_pending_arm(p);
+  api__pending_set_data(p, f, unref_future);
+  api__pending_wait_future(p, f);
+  api__pending_deadline(p, grace);
+  api__pending_arm(p);
   *pending = p;
   return API_PENDING;
 }
@@ -639,9 +639,9 @@ static int run_snippet(api_ctx *api, const api_request *req, api_response *r,
 
 static void not_allowed(api_response *r, const char *method,
                         const char *allow) {
-  api_problem(r, 405, "method-not-allowed", "Method Not Allowed", NULL,
-              "%s is not allowed here; use %s", method, allow);
-  api_set_header(r, "Allow", "%s", allow);
+  api__problem(r, 405, "method-not-allowed", "Method Not Allowed", NULL,
+               "%s is not allowed here; use %s", method, allow);
+  api__set_header(r, "Allow", "%s", allow);
 }
 
 static int is(const char *method, const char *want) {
@@ -649,14 +649,14 @@ static int is(const char *method, const char *want) {
          (strcmp(want, "GET") == 0 && strcmp(method, "HEAD") == 0);
 }
 
-int api_route(api_ctx *api, const api_request *req, api_response *r,
-              api_pending **pending, api_wake_fn wake, void *ud) {
+int api__route(api_ctx *api, const api_request *req, api_response *r,
+               api_pending **pending, api_wake_fn wake, void *ud) {
   api_path a;
   const char *m = req->method;
   int rc = API_DONE;
-  const char *why = api_path_split(req->path, &a);
+  const char *why = api__path_split(req->path, &a);
   if (why) {
-    api_path_free(&a);
+    api__path_free(&a);
     no_such_resource(r, req->path, why);
     return API_DONE;
   }
@@ -667,22 +667,22 @@ int api_route(api_ctx *api, const api_request *req, api_response *r,
   (n >= 2 && strcmp(s[0], "v1") == 0 && strcmp(s[1], x) == 0 && n == (k))
   if (n == 0) {
     if (is(m, "GET"))
-      api_dashboard(api, req, r);
+      api__dashboard(api, req, r);
     else
       not_allowed(r, m, "GET");
   } else if (PATH1("metrics")) {
     if (is(m, "GET"))
-      api_metrics(api, req, r);
+      api__metrics(api, req, r);
     else
       not_allowed(r, m, "GET");
   } else if (V1(2, "stats")) {
     if (is(m, "GET"))
-      api_server_stats(api, req, r);
+      api__server_stats(api, req, r);
     else
       not_allowed(r, m, "GET");
   } else if (PATH1("healthz")) {
     if (is(m, "GET"))
-      api_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+      api__reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
     else
       not_allowed(r, m, "GET");
   } else if (PATH1("openapi.yaml")) {
@@ -751,6 +751,6 @@ int api_route(api_ctx *api, const api_request *req, api_response *r,
   }
 #undef PATH1
 #undef V1
-  api_path_free(&a);
+  api__path_free(&a);
   return rc;
 }

@@ -37,17 +37,17 @@ struct api_ctx {
 /* ---- responses (response.c) ------------------------------------------ */
 
 /* Sets a JSON body; steals the reference to body. */
-void api_reply_json(api_response *r, int status, json_t *body);
+void api__reply_json(api_response *r, int status, json_t *body);
 /* Sets an application/problem+json body (RFC 7807). extra (stolen, may be
  * NULL) adds members. slug names the problem type. */
-void api_problem(api_response *r, int status, const char *slug,
-                 const char *title, json_t *extra, const char *fmt, ...)
+void api__problem(api_response *r, int status, const char *slug,
+                  const char *title, json_t *extra, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
-void api_set_header(api_response *r, const char *name, const char *fmt, ...)
+void api__set_header(api_response *r, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* JSON text with floats in their shortest exact form; NULL when out of
  * memory. */
-char *api_json_dumps(json_t *v, size_t *len);
+char *api__json_dumps(json_t *v, size_t *len);
 
 /* ---- writing JSON text (json_out.c) ------------------------------------ */
 
@@ -57,66 +57,71 @@ typedef struct api_out {
   int oom;
 } api_out;
 
-void api_out_raw(api_out *o, const char *s, size_t n);
-void api_out_cstr(api_out *o, const char *s);
-void api_out_str(api_out *o, const char *s, size_t n); /* a JSON string */
-void api_out_int(api_out *o, int64_t v);
-void api_out_real(api_out *o, double d);
-void api_out_time(api_out *o, int64_t ms); /* RFC 3339 or null */
+void api__out_raw(api_out *o, const char *s, size_t n);
+void api__out_cstr(api_out *o, const char *s);
+void api__out_str(api_out *o, const char *s, size_t n); /* a JSON string */
+void api__out_int(api_out *o, int64_t v);
+void api__out_real(api_out *o, double d);
+void api__out_time(api_out *o, int64_t ms); /* RFC 3339 or null */
 /* ,"key": (the comma unless *first) */
-void api_out_key(api_out *o, const char *key, int *first);
-void api_out_json(api_out *o, json_t *v);
+void api__out_key(api_out *o, const char *key, int *first);
+void api__out_json(api_out *o, json_t *v);
 /* The values of a plain pack as an array; -1 with err (nothing written)
  * for a value JSON cannot hold. */
-int api_out_values(api_out *o, const gr_pack *p, char *err, size_t errlen);
-int api_utf8_valid(const char *s, size_t n);
+int api__out_values(api_out *o, const gr_pack *p, char *err, size_t errlen);
+int api__utf8_valid(const char *s, size_t n);
 /* Client bytes (a path, a name, an id) made fit to quote in a problem's
  * detail: valid UTF-8 is kept, control characters and bytes that are not
  * UTF-8 become \xNN, and what does not fit in outlen ends in "...". */
-void api_quote(char *out, size_t outlen, const char *s, size_t n);
+void api__quote(char *out, size_t outlen, const char *s, size_t n);
 /* The buffer (the caller frees it), or NULL if writing ran out of memory. */
-char *api_out_take(api_out *o, size_t *len);
+char *api__out_take(api_out *o, size_t *len);
 /* Answers with the text written to o (taken over). */
-void api_reply_out(api_response *r, int status, api_out *o);
+void api__reply_out(api_response *r, int status, api_out *o);
 
 /* ---- observing (metrics.c, dashboard.c) -------------------------------- */
 
+api_watch *api__watch_new(void);
+void api__watch_free(api_watch *w);
+/* 64 random bits (for unguessable ids). */
+uint64_t api__random_key(void);
 /* GET /metrics: Prometheus text format 0.0.4. */
-void api_metrics(api_ctx *api, const api_request *req, api_response *r);
+void api__metrics(api_ctx *api, const api_request *req, api_response *r);
 /* GET /v1/stats: the server's goroutines, workers, memory, uptime, and what
  * the caller's token allows ("access": "read" or "submit"). */
-void api_server_stats(api_ctx *api, const api_request *req, api_response *r);
+void api__server_stats(api_ctx *api, const api_request *req, api_response *r);
 /* GET /: the dashboard page (embedded at build time). */
-void api_dashboard(api_ctx *api, const api_request *req, api_response *r);
+void api__dashboard(api_ctx *api, const api_request *req, api_response *r);
 
 /* ---- what comes in (convert.c) ------------------------------------------ */
 
 /* The body as a JSON object, or NULL with the answer set (400 empty,
  * malformed or not an object; 415 not declared as JSON). allow_empty: an
  * empty body is {}. */
-json_t *api_parse_body(const api_request *req, api_response *r,
-                       int allow_empty);
+json_t *api__parse_body(const api_request *req, api_response *r,
+                        int allow_empty);
 /* What a JSON value is, for the "not ..." of a refusal: "a string", "an
  * array", "true", or the number itself. */
-void api_describe(json_t *v, char *out, size_t outlen);
+void api__describe(json_t *v, char *out, size_t outlen);
 /* Refuses fields not in allowed (NULL-terminated); -1 with the answer. */
-int api_check_fields(json_t *body, const char *const *allowed, api_response *r);
+int api__check_fields(json_t *body, const char *const *allowed,
+                      api_response *r);
 /* 400: "field 'FIELD' " and what follows. */
-void api_bad_field(api_response *r, const char *field, const char *fmt, ...)
+void api__bad_field(api_response *r, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* An optional integer field in [min, max] (absent or null: dflt). limit,
  * if not NULL, is the server option that sets max, named in the refusal.
  * 0, or -1 with the answer set. */
-int api_int_field(json_t *body, const char *field, int64_t min, int64_t max,
-                  int64_t dflt, const char *limit, int64_t *out,
-                  api_response *r);
+int api__int_field(json_t *body, const char *field, int64_t min, int64_t max,
+                   int64_t dflt, const char *limit, int64_t *out,
+                   api_response *r);
 /* A string field (absent or null: *out = NULL, an error if required);
  * must says what it has to be. 0, or -1 with the answer set. */
-int api_string_field(json_t *body, const char *field, int required,
-                     const char *must, const char **out, size_t *len,
-                     api_response *r);
+int api__string_field(json_t *body, const char *field, int required,
+                      const char *must, const char **out, size_t *len,
+                      api_response *r);
 /* ?wait=SECONDS in ms (0 when absent); -1 with the answer set. */
-int64_t api_wait_param(api_ctx *api, const api_request *req, api_response *r);
+int64_t api__wait_param(api_ctx *api, const api_request *req, api_response *r);
 
 /* A request path split into segments, each percent-decoded once: "%2F"
  * stays inside its segment, "%252F" is the text "%2F", ".." is a name. */
@@ -126,99 +131,101 @@ typedef struct api_path {
   int nseg;
 } api_path;
 /* NULL, or why no route can match (a bad escape, %00, an empty segment, a
- * trailing slash, too many segments); api_path_free either way. */
-const char *api_path_split(const char *path, api_path *a);
-void api_path_free(api_path *a);
+ * trailing slash, too many segments); api__path_free either way. */
+const char *api__path_split(const char *path, api_path *a);
+void api__path_free(api_path *a);
 /* s with what is not a plain path character percent-encoded. */
-void api_path_escape(char *out, size_t outlen, const char *s);
+void api__path_escape(char *out, size_t outlen, const char *s);
 
 typedef struct api_snippet {
   gr_pack *pack; /* the compiled chunk, then the args */
   int64_t timeout_ms;
 } api_snippet;
 /* Reads a body {code, args?, timeout_ms?}; 0, or -1 with the answer set. */
-int api_read_snippet(api_ctx *api, const api_request *req, api_snippet *s,
-                     api_response *r);
+int api__read_snippet(api_ctx *api, const api_request *req, api_snippet *s,
+                      api_response *r);
 
 /* Appends one JSON value to p as a Lua value. -1 with err on failure. */
-int api_json_to_pack(gr_pack *p, json_t *v, char *err, size_t errlen);
+int api__json_to_pack(gr_pack *p, json_t *v, char *err, size_t errlen);
 /* Compiles a snippet (text only) and appends it to p as a function.
  * Returns 0, or -1 with the syntax error in err and its line in *line. */
-int api_compile(const char *code, size_t len, gr_pack *p, char *err,
-                size_t errlen, int *line);
+int api__compile(const char *code, size_t len, gr_pack *p, char *err,
+                 size_t errlen, int *line);
 
 /* ---- jobs and tasks (results.c) ---------------------------------------- */
 
-api_registry *api_registry_new(void);
-void api_registry_free(api_registry *reg);
+api_registry *api__registry_new(void);
+void api__registry_free(api_registry *reg);
 /* Registers the outcome of future as a job (pool == NULL) or as task id of
  * pool. Returns a reference, or NULL when out of memory. A job gives back
  * its count in api->jobs_running (which its caller took) when it
  * finishes. */
-api_job *api_job_add(api_ctx *api, const char *pool, const char *id,
-                     gr_future *f);
+api_job *api__job_add(api_ctx *api, const char *pool, const char *id,
+                      gr_future *f);
 /* A reference, or NULL when unknown or expired. */
-api_job *api_job_find(api_ctx *api, const char *id);
-void api_job_unref(api_job *job);
+api_job *api__job_find(api_ctx *api, const char *id);
+void api__job_unref(api_job *job);
 /* Drops it from the registry (it stays valid for holders). */
-void api_job_forget(api_ctx *api, api_job *job);
-const char *api_job_id(api_job *job);
-const char *api_job_pool(api_job *job); /* NULL for a job */
-gr_future *api_job_future(api_job *job);
+void api__job_forget(api_ctx *api, api_job *job);
+const char *api__job_id(api_job *job);
+const char *api__job_pool(api_job *job); /* NULL for a job */
+gr_future *api__job_future(api_job *job);
 /* The job object: id, state, success, values or error, timestamps. */
-void api_out_job(api_out *o, api_job *job);
+void api__out_job(api_out *o, api_job *job);
 /* The state of the job's future, or failed if its values JSON cannot hold. */
-const char *api_job_state(api_job *job);
+const char *api__job_state(api_job *job);
 /* A fresh, unguessable job id. */
-void api_new_job_id(api_ctx *api, char *out, size_t outlen);
+void api__new_job_id(api_ctx *api, char *out, size_t outlen);
 /* A future's outcome as object members, without the braces: state, then
  * once final success and values or error, then the times. A value JSON
  * cannot hold fails it here, with the reason as its error. */
-void api_out_outcome(api_out *o, gr_future *f);
+void api__out_outcome(api_out *o, gr_future *f);
 
 /* Answers with a list of jobs, now or once they finished (results.c). */
 typedef struct api_jobs api_jobs;
-api_jobs *api_jobs_new(size_t n, int as_list); /* room for n; NULL: no memory */
-void api_jobs_push(api_jobs *d, api_job *job); /* takes the reference */
-void api_jobs_free(void *d);
+api_jobs *api__jobs_new(size_t n,
+                        int as_list); /* room for n; NULL: no memory */
+void api__jobs_push(api_jobs *d, api_job *job); /* takes the reference */
+void api__jobs_free(void *d);
 /* The jobs of ids (an array) into d; 0, or -1 with the answer set: 400 for
  * an id that is not a string, 404 naming the unknown ones. */
-int api_jobs_find(api_ctx *api, json_t *ids, api_jobs *d, api_response *r);
+int api__jobs_find(api_ctx *api, json_t *ids, api_jobs *d, api_response *r);
 /* Answers with the jobs now, or waits (in a wait slot) up to wait_ms for
  * all of them to finish. Takes over d. API_DONE or API_PENDING. */
-int api_answer_jobs(api_ctx *api, api_jobs *d, int64_t wait_ms, api_response *r,
-                    api_pending **pending, api_wake_fn wake, void *ud);
+int api__answer_jobs(api_ctx *api, api_jobs *d, int64_t wait_ms,
+                     api_response *r, api_pending **pending, api_wake_fn wake,
+                     void *ud);
 /* 500: not enough memory to answer. */
-void api_no_memory(api_response *r);
+void api__no_memory(api_response *r);
 
 /* ---- requests that wait (pending.c) ------------------------------------ */
 
 enum pending_kind { PENDING_JOBS, PENDING_POOL, PENDING_RUN };
 
 /* A slot for a request about to wait, under the server's max_long_polls:
- * 0, or -1 with the 429 answer set. api_pending_new takes the slot over
+ * 0, or -1 with the 429 answer set. api__pending_new takes the slot over
  * (api_finish gives it back); a caller that makes no pending request after
- * all gives it back with api_wait_slot_put. */
-int api_wait_slot_take(api_ctx *api, api_response *r);
-void api_wait_slot_put(api_ctx *api);
+ * all gives it back with api__wait_slot_put. */
+int api__wait_slot_take(api_ctx *api, api_response *r);
+void api__wait_slot_put(api_ctx *api);
 /* Makes a request wait on futures (all of them), a pool going idle, or
  * deadline_ms. build(p, resp) answers it. The caller holds a wait slot;
  * NULL when out of memory (the slot is still the caller's). */
 typedef void (*api_build_fn)(api_ctx *api, api_pending *p, api_response *r);
-api_pending *api_pending_new(api_ctx *api, api_build_fn build, api_wake_fn wake,
-                             void *ud);
-void api_pending_wait_future(api_pending *p, gr_future *f);
-void api_pending_wait_pool(api_pending *p, gr_pool *pool);
-void api_pending_deadline(api_pending *p, int64_t ms);
+api_pending *api__pending_new(api_ctx *api, api_build_fn build,
+                              api_wake_fn wake, void *ud);
+void api__pending_wait_future(api_pending *p, gr_future *f);
+void api__pending_wait_pool(api_pending *p, gr_pool *pool);
+void api__pending_deadline(api_pending *p, int64_t ms);
 /* Call after the waits are registered: fires at once if nothing is left. */
-void api_pending_arm(api_pending *p);
+void api__pending_arm(api_pending *p);
 /* Data the builder needs; owned by the pending request. */
-void api_pending_set_data(api_pending *p, void *data, void (*free_fn)(void *));
-void *api_pending_data(api_pending *p);
+void api__pending_set_data(api_pending *p, void *data, void (*free_fn)(void *));
+void *api__pending_data(api_pending *p);
 
 /* ---- routes (handlers.c) ------------------------------------------------ */
 
-int api_route(api_ctx *api, const api_request *req, api_response *resp,
-              api_pending **pending, api_wake_fn wake, void *ud);
+int api__route(api_ctx *api, const api_request *req, api_response *resp,
+               api_pending **pending, api_wake_fn wake, void *ud);
 
 #endif

@@ -19,7 +19,7 @@
 
 #define MAX_DEPTH 200
 
-void api_out_raw(api_out *o, const char *s, size_t n) {
+void api__out_raw(api_out *o, const char *s, size_t n) {
   if (o->oom)
     return;
   if (o->len + n + 1 > o->cap) {
@@ -39,12 +39,12 @@ void api_out_raw(api_out *o, const char *s, size_t n) {
   o->buf[o->len] = '\0';
 }
 
-void api_out_cstr(api_out *o, const char *s) {
-  api_out_raw(o, s, strlen(s));
+void api__out_cstr(api_out *o, const char *s) {
+  api__out_raw(o, s, strlen(s));
 }
 
 /* Whether s is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF). */
-int api_utf8_valid(const char *str, size_t n) {
+int api__utf8_valid(const char *str, size_t n) {
   const unsigned char *s = (const unsigned char *)str;
   size_t i = 0;
   while (i < n) {
@@ -78,9 +78,9 @@ int api_utf8_valid(const char *str, size_t n) {
   return 1;
 }
 
-void api_out_str(api_out *o, const char *s, size_t n) {
+void api__out_str(api_out *o, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
-  api_out_raw(o, "\"", 1);
+  api__out_raw(o, "\"", 1);
   size_t run = 0; /* bytes copied as they are, flushed in one go */
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
@@ -104,15 +104,15 @@ void api_out_str(api_out *o, const char *s, size_t n) {
       run++;
       continue;
     }
-    api_out_raw(o, s + i - run, run);
+    api__out_raw(o, s + i - run, run);
     run = 0;
-    api_out_cstr(o, esc);
+    api__out_cstr(o, esc);
   }
-  api_out_raw(o, s + n - run, run);
-  api_out_raw(o, "\"", 1);
+  api__out_raw(o, s + n - run, run);
+  api__out_raw(o, "\"", 1);
 }
 
-void api_out_int(api_out *o, int64_t v) {
+void api__out_int(api_out *o, int64_t v) {
   char buf[24], *p = buf + sizeof buf;
   uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
   do {
@@ -121,12 +121,12 @@ void api_out_int(api_out *o, int64_t v) {
   } while (u);
   if (v < 0)
     *--p = '-';
-  api_out_raw(o, p, (size_t)(buf + sizeof buf - p));
+  api__out_raw(o, p, (size_t)(buf + sizeof buf - p));
 }
 
-void api_out_real(api_out *o, double d) {
+void api__out_real(api_out *o, double d) {
   if (!isfinite(d)) {
-    api_out_cstr(o, "null"); /* JSON has no NaN or infinity */
+    api__out_cstr(o, "null"); /* JSON has no NaN or infinity */
     return;
   }
   char buf[40];
@@ -137,21 +137,21 @@ void api_out_real(api_out *o, double d) {
   }
   if (!strpbrk(buf, ".eE")) /* "3" would come back as an integer */
     strcat(buf, ".0");
-  api_out_cstr(o, buf);
+  api__out_cstr(o, buf);
 }
 
-void api_out_key(api_out *o, const char *key, int *first) {
+void api__out_key(api_out *o, const char *key, int *first) {
   if (!*first)
-    api_out_raw(o, ",", 1);
+    api__out_raw(o, ",", 1);
   *first = 0;
-  api_out_raw(o, "\"", 1);
-  api_out_cstr(o, key); /* keys written here are plain ASCII names */
-  api_out_raw(o, "\":", 2);
+  api__out_raw(o, "\"", 1);
+  api__out_cstr(o, key); /* keys written here are plain ASCII names */
+  api__out_raw(o, "\":", 2);
 }
 
-void api_out_time(api_out *o, int64_t ms) {
+void api__out_time(api_out *o, int64_t ms) {
   if (ms <= 0) {
-    api_out_cstr(o, "null");
+    api__out_cstr(o, "null");
     return;
   }
   /* Most times in an answer fall in the same second: format that part
@@ -177,10 +177,10 @@ void api_out_time(api_out *o, int64_t ms) {
   *p++ = (char)('0' + frac % 10);
   *p++ = 'Z';
   *p++ = '"';
-  api_out_raw(o, buf, (size_t)(p - buf));
+  api__out_raw(o, buf, (size_t)(p - buf));
 }
 
-char *api_out_take(api_out *o, size_t *len) {
+char *api__out_take(api_out *o, size_t *len) {
   if (o->oom || !o->buf) {
     free(o->buf);
     *len = 0;
@@ -198,10 +198,10 @@ char *api_out_take(api_out *o, size_t *len) {
 static size_t utf8_char(const char *s, size_t n) {
   unsigned char c = (unsigned char)s[0];
   size_t len = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
-  return len <= n && api_utf8_valid(s, len) ? len : 0;
+  return len <= n && api__utf8_valid(s, len) ? len : 0;
 }
 
-void api_quote(char *out, size_t outlen, const char *s, size_t n) {
+void api__quote(char *out, size_t outlen, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
   if (outlen < 4) {
     if (outlen)
@@ -260,11 +260,11 @@ static int write_key(api_out *o, const gr_item *k, char *err, size_t errlen) {
   char buf[40];
   switch (k->kind) {
   case GR_ITEM_STR:
-    if (!api_utf8_valid(k->s, k->len)) {
+    if (!api__utf8_valid(k->s, k->len)) {
       snprintf(err, errlen, "a table key is not valid UTF-8, which JSON needs");
       return -1;
     }
-    api_out_str(o, k->s, k->len);
+    api__out_str(o, k->s, k->len);
     return 0;
   case GR_ITEM_INT:
     snprintf(buf, sizeof buf, "%" PRId64, k->i);
@@ -279,7 +279,7 @@ static int write_key(api_out *o, const gr_item *k, char *err, size_t errlen) {
     snprintf(err, errlen, "a table used as a table key cannot be sent as JSON");
     return -1;
   }
-  api_out_str(o, buf, strlen(buf));
+  api__out_str(o, buf, strlen(buf));
   return 0;
 }
 
@@ -306,7 +306,7 @@ static int write_table(api_out *o, gr_pack_reader *r, int depth, char *err,
   }
   size_t end = r->pos;
   if (count == 0) {
-    api_out_cstr(o, "{}");
+    api__out_cstr(o, "{}");
     return 0;
   }
   size_t *at = NULL; /* where each value of 1..count starts */
@@ -329,29 +329,29 @@ static int write_table(api_out *o, gr_pack_reader *r, int depth, char *err,
   }
   int rc = 0;
   if (is_array) {
-    api_out_raw(o, "[", 1);
+    api__out_raw(o, "[", 1);
     for (size_t i = 0; i < count && rc == 0; i++) {
       if (i)
-        api_out_raw(o, ",", 1);
+        api__out_raw(o, ",", 1);
       r->pos = at[i];
       gr_pack_next(r, &v);
       rc = write_value(o, r, &v, depth + 1, err, errlen);
     }
-    api_out_raw(o, "]", 1);
+    api__out_raw(o, "]", 1);
   } else {
     r->pos = start;
-    api_out_raw(o, "{", 1);
+    api__out_raw(o, "{", 1);
     for (size_t i = 0; i < count && rc == 0; i++) {
       if (i)
-        api_out_raw(o, ",", 1);
+        api__out_raw(o, ",", 1);
       gr_pack_next(r, &k);
       rc = write_key(o, &k, err, errlen);
-      api_out_raw(o, ":", 1);
+      api__out_raw(o, ":", 1);
       gr_pack_next(r, &v);
       if (rc == 0)
         rc = write_value(o, r, &v, depth + 1, err, errlen);
     }
-    api_out_raw(o, "}", 1);
+    api__out_raw(o, "}", 1);
   }
   free(at);
   r->pos = end;
@@ -367,23 +367,23 @@ static int write_value(api_out *o, gr_pack_reader *r, const gr_item *it,
   }
   switch (it->kind) {
   case GR_ITEM_NIL:
-    api_out_cstr(o, "null");
+    api__out_cstr(o, "null");
     return 0;
   case GR_ITEM_BOOL:
-    api_out_cstr(o, it->b ? "true" : "false");
+    api__out_cstr(o, it->b ? "true" : "false");
     return 0;
   case GR_ITEM_INT:
-    api_out_int(o, it->i);
+    api__out_int(o, it->i);
     return 0;
   case GR_ITEM_NUM:
-    api_out_real(o, it->d);
+    api__out_real(o, it->d);
     return 0;
   case GR_ITEM_STR:
-    if (!api_utf8_valid(it->s, it->len)) {
+    if (!api__utf8_valid(it->s, it->len)) {
       snprintf(err, errlen, "a string is not valid UTF-8, which JSON needs");
       return -1;
     }
-    api_out_str(o, it->s, it->len);
+    api__out_str(o, it->s, it->len);
     return 0;
   case GR_ITEM_TABLE:
     return write_table(o, r, depth, err, errlen);
@@ -393,16 +393,16 @@ static int write_value(api_out *o, gr_pack_reader *r, const gr_item *it,
   }
 }
 
-int api_out_values(api_out *o, const gr_pack *p, char *err, size_t errlen) {
+int api__out_values(api_out *o, const gr_pack *p, char *err, size_t errlen) {
   gr_pack_reader r;
   gr_pack_reader_init(&r, p);
   size_t mark = o->len;
-  api_out_raw(o, "[", 1);
+  api__out_raw(o, "[", 1);
   gr_item it;
   int n = 0;
   while (gr_pack_next(&r, &it) != GR_ITEM_END) {
     if (n++)
-      api_out_raw(o, ",", 1);
+      api__out_raw(o, ",", 1);
     char why[256];
     if (write_value(o, &r, &it, 0, why, sizeof why) != 0) {
       snprintf(err, errlen, "return value #%d: %s", n, why);
@@ -412,17 +412,17 @@ int api_out_values(api_out *o, const gr_pack *p, char *err, size_t errlen) {
       return -1;
     }
   }
-  api_out_raw(o, "]", 1);
+  api__out_raw(o, "]", 1);
   return 0;
 }
 
 /* ---- jansson values (problems, small bodies) -------------------------------
  */
 
-void api_out_json(api_out *o, json_t *v) {
+void api__out_json(api_out *o, json_t *v) {
   switch (json_typeof(v)) {
   case JSON_OBJECT: {
-    api_out_raw(o, "{", 1);
+    api__out_raw(o, "{", 1);
     const char *key;
     size_t klen;
     json_t *item;
@@ -430,50 +430,50 @@ void api_out_json(api_out *o, json_t *v) {
     int first = 1;
     json_object_keylen_foreach_safe(v, tmp, key, klen, item) {
       if (!first)
-        api_out_raw(o, ",", 1);
+        api__out_raw(o, ",", 1);
       first = 0;
-      api_out_str(o, key, klen);
-      api_out_raw(o, ":", 1);
-      api_out_json(o, item);
+      api__out_str(o, key, klen);
+      api__out_raw(o, ":", 1);
+      api__out_json(o, item);
     }
-    api_out_raw(o, "}", 1);
+    api__out_raw(o, "}", 1);
     break;
   }
   case JSON_ARRAY: {
-    api_out_raw(o, "[", 1);
+    api__out_raw(o, "[", 1);
     size_t i;
     json_t *item;
     json_array_foreach(v, i, item) {
       if (i)
-        api_out_raw(o, ",", 1);
-      api_out_json(o, item);
+        api__out_raw(o, ",", 1);
+      api__out_json(o, item);
     }
-    api_out_raw(o, "]", 1);
+    api__out_raw(o, "]", 1);
     break;
   }
   case JSON_STRING:
-    api_out_str(o, json_string_value(v), json_string_length(v));
+    api__out_str(o, json_string_value(v), json_string_length(v));
     break;
   case JSON_INTEGER:
-    api_out_int(o, (int64_t)json_integer_value(v));
+    api__out_int(o, (int64_t)json_integer_value(v));
     break;
   case JSON_REAL:
-    api_out_real(o, json_real_value(v));
+    api__out_real(o, json_real_value(v));
     break;
   case JSON_TRUE:
-    api_out_cstr(o, "true");
+    api__out_cstr(o, "true");
     break;
   case JSON_FALSE:
-    api_out_cstr(o, "false");
+    api__out_cstr(o, "false");
     break;
   case JSON_NULL:
-    api_out_cstr(o, "null");
+    api__out_cstr(o, "null");
     break;
   }
 }
 
-char *api_json_dumps(json_t *v, size_t *len) {
+char *api__json_dumps(json_t *v, size_t *len) {
   api_out o = {0};
-  api_out_json(&o, v);
-  return api_out_take(&o, len);
+  api__out_json(&o, v);
+  return api__out_take(&o, len);
 }

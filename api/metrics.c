@@ -180,7 +180,7 @@ struct api_watch {
   atomic_uint_fast64_t timed_out_connections;
 };
 
-api_watch *api_watch_new(void) {
+api_watch *api__watch_new(void) {
   api_watch *w = calloc(1, sizeof *w);
   if (!w)
     return NULL;
@@ -191,7 +191,7 @@ api_watch *api_watch_new(void) {
   return w;
 }
 
-void api_watch_free(api_watch *w) {
+void api__watch_free(api_watch *w) {
   free(w);
 }
 
@@ -263,7 +263,7 @@ static void outf(api_out *o, const char *fmt, ...) {
   int n = vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
   if (n > 0)
-    api_out_raw(o, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+    api__out_raw(o, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
 }
 
 static void family(api_out *o, const char *name, const char *type,
@@ -282,7 +282,7 @@ static void scalar(api_out *o, const char *name, const char *type,
  * backslashes and quotes escaped. */
 static void label_value(char *out, size_t outlen, const char *s) {
   char quoted[600];
-  api_quote(quoted, sizeof quoted, s, strlen(s));
+  api__quote(quoted, sizeof quoted, s, strlen(s));
   size_t w = 0;
   for (const char *p = quoted; *p && w + 3 < outlen; p++) {
     if (*p == '\\' || *p == '"')
@@ -486,18 +486,18 @@ static void http_metrics(api_ctx *api, api_out *o) {
          (unsigned long long)(atomic_load(&api->draining)));
 }
 
-void api_metrics(api_ctx *api, const api_request *req, api_response *r) {
+void api__metrics(api_ctx *api, const api_request *req, api_response *r) {
   (void)req;
   api_out o = {0};
   runtime_metrics(api, &o);
   pool_metrics(api, &o);
   http_metrics(api, &o);
   r->status = 200;
-  r->body = api_out_take(&o, &r->body_len);
+  r->body = api__out_take(&o, &r->body_len);
   r->content_type = "text/plain; version=0.0.4; charset=utf-8";
   if (!r->body)
-    api_problem(r, 500, "internal", "Internal Server Error", NULL,
-                "not enough memory to write the metrics");
+    api__problem(r, 500, "internal", "Internal Server Error", NULL,
+                 "not enough memory to write the metrics");
 }
 
 /* ---- /v1/stats --------------------------------------------------------------
@@ -512,7 +512,7 @@ static uint64_t total_requests(api_watch *w) {
   return n;
 }
 
-void api_server_stats(api_ctx *api, const api_request *req, api_response *r) {
+void api__server_stats(api_ctx *api, const api_request *req, api_response *r) {
   gr_runtime_stats st;
   gr_runtime_stats_get(api->cfg.rt, &st);
   api_watch *w = api->watch;
@@ -545,5 +545,5 @@ void api_server_stats(api_ctx *api, const api_request *req, api_response *r) {
       "http", "requests", (json_int_t)total_requests(w), "in_flight",
       (json_int_t)(in_flight > 0 ? in_flight : 0), "connections",
       (json_int_t)(connections > 0 ? connections : 0));
-  api_reply_json(r, 200, body);
+  api__reply_json(r, 200, body);
 }

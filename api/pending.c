@@ -13,25 +13,25 @@
 
 #include <stdlib.h>
 
-int api_wait_slot_take(api_ctx *api, api_response *r) {
+int api__wait_slot_take(api_ctx *api, api_response *r) {
   size_t max = api->cfg.max_long_polls;
   long held = atomic_fetch_add(&api->waiting, 1);
   if (max == 0 || (size_t)held < max)
     return 0;
   atomic_fetch_sub(&api->waiting, 1);
-  api_problem(r, 429, "too-many-waiting", "Too Many Requests",
-              json_pack("{s:s,s:I}", "limit", "--max-long-polls", "maximum",
-                        (json_int_t)max),
-              "the server already holds %zu waiting requests (long polls, "
-              "awaits, pool waits and runs), its limit (--max-long-polls); "
-              "retry later (a long poll may ask without ?wait for the current "
-              "state)",
-              max);
-  api_set_header(r, "Retry-After", "1");
+  api__problem(r, 429, "too-many-waiting", "Too Many Requests",
+               json_pack("{s:s,s:I}", "limit", "--max-long-polls", "maximum",
+                         (json_int_t)max),
+               "the server already holds %zu waiting requests (long polls, "
+               "awaits, pool waits and runs), its limit (--max-long-polls); "
+               "retry later (a long poll may ask without ?wait for the current "
+               "state)",
+               max);
+  api__set_header(r, "Retry-After", "1");
   return -1;
 }
 
-void api_wait_slot_put(api_ctx *api) {
+void api__wait_slot_put(api_ctx *api) {
   atomic_fetch_sub(&api->waiting, 1);
 }
 
@@ -76,13 +76,13 @@ static void fire(api_pending *p) {
     p->wake(p->wake_ud);
 }
 
-api_pending *api_pending_new(api_ctx *api, api_build_fn build, api_wake_fn wake,
-                             void *ud) {
+api_pending *api__pending_new(api_ctx *api, api_build_fn build,
+                              api_wake_fn wake, void *ud) {
   api_pending *p = calloc(1, sizeof *p);
   if (!p)
     return NULL;
   atomic_init(&p->refs, 1);
-  /* One extra count until api_pending_arm, so nothing fires half-built. */
+  /* One extra count until api__pending_arm, so nothing fires half-built. */
   atomic_init(&p->remaining, 1);
   p->api = api;
   p->build = build;
@@ -110,7 +110,7 @@ static void future_done(gr_future *f, void *ud) {
   pending_unref(p);
 }
 
-void api_pending_wait_future(api_pending *p, gr_future *f) {
+void api__pending_wait_future(api_pending *p, gr_future *f) {
   if (p->nfutures == p->cap) {
     size_t cap = p->cap ? p->cap * 2 : 4;
     watched *w = realloc(p->futures, cap * sizeof *w);
@@ -133,7 +133,7 @@ static void pool_idle(gr_pool *pool, void *ud) {
   pending_unref(p);
 }
 
-void api_pending_wait_pool(api_pending *p, gr_pool *pool) {
+void api__pending_wait_pool(api_pending *p, gr_pool *pool) {
   p->pool = pool;
   atomic_fetch_add(&p->remaining, 1);
   atomic_fetch_add(&p->refs, 1);
@@ -146,25 +146,26 @@ static void deadline_passed(void *ud) {
   pending_unref(p);
 }
 
-void api_pending_deadline(api_pending *p, int64_t ms) {
+void api__pending_deadline(api_pending *p, int64_t ms) {
   atomic_fetch_add(&p->refs, 1);
   p->deadline = gr_after_new(p->api->cfg.rt, ms, deadline_passed, p);
   if (!p->deadline)
     pending_unref(p);
 }
 
-void api_pending_arm(api_pending *p) {
+void api__pending_arm(api_pending *p) {
   one_done(p);
   if (atomic_load(&p->api->stopping))
     fire(p); /* shutting down: answer with what there is */
 }
 
-void api_pending_set_data(api_pending *p, void *data, void (*free_fn)(void *)) {
+void api__pending_set_data(api_pending *p, void *data,
+                           void (*free_fn)(void *)) {
   p->data = data;
   p->free_data = free_fn;
 }
 
-void *api_pending_data(api_pending *p) {
+void *api__pending_data(api_pending *p) {
   return p->data;
 }
 
@@ -188,7 +189,7 @@ void api_finish(api_ctx *api, api_pending *p, api_response *resp) {
     p->next->prev = p->prev;
   api->npending--;
   pthread_mutex_unlock(&api->pending_mu);
-  api_wait_slot_put(api);
+  api__wait_slot_put(api);
   p->build(api, p, resp);
   pending_unref(p);
 }

@@ -15,14 +15,14 @@ void api_response_free(api_response *resp) {
   resp->body_len = 0;
 }
 
-void api_reply_json(api_response *r, int status, json_t *body) {
+void api__reply_json(api_response *r, int status, json_t *body) {
   r->status = status;
-  r->body = body ? api_json_dumps(body, &r->body_len) : NULL;
+  r->body = body ? api__json_dumps(body, &r->body_len) : NULL;
   r->content_type = "application/json";
   json_decref(body);
 }
 
-void api_set_header(api_response *r, const char *name, const char *fmt, ...) {
+void api__set_header(api_response *r, const char *name, const char *fmt, ...) {
   api_header *h = NULL;
   for (int i = 0; i < r->nheaders; i++)
     if (strcmp(r->headers[i].name, name) == 0)
@@ -39,8 +39,8 @@ void api_set_header(api_response *r, const char *name, const char *fmt, ...) {
   va_end(ap);
 }
 
-void api_problem(api_response *r, int status, const char *slug,
-                 const char *title, json_t *extra, const char *fmt, ...) {
+void api__problem(api_response *r, int status, const char *slug,
+                  const char *title, json_t *extra, const char *fmt, ...) {
   char detail[1024];
   va_list ap;
   va_start(ap, fmt);
@@ -61,7 +61,7 @@ void api_problem(api_response *r, int status, const char *slug,
     json_decref(extra);
   }
   r->status = status;
-  r->body = api_json_dumps(body, &r->body_len);
+  r->body = api__json_dumps(body, &r->body_len);
   r->content_type = "application/problem+json";
   json_decref(body);
 }
@@ -74,14 +74,14 @@ void api_transport_problem(api_response *r, int status, const char *slug,
   vsnprintf(detail, sizeof detail, fmt, ap);
   va_end(ap);
   memset(r, 0, sizeof *r);
-  api_problem(r, status, slug, title, NULL, "%s", detail);
+  api__problem(r, status, slug, title, NULL, "%s", detail);
 }
 
-void api_reply_out(api_response *r, int status, api_out *o) {
+void api__reply_out(api_response *r, int status, api_out *o) {
   r->status = status;
-  r->body = api_out_take(o, &r->body_len);
+  r->body = api__out_take(o, &r->body_len);
   r->content_type = "application/json";
   if (!r->body)
-    api_problem(r, 500, "internal", "Internal Server Error", NULL,
-                "not enough memory to write the answer");
+    api__problem(r, 500, "internal", "Internal Server Error", NULL,
+                 "not enough memory to write the answer");
 }

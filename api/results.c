@@ -51,7 +51,7 @@ static size_t hash_id(const char *s) {
   return h;
 }
 
-api_registry *api_registry_new(void) {
+api_registry *api__registry_new(void) {
   api_registry *reg = calloc(1, sizeof *reg);
   if (!reg)
     return NULL;
@@ -72,18 +72,18 @@ static void job_free(api_job *job) {
   free(job);
 }
 
-void api_job_unref(api_job *job) {
+void api__job_unref(api_job *job) {
   if (job && atomic_fetch_sub(&job->refs, 1) == 1)
     job_free(job);
 }
 
-void api_registry_free(api_registry *reg) {
+void api__registry_free(api_registry *reg) {
   if (!reg)
     return;
   for (size_t b = 0; b < reg->nbuckets; b++) {
     for (api_job *j = reg->buckets[b], *next; j; j = next) {
       next = j->hash_next;
-      api_job_unref(j);
+      api__job_unref(j);
     }
   }
   pthread_mutex_destroy(&reg->mu);
@@ -134,7 +134,7 @@ static void unlink_locked(api_registry *reg, api_job *job) {
   }
   job->in_registry = 0;
   reg->count--;
-  api_job_unref(job);
+  api__job_unref(job);
 }
 
 /* Caller holds reg->mu. Drops finished results past their TTL or beyond the
@@ -148,7 +148,7 @@ static void expire_locked(api_ctx *api) {
     unlink_locked(reg, reg->fin_head);
 }
 
-void api_out_outcome(api_out *o, gr_future *f) {
+void api__out_outcome(api_out *o, gr_future *f) {
   gr_result r;
   gr_future_result(f, &r);
   int first = 1;
@@ -159,38 +159,38 @@ void api_out_outcome(api_out *o, gr_future *f) {
   for (int attempt = 0; attempt < 2; attempt++) {
     o->len = mark;
     first = 1;
-    api_out_key(o, "state", &first);
-    api_out_str(o, gr_state_name(state), strlen(gr_state_name(state)));
+    api__out_key(o, "state", &first);
+    api__out_str(o, gr_state_name(state), strlen(gr_state_name(state)));
     if (GR_STATE_FINAL(state)) {
-      api_out_key(o, "success", &first);
-      api_out_cstr(o, state == GR_SUCCEEDED ? "true" : "false");
+      api__out_key(o, "success", &first);
+      api__out_cstr(o, state == GR_SUCCEEDED ? "true" : "false");
       if (state == GR_SUCCEEDED) {
-        api_out_key(o, "values", &first);
-        if (api_out_values(o, r.values, err, sizeof err) != 0) {
+        api__out_key(o, "values", &first);
+        if (api__out_values(o, r.values, err, sizeof err) != 0) {
           state = GR_FAILED; /* JSON cannot hold them: the task failed */
           error = err;
           continue;
         }
       } else {
         const char *e = error ? error : gr_state_name(state);
-        api_out_key(o, "error", &first);
-        if (api_utf8_valid(e, strlen(e)))
-          api_out_str(o, e, strlen(e));
+        api__out_key(o, "error", &first);
+        if (api__utf8_valid(e, strlen(e)))
+          api__out_str(o, e, strlen(e));
         else
-          api_out_cstr(o, "\"(the error message is not valid UTF-8)\"");
+          api__out_cstr(o, "\"(the error message is not valid UTF-8)\"");
       }
     }
     break;
   }
-  api_out_key(o, "created_at", &first);
-  api_out_time(o, r.created_ms);
-  api_out_key(o, "started_at", &first);
-  api_out_time(o, r.started_ms);
-  api_out_key(o, "finished_at", &first);
-  api_out_time(o, r.finished_ms);
+  api__out_key(o, "created_at", &first);
+  api__out_time(o, r.created_ms);
+  api__out_key(o, "started_at", &first);
+  api__out_time(o, r.started_ms);
+  api__out_key(o, "finished_at", &first);
+  api__out_time(o, r.finished_ms);
   if (r.finished_ms && r.started_ms) {
-    api_out_key(o, "duration_ms", &first);
-    api_out_int(o, r.finished_ms - r.started_ms);
+    api__out_key(o, "duration_ms", &first);
+    api__out_int(o, r.finished_ms - r.started_ms);
   }
 }
 
@@ -210,8 +210,8 @@ static void copy_state(api_job *job) {
 static void on_finished(gr_future *f, void *ud) {
   api_job *job = ud;
   api_out o = {0};
-  api_out_outcome(&o, f);
-  job->outcome = api_out_take(&o, &job->outcome_len);
+  api__out_outcome(&o, f);
+  job->outcome = api__out_take(&o, &job->outcome_len);
   copy_state(job);
   const api_config *cfg = &job->api->cfg;
   if (!job->pool && cfg->on_job_end) {
@@ -240,10 +240,10 @@ static void on_finished(gr_future *f, void *ud) {
   pthread_mutex_unlock(&reg->mu);
   if (!job->pool)
     atomic_fetch_sub(&job->api->jobs_running, 1);
-  api_job_unref(job); /* the callback's reference */
+  api__job_unref(job); /* the callback's reference */
 }
 
-void api_new_job_id(api_ctx *api, char *out, size_t outlen) {
+void api__new_job_id(api_ctx *api, char *out, size_t outlen) {
   /* A counter, scrambled with a per-process key: unique and unguessable. */
   uint64_t x = atomic_fetch_add(&api->id_counter, 1) ^ api->id_key;
   x ^= x >> 30;
@@ -254,8 +254,8 @@ void api_new_job_id(api_ctx *api, char *out, size_t outlen) {
   snprintf(out, outlen, "job-%016" PRIx64, x);
 }
 
-api_job *api_job_add(api_ctx *api, const char *pool, const char *id,
-                     gr_future *f) {
+api_job *api__job_add(api_ctx *api, const char *pool, const char *id,
+                      gr_future *f) {
   api_job *job = calloc(1, sizeof *job);
   if (!job)
     return NULL;
@@ -279,7 +279,7 @@ api_job *api_job_add(api_ctx *api, const char *pool, const char *id,
   return job;
 }
 
-api_job *api_job_find(api_ctx *api, const char *id) {
+api_job *api__job_find(api_ctx *api, const char *id) {
   api_registry *reg = api->jobs;
   pthread_mutex_lock(&reg->mu);
   expire_locked(api);
@@ -296,46 +296,46 @@ api_job *api_job_find(api_ctx *api, const char *id) {
   return found;
 }
 
-void api_job_forget(api_ctx *api, api_job *job) {
+void api__job_forget(api_ctx *api, api_job *job) {
   api_registry *reg = api->jobs;
   pthread_mutex_lock(&reg->mu);
   unlink_locked(reg, job);
   pthread_mutex_unlock(&reg->mu);
 }
 
-const char *api_job_id(api_job *job) {
+const char *api__job_id(api_job *job) {
   return job->id;
 }
-const char *api_job_pool(api_job *job) {
+const char *api__job_pool(api_job *job) {
   return job->pool;
 }
-gr_future *api_job_future(api_job *job) {
+gr_future *api__job_future(api_job *job) {
   return job->future;
 }
 
-void api_out_job(api_out *o, api_job *job) {
-  api_out_raw(o, "{", 1);
+void api__out_job(api_out *o, api_job *job) {
+  api__out_raw(o, "{", 1);
   if (atomic_load(&job->done) && job->outcome)
-    api_out_raw(o, job->outcome, job->outcome_len);
+    api__out_raw(o, job->outcome, job->outcome_len);
   else
-    api_out_outcome(o, job->future); /* not finished: state, times */
+    api__out_outcome(o, job->future); /* not finished: state, times */
   int first = 0;
-  api_out_key(o, "id", &first);
-  api_out_str(o, job->id, strlen(job->id));
+  api__out_key(o, "id", &first);
+  api__out_str(o, job->id, strlen(job->id));
   if (job->pool) {
-    api_out_key(o, "pool", &first);
-    api_out_str(o, job->pool, strlen(job->pool));
+    api__out_key(o, "pool", &first);
+    api__out_str(o, job->pool, strlen(job->pool));
   }
-  api_out_raw(o, "}", 1);
+  api__out_raw(o, "}", 1);
 }
 
-const char *api_job_state(api_job *job) {
+const char *api__job_state(api_job *job) {
   if (atomic_load(&job->done) && job->state[0])
     return job->state;
   return gr_state_name(gr_future_state(job->future));
 }
 
-uint64_t api_random_key(void) {
+uint64_t api__random_key(void) {
   uint64_t key = 0;
   if (getrandom(&key, sizeof key, 0) != (ssize_t)sizeof key)
     key = (uint64_t)gr_now_ns() ^ (uint64_t)(uintptr_t)&key;
@@ -350,15 +350,15 @@ struct api_jobs {
   int as_list; /* {"results": [...]} instead of one object */
 };
 
-void api_jobs_free(void *ud) {
+void api__jobs_free(void *ud) {
   api_jobs *d = ud;
   for (size_t i = 0; i < d->n; i++)
-    api_job_unref(d->jobs[i]);
+    api__job_unref(d->jobs[i]);
   free(d->jobs);
   free(d);
 }
 
-api_jobs *api_jobs_new(size_t n, int as_list) {
+api_jobs *api__jobs_new(size_t n, int as_list) {
   api_jobs *d = calloc(1, sizeof *d);
   if (d && !(d->jobs = calloc(n ? n : 1, sizeof *d->jobs))) {
     free(d);
@@ -372,66 +372,67 @@ api_jobs *api_jobs_new(size_t n, int as_list) {
 static void reply_jobs(api_response *r, const api_jobs *d) {
   api_out o = {0};
   if (d->as_list)
-    api_out_cstr(&o, "{\"results\":[");
+    api__out_cstr(&o, "{\"results\":[");
   for (size_t i = 0; i < d->n; i++) {
     if (i)
-      api_out_raw(&o, ",", 1);
-    api_out_job(&o, d->jobs[i]);
+      api__out_raw(&o, ",", 1);
+    api__out_job(&o, d->jobs[i]);
   }
   if (d->as_list)
-    api_out_cstr(&o, "]}");
-  api_reply_out(r, 200, &o);
+    api__out_cstr(&o, "]}");
+  api__reply_out(r, 200, &o);
 }
 
 static void build_jobs(api_ctx *api, api_pending *p, api_response *r) {
   (void)api;
-  reply_jobs(r, api_pending_data(p));
+  reply_jobs(r, api__pending_data(p));
 }
 
-void api_no_memory(api_response *r) {
-  api_problem(r, 500, "internal", "Internal Server Error", NULL,
-              "not enough memory to answer");
+void api__no_memory(api_response *r) {
+  api__problem(r, 500, "internal", "Internal Server Error", NULL,
+               "not enough memory to answer");
 }
 
-int api_answer_jobs(api_ctx *api, api_jobs *d, int64_t wait_ms, api_response *r,
-                    api_pending **pending, api_wake_fn wake, void *ud) {
+int api__answer_jobs(api_ctx *api, api_jobs *d, int64_t wait_ms,
+                     api_response *r, api_pending **pending, api_wake_fn wake,
+                     void *ud) {
   int all_done = 1;
   for (size_t i = 0; i < d->n; i++)
-    all_done &= GR_STATE_FINAL(gr_future_state(api_job_future(d->jobs[i])));
+    all_done &= GR_STATE_FINAL(gr_future_state(api__job_future(d->jobs[i])));
   if (all_done || wait_ms <= 0) {
     reply_jobs(r, d);
-    api_jobs_free(d);
+    api__jobs_free(d);
     return API_DONE;
   }
-  if (api_wait_slot_take(api, r) != 0) {
-    api_jobs_free(d);
+  if (api__wait_slot_take(api, r) != 0) {
+    api__jobs_free(d);
     return API_DONE;
   }
-  api_pending *p = api_pending_new(api, build_jobs, wake, ud);
+  api_pending *p = api__pending_new(api, build_jobs, wake, ud);
   if (!p) {
-    api_wait_slot_put(api);
-    api_jobs_free(d);
-    api_no_memory(r);
+    api__wait_slot_put(api);
+    api__jobs_free(d);
+    api__no_memory(r);
     return API_DONE;
   }
-  api_pending_set_data(p, d, api_jobs_free);
+  api__pending_set_data(p, d, api__jobs_free);
   for (size_t i = 0; i < d->n; i++)
-    api_pending_wait_future(p, api_job_future(d->jobs[i]));
-  api_pending_deadline(p, wait_ms);
-  api_pending_arm(p);
+    api__pending_wait_future(p, api__job_future(d->jobs[i]));
+  api__pending_deadline(p, wait_ms);
+  api__pending_arm(p);
   *pending = p;
   return API_PENDING;
 }
 
-int api_jobs_find(api_ctx *api, json_t *ids, api_jobs *d, api_response *r) {
+int api__jobs_find(api_ctx *api, json_t *ids, api_jobs *d, api_response *r) {
   size_t i;
   json_t *item;
   json_array_foreach(ids, i, item) {
     if (!json_is_string(item)) {
       char what[48];
-      api_describe(item, what, sizeof what);
-      api_bad_field(r, "ids", "item %zu must be a string (a job id), not %s",
-                    i + 1, what);
+      api__describe(item, what, sizeof what);
+      api__bad_field(r, "ids", "item %zu must be a string (a job id), not %s",
+                     i + 1, what);
       return -1;
     }
   }
@@ -439,9 +440,9 @@ int api_jobs_find(api_ctx *api, json_t *ids, api_jobs *d, api_response *r) {
   json_array_foreach(ids, i, item) {
     const char *id = json_string_value(item);
     api_job *job =
-        strlen(id) == json_string_length(item) ? api_job_find(api, id) : NULL;
-    if (job && api_job_pool(job)) { /* a task: not a job */
-      api_job_unref(job);
+        strlen(id) == json_string_length(item) ? api__job_find(api, id) : NULL;
+    if (job && api__job_pool(job)) { /* a task: not a job */
+      api__job_unref(job);
       job = NULL;
     }
     if (!job)
@@ -455,14 +456,14 @@ int api_jobs_find(api_ctx *api, json_t *ids, api_jobs *d, api_response *r) {
   }
   char *list = json_dumps(unknown, JSON_COMPACT), shown[400] = "?";
   if (list)
-    api_quote(shown, sizeof shown, list, strlen(list));
+    api__quote(shown, sizeof shown, list, strlen(list));
   free(list);
-  api_problem(r, 404, "not-found", "Not Found",
-              json_pack("{s:o}", "ids", unknown),
-              "unknown job ids (never existed or expired): %s", shown);
+  api__problem(r, 404, "not-found", "Not Found",
+               json_pack("{s:o}", "ids", unknown),
+               "unknown job ids (never existed or expired): %s", shown);
   return -1;
 }
 
-void api_jobs_push(api_jobs *d, api_job *job) {
+void api__jobs_push(api_jobs *d, api_job *job) {
   d->jobs[d->n++] = job;
 }

@@ -10,8 +10,8 @@
  *
  *   build/normal/bench/bench_runtime [--workers N] [--no-reuse]
  */
-#include "../core/goroutine.h"
-#include "../lua/modules.h"
+#include "goroutine.h"
+#include "modules.h"
 
 #include <lauxlib.h>
 #include <lualib.h>

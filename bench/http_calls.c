@@ -11,8 +11,8 @@
  *
  *   build/normal/bench/http_calls [N [LATENCY_MS]]
  */
-#include "../core/goroutine.h"
-#include "../lua/modules.h"
+#include "goroutine.h"
+#include "modules.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>

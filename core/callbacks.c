@@ -8,7 +8,7 @@
 
 #include <stdlib.h>
 
-gr_callback *gr_callback_new(gr_cb_fn fn, void *ud) {
+gr_callback *gr__callback_new(gr_cb_fn fn, void *ud) {
   gr_callback *c = malloc(sizeof *c);
   if (c) {
     c->fn = fn;
@@ -17,14 +17,14 @@ gr_callback *gr_callback_new(gr_cb_fn fn, void *ud) {
   return c;
 }
 
-uintptr_t gr_callbacks_push(gr_callbacks *list, gr_callback *c) {
+uintptr_t gr__callbacks_push(gr_callbacks *list, gr_callback *c) {
   c->token = ++list->next_token;
   c->next = list->head;
   list->head = c;
   return c->token;
 }
 
-int gr_callbacks_remove(gr_callbacks *list, uintptr_t token) {
+int gr__callbacks_remove(gr_callbacks *list, uintptr_t token) {
   for (gr_callback **at = &list->head; *at; at = &(*at)->next) {
     if ((*at)->token == token) {
       gr_callback *c = *at;
@@ -36,15 +36,15 @@ int gr_callbacks_remove(gr_callbacks *list, uintptr_t token) {
   return 0;
 }
 
-gr_callback *gr_callbacks_take(gr_callbacks *list) {
+gr_callback *gr__callbacks_take(gr_callbacks *list) {
   gr_callback *head = list->head;
   list->head = NULL;
   return head;
 }
 
-void gr_callbacks_run(gr_callback *list,
-                      void (*call)(gr_callback *c, void *subject),
-                      void *subject) {
+void gr__callbacks_run(gr_callback *list,
+                       void (*call)(gr_callback *c, void *subject),
+                       void *subject) {
   gr_callback *ordered = NULL; /* the list is newest first: reverse it */
   while (list) {
     gr_callback *next = list->next;

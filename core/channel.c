@@ -76,7 +76,7 @@ gr_chan *gr_chan_new(size_t capacity) {
   c->obj.type = &gr_chan_type;
   c->obj.refs = 1;
   c->cap = capacity;
-  gr_mutex_init(&c->mu);
+  gr__mutex_init(&c->mu);
   return c;
 }
 

@@ -25,15 +25,10 @@ struct gr_future {
   int observed; /* someone read the outcome */
 };
 
-/* Used by pool.c: a queued task's future knows its pool. */
-void gr_future_set_pool(gr_future *f, gr_pool *pool);
-void gr_pool_ref_internal(gr_pool *pool);
-int gr_pool_cancel_queued(gr_pool *pool, gr_future *f);
-
 static void future_destroy(gr_object *obj) {
   gr_future *f = (gr_future *)obj;
-  gr_waiters_wake_all(f->waiters);
-  gr_callbacks_run(gr_callbacks_take(&f->callbacks), NULL, NULL);
+  gr__waiters_wake_all(f->waiters);
+  gr__callbacks_run(gr__callbacks_take(&f->callbacks), NULL, NULL);
   if (f->g)
     gr_g_unref(f->g);
   if (f->pool)
@@ -51,33 +46,33 @@ gr_future *gr_future_new(void) {
     f->obj.type = &gr_future_type;
     f->obj.refs = 1;
     f->state = GR_QUEUED;
-    f->created_ms = gr_wall_ms();
+    f->created_ms = gr__wall_ms();
   }
   return f;
 }
 
-void gr_future_set_pool(gr_future *f, gr_pool *pool) {
-  gr_spin_lock(&f->lock);
+void gr__future_set_pool(gr_future *f, gr_pool *pool) {
+  gr__spin_lock(&f->lock);
   if (!f->pool && !GR_STATE_FINAL(f->state)) {
-    gr_pool_ref_internal(pool);
+    gr__pool_ref(pool);
     f->pool = pool;
   }
-  gr_spin_unlock(&f->lock);
+  gr__spin_unlock(&f->lock);
 }
 
-int gr_future_start(gr_future *f, gr_g *g) {
-  gr_spin_lock(&f->lock);
+int gr__future_start(gr_future *f, gr_g *g) {
+  gr__spin_lock(&f->lock);
   if (f->cancel_requested || GR_STATE_FINAL(f->state)) {
-    gr_spin_unlock(&f->lock);
-    gr_future_complete(f, GR_CANCELLED, NULL,
-                       gr_strdup("cancelled before it started"));
+    gr__spin_unlock(&f->lock);
+    gr__future_complete(f, GR_CANCELLED, NULL,
+                        gr__strdup("cancelled before it started"));
     return 0;
   }
   f->state = GR_RUNNING;
   f->g = gr_g_ref(g);
   f->gid = gr_id(g);
-  f->started_ms = gr_wall_ms();
-  gr_spin_unlock(&f->lock);
+  f->started_ms = gr__wall_ms();
+  gr__spin_unlock(&f->lock);
   return 1;
 }
 
@@ -85,10 +80,11 @@ static void call_done(gr_callback *c, void *f) {
   ((gr_future_cb)c->fn)(f, c->ud);
 }
 
-void gr_future_complete(gr_future *f, int state, gr_pack *values, char *error) {
-  gr_spin_lock(&f->lock);
+void gr__future_complete(gr_future *f, int state, gr_pack *values,
+                         char *error) {
+  gr__spin_lock(&f->lock);
   if (GR_STATE_FINAL(f->state)) {
-    gr_spin_unlock(&f->lock);
+    gr__spin_unlock(&f->lock);
     gr_pack_free(values);
     free(error);
     return;
@@ -96,9 +92,9 @@ void gr_future_complete(gr_future *f, int state, gr_pack *values, char *error) {
   f->state = state;
   f->values = values;
   f->error = error;
-  f->finished_ms = gr_wall_ms();
+  f->finished_ms = gr__wall_ms();
   gr_waiter *waiters = f->waiters;
-  gr_callback *callbacks = gr_callbacks_take(&f->callbacks);
+  gr_callback *callbacks = gr__callbacks_take(&f->callbacks);
   gr_g *g = f->g;
   /* A finished task needs no pool to be cancelled from; and the pool keeps
    * its finished futures, so holding it here would make a cycle. */
@@ -106,10 +102,10 @@ void gr_future_complete(gr_future *f, int state, gr_pack *values, char *error) {
   f->waiters = NULL;
   f->g = NULL;
   f->pool = NULL;
-  gr_spin_unlock(&f->lock);
+  gr__spin_unlock(&f->lock);
 
-  gr_waiters_wake_all(waiters);
-  gr_callbacks_run(callbacks, call_done, f);
+  gr__waiters_wake_all(waiters);
+  gr__callbacks_run(callbacks, call_done, f);
   if (g)
     gr_g_unref(g);
   if (pool)
@@ -117,17 +113,17 @@ void gr_future_complete(gr_future *f, int state, gr_pack *values, char *error) {
 }
 
 int gr_future_claim_unobserved(gr_future *f) {
-  gr_spin_lock(&f->lock);
+  gr__spin_lock(&f->lock);
   int claim =
       !f->observed && (f->state == GR_FAILED || f->state == GR_TIMED_OUT);
   if (claim)
     f->observed = 1;
-  gr_spin_unlock(&f->lock);
+  gr__spin_unlock(&f->lock);
   return claim;
 }
 
 void gr_future_result(gr_future *f, gr_result *out) {
-  gr_spin_lock(&f->lock);
+  gr__spin_lock(&f->lock);
   if (GR_STATE_FINAL(f->state))
     f->observed = 1;
   out->state = f->state;
@@ -137,36 +133,36 @@ void gr_future_result(gr_future *f, gr_result *out) {
   out->created_ms = f->created_ms;
   out->started_ms = f->started_ms;
   out->finished_ms = f->finished_ms;
-  gr_spin_unlock(&f->lock);
+  gr__spin_unlock(&f->lock);
 }
 
 int gr_future_state(gr_future *f) {
-  gr_spin_lock(&f->lock);
+  gr__spin_lock(&f->lock);
   int state = f->state;
-  gr_spin_unlock(&f->lock);
+  gr__spin_unlock(&f->lock);
   return state;
 }
 
 int gr_future_cancel(gr_future *f) {
-  gr_spin_lock(&f->lock);
+  gr__spin_lock(&f->lock);
   if (GR_STATE_FINAL(f->state)) {
-    gr_spin_unlock(&f->lock);
+    gr__spin_unlock(&f->lock);
     return 0;
   }
   f->cancel_requested = 1;
   gr_g *g = f->g ? gr_g_ref(f->g) : NULL;
   gr_pool *pool = f->pool;
   if (pool)
-    gr_pool_ref_internal(pool);
-  gr_spin_unlock(&f->lock);
+    gr__pool_ref(pool);
+  gr__spin_unlock(&f->lock);
   if (g) {
-    gr_interrupt(g, GR_CANCELLED);
+    gr__interrupt(g, GR_CANCELLED);
     gr_g_unref(g);
-  } else if (pool && gr_pool_cancel_queued(pool, f)) {
-    gr_future_complete(f, GR_CANCELLED, NULL,
-                       gr_strdup("cancelled while queued"));
+  } else if (pool && gr__pool_cancel_queued(pool, f)) {
+    gr__future_complete(f, GR_CANCELLED, NULL,
+                        gr__strdup("cancelled while queued"));
   }
-  /* Otherwise it is between queue and worker: gr_future_start refuses it. */
+  /* Otherwise it is between queue and worker: gr__future_start refuses it. */
   if (pool)
     gr_pool_unref(pool);
   return 1;
@@ -174,35 +170,35 @@ int gr_future_cancel(gr_future *f) {
 
 int gr_future_arm(gr_g *g, uint32_t seq, void *arg) {
   gr_future *f = arg;
-  gr_spin_lock(&f->lock);
+  gr__spin_lock(&f->lock);
   if (GR_STATE_FINAL(f->state)) {
-    gr_spin_unlock(&f->lock);
+    gr__spin_unlock(&f->lock);
     return 1;
   }
-  int rc = gr_waiter_push(&f->waiters, g, seq);
-  gr_spin_unlock(&f->lock);
+  int rc = gr__waiter_push(&f->waiters, g, seq);
+  gr__spin_unlock(&f->lock);
   return rc < 0 ? 1 : 0;
 }
 
 uintptr_t gr_future_on_done(gr_future *f, gr_future_cb fn, void *ud) {
-  gr_callback *c = gr_callback_new((gr_cb_fn)fn, ud);
-  gr_spin_lock(&f->lock);
+  gr_callback *c = gr__callback_new((gr_cb_fn)fn, ud);
+  gr__spin_lock(&f->lock);
   if (GR_STATE_FINAL(f->state) || !c) {
-    gr_spin_unlock(&f->lock);
+    gr__spin_unlock(&f->lock);
     free(c);
     if (GR_STATE_FINAL(gr_future_state(f)))
       fn(f, ud);
     return 0;
   }
-  uintptr_t token = gr_callbacks_push(&f->callbacks, c);
-  gr_spin_unlock(&f->lock);
+  uintptr_t token = gr__callbacks_push(&f->callbacks, c);
+  gr__spin_unlock(&f->lock);
   return token;
 }
 
 int gr_future_off(gr_future *f, uintptr_t token) {
-  gr_spin_lock(&f->lock);
-  int removed = gr_callbacks_remove(&f->callbacks, token);
-  gr_spin_unlock(&f->lock);
+  gr__spin_lock(&f->lock);
+  int removed = gr__callbacks_remove(&f->callbacks, token);
+  gr__spin_unlock(&f->lock);
   return removed;
 }
 

@@ -25,9 +25,9 @@ typedef struct gr_spin {
   atomic_int v;
 } gr_spin;
 
-void gr_spin_lock(gr_spin *s);
+void gr__spin_lock(gr_spin *s);
 
-static inline void gr_cpu_relax(void) {
+static inline void gr__cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
 #elif defined(__aarch64__)
@@ -37,8 +37,8 @@ static inline void gr_cpu_relax(void) {
 
 /* A mutex that spins briefly before sleeping: the scheduler's critical
  * sections are short, and sleeping in the kernel costs more than them. */
-void gr_mutex_init(pthread_mutex_t *mu);
-static inline void gr_spin_unlock(gr_spin *s) {
+void gr__mutex_init(pthread_mutex_t *mu);
+static inline void gr__spin_unlock(gr_spin *s) {
   atomic_store_explicit(&s->v, 0, memory_order_release);
 }
 
@@ -56,12 +56,12 @@ struct gr_timer {
 
 /* Arm t to fire at when_ns on the monitor thread. Caller must not hold
  * rt->timer_mu. Re-arming an armed timer moves it. */
-void gr_timer_arm(gr_runtime *rt, gr_timer *t, int64_t when_ns);
+void gr__timer_arm(gr_runtime *rt, gr_timer *t, int64_t when_ns);
 /* Returns 1 if t was armed and is now disarmed (it will not fire). */
-int gr_timer_cancel(gr_runtime *rt, gr_timer *t);
-int gr_monitor_start(gr_runtime *rt);
-void gr_monitor_stop(gr_runtime *rt);
-void gr_monitor_poke(gr_runtime *rt);
+int gr__timer_cancel(gr_runtime *rt, gr_timer *t);
+int gr__monitor_start(gr_runtime *rt);
+void gr__monitor_stop(gr_runtime *rt);
+void gr__monitor_poke(gr_runtime *rt);
 
 /* ---- memory accounting of one Lua state (state.c) ---------------------- */
 
@@ -78,6 +78,12 @@ typedef struct gr_memacct {
   int job_unchecked; /* count into job without enforcing its limit */
   int bulk;          /* it grew large once: allocates from the bulk arena */
 } gr_memacct;
+
+/* The lua_Alloc of goroutines' states, with a gr_memacct as its ud
+ * (alloc.c). */
+void *gr__counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+/* After a state closed: hands what it freed back to the system sooner. */
+void gr__mem_flush(const gr_memacct *m);
 
 /* A finished goroutine's state kept for the next one on the worker. */
 typedef struct gr_spare_state {
@@ -96,9 +102,9 @@ struct gr_waiter {
   uint32_t seq;
 };
 /* Adds a waiter for (g, seq) to *list; returns -1 when out of memory. */
-int gr_waiter_push(gr_waiter **list, gr_g *g, uint32_t seq);
+int gr__waiter_push(gr_waiter **list, gr_g *g, uint32_t seq);
 /* Wakes and frees every waiter of a list detached from its source. */
-void gr_waiters_wake_all(gr_waiter *list);
+void gr__waiters_wake_all(gr_waiter *list);
 
 /* ---- one-shot callback lists (callbacks.c) ----------------------------- */
 
@@ -116,18 +122,18 @@ typedef struct gr_callbacks {
 } gr_callbacks;
 
 /* Allocated before taking the owner's lock; NULL when out of memory. */
-gr_callback *gr_callback_new(gr_cb_fn fn, void *ud);
+gr_callback *gr__callback_new(gr_cb_fn fn, void *ud);
 /* Caller holds the owner's lock. Returns the token (never 0). */
-uintptr_t gr_callbacks_push(gr_callbacks *list, gr_callback *c);
+uintptr_t gr__callbacks_push(gr_callbacks *list, gr_callback *c);
 /* Caller holds the owner's lock. 1 if it was there (and is freed now). */
-int gr_callbacks_remove(gr_callbacks *list, uintptr_t token);
+int gr__callbacks_remove(gr_callbacks *list, uintptr_t token);
 /* Caller holds the owner's lock: detaches every callback. */
-gr_callback *gr_callbacks_take(gr_callbacks *list);
+gr_callback *gr__callbacks_take(gr_callbacks *list);
 /* Without the lock: runs (through call, unless NULL) and frees a detached
  * list, oldest first. */
-void gr_callbacks_run(gr_callback *list,
-                      void (*call)(gr_callback *c, void *subject),
-                      void *subject);
+void gr__callbacks_run(gr_callback *list,
+                       void (*call)(gr_callback *c, void *subject),
+                       void *subject);
 
 /* ---- goroutines (sched.c) -------------------------------------------- */
 
@@ -211,20 +217,20 @@ struct gr_worker {
   int nspare;
 };
 
-void gr_enqueue(gr_runtime *rt, gr_g *g);
-void gr_free_guests(gr_runtime *rt);
-void gr_free_outsiders(gr_runtime *rt);
-int64_t gr_go_task(gr_runtime *rt, gr_spawn *s, struct gr_pool_task *task);
-void gr_interrupt(gr_g *g, int reason);
+void gr__enqueue(gr_runtime *rt, gr_g *g);
+void gr__free_guests(gr_runtime *rt);
+void gr__free_outsiders(gr_runtime *rt);
+int64_t gr__go_task(gr_runtime *rt, gr_spawn *s, struct gr_pool_task *task);
+void gr__interrupt(gr_g *g, int reason);
 /* Every goroutine alive now, each with a reference the caller drops
  * (gr_g_unref), in an array the caller frees; *n is how many. NULL (with
  * *n 0) when out of memory. */
-gr_g **gr_live_goroutines(gr_runtime *rt, size_t *n);
-int gr_start_worker(gr_runtime *rt, bool extra);
-void gr_preempt_scan(gr_runtime *rt, int64_t now_ns);
-void gr_g_free(gr_g *g);
-/* Fill the pieces of g that a new goroutine needs before gr_enqueue. */
-gr_g *gr_g_new(gr_runtime *rt, const gr_spawn *s);
+gr_g **gr__live_goroutines(gr_runtime *rt, size_t *n);
+int gr__start_worker(gr_runtime *rt, bool extra);
+void gr__preempt_scan(gr_runtime *rt, int64_t now_ns);
+void gr__g_free(gr_g *g);
+/* Fill the pieces of g that a new goroutine needs before gr__enqueue. */
+gr_g *gr__g_new(gr_runtime *rt, const gr_spawn *s);
 
 /* ---- the runtime ----------------------------------------------------- */
 
@@ -287,80 +293,86 @@ struct gr_runtime {
   } ext[8];
 };
 
-void gr_runtime_g_started(gr_runtime *rt, gr_g *g);
-void gr_runtime_g_finished(gr_runtime *rt, gr_g *g);
+void gr__runtime_g_started(gr_runtime *rt, gr_g *g);
+void gr__runtime_g_finished(gr_runtime *rt, gr_g *g);
 
 /* ---- state.c: Lua states with an accounting allocator ----------------- */
 
 /* Gives g a state (a spare of the worker's, or a new one) and pushes its
  * function and arguments; returns the number of arguments, or -1 with *err
  * set (malloc'd). */
-int gr_state_open(gr_g *g, gr_worker *w, char **err);
+int gr__state_open(gr_g *g, gr_worker *w, char **err);
 /* Ends g's state: kept as a spare when it is clean and the goroutine ended
  * by returning or by an ordinary error (status), closed otherwise. */
-void gr_state_release(gr_g *g, gr_worker *w, int status);
-void gr_state_close(gr_g *g);
-void gr_worker_drop_spares(gr_worker *w);
+void gr__state_release(gr_g *g, gr_worker *w, int status);
+void gr__state_close(gr_g *g);
+void gr__worker_drop_spares(gr_worker *w);
 /* Reports the state's memory into rt->lua_bytes. */
-void gr_state_report_memory(gr_g *g);
+void gr__state_report_memory(gr_g *g);
 /* For msg "not enough memory" after g hit its limit (limit bytes) or its
  * job's: the message that says which, in buf; returns 0 otherwise. */
-int gr_memory_error_text(gr_g *g, size_t limit, const char *msg, char *buf,
-                         size_t len);
+int gr__memory_error_text(gr_g *g, size_t limit, const char *msg, char *buf,
+                          size_t len);
 
 /* ---- jobs (job.c) ------------------------------------------------------ */
 
 /* A job for a root goroutine whose spawn sets job limits; NULL when out of
  * memory. The caller owns the reference. */
-gr_job *gr_job_new(const gr_spawn *s, int64_t now_ns);
-#define gr_job_ref(j) ((gr_job *)gr_object_ref((gr_object *)(j)))
-#define gr_job_unref(j) gr_object_unref((gr_object *)(j))
+gr_job *gr__job_new(const gr_spawn *s, int64_t now_ns);
+#define gr__job_ref(j) ((gr_job *)gr_object_ref((gr_object *)(j)))
+#define gr__job_unref(j) gr_object_unref((gr_object *)(j))
 /* Adds g to job (taking a reference); GR_ELIMIT when the job has as many
  * goroutines alive as it may. Sets up g's memory accounting and tells
  * whether g starts already stopped (the job was cancelled or its time is
  * up: g->cancel is then set). root: g created the job. */
-int gr_job_join(gr_job *job, gr_g *g, int root);
+int gr__job_join(gr_job *job, gr_g *g, int root);
 /* g's deadline (monotonic ns, 0 = none) from its own timeout and its
  * job's; sets g->job_deadline when the job's is the nearer one. */
-int64_t gr_job_deadline(gr_g *g, int64_t now_ns);
+int64_t gr__job_deadline(gr_g *g, int64_t now_ns);
 /* Takes g out of its job (state is how g ended, -1 if it never ran): a root
  * that timed out or was cancelled stops every other member. Idempotent. */
-void gr_job_leave(gr_g *g, int state);
+void gr__job_leave(gr_g *g, int state);
 /* Reserve or give back n bytes of the job's memory; reserve returns 0 when
  * that would pass the limit (and check is set). */
-int gr_job_reserve(gr_job *job, size_t n, int check);
-void gr_job_release(gr_job *job, size_t n);
-size_t gr_job_memory_limit(const gr_job *job);
-uint32_t gr_job_max_goroutines(const gr_job *job);
+int gr__job_reserve(gr_job *job, size_t n, int check);
+void gr__job_release(gr_job *job, size_t n);
+size_t gr__job_memory_limit(const gr_job *job);
+uint32_t gr__job_max_goroutines(const gr_job *job);
 /* One more goroutine of the job's max, or 0 when it started all it may;
  * give_back undoes a take whose goroutine never started. */
-int gr_job_take_slot(gr_job *job);
-void gr_job_give_back_slot(gr_job *job);
+int gr__job_take_slot(gr_job *job);
+void gr__job_give_back_slot(gr_job *job);
 /* The job a pack's call joins (GR_PACK_CALL), or NULL; pack.c. */
-gr_job *gr_pack_job(const gr_pack *p);
+gr_job *gr__pack_job(const gr_pack *p);
 /* Moves the slot a pack claimed (gr_pack_claim_job_slot) to the goroutine
  * started from it; returns whether there was one. */
-int gr_pack_take_job_slot(gr_pack *p);
+int gr__pack_take_job_slot(gr_pack *p);
 /* The cancellation message for g: "timeout after N ms" and the like. */
-void gr_cancel_message(gr_g *g, int reason, char *buf, size_t len);
+void gr__cancel_message(gr_g *g, int reason, char *buf, size_t len);
 
 /* ---- futures and pools (future.c, pool.c) ----------------------------- */
 
 struct gr_pool_task;
 /* Marks the future started by goroutine g; returns 0 if it was cancelled
  * before it could start (the caller then must not run it). */
-int gr_future_start(gr_future *f, gr_g *g);
+int gr__future_start(gr_future *f, gr_g *g);
 /* First call wins; takes over values and error. */
-void gr_future_complete(gr_future *f, int state, gr_pack *values, char *error);
-void gr_pool_task_finished(struct gr_pool_task *task, int state);
-gr_pool_registry *gr_pool_registry_new(void);
-void gr_pool_registry_free(gr_pool_registry *reg);
-void gr_pools_close_all(gr_runtime *rt);
+void gr__future_complete(gr_future *f, int state, gr_pack *values, char *error);
+void gr__pool_task_finished(struct gr_pool_task *task, int state);
+/* Ties a task's future to its pool, so that a cancel of a queued task
+ * takes it out of the queue (gr__pool_cancel_queued, which returns 1 if it
+ * was still queued). */
+void gr__future_set_pool(gr_future *f, gr_pool *pool);
+int gr__pool_cancel_queued(gr_pool *pool, gr_future *f);
+void gr__pool_ref(gr_pool *pool);
+gr_pool_registry *gr__pool_registry_new(void);
+void gr__pool_registry_free(gr_pool_registry *reg);
+void gr__pools_close_all(gr_runtime *rt);
 
 /* ---- small helpers ---------------------------------------------------- */
 
-char *gr_strdup(const char *s);
-char *gr_strndup(const char *s, size_t n);
-int64_t gr_wall_ms(void);
+char *gr__strdup(const char *s);
+char *gr__strndup(const char *s, size_t n);
+int64_t gr__wall_ms(void);
 
 #endif

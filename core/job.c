@@ -42,7 +42,7 @@ static void job_destroy(gr_object *obj) {
 
 static const gr_object_type job_type = {"goroutine.job", job_destroy};
 
-gr_job *gr_job_new(const gr_spawn *s, int64_t now_ns) {
+gr_job *gr__job_new(const gr_spawn *s, int64_t now_ns) {
   gr_job *job = calloc(1, sizeof *job);
   if (!job)
     return NULL;
@@ -57,7 +57,7 @@ gr_job *gr_job_new(const gr_spawn *s, int64_t now_ns) {
   return job;
 }
 
-int gr_job_take_slot(gr_job *job) {
+int gr__job_take_slot(gr_job *job) {
   unsigned n = atomic_load(&job->started);
   do {
     if (job->max_goroutines && n >= job->max_goroutines)
@@ -66,21 +66,21 @@ int gr_job_take_slot(gr_job *job) {
   return 1;
 }
 
-void gr_job_give_back_slot(gr_job *job) {
+void gr__job_give_back_slot(gr_job *job) {
   atomic_fetch_sub(&job->started, 1);
 }
 
-int gr_job_join(gr_job *job, gr_g *g, int root) {
+int gr__job_join(gr_job *job, gr_g *g, int root) {
   /* A pool task took its slot when it was submitted. */
-  int claimed = g->start && gr_pack_take_job_slot(g->start);
-  if (!claimed && !gr_job_take_slot(job))
+  int claimed = g->start && gr__pack_take_job_slot(g->start);
+  if (!claimed && !gr__job_take_slot(job))
     return GR_ELIMIT;
   atomic_fetch_add(&job->alive, 1);
-  g->job = gr_job_ref(job);
+  g->job = gr__job_ref(job);
   g->job_root = root;
   if (job->memory_limit)
     g->mem.job = job;
-  gr_spin_lock(&job->lock);
+  gr__spin_lock(&job->lock);
   g->job_prev = NULL;
   g->job_next = job->members;
   if (job->members)
@@ -89,7 +89,7 @@ int gr_job_join(gr_job *job, gr_g *g, int root) {
   /* Read under the lock: a root that stops the job sets cancel first and
    * then walks the members, so a joiner either sees cancel or is walked. */
   int cancel = atomic_load(&job->cancel);
-  gr_spin_unlock(&job->lock);
+  gr__spin_unlock(&job->lock);
   if (cancel) {
     int none = 0;
     atomic_compare_exchange_strong(&g->cancel, &none, cancel);
@@ -101,7 +101,7 @@ int gr_job_join(gr_job *job, gr_g *g, int root) {
   return GR_OK;
 }
 
-int64_t gr_job_deadline(gr_g *g, int64_t now_ns) {
+int64_t gr__job_deadline(gr_g *g, int64_t now_ns) {
   int64_t own = g->timeout_ms > 0 ? now_ns + g->timeout_ms * 1000000 : 0;
   gr_job *job = g->job;
   if (job && !g->job_root && job->deadline_ns &&
@@ -120,33 +120,33 @@ static void stop_members(gr_job *job, int reason) {
   int none = 0;
   if (!atomic_compare_exchange_strong(&job->cancel, &none, reason))
     return;
-  gr_spin_lock(&job->lock);
+  gr__spin_lock(&job->lock);
   for (gr_g *m = job->members; m; m = m->job_next)
-    gr_interrupt(m, reason);
-  gr_spin_unlock(&job->lock);
+    gr__interrupt(m, reason);
+  gr__spin_unlock(&job->lock);
 }
 
-void gr_job_leave(gr_g *g, int state) {
+void gr__job_leave(gr_g *g, int state) {
   gr_job *job = g->job;
   if (!job)
     return;
-  gr_spin_lock(&job->lock);
+  gr__spin_lock(&job->lock);
   if (g->job_prev)
     g->job_prev->job_next = g->job_next;
   else
     job->members = g->job_next;
   if (g->job_next)
     g->job_next->job_prev = g->job_prev;
-  gr_spin_unlock(&job->lock);
+  gr__spin_unlock(&job->lock);
   g->job = NULL;
   g->mem.job = NULL;
   atomic_fetch_sub(&job->alive, 1);
   if (g->job_root && (state == GR_TIMED_OUT || state == GR_CANCELLED))
     stop_members(job, state);
-  gr_job_unref(job);
+  gr__job_unref(job);
 }
 
-int gr_job_reserve(gr_job *job, size_t n, int check) {
+int gr__job_reserve(gr_job *job, size_t n, int check) {
   size_t before =
       atomic_fetch_add_explicit(&job->memory_used, n, memory_order_relaxed);
   if (check && before + n > job->memory_limit) {
@@ -156,15 +156,15 @@ int gr_job_reserve(gr_job *job, size_t n, int check) {
   return 1;
 }
 
-void gr_job_release(gr_job *job, size_t n) {
+void gr__job_release(gr_job *job, size_t n) {
   atomic_fetch_sub_explicit(&job->memory_used, n, memory_order_relaxed);
 }
 
-size_t gr_job_memory_limit(const gr_job *job) {
+size_t gr__job_memory_limit(const gr_job *job) {
   return job->memory_limit;
 }
 
-uint32_t gr_job_max_goroutines(const gr_job *job) {
+uint32_t gr__job_max_goroutines(const gr_job *job) {
   return job->max_goroutines;
 }
 
@@ -200,7 +200,7 @@ size_t gr_memory_room(gr_g *g, int *job_bound) {
   return room;
 }
 
-void gr_cancel_message(gr_g *g, int reason, char *buf, size_t len) {
+void gr__cancel_message(gr_g *g, int reason, char *buf, size_t len) {
   if (reason != GR_TIMED_OUT)
     snprintf(buf, len, "cancelled");
   else if (g->job_deadline)

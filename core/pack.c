@@ -78,28 +78,28 @@ void gr_pack_free(gr_pack *p) {
   for (size_t i = 0; i < p->nobjs; i++)
     gr_object_unref(p->objs[i]);
   if (p->job_slot)
-    gr_job_give_back_slot(p->job); /* it never started */
+    gr__job_give_back_slot(p->job); /* it never started */
   if (p->job)
-    gr_job_unref(p->job);
+    gr__job_unref(p->job);
   free(p->objs);
   free(p->buf);
   free(p);
 }
 
-gr_job *gr_pack_job(const gr_pack *p) {
+gr_job *gr__pack_job(const gr_pack *p) {
   return p->job;
 }
 
 int gr_pack_claim_job_slot(gr_pack *p) {
   if (!p->job || p->job_slot)
     return GR_OK;
-  if (!gr_job_take_slot(p->job))
+  if (!gr__job_take_slot(p->job))
     return GR_ELIMIT;
   p->job_slot = 1;
   return GR_OK;
 }
 
-int gr_pack_take_job_slot(gr_pack *p) {
+int gr__pack_take_job_slot(gr_pack *p) {
   int had = p->job_slot;
   p->job_slot = 0;
   return had;
@@ -123,7 +123,7 @@ gr_pack *gr_pack_dup(const gr_pack *p) {
   for (size_t i = 0; i < p->nobjs; i++)
     d->objs[i] = gr_object_ref(p->objs[i]);
   if (d->job)
-    gr_job_ref(d->job);
+    gr__job_ref(d->job);
   d->job_slot = 0; /* a slot is for one goroutine */
   return d;
 }
@@ -720,7 +720,7 @@ int gr_pack_values(gr_pack *p, lua_State *L, int first, int n, int flags,
   if ((flags & GR_PACK_CALL) && !p->job) {
     gr_g *g = gr_current(L);
     if (g && g->job)
-      p->job = gr_job_ref(g->job);
+      p->job = gr__job_ref(g->job);
   }
   return 0;
 }

@@ -88,9 +88,6 @@ struct gr_pool_registry {
 /* Closed pools are remembered (oldest forgotten first) up to this many. */
 #define MAX_CLOSED_REMEMBERED 1024
 
-/* Defined in future.c. */
-void gr_future_set_pool(gr_future *f, gr_pool *pool);
-
 /* ---- time histograms ------------------------------------------------------
  */
 
@@ -117,17 +114,17 @@ static void hist_read(time_hist *h, gr_time_histogram *out) {
 
 /* ---- references and the registry ---------------------------------------- */
 
-void gr_pool_ref_internal(gr_pool *pool) {
+void gr__pool_ref(gr_pool *pool) {
   atomic_fetch_add(&pool->refs, 1);
 }
 
 void gr_pool_unref(gr_pool *pool) {
   if (!pool || atomic_fetch_sub(&pool->refs, 1) != 1)
     return;
-  gr_waiters_wake_all(pool->idle_waiters);
-  gr_waiters_wake_all(pool->room_waiters);
+  gr__waiters_wake_all(pool->idle_waiters);
+  gr__waiters_wake_all(pool->room_waiters);
   /* Nobody can wait on a pool nobody holds: just free what is left. */
-  gr_callbacks_run(gr_callbacks_take(&pool->idle_cbs), NULL, NULL);
+  gr__callbacks_run(gr__callbacks_take(&pool->idle_cbs), NULL, NULL);
   /* What is left in results finished (a running or queued task holds a
    * reference): only its future remains. */
   for (size_t b = 0; b < pool->results_cap; b++) {
@@ -150,14 +147,14 @@ static size_t name_hash(const char *s) {
   return h % REGISTRY_BUCKETS;
 }
 
-gr_pool_registry *gr_pool_registry_new(void) {
+gr_pool_registry *gr__pool_registry_new(void) {
   gr_pool_registry *reg = calloc(1, sizeof *reg);
   if (reg)
-    gr_mutex_init(&reg->mu);
+    gr__mutex_init(&reg->mu);
   return reg;
 }
 
-void gr_pool_registry_free(gr_pool_registry *reg) {
+void gr__pool_registry_free(gr_pool_registry *reg) {
   if (!reg)
     return;
   for (gr_pool *p = reg->order_head, *next; p; p = next) {
@@ -203,7 +200,7 @@ gr_pool *gr_pool_find(gr_runtime *rt, const char *name) {
   pthread_mutex_lock(&reg->mu);
   gr_pool *pool = lookup_locked(reg, name);
   if (pool)
-    gr_pool_ref_internal(pool);
+    gr__pool_ref(pool);
   pthread_mutex_unlock(&reg->mu);
   return pool;
 }
@@ -216,7 +213,7 @@ int gr_pool_create(gr_runtime *rt, const char *name, int64_t workers,
   if (queue_size < 0)
     queue_size = 2 * workers;
   gr_pool *pool = calloc(1, sizeof *pool);
-  if (!pool || !(pool->name = gr_strdup(name))) {
+  if (!pool || !(pool->name = gr__strdup(name))) {
     free(pool);
     return GR_ENOMEM;
   }
@@ -224,7 +221,7 @@ int gr_pool_create(gr_runtime *rt, const char *name, int64_t workers,
   pool->rt = rt;
   pool->workers = workers;
   pool->queue_size = queue_size;
-  gr_mutex_init(&pool->mu);
+  gr__mutex_init(&pool->mu);
 
   gr_pool_registry *reg = rt->pools;
   pthread_mutex_lock(&reg->mu);
@@ -261,7 +258,7 @@ size_t gr_pool_names(gr_runtime *rt, char ***names) {
   for (gr_pool *p = reg->order_head; p && out; p = p->order_next) {
     if (p->closed)
       continue;
-    out[n] = gr_strdup(p->name);
+    out[n] = gr__strdup(p->name);
     if (out[n])
       n++;
   }
@@ -399,7 +396,7 @@ static idle_wake take_idle_locked(gr_pool *pool) {
   if (atomic_load(&pool->active) != 0 || atomic_load(&pool->queued) != 0)
     return w;
   w.waiters = pool->idle_waiters;
-  w.cbs = gr_callbacks_take(&pool->idle_cbs);
+  w.cbs = gr__callbacks_take(&pool->idle_cbs);
   pool->idle_waiters = NULL;
   return w;
 }
@@ -409,8 +406,8 @@ static void call_idle(gr_callback *c, void *pool) {
 }
 
 static void notify_idle(gr_pool *pool, idle_wake w) {
-  gr_waiters_wake_all(w.waiters);
-  gr_callbacks_run(w.cbs, call_idle, pool);
+  gr__waiters_wake_all(w.waiters);
+  gr__callbacks_run(w.cbs, call_idle, pool);
 }
 
 /* What the observer hears of a task's end, taken while the task exists. */
@@ -505,7 +502,7 @@ static gr_pool_task *end_task(gr_pool_task *task, int state) {
   pool->room_waiters = NULL;
   pthread_mutex_unlock(&pool->mu);
   notify_idle(pool, idle);
-  gr_waiters_wake_all(room);
+  gr__waiters_wake_all(room);
   free_dead(dead);
   report_end(pool, &note);
   gr_pool_unref(pool); /* the task's reference */
@@ -518,13 +515,13 @@ static void start_tasks(gr_runtime *rt, gr_pool_task *task) {
   while (task) {
     task->start_ns = gr_now_ns();
     hist_observe(&task->pool->queue_time, task->start_ns - task->submit_ns);
-    if (gr_go_task(rt, &task->spawn, task) > 0)
+    if (gr__go_task(rt, &task->spawn, task) > 0)
       return;
     task = end_task(task, gr_future_state(task->spawn.future));
   }
 }
 
-void gr_pool_task_finished(gr_pool_task *task, int state) {
+void gr__pool_task_finished(gr_pool_task *task, int state) {
   gr_runtime *rt = task->pool->rt; /* end_task frees the task */
   /* The future decides: a shutdown may have cancelled it first. */
   int final = gr_future_state(task->spawn.future);
@@ -559,7 +556,7 @@ int gr_pool_submit_ex(gr_runtime *rt, const char *name, const gr_spawn *s,
   task->submit_ns = gr_now_ns();
   task->spawn = *s;
   task->spawn.future = future;
-  gr_future_set_pool(future, pool);
+  gr__future_set_pool(future, pool);
 
   int rc = GR_OK;
   bool start_now = false;
@@ -597,7 +594,7 @@ int gr_pool_submit_ex(gr_runtime *rt, const char *name, const gr_spawn *s,
   return rc;
 }
 
-int gr_pool_cancel_queued(gr_pool *pool, gr_future *f) {
+int gr__pool_cancel_queued(gr_pool *pool, gr_future *f) {
   gr_pool_task *found = NULL, *dead = NULL;
   idle_wake idle = {NULL, NULL};
   end_note note;
@@ -629,7 +626,7 @@ int gr_pool_cancel_queued(gr_pool *pool, gr_future *f) {
   }
   pthread_mutex_unlock(&pool->mu);
   notify_idle(pool, idle);
-  gr_waiters_wake_all(room);
+  gr__waiters_wake_all(room);
   free_dead(dead);
   if (found) {
     report_end(pool, &note);
@@ -652,11 +649,12 @@ static int64_t close_pool(gr_pool *pool, const char *reason) {
   pool->room_waiters = NULL;
   pthread_mutex_unlock(&pool->mu);
   notify_idle(pool, idle);
-  gr_waiters_wake_all(room);
+  gr__waiters_wake_all(room);
   for (gr_pool_task *t = queue; t; t = t->next) {
     end_note note;
     note_end(pool, &note, t, GR_CANCELLED, reason);
-    gr_future_complete(t->spawn.future, GR_CANCELLED, NULL, gr_strdup(reason));
+    gr__future_complete(t->spawn.future, GR_CANCELLED, NULL,
+                        gr__strdup(reason));
     report_end(pool, &note);
   }
   gr_pool_task *dead = NULL;
@@ -689,7 +687,7 @@ static int close_named(gr_runtime *rt, const char *name, const char *reason,
     pthread_mutex_unlock(&reg->mu);
     return pool ? GR_OK : GR_ENOTFOUND; /* closing twice is harmless */
   }
-  gr_pool_ref_internal(pool);
+  gr__pool_ref(pool);
   pthread_mutex_lock(&pool->mu);
   pool->closed = true; /* under both locks: lookups see it at once */
   pthread_mutex_unlock(&pool->mu);
@@ -715,7 +713,7 @@ int gr_pool_close(gr_runtime *rt, const char *name, int64_t *cancelled) {
   return close_named(rt, name, closed_reason, cancelled);
 }
 
-void gr_pools_close_all(gr_runtime *rt) {
+void gr__pools_close_all(gr_runtime *rt) {
   for (;;) {
     gr_pool_registry *reg = rt->pools;
     pthread_mutex_lock(&reg->mu);
@@ -796,13 +794,13 @@ int gr_pool_arm_idle(gr_g *g, uint32_t seq, void *arg) {
     pthread_mutex_unlock(&pool->mu);
     return 1;
   }
-  int rc = gr_waiter_push(&pool->idle_waiters, g, seq);
+  int rc = gr__waiter_push(&pool->idle_waiters, g, seq);
   pthread_mutex_unlock(&pool->mu);
   return rc < 0 ? 1 : 0;
 }
 
 uintptr_t gr_pool_on_idle(gr_pool *pool, gr_pool_cb fn, void *ud) {
-  gr_callback *c = gr_callback_new((gr_cb_fn)fn, ud);
+  gr_callback *c = gr__callback_new((gr_cb_fn)fn, ud);
   pthread_mutex_lock(&pool->mu);
   if (gr_pool_idle(pool) || !c) {
     pthread_mutex_unlock(&pool->mu);
@@ -810,14 +808,14 @@ uintptr_t gr_pool_on_idle(gr_pool *pool, gr_pool_cb fn, void *ud) {
     fn(pool, ud);
     return 0;
   }
-  uintptr_t token = gr_callbacks_push(&pool->idle_cbs, c);
+  uintptr_t token = gr__callbacks_push(&pool->idle_cbs, c);
   pthread_mutex_unlock(&pool->mu);
   return token;
 }
 
 int gr_pool_off_idle(gr_pool *pool, uintptr_t token) {
   pthread_mutex_lock(&pool->mu);
-  int removed = gr_callbacks_remove(&pool->idle_cbs, token);
+  int removed = gr__callbacks_remove(&pool->idle_cbs, token);
   pthread_mutex_unlock(&pool->mu);
   return removed;
 }
@@ -830,7 +828,7 @@ int gr_pool_arm_room(gr_g *g, uint32_t seq, void *arg) {
     pthread_mutex_unlock(&pool->mu);
     return 1;
   }
-  int rc = gr_waiter_push(&pool->room_waiters, g, seq);
+  int rc = gr__waiter_push(&pool->room_waiters, g, seq);
   pthread_mutex_unlock(&pool->mu);
   return rc < 0 ? 1 : 0;
 }
@@ -842,15 +840,15 @@ int gr_pool_arm_room(gr_g *g, uint32_t seq, void *arg) {
  * goroutine to stop; returns how many futures that ended. */
 static int64_t cancel_running(gr_runtime *rt, const char *reason) {
   size_t n;
-  gr_g **list = gr_live_goroutines(rt, &n);
+  gr_g **list = gr__live_goroutines(rt, &n);
   int64_t ended = 0;
   for (size_t i = 0; i < n; i++) {
     gr_future *f = list[i]->future;
     if (f && !GR_STATE_FINAL(gr_future_state(f))) {
-      gr_future_complete(f, GR_CANCELLED, NULL, gr_strdup(reason));
+      gr__future_complete(f, GR_CANCELLED, NULL, gr__strdup(reason));
       ended++;
     }
-    gr_interrupt(list[i], GR_CANCELLED);
+    gr__interrupt(list[i], GR_CANCELLED);
     gr_g_unref(list[i]);
   }
   free(list);

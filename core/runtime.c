@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-void gr_spin_lock(gr_spin *s) {
+void gr__spin_lock(gr_spin *s) {
   for (;;) {
     if (!atomic_exchange_explicit(&s->v, 1, memory_order_acquire))
       return;
@@ -27,12 +27,12 @@ void gr_spin_lock(gr_spin *s) {
       if (spins > 64)
         sched_yield();
       else
-        gr_cpu_relax();
+        gr__cpu_relax();
     }
   }
 }
 
-void gr_mutex_init(pthread_mutex_t *mu) {
+void gr__mutex_init(pthread_mutex_t *mu) {
   pthread_mutexattr_t attr;
   pthread_mutexattr_init(&attr);
   pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
@@ -50,13 +50,13 @@ int64_t gr_now_ms(void) {
   return gr_now_ns() / 1000000;
 }
 
-int64_t gr_wall_ms(void) {
+int64_t gr__wall_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-char *gr_strndup(const char *s, size_t n) {
+char *gr__strndup(const char *s, size_t n) {
   char *d = malloc(n + 1);
   if (d) {
     memcpy(d, s, n);
@@ -65,8 +65,8 @@ char *gr_strndup(const char *s, size_t n) {
   return d;
 }
 
-char *gr_strdup(const char *s) {
-  return gr_strndup(s, strlen(s));
+char *gr__strdup(const char *s) {
+  return gr__strndup(s, strlen(s));
 }
 
 const char *gr_strerror(int code) {
@@ -144,17 +144,17 @@ gr_runtime *gr_runtime_new(const gr_config *cfg) {
   rt->nworkers = rt->cfg.workers;
   rt->workers_cap = rt->nworkers + (int)rt->cfg.max_extra_workers;
   rt->workers = calloc((size_t)rt->workers_cap, sizeof *rt->workers);
-  rt->pools = gr_pool_registry_new();
+  rt->pools = gr__pool_registry_new();
   if (!rt->workers || !rt->pools) {
     free(rt->workers);
-    gr_pool_registry_free(rt->pools);
+    gr__pool_registry_free(rt->pools);
     free(rt);
     return NULL;
   }
-  gr_mutex_init(&rt->runq_mu);
+  gr__mutex_init(&rt->runq_mu);
   init_cond_monotonic(&rt->runq_cond);
   pthread_mutex_init(&rt->workers_mu, NULL);
-  gr_mutex_init(&rt->timer_mu);
+  gr__mutex_init(&rt->timer_mu);
   init_cond_monotonic(&rt->timer_cond);
   pthread_mutex_init(&rt->idle_mu, NULL);
   init_cond_monotonic(&rt->idle_cond);
@@ -163,10 +163,10 @@ gr_runtime *gr_runtime_new(const gr_config *cfg) {
   static atomic_uint_fast64_t generations;
   rt->generation = atomic_fetch_add(&generations, 1) + 1;
 
-  if (gr_monitor_start(rt) != 0)
+  if (gr__monitor_start(rt) != 0)
     goto fail;
   for (int i = 0; i < rt->nworkers; i++)
-    if (gr_start_worker(rt, false) != 0)
+    if (gr__start_worker(rt, false) != 0)
       goto fail;
   return rt;
 fail:
@@ -174,28 +174,28 @@ fail:
   return NULL;
 }
 
-void gr_runtime_g_started(gr_runtime *rt, gr_g *g) {
-  gr_spin_lock(&rt->all_lock);
+void gr__runtime_g_started(gr_runtime *rt, gr_g *g) {
+  gr__spin_lock(&rt->all_lock);
   g->all_prev = NULL;
   g->all_next = rt->all_head;
   if (rt->all_head)
     rt->all_head->all_prev = g;
   rt->all_head = g;
-  gr_spin_unlock(&rt->all_lock);
+  gr__spin_unlock(&rt->all_lock);
   atomic_fetch_add(&rt->spawned, 1);
   if (atomic_fetch_add(&rt->alive, 1) == 0)
-    gr_monitor_poke(rt);
+    gr__monitor_poke(rt);
 }
 
-void gr_runtime_g_finished(gr_runtime *rt, gr_g *g) {
-  gr_spin_lock(&rt->all_lock);
+void gr__runtime_g_finished(gr_runtime *rt, gr_g *g) {
+  gr__spin_lock(&rt->all_lock);
   if (g->all_prev)
     g->all_prev->all_next = g->all_next;
   else
     rt->all_head = g->all_next;
   if (g->all_next)
     g->all_next->all_prev = g->all_prev;
-  gr_spin_unlock(&rt->all_lock);
+  gr__spin_unlock(&rt->all_lock);
   atomic_fetch_add(&rt->progress, 1);
   if (atomic_fetch_sub(&rt->alive, 1) == 1) {
     pthread_mutex_lock(&rt->idle_mu);
@@ -316,11 +316,11 @@ void gr_runtime_note_unhandled(gr_runtime *rt) {
   atomic_fetch_add(&rt->unhandled_errors, 1);
 }
 
-gr_g **gr_live_goroutines(gr_runtime *rt, size_t *n) {
+gr_g **gr__live_goroutines(gr_runtime *rt, size_t *n) {
   size_t cap = 64;
   gr_g **list = malloc(cap * sizeof *list);
   *n = 0;
-  gr_spin_lock(&rt->all_lock);
+  gr__spin_lock(&rt->all_lock);
   for (gr_g *g = rt->all_head; g && list; g = g->all_next) {
     if (*n == cap) {
       gr_g **bigger = realloc(list, 2 * cap * sizeof *list);
@@ -331,7 +331,7 @@ gr_g **gr_live_goroutines(gr_runtime *rt, size_t *n) {
     }
     list[(*n)++] = gr_g_ref(g);
   }
-  gr_spin_unlock(&rt->all_lock);
+  gr__spin_unlock(&rt->all_lock);
   return list;
 }
 
@@ -339,9 +339,9 @@ gr_g **gr_live_goroutines(gr_runtime *rt, size_t *n) {
  * hook, parked ones are woken into their cancellation error. */
 static void cancel_all(gr_runtime *rt) {
   size_t n;
-  gr_g **list = gr_live_goroutines(rt, &n);
+  gr_g **list = gr__live_goroutines(rt, &n);
   for (size_t i = 0; i < n; i++) {
-    gr_interrupt(list[i], GR_CANCELLED);
+    gr__interrupt(list[i], GR_CANCELLED);
     gr_g_unref(list[i]);
   }
   free(list);
@@ -374,7 +374,7 @@ void gr_runtime_free(gr_runtime *rt) {
   pthread_mutex_unlock(&rt->runq_mu);
   /* Queued pool tasks are cancelled; running goroutines are asked to stop
    * and given time to unwind. */
-  gr_pools_close_all(rt);
+  gr__pools_close_all(rt);
   for (int round = 0; atomic_load(&rt->alive) > 0; round++) {
     cancel_all(rt);
     if (gr_runtime_wait_idle(rt, 100) == GR_IDLE)
@@ -386,10 +386,10 @@ void gr_runtime_free(gr_runtime *rt) {
   }
   destroy_exts(rt); /* every goroutine has ended: their drivers can go */
   stop_workers(rt);
-  gr_free_guests(rt);
-  gr_free_outsiders(rt);
-  gr_monitor_stop(rt);
-  gr_pool_registry_free(rt->pools);
+  gr__free_guests(rt);
+  gr__free_outsiders(rt);
+  gr__monitor_stop(rt);
+  gr__pool_registry_free(rt->pools);
   free(rt->workers);
   free(rt->heap);
   pthread_mutex_destroy(&rt->runq_mu);

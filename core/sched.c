@@ -42,11 +42,11 @@ gr_g *gr_g_ref(gr_g *g) {
 
 void gr_g_unref(gr_g *g) {
   if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) == 1)
-    gr_g_free(g);
+    gr__g_free(g);
 }
 
-void gr_g_free(gr_g *g) {
-  gr_job_leave(g, -1); /* one that never ran */
+void gr__g_free(gr_g *g) {
+  gr__job_leave(g, -1); /* one that never ran */
   if (g->start)
     gr_pack_free(g->start);
   if (g->future)
@@ -78,7 +78,7 @@ void gr_state_no_recycle(lua_State *L) {
 
 /* ---- the run queue ---------------------------------------------------- */
 
-void gr_enqueue(gr_runtime *rt, gr_g *g) {
+void gr__enqueue(gr_runtime *rt, gr_g *g) {
   g->next = NULL;
   pthread_mutex_lock(&rt->runq_mu);
   if (rt->runq_tail)
@@ -99,7 +99,7 @@ static void spin_for_work(gr_runtime *rt) {
   for (int i = 0; i < 200; i++) {
     if (atomic_load_explicit(&rt->runq_hint, memory_order_relaxed))
       return;
-    gr_cpu_relax();
+    gr__cpu_relax();
   }
 }
 
@@ -148,7 +148,7 @@ static gr_g *dequeue(gr_worker *w) {
 static void park_timer_fire(gr_timer *t);
 static void deadline_timer_fire(gr_timer *t);
 
-gr_g *gr_g_new(gr_runtime *rt, const gr_spawn *s) {
+gr_g *gr__g_new(gr_runtime *rt, const gr_spawn *s) {
   gr_g *g = calloc(1, sizeof *g + rt->cfg.state_ext_size);
   if (!g)
     return NULL;
@@ -174,33 +174,33 @@ gr_g *gr_g_new(gr_runtime *rt, const gr_spawn *s) {
  * one when the spawn sets job limits. GR_ELIMIT or GR_ENOMEM when it cannot
  * join; the caller then fails g's future with job_refusal and frees g. */
 static int attach_job(gr_g *g, const gr_spawn *s, int64_t now_ns) {
-  gr_job *job = g->start ? gr_pack_job(g->start) : NULL;
+  gr_job *job = g->start ? gr__pack_job(g->start) : NULL;
   int root = 0;
   if (job) {
-    gr_job_ref(job);
+    gr__job_ref(job);
   } else if (s->job_memory_limit || s->job_max_goroutines) {
-    job = gr_job_new(s, now_ns);
+    job = gr__job_new(s, now_ns);
     root = 1;
     if (!job)
       return GR_ENOMEM;
   } else {
     return GR_OK;
   }
-  int rc = gr_job_join(job, g, root);
-  gr_job_unref(job);
+  int rc = gr__job_join(job, g, root);
+  gr__job_unref(job);
   return rc;
 }
 
 /* The error of a goroutine that could not join its job. */
 static char *job_refusal(gr_g *g, int rc) {
   char msg[128];
-  gr_job *job = g->start ? gr_pack_job(g->start) : NULL;
+  gr_job *job = g->start ? gr__pack_job(g->start) : NULL;
   if (rc == GR_ELIMIT && job)
     snprintf(msg, sizeof msg, "too many goroutines in this job (limit %u)",
-             (unsigned)gr_job_max_goroutines(job));
+             (unsigned)gr__job_max_goroutines(job));
   else
     snprintf(msg, sizeof msg, "cannot start a goroutine: %s", gr_strerror(rc));
-  return gr_strdup(msg);
+  return gr__strdup(msg);
 }
 
 /* Joins g to its job and starts its future, then counts it as started;
@@ -209,22 +209,22 @@ static int admit(gr_g *g, const gr_spawn *s, int64_t now) {
   int rc = attach_job(g, s, now);
   if (rc != GR_OK) {
     if (g->future)
-      gr_future_complete(g->future, GR_FAILED, NULL, job_refusal(g, rc));
-    gr_g_free(g);
+      gr__future_complete(g->future, GR_FAILED, NULL, job_refusal(g, rc));
+    gr__g_free(g);
     return rc;
   }
-  if (g->future && !gr_future_start(g->future, g)) {
-    gr_g_free(g); /* cancelled before it could start */
+  if (g->future && !gr__future_start(g->future, g)) {
+    gr__g_free(g); /* cancelled before it could start */
     return GR_ECANCELLED;
   }
-  gr_runtime_g_started(g->rt, g);
+  gr__runtime_g_started(g->rt, g);
   return GR_OK;
 }
 
 /* Starts a goroutine for s; with a task, the goroutine runs that pool task
  * and the pack moves out of the task. On failure the pack is freed and the
  * future (if any) completed, and a negative code is returned. */
-int64_t gr_go_task(gr_runtime *rt, gr_spawn *s, struct gr_pool_task *task) {
+int64_t gr__go_task(gr_runtime *rt, gr_spawn *s, struct gr_pool_task *task) {
   gr_pack *pack = s->pack;
   s->pack = NULL;
   pthread_mutex_lock(&rt->runq_mu);
@@ -233,20 +233,20 @@ int64_t gr_go_task(gr_runtime *rt, gr_spawn *s, struct gr_pool_task *task) {
   if (refused || !pack) {
     gr_pack_free(pack);
     if (s->future)
-      gr_future_complete(s->future, GR_CANCELLED, NULL,
-                         gr_strdup(refused
-                                       ? "cancelled: the runtime is stopping"
-                                       : "nothing to run"));
+      gr__future_complete(s->future, GR_CANCELLED, NULL,
+                          gr__strdup(refused
+                                         ? "cancelled: the runtime is stopping"
+                                         : "nothing to run"));
     return refused ? GR_ECLOSED : GR_EINVAL;
   }
   gr_spawn copy = *s;
   copy.pack = pack;
-  gr_g *g = gr_g_new(rt, &copy);
+  gr_g *g = gr__g_new(rt, &copy);
   if (!g) {
     gr_pack_free(pack);
     if (s->future)
-      gr_future_complete(s->future, GR_FAILED, NULL,
-                         gr_strdup("not enough memory to start a goroutine"));
+      gr__future_complete(s->future, GR_FAILED, NULL,
+                          gr__strdup("not enough memory to start a goroutine"));
     return GR_ENOMEM;
   }
   g->task = task;
@@ -255,19 +255,19 @@ int64_t gr_go_task(gr_runtime *rt, gr_spawn *s, struct gr_pool_task *task) {
   if (rc != GR_OK)
     return rc;
   int64_t id = (int64_t)g->id;
-  int64_t deadline = gr_job_deadline(g, now);
+  int64_t deadline = gr__job_deadline(g, now);
   if (deadline) {
     gr_g_ref(g);
-    gr_timer_arm(rt, &g->deadline_timer, deadline);
+    gr__timer_arm(rt, &g->deadline_timer, deadline);
   }
   g->status = G_RUNNABLE;
-  gr_enqueue(rt, g);
+  gr__enqueue(rt, g);
   return id;
 }
 
 int64_t gr_go(gr_runtime *rt, const gr_spawn *s) {
   gr_spawn copy = *s;
-  return gr_go_task(rt, &copy, NULL);
+  return gr__go_task(rt, &copy, NULL);
 }
 
 /* The calling thread's guest worker for rt, made on first use. A thread
@@ -287,7 +287,7 @@ static gr_worker *guest_worker(gr_runtime *rt) {
   w->rt = rt;
   w->guest = true;
   w->index = -1;
-  gr_mutex_init(&w->mu);
+  gr__mutex_init(&w->mu);
   pthread_cond_init(&w->cond, NULL);
   pthread_mutex_lock(&rt->workers_mu);
   w->guest_next = rt->guests;
@@ -298,11 +298,11 @@ static gr_worker *guest_worker(gr_runtime *rt) {
   return w;
 }
 
-void gr_free_guests(gr_runtime *rt) {
+void gr__free_guests(gr_runtime *rt) {
   while (rt->guests) {
     gr_worker *w = rt->guests;
     rt->guests = w->guest_next;
-    gr_worker_drop_spares(w);
+    gr__worker_drop_spares(w);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cond);
     free(w);
@@ -318,7 +318,7 @@ int64_t gr_go_here(gr_runtime *rt, const gr_spawn *s, int64_t budget_us) {
   pthread_mutex_lock(&rt->runq_mu);
   bool refused = rt->refuse_new;
   pthread_mutex_unlock(&rt->runq_mu);
-  gr_g *g = refused || !pack ? NULL : gr_g_new(rt, &copy);
+  gr_g *g = refused || !pack ? NULL : gr__g_new(rt, &copy);
   if (!g)
     return gr_go(rt, s); /* it reports the failure */
   int64_t id = (int64_t)g->id;
@@ -328,7 +328,7 @@ int64_t gr_go_here(gr_runtime *rt, const gr_spawn *s, int64_t budget_us) {
     return rc;
   /* The timeout is armed only if the goroutine outlives this slice, which
    * is shorter than any timeout: most never need a timer at all. */
-  int64_t deadline = gr_job_deadline(g, now);
+  int64_t deadline = gr__job_deadline(g, now);
   if (deadline) {
     g->deadline_ns = deadline;
     if (now + budget_us * 1000 > deadline)
@@ -349,11 +349,11 @@ static char *error_text(gr_g *g, size_t limit) {
   if (lua_type(L, -1) != LUA_TSTRING) {
     snprintf(buf, sizeof buf, "(error object is a %s value)",
              luaL_typename(L, -1));
-    return gr_strdup(buf);
+    return gr__strdup(buf);
   }
   const char *msg = lua_tostring(L, -1);
-  return gr_strdup(gr_memory_error_text(g, limit, msg, buf, sizeof buf) ? buf
-                                                                        : msg);
+  return gr__strdup(
+      gr__memory_error_text(g, limit, msg, buf, sizeof buf) ? buf : msg);
 }
 
 /* Ends a goroutine. status is lua_resume's, or -1 when it never ran; then
@@ -379,12 +379,12 @@ static void finish(gr_g *g, gr_worker *w, int status, int nres,
       int top = lua_gettop(g->L);
       if (!values) {
         state = GR_FAILED;
-        error = gr_strdup("not enough memory to keep the results");
+        error = gr__strdup("not enough memory to keep the results");
       } else if (gr_pack_values(values, g->L, top - nres + 1, nres,
                                 g->result_flags, "return value", 1, msg,
                                 sizeof msg) != 0) {
         state = GR_FAILED;
-        error = gr_strdup(msg);
+        error = gr__strdup(msg);
         gr_pack_free(values);
         values = NULL;
       }
@@ -403,26 +403,26 @@ static void finish(gr_g *g, gr_worker *w, int status, int nres,
            state == GR_FAILED ? "failed" : "timed out", error ? error : "?");
   }
 
-  if (gr_timer_cancel(rt, &g->deadline_timer))
+  if (gr__timer_cancel(rt, &g->deadline_timer))
     gr_g_unref(g);
-  if (gr_timer_cancel(rt, &g->park_timer)) {
+  if (gr__timer_cancel(rt, &g->park_timer)) {
     atomic_fetch_sub(&rt->goroutine_timers, 1);
     gr_g_unref(g);
   }
-  gr_state_release(g, w, status);
+  gr__state_release(g, w, status);
 
-  gr_spin_lock(&g->lock);
+  gr__spin_lock(&g->lock);
   g->status = G_DONE;
-  gr_spin_unlock(&g->lock);
+  gr__spin_unlock(&g->lock);
 
   if (g->future)
-    gr_future_complete(g->future, state, values, error);
+    gr__future_complete(g->future, state, values, error);
   else
     free(error);
-  gr_job_leave(g, state);
+  gr__job_leave(g, state);
   if (g->task)
-    gr_pool_task_finished(g->task, state);
-  gr_runtime_g_finished(rt, g);
+    gr__pool_task_finished(g->task, state);
+  gr__runtime_g_finished(rt, g);
   gr_g_unref(g);
 }
 
@@ -439,12 +439,12 @@ static void run_slice(gr_worker *w, gr_g *g) {
     int cancel = atomic_load(&g->cancel);
     if (cancel) { /* stopped before its first instruction */
       char msg[96];
-      gr_cancel_message(g, cancel, msg, sizeof msg);
-      finish(g, w, -1, 0, gr_strdup(msg));
+      gr__cancel_message(g, cancel, msg, sizeof msg);
+      finish(g, w, -1, 0, gr__strdup(msg));
       return;
     }
     char *err = NULL;
-    int nargs = gr_state_open(g, w, &err);
+    int nargs = gr__state_open(g, w, &err);
     if (nargs < 0) {
       finish(g, w, -1, 0, err);
       return;
@@ -457,7 +457,7 @@ static void run_slice(gr_worker *w, gr_g *g) {
   w->slice_start_ns = gr_now_ns();
   pthread_mutex_unlock(&w->mu);
 
-  gr_spin_lock(&g->lock);
+  gr__spin_lock(&g->lock);
   g->status = G_RUNNING;
   g->worker = w;
   g->running_L = g->L;
@@ -467,13 +467,13 @@ static void run_slice(gr_worker *w, gr_g *g) {
     lua_sethook(g->L, NULL, 0, 0);
     g->hooked = 0;
   }
-  gr_spin_unlock(&g->lock);
+  gr__spin_unlock(&g->lock);
   atomic_store(&g->preempt, 0);
   g->chain_ok = 1;
   if (g->slice_until_ns) { /* a guest slice: the hook watches its budget */
-    gr_spin_lock(&g->lock);
+    gr__spin_lock(&g->lock);
     set_hook_locked(g, g->L, GUEST_HOOK_COUNT);
-    gr_spin_unlock(&g->lock);
+    gr__spin_unlock(&g->lock);
   }
   atomic_fetch_add(&rt->running, 1);
 
@@ -485,7 +485,7 @@ static void run_slice(gr_worker *w, gr_g *g) {
                            this thread still owns the goroutine */
     if (status == LUA_YIELD) {
       gr_g_ref(g);
-      gr_timer_arm(rt, &g->deadline_timer, g->deadline_ns);
+      gr__timer_arm(rt, &g->deadline_timer, g->deadline_ns);
     }
     g->deadline_ns = 0;
   }
@@ -495,25 +495,25 @@ static void run_slice(gr_worker *w, gr_g *g) {
   w->current = NULL;
   pthread_mutex_unlock(&w->mu);
 
-  gr_state_report_memory(g); /* once a slice, not once an allocation */
+  gr__state_report_memory(g); /* once a slice, not once an allocation */
 
   if (status != LUA_YIELD) {
     finish(g, w, status, nres, NULL);
     return;
   }
   lua_pop(g->L, nres); /* a plain coroutine.yield() at the top passes nothing */
-  gr_spin_lock(&g->lock);
+  gr__spin_lock(&g->lock);
   g->worker = NULL;
   if (g->parking && !atomic_load(&g->woken)) {
     g->status = G_PARKED;
     atomic_fetch_add(&rt->parked, 1);
-    gr_spin_unlock(&g->lock);
+    gr__spin_unlock(&g->lock);
     return;
   }
   g->status = G_RUNNABLE;
-  gr_spin_unlock(&g->lock);
+  gr__spin_unlock(&g->lock);
   g->preempting = 0;
-  gr_enqueue(rt, g);
+  gr__enqueue(rt, g);
 }
 
 static void *worker_main(void *arg) {
@@ -521,13 +521,13 @@ static void *worker_main(void *arg) {
   gr_g *g;
   while ((g = dequeue(w)) != NULL)
     run_slice(w, g);
-  gr_worker_drop_spares(w);
+  gr__worker_drop_spares(w);
   atomic_fetch_sub(&w->rt->workers_alive, 1);
   atomic_store(&w->exited, true);
   return NULL;
 }
 
-int gr_start_worker(gr_runtime *rt, bool extra) {
+int gr__start_worker(gr_runtime *rt, bool extra) {
   pthread_mutex_lock(&rt->workers_mu);
   int slot = -1;
   for (int i = 0; i < rt->workers_cap; i++) {
@@ -550,7 +550,7 @@ int gr_start_worker(gr_runtime *rt, bool extra) {
   w->rt = rt;
   w->index = slot;
   w->extra = extra;
-  gr_mutex_init(&w->mu);
+  gr__mutex_init(&w->mu);
   pthread_cond_init(&w->cond, NULL);
   atomic_fetch_add(&rt->workers_alive, 1);
   if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
@@ -576,41 +576,41 @@ static void resume_parked_unlock(gr_g *g) {
   gr_runtime *rt = g->rt;
   if (g->status == G_PARKED) {
     g->status = G_RUNNABLE;
-    gr_spin_unlock(&g->lock);
+    gr__spin_unlock(&g->lock);
     atomic_fetch_sub(&rt->parked, 1);
     atomic_fetch_add(&rt->progress, 1);
-    gr_enqueue(rt, g);
+    gr__enqueue(rt, g);
   } else if (g->status == G_BLOCKED) {
     gr_worker *w = g->worker;
-    gr_spin_unlock(&g->lock);
+    gr__spin_unlock(&g->lock);
     pthread_mutex_lock(&w->mu);
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->mu);
   } else {
-    gr_spin_unlock(&g->lock); /* running: sees woken when it parks */
+    gr__spin_unlock(&g->lock); /* running: sees woken when it parks */
   }
 }
 
 void gr_wake(gr_g *g, uint32_t seq) {
-  gr_spin_lock(&g->lock);
+  gr__spin_lock(&g->lock);
   if (g->park_seq != seq || atomic_load(&g->woken) || g->status == G_DONE) {
-    gr_spin_unlock(&g->lock);
+    gr__spin_unlock(&g->lock);
     return;
   }
   atomic_store(&g->woken, 1);
   resume_parked_unlock(g);
 }
 
-void gr_interrupt(gr_g *g, int reason) {
+void gr__interrupt(gr_g *g, int reason) {
   int none = 0;
   if (atomic_compare_exchange_strong(&g->cancel, &none, reason))
     atomic_store(&g->cancel_ns, gr_now_ns());
-  gr_spin_lock(&g->lock);
+  gr__spin_lock(&g->lock);
   switch (g->status) {
   case G_RUNNING:
     set_hook_locked(g, g->running_L, 1);
     atomic_store(&g->woken, 1);
-    gr_spin_unlock(&g->lock);
+    gr__spin_unlock(&g->lock);
     break;
   case G_PARKED:
   case G_BLOCKED:
@@ -618,22 +618,22 @@ void gr_interrupt(gr_g *g, int reason) {
     resume_parked_unlock(g);
     break;
   default:
-    gr_spin_unlock(&g->lock); /* queued: checks cancel when it runs */
+    gr__spin_unlock(&g->lock); /* queued: checks cancel when it runs */
   }
 }
 
 static void deadline_timer_fire(gr_timer *t) {
   gr_g *g = GR_CONTAINER_OF(t, gr_g, deadline_timer);
-  gr_interrupt(g, GR_TIMED_OUT);
+  gr__interrupt(g, GR_TIMED_OUT);
   gr_g_unref(g);
 }
 
 static void park_timer_fire(gr_timer *t) {
   gr_g *g = GR_CONTAINER_OF(t, gr_g, park_timer);
-  gr_spin_lock(&g->lock);
+  gr__spin_lock(&g->lock);
   uint32_t seq = g->park_seq;
   g->park_timed_out = 1;
-  gr_spin_unlock(&g->lock);
+  gr__spin_unlock(&g->lock);
   atomic_fetch_sub(&g->rt->goroutine_timers, 1);
   gr_wake(g, seq);
   gr_g_unref(g);
@@ -643,7 +643,7 @@ static void park_timer_fire(gr_timer *t) {
 
 static int raise_cancel(lua_State *L, gr_g *g) {
   char msg[96];
-  gr_cancel_message(g, atomic_load(&g->cancel), msg, sizeof msg);
+  gr__cancel_message(g, atomic_load(&g->cancel), msg, sizeof msg);
   lua_pushstring(L, msg);
   return lua_error(L);
 }
@@ -655,7 +655,7 @@ static void arm_guest_deadline(gr_g *g) {
   if (!g->deadline_ns)
     return;
   gr_g_ref(g);
-  gr_timer_arm(g->rt, &g->deadline_timer, g->deadline_ns);
+  gr__timer_arm(g->rt, &g->deadline_timer, g->deadline_ns);
   g->deadline_ns = 0;
 }
 
@@ -671,9 +671,9 @@ static void hook(lua_State *L, lua_Debug *ar) {
     return;
   if (atomic_load(&g->cancel)) {
     /* Stay hooked while unwinding, so a handler that loops is stopped too. */
-    gr_spin_lock(&g->lock);
+    gr__spin_lock(&g->lock);
     set_hook_locked(g, L, CANCEL_HOOK_COUNT);
-    gr_spin_unlock(&g->lock);
+    gr__spin_unlock(&g->lock);
     /* Lua 5.4.4 leaves hooks disabled (L->allowhook = 0) in a state whose
      * resume ended by an error raised from a hook, and lua_resetthread does
      * not enable them again: reused, that state could never be preempted
@@ -694,9 +694,9 @@ static void hook(lua_State *L, lua_Debug *ar) {
   /* Cannot yield here (called from C): try again later. */
   if (g->slice_until_ns)
     arm_guest_deadline(g);
-  gr_spin_lock(&g->lock);
+  gr__spin_lock(&g->lock);
   set_hook_locked(g, L, CANCEL_HOOK_COUNT);
-  gr_spin_unlock(&g->lock);
+  gr__spin_unlock(&g->lock);
 }
 
 int gr_checkpoint(lua_State *L) {
@@ -736,17 +736,18 @@ static int stuck_after_stop(gr_worker *w, gr_g *g, int64_t now_ns) {
 
 static void report_stuck(gr_g *g) {
   char msg[96], full[200];
-  gr_cancel_message(g, atomic_load(&g->cancel), msg, sizeof msg);
+  gr__cancel_message(g, atomic_load(&g->cancel), msg, sizeof msg);
   snprintf(full, sizeof full,
            "%s (stuck in a C function: it stops when that call returns)", msg);
   gr_log(g->rt, GR_LOG_WARN, g->id,
          "goroutine %llu is stuck in a C function %lld ms after it was "
          "stopped; its outcome is reported now",
          (unsigned long long)g->id, (long long)(STUCK_REPORT_NS / 1000000));
-  gr_future_complete(g->future, atomic_load(&g->cancel), NULL, gr_strdup(full));
+  gr__future_complete(g->future, atomic_load(&g->cancel), NULL,
+                      gr__strdup(full));
 }
 
-void gr_preempt_scan(gr_runtime *rt, int64_t now_ns) {
+void gr__preempt_scan(gr_runtime *rt, int64_t now_ns) {
   int64_t slice = (int64_t)rt->cfg.slice_ms * 1000000;
   gr_g *stuck[STUCK_REPORT_MAX];
   int nstuck = 0;
@@ -759,12 +760,12 @@ void gr_preempt_scan(gr_runtime *rt, int64_t now_ns) {
     gr_g *g = w->current;
     if (g && !w->blocked && now_ns - w->slice_start_ns >= slice &&
         !atomic_load(&g->preempt)) {
-      gr_spin_lock(&g->lock);
+      gr__spin_lock(&g->lock);
       if (g->status == G_RUNNING) {
         atomic_store(&g->preempt, 1);
         set_hook_locked(g, g->running_L, 1);
       }
-      gr_spin_unlock(&g->lock);
+      gr__spin_unlock(&g->lock);
     }
     if (g && nstuck < STUCK_REPORT_MAX && stuck_after_stop(w, g, now_ns)) {
       g->reported_early = 1;
@@ -787,14 +788,14 @@ void gr_enter_coroutine(lua_State *from, lua_State *co, gr_resume_frame *fr) {
     return;
   fr->prev_chain_ok = g->chain_ok;
   g->chain_ok = g->chain_ok && lua_isyieldable(from);
-  gr_spin_lock(&g->lock);
+  gr__spin_lock(&g->lock);
   fr->prev = g->running_L;
   g->running_L = co;
   if (atomic_load(&g->cancel) || atomic_load(&g->preempt))
     set_hook_locked(g, co, 1);
   else if (lua_gethookmask(co))
     lua_sethook(co, NULL, 0, 0);
-  gr_spin_unlock(&g->lock);
+  gr__spin_unlock(&g->lock);
 }
 
 void gr_leave_coroutine(lua_State *from, lua_State *co, gr_resume_frame *fr) {
@@ -803,11 +804,11 @@ void gr_leave_coroutine(lua_State *from, lua_State *co, gr_resume_frame *fr) {
   if (!g)
     return;
   g->chain_ok = fr->prev_chain_ok;
-  gr_spin_lock(&g->lock);
+  gr__spin_lock(&g->lock);
   g->running_L = fr->prev;
   if (atomic_load(&g->cancel) || atomic_load(&g->preempt))
     set_hook_locked(g, fr->prev, 1);
-  gr_spin_unlock(&g->lock);
+  gr__spin_unlock(&g->lock);
 }
 
 int gr_yield_is_runtime(lua_State *co) {
@@ -822,7 +823,7 @@ static int park_continue(lua_State *L, int status, lua_KContext ctx) {
   gr_g *g = gr_current(L);
   gr_runtime *rt = g->rt;
   g->parking = 0;
-  if (gr_timer_cancel(rt, &g->park_timer)) {
+  if (gr__timer_cancel(rt, &g->park_timer)) {
     atomic_fetch_sub(&rt->goroutine_timers, 1);
     gr_g_unref(g);
   }
@@ -839,7 +840,7 @@ static void block_until_woken(gr_g *g) {
     /* A guest slice (gr_go_here) must wait on its caller's thread: its
      * timeout, left for after the slice, has to bound this wait too. */
     gr_g_ref(g);
-    gr_timer_arm(rt, &g->deadline_timer, g->deadline_ns);
+    gr__timer_arm(rt, &g->deadline_timer, g->deadline_ns);
     g->deadline_ns = 0;
     gr_log(rt, GR_LOG_WARN, g->id,
            "goroutine %llu waits where it cannot yield (in a function "
@@ -847,11 +848,11 @@ static void block_until_woken(gr_g *g) {
            "started it waits too (at most its timeout)",
            (unsigned long long)g->id);
   }
-  gr_spin_lock(&g->lock);
+  gr__spin_lock(&g->lock);
   w = g->worker;
   if (!atomic_load(&g->woken))
     g->status = G_BLOCKED;
-  gr_spin_unlock(&g->lock);
+  gr__spin_unlock(&g->lock);
   if (g->status == G_BLOCKED) {
     atomic_fetch_add(&rt->blocked_workers, 1);
     pthread_mutex_lock(&w->mu);
@@ -862,9 +863,9 @@ static void block_until_woken(gr_g *g) {
     w->slice_start_ns = gr_now_ns();
     pthread_mutex_unlock(&w->mu);
     atomic_fetch_sub(&rt->blocked_workers, 1);
-    gr_spin_lock(&g->lock);
+    gr__spin_lock(&g->lock);
     g->status = G_RUNNING;
-    gr_spin_unlock(&g->lock);
+    gr__spin_unlock(&g->lock);
   }
 }
 
@@ -916,7 +917,7 @@ static gr_g *outside_g(gr_runtime *rt) {
   g->deadline_timer.heap_index = GR_TIMER_IDLE;
   w->rt = rt;
   w->index = -1;
-  gr_mutex_init(&w->mu);
+  gr__mutex_init(&w->mu);
   pthread_cond_init(&w->cond, NULL);
   pthread_mutex_lock(&rt->workers_mu);
   g->all_next = rt->outsiders;
@@ -927,7 +928,7 @@ static gr_g *outside_g(gr_runtime *rt) {
   return g;
 }
 
-void gr_free_outsiders(gr_runtime *rt) {
+void gr__free_outsiders(gr_runtime *rt) {
   while (rt->outsiders) {
     gr_g *g = rt->outsiders;
     rt->outsiders = g->all_next;
@@ -945,19 +946,19 @@ static int park_outside(lua_State *L, gr_arm_fn arm, void *arg,
   gr_g *g = rt ? outside_g(rt) : NULL;
   if (!g)
     return luaL_error(L, "cannot wait here: not inside goroutined");
-  gr_spin_lock(&g->lock);
+  gr__spin_lock(&g->lock);
   uint32_t seq = ++g->park_seq;
   atomic_store(&g->woken, 0);
   g->park_timed_out = 0;
-  gr_spin_unlock(&g->lock);
+  gr__spin_unlock(&g->lock);
   if (!(arm && arm(g, seq, arg))) {
     if (deadline_ns > 0) {
       gr_g_ref(g);
       atomic_fetch_add(&rt->goroutine_timers, 1);
-      gr_timer_arm(rt, &g->park_timer, deadline_ns);
+      gr__timer_arm(rt, &g->park_timer, deadline_ns);
     }
     block_until_woken(g);
-    if (gr_timer_cancel(rt, &g->park_timer)) {
+    if (gr__timer_cancel(rt, &g->park_timer)) {
       atomic_fetch_sub(&rt->goroutine_timers, 1);
       gr_g_unref(g);
     }
@@ -971,11 +972,11 @@ int gr_park(lua_State *L, gr_arm_fn arm, void *arg, int64_t deadline_ns,
   if (!g)
     return park_outside(L, arm, arg, deadline_ns, k, ctx);
   gr_runtime *rt = g->rt;
-  gr_spin_lock(&g->lock);
+  gr__spin_lock(&g->lock);
   uint32_t seq = ++g->park_seq;
   atomic_store(&g->woken, 0);
   g->park_timed_out = 0;
-  gr_spin_unlock(&g->lock);
+  gr__spin_unlock(&g->lock);
   /* Checked after the new park is published: an interrupt either sees this
    * park (and wakes it) or set cancel before we look. */
   if (atomic_load(&g->cancel))
@@ -992,7 +993,7 @@ int gr_park(lua_State *L, gr_arm_fn arm, void *arg, int64_t deadline_ns,
     } else {
       gr_g_ref(g);
       atomic_fetch_add(&rt->goroutine_timers, 1);
-      gr_timer_arm(rt, &g->park_timer, deadline_ns);
+      gr__timer_arm(rt, &g->park_timer, deadline_ns);
     }
   }
   if (g->chain_ok && lua_isyieldable(L)) {
@@ -1014,7 +1015,7 @@ int gr_park_timed_out(lua_State *L) {
 
 /* ---- waiter lists ----------------------------------------------------- */
 
-int gr_waiter_push(gr_waiter **list, gr_g *g, uint32_t seq) {
+int gr__waiter_push(gr_waiter **list, gr_g *g, uint32_t seq) {
   gr_waiter *wt = malloc(sizeof *wt);
   if (!wt)
     return -1;
@@ -1025,7 +1026,7 @@ int gr_waiter_push(gr_waiter **list, gr_g *g, uint32_t seq) {
   return 0;
 }
 
-void gr_waiters_wake_all(gr_waiter *list) {
+void gr__waiters_wake_all(gr_waiter *list) {
   while (list) {
     gr_waiter *next = list->next;
     gr_wake(list->g, list->seq);

@@ -3,7 +3,7 @@
  *
  * One thread per runtime sleeps until the earliest timer is due, fires it,
  * and, while goroutines are alive, also wakes every half time slice to ask
- * goroutines that have run a whole slice to yield (gr_preempt_scan). Timers
+ * goroutines that have run a whole slice to yield (gr__preempt_scan). Timers
  * are intrusive (embedded in their owner), kept in a binary min-heap ordered
  * by due time; each knows its heap index, so cancelling is O(log n).
  */
@@ -63,7 +63,7 @@ static void heap_remove(gr_runtime *rt, gr_timer *t) {
     sift_down(rt, i);
 }
 
-void gr_timer_arm(gr_runtime *rt, gr_timer *t, int64_t when_ns) {
+void gr__timer_arm(gr_runtime *rt, gr_timer *t, int64_t when_ns) {
   pthread_mutex_lock(&rt->timer_mu);
   if (t->heap_index != GR_TIMER_IDLE)
     heap_remove(rt, t);
@@ -87,7 +87,7 @@ void gr_timer_arm(gr_runtime *rt, gr_timer *t, int64_t when_ns) {
   pthread_mutex_unlock(&rt->timer_mu);
 }
 
-int gr_timer_cancel(gr_runtime *rt, gr_timer *t) {
+int gr__timer_cancel(gr_runtime *rt, gr_timer *t) {
   int removed = 0;
   /* Only the owner arms a timer, so idle seen here stays idle. */
   if (atomic_load_explicit(&t->heap_index, memory_order_acquire) ==
@@ -106,7 +106,7 @@ int gr_timer_cancel(gr_runtime *rt, gr_timer *t) {
  * idle sleep, but must now watch time slices. It reads `alive` under this
  * lock when it picks its next wake-up, so either it saw this goroutine, or
  * its long sleep is visible here and is cut short. */
-void gr_monitor_poke(gr_runtime *rt) {
+void gr__monitor_poke(gr_runtime *rt) {
   int64_t soon = gr_now_ns() + (int64_t)rt->cfg.slice_ms * 1000000 / 2;
   pthread_mutex_lock(&rt->timer_mu);
   if (rt->monitor_wake_ns > soon)
@@ -139,7 +139,7 @@ static void maybe_add_worker(gr_runtime *rt, int64_t now_ns) {
   pthread_mutex_unlock(&rt->runq_mu);
   int available = atomic_load(&rt->workers_alive) - unavailable;
   if (waiting && available < rt->nworkers)
-    gr_start_worker(rt, true);
+    gr__start_worker(rt, true);
   (void)busy;
 }
 
@@ -158,7 +158,7 @@ static void *monitor_main(void *arg) {
     }
     pthread_mutex_unlock(&rt->timer_mu);
     if (atomic_load(&rt->alive) > 0) {
-      gr_preempt_scan(rt, now);
+      gr__preempt_scan(rt, now);
       maybe_add_worker(rt, now);
     }
     pthread_mutex_lock(&rt->timer_mu);
@@ -210,7 +210,7 @@ gr_after *gr_after_new(gr_runtime *rt, int64_t ms, void (*fn)(void *ud),
   a->fn = fn;
   a->ud = ud;
   atomic_init(&a->refs, 2);
-  gr_timer_arm(rt, &a->timer, gr_now_ns() + (ms > 0 ? ms : 0) * 1000000);
+  gr__timer_arm(rt, &a->timer, gr_now_ns() + (ms > 0 ? ms : 0) * 1000000);
   return a;
 }
 
@@ -218,7 +218,7 @@ int gr_after_cancel(gr_runtime *rt, gr_after *a) {
   if (!a)
     return 0;
   /* Cancelled from another thread than the one that armed it: take the
-   * lock rather than trusting gr_timer_cancel's owner-only fast path. */
+   * lock rather than trusting gr__timer_cancel's owner-only fast path. */
   pthread_mutex_lock(&rt->timer_mu);
   int armed = a->timer.heap_index != GR_TIMER_IDLE;
   if (armed)
@@ -230,14 +230,14 @@ int gr_after_cancel(gr_runtime *rt, gr_after *a) {
   return armed;
 }
 
-int gr_monitor_start(gr_runtime *rt) {
+int gr__monitor_start(gr_runtime *rt) {
   if (pthread_create(&rt->monitor, NULL, monitor_main, rt) != 0)
     return -1;
   rt->monitor_started = true;
   return 0;
 }
 
-void gr_monitor_stop(gr_runtime *rt) {
+void gr__monitor_stop(gr_runtime *rt) {
   if (!rt->monitor_started)
     return;
   pthread_mutex_lock(&rt->timer_mu);

@@ -16,7 +16,7 @@ struct gr_wg {
 
 static void wg_destroy(gr_object *obj) {
   gr_wg *wg = (gr_wg *)obj;
-  gr_waiters_wake_all(wg->waiters); /* none should be left; free them */
+  gr__waiters_wake_all(wg->waiters); /* none should be left; free them */
   free(wg);
 }
 
@@ -33,10 +33,10 @@ gr_wg *gr_wg_new(void) {
 
 int64_t gr_wg_add(gr_wg *wg, int64_t delta) {
   gr_waiter *wake = NULL;
-  gr_spin_lock(&wg->lock);
+  gr__spin_lock(&wg->lock);
   int64_t n = wg->count + delta;
   if (n < 0) {
-    gr_spin_unlock(&wg->lock);
+    gr__spin_unlock(&wg->lock);
     return -1;
   }
   wg->count = n;
@@ -44,26 +44,26 @@ int64_t gr_wg_add(gr_wg *wg, int64_t delta) {
     wake = wg->waiters;
     wg->waiters = NULL;
   }
-  gr_spin_unlock(&wg->lock);
-  gr_waiters_wake_all(wake);
+  gr__spin_unlock(&wg->lock);
+  gr__waiters_wake_all(wake);
   return n;
 }
 
 int64_t gr_wg_count(gr_wg *wg) {
-  gr_spin_lock(&wg->lock);
+  gr__spin_lock(&wg->lock);
   int64_t n = wg->count;
-  gr_spin_unlock(&wg->lock);
+  gr__spin_unlock(&wg->lock);
   return n;
 }
 
 int gr_wg_arm(gr_g *g, uint32_t seq, void *arg) {
   gr_wg *wg = arg;
-  gr_spin_lock(&wg->lock);
+  gr__spin_lock(&wg->lock);
   if (wg->count == 0) {
-    gr_spin_unlock(&wg->lock);
+    gr__spin_unlock(&wg->lock);
     return 1;
   }
-  int rc = gr_waiter_push(&wg->waiters, g, seq);
-  gr_spin_unlock(&wg->lock);
+  int rc = gr__waiter_push(&wg->waiters, g, seq);
+  gr__spin_unlock(&wg->lock);
   return rc < 0 ? 1 : 0; /* out of memory: let the caller re-check */
 }

@@ -1,9 +1,9 @@
 /*
  * fuzz_json_values.c - JSON <-> Lua values, both ways, on JSON text.
  *
- *  1. The api's mapping: jansson parses the text, api_json_to_pack makes a
+ *  1. The api's mapping: jansson parses the text, api__json_to_pack makes a
  *     pack, gr_pack_push puts it into a Lua state, gr_pack_values packs it
- *     back as plain data and api_out_values writes JSON. What comes out
+ *     back as plain data and api__out_values writes JSON. What comes out
  *     must parse and equal the input under the documented mapping (null
  *     drops out of arrays and objects, an array with holes becomes an
  *     object with the indices as keys, an empty array becomes {}).
@@ -101,9 +101,9 @@ static char *api_round_trip(lua_State *L, json_t *doc, const char *text,
   int deep = depth_of(doc) >= MAX_DEPTH - 2;
   char err[512] = "";
   gr_pack *in = gr_pack_new();
-  if (api_json_to_pack(in, doc, err, sizeof err) != 0) {
+  if (api__json_to_pack(in, doc, err, sizeof err) != 0) {
     if (!deep || !strstr(err, "nested"))
-      fz_fail("api_json_to_pack: %s: %.*s", err, (int)len, text);
+      fz_fail("api__json_to_pack: %s: %.*s", err, (int)len, text);
     gr_pack_free(in);
     return NULL;
   }
@@ -126,20 +126,20 @@ static char *api_round_trip(lua_State *L, json_t *doc, const char *text,
     return NULL;
   }
   api_out o = {0};
-  rc = api_out_values(&o, out, err, sizeof err);
+  rc = api__out_values(&o, out, err, sizeof err);
   gr_pack_free(out);
   if (rc != 0) {
     if (!deep || !strstr(err, "nested"))
-      fz_fail("api_out_values: %s: %.*s", err, (int)len, text);
+      fz_fail("api__out_values: %s: %.*s", err, (int)len, text);
     free(o.buf);
     return NULL;
   }
   size_t n;
-  char *written = api_out_take(&o, &n);
+  char *written = api__out_take(&o, &n);
   json_error_t jerr;
   json_t *back = json_loadb(written, n, JSON_ALLOW_NUL, &jerr);
   if (!back || !json_is_array(back) || json_array_size(back) != 1)
-    fz_fail("api_out_values wrote what is not [value] (%s): %s", jerr.text,
+    fz_fail("api__out_values wrote what is not [value] (%s): %s", jerr.text,
             written);
   json_t *want = expected(doc);
   if (!json_equal(json_array_get(back, 0), want)) {

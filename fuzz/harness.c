@@ -184,15 +184,15 @@ static void make_finished(api_ctx *api, const char *auth, const char *path,
   snprintf(out, outlen, "%s", id);
   json_decref(doc);
   api_response_free(&resp);
-  api_job *job = api_job_find(api, out);
-  if (!job || !GR_STATE_FINAL(gr_future_wait(api_job_future(job), 5000)))
+  api_job *job = api__job_find(api, out);
+  if (!job || !GR_STATE_FINAL(gr_future_wait(api__job_future(job), 5000)))
     fz_fail("POST %s: %s did not finish in 5 s", path, out);
-  api_job_unref(job);
+  api__job_unref(job);
 }
 
 static int known(api_ctx *api, const char *id) {
-  api_job *job = id[0] ? api_job_find(api, id) : NULL;
-  api_job_unref(job);
+  api_job *job = id[0] ? api__job_find(api, id) : NULL;
+  api__job_unref(job);
   return job != NULL;
 }
 

@@ -12,7 +12,7 @@
 #define GR_FUZZ_HARNESS_H
 
 #include "../api/internal.h"
-#include "../lua/modules.h"
+#include "modules.h"
 
 #include <stddef.h>
 #include <stdint.h>

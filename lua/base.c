@@ -25,8 +25,6 @@
 #include <stdio.h>
 #include <string.h>
 
-int gl_require(lua_State *L); /* lazy.c */
-
 /* ---- print ------------------------------------------------------------ */
 
 static int l_print(lua_State *L) {

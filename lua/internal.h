@@ -125,6 +125,9 @@ typedef struct gl_override {
 extern const gl_override gl_overrides[];
 /* As an override's trusted version: trusted code keeps the stock one. */
 int gl_keep_stock(lua_State *L);
+int gl_next(lua_State *L);    /* base.c: next that sees through proxies */
+int gl_require(lua_State *L); /* lazy.c: require of built-in modules */
+int gl_await(lua_State *L);   /* goroutine_lib.c: goroutine.await */
 /* patterns.c: the string functions that untrusted code gets (rep: all). */
 int gl_str_find(lua_State *L);
 int gl_str_match(lua_State *L);

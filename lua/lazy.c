@@ -29,8 +29,6 @@ static const char real_require_key = 'R';
 static const char string_meta_proxy_key = 'M';
 static const char lib_keys[GL_NLIBS];
 
-int gl_next(lua_State *L); /* base.c */
-
 gl_state *gl_state_of(lua_State *L) {
   gr_g *g = gr_current(L);
   return g ? gr_ext(g) : NULL;

@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* The entry point that `require "goroutine"` looks up. */
+int luaopen_goroutine(lua_State *L);
+
 static gr_runtime *runtime;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 

@@ -196,8 +196,6 @@ static int wg_count(lua_State *L) {
 
 /* ---- handle methods ----------------------------------------------------- */
 
-int gl_await(lua_State *L); /* goroutine_lib.c */
-
 static int handle_await(lua_State *L) {
   lua_settop(L, 1);
   return gl_await(L);

@@ -10,6 +10,6 @@ case "$variant" in
   tsan)   sanitize=thread ; type=RelWithDebInfo ;;
   *) echo "usage: $0 [normal|asan|tsan]" >&2; exit 2 ;;
 esac
-cmake -S . -B "build/$variant" -DCMAKE_BUILD_TYPE="$type" -DGR_SANITIZE="$sanitize" \
+cmake -S . -B "build/$variant" -DCMAKE_BUILD_TYPE="$type" -DGR_SANITIZE="$sanitize" -DGR_WERROR=ON \
   -Wno-dev >/dev/null
 cmake --build "build/$variant" -j"$(nproc)" -- --no-print-directory >/dev/null

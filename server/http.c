@@ -22,7 +22,7 @@
  * its connection memory, a malformed request line or header, a bad
  * Content-Length or chunk) it answers itself, with its own HTML body.
  */
-#include "../api/api.h"
+#include "api.h"
 #include "http.h"
 #include "server.h"
 

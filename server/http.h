@@ -4,7 +4,7 @@
 #ifndef GR_SERVER_HTTP_H
 #define GR_SERVER_HTTP_H
 
-#include "../api/api.h"
+#include "api.h"
 
 #include <netinet/in.h>
 #include <sys/socket.h>

@@ -10,7 +10,7 @@
  * workflows run task by task, and a task that did not succeed makes the
  * exit status 1.
  */
-#include "../lua/modules.h"
+#include "modules.h"
 #include "server.h"
 
 #include <errno.h>

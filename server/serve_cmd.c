@@ -9,8 +9,8 @@
  * and what is left then is cancelled with a recorded reason, exit 0. SIGHUP
  * reopens the log file.
  */
-#include "../api/api.h"
-#include "../lua/modules.h"
+#include "api.h"
+#include "modules.h"
 #include "http.h"
 #include "server.h"
 

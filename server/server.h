@@ -4,7 +4,7 @@
 #ifndef GR_SERVER_H
 #define GR_SERVER_H
 
-#include "../core/goroutine.h"
+#include "goroutine.h"
 
 #include <stdio.h>
 

@@ -6,8 +6,8 @@
 #ifndef GR_TEST_HELPERS_H
 #define GR_TEST_HELPERS_H
 
-#include "../core/goroutine.h"
-#include "../lua/modules.h"
+#include "goroutine.h"
+#include "modules.h"
 
 #include <check.h>
 

@@ -3,7 +3,7 @@
  * sockets: every route, its statuses and error bodies, long polls that end
  * early or at their deadline, runs, auth, and the JSON <-> Lua mapping.
  */
-#include "../api/api.h"
+#include "api.h"
 #include "helpers.h"
 
 #include <jansson.h>

@@ -9,7 +9,7 @@
 #ifndef GR_LUA_MODULES_H
 #define GR_LUA_MODULES_H
 
-#include "../core/goroutine.h"
+#include "goroutine.h"
 
 /* What a goroutine may use. Children inherit their parent's profile. */
 enum gr_profile {

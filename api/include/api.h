@@ -12,7 +12,7 @@
 #ifndef GR_API_H
 #define GR_API_H
 
-#include "../core/goroutine.h"
+#include "goroutine.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The layers' includes point down only, through public headers: no file of
+# a layer reaches into another folder with a relative path (the build gives
+# each layer the include/ folders of the layers below it, and nothing
+# else), and a layer names no public header of a layer above it.
+#   tests/layers.sh SOURCE_DIR
+set -u
+cd "${1:-$(dirname "$0")/..}" || exit 2
+status=0
+fail() { echo "layers: $*"; status=1; }
+
+# Public headers and the layers that may include them.
+declare -A allowed=(
+  [goroutine.h]="core lua api server"
+  [modules.h]="lua server"
+  [api.h]="api server"
+)
+for layer in common core lua api server store; do
+  [ -d "$layer" ] || continue
+  while IFS=: read -r file line text; do
+    fail "$file:$line reaches outside its layer: $text"
+  done < <(grep -rnE '^\s*#\s*include\s+"\.\./' "$layer" --include='*.c' --include='*.h')
+  for header in "${!allowed[@]}"; do
+    case " ${allowed[$header]} " in *" $layer "*) continue ;; esac
+    while IFS=: read -r file line text; do
+      fail "$file:$line includes $header, the header of a layer above $layer"
+    done < <(grep -rnE "^\s*#\s*include\s+\"$header\"" "$layer" --include='*.c' --include='*.h')
+  done
+done
+[ $status = 0 ] && echo "layers: ok"
+exit $status
