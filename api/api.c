@@ -22,10 +22,6 @@ api_ctx *api_new(const api_config *cfg) {
   api->cfg = *cfg;
   if (!api->cfg.max_body)
     api->cfg.max_body = 1u << 20;
-  if (!api->cfg.result_ttl_ms)
-    api->cfg.result_ttl_ms = 10 * 60 * 1000;
-  if (!api->cfg.max_results)
-    api->cfg.max_results = 10000;
   if (!api->cfg.default_timeout_ms)
     api->cfg.default_timeout_ms = 30 * 1000;
   if (!api->cfg.max_timeout_ms)
@@ -49,10 +45,8 @@ api_ctx *api_new(const api_config *cfg) {
   api->cfg.token = api->token;
   api->cfg.read_token = api->read_token;
   api->watch = api__watch_new();
-  api->jobs = api__registry_new();
   pthread_mutex_init(&api->pending_mu, NULL);
-  api->id_key = api__random_key();
-  if (!api->jobs || !api->watch) {
+  if (!api->watch) {
     api_free(api);
     return NULL;
   }
@@ -62,7 +56,6 @@ api_ctx *api_new(const api_config *cfg) {
 void api_free(api_ctx *api) {
   if (!api)
     return;
-  api__registry_free(api->jobs);
   pthread_mutex_destroy(&api->pending_mu);
   api__watch_free(api->watch);
   free(api->token);

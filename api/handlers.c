@@ -31,9 +31,6 @@
 #include <string.h>
 
 #define MAX_AWAIT_IDS 1000
-#define MAX_POOL_NAME 64
-#define MAX_POOL_WORKERS 100000
-#define MAX_POOL_QUEUE 1000000
 #define RUN_GRACE_MS 1000
 
 /* ---- the path -------------------------------------------------------------
@@ -90,19 +87,6 @@ static void reply_stats(api_response *r, int status, const gr_pool_stats *st) {
   api__reply_out(r, status, &o);
 }
 
-static int valid_pool_name(const char *s, size_t n) {
-  if (n == 0 || n > MAX_POOL_NAME)
-    return 0;
-  for (size_t i = 0; i < n; i++)
-    if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_' &&
-        s[i] != '.')
-      return 0;
-  return s[0] != '.';
-}
-
-#define POOL_NAME_RULE                                                         \
-  "1 to 64 letters, digits, '-', '_' or '.' (not starting with '.')"
-
 static void pool_missing(api_response *r, const char *name, int rc) {
   char shown[96];
   api__quote(shown, sizeof shown, name, strlen(name));
@@ -110,9 +94,10 @@ static void pool_missing(api_response *r, const char *name, int rc) {
   if (rc == GR_ECLOSED)
     api__problem(r, 404, "pool-not-found", "Not Found", extra,
                  "pool '%s' was closed", shown);
-  else if (!valid_pool_name(name, strlen(name)))
+  else if (!gr_pool_name_valid(name, strlen(name)))
     api__problem(r, 404, "pool-not-found", "Not Found", extra,
-                 "pool '%s' not found: pool names are " POOL_NAME_RULE, shown);
+                 "pool '%s' not found: pool names are " GR_POOL_NAME_RULE,
+                 shown);
   else
     api__problem(r, 404, "pool-not-found", "Not Found", extra,
                  "pool '%s' not found", shown);
@@ -151,84 +136,65 @@ static void list_pools(api_ctx *api, api_response *r) {
   api__reply_out(r, 200, &o);
 }
 
-/* Pool creates and submits check the server-wide limits and act under this
- * lock, so two requests cannot both take the last place. */
-static pthread_mutex_t limits_mu = PTHREAD_MUTEX_INITIALIZER;
-
-/* Open pools now, and (if queued is not NULL) their queued tasks. */
-static size_t count_pools(api_ctx *api, int64_t *queued) {
-  char **names;
-  size_t n = gr_pool_names(api->cfg.rt, &names);
-  if (queued)
-    *queued = 0;
-  for (size_t i = 0; i < n; i++) {
-    gr_pool_stats st;
-    if (queued && gr_pool_stats_get(api->cfg.rt, names[i], &st) == GR_OK)
-      *queued += st.queued;
-    free(names[i]);
-  }
-  free(names);
-  return n;
-}
-
-/* Caller holds limits_mu. 0, or -1 with the 409 answer set. */
-static int pool_room(api_ctx *api, const char *name, api_response *r) {
-  size_t max = api->cfg.max_pools;
-  if (max == 0 || count_pools(api, NULL) < max)
-    return 0;
-  gr_pool *old = gr_pool_find(api->cfg.rt, name);
-  int exists = old && !gr_pool_closed(old);
-  gr_pool_unref(old);
-  if (exists) /* the more useful answer */
-    return 0;
+/* 409: the runtime has as many pools as its policy allows. */
+static void too_many_pools(api_response *r, size_t max) {
   api__problem(r, 409, "too-many-pools", "Conflict",
                json_pack("{s:s,s:I}", "limit", "--max-pools", "maximum",
                          (json_int_t)max),
                "the server already has %zu pools, its limit (--max-pools); "
                "close one (DELETE /v1/pools/{name}) first",
                max);
-  return -1;
+}
+
+/* The body's name, workers and queue_size under the runtime's pool policy
+ * (core enforces it again); 0, or -1 with the answer set. */
+static int read_pool_fields(api_ctx *api, json_t *body, const char **name,
+                            int64_t *workers, int64_t *queue_size,
+                            api_response *r) {
+  static const char *const fields[] = {"name", "workers", "queue_size", NULL};
+  gr_pool_policy policy;
+  gr_pool_policy_get(api->cfg.rt, &policy);
+  size_t len;
+  if (api__check_fields(body, fields, r) != 0 ||
+      api__string_field(body, "name", 1, GR_POOL_NAME_RULE, name, &len, r) != 0)
+    return -1;
+  if (!gr_pool_name_valid(*name, len)) {
+    char shown[96];
+    api__quote(shown, sizeof shown, *name, len);
+    api__bad_field(r, "name", "must be " GR_POOL_NAME_RULE ", not '%s'%s",
+                   shown, len > GR_POOL_NAME_MAX ? " (too long)" : "");
+    return -1;
+  }
+  json_t *given = json_object_get(body, "workers");
+  if (!given || json_is_null(given)) {
+    api__bad_field(r, "workers", "is required (an integer from 1 to %lld)",
+                   (long long)policy.max_workers);
+    return -1;
+  }
+  if (api__int_field(body, "workers", 1, policy.max_workers, 4, NULL, workers,
+                     r) != 0 ||
+      api__int_field(body, "queue_size", 0, policy.max_queue_size, 2 * *workers,
+                     NULL, queue_size, r) != 0)
+    return -1;
+  return 0;
 }
 
 static void create_pool(api_ctx *api, const api_request *req, api_response *r) {
-  static const char *const fields[] = {"name", "workers", "queue_size", NULL};
   json_t *body = api__parse_body(req, r, 0);
   if (!body)
     return;
   int64_t workers, queue_size;
   const char *n;
-  size_t len;
-  if (api__check_fields(body, fields, r) != 0 ||
-      api__string_field(body, "name", 1, POOL_NAME_RULE, &n, &len, r) != 0)
+  if (read_pool_fields(api, body, &n, &workers, &queue_size, r) != 0)
     goto out;
-  if (!valid_pool_name(n, len)) {
-    char shown[96];
-    api__quote(shown, sizeof shown, n, len);
-    api__bad_field(r, "name", "must be " POOL_NAME_RULE ", not '%s'%s", shown,
-                   len > MAX_POOL_NAME ? " (too long)" : "");
-    goto out;
-  }
-  json_t *given = json_object_get(body, "workers");
-  if (!given || json_is_null(given)) {
-    api__bad_field(r, "workers", "is required (an integer from 1 to %d)",
-                   MAX_POOL_WORKERS);
-    goto out;
-  }
-  if (api__int_field(body, "workers", 1, MAX_POOL_WORKERS, 4, NULL, &workers,
-                     r) != 0 ||
-      api__int_field(body, "queue_size", 0, MAX_POOL_QUEUE, 2 * workers, NULL,
-                     &queue_size, r) != 0)
-    goto out;
-  pthread_mutex_lock(&limits_mu);
-  int refused = pool_room(api, n, r) != 0;
-  int rc =
-      refused ? GR_OK : gr_pool_create(api->cfg.rt, n, workers, queue_size);
-  pthread_mutex_unlock(&limits_mu);
-  if (refused)
-    goto out;
+  int rc = gr_pool_create(api->cfg.rt, n, workers, queue_size);
   if (rc == GR_EEXIST) {
     api__problem(r, 409, "pool-exists", "Conflict",
                  json_pack("{s:s}", "pool", n), "pool '%s' already exists", n);
+  } else if (rc == GR_EMAXPOOLS) {
+    gr_pool_policy policy;
+    gr_pool_policy_get(api->cfg.rt, &policy);
+    too_many_pools(r, policy.max_pools);
   } else if (rc != GR_OK) {
     api__problem(r, 500, "internal", "Internal Server Error", NULL,
                  "cannot create pool '%s': %s", n, gr_strerror(rc));
@@ -332,47 +298,28 @@ static int wait_pool(api_ctx *api, const api_request *req, const char *name,
 /* ---- jobs and tasks -------------------------------------------------------
  */
 
-static void accepted(api_response *r, api_job *job, const char *location) {
+/* 202 with the record's id and state. */
+static void accepted(api_response *r, const char *id, gr_future *f,
+                     const char *location) {
   api_out o = {0};
   int first = 1;
   api__out_raw(&o, "{", 1);
   api__out_key(&o, "id", &first);
-  api__out_str(&o, api__job_id(job), strlen(api__job_id(job)));
+  api__out_str(&o, id, strlen(id));
   api__out_key(&o, "state", &first);
   api__out_cstr(&o, "\"");
-  api__out_cstr(&o, api__job_state(job));
+  api__out_cstr(&o, api__outcome_state(f));
   api__out_cstr(&o, "\"}");
   api__reply_out(r, 202, &o);
   api__set_header(r, "Location", "%s", location);
 }
 
-/* Caller holds limits_mu. Whether a task for pool name may wait in its
- * queue under the server's max_queued: 0, or -1 with the 429 answer set. */
-static int queue_room(api_ctx *api, const char *name, api_response *r) {
-  size_t max = api->cfg.max_queued;
+/* 429: the pool's own queue is full. */
+static void queue_full(gr_pool *pool, api_response *r) {
   gr_pool_stats st;
-  if (max == 0 || gr_pool_stats_get(api->cfg.rt, name, &st) != GR_OK ||
-      st.active < st.workers || st.queued >= st.queue_size)
-    return 0; /* it starts at once, or the pool itself refuses it */
-  int64_t queued;
-  count_pools(api, &queued);
-  if (queued < 0 || (size_t)queued < max)
-    return 0;
-  api__problem(r, 429, "too-many-queued", "Too Many Requests",
-               json_pack("{s:s,s:s,s:I}", "pool", st.name, "limit",
-                         "--max-queued", "maximum", (json_int_t)max),
-               "the server already has %zu tasks waiting in pool queues, its "
-               "limit (--max-queued); retry later",
-               max);
-  api__set_header(r, "Retry-After", "1");
-  return -1;
-}
-
-static void queue_full(api_ctx *api, const char *name, api_response *r) {
-  gr_pool_stats st = {.queue_size = -1};
-  gr_pool_stats_get(api->cfg.rt, name, &st);
+  gr_pool_stats_read(pool, &st);
   char shown[96];
-  api__quote(shown, sizeof shown, name, strlen(name));
+  api__quote(shown, sizeof shown, st.name, strlen(st.name));
   api__problem(r, 429, "queue-full", "Too Many Requests",
                json_pack("{s:s,s:s,s:I}", "pool", shown, "limit", "queue_size",
                          "maximum", (json_int_t)st.queue_size),
@@ -381,44 +328,51 @@ static void queue_full(api_ctx *api, const char *name, api_response *r) {
   api__set_header(r, "Retry-After", "1");
 }
 
+/* 429: the runtime's policy allows no more queued tasks in all pools. */
+static void too_many_queued(api_ctx *api, const char *name, api_response *r) {
+  gr_pool_policy policy;
+  gr_pool_policy_get(api->cfg.rt, &policy);
+  api__problem(r, 429, "too-many-queued", "Too Many Requests",
+               json_pack("{s:s,s:s,s:I}", "pool", name, "limit", "--max-queued",
+                         "maximum", (json_int_t)policy.max_queued),
+               "the server already has %zu tasks waiting in pool queues, its "
+               "limit (--max-queued); retry later",
+               policy.max_queued);
+  api__set_header(r, "Retry-After", "1");
+}
+
 static void submit_task(api_ctx *api, const api_request *req, const char *name,
                         api_response *r) {
   gr_pool *pool = open_pool(api, name, r);
   if (!pool)
     return;
-  gr_pool_unref(pool);
   api_snippet s = {0};
-  if (api__read_snippet(api, req, &s, r) != 0)
+  if (api__read_snippet(api, req, &s, r) != 0) {
+    gr_pool_unref(pool);
     return;
+  }
   gr_future *f = gr_future_new();
   gr_spawn sp = spawn_for(api, &s, f);
   char id[32];
-  pthread_mutex_lock(&limits_mu);
-  int refused = queue_room(api, name, r) != 0;
-  int rc =
-      refused ? GR_OK : gr_pool_submit(api->cfg.rt, name, &sp, id, sizeof id);
-  pthread_mutex_unlock(&limits_mu);
-  api_job *job = NULL;
-  if (refused) {
-    gr_pack_free(sp.pack);
-  } else if (rc == GR_EFULL) {
-    queue_full(api, name, r);
+  int rc = f ? gr_pool_submit(pool, &sp, id, sizeof id, 0) : GR_ENOMEM;
+  if (rc == GR_EFULL) {
+    queue_full(pool, r);
+  } else if (rc == GR_EMAXQUEUED) {
+    too_many_queued(api, name, r);
   } else if (rc == GR_ECLOSED) {
     pool_missing(r, name, GR_ECLOSED);
   } else if (rc != GR_OK) {
-    pool_missing(r, name, rc);
-  } else if (!(job = api__job_add(api, name, id, f))) {
-    gr_future_cancel(f);
     api__problem(r, 500, "internal", "Internal Server Error", NULL,
-                 "not enough memory to keep the task");
+                 "cannot accept the task: %s", gr_strerror(rc));
   } else {
-    char escaped[3 * 127 + 1], location[512]; /* names: 127 bytes at most */
+    char escaped[3 * GR_POOL_NAME_MAX + 1], location[512];
     api__path_escape(escaped, sizeof escaped, name);
     snprintf(location, sizeof location, "/v1/pools/%s/tasks/%s", escaped, id);
-    accepted(r, job, location);
-    api__job_unref(job);
+    accepted(r, id, f, location);
   }
-  gr_future_unref(f);
+  gr_pool_unref(pool);
+  if (f)
+    gr_future_unref(f);
 }
 
 /* Counts a job about to start under the server's max_jobs: 0, or -1 with
@@ -439,6 +393,28 @@ static int job_room(api_ctx *api, api_response *r) {
   return -1;
 }
 
+/* A job's end: its place under max_jobs comes back, and the server hears
+ * of it (on_job_end). */
+typedef struct job_end {
+  api_ctx *api;
+  char id[40];
+} job_end;
+
+static void job_ended(gr_future *f, void *ud) {
+  job_end *je = ud;
+  const api_config *cfg = &je->api->cfg;
+  if (cfg->on_job_end) {
+    gr_result res;
+    gr_future_result(f, &res);
+    int64_t run_ms = res.started_ms && res.finished_ms
+                         ? res.finished_ms - res.started_ms
+                         : -1;
+    cfg->on_job_end(cfg->on_job_end_ud, je->id, api__outcome_state(f), run_ms);
+  }
+  atomic_fetch_sub(&je->api->jobs_running, 1);
+  free(je);
+}
+
 static void create_job(api_ctx *api, const api_request *req, api_response *r) {
   api_snippet s = {0};
   if (api__read_snippet(api, req, &s, r) != 0)
@@ -448,23 +424,26 @@ static void create_job(api_ctx *api, const api_request *req, api_response *r) {
     return;
   }
   gr_future *f = gr_future_new();
-  char id[40];
-  api__new_job_id(api, id, sizeof id);
-  api_job *job = api__job_add(api, NULL, id, f);
-  if (!job) {
+  job_end *je = calloc(1, sizeof *je);
+  gr_spawn sp = spawn_for(api, &s, f);
+  if (f && je) /* a goroutine that cannot start is recorded as failed */
+    gr_go_recorded(api->cfg.rt, &sp, je->id, sizeof je->id);
+  else
+    gr_pack_free(sp.pack);
+  if (!je || !je->id[0]) { /* not recorded: nothing was accepted */
     atomic_fetch_sub(&api->jobs_running, 1);
-    gr_pack_free(s.pack);
-    gr_future_unref(f);
+    free(je);
+    if (f)
+      gr_future_unref(f);
     api__problem(r, 500, "internal", "Internal Server Error", NULL,
                  "not enough memory to keep the job");
     return;
   }
-  gr_spawn sp = spawn_for(api, &s, f);
-  gr_go(api->cfg.rt, &sp); /* a failure completes the future */
+  je->api = api;
   char location[96];
-  snprintf(location, sizeof location, "/v1/jobs/%s", id);
-  accepted(r, job, location);
-  api__job_unref(job);
+  snprintf(location, sizeof location, "/v1/jobs/%s", je->id);
+  accepted(r, je->id, f, location);
+  gr_future_on_done(f, job_ended, je); /* may run at once */
   gr_future_unref(f);
 }
 
@@ -485,13 +464,13 @@ static int get_job(api_ctx *api, const api_request *req, const char *pool,
   api_job *job = api__job_find(api, id);
   const char *job_pool = job ? api__job_pool(job) : NULL;
   if (!job || (pool ? !job_pool || strcmp(pool, job_pool) != 0 : !!job_pool)) {
-    api__job_unref(job);
+    api__job_free(job);
     job_missing(r, pool ? "task" : "job", id);
     return API_DONE;
   }
   api_jobs *d = api__jobs_new(1, 0);
   if (!d) {
-    api__job_unref(job);
+    api__job_free(job);
     api__no_memory(r);
     return API_DONE;
   }
@@ -542,13 +521,13 @@ static int await_jobs(api_ctx *api, const api_request *req, api_response *r,
 static void delete_job(api_ctx *api, const char *id, api_response *r) {
   api_job *job = api__job_find(api, id);
   if (!job || api__job_pool(job)) {
-    api__job_unref(job);
+    api__job_free(job);
     job_missing(r, "job", id);
     return;
   }
   gr_future_cancel(api__job_future(job));
-  api__job_forget(api, job);
-  api__job_unref(job);
+  gr_record_forget(api->cfg.rt, id);
+  api__job_free(job);
   r->status = 204;
 }
 

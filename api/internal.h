@@ -11,7 +11,6 @@
 #include <stdatomic.h>
 
 typedef struct api_job api_job;
-typedef struct api_registry api_registry;
 typedef struct api_watch api_watch; /* metrics.c: the HTTP counters */
 
 struct api_ctx {
@@ -22,13 +21,10 @@ struct api_ctx {
   size_t read_token_len;
   atomic_int draining; /* shutting down: work-starting requests get 503 */
   api_watch *watch;
-  api_registry *jobs;
   pthread_mutex_t pending_mu; /* the list of waiting requests */
   api_pending *pending_head;
   size_t npending;
   atomic_int stopping; /* new waits answer at once */
-  atomic_uint_fast64_t id_counter;
-  uint64_t id_key; /* makes job ids unguessable */
   /* Server-wide limits (0 in cfg: none). */
   atomic_long waiting;      /* slots held by requests that wait */
   atomic_long jobs_running; /* jobs accepted and not finished */
@@ -83,8 +79,6 @@ void api__reply_out(api_response *r, int status, api_out *o);
 
 api_watch *api__watch_new(void);
 void api__watch_free(api_watch *w);
-/* 64 random bits (for unguessable ids). */
-uint64_t api__random_key(void);
 /* GET /metrics: Prometheus text format 0.0.4. */
 void api__metrics(api_ctx *api, const api_request *req, api_response *r);
 /* GET /v1/stats: the server's goroutines, workers, memory, uptime, and what
@@ -152,40 +146,30 @@ int api__json_to_pack(gr_pack *p, json_t *v, char *err, size_t errlen);
 int api__compile(const char *code, size_t len, gr_pack *p, char *err,
                  size_t errlen, int *line);
 
-/* ---- jobs and tasks (results.c) ---------------------------------------- */
+/* ---- jobs and tasks (records.c) ---------------------------------------- */
 
-api_registry *api__registry_new(void);
-void api__registry_free(api_registry *reg);
-/* Registers the outcome of future as a job (pool == NULL) or as task id of
- * pool. Returns a reference, or NULL when out of memory. A job gives back
- * its count in api->jobs_running (which its caller took) when it
- * finishes. */
-api_job *api__job_add(api_ctx *api, const char *pool, const char *id,
-                      gr_future *f);
-/* A reference, or NULL when unknown or expired. */
+/* A view of the record id (core keeps it): NULL when unknown or expired
+ * (or out of memory). The caller frees it. */
 api_job *api__job_find(api_ctx *api, const char *id);
-void api__job_unref(api_job *job);
-/* Drops it from the registry (it stays valid for holders). */
-void api__job_forget(api_ctx *api, api_job *job);
+void api__job_free(api_job *job);
 const char *api__job_id(api_job *job);
 const char *api__job_pool(api_job *job); /* NULL for a job */
 gr_future *api__job_future(api_job *job);
 /* The job object: id, state, success, values or error, timestamps. */
 void api__out_job(api_out *o, api_job *job);
-/* The state of the job's future, or failed if its values JSON cannot hold. */
-const char *api__job_state(api_job *job);
-/* A fresh, unguessable job id. */
-void api__new_job_id(api_ctx *api, char *out, size_t outlen);
+/* The state the job object of f shows now: its future's, or failed if its
+ * values JSON cannot hold. */
+const char *api__outcome_state(gr_future *f);
 /* A future's outcome as object members, without the braces: state, then
  * once final success and values or error, then the times. A value JSON
  * cannot hold fails it here, with the reason as its error. */
 void api__out_outcome(api_out *o, gr_future *f);
 
-/* Answers with a list of jobs, now or once they finished (results.c). */
+/* Answers with a list of jobs, now or once they finished (records.c). */
 typedef struct api_jobs api_jobs;
 api_jobs *api__jobs_new(size_t n,
                         int as_list); /* room for n; NULL: no memory */
-void api__jobs_push(api_jobs *d, api_job *job); /* takes the reference */
+void api__jobs_push(api_jobs *d, api_job *job); /* takes it over */
 void api__jobs_free(void *d);
 /* The jobs of ids (an array) into d; 0, or -1 with the answer set: 400 for
  * an id that is not a string, 404 naming the unknown ones. */

@@ -4,6 +4,9 @@
  * parking on it; other threads (the HTTP server) register callbacks or
  * block on it. A future is completed exactly once: the first completion
  * wins, so every accepted piece of work ends in one terminal state.
+ *
+ * A recorded future (a pool task's, a job's) reports its start and its
+ * end to the record store, the end before any waiter hears of it.
  */
 #include "internal.h"
 
@@ -22,7 +25,9 @@ struct gr_future {
   gr_g *g;       /* the goroutine running it (a reference), for cancel */
   gr_pool *pool; /* the pool it is queued in, for cancel */
   int cancel_requested;
-  int observed; /* someone read the outcome */
+  int observed;      /* someone read the outcome */
+  gr_store *store;   /* where its record is, or NULL */
+  gr_record_key key; /* with store: the record's id */
 };
 
 static void future_destroy(gr_object *obj) {
@@ -60,6 +65,24 @@ void gr__future_set_pool(gr_future *f, gr_pool *pool) {
   gr__spin_unlock(&f->lock);
 }
 
+void gr__future_set_record(gr_future *f, gr_store *store, gr_record_key key) {
+  gr__spin_lock(&f->lock);
+  assert(!f->store && f->state == GR_QUEUED);
+  f->store = store;
+  f->key = key;
+  gr__spin_unlock(&f->lock);
+}
+
+/* Tells the store of f's new state; f's store and key never change once
+ * set, before f could start. */
+static void report(gr_future *f, int state) {
+  if (f->store) {
+    char id[GR_RECORD_ID_MAX];
+    gr__record_id(f->key, id);
+    f->store->ops->update(f->store, id, f, state);
+  }
+}
+
 int gr__future_start(gr_future *f, gr_g *g) {
   gr__spin_lock(&f->lock);
   if (f->cancel_requested || GR_STATE_FINAL(f->state)) {
@@ -73,6 +96,7 @@ int gr__future_start(gr_future *f, gr_g *g) {
   f->gid = gr_id(g);
   f->started_ms = gr__wall_ms();
   gr__spin_unlock(&f->lock);
+  report(f, GR_RUNNING);
   return 1;
 }
 
@@ -104,6 +128,7 @@ void gr__future_complete(gr_future *f, int state, gr_pack *values,
   f->pool = NULL;
   gr__spin_unlock(&f->lock);
 
+  report(f, state);
   gr__waiters_wake_all(waiters);
   gr__callbacks_run(callbacks, call_done, f);
   if (g)

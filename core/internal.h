@@ -11,6 +11,7 @@
 
 #include "goroutine.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -284,6 +285,9 @@ struct gr_runtime {
   gr_g *all_head;
 
   gr_pool_registry *pools;
+  gr_store *store;     /* the records of tasks and jobs */
+  uint64_t record_key; /* makes job ids unguessable */
+  atomic_uint_fast64_t next_job;
 
   pthread_mutex_t ext_mu;
   struct {
@@ -359,13 +363,33 @@ int gr__future_start(gr_future *f, gr_g *g);
 /* First call wins; takes over values and error. */
 void gr__future_complete(gr_future *f, int state, gr_pack *values, char *error);
 void gr__pool_task_finished(struct gr_pool_task *task, int state);
+/* The record store (records.c): made from the configuration, freed after
+ * every goroutine ended. */
+int gr__records_init(gr_runtime *rt, const gr_config *cfg);
+void gr__records_free(gr_runtime *rt);
+/* A record's id as a number and a kind, written out by gr__record_id:
+ * "task-N" (N in decimal) or "job-X" (X: 16 hex digits). Futures keep the
+ * key, not the text: it costs no allocation. */
+typedef struct gr_record_key {
+  uint64_t no;
+  char kind; /* 't' or 'j' */
+} gr_record_key;
+/* Writes key's id into id (GR_RECORD_ID_MAX bytes); returns its length. */
+size_t gr__record_id(gr_record_key key, char *id);
+/* Records work accepted now under key (pool: NULL for a job) whose outcome
+ * f carries; from now on f reports its state changes to the store. The
+ * id is written to id (GR_RECORD_ID_MAX bytes). */
+int gr__record_add(gr_runtime *rt, gr_record_key key, const char *pool,
+                   gr_future *f, char *id);
+/* Called once, before f can start. */
+void gr__future_set_record(gr_future *f, gr_store *store, gr_record_key key);
 /* Ties a task's future to its pool, so that a cancel of a queued task
  * takes it out of the queue (gr__pool_cancel_queued, which returns 1 if it
  * was still queued). */
 void gr__future_set_pool(gr_future *f, gr_pool *pool);
 int gr__pool_cancel_queued(gr_pool *pool, gr_future *f);
 void gr__pool_ref(gr_pool *pool);
-gr_pool_registry *gr__pool_registry_new(void);
+gr_pool_registry *gr__pool_registry_new(const gr_config *cfg);
 void gr__pool_registry_free(gr_pool_registry *reg);
 void gr__pools_close_all(gr_runtime *rt);
 

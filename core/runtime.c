@@ -91,6 +91,12 @@ const char *gr_strerror(int code) {
     return "cancelled before it started";
   case GR_ELIMIT:
     return "too many goroutines in this job";
+  case GR_ENAME:
+    return "pool names are " GR_POOL_NAME_RULE;
+  case GR_EMAXPOOLS:
+    return "too many pools";
+  case GR_EMAXQUEUED:
+    return "too many tasks queued";
   default:
     return "unknown error";
   }
@@ -144,10 +150,11 @@ gr_runtime *gr_runtime_new(const gr_config *cfg) {
   rt->nworkers = rt->cfg.workers;
   rt->workers_cap = rt->nworkers + (int)rt->cfg.max_extra_workers;
   rt->workers = calloc((size_t)rt->workers_cap, sizeof *rt->workers);
-  rt->pools = gr__pool_registry_new();
-  if (!rt->workers || !rt->pools) {
+  rt->pools = gr__pool_registry_new(&rt->cfg);
+  if (!rt->workers || !rt->pools || gr__records_init(rt, &rt->cfg) != GR_OK) {
     free(rt->workers);
     gr__pool_registry_free(rt->pools);
+    gr__records_free(rt);
     free(rt);
     return NULL;
   }
@@ -390,6 +397,7 @@ void gr_runtime_free(gr_runtime *rt) {
   gr__free_outsiders(rt);
   gr__monitor_stop(rt);
   gr__pool_registry_free(rt->pools);
+  gr__records_free(rt);
   free(rt->workers);
   free(rt->heap);
   pthread_mutex_destroy(&rt->runq_mu);

@@ -187,12 +187,12 @@ static void make_finished(api_ctx *api, const char *auth, const char *path,
   api_job *job = api__job_find(api, out);
   if (!job || !GR_STATE_FINAL(gr_future_wait(api__job_future(job), 5000)))
     fz_fail("POST %s: %s did not finish in 5 s", path, out);
-  api__job_unref(job);
+  api__job_free(job);
 }
 
 static int known(api_ctx *api, const char *id) {
   api_job *job = id[0] ? api__job_find(api, id) : NULL;
-  api__job_unref(job);
+  api__job_free(job);
   return job != NULL;
 }
 
@@ -228,6 +228,8 @@ static void build(void) {
   gr_config cfg = {0};
   cfg.workers = 1;
   cfg.memory_limit = FZ_MEMORY;
+  cfg.result_ttl_ms = 60 * 1000;
+  cfg.max_results = 64;
   cfg.hooks.log = quiet_log;
   gr_lua_setup(&cfg);
   rt = gr_runtime_new(&cfg);
@@ -237,8 +239,6 @@ static void build(void) {
     api_config c = {.rt = rt,
                     .profile = GR_PROFILE_UNTRUSTED,
                     .max_body = 64u << 10,
-                    .result_ttl_ms = 60 * 1000,
-                    .max_results = 64,
                     .default_timeout_ms = FZ_TIMEOUT_MS,
                     .max_timeout_ms = FZ_TIMEOUT_MS,
                     .max_wait_ms = FZ_TIMEOUT_MS,

@@ -141,8 +141,9 @@ static int fail_with(lua_State *L, const char *msg, const char *name) {
   return 2;
 }
 
+/* An integer field of the options table at 2, from min to max. */
 static lua_Integer opt_field(lua_State *L, const char *field, lua_Integer dflt,
-                             lua_Integer min) {
+                             lua_Integer min, lua_Integer max) {
   lua_Integer v = dflt;
   if (lua_getfield(L, 2, field) != LUA_TNIL) {
     int isint;
@@ -151,76 +152,74 @@ static lua_Integer opt_field(lua_State *L, const char *field, lua_Integer dflt,
       luaL_argerror(L, 2,
                     lua_pushfstring(L, "%s must be an integer of at least %I",
                                     field, min));
+    if (v > max)
+      luaL_argerror(L, 2,
+                    lua_pushfstring(L, "%s must be an integer of at most %I",
+                                    field, max));
   }
   lua_pop(L, 1);
   return v;
 }
 
-/* How many open pools untrusted goroutines may bring a runtime to (see
- * gr_lua_limit_pools). */
-static const char pool_limit_key = 'P';
-
-static void pool_limit_free(void *data) {
-  free(data);
-}
-
-int gr_lua_limit_pools(gr_runtime *rt, size_t max) {
-  if (!max)
-    return gr_runtime_ext_set(rt, &pool_limit_key, NULL, NULL);
-  size_t *limit = malloc(sizeof *limit);
-  if (!limit)
-    return GR_ENOMEM;
-  *limit = max;
-  int rc = gr_runtime_ext_set(rt, &pool_limit_key, limit, pool_limit_free);
-  if (rc != GR_OK)
-    free(limit);
-  return rc;
-}
-
-/* Whether an untrusted goroutine may create pool `name` now. */
-static int pool_room(lua_State *L, gr_runtime *rt, const char *name,
-                     size_t *max) {
-  gr_g *g = gr_current(L);
-  size_t *limit = gr_runtime_ext(rt, &pool_limit_key);
-  if (!limit || !g || gr_profile(g) != GR_PROFILE_UNTRUSTED)
-    return 1;
-  *max = *limit;
-  char **names;
-  size_t n = gr_pool_names(rt, &names);
-  int taken = 0;
-  for (size_t i = 0; i < n; i++) {
-    taken |= strcmp(names[i], name) == 0;
-    free(names[i]);
-  }
-  free(names);
-  return taken || n < *limit; /* a taken name gets the better error */
-}
-
+/* The runtime's pool policy decides (core enforces it for HTTP alike). */
 static int l_pool_create(lua_State *L) {
   gr_runtime *rt = gl_runtime(L);
-  const char *name = luaL_checkstring(L, 1);
+  size_t len;
+  const char *name = luaL_checklstring(L, 1, &len);
   if (!lua_isnoneornil(L, 2))
     luaL_checktype(L, 2, LUA_TTABLE);
   else
     lua_settop(L, 1), lua_newtable(L);
-  lua_Integer workers = opt_field(L, "workers", 4, 1);
-  lua_Integer queue_size = opt_field(L, "queue_size", 2 * workers, 0);
-  size_t max;
-  if (!pool_room(L, rt, name, &max)) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "too many pools: the server allows %I",
-                    (lua_Integer)max);
-    return 2;
-  }
+  gr_pool_policy policy;
+  gr_pool_policy_get(rt, &policy);
+  luaL_argcheck(L, gr_pool_name_valid(name, len), 1,
+                "pool names are " GR_POOL_NAME_RULE);
+  lua_Integer workers = opt_field(L, "workers", 4, 1, policy.max_workers);
+  lua_Integer queue_size =
+      opt_field(L, "queue_size", 2 * workers, 0, policy.max_queue_size);
   int rc = gr_pool_create(rt, name, workers, queue_size);
   if (rc == GR_EEXIST)
     return fail_with(L, "pool already exists", name);
-  if (rc == GR_EINVAL)
-    return luaL_argerror(L, 1, "pool name must be 1 to 127 bytes");
+  if (rc == GR_EMAXPOOLS) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "too many pools: the server allows %I",
+                    (lua_Integer)policy.max_pools);
+    return 2;
+  }
   if (rc != GR_OK)
     return fail_with(L, gr_strerror(rc), NULL);
   lua_pushboolean(L, 1);
   return 1;
+}
+
+/* nil and the reason a submit to pool `name` was refused. */
+static int submit_refused(lua_State *L, int rc, const char *name) {
+  if (rc == GR_ENOTFOUND)
+    return fail_with(L, "pool not found", name);
+  if (rc == GR_EMAXQUEUED) {
+    gr_pool_policy policy;
+    gr_pool_policy_get(gl_runtime(L), &policy);
+    lua_pushnil(L);
+    lua_pushfstring(L,
+                    "too many tasks queued: the server allows %I in all "
+                    "pools together",
+                    (lua_Integer)policy.max_queued);
+    return 2;
+  }
+  return fail_with(L, gr_strerror(rc), NULL);
+}
+
+/* Submits the spawn to pool `name` (the pack is consumed either way). */
+static int submit_to(gr_runtime *rt, const char *name, const gr_spawn *s,
+                     char *id, size_t idlen, int flags) {
+  gr_pool *pool = gr_pool_find(rt, name);
+  if (!pool) {
+    gr_pack_free(s->pack);
+    return GR_ENOTFOUND;
+  }
+  int rc = s->pack ? gr_pool_submit(pool, s, id, idlen, flags) : GR_ENOMEM;
+  gr_pool_unref(pool);
+  return rc;
 }
 
 /* The runtime's choice for a pool_submit that finds the queue full (see
@@ -287,16 +286,11 @@ static int l_pool_submit(lua_State *L) {
   gr_spawn s = spawn_from(L, pack_call(L, 2, lua_gettop(L) - 1, 2));
   claim_job_slot(L, s.pack);
   char id[32];
-  int rc = gr_pool_submit(rt, name, &s, id, sizeof id);
-  switch (rc) {
-  case GR_OK:
-    lua_pushstring(L, id);
-    return 1;
-  case GR_ENOTFOUND:
-    return fail_with(L, "pool not found", name);
-  default:
-    return fail_with(L, gr_strerror(rc), NULL);
-  }
+  int rc = submit_to(rt, name, &s, id, sizeof id, 0);
+  if (rc != GR_OK)
+    return submit_refused(L, rc, name);
+  lua_pushstring(L, id);
+  return 1;
 }
 
 typedef struct pool_ref {
@@ -331,11 +325,16 @@ static int l_pool_result(lua_State *L) {
   gr_runtime *rt = gl_runtime(L);
   const char *name = luaL_checkstring(L, 1);
   const char *id = luaL_checkstring(L, 2);
-  gr_pool *pool = gr_pool_find(rt, name);
-  if (!pool)
+  char pool[GR_POOL_NAME_MAX + 1];
+  gr_future *f = gr_record_find(rt, id, pool, sizeof pool);
+  if (f && strcmp(pool, name) != 0) { /* another pool's task, or a job */
+    gr_future_unref(f);
+    f = NULL;
+  }
+  gr_pool *known = f ? NULL : gr_pool_find(rt, name); /* closed ones too */
+  gr_pool_unref(known);
+  if (!f && !known)
     return fail_with(L, "pool not found", name);
-  gr_future *f = gr_pool_task_future(pool, id);
-  gr_pool_unref(pool);
   if (!f) {
     lua_pushnil(L);
     lua_pushfstring(L,
@@ -388,46 +387,32 @@ static int submit_wait_step(lua_State *L, int status, lua_KContext ctx) {
   gr_runtime *rt = gl_runtime(L);
   pending_submit *ps = lua_touserdata(L, 2);
   const char *name = submit_target(L);
-  {
-    gr_spawn s = spawn_from(L, gr_pack_dup(ps->pack));
-    if (s.pack)
-      claim_job_slot(L, s.pack);
-    gr_pool *pool = gr_pool_find(rt, name);
-    if (!pool) {
-      gr_pack_free(s.pack);
-      return fail_with(L, "pool not found", name);
-    }
-    char id[32];
-    int rc = s.pack ? gr_pool_submit_ex(rt, name, &s, id, sizeof id,
-                                        GR_SUBMIT_WAITING)
-                    : GR_ENOMEM;
-    if (rc == GR_OK) {
-      gr_pool_unref(pool);
-      lua_pushstring(L, id);
-      return 1;
-    }
-    if (rc != GR_EFULL) {
-      gr_pool_unref(pool);
-      return fail_with(L, gr_strerror(rc), NULL);
-    }
-    if (ps->warn) {
-      warn_submit_waits(L, name);
-      ps->warn = 0;
-    }
-    if (ps->deadline_ns && gr_now_ns() >= ps->deadline_ns) {
-      gr_pool_unref(pool);
-      lua_pushnil(L);
-      lua_pushfstring(L, "timeout after %I ms: pool queue is full",
-                      (lua_Integer)ps->timeout_ms);
-      return 2;
-    }
-    /* Wait for room (the arm looks at the pool under its lock, by name:
-     * nothing is held across the park). */
-    gr_pool_unref(pool);
-    pool_ref ref = {rt, name};
-    return gr_park(L, arm_room_by_name, &ref, ps->deadline_ns, submit_wait_step,
-                   0);
+  gr_spawn s = spawn_from(L, gr_pack_dup(ps->pack));
+  if (s.pack)
+    claim_job_slot(L, s.pack);
+  char id[32];
+  int rc = submit_to(rt, name, &s, id, sizeof id, GR_SUBMIT_WAITING);
+  if (rc == GR_OK) {
+    lua_pushstring(L, id);
+    return 1;
   }
+  if (rc != GR_EFULL) /* the runtime's max_queued included: no waiting */
+    return submit_refused(L, rc, name);
+  if (ps->warn) {
+    warn_submit_waits(L, name);
+    ps->warn = 0;
+  }
+  if (ps->deadline_ns && gr_now_ns() >= ps->deadline_ns) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "timeout after %I ms: pool queue is full",
+                    (lua_Integer)ps->timeout_ms);
+    return 2;
+  }
+  /* Wait for room (the arm looks at the pool under its lock, by name:
+   * nothing is held across the park). */
+  pool_ref ref = {rt, name};
+  return gr_park(L, arm_room_by_name, &ref, ps->deadline_ns, submit_wait_step,
+                 0);
 }
 
 /* pool_submit_wait(name or {name=, timeout=ms}, fn, ...): like pool_submit,

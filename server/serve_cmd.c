@@ -556,16 +556,15 @@ int cmd_serve(int argc, char **argv) {
   gr_config cfg = {0};
   cfg.workers = (int)workers;
   cfg.memory_limit = (size_t)memory;
+  cfg.max_pools = (size_t)max_pools;
+  cfg.max_queued = (size_t)max_queued;
+  cfg.result_ttl_ms = ttl * 1000;
+  cfg.max_results = (size_t)max_results;
   cfg.hooks.log = srv_log_hook;
   gr_lua_setup(&cfg);
   gr_runtime *rt = gr_runtime_new(&cfg);
   if (rt)
     gr_pool_observe(rt, log_task_end, NULL);
-  /* Snippets' own pool_create counts against --max-pools too. */
-  if (rt && gr_lua_limit_pools(rt, (size_t)max_pools) != GR_OK) {
-    gr_runtime_free(rt);
-    rt = NULL;
-  }
   const char *allow = options[O_HTTP_ALLOW].value;
   if (rt && *allow && gr_lua_http_allow(rt, allow) != GR_OK) {
     fprintf(stderr,
@@ -581,8 +580,6 @@ int cmd_serve(int argc, char **argv) {
       .rt = rt,
       .profile = GR_PROFILE_UNTRUSTED,
       .max_body = (size_t)max_body,
-      .result_ttl_ms = ttl * 1000,
-      .max_results = (size_t)max_results,
       .default_timeout_ms = dflt_timeout,
       .max_timeout_ms = max_timeout,
       .max_wait_ms = max_wait,
@@ -590,8 +587,6 @@ int cmd_serve(int argc, char **argv) {
       .token = token,
       .read_token = read_token,
       .inline_budget_us = inline_us ? inline_us : -1,
-      .max_pools = (size_t)max_pools,
-      .max_queued = (size_t)max_queued,
       .max_jobs = (size_t)max_jobs,
       .max_long_polls = (size_t)max_long_polls,
       .job_memory_limit = (size_t)job_memory,

@@ -51,15 +51,19 @@ void t_log_clear(void) {
   pthread_mutex_unlock(&log_mu);
 }
 
-gr_runtime *t_runtime(int workers, size_t memory_limit) {
-  gr_config cfg = {0};
-  cfg.workers = workers;
-  cfg.memory_limit = memory_limit ? memory_limit : 64u << 20;
-  cfg.hooks.log = capture_log;
-  gr_lua_setup(&cfg);
-  gr_runtime *rt = gr_runtime_new(&cfg);
+gr_runtime *t_runtime_with(gr_config *cfg) {
+  if (!cfg->memory_limit)
+    cfg->memory_limit = 64u << 20;
+  cfg->hooks.log = capture_log;
+  gr_lua_setup(cfg);
+  gr_runtime *rt = gr_runtime_new(cfg);
   ck_assert_ptr_nonnull(rt);
   return rt;
+}
+
+gr_runtime *t_runtime(int workers, size_t memory_limit) {
+  gr_config cfg = {.workers = workers, .memory_limit = memory_limit};
+  return t_runtime_with(&cfg);
 }
 
 void t_runtime_free(gr_runtime *rt) {

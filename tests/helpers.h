@@ -14,6 +14,8 @@
 /* A runtime with `workers` threads and the given memory limit per goroutine
  * (0 = the default of 64 MiB). Log lines go to a buffer (t_log). */
 gr_runtime *t_runtime(int workers, size_t memory_limit);
+/* A runtime of cfg's settings, with the helpers' log and the Lua hooks. */
+gr_runtime *t_runtime_with(gr_config *cfg);
 void t_runtime_free(gr_runtime *rt);
 
 /* Starts code (a Lua chunk; `...` are the string args) as a goroutine of the

@@ -347,24 +347,69 @@ END_TEST
 /* ---- tasks ------------------------------------------------------------------
  */
 
-START_TEST(location_holds_a_long_escaped_pool_name) {
-  /* A snippet may name a pool anything up to 127 bytes; HTTP reaches it
-   * escaped, and the Location of its task holds the whole name. */
+START_TEST(location_holds_the_whole_pool_name) {
+  /* Snippets get the pool policy HTTP gets: a name with a '/' is refused
+   * there too, and the longest name is whole in a task's Location. */
   reply r = call("POST", "/v1/run",
-                 "{\"code\":\"return goroutine.pool_create(('a/'):rep(63) .. "
-                 "'z', {workers = 1})\"}");
+                 "{\"code\":\"return goroutine.pool_create(('a/'):rep(3), "
+                 "{workers = 1})\"}");
   ck_assert_int_eq(r.status, 200);
+  ck_assert_str_eq(str(&r, "state"), "failed");
+  ck_assert_ptr_nonnull(strstr(str(&r, "error"), "pool names are 1 to 64"));
   done(&r);
-  char escaped[400] = "", path[512];
-  for (int i = 0; i < 63; i++)
-    strcat(escaped, "a%2F");
-  strcat(escaped, "z");
-  snprintf(path, sizeof path, "/v1/pools/%s/tasks", escaped);
+  char name[GR_POOL_NAME_MAX + 1], body[256], path[512];
+  memset(name, 'a', GR_POOL_NAME_MAX);
+  memcpy(name, "x.y-z_", 6);
+  name[GR_POOL_NAME_MAX] = '\0';
+  snprintf(body, sizeof body,
+           "{\"code\":\"return goroutine.pool_create('%s', {workers = 1})\"}",
+           name);
+  r = call("POST", "/v1/run", body);
+  ck_assert_str_eq(str(&r, "state"), "succeeded");
+  done(&r);
+  snprintf(path, sizeof path, "/v1/pools/%s/tasks", name);
   r = call("POST", path, "{\"code\":\"return 1\"}");
   ck_assert_int_eq(r.status, 202);
   char location[600];
   snprintf(location, sizeof location, "Location: %s/%s", path, str(&r, "id"));
   ck_assert_msg(has_header(&r, location), "no %s", location);
+  done(&r);
+}
+END_TEST
+
+/* One store of records: a snippet's task is read over HTTP, and an HTTP
+ * task through pool_result. */
+START_TEST(tasks_of_snippets_and_of_http_share_records) {
+  reply r = call("POST", "/v1/pools", "{\"name\":\"s\",\"workers\":1}");
+  done(&r);
+  r = call("POST", "/v1/run",
+           "{\"code\":\"return goroutine.pool_submit('s', function() return "
+           "5 end)\"}");
+  ck_assert_str_eq(str(&r, "state"), "succeeded");
+  char path[128];
+  snprintf(
+      path, sizeof path, "/v1/pools/s/tasks/%s?wait=5",
+      json_string_value(json_array_get(json_object_get(r.json, "values"), 0)));
+  done(&r);
+  r = call("GET", path, NULL);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_str_eq(str(&r, "state"), "succeeded");
+  ck_assert_int_eq(
+      json_integer_value(json_array_get(json_object_get(r.json, "values"), 0)),
+      5);
+  ck_assert_str_eq(str(&r, "pool"), "s");
+  done(&r);
+  r = call("POST", "/v1/pools/s/tasks", "{\"code\":\"return 6\"}");
+  char body[256];
+  snprintf(body, sizeof body,
+           "{\"code\":\"local id = ... goroutine.pool_wait('s') local t = "
+           "goroutine.pool_result('s', id) return t.state, t.values[1]\","
+           "\"args\":[\"%s\"]}",
+           str(&r, "id"));
+  done(&r);
+  r = call("POST", "/v1/run", body);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_str_eq(r.values_text, "[\"succeeded\",6]");
   done(&r);
 }
 END_TEST
@@ -856,11 +901,12 @@ START_TEST(wake_all_answers_waiting_requests) {
 END_TEST
 
 START_TEST(results_expire_by_count) {
-  gr_runtime_wait_idle(rt, 5000); /* the old api tracks no running job */
+  /* The runtime keeps the records: one that keeps 3 finished ones. */
+  t_runtime_free(rt);
   api_free(api);
-  api_config cfg = {
-      .rt = rt, .profile = GR_PROFILE_UNTRUSTED, .max_results = 3};
-  api = api_new(&cfg);
+  gr_config rcfg = {.workers = 2, .max_results = 3};
+  rt = t_runtime_with(&rcfg);
+  api = make_api(NULL);
   char first[64] = "";
   for (int i = 0; i < 5; i++) {
     reply r = call("POST", "/v1/jobs", "{\"code\":\"return 1\"}");
@@ -892,7 +938,8 @@ static Suite *api_suite(void) {
   tcase_add_test(tc, pool_create_validation);
   tcase_add_test(tc, bodies_must_be_json);
   tcase_add_test(tc, pool_wait_long_polls);
-  tcase_add_test(tc, location_holds_a_long_escaped_pool_name);
+  tcase_add_test(tc, location_holds_the_whole_pool_name);
+  tcase_add_test(tc, tasks_of_snippets_and_of_http_share_records);
   tcase_add_test(tc, task_submit_and_long_poll);
   tcase_add_test(tc, task_long_poll_times_out);
   tcase_add_test(tc, task_queue_full_and_closed_pool);

@@ -112,6 +112,15 @@ START_TEST(max_queued_across_pools) {
   ck_assert_str_eq(hc_header(&r, "retry-after"), "1");
   expect_limit(&r, "--max-queued", 2);
   hc_release(&r);
+  /* A snippet's pool_submit meets the same limit (core enforces it). */
+  r = hc_call(&srv, "POST", "/v1/run",
+              "{\"code\": \"return goroutine.pool_submit('b', function() "
+              "end)\"}");
+  expect_status(&r, 200);
+  ck_assert_msg(strstr(r.body, "\"values\":[null,\"too many tasks queued: "
+                               "the server allows 2 in all pools together\"]"),
+                "%s", r.body);
+  hc_release(&r);
   /* A task that starts at once does not queue: it is accepted. */
   post_expect("/v1/pools/idle/tasks", "{\"code\":\"return 1\"}", 202);
   hc_still_serving(&srv);

@@ -163,7 +163,11 @@ START_TEST(pool_create_defaults_and_validation) {
   t_fails(rt, "goroutine.pool_create('x', {queue_size = -1})",
           "queue_size must be an integer of at least 0");
   t_fails(rt, "goroutine.pool_create('x', 5)", "table expected");
-  t_fails(rt, "goroutine.pool_create('')", "pool name must be 1 to 127 bytes");
+  t_fails(rt, "goroutine.pool_create('')", "pool names are 1 to 64 letters");
+  t_fails(rt, "goroutine.pool_create('my pool')", "pool names are 1 to 64");
+  t_fails(rt, "goroutine.pool_create(('x'):rep(65))", "pool names are 1 to 64");
+  t_fails(rt, "goroutine.pool_create('x', {workers = 100001})",
+          "workers must be an integer of at most 100000");
 }
 END_TEST
 

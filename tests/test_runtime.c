@@ -6,6 +6,7 @@
  */
 #include "helpers.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -239,17 +240,20 @@ static gr_pack *source_pack(const char *code) {
 START_TEST(pool_c_api) {
   ck_assert_int_eq(gr_pool_create(rt, "a", 1, -1), GR_OK);
   ck_assert_int_eq(gr_pool_create(rt, "a", 1, -1), GR_EEXIST);
-  ck_assert_int_eq(gr_pool_create(rt, "", 1, -1), GR_EINVAL);
+  ck_assert_int_eq(gr_pool_create(rt, "", 1, -1), GR_ENAME);
+  ck_assert_int_eq(gr_pool_create(rt, ".hidden", 1, -1), GR_ENAME);
+  ck_assert_int_eq(gr_pool_create(rt, "a b", 1, -1), GR_ENAME);
   ck_assert_int_eq(gr_pool_create(rt, "b", 0, -1), GR_EINVAL);
   ck_assert_int_eq(gr_pool_create(rt, "b", 2, 1), GR_OK);
 
   gr_future *fs[4];
   char id[32];
+  gr_pool *a = gr_pool_find(rt, "a");
   for (int i = 0; i < 4; i++) {
     fs[i] = gr_future_new();
     gr_spawn s = {.pack = source_pack("goroutine.sleep(100) return 1"),
                   .future = fs[i]};
-    int rc = gr_pool_submit(rt, "a", &s, id, sizeof id);
+    int rc = gr_pool_submit(a, &s, id, sizeof id, 0);
     ck_assert_int_eq(rc, i < 3 ? GR_OK : GR_EFULL); /* 1 running + 2 queued */
   }
   gr_pool_stats st;
@@ -286,9 +290,9 @@ START_TEST(pool_c_api) {
   ck_assert_int_eq(gr_pool_close(rt, "a", NULL), GR_OK);
   ck_assert_int_eq(gr_pool_close(rt, "zz", NULL), GR_ENOTFOUND);
   gr_spawn s = {.pack = source_pack("return 1")};
-  ck_assert_int_eq(gr_pool_submit(rt, "a", &s, id, sizeof id), GR_ECLOSED);
-  gr_spawn s2 = {.pack = source_pack("return 1")};
-  ck_assert_int_eq(gr_pool_submit(rt, "zz", &s2, id, sizeof id), GR_ENOTFOUND);
+  ck_assert_int_eq(gr_pool_submit(a, &s, id, sizeof id, 0), GR_ECLOSED);
+  ck_assert_ptr_null(gr_pool_find(rt, "zz"));
+  gr_pool_unref(a);
   for (int i = 0; i < 4; i++)
     gr_future_unref(fs[i]);
 }
@@ -300,7 +304,9 @@ START_TEST(pool_task_timeout_counts_as_failed) {
   char id[32];
   gr_spawn s = {
       .pack = source_pack("while true do end"), .future = f, .timeout_ms = 50};
-  ck_assert_int_eq(gr_pool_submit(rt, "t", &s, id, sizeof id), GR_OK);
+  gr_pool *t = gr_pool_find(rt, "t");
+  ck_assert_int_eq(gr_pool_submit(t, &s, id, sizeof id, 0), GR_OK);
+  gr_pool_unref(t);
   ck_assert_int_eq(gr_future_wait(f, 10000), GR_TIMED_OUT);
   gr_runtime_wait_idle(rt, 5000);
   gr_pool_stats st;
@@ -375,8 +381,129 @@ END_TEST
 START_TEST(errors_have_readable_names) {
   ck_assert_str_eq(gr_strerror(GR_EFULL), "pool queue is full");
   ck_assert_str_eq(gr_strerror(GR_ECLOSED), "pool is closed");
+  ck_assert_str_eq(gr_strerror(GR_EMAXPOOLS), "too many pools");
+  ck_assert_str_eq(gr_strerror(GR_EMAXQUEUED), "too many tasks queued");
   ck_assert_str_eq(gr_state_name(GR_TIMED_OUT), "timed_out");
   ck_assert_str_eq(gr_state_name(99), "unknown");
+}
+END_TEST
+
+/* The pool policy is core's: the same limits for every caller. */
+START_TEST(pool_policy_is_enforced_in_core) {
+  gr_config cfg = {.workers = 1,
+                   .max_pools = 2,
+                   .max_queued = 1,
+                   .max_pool_workers = 8,
+                   .max_pool_queue = 3};
+  gr_runtime *limited = t_runtime_with(&cfg);
+  gr_pool_policy policy;
+  gr_pool_policy_get(limited, &policy);
+  ck_assert_int_eq(policy.max_workers, 8);
+  ck_assert_int_eq(policy.max_queue_size, 3);
+  ck_assert_uint_eq(policy.max_pools, 2);
+  ck_assert_uint_eq(policy.max_queued, 1);
+  ck_assert_int_eq(gr_pool_create(limited, "p", 9, 0), GR_EINVAL);
+  ck_assert_int_eq(gr_pool_create(limited, "p", 1, 4), GR_EINVAL);
+  ck_assert_int_eq(gr_pool_create(limited, "p", 1, 3), GR_OK);
+  ck_assert_int_eq(gr_pool_create(limited, "q", 1, 3), GR_OK);
+  ck_assert_int_eq(gr_pool_create(limited, "r", 1, 3), GR_EMAXPOOLS);
+  ck_assert_int_eq(gr_pool_create(limited, "q", 1, 3), GR_EEXIST);
+  ck_assert_uint_eq(gr_pool_count(limited), 2);
+  /* One task runs in each pool; one more may wait, in either pool. */
+  char id[32];
+  const char *names[] = {"p", "q", "p", "q"};
+  const int want[] = {GR_OK, GR_OK, GR_OK, GR_EMAXQUEUED};
+  for (int i = 0; i < 4; i++) {
+    gr_pool *pool = gr_pool_find(limited, names[i]);
+    gr_spawn s = {.pack = source_pack("goroutine.sleep(200)")};
+    ck_assert_int_eq(gr_pool_submit(pool, &s, id, sizeof id, 0), want[i]);
+    gr_pool_unref(pool);
+  }
+  /* A closed pool's place is free again, and its queued task's too. */
+  ck_assert_int_eq(gr_pool_close(limited, "p", NULL), GR_OK);
+  ck_assert_int_eq(gr_pool_create(limited, "r", 1, 3), GR_OK);
+  gr_pool *q = gr_pool_find(limited, "q");
+  gr_spawn s = {.pack = source_pack("return 1")};
+  ck_assert_int_eq(gr_pool_submit(q, &s, id, sizeof id, 0), GR_OK);
+  gr_pool_unref(q);
+  ck_assert_int_eq(gr_pool_name_valid("a.b-c_D9", 8), 1);
+  ck_assert_int_eq(gr_pool_name_valid(".a", 2), 0);
+  ck_assert_int_eq(gr_pool_name_valid("a/b", 3), 0);
+  t_runtime_free(limited);
+}
+END_TEST
+
+/* The store in memory: records by id, their pool, retention by count and
+ * by age, and forgetting. */
+START_TEST(memory_store_keeps_and_drops_records) {
+  gr_store *st = gr_store_memory_new(300, 2);
+  gr_future *f[4];
+  char id[16], pool[8];
+  for (int i = 0; i < 4; i++) { /* the last one never finishes */
+    f[i] =
+        i < 3 ? t_start(rt, "return 1", GR_PROFILE_TRUSTED) : gr_future_new();
+    snprintf(id, sizeof id, "r%d", i);
+    ck_assert_int_eq(st->ops->add(st, id, i % 2 ? "p" : NULL, f[i]), GR_OK);
+  }
+  gr_future *got = st->ops->find(st, "r1", pool, sizeof pool);
+  ck_assert_ptr_eq(got, f[1]);
+  ck_assert_str_eq(pool, "p");
+  gr_future_unref(got);
+  got = st->ops->find(st, "r0", pool, sizeof pool);
+  ck_assert_str_eq(pool, "");
+  gr_future_unref(got);
+  ck_assert_ptr_null(st->ops->find(st, "nope", pool, sizeof pool));
+  /* Finished records: the oldest leave beyond 2; unfinished ones stay. */
+  for (int i = 0; i < 3; i++) {
+    ck_assert_int_eq(gr_future_wait(f[i], 10000), GR_SUCCEEDED);
+    snprintf(id, sizeof id, "r%d", i);
+    st->ops->update(st, id, f[i], GR_SUCCEEDED);
+  }
+  ck_assert_ptr_null(st->ops->find(st, "r0", NULL, 0));
+  got = st->ops->find(st, "r3", NULL, 0);
+  ck_assert_ptr_nonnull(got);
+  gr_future_unref(got);
+  /* ... and past the TTL. */
+  usleep(400 * 1000);
+  ck_assert_ptr_null(st->ops->find(st, "r1", NULL, 0));
+  ck_assert_ptr_null(st->ops->find(st, "r2", NULL, 0));
+  got = st->ops->find(st, "r3", NULL, 0);
+  ck_assert_ptr_nonnull(got); /* never finished: kept */
+  gr_future_unref(got);
+  ck_assert_int_eq(st->ops->forget(st, "r3"), 1);
+  ck_assert_int_eq(st->ops->forget(st, "r3"), 0);
+  st->ops->destroy(st);
+  for (int i = 0; i < 4; i++)
+    gr_future_unref(f[i]);
+}
+END_TEST
+
+/* Tasks and recorded goroutines are found by id, with their pool. */
+START_TEST(records_of_tasks_and_jobs) {
+  ck_assert_int_eq(gr_pool_create(rt, "rec", 1, -1), GR_OK);
+  gr_pool *pool = gr_pool_find(rt, "rec");
+  char task[32], job[32], where[GR_POOL_NAME_MAX + 1];
+  gr_spawn s = {.pack = source_pack("return 7")};
+  ck_assert_int_eq(gr_pool_submit(pool, &s, task, sizeof task, 0), GR_OK);
+  gr_pool_unref(pool);
+  gr_future *f = gr_record_find(rt, task, where, sizeof where);
+  ck_assert_ptr_nonnull(f);
+  ck_assert_str_eq(where, "rec");
+  ck_assert_int_eq(gr_future_wait(f, 10000), GR_SUCCEEDED);
+  gr_future_unref(f);
+  gr_future *jf = gr_future_new();
+  gr_spawn js = {.pack = source_pack("return 8"), .future = jf};
+  ck_assert_int_gt(gr_go_recorded(rt, &js, job, sizeof job), 0);
+  ck_assert_int_eq(strncmp(job, "job-", 4), 0);
+  ck_assert_uint_eq(strlen(job), 20);
+  f = gr_record_find(rt, job, where, sizeof where);
+  ck_assert_ptr_eq(f, jf);
+  ck_assert_str_eq(where, "");
+  ck_assert_int_eq(gr_future_wait(f, 10000), GR_SUCCEEDED);
+  gr_future_unref(f);
+  ck_assert_int_eq(gr_record_forget(rt, job), 1);
+  ck_assert_ptr_null(gr_record_find(rt, job, NULL, 0));
+  gr_future_unref(jf);
 }
 END_TEST
 
@@ -402,6 +529,9 @@ static Suite *runtime_suite(void) {
   tcase_add_test(tc, blocked_worker_gets_a_stand_in);
   tcase_add_test(tc, runtime_stats);
   tcase_add_test(tc, errors_have_readable_names);
+  tcase_add_test(tc, pool_policy_is_enforced_in_core);
+  tcase_add_test(tc, memory_store_keeps_and_drops_records);
+  tcase_add_test(tc, records_of_tasks_and_jobs);
   suite_add_tcase(s, tc);
   return s;
 }

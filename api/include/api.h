@@ -24,8 +24,6 @@ typedef struct api_config {
   gr_runtime *rt;
   int profile;                /* for snippets: GR_PROFILE_UNTRUSTED */
   size_t max_body;            /* bytes; default 1 MiB */
-  int64_t result_ttl_ms;      /* finished results kept this long; 10 min */
-  size_t max_results;         /* and at most this many; 10000 */
   int64_t default_timeout_ms; /* a snippet's run time when not given; 30 s */
   int64_t max_timeout_ms;     /* the most a request may ask for; 10 min */
   int64_t max_wait_ms;        /* the longest long poll; 60 s */
@@ -36,9 +34,9 @@ typedef struct api_config {
   const char *token;          /* bearer token for /v1; NULL = open */
   const char *read_token;     /* may only read (see api_access); ignored
                                  without token */
-  /* Server-wide limits; 0 = none (goroutined serve sets its defaults). */
-  size_t max_pools;      /* open pools (409 beyond) */
-  size_t max_queued;     /* tasks waiting in pool queues, all pools (429) */
+  /* Server-wide limits; 0 = none (goroutined serve sets its defaults).
+   * Pools' limits and how long results are kept are the runtime's
+   * (gr_config). */
   size_t max_long_polls; /* requests held waiting at once (429) */
   size_t max_jobs;       /* jobs running at once (429) */
   /* Per job (a snippet and every goroutine it starts); 0 = none. */

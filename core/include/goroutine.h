@@ -41,8 +41,11 @@ enum {
   GR_EFULL = -5,     /* pool queue is full */
   GR_ECLOSED = -6,   /* pool is closed, or the runtime is stopping */
   GR_ETIMEDOUT = -7,
-  GR_ECANCELLED = -8, /* cancelled before it started */
-  GR_ELIMIT = -9,     /* the job has as many goroutines as it may */
+  GR_ECANCELLED = -8,  /* cancelled before it started */
+  GR_ELIMIT = -9,      /* the job has as many goroutines as it may */
+  GR_ENAME = -10,      /* not a valid pool name (GR_POOL_NAME_RULE) */
+  GR_EMAXPOOLS = -11,  /* the runtime has as many pools as it may */
+  GR_EMAXQUEUED = -12, /* as many tasks wait in all queues as may */
 };
 const char *gr_strerror(int code);
 
@@ -86,6 +89,17 @@ typedef struct gr_config {
   unsigned max_extra_workers; /* stand-ins for blocked workers; 0 = 64 */
   int no_state_reuse;         /* 1: a new Lua state for every goroutine */
   gr_hooks hooks;
+  /* Pool policy, the same for every caller (Lua and HTTP alike). */
+  int64_t max_pool_workers; /* a pool's workers at most; 0 = 100,000 */
+  int64_t max_pool_queue;   /* a pool's queue_size at most; 0 = 1,000,000 */
+  size_t max_pools;         /* open pools at most; 0 = no limit */
+  size_t max_queued;        /* tasks waiting in all queues; 0 = no limit */
+  /* What the record store (NULL: one in memory) keeps of finished tasks
+   * and recorded goroutines: for result_ttl_ms (0 = until pushed out),
+   * and at most max_results of them (0 = 10,000). */
+  struct gr_store *store; /* taken over by the runtime */
+  int64_t result_ttl_ms;
+  size_t max_results;
 } gr_config;
 
 gr_runtime *gr_runtime_new(const gr_config *cfg);
@@ -436,6 +450,60 @@ int gr_select_case_is_send(gr_select *s, int i);
 /* Finishes it if needed and frees it, with any value never taken. */
 void gr_select_free(gr_select *s);
 
+/* ---- records: what became of each task and job, by id --------------- */
+
+/* Every pool task, and every goroutine started with gr_go_recorded (the
+ * HTTP API's jobs), has a record from the moment it is accepted: its id,
+ * its pool (none for a job), and its outcome, which a future carries. The
+ * runtime writes every record through one store: records by id, their
+ * state transitions (queued, running, one final state), retention (a
+ * finished record is dropped after the store's TTL or when newer ones
+ * push it out; an unfinished one never is), and waiters (on the record's
+ * future: register with gr_future_on_done or park with gr_future_arm,
+ * which then sees the state as it is, so no wake-up is lost). The store
+ * in memory is the default; a durable store implements the same
+ * operations. */
+typedef struct gr_store gr_store;
+/* Room for any record's id, its NUL included. */
+#define GR_RECORD_ID_MAX 32
+typedef struct gr_store_ops {
+  const char *name; /* "memory", ... */
+  /* A record accepted now: id, the pool of a task (NULL for a job), and
+   * the future that carries its outcome (the store takes a reference).
+   * GR_OK, or a GR_E code: the work is then refused, never run unrecorded. */
+  int (*add)(gr_store *st, const char *id, const char *pool, gr_future *f);
+  /* The record's future changed to state: GR_RUNNING, or final (its
+   * values or error are in f). Called on the thread that changed it,
+   * before the future's waiters hear of a final state. */
+  void (*update)(gr_store *st, const char *id, gr_future *f, int state);
+  /* The record's future (a reference the caller drops) and its pool name
+   * (copied into pool, "" for a job); NULL if unknown or dropped. */
+  gr_future *(*find)(gr_store *st, const char *id, char *pool, size_t poollen);
+  /* Drops the record at once, finished or not; 1 if it was there. */
+  int (*forget)(gr_store *st, const char *id);
+  void (*destroy)(gr_store *st);
+} gr_store_ops;
+struct gr_store {
+  const gr_store_ops *ops;
+};
+/* The store in memory: finished records are kept ttl_ms (0 = until pushed
+ * out) and at most max_finished of them (0 = 10,000). */
+gr_store *gr_store_memory_new(int64_t ttl_ms, size_t max_finished);
+
+/* Starts a goroutine as gr_go does, recorded as a job: its outcome is
+ * s->future's (required), its id ("job-" and 16 hex digits, unguessable)
+ * is written to id (GR_RECORD_ID_MAX bytes). Returns the goroutine's id (> 0)
+ * or a GR_E code. A goroutine that could not start is recorded all the
+ * same, with its failure; id is left empty only when recording failed
+ * (nothing was accepted, the pack is freed). */
+int64_t gr_go_recorded(gr_runtime *rt, const gr_spawn *s, char *id,
+                       size_t idlen);
+/* A record's future (caller unrefs) and pool, as gr_store_ops.find. */
+gr_future *gr_record_find(gr_runtime *rt, const char *id, char *pool,
+                          size_t poollen);
+/* Drops a record; 1 if it was there. Its work is not stopped by this. */
+int gr_record_forget(gr_runtime *rt, const char *id);
+
 /* ---- pools: named concurrency limits over the scheduler ------------- */
 
 /* Task times are counted in fixed buckets: these are their upper bounds in
@@ -460,19 +528,38 @@ typedef struct gr_pool_stats {
   gr_time_histogram run_time;   /* start to end, of every started task */
 } gr_pool_stats;
 
-/* queue_size < 0 means the default, 2 x workers. */
+/* What pools may be, as the runtime's configuration set it. Core enforces
+ * it; the layers above read it to word their refusals. A pool name is
+ * GR_POOL_NAME_RULE: it goes into URLs, metrics labels and logs as is. */
+#define GR_POOL_NAME_MAX 64
+#define GR_POOL_NAME_RULE                                                      \
+  "1 to 64 letters, digits, '-', '_' or '.' (not starting with '.')"
+typedef struct gr_pool_policy {
+  int64_t max_workers;    /* a pool's workers: 1 to this */
+  int64_t max_queue_size; /* a pool's queue_size: 0 to this */
+  size_t max_pools;       /* open pools; 0 = no limit */
+  size_t max_queued;      /* tasks waiting in all queues; 0 = no limit */
+} gr_pool_policy;
+void gr_pool_policy_get(gr_runtime *rt, gr_pool_policy *out);
+int gr_pool_name_valid(const char *name, size_t len);
+
+/* queue_size < 0 means the default, 2 x workers. GR_ENAME for a name
+ * against the rule, GR_EINVAL for workers or queue_size out of the
+ * policy's range, GR_EEXIST for a name an open pool has, GR_EMAXPOOLS when
+ * the runtime has max_pools open pools (all checked under the registry's
+ * lock, so two creates cannot both take the last place). */
 int gr_pool_create(gr_runtime *rt, const char *name, int64_t workers,
                    int64_t queue_size);
-/* Queues or starts a task; on success *task_id receives the task's id (at
- * least 24 bytes) and, if future is not NULL, the task completes it. The
- * spawn's pack is consumed even on failure. */
-int gr_pool_submit(gr_runtime *rt, const char *name, const gr_spawn *s,
-                   char *task_id, size_t idlen);
 /* GR_SUBMIT_WAITING: the caller waits for room and tries again, so a full
  * queue is not counted as a rejection. */
 enum { GR_SUBMIT_WAITING = 1 };
-int gr_pool_submit_ex(gr_runtime *rt, const char *name, const gr_spawn *s,
-                      char *task_id, size_t idlen, int flags);
+/* Queues or starts a task in pool; on success *task_id receives the task's
+ * id ("task-N"; GR_RECORD_ID_MAX bytes) and its record is in the store; if
+ * s->future is not NULL, the task completes it. The spawn's pack is consumed
+ * even on failure: GR_ECLOSED, GR_EFULL (the pool's queue), GR_EMAXQUEUED (the
+ * policy's max_queued, counted over all pools), GR_ENOMEM. */
+int gr_pool_submit(gr_pool *pool, const gr_spawn *s, char *task_id,
+                   size_t idlen, int flags);
 /* Running tasks finish; queued ones are cancelled (*cancelled, if not NULL,
  * says how many). The name is remembered as closed: submits then fail with
  * GR_ECLOSED, closing again succeeds, and creating it again is allowed. */
@@ -480,6 +567,8 @@ int gr_pool_close(gr_runtime *rt, const char *name, int64_t *cancelled);
 /* GR_ENOTFOUND, or GR_ECLOSED for a closed pool. Reads atomic counters
  * only: it never waits for the pool's lock. */
 int gr_pool_stats_get(gr_runtime *rt, const char *name, gr_pool_stats *out);
+/* The same for a pool in hand (closed ones too). */
+void gr_pool_stats_read(gr_pool *pool, gr_pool_stats *out);
 /* Every open pool's stats, in creation order, into *out (the caller frees
  * it); returns how many. */
 size_t gr_pool_stats_all(gr_runtime *rt, gr_pool_stats **out);
@@ -515,10 +604,6 @@ int gr_pool_closed(gr_pool *pool);
  * returns a token for gr_pool_off_idle. */
 typedef void (*gr_pool_cb)(gr_pool *pool, void *ud);
 uintptr_t gr_pool_on_idle(gr_pool *pool, gr_pool_cb fn, void *ud);
-/* The future of one of the pool's tasks (closed pools included): every
- * unfinished task and the 10,000 that finished last are kept. NULL if
- * unknown. Caller unrefs. */
-gr_future *gr_pool_task_future(gr_pool *pool, const char *task_id);
 /* Arm function: the pool has room for a submit (or is closed). */
 int gr_pool_arm_room(gr_g *g, uint32_t seq, void *pool);
 /* Returns 1 if removed before it ran. */
@@ -526,5 +611,7 @@ int gr_pool_off_idle(gr_pool *pool, uintptr_t token);
 /* Names of every open pool (not closed ones), in creation order; caller frees
  * the array and each name. */
 size_t gr_pool_names(gr_runtime *rt, char ***names);
+/* How many pools are open now. */
+size_t gr_pool_count(gr_runtime *rt);
 
 #endif

@@ -41,12 +41,6 @@ int gr_lua_prelude_failed(const gr_pack *values);
  * GR_EINVAL for a malformed entry, or GR_ENOMEM. */
 int gr_lua_http_allow(gr_runtime *rt, const char *hosts);
 
-/* The most open pools that untrusted goroutines of rt may bring it to:
- * beyond it their pool_create returns nil, "too many pools: the server
- * allows N" (pools made otherwise count too). 0 (the default): no limit.
- * Returns GR_OK or GR_ENOMEM. */
-int gr_lua_limit_pools(gr_runtime *rt, size_t max);
-
 /* What a pool_submit from rt's goroutines does when the pool's queue is
  * full: 0 (the default, as in the seed): return nil, "pool queue is full" at
  * once; 1: wait for room like pool_submit_wait, after a warning logged once

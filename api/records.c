@@ -1,0 +1,251 @@
+/*
+ * records.c - the records of jobs and tasks as the HTTP API shows them.
+ *
+ * Core keeps every record (gr_record_find; its store decides how long a
+ * finished one stays); an api_job is a short-lived view of one: its id,
+ * its pool (none for a job) and the future that carries its outcome. The
+ * outcome is written as JSON when it is read; values that JSON cannot hold
+ * (a plain pack can, unless a string is not UTF-8 or a number is not
+ * finite) show the record as failed, with the reason as its error. The
+ * answers that list jobs (GET of one, an await of many) are written here
+ * too, at once or when every job has finished.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct api_job {
+  char id[40];
+  char pool[GR_POOL_NAME_MAX + 1]; /* "" for a job */
+  gr_future *future;               /* a reference */
+};
+
+api_job *api__job_find(api_ctx *api, const char *id) {
+  api_job *job = calloc(1, sizeof *job);
+  if (!job || strlen(id) >= sizeof job->id ||
+      !(job->future =
+            gr_record_find(api->cfg.rt, id, job->pool, sizeof job->pool))) {
+    free(job);
+    return NULL;
+  }
+  memcpy(job->id, id, strlen(id) + 1);
+  return job;
+}
+
+void api__job_free(api_job *job) {
+  if (!job)
+    return;
+  gr_future_unref(job->future);
+  free(job);
+}
+
+const char *api__job_id(api_job *job) {
+  return job->id;
+}
+const char *api__job_pool(api_job *job) {
+  return job->pool[0] ? job->pool : NULL;
+}
+gr_future *api__job_future(api_job *job) {
+  return job->future;
+}
+
+void api__out_outcome(api_out *o, gr_future *f) {
+  gr_result r;
+  gr_future_result(f, &r);
+  int first = 1;
+  size_t mark = o->len;
+  char err[512];
+  const char *error = r.error;
+  int state = r.state;
+  for (int attempt = 0; attempt < 2; attempt++) {
+    o->len = mark;
+    first = 1;
+    api__out_key(o, "state", &first);
+    api__out_str(o, gr_state_name(state), strlen(gr_state_name(state)));
+    if (GR_STATE_FINAL(state)) {
+      api__out_key(o, "success", &first);
+      api__out_cstr(o, state == GR_SUCCEEDED ? "true" : "false");
+      if (state == GR_SUCCEEDED) {
+        api__out_key(o, "values", &first);
+        if (api__out_values(o, r.values, err, sizeof err) != 0) {
+          state = GR_FAILED; /* JSON cannot hold them: the task failed */
+          error = err;
+          continue;
+        }
+      } else {
+        const char *e = error ? error : gr_state_name(state);
+        api__out_key(o, "error", &first);
+        if (api__utf8_valid(e, strlen(e)))
+          api__out_str(o, e, strlen(e));
+        else
+          api__out_cstr(o, "\"(the error message is not valid UTF-8)\"");
+      }
+    }
+    break;
+  }
+  api__out_key(o, "created_at", &first);
+  api__out_time(o, r.created_ms);
+  api__out_key(o, "started_at", &first);
+  api__out_time(o, r.started_ms);
+  api__out_key(o, "finished_at", &first);
+  api__out_time(o, r.finished_ms);
+  if (r.finished_ms && r.started_ms) {
+    api__out_key(o, "duration_ms", &first);
+    api__out_int(o, r.finished_ms - r.started_ms);
+  }
+}
+
+void api__out_job(api_out *o, api_job *job) {
+  api__out_raw(o, "{", 1);
+  api__out_outcome(o, job->future);
+  int first = 0;
+  api__out_key(o, "id", &first);
+  api__out_str(o, job->id, strlen(job->id));
+  if (job->pool[0]) {
+    api__out_key(o, "pool", &first);
+    api__out_str(o, job->pool, strlen(job->pool));
+  }
+  api__out_raw(o, "}", 1);
+}
+
+const char *api__outcome_state(gr_future *f) {
+  gr_result r;
+  gr_future_result(f, &r);
+  if (r.state == GR_SUCCEEDED) { /* as api__out_outcome would show it */
+    api_out o = {0};
+    char err[128];
+    int fits = api__out_values(&o, r.values, err, sizeof err) == 0;
+    free(o.buf);
+    if (!fits)
+      return gr_state_name(GR_FAILED);
+  }
+  return gr_state_name(r.state);
+}
+
+/* ---- answering with jobs ------------------------------------------------- */
+
+struct api_jobs {
+  api_job **jobs;
+  size_t n;
+  int as_list; /* {"results": [...]} instead of one object */
+};
+
+void api__jobs_free(void *ud) {
+  api_jobs *d = ud;
+  for (size_t i = 0; i < d->n; i++)
+    api__job_free(d->jobs[i]);
+  free(d->jobs);
+  free(d);
+}
+
+api_jobs *api__jobs_new(size_t n, int as_list) {
+  api_jobs *d = calloc(1, sizeof *d);
+  if (d && !(d->jobs = calloc(n ? n : 1, sizeof *d->jobs))) {
+    free(d);
+    d = NULL;
+  }
+  if (d)
+    d->as_list = as_list;
+  return d;
+}
+
+static void reply_jobs(api_response *r, const api_jobs *d) {
+  api_out o = {0};
+  if (d->as_list)
+    api__out_cstr(&o, "{\"results\":[");
+  for (size_t i = 0; i < d->n; i++) {
+    if (i)
+      api__out_raw(&o, ",", 1);
+    api__out_job(&o, d->jobs[i]);
+  }
+  if (d->as_list)
+    api__out_cstr(&o, "]}");
+  api__reply_out(r, 200, &o);
+}
+
+static void build_jobs(api_ctx *api, api_pending *p, api_response *r) {
+  (void)api;
+  reply_jobs(r, api__pending_data(p));
+}
+
+void api__no_memory(api_response *r) {
+  api__problem(r, 500, "internal", "Internal Server Error", NULL,
+               "not enough memory to answer");
+}
+
+int api__answer_jobs(api_ctx *api, api_jobs *d, int64_t wait_ms,
+                     api_response *r, api_pending **pending, api_wake_fn wake,
+                     void *ud) {
+  int all_done = 1;
+  for (size_t i = 0; i < d->n; i++)
+    all_done &= GR_STATE_FINAL(gr_future_state(api__job_future(d->jobs[i])));
+  if (all_done || wait_ms <= 0) {
+    reply_jobs(r, d);
+    api__jobs_free(d);
+    return API_DONE;
+  }
+  if (api__wait_slot_take(api, r) != 0) {
+    api__jobs_free(d);
+    return API_DONE;
+  }
+  api_pending *p = api__pending_new(api, build_jobs, wake, ud);
+  if (!p) {
+    api__wait_slot_put(api);
+    api__jobs_free(d);
+    api__no_memory(r);
+    return API_DONE;
+  }
+  api__pending_set_data(p, d, api__jobs_free);
+  for (size_t i = 0; i < d->n; i++)
+    api__pending_wait_future(p, api__job_future(d->jobs[i]));
+  api__pending_deadline(p, wait_ms);
+  api__pending_arm(p);
+  *pending = p;
+  return API_PENDING;
+}
+
+int api__jobs_find(api_ctx *api, json_t *ids, api_jobs *d, api_response *r) {
+  size_t i;
+  json_t *item;
+  json_array_foreach(ids, i, item) {
+    if (!json_is_string(item)) {
+      char what[48];
+      api__describe(item, what, sizeof what);
+      api__bad_field(r, "ids", "item %zu must be a string (a job id), not %s",
+                     i + 1, what);
+      return -1;
+    }
+  }
+  json_t *unknown = json_array();
+  json_array_foreach(ids, i, item) {
+    const char *id = json_string_value(item);
+    api_job *job =
+        strlen(id) == json_string_length(item) ? api__job_find(api, id) : NULL;
+    if (job && api__job_pool(job)) { /* a task: not a job */
+      api__job_free(job);
+      job = NULL;
+    }
+    if (!job)
+      json_array_append(unknown, item);
+    else
+      d->jobs[d->n++] = job;
+  }
+  if (json_array_size(unknown) == 0) {
+    json_decref(unknown);
+    return 0;
+  }
+  char *list = json_dumps(unknown, JSON_COMPACT), shown[400] = "?";
+  if (list)
+    api__quote(shown, sizeof shown, list, strlen(list));
+  free(list);
+  api__problem(r, 404, "not-found", "Not Found",
+               json_pack("{s:o}", "ids", unknown),
+               "unknown job ids (never existed or expired): %s", shown);
+  return -1;
+}
+
+void api__jobs_push(api_jobs *d, api_job *job) {
+  d->jobs[d->n++] = job;
+}

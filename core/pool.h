@@ -1,0 +1,75 @@
+/*
+ * pool.h - what pool.c (the registry, policy, stats and waits) and
+ * pool_task.c (a pool's tasks: queue, start, end) share. Private to core.
+ *
+ * Locking: the registry's lock comes before a pool's lock (pool->mu),
+ * which comes before nothing of the pool's: futures' locks are taken
+ * without pool->mu held (see core/internal.h for the whole order).
+ */
+#ifndef GR_POOL_H
+#define GR_POOL_H
+
+#include "internal.h"
+
+typedef struct time_hist {
+  atomic_uint_fast64_t bucket[GR_TIME_BUCKETS + 1];
+  atomic_int_fast64_t sum_ns;
+} time_hist;
+
+typedef struct pool_observer {
+  gr_task_end_fn fn;
+  void *ud;
+} pool_observer;
+
+/* A task, from its submit until it ends; its outcome then lives on in its
+ * future, which the record store holds. */
+typedef struct gr_pool_task {
+  struct gr_pool_task *next, *prev; /* queue links; next: lists to free */
+  gr_pool *pool;                    /* a reference until the task ends */
+  gr_spawn spawn;                   /* its future is a reference */
+  char id[GR_RECORD_ID_MAX];        /* "task-N" */
+  int64_t submit_ns, start_ns;      /* monotonic; start_ns 0 until started */
+} gr_pool_task;
+
+struct gr_pool {
+  atomic_int refs;
+  gr_runtime *rt;
+  char *name;
+  int64_t workers, queue_size;
+  pthread_mutex_t mu;
+  atomic_bool closed;          /* set under mu (and the registry's lock) */
+  gr_pool_task *qhead, *qtail; /* under mu */
+  gr_waiter *idle_waiters;     /* under mu */
+  gr_waiter *room_waiters;     /* pool_submit_wait: under mu */
+  gr_callbacks idle_cbs;       /* under mu */
+  atomic_int_fast64_t active, queued;
+  atomic_int_fast64_t submitted, completed, failed, timed_out, cancelled,
+      rejected;
+  time_hist queue_time, run_time;
+  pool_observer observer; /* copied from the registry at creation */
+  gr_pool *bucket_next;   /* registry links, under the registry's lock */
+  gr_pool *order_next, *order_prev;
+};
+
+void gr__hist_observe(time_hist *h, int64_t ns);
+
+/* What waits for a pool to have nothing queued or running, detached under
+ * pool->mu by gr__pool_take_idle and woken without it by
+ * gr__pool_notify_idle. */
+typedef struct gr_idle_wake {
+  gr_waiter *waiters;
+  gr_callback *cbs;
+} gr_idle_wake;
+gr_idle_wake gr__pool_take_idle(gr_pool *pool);
+void gr__pool_notify_idle(gr_pool *pool, gr_idle_wake w);
+
+/* The tasks waiting in all pools' queues, against the policy's max_queued:
+ * take one place (0 when none is left) or give one back. */
+int gr__queued_take(gr_runtime *rt);
+void gr__queued_give(gr_runtime *rt, int64_t n);
+
+/* pool_task.c: cancels everything pool still queues with reason (the pool
+ * is closed already); returns how many. */
+int64_t gr__pool_cancel_queue(gr_pool *pool, const char *reason);
+
+#endif
