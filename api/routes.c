@@ -121,6 +121,7 @@ static void count_segments(void) {
 void api__match(api_match *m, const char *method, const char *path) {
   pthread_once(&route_nseg_once, count_segments);
   m->route = NULL;
+  m->name = m->id = NULL;
   m->method = method_index(method);
   m->why = api__path_split(path, &m->path);
   if (m->why)
@@ -130,7 +131,7 @@ void api__match(api_match *m, const char *method, const char *path) {
       m->route = &api__routes[i];
       return;
     }
-  m->name = m->id = NULL;
+  m->name = m->id = NULL; /* what a route that did not fit captured */
 }
 
 void api__match_free(api_match *m) {
