@@ -4,10 +4,12 @@
  *
  * Two tokens: the submit token may do everything, the read token only GET
  * and HEAD on /v1 and /metrics (a dashboard's token cannot run code). What
- * is guarded is decided on the decoded route, as the router sees it, so
- * "/%761/pools" is guarded like "/v1/pools". Comparisons take a time that
- * depends only on the lengths. During shutdown, requests that would start
- * work are refused with 503 before anything is read.
+ * is guarded is read from the route table (routes.c) for the decoded path,
+ * as the router sees it, so "/%761/pools" is guarded like "/v1/pools".
+ * Comparisons take a time that depends only on the lengths. During
+ * shutdown, requests that would start work are refused with 503 before
+ * anything is read. api_handle matches the path once, for the checks and
+ * the handler both.
  */
 #include "internal.h"
 
@@ -88,20 +90,8 @@ int api_access(api_ctx *api, const char *authorization) {
   return submit ? API_ACCESS_SUBMIT : read ? API_ACCESS_READ : API_ACCESS_NONE;
 }
 
-static int is_read(const char *method) {
-  return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-}
-
-/* Routes that start work: refused while the server shuts down. */
-static int starts_work(const char *method, const char *route) {
-  return strcmp(method, "POST") == 0 &&
-         (strcmp(route, "/v1/run") == 0 || strcmp(route, "/v1/jobs") == 0 ||
-          strcmp(route, "/v1/pools") == 0 ||
-          strcmp(route, "/v1/pools/{name}/tasks") == 0);
-}
-
-/* 401 or 403 for a guarded route the token does not open; 0 if it may. */
-static int refuse_access(api_ctx *api, const char *method,
+/* 401 or 403 for a route the token does not open; 0 if it may. */
+static int refuse_access(api_ctx *api, unsigned flags, const char *method,
                          const char *authorization, api_response *resp) {
   int access = api_access(api, authorization);
   if (access == API_ACCESS_NONE) {
@@ -115,7 +105,7 @@ static int refuse_access(api_ctx *api, const char *method,
                                   : "Bearer realm=\"goroutined\"");
     return 1;
   }
-  if (access == API_ACCESS_READ && !is_read(method)) {
+  if (access == API_ACCESS_READ && !(flags & API_READ)) {
     char m[24];
     api__quote(m, sizeof m, method, strlen(method));
     api__problem(resp, 403, "read-only-token", "Forbidden", NULL,
@@ -127,15 +117,15 @@ static int refuse_access(api_ctx *api, const char *method,
   return 0;
 }
 
-int api_precheck(api_ctx *api, const char *method, const char *path,
-                 const char *authorization, long long content_length,
-                 api_response *resp) {
-  const char *route = api_route_of(path);
-  int open = strcmp(route, "/") == 0 || strcmp(route, "/healthz") == 0 ||
-             strcmp(route, "/openapi.yaml") == 0;
-  if (!open && refuse_access(api, method, authorization, resp))
+/* api_precheck on a request already matched against the routes. */
+static int precheck(api_ctx *api, const api_match *m, const char *method,
+                    const char *authorization, long long content_length,
+                    api_response *resp) {
+  unsigned flags = api__match_flags(m);
+  if (!(flags & API_OPEN) &&
+      refuse_access(api, flags, method, authorization, resp))
     return 1;
-  if (atomic_load(&api->draining) && starts_work(method, route)) {
+  if ((flags & API_STARTS_WORK) && atomic_load(&api->draining)) {
     api__problem(resp, 503, "shutting-down", "Service Unavailable", NULL,
                  "the server is shutting down and accepts no new work; "
                  "retry in a moment (another instance may answer)");
@@ -147,6 +137,16 @@ int api_precheck(api_ctx *api, const char *method, const char *path,
     return 1;
   }
   return 0;
+}
+
+int api_precheck(api_ctx *api, const char *method, const char *path,
+                 const char *authorization, long long content_length,
+                 api_response *resp) {
+  api_match m;
+  api__match(&m, method, path);
+  int refused = precheck(api, &m, method, authorization, content_length, resp);
+  api__match_free(&m);
+  return refused;
 }
 
 void api_too_large(api_ctx *api, api_response *resp) {
@@ -164,8 +164,12 @@ int api_handle(api_ctx *api, const api_request *req, api_response *resp,
                api_pending **pending, api_wake_fn wake, void *ud) {
   memset(resp, 0, sizeof *resp);
   *pending = NULL;
-  if (api_precheck(api, req->method, req->path, req->authorization,
-                   (long long)req->body_len, resp))
-    return API_DONE;
-  return api__route(api, req, resp, pending, wake, ud);
+  api_match m;
+  api__match(&m, req->method, req->path);
+  int rc = API_DONE;
+  if (!precheck(api, &m, req->method, req->authorization,
+                (long long)req->body_len, resp))
+    rc = api__dispatch(api, &m, req, resp, pending, wake, ud);
+  api__match_free(&m);
+  return rc;
 }

@@ -24,14 +24,13 @@ extern const size_t api_dashboard_html_len;
 _Static_assert(sizeof DASHBOARD_CSP <= sizeof(((api_header *)0)->value),
                "the dashboard's policy must fit in a response header");
 
-void api__dashboard(api_ctx *api, const api_request *req, api_response *r) {
-  (void)api;
-  (void)req;
+int api__dashboard(const api_call *c) {
+  api_response *r = c->resp;
   char *page = malloc(api_dashboard_html_len);
   if (!page) {
     api__problem(r, 500, "internal", "Internal Server Error", NULL,
                  "not enough memory to send the dashboard");
-    return;
+    return API_DONE;
   }
   memcpy(page, api_dashboard_html, api_dashboard_html_len);
   r->status = 200;
@@ -42,4 +41,5 @@ void api__dashboard(api_ctx *api, const api_request *req, api_response *r) {
   api__set_header(r, "Cache-Control", "no-cache");
   api__set_header(r, "Content-Security-Policy", "%s", DASHBOARD_CSP);
   api__set_header(r, "X-Content-Type-Options", "nosniff");
+  return API_DONE;
 }

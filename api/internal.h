@@ -75,17 +75,10 @@ char *api__out_take(api_out *o, size_t *len);
 /* Answers with the text written to o (taken over). */
 void api__reply_out(api_response *r, int status, api_out *o);
 
-/* ---- observing (metrics.c, dashboard.c) -------------------------------- */
+/* ---- observing (metrics.c, dashboard.c, observe.c) --------------------- */
 
 api_watch *api__watch_new(void);
 void api__watch_free(api_watch *w);
-/* GET /metrics: Prometheus text format 0.0.4. */
-void api__metrics(api_ctx *api, const api_request *req, api_response *r);
-/* GET /v1/stats: the server's goroutines, workers, memory, uptime, and what
- * the caller's token allows ("access": "read" or "submit"). */
-void api__server_stats(api_ctx *api, const api_request *req, api_response *r);
-/* GET /: the dashboard page (embedded at build time). */
-void api__dashboard(api_ctx *api, const api_request *req, api_response *r);
 
 /* ---- what comes in (convert.c) ------------------------------------------ */
 
@@ -206,10 +199,121 @@ void api__pending_arm(api_pending *p);
 /* Data the builder needs; owned by the pending request. */
 void api__pending_set_data(api_pending *p, void *data, void (*free_fn)(void *));
 void *api__pending_data(api_pending *p);
+/* The timeout_ms of a bounded wait (pool wait, await): 30 s unless the
+ * server's longest wait is shorter; -1 with the answer set. */
+int api__wait_field(api_ctx *api, json_t *body, int64_t *out, api_response *r);
 
-/* ---- routes (handlers.c) ------------------------------------------------ */
+/* ---- routes (routes.c) -------------------------------------------------- */
 
-int api__route(api_ctx *api, const api_request *req, api_response *resp,
-               api_pending **pending, api_wake_fn wake, void *ud);
+/* What one method of a route is, read before its handler runs. */
+enum {
+  API_OPEN = 1 << 0,        /* needs no token */
+  API_READ = 1 << 1,        /* the read-only token may call it */
+  API_STARTS_WORK = 1 << 2, /* refused with 503 while the server drains */
+  API_MAY_WAIT = 1 << 3,    /* may answer API_PENDING */
+};
+
+/* The methods a route may serve, in the order an Allow header lists them.
+ * HEAD is served as GET. */
+enum { API_GET, API_POST, API_DELETE, API_NMETHODS };
+extern const char *const api__method_names[API_NMETHODS];
+
+/* One request as its handler sees it. The parameters point into the
+ * decoded path and live as long as the call. */
+typedef struct api_call {
+  api_ctx *api;
+  const api_request *req;
+  const char *name; /* {name} of the path, or NULL */
+  const char *id;   /* {id} of the path, or NULL */
+  api_response *resp;
+  api_pending **pending; /* NULL unless the route is API_MAY_WAIT */
+  api_wake_fn wake;
+  void *ud;
+} api_call;
+
+/* Answers c->resp and returns API_DONE, or (API_MAY_WAIT routes only) sets
+ * *c->pending and returns API_PENDING. */
+typedef int (*api_handler_fn)(const api_call *c);
+
+typedef struct api_operation {
+  api_handler_fn handler; /* NULL: the route does not serve the method */
+  unsigned flags;
+} api_operation;
+
+typedef struct api_route {
+  const char *pattern; /* "/v1/pools/{name}/tasks/{id}" */
+  api_operation op[API_NMETHODS];
+} api_route;
+
+#define API_NROUTES 14
+extern const api_route api__routes[]; /* API_NROUTES of them */
+
+/* A request's path and method looked up in the table. */
+typedef struct api_match {
+  api_path path;          /* the decoded segments */
+  const char *why;        /* why no route can have this path, or NULL */
+  const api_route *route; /* NULL: no route has this path */
+  int method;             /* API_GET...; -1: a method no route serves */
+  const char *name, *id;  /* the captured parameters, or NULL */
+} api_match;
+
+/* method may be NULL (only the route is wanted). api__match_free after. */
+void api__match(api_match *m, const char *method, const char *path);
+void api__match_free(api_match *m);
+/* The flags that decide who may ask: the operation's own, or for a path
+ * or method that is not served (answered 404 or 405), API_OPEN on a path
+ * whose methods are all open and API_READ for GET and HEAD. */
+unsigned api__match_flags(const api_match *m);
+/* Runs the matched handler, or answers 404 or 405 (with Allow). */
+int api__dispatch(api_ctx *api, const api_match *m, const api_request *req,
+                  api_response *resp, api_pending **pending, api_wake_fn wake,
+                  void *ud);
+/* A route label (api_route_of's answer) as an index into per-route
+ * arrays: its place in api__routes, or API_NROUTES for "other". */
+int api__route_slot(const char *route);
+const char *api__route_label(int slot);
+
+/* ---- the handlers, by resource ------------------------------------------ */
+
+/* pools.c */
+int api__list_pools(const api_call *c);
+int api__create_pool(const api_call *c);
+int api__get_pool(const api_call *c);
+int api__delete_pool(const api_call *c);
+int api__wait_pool(const api_call *c);
+/* The pool of a route, or NULL with the 404 answer set. */
+gr_pool *api__open_pool(api_ctx *api, const char *name, api_response *r);
+/* 404 for pool name; rc is GR_ECLOSED or another reason it is missing. */
+void api__pool_missing(api_response *r, const char *name, int rc);
+
+/* tasks.c */
+int api__submit_task(const api_call *c);
+
+/* jobs.c. api__get_job serves a job, and a task when c->name names its
+ * pool. */
+int api__create_job(const api_call *c);
+int api__get_job(const api_call *c);
+int api__await_jobs(const api_call *c);
+int api__delete_job(const api_call *c);
+/* 202 with a record's id and the state its outcome f shows, and its
+ * Location. */
+void api__accepted(api_response *r, const char *id, gr_future *f,
+                   const char *location);
+
+/* run.c */
+int api__run(const api_call *c);
+/* How a snippet of s runs for this server; takes s->pack over. */
+gr_spawn api__spawn_for(api_ctx *api, api_snippet *s, gr_future *f);
+
+/* observe.c, metrics.c, dashboard.c */
+int api__healthz(const api_call *c);
+int api__openapi(const api_call *c);
+/* GET /metrics: Prometheus text format 0.0.4. */
+int api__metrics(const api_call *c);
+/* GET /v1/stats: the server's goroutines, workers, memory, uptime, and what
+ * the caller's token allows ("access": "read" or "submit"). */
+int api__server_stats(const api_call *c);
+/* GET /: the dashboard page (embedded at build time). */
+int api__dashboard(const api_call *c);
 
 #endif

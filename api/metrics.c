@@ -22,133 +22,9 @@
 #define GR_VERSION "0.0.0"
 #endif
 
-/* ---- routes ---------------------------------------------------------------
- */
-
-enum {
-  R_ROOT,
-  R_HEALTHZ,
-  R_METRICS,
-  R_OPENAPI,
-  R_STATS,
-  R_POOLS,
-  R_POOL,
-  R_POOL_WAIT,
-  R_POOL_TASKS,
-  R_POOL_TASK,
-  R_JOBS,
-  R_JOBS_AWAIT,
-  R_JOB,
-  R_RUN,
-  R_OTHER,
-  R_COUNT
-};
-
-static const char *const route_names[R_COUNT] = {
-    [R_ROOT] = "/",
-    [R_HEALTHZ] = "/healthz",
-    [R_METRICS] = "/metrics",
-    [R_OPENAPI] = "/openapi.yaml",
-    [R_STATS] = "/v1/stats",
-    [R_POOLS] = "/v1/pools",
-    [R_POOL] = "/v1/pools/{name}",
-    [R_POOL_WAIT] = "/v1/pools/{name}/wait",
-    [R_POOL_TASKS] = "/v1/pools/{name}/tasks",
-    [R_POOL_TASK] = "/v1/pools/{name}/tasks/{id}",
-    [R_JOBS] = "/v1/jobs",
-    [R_JOBS_AWAIT] = "/v1/jobs/await",
-    [R_JOB] = "/v1/jobs/{id}",
-    [R_RUN] = "/v1/run",
-    [R_OTHER] = "other",
-};
-
-#define MAX_SEGMENTS 6
-
-static int hexval(int c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
-/* Decodes segment [p, p+len) into out (at least 16 bytes): only the literal
- * segments of routes matter, so a longer one is left as "" (no literal is
- * that long). Returns -1 for a bad escape or %00, as the router refuses. */
-static int decode_segment(const char *p, size_t len, char *out, size_t cap) {
-  size_t n = 0;
-  for (size_t i = 0; i < len; i++) {
-    int c = (unsigned char)p[i];
-    if (c == '%') {
-      int hi = i + 2 < len ? hexval(p[i + 1]) : -1;
-      int lo = i + 2 < len ? hexval(p[i + 2]) : -1;
-      if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-        return -1;
-      c = hi * 16 + lo;
-      i += 2;
-    }
-    if (n + 1 < cap)
-      out[n] = (char)c;
-    n++;
-  }
-  out[n + 1 <= cap ? n : 0] = '\0';
-  return 0;
-}
-
-/* The route's index, deciding as the router does: segment by segment,
- * after percent-decoding. */
-static int route_index(const char *path) {
-  char seg[MAX_SEGMENTS][16];
-  int n = 0;
-  if (*path != '/')
-    return R_OTHER;
-  const char *p = path + 1;
-  while (*p) {
-    const char *end = strchr(p, '/');
-    size_t len = end ? (size_t)(end - p) : strlen(p);
-    if (len == 0 || n == MAX_SEGMENTS ||
-        decode_segment(p, len, seg[n], sizeof seg[n]) != 0)
-      return R_OTHER;
-    n++;
-    p += len;
-    if (*p == '/' && *++p == '\0')
-      return R_OTHER; /* a trailing slash */
-  }
-#define SEG(i, x) (strcmp(seg[i], x) == 0)
-  if (n == 0)
-    return R_ROOT;
-  if (n == 1)
-    return SEG(0, "healthz")        ? R_HEALTHZ
-           : SEG(0, "metrics")      ? R_METRICS
-           : SEG(0, "openapi.yaml") ? R_OPENAPI
-                                    : R_OTHER;
-  if (!SEG(0, "v1"))
-    return R_OTHER;
-  if (n == 2)
-    return SEG(1, "stats")   ? R_STATS
-           : SEG(1, "pools") ? R_POOLS
-           : SEG(1, "jobs")  ? R_JOBS
-           : SEG(1, "run")   ? R_RUN
-                             : R_OTHER;
-  if (SEG(1, "jobs") && n == 3)
-    return SEG(2, "await") ? R_JOBS_AWAIT : R_JOB;
-  if (!SEG(1, "pools"))
-    return R_OTHER;
-  if (n == 3)
-    return R_POOL;
-  if (n == 4)
-    return SEG(3, "wait")    ? R_POOL_WAIT
-           : SEG(3, "tasks") ? R_POOL_TASKS
-                             : R_OTHER;
-  return n == 5 && SEG(3, "tasks") ? R_POOL_TASK : R_OTHER;
-#undef SEG
-}
-
-const char *api_route_of(const char *path) {
-  return route_names[route_index(path)];
-}
+/* Per-route counters have a slot for each route of the table (routes.c)
+ * and one for "other". */
+#define R_COUNT (API_NROUTES + 1)
 
 /* ---- the HTTP counters ----------------------------------------------------
  */
@@ -199,13 +75,6 @@ void api_request_began(api_ctx *api) {
   atomic_fetch_add(&api->watch->in_flight, 1);
 }
 
-static int route_slot(const char *route) {
-  for (int i = 0; i < R_COUNT; i++)
-    if (route == route_names[i] || strcmp(route, route_names[i]) == 0)
-      return i;
-  return R_OTHER;
-}
-
 static int method_slot(const char *method) {
   for (int i = 0; i < M_COUNT - 1; i++)
     if (strcmp(method, method_names[i]) == 0)
@@ -228,7 +97,7 @@ void api_request_ended(api_ctx *api, const char *method, const char *route,
     atomic_fetch_sub(&w->in_flight, 1);
     return;
   }
-  int r = route_slot(route);
+  int r = api__route_slot(route);
   atomic_fetch_add_explicit(
       &w->requests[r][method_slot(method)][status_slot(status)], 1,
       memory_order_relaxed);
@@ -445,7 +314,8 @@ static void http_metrics(api_ctx *api, api_out *o) {
         outf(o,
              "goroutined_http_requests_total{route=\"%s\",method=\"%s\","
              "status=\"%s\"} %llu\n",
-             route_names[r], method_names[m], status, (unsigned long long)v);
+             api__route_label(r), method_names[m], status,
+             (unsigned long long)v);
       }
   family(o, "goroutined_http_requests_aborted_total", "counter",
          "HTTP requests whose client left before the answer.");
@@ -461,7 +331,7 @@ static void http_metrics(api_ctx *api, api_out *o) {
     if (!any)
       continue;
     char labels[64];
-    snprintf(labels, sizeof labels, "route=\"%s\"", route_names[r]);
+    snprintf(labels, sizeof labels, "route=\"%s\"", api__route_label(r));
     histogram(o, "goroutined_http_request_duration_seconds", labels, buckets,
               http_bounds, H_COUNT,
               (double)atomic_load(&w->duration_sum_ns[r]) / 1e9);
@@ -486,8 +356,9 @@ static void http_metrics(api_ctx *api, api_out *o) {
          (unsigned long long)(atomic_load(&api->draining)));
 }
 
-void api__metrics(api_ctx *api, const api_request *req, api_response *r) {
-  (void)req;
+int api__metrics(const api_call *c) {
+  api_ctx *api = c->api;
+  api_response *r = c->resp;
   api_out o = {0};
   runtime_metrics(api, &o);
   pool_metrics(api, &o);
@@ -498,6 +369,7 @@ void api__metrics(api_ctx *api, const api_request *req, api_response *r) {
   if (!r->body)
     api__problem(r, 500, "internal", "Internal Server Error", NULL,
                  "not enough memory to write the metrics");
+  return API_DONE;
 }
 
 /* ---- /v1/stats --------------------------------------------------------------
@@ -512,7 +384,8 @@ static uint64_t total_requests(api_watch *w) {
   return n;
 }
 
-void api__server_stats(api_ctx *api, const api_request *req, api_response *r) {
+int api__server_stats(const api_call *c) {
+  api_ctx *api = c->api;
   gr_runtime_stats st;
   gr_runtime_stats_get(api->cfg.rt, &st);
   api_watch *w = api->watch;
@@ -523,7 +396,7 @@ void api__server_stats(api_ctx *api, const api_request *req, api_response *r) {
   free(names);
   long in_flight = atomic_load(&w->in_flight);
   long connections = atomic_load(&w->connections);
-  int access = api_access(api, req->authorization);
+  int access = api_access(api, c->req->authorization);
   time_t secs = (time_t)(w->started_wall_ms / 1000);
   struct tm tm;
   gmtime_r(&secs, &tm);
@@ -545,5 +418,6 @@ void api__server_stats(api_ctx *api, const api_request *req, api_response *r) {
       "http", "requests", (json_int_t)total_requests(w), "in_flight",
       (json_int_t)(in_flight > 0 ? in_flight : 0), "connections",
       (json_int_t)(connections > 0 ? connections : 0));
-  api__reply_json(r, 200, body);
+  api__reply_json(c->resp, 200, body);
+  return API_DONE;
 }

@@ -35,6 +35,12 @@ void api__wait_slot_put(api_ctx *api) {
   atomic_fetch_sub(&api->waiting, 1);
 }
 
+int api__wait_field(api_ctx *api, json_t *body, int64_t *out, api_response *r) {
+  int64_t max = api->cfg.max_wait_ms;
+  return api__int_field(body, "timeout_ms", 0, max, max < 30000 ? max : 30000,
+                        "--max-wait", out, r);
+}
+
 typedef struct watched {
   gr_future *future;
   uintptr_t token;

@@ -1,0 +1,195 @@
+/*
+ * jobs.c - the job routes: start a snippet on its own (async), read one
+ * job or task with an optional long poll (await), wait for many
+ * (await_all), cancel and forget; and the 202 answer a job and a task
+ * share.
+ *
+ * Core records a job (gr_go_recorded) under an unguessable id, and a pool
+ * task under its pool's name (records.c shows them), so GET of a task is
+ * answered here too, by checking that the record belongs to that pool.
+ * The server's --max-jobs counts jobs running at once.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_AWAIT_IDS 1000
+
+void api__accepted(api_response *r, const char *id, gr_future *f,
+                   const char *location) {
+  api_out o = {0};
+  int first = 1;
+  api__out_raw(&o, "{", 1);
+  api__out_key(&o, "id", &first);
+  api__out_str(&o, id, strlen(id));
+  api__out_key(&o, "state", &first);
+  api__out_cstr(&o, "\"");
+  api__out_cstr(&o, api__outcome_state(f));
+  api__out_cstr(&o, "\"}");
+  api__reply_out(r, 202, &o);
+  api__set_header(r, "Location", "%s", location);
+}
+
+/* Counts a job about to start under the server's max_jobs: 0, or -1 with
+ * the 429 answer set. The job gives the count back when it finishes. */
+static int job_room(api_ctx *api, api_response *r) {
+  size_t max = api->cfg.max_jobs;
+  long running = atomic_fetch_add(&api->jobs_running, 1);
+  if (max == 0 || (size_t)running < max)
+    return 0;
+  atomic_fetch_sub(&api->jobs_running, 1);
+  api__problem(
+      r, 429, "too-many-jobs", "Too Many Requests",
+      json_pack("{s:s,s:I}", "limit", "--max-jobs", "maximum", (json_int_t)max),
+      "the server already runs %zu jobs, its limit (--max-jobs); "
+      "retry later",
+      max);
+  api__set_header(r, "Retry-After", "1");
+  return -1;
+}
+
+/* A job's end: its place under max_jobs comes back, and the server hears
+ * of it (on_job_end). */
+typedef struct job_end {
+  api_ctx *api;
+  char id[GR_RECORD_ID_MAX];
+} job_end;
+
+static void job_ended(gr_future *f, void *ud) {
+  job_end *je = ud;
+  const api_config *cfg = &je->api->cfg;
+  if (cfg->on_job_end) {
+    gr_result res;
+    gr_future_result(f, &res);
+    int64_t run_ms = res.started_ms && res.finished_ms
+                         ? res.finished_ms - res.started_ms
+                         : -1;
+    cfg->on_job_end(cfg->on_job_end_ud, je->id, api__outcome_state(f), run_ms);
+  }
+  atomic_fetch_sub(&je->api->jobs_running, 1);
+  free(je);
+}
+
+int api__create_job(const api_call *c) {
+  api_ctx *api = c->api;
+  api_response *r = c->resp;
+  api_snippet s = {0};
+  if (api__read_snippet(api, c->req, &s, r) != 0)
+    return API_DONE;
+  if (job_room(api, r) != 0) {
+    gr_pack_free(s.pack);
+    return API_DONE;
+  }
+  gr_future *f = gr_future_new();
+  job_end *je = calloc(1, sizeof *je);
+  gr_spawn sp = api__spawn_for(api, &s, f);
+  if (f && je) /* a goroutine that cannot start is recorded as failed */
+    gr_go_recorded(api->cfg.rt, &sp, je->id, sizeof je->id);
+  else
+    gr_pack_free(sp.pack);
+  if (!je || !je->id[0]) { /* not recorded: nothing was accepted */
+    atomic_fetch_sub(&api->jobs_running, 1);
+    free(je);
+    if (f)
+      gr_future_unref(f);
+    api__problem(r, 500, "internal", "Internal Server Error", NULL,
+                 "not enough memory to keep the job");
+    return API_DONE;
+  }
+  je->api = api;
+  char location[96];
+  snprintf(location, sizeof location, "/v1/jobs/%s", je->id);
+  api__accepted(r, je->id, f, location);
+  gr_future_on_done(f, job_ended, je); /* may run at once */
+  gr_future_unref(f);
+  return API_DONE;
+}
+
+static void job_missing(api_response *r, const char *kind, const char *id) {
+  char shown[96];
+  api__quote(shown, sizeof shown, id, strlen(id));
+  api__problem(
+      r, 404, "not-found", "Not Found", json_pack("{s:s}", "id", shown),
+      "%s '%s' not found: it never existed or its result expired", kind, shown);
+}
+
+int api__get_job(const api_call *c) {
+  api_ctx *api = c->api;
+  const char *pool = c->name, *id = c->id;
+  api_response *r = c->resp;
+  int64_t wait_ms = api__wait_param(api, c->req, r);
+  if (wait_ms < 0)
+    return API_DONE;
+  api_job *job = api__job_find(api, id);
+  const char *job_pool = job ? api__job_pool(job) : NULL;
+  if (!job || (pool ? !job_pool || strcmp(pool, job_pool) != 0 : !!job_pool)) {
+    api__job_free(job);
+    job_missing(r, pool ? "task" : "job", id);
+    return API_DONE;
+  }
+  api_jobs *d = api__jobs_new(1, 0);
+  if (!d) {
+    api__job_free(job);
+    api__no_memory(r);
+    return API_DONE;
+  }
+  api__jobs_push(d, job);
+  return api__answer_jobs(api, d, wait_ms, r, c->pending, c->wake, c->ud);
+}
+
+int api__await_jobs(const api_call *c) {
+  static const char *const fields[] = {"ids", "timeout_ms", NULL};
+  api_ctx *api = c->api;
+  api_response *r = c->resp;
+  json_t *body = api__parse_body(c->req, r, 0);
+  if (!body)
+    return API_DONE;
+  int64_t timeout;
+  json_t *ids = json_object_get(body, "ids");
+  if (api__check_fields(body, fields, r) != 0 ||
+      api__wait_field(api, body, &timeout, r) != 0) {
+    json_decref(body);
+    return API_DONE;
+  }
+  if (!json_is_array(ids) || json_array_size(ids) > MAX_AWAIT_IDS) {
+    char what[48] = "";
+    if (ids && json_is_array(ids))
+      snprintf(what, sizeof what, "%zu of them", json_array_size(ids));
+    else if (ids)
+      api__describe(ids, what, sizeof what);
+    api__bad_field(r, "ids", "%s an array of at most %d job ids%s%s",
+                   ids ? "must be" : "is required:", MAX_AWAIT_IDS,
+                   ids ? ", not " : "", what);
+    json_decref(body);
+    return API_DONE;
+  }
+  api_jobs *d = api__jobs_new(json_array_size(ids), 1);
+  if (!d) {
+    json_decref(body);
+    api__no_memory(r);
+    return API_DONE;
+  }
+  int rc = api__jobs_find(api, ids, d, r);
+  json_decref(body);
+  if (rc != 0) {
+    api__jobs_free(d);
+    return API_DONE;
+  }
+  return api__answer_jobs(api, d, timeout, r, c->pending, c->wake, c->ud);
+}
+
+int api__delete_job(const api_call *c) {
+  api_job *job = api__job_find(c->api, c->id);
+  if (!job || api__job_pool(job)) {
+    api__job_free(job);
+    job_missing(c->resp, "job", c->id);
+    return API_DONE;
+  }
+  gr_future_cancel(api__job_future(job));
+  gr_record_forget(c->api->cfg.rt, c->id);
+  api__job_free(job);
+  c->resp->status = 204;
+  return API_DONE;
+}
