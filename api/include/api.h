@@ -126,7 +126,7 @@ int api_access(api_ctx *api, const char *authorization);
  * Retry-After; everything else still answers. */
 void api_drain(api_ctx *api);
 
-/* ---- what the server layer reports (metrics.c) ---------------------------
+/* ---- what the server layer reports (routes.c, metrics.c) ----------------
  * Routes are named by their pattern, never by the raw path, so logs and
  * metrics stay bounded: "/v1/pools/{name}/tasks/{id}", or "other". */
 const char *api_route_of(const char *path);
