@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: the normal build,
-# then AddressSanitizer+UBSan, then ThreadSanitizer. Exits non-zero on any
-# failure. Set GR_TEST_VARIANTS="normal" (or "asan tsan") to run fewer.
+# then AddressSanitizer+UBSan, then ThreadSanitizer; then builds the Release
+# variant (-O3, as a packager would) without running its tests. Exits
+# non-zero on any failure. Set GR_TEST_VARIANTS="normal" (or "asan tsan",
+# ...; the default is "normal asan tsan release") to run fewer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 
-variants=${GR_TEST_VARIANTS:-normal asan tsan}
+variants=${GR_TEST_VARIANTS:-normal asan tsan release}
 jobs=$(nproc)
 failed=()
 for variant in $variants; do
+  if [ "$variant" = release ]; then
+    # Only built: the optimizer's warnings (-Werror) are what it checks.
+    echo "== release: build only"
+    scripts/build.sh release || failed+=("release")
+    continue
+  fi
   echo "== $variant: build"
   scripts/build.sh "$variant"
   echo "== $variant: test"
