@@ -18,6 +18,7 @@ if [ "${1:-all}" != build ]; then
     clang libclang-rt-14-dev llvm   # libFuzzer and its symbolizer (scripts/fuzz.sh)
     prometheus   # promtool checks the /metrics output (tests/test_metrics.c)
     chromium     # the dashboard's browser test (tests/browser)
+    git clang-format   # the format check of scripts/test.sh (git ls-files)
   )
 fi
 
