@@ -139,7 +139,8 @@ if [ "$port" != 8080 ]; then
 fi
 # run.sh ends in `exec goroutined serve`, so its pid is the server's.
 "$engine" exec -d -w /root/goroutined "${serve_env[@]}" "$name" bash -c \
-  'scripts/run.sh >/tmp/run.log 2>&1 & echo $! >/tmp/run.pid; wait $!; echo $? >/tmp/run.status'
+  'scripts/run.sh >/tmp/run.log 2>&1 & echo $! >/tmp/run.pid; wait $!; echo $? >/tmp/run.status' \
+  >/dev/null
 say "scripts/run.sh started; waiting up to ${serve_timeout}s for $base/healthz"
 serve_started=$(date +%s)
 health=""
