@@ -16,6 +16,6 @@ case "$variant" in
   release) sanitize="" ; type=Release ;;
   *) echo "usage: $0 [normal|asan|tsan|release]" >&2; exit 2 ;;
 esac
-cmake -S . -B "build/$variant" -DCMAKE_BUILD_TYPE="$type" -DGR_SANITIZE="$sanitize" \
-  -DGR_WERROR=ON -Wno-dev >/dev/null
+cmake -S . -B "build/$variant" -DCMAKE_BUILD_TYPE="$type" -DGR_SANITIZE="$sanitize" -DGR_WERROR=ON \
+  -Wno-dev >/dev/null
 cmake --build "build/$variant" -j"$(nproc)" -- --no-print-directory >/dev/null
