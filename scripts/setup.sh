@@ -4,6 +4,9 @@
 #   scripts/setup.sh          everything (what scripts/test.sh needs)
 #   scripts/setup.sh build    only what building and serving need
 #                             (scripts/run.sh): no clang, promtool, Chromium
+# Every program the tests, scripts and benchmarks call comes from a package
+# listed here, except wrk and nginx, which bench/http_bench.sh installs
+# itself (nginx's service must not start on port 80 of a developer's box).
 set -euo pipefail
 
 packages=(
@@ -12,12 +15,15 @@ packages=(
   libjemalloc-dev
   libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
   check libsubunit-dev
+  curl   # the README's session talks to the server with it
 )
 if [ "${1:-all}" != build ]; then
   packages+=(
     clang libclang-rt-14-dev llvm   # libFuzzer and its symbolizer (scripts/fuzz.sh)
     prometheus   # promtool checks the /metrics output (tests/test_metrics.c)
     chromium     # the dashboard's browser test (tests/browser)
+    git clang-format   # the format check of scripts/test.sh (git ls-files)
+    procps iproute2    # ps and ss (bench/http_bench.sh)
   )
 fi
 

@@ -11,9 +11,11 @@
  * api/ decodes it segment by segment: "%2F" cannot make a new segment.
  *
  * Bad input at the transport level is answered here, as problem+json, as
- * early as the request allows: a URL, a head or a declared body over its
- * limit on the first call (before any body is read); a chunked body that
- * grows past the limit is dropped as it comes and answered at its end.
+ * early as the request allows: a URL or a head over its limit on the first
+ * call, before any body is read. A body over the limit is another matter
+ * (see "bodies over the limit" below): a client still sending it would
+ * lose an early answer, so it is read and dropped, up to a bound, and
+ * answered at its end.
  * A client too slow to send a whole request is cut off by http_reap_slow,
  * which the main thread calls a few times a second (see "slow clients"),
  * since libmicrohttpd's own timeout only counts silence and a client
@@ -31,6 +33,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 /* ---- slow clients ---------------------------------------------------------
@@ -59,6 +62,7 @@ struct http_server {
   struct MHD_Daemon *daemon;
   api_ctx *api;
   size_t max_body, max_url, max_head;
+  size_t drain_max; /* the most of a body over max_body read and dropped */
   int64_t timeout_ns;
   atomic_long active; /* requests being handled or waiting */
   uint16_t port;
@@ -78,6 +82,7 @@ typedef struct conn_state {
   char *path;
   char *body;
   size_t len, cap;
+  size_t received; /* the body's bytes so far, kept or dropped */
   int too_large;
   int status;
   size_t bytes;       /* the answer's body */
@@ -256,6 +261,38 @@ static int head_too_large(http_server *srv, struct MHD_Connection *conn,
   return 0;
 }
 
+/* ---- bodies over the limit -----------------------------------------------
+ * libmicrohttpd 0.9.75 reads no more of a request once a response is queued
+ * before its body, and closes the connection after the answer. A client
+ * that is still sending then has unread data in our socket, the kernel
+ * answers it with a reset, and the client usually reports a send error
+ * instead of the 413 (it is lost whenever the reset wins the race with the
+ * client reading). A response can only be queued before the body or after
+ * all of it, so the 413 waits for the end of the body: the body is read and
+ * dropped as it comes, up to drain_max bytes (4 x max_body, at least
+ * HTTP_DRAIN_MIN), and within the idle timeout, which the reaper enforces.
+ * Then the client, done sending, reads the 413, and the connection may even
+ * carry on. Early answers remain where they cost no one an answer: a client
+ * that waits with Expect: 100-continue sends no body once it gets the 413,
+ * and one that declares more than drain_max is not worth reading. A chunked
+ * body that goes past drain_max is cut off: the connection is closed. */
+
+#define HTTP_DRAIN_MIN ((size_t)4 << 20)
+
+static int expects_continue(struct MHD_Connection *conn) {
+  const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                              MHD_HTTP_HEADER_EXPECT);
+  return v && strcasecmp(v, "100-continue") == 0;
+}
+
+/* Whether a body declared too large is read and dropped before the 413
+ * (rather than answered at once, before it is read). */
+static int drain_declared(http_server *srv, struct MHD_Connection *conn,
+                          long long declared) {
+  return declared >= 0 && (unsigned long long)declared <= srv->drain_max &&
+         !expects_continue(conn);
+}
+
 /* Stores a chunk of the body; once it grew past the limit nothing more is
  * stored. -1 when out of memory. */
 static int append_body(conn_state *cs, const char *data, size_t size) {
@@ -287,9 +324,16 @@ static enum MHD_Result first_call(http_server *srv, conn_state *cs,
   memset(&r, 0, sizeof r);
   const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_AUTHORIZATION);
+  long long declared = content_length(conn);
   if (head_too_large(srv, conn, url, &r) ||
-      api_precheck(srv->api, method, url, auth, content_length(conn), &r))
+      api_precheck(srv->api, method, url, auth, declared, &r)) {
+    if (r.status == 413 && drain_declared(srv, conn, declared)) {
+      api_response_free(&r); /* the same 413 comes after the body */
+      cs->too_large = 1;
+      return MHD_YES;
+    }
     return send_response(cs, &r);
+  }
   return MHD_YES;
 }
 
@@ -308,12 +352,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
     return cs ? first_call(srv, cs, conn, url, method) : MHD_NO;
   }
   if (*upload_data_size) {
-    /* Past the limit the rest is read and dropped: closing instead would
-     * make the client lose our 413 (its unread data resets the connection).
-     * The reaper bounds how long that reading may take. */
-    int rc = append_body(cs, upload_data, *upload_data_size);
+    /* Past the limit the rest is read and dropped, up to drain_max (see
+     * "bodies over the limit"). */
+    size_t size = *upload_data_size;
     *upload_data_size = 0;
-    return rc < 0 ? MHD_NO : MHD_YES;
+    cs->received += size;
+    if (cs->received > srv->drain_max)
+      return MHD_NO;
+    return append_body(cs, upload_data, size) < 0 ? MHD_NO : MHD_YES;
   }
   if (cs->pending) { /* resumed: the result is ready */
     api_pending *p = cs->pending;
@@ -479,6 +525,8 @@ http_server *http_start(api_ctx *api, const http_options *opt, char *err,
   }
   srv->api = api;
   srv->max_body = opt->max_body;
+  srv->drain_max =
+      opt->max_body > HTTP_DRAIN_MIN / 4 ? opt->max_body * 4 : HTTP_DRAIN_MIN;
   srv->max_url = opt->max_url;
   srv->max_head = opt->max_head;
   srv->timeout_ns = (int64_t)opt->idle_timeout_s * 1000000000;

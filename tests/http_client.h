@@ -52,9 +52,13 @@ typedef struct hc_req {
   const char *content_type;
 } hc_req;
 
+/* The longest header value hc_header returns, with its NUL: a buffer of
+ * this size holds any of them whole. */
+#define HC_HEADER_MAX 256
+
 /* The value of a response header (lowercase name), or NULL. */
 static const char *hc_header(hc_resp *r, const char *name) {
-  static char value[256];
+  static char value[HC_HEADER_MAX];
   return ts_header(r, name, value, sizeof value);
 }
 

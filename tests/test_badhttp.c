@@ -450,13 +450,13 @@ END_TEST
 START_TEST(wait_parameter) {
   hc_resp r = hc_call(&srv, "POST", "/v1/jobs", "{\"code\":\"return 1\"}");
   ck_assert_int_eq(r.status, 202);
-  char loc[128];
+  char loc[HC_HEADER_MAX];
   snprintf(loc, sizeof loc, "%s", hc_header(&r, "location"));
   hc_release(&r);
   const char *bad[] = {"abc", "-1",  "1e3",    "",  "0x10",
                        "inf", "nan", "10.001", ".", "99999999999999999999999"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    char path[256], needle[128];
+    char path[HC_HEADER_MAX + 32], needle[128];
     snprintf(path, sizeof path, "%s?wait=%s", loc, bad[i]);
     r = hc_call(&srv, "GET", path, NULL);
     snprintf(needle, sizeof needle,
@@ -469,7 +469,7 @@ START_TEST(wait_parameter) {
   }
   const char *good[] = {"0", "10", "0.5", ".5", "1.", "10.000"};
   for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-    char path[256];
+    char path[HC_HEADER_MAX + 32];
     snprintf(path, sizeof path, "%s?wait=%s", loc, good[i]);
     r = hc_call(&srv, "GET", path, NULL);
     ck_assert_msg(r.status == 200, "wait=%s: %ld", good[i], r.status);

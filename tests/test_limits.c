@@ -160,7 +160,7 @@ END_TEST
 START_TEST(max_jobs) {
   const char *args[] = {"--max-jobs", "2", NULL};
   start(args);
-  char loc[128] = "";
+  char loc[HC_HEADER_MAX] = "";
   for (int i = 0; i < 2; i++) {
     hc_resp r = hc_call(&srv, "POST", "/v1/jobs",
                         "{\"code\":\"goroutine.sleep(20000)\"}");
@@ -232,7 +232,7 @@ START_TEST(max_long_polls) {
   start(args);
   hc_resp r = hc_call(&srv, "POST", "/v1/jobs",
                       "{\"code\":\"goroutine.sleep(20000)\"}");
-  char loc[128], path[200];
+  char loc[HC_HEADER_MAX], path[HC_HEADER_MAX + 16];
   snprintf(loc, sizeof loc, "%s", hc_header(&r, "location"));
   hc_release(&r);
   snprintf(path, sizeof path, "%s?wait=5", loc);
@@ -284,7 +284,7 @@ START_TEST(max_wait_refuses_longer_waits) {
   const char *args[] = {"--max-wait", "2500", NULL};
   start(args);
   hc_resp r = hc_call(&srv, "POST", "/v1/jobs", "{\"code\":\"return 1\"}");
-  char path[200];
+  char path[HC_HEADER_MAX + 16];
   snprintf(path, sizeof path, "%s?wait=2.6", hc_header(&r, "location"));
   hc_release(&r);
   r = hc_call(&srv, "GET", path, NULL);
@@ -385,7 +385,7 @@ START_TEST(goroutines_per_job) {
   for (int i = 0; i < 2; i++) {
     hc_resp r = hc_call(&srv, "POST", paths[i], "{\"code\":\"" FORK_20 "\"}");
     expect_status(&r, 202);
-    char path[200];
+    char path[HC_HEADER_MAX + 16];
     snprintf(path, sizeof path, "%s?wait=10", hc_header(&r, "location"));
     hc_release(&r);
     r = hc_call(&srv, "GET", path, NULL);
