@@ -128,6 +128,25 @@ int gl_keep_stock(lua_State *L);
 int gl_next(lua_State *L);    /* base.c: next that sees through proxies */
 int gl_require(lua_State *L); /* lazy.c: require of built-in modules */
 int gl_await(lua_State *L);   /* goroutine_lib.c: goroutine.await */
+/* goroutine_lib.c: what the module's functions share. The spawn of a
+ * goroutine started from L (its profile and memory limit); the n values
+ * at first packed as a call (raises on one that cannot move); a pool
+ * task's claim of its place among its job's goroutines (raises, freeing
+ * p, when there is none); a duration argument in ms; and the error of a
+ * goroutine that could not start (raises). */
+gr_spawn gl_spawn_from(lua_State *L, gr_pack *p);
+gr_pack *gl_pack_call(lua_State *L, int first, int n, int argbase);
+void gl_claim_job_slot(lua_State *L, gr_pack *p);
+int64_t gl_check_ms(lua_State *L, int arg, const char *what);
+int gl_start_failed(lua_State *L, int64_t code);
+/* pool_lib.c: the pool functions of the goroutine module. */
+int gl_pool_create(lua_State *L);
+int gl_pool_submit(lua_State *L);
+int gl_pool_submit_wait(lua_State *L);
+int gl_pool_result(lua_State *L);
+int gl_pool_wait(lua_State *L);
+int gl_pool_close(lua_State *L);
+int gl_pool_stats(lua_State *L);
 /* patterns.c: the string functions that untrusted code gets (rep: all). */
 int gl_str_find(lua_State *L);
 int gl_str_match(lua_State *L);
