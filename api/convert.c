@@ -24,6 +24,8 @@
  */
 #include "internal.h"
 
+#include "gr_common.h"
+
 #include <ctype.h>
 #include <inttypes.h>
 #include <lauxlib.h>
@@ -34,11 +36,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_DEPTH 200
-
 static int to_pack(gr_pack *p, json_t *v, int depth, char *err, size_t errlen) {
-  if (depth > MAX_DEPTH) {
-    snprintf(err, errlen, "nested more than %d levels deep", MAX_DEPTH);
+  if (depth > CM_JSON_MAX_DEPTH) {
+    snprintf(err, errlen, "nested more than %d levels deep", CM_JSON_MAX_DEPTH);
     return -1;
   }
   switch (json_typeof(v)) {

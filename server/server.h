@@ -19,7 +19,8 @@
 #define GR_LOG_ALWAYS 100
 
 /* A field of a line: SRV_STR("route", route), SRV_INT("status", 200),
- * SRV_NUM("duration_ms", 1.5) (written with three decimals). */
+ * SRV_NUM("duration_ms", 1.5) (rounded to three decimals, written as a
+ * JSON float: 1.5, 0.205, 2.0; NaN and infinities as null). */
 typedef struct srv_field {
   const char *key;
   int kind; /* 's', 'i' or 'f' */
