@@ -448,13 +448,6 @@ int api__read_snippet(api_ctx *api, const api_request *req, api_snippet *s,
 /* ---- paths ----------------------------------------------------------------
  */
 
-static int hexval(int c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  c = tolower(c);
-  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 const char *api__path_split(const char *path, api_path *a) {
   a->nseg = 0;
   if (*path != '/')
@@ -472,23 +465,12 @@ const char *api__path_split(const char *path, api_path *a) {
     char *seg = malloc(len + 1);
     if (!seg)
       return "out of memory";
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-      if (p[i] == '%') {
-        int hi = i + 2 < len ? hexval(p[i + 1]) : -1;
-        int lo = i + 2 < len ? hexval(p[i + 2]) : -1;
-        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-          free(seg);
-          return hi == 0 && lo == 0 ? "it has an encoded NUL (%00)"
-                                    : "it has a bad percent-escape";
-        }
-        seg[n++] = (char)(hi * 16 + lo);
-        i += 2;
-      } else {
-        seg[n++] = p[i];
-      }
+    long decoded = cm_percent_decode(p, len, seg);
+    if (decoded < 0) {
+      free(seg);
+      return decoded == CM_PERCENT_NUL ? "it has an encoded NUL (%00)"
+                                       : "it has a bad percent-escape";
     }
-    seg[n] = '\0';
     a->seg[a->nseg++] = seg;
     p += len;
     if (*p == '/')
