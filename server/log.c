@@ -261,24 +261,3 @@ void srv_logf(int level, const char *fmt, ...) {
   va_end(ap);
   write_line(level, 0, msg, NULL, 0);
 }
-
-long long srv_parse_size(const char *s) {
-  char *end;
-  long long v = strtoll(s, &end, 10);
-  if (end == s || v < 0)
-    return -1;
-  long long mult = 1;
-  if (*end == 'k' || *end == 'K')
-    mult = 1024, end++;
-  else if (*end == 'm' || *end == 'M')
-    mult = 1024 * 1024, end++;
-  else if (*end == 'g' || *end == 'G')
-    mult = 1024LL * 1024 * 1024, end++;
-  if (*end == 'i' || *end == 'B' || *end == 'b')
-    end++;
-  if (*end == 'B')
-    end++;
-  if (*end != '\0' || v > (1LL << 50) / mult)
-    return -1;
-  return v * mult;
-}
