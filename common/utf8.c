@@ -11,12 +11,12 @@
  */
 #include "gr_common.h"
 
-size_t cm_utf8_char(const char *str, size_t n) {
-  const unsigned char *s = (const unsigned char *)str;
+/* The length of the well-formed character at s, whose lead byte is not
+ * ASCII, n bytes being there; 0 if there is none. Static, so that the
+ * prefix loop gets it inlined. */
+static inline size_t multibyte_len(const unsigned char *s, size_t n) {
   unsigned cp = s[0], least;
   size_t len;
-  if (cp < 0x80)
-    return 1;
   if (cp >= 0xc2 && cp <= 0xdf)
     len = 2, least = 0x80;
   else if (cp >= 0xe0 && cp <= 0xef)
@@ -38,17 +38,20 @@ size_t cm_utf8_char(const char *str, size_t n) {
   return len;
 }
 
+size_t cm_utf8_char(const char *s, size_t n) {
+  const unsigned char *u = (const unsigned char *)s;
+  return u[0] < 0x80 ? 1 : multibyte_len(u, n);
+}
+
 size_t cm_utf8_valid_prefix(const char *s, size_t n) {
+  const unsigned char *u = (const unsigned char *)s;
   size_t i = 0;
-  while (i < n) {
-    if ((unsigned char)s[i] < 0x80) {
+  for (;;) {
+    while (i < n && u[i] < 0x80) /* ASCII, in a loop of its own */
       i++;
-      continue;
-    }
-    size_t len = cm_utf8_char(s + i, n - i);
+    size_t len = i < n ? multibyte_len(u + i, n - i) : 0;
     if (len == 0)
-      break;
+      return i;
     i += len;
   }
-  return i;
 }
