@@ -24,6 +24,8 @@
  */
 #include "internal.h"
 
+#include "gr_common.h"
+
 #include <ctype.h>
 #include <inttypes.h>
 #include <lauxlib.h>
@@ -34,11 +36,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_DEPTH 200
-
 static int to_pack(gr_pack *p, json_t *v, int depth, char *err, size_t errlen) {
-  if (depth > MAX_DEPTH) {
-    snprintf(err, errlen, "nested more than %d levels deep", MAX_DEPTH);
+  if (depth > CM_JSON_MAX_DEPTH) {
+    snprintf(err, errlen, "nested more than %d levels deep", CM_JSON_MAX_DEPTH);
     return -1;
   }
   switch (json_typeof(v)) {
@@ -174,12 +174,9 @@ void api__describe(json_t *v, char *out, size_t outlen) {
     snprintf(out, outlen, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
     return;
   case JSON_REAL: {
-    double d = json_real_value(v);
-    snprintf(out, outlen, "%.15g", d);
-    if (strtod(out, NULL) != d)
-      snprintf(out, outlen, "%.17g", d);
-    if (!strpbrk(out, ".eE") && outlen > strlen(out) + 2)
-      strcat(out, ".0");
+    char num[CM_DOUBLE_BUF];
+    snprintf(out, outlen, "%s",
+             cm_json_double(json_real_value(v), num) ? num : "null");
     return;
   }
   case JSON_TRUE:
@@ -448,13 +445,6 @@ int api__read_snippet(api_ctx *api, const api_request *req, api_snippet *s,
 /* ---- paths ----------------------------------------------------------------
  */
 
-static int hexval(int c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  c = tolower(c);
-  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 const char *api__path_split(const char *path, api_path *a) {
   a->nseg = 0;
   if (*path != '/')
@@ -472,23 +462,12 @@ const char *api__path_split(const char *path, api_path *a) {
     char *seg = malloc(len + 1);
     if (!seg)
       return "out of memory";
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-      if (p[i] == '%') {
-        int hi = i + 2 < len ? hexval(p[i + 1]) : -1;
-        int lo = i + 2 < len ? hexval(p[i + 2]) : -1;
-        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-          free(seg);
-          return hi == 0 && lo == 0 ? "it has an encoded NUL (%00)"
-                                    : "it has a bad percent-escape";
-        }
-        seg[n++] = (char)(hi * 16 + lo);
-        i += 2;
-      } else {
-        seg[n++] = p[i];
-      }
+    long decoded = cm_percent_decode(p, len, seg);
+    if (decoded < 0) {
+      free(seg);
+      return decoded == CM_PERCENT_NUL ? "it has an encoded NUL (%00)"
+                                       : "it has a bad percent-escape";
     }
-    seg[n] = '\0';
     a->seg[a->nseg++] = seg;
     p += len;
     if (*p == '/')

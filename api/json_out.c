@@ -2,22 +2,22 @@
  * json_out.c - writing JSON text straight into a buffer.
  *
  * The hot answers (pool stats, run outcomes, job records) are written here
- * without building jansson objects first. Floats get the fewest digits
- * that read back to the same double (jansson always writes 17: 0.1 would
- * be 0.10000000000000001), with a ".0" kept so a float stays a float when
- * it comes back to Lua. Values come from a plain pack; the mapping is the
- * one convert.c documents.
+ * without building jansson objects first. Strings and floats are written
+ * by common/ as the Lua json module writes them: floats in the fewest
+ * digits that read back to the same double (jansson always writes 17: 0.1
+ * would be 0.10000000000000001), with a ".0" kept so a float stays a float
+ * when it comes back to Lua, and '.' whatever the locale. Values come from
+ * a plain pack; the mapping is the one convert.c documents.
  */
 #include "internal.h"
 
+#include "gr_common.h"
+
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#define MAX_DEPTH 200
 
 void api__out_raw(api_out *o, const char *s, size_t n) {
   if (o->oom)
@@ -43,72 +43,19 @@ void api__out_cstr(api_out *o, const char *s) {
   api__out_raw(o, s, strlen(s));
 }
 
-/* Whether s is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF). */
-int api__utf8_valid(const char *str, size_t n) {
-  const unsigned char *s = (const unsigned char *)str;
-  size_t i = 0;
-  while (i < n) {
-    unsigned c = s[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    size_t len;
-    unsigned min;
-    if (c >= 0xc2 && c <= 0xdf)
-      len = 2, min = 0x80;
-    else if (c >= 0xe0 && c <= 0xef)
-      len = 3, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4)
-      len = 4, min = 0x10000;
-    else
-      return 0;
-    if (i + len > n)
-      return 0;
-    unsigned cp = c & (0xff >> (len + 1));
-    for (size_t k = 1; k < len; k++) {
-      if ((s[i + k] & 0xc0) != 0x80)
-        return 0;
-      cp = (cp << 6) | (s[i + k] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-      return 0;
-    i += len;
-  }
-  return 1;
+/* Whether s is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF),
+ * as common/ decides for every layer. */
+int api__utf8_valid(const char *s, size_t n) {
+  return cm_utf8_valid_prefix(s, n) == n;
+}
+
+static void write_out(void *o, const char *s, size_t n) {
+  api__out_raw(o, s, n);
 }
 
 void api__out_str(api_out *o, const char *s, size_t n) {
-  static const char hex[] = "0123456789abcdef";
   api__out_raw(o, "\"", 1);
-  size_t run = 0; /* bytes copied as they are, flushed in one go */
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    const char *esc = NULL;
-    char u[7];
-    if (c == '"')
-      esc = "\\\"";
-    else if (c == '\\')
-      esc = "\\\\";
-    else if (c == '\n')
-      esc = "\\n";
-    else if (c == '\r')
-      esc = "\\r";
-    else if (c == '\t')
-      esc = "\\t";
-    else if (c < 0x20) {
-      snprintf(u, sizeof u, "\\u00%c%c", hex[c >> 4], hex[c & 15]);
-      esc = u;
-    }
-    if (!esc) {
-      run++;
-      continue;
-    }
-    api__out_raw(o, s + i - run, run);
-    run = 0;
-    api__out_cstr(o, esc);
-  }
-  api__out_raw(o, s + n - run, run);
+  cm_json_escape(s, n, CM_ESCAPE_JSON, write_out, o);
   api__out_raw(o, "\"", 1);
 }
 
@@ -125,19 +72,12 @@ void api__out_int(api_out *o, int64_t v) {
 }
 
 void api__out_real(api_out *o, double d) {
-  if (!isfinite(d)) {
+  char buf[CM_DOUBLE_BUF];
+  size_t len = cm_json_double(d, buf);
+  if (len == 0)
     api__out_cstr(o, "null"); /* JSON has no NaN or infinity */
-    return;
-  }
-  char buf[40];
-  for (int digits = 15; digits <= 17; digits++) {
-    snprintf(buf, sizeof buf, "%.*g", digits, d);
-    if (strtod(buf, NULL) == d)
-      break;
-  }
-  if (!strpbrk(buf, ".eE")) /* "3" would come back as an integer */
-    strcat(buf, ".0");
-  api__out_cstr(o, buf);
+  else
+    api__out_raw(o, buf, len);
 }
 
 void api__out_key(api_out *o, const char *key, int *first) {
@@ -193,14 +133,6 @@ char *api__out_take(api_out *o, size_t *len) {
 /* ---- client text in details -----------------------------------------------
  */
 
-/* Length of the UTF-8 character at s (1 to 4), or 0 if the bytes there are
- * not one. */
-static size_t utf8_char(const char *s, size_t n) {
-  unsigned char c = (unsigned char)s[0];
-  size_t len = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
-  return len <= n && api__utf8_valid(s, len) ? len : 0;
-}
-
 void api__quote(char *out, size_t outlen, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
   if (outlen < 4) {
@@ -211,7 +143,7 @@ void api__quote(char *out, size_t outlen, const char *s, size_t n) {
   size_t w = 0, cut = 0; /* cut: the last place "..." still fits after */
   for (size_t i = 0; i < n;) {
     char piece[5];
-    size_t len = utf8_char(s + i, n - i), plen;
+    size_t len = cm_utf8_char(s + i, n - i), plen;
     unsigned char c = (unsigned char)s[i];
     if (len == 0 || c < 0x20 || c == 0x7f) { /* shown as \xNN */
       piece[0] = '\\';
@@ -269,8 +201,9 @@ static int write_key(api_out *o, const gr_item *k, char *err, size_t errlen) {
   case GR_ITEM_INT:
     snprintf(buf, sizeof buf, "%" PRId64, k->i);
     break;
-  case GR_ITEM_NUM:
-    snprintf(buf, sizeof buf, "%.17g", k->d);
+  case GR_ITEM_NUM: /* as a value would be; inf and -inf as %g writes them */
+    if (cm_json_double(k->d, buf) == 0)
+      snprintf(buf, sizeof buf, "%g", k->d);
     break;
   case GR_ITEM_BOOL:
     snprintf(buf, sizeof buf, "%s", k->b ? "true" : "false");
@@ -360,9 +293,9 @@ static int write_table(api_out *o, gr_pack_reader *r, int depth, char *err,
 
 static int write_value(api_out *o, gr_pack_reader *r, const gr_item *it,
                        int depth, char *err, size_t errlen) {
-  if (depth > MAX_DEPTH) {
+  if (depth > CM_JSON_MAX_DEPTH) {
     snprintf(err, errlen, "a value is nested more than %d levels deep",
-             MAX_DEPTH);
+             CM_JSON_MAX_DEPTH);
     return -1;
   }
   switch (it->kind) {

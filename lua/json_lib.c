@@ -33,21 +33,21 @@
  *
  * The encoder is ours, not jansson's: it writes floats in the fewest digits
  * that read back the same, and its buffer is a Lua userdata, so what it
- * allocates counts against the goroutine's memory limit.
+ * allocates counts against the goroutine's memory limit. Strings, floats,
+ * UTF-8 checks and the nesting limit (CM_JSON_MAX_DEPTH) are common/'s, so
+ * the HTTP API writes the same text.
  */
 #include "internal.h"
 
+#include "gr_common.h"
+
 #include <jansson.h>
 #include <limits.h>
-#include <locale.h>
 #include <malloc.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define JSON_MAX_DEPTH 200 /* nested arrays and objects */
 
 /* ---- shared -------------------------------------------------------------- */
 
@@ -61,42 +61,6 @@ static int l_empty_array(lua_State *L) {
   return 1;
 }
 
-/* Length of the UTF-8 character at s (n > 0 bytes left) if well formed (no
- * overlong form, surrogate or code point past U+10FFFF), else 0. */
-static size_t utf8_char(const char *str, size_t n) {
-  const unsigned char *s = (const unsigned char *)str;
-  unsigned cp = s[0], least, len;
-  if (cp < 0x80)
-    return 1;
-  if (cp >= 0xc2 && cp <= 0xdf)
-    len = 2, least = 0x80;
-  else if (cp >= 0xe0 && cp <= 0xef)
-    len = 3, least = 0x800;
-  else if (cp >= 0xf0 && cp <= 0xf4)
-    len = 4, least = 0x10000;
-  else
-    return 0;
-  if (n < len)
-    return 0;
-  cp &= 0x7fu >> len;
-  for (unsigned k = 1; k < len; k++) {
-    if ((s[k] & 0xc0) != 0x80)
-      return 0;
-    cp = cp << 6 | (s[k] & 0x3f);
-  }
-  return cp < least || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ? 0
-                                                                       : len;
-}
-
-/* Length of the longest valid UTF-8 prefix of s (n when all of it is). */
-static size_t utf8_valid_prefix(const char *s, size_t n) {
-  size_t i = 0, len;
-  while (i < n &&
-         (len = (unsigned char)s[i] < 0x80 ? 1 : utf8_char(s + i, n - i)))
-    i += len;
-  return i;
-}
-
 /* Pushes s for an error message, which must be UTF-8 itself: at most about
  * 40 bytes, control characters and invalid bytes shown as '?'. */
 static const char *push_shown(lua_State *L, const char *s, size_t n) {
@@ -104,7 +68,7 @@ static const char *push_shown(lua_State *L, const char *s, size_t n) {
   luaL_buffinit(L, &b);
   size_t i = 0, len;
   for (; i < n && i < 40; i += len) {
-    len = utf8_char(s + i, n - i);
+    len = cm_utf8_char(s + i, n - i);
     if (len == 0 || (unsigned char)s[i] < 0x20)
       luaL_addchar(&b, '?'), len = 1;
     else
@@ -148,9 +112,9 @@ typedef struct encoder {
   int buf_slot; /* stack slot of the userdata holding the text so far */
   char *buf;
   size_t len, cap;
-  int indent;                             /* spaces per level; 0: compact */
-  path_step path[JSON_MAX_DEPTH + 1];     /* path[d]: step to depth d */
-  const void *tables[JSON_MAX_DEPTH + 1]; /* tables[d]: open table at d */
+  int indent;                                /* spaces per level; 0: compact */
+  path_step path[CM_JSON_MAX_DEPTH + 1];     /* path[d]: step to depth d */
+  const void *tables[CM_JSON_MAX_DEPTH + 1]; /* tables[d]: open table at d */
 } encoder;
 
 static void reserve(encoder *e, size_t more) {
@@ -227,59 +191,33 @@ static int encode_error(encoder *e, int depth, const char *what) {
   return luaL_error(L, "json.encode: %s %s", lua_tostring(L, -1), what);
 }
 
-/* Control characters written as \b, \f, \n, \r, \t; the others as \u00XX. */
-static const char short_escape[0x20] = {
-    ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'};
+static void write_encoder(void *e, const char *s, size_t n) {
+  put(e, s, n);
+}
 
+/* s, valid UTF-8, as a JSON string with JSON's escapes (\b \n \u0001). */
 static void put_string(encoder *e, const char *s, size_t n) {
-  static const char hex[] = "0123456789abcdef";
   reserve(e, n + 2);
   e->buf[e->len++] = '"';
-  size_t run = 0; /* bytes since the last escape, copied in one go */
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c >= 0x20 && c != '"' && c != '\\') {
-      run++;
-      continue;
-    }
-    put(e, s + i - run, run);
-    run = 0;
-    char esc[6] = {'\\', (char)c, '0', '0', hex[c >> 4], hex[c & 15]};
-    size_t len = 2;
-    if (c < 0x20 && short_escape[c])
-      esc[1] = short_escape[c];
-    else if (c < 0x20)
-      esc[1] = 'u', len = 6;
-    put(e, esc, len);
-  }
-  put(e, s + n - run, run);
+  cm_json_escape(s, n, CM_ESCAPE_JSON, write_encoder, e);
   put(e, "\"", 1);
 }
 
-/* Integers as they are; floats in the fewest digits (15 to 17) that read
- * back as the same double, with '.' as the decimal point whatever the
- * locale. */
+/* Integers as they are; floats as cm_json_double writes them (2.0, 0.1,
+ * 1e+300, '.' whatever the locale); NaN and infinities as null. */
 static void put_number(encoder *e, int idx) {
-  char buf[48];
-  double d = lua_tonumber(e->L, idx);
+  char buf[CM_DOUBLE_BUF]; /* an integer's 20 characters fit too */
   if (lua_isinteger(e->L, idx)) {
-    snprintf(buf, sizeof buf, LUA_INTEGER_FMT,
-             (LUAI_UACINT)lua_tointeger(e->L, idx));
-  } else if (!isfinite(d)) {
-    strcpy(buf, "null"); /* JSON has no NaN or infinity */
-  } else {
-    for (int digits = 15; digits <= 17; digits++) {
-      snprintf(buf, sizeof buf - 2, "%.*g", digits, d);
-      if (strtod(buf, NULL) == d)
-        break;
-    }
-    char *point = strchr(buf, lua_getlocaledecpoint());
-    if (point)
-      *point = '.';
-    if (!strpbrk(buf, ".eE")) /* "2" would come back as an integer */
-      strcat(buf, ".0");
+    int len = snprintf(buf, sizeof buf, LUA_INTEGER_FMT,
+                       (LUAI_UACINT)lua_tointeger(e->L, idx));
+    put(e, buf, (size_t)len);
+    return;
   }
-  put(e, buf, strlen(buf));
+  size_t len = cm_json_double(lua_tonumber(e->L, idx), buf);
+  if (len == 0)
+    put(e, "null", 4); /* JSON has no NaN or infinity */
+  else
+    put(e, buf, len);
 }
 
 /* An object key: strings as they are, numbers and booleans as tostring. */
@@ -293,7 +231,7 @@ static void put_key(encoder *e, int key, int depth) {
                                  luaL_typename(L, key)));
   const char *s = type == LUA_TSTRING ? lua_tolstring(L, key, &n)
                                       : luaL_tolstring(L, key, &n);
-  if (utf8_valid_prefix(s, n) != n)
+  if (cm_utf8_valid_prefix(s, n) != n)
     encode_error(e, depth, "has a key that is not valid UTF-8");
   put_string(e, s, n);
   if (type != LUA_TSTRING)
@@ -340,8 +278,10 @@ static void encode_object(encoder *e, int t, int depth) {
 
 static void encode_table(encoder *e, int t, int depth) {
   lua_State *L = e->L;
-  if (depth >= JSON_MAX_DEPTH)
-    encode_error(e, depth, "is nested more than 200 levels deep");
+  if (depth >= CM_JSON_MAX_DEPTH)
+    encode_error(e, depth,
+                 lua_pushfstring(L, "is nested more than %d levels deep",
+                                 CM_JSON_MAX_DEPTH));
   const void *self = lua_topointer(L, t);
   for (int d = 0; d < depth; d++)
     if (e->tables[d] == self)
@@ -389,7 +329,7 @@ static void encode_value(encoder *e, int idx, int depth) {
   case LUA_TSTRING: {
     size_t n;
     const char *s = lua_tolstring(L, idx, &n);
-    if (utf8_valid_prefix(s, n) != n)
+    if (cm_utf8_valid_prefix(s, n) != n)
       encode_error(e, depth, "is not valid UTF-8");
     put_string(e, s, n);
     return;
@@ -541,7 +481,8 @@ static int decode_error(lua_State *L, const char *what, int line, int column,
  * limit in the first n bytes of text, which jansson has read as JSON: only
  * strings need skipping. */
 static int depth_error(lua_State *L, const char *text, size_t n) {
-  static const char what[] = "more than 200 nested arrays and objects";
+  const char *what = lua_pushfstring(
+      L, "more than %d nested arrays and objects", CM_JSON_MAX_DEPTH);
   const unsigned char *s = (const unsigned char *)text;
   int depth = 0, line = 1, column = 0, in_string = 0;
   for (size_t i = 0; i < n; i++) {
@@ -554,7 +495,7 @@ static int depth_error(lua_State *L, const char *text, size_t n) {
     else if (s[i] == '"')
       in_string = !in_string;
     else if (!in_string && (s[i] == '[' || s[i] == '{') &&
-             ++depth > JSON_MAX_DEPTH)
+             ++depth > CM_JSON_MAX_DEPTH)
       return decode_error(L, what, line, column, (int)(i + 1));
     else if (!in_string && (s[i] == ']' || s[i] == '}'))
       depth--;
@@ -593,7 +534,7 @@ static void push_value(decoder *d, json_t *v, int depth) {
   default: /* an array or an object */
     break;
   }
-  if (depth >= JSON_MAX_DEPTH)
+  if (depth >= CM_JSON_MAX_DEPTH)
     depth_error(L, d->text, d->len);
   luaL_checkstack(L, 8, "json.decode: text nested too deep");
   json_t *item;

@@ -5,14 +5,18 @@
  * A line is built in a buffer and written with one write(2), so lines from
  * parallel goroutines never interleave. Every value is escaped for its
  * format and made valid UTF-8 (a byte that is not becomes U+FFFD), so any
- * line parses, whatever a snippet logged. Writers hold a read lock on the
- * file, reopening takes the write lock: a line never goes to a closed
- * descriptor.
+ * line parses, whatever a snippet logged. Strings and numbers are written
+ * by common/'s JSON writers, whose log style of escapes suits logfmt's
+ * quoted values too. Writers hold a read lock on the file, reopening takes
+ * the write lock: a line never goes to a closed descriptor.
  */
 #include "server.h"
 
+#include "gr_common.h"
+
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -91,6 +95,8 @@ int srv_log_reopen(void) {
 typedef struct line {
   char buf[8192];
   size_t len;
+  size_t limit; /* where the string being written must stop */
+  int cut;      /* that string did not fit: it ends with "..." */
 } line;
 
 /* A string value stops (with "...") where fewer than this many bytes would
@@ -108,56 +114,40 @@ static void puts_(line *l, const char *s) {
   put(l, s, strlen(s));
 }
 
-/* The length of the valid UTF-8 character at s (n bytes left), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n) {
-  unsigned c = s[0];
-  size_t len = c < 0x80                ? 1
-               : c >= 0xc2 && c < 0xe0 ? 2
-               : c >= 0xe0 && c < 0xf0 ? 3
-               : c >= 0xf0 && c < 0xf5 ? 4
-                                       : 0;
-  if (len == 0 || len > n)
-    return 0;
-  for (size_t i = 1; i < len; i++)
-    if ((s[i] & 0xc0) != 0x80)
-      return 0;
-  if (len == 3 && ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0)))
-    return 0; /* overlong, or a surrogate */
-  if (len == 4 && ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] >= 0x90)))
-    return 0;
-  return len;
+/* A piece of escaped text, as long as it fits before l->limit: a run of
+ * plain text is cut after its last whole character that fits, an escape
+ * (it starts with a backslash) is kept whole or left out. */
+static void put_capped(void *ctx, const char *s, size_t n) {
+  line *l = ctx;
+  if (l->cut)
+    return;
+  size_t room = l->limit > l->len ? l->limit - l->len : 0;
+  if (n > room) {
+    n = s[0] == '\\' ? 0 : room;
+    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+      n--; /* do not split a character */
+    l->cut = 1;
+  }
+  put(l, s, n);
 }
 
 /* s escaped for a quoted logfmt or JSON string (the same escapes serve
  * both), without the quotes; cut short with "..." when the line is long. */
-static void put_escaped(line *l, const char *str) {
-  const unsigned char *s = (const unsigned char *)str;
-  size_t n = strlen(str), limit = sizeof l->buf - LINE_RESERVE;
-  for (size_t i = 0; i < n;) {
-    unsigned c = s[i];
-    char piece[8];
-    size_t plen, used = 1;
-    if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t') {
-      piece[0] = '\\';
-      piece[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : (char)c;
-      plen = 2;
-    } else if (c < 0x20 || c == 0x7f) {
-      plen = (size_t)snprintf(piece, sizeof piece, "\\u%04x", c);
-    } else if ((used = utf8_len(s + i, n - i)) == 0) {
-      memcpy(piece, "\xef\xbf\xbd", 3); /* U+FFFD */
-      plen = 3;
-      used = 1;
-    } else {
-      memcpy(piece, s + i, used);
-      plen = used;
+static void put_escaped(line *l, const char *s) {
+  size_t n = strlen(s);
+  l->limit = sizeof l->buf - LINE_RESERVE;
+  l->cut = 0;
+  for (size_t i = 0; i < n && !l->cut;) {
+    size_t valid = cm_utf8_valid_prefix(s + i, n - i);
+    cm_json_escape(s + i, valid, CM_ESCAPE_LOG, put_capped, l);
+    i += valid;
+    if (i < n) {                        /* a byte that is not UTF-8 */
+      put_capped(l, "\xef\xbf\xbd", 3); /* U+FFFD */
+      i++;
     }
-    if (l->len + plen > limit) {
-      put(l, "...", 3);
-      return;
-    }
-    put(l, piece, plen);
-    i += used;
   }
+  if (l->cut)
+    put(l, "...", 3);
 }
 
 /* logfmt leaves a value bare when nothing in it needs quoting. */
@@ -204,9 +194,10 @@ static void put_field(line *l, const srv_field *f) {
     snprintf(num, sizeof num, "%lld", f->i);
     puts_(l, num);
     break;
-  case 'f':
+  case 'f': /* three decimals at most; NaN and infinities as null */
     put_key(l, f->key);
-    snprintf(num, sizeof num, "%.3f", f->d == f->d ? f->d : 0.0);
+    if (cm_json_double(round(f->d * 1000) / 1000, num) == 0)
+      snprintf(num, sizeof num, "null");
     puts_(l, num);
     break;
   default:
@@ -269,25 +260,4 @@ void srv_logf(int level, const char *fmt, ...) {
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   write_line(level, 0, msg, NULL, 0);
-}
-
-long long srv_parse_size(const char *s) {
-  char *end;
-  long long v = strtoll(s, &end, 10);
-  if (end == s || v < 0)
-    return -1;
-  long long mult = 1;
-  if (*end == 'k' || *end == 'K')
-    mult = 1024, end++;
-  else if (*end == 'm' || *end == 'M')
-    mult = 1024 * 1024, end++;
-  else if (*end == 'g' || *end == 'G')
-    mult = 1024LL * 1024 * 1024, end++;
-  if (*end == 'i' || *end == 'B' || *end == 'b')
-    end++;
-  if (*end == 'B')
-    end++;
-  if (*end != '\0' || v > (1LL << 50) / mult)
-    return -1;
-  return v * mult;
 }

@@ -13,6 +13,8 @@
 #include "modules.h"
 #include "server.h"
 
+#include "gr_common.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,102 +91,101 @@ static int ends_with(const char *s, const char *suffix) {
   return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-int cmd_run(int argc, char **argv) {
-  gr_config cfg = {0};
-  cfg.memory_limit = 256u << 20;
-  const char *workflow = NULL;
-  int submit_waits = 1;
-  int i = 0;
-  for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
-    const char *opt = argv[i];
-    const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-    if (strcmp(opt, "--help") == 0) {
-      fputs(run_usage, stdout);
-      return 0;
-    }
-    if (!val) {
-      fprintf(stderr, "goroutined run: option %s needs a value\n%s", opt,
-              run_usage);
-      return 2;
-    }
-    if (strcmp(opt, "--workers") == 0) {
-      char *end;
-      long n = strtol(val, &end, 10);
-      if (*end || n < 1 || n > 1024) {
-        fprintf(stderr,
-                "goroutined run: --workers must be 1 to 1024, not '%s'\n", val);
-        return 2;
-      }
-      cfg.workers = (int)n;
-    } else if (strcmp(opt, "--memory-limit") == 0) {
-      long long n = srv_parse_size(val);
-      if (n < 0) {
-        fprintf(stderr, "goroutined run: bad --memory-limit '%s' (try 64M)\n",
-                val);
-        return 2;
-      }
-      cfg.memory_limit = (size_t)n;
-    } else if (strcmp(opt, "--log-level") == 0) {
-      int level = srv_parse_log_level(val);
-      if (level < 0) {
-        fprintf(stderr, "goroutined run: bad --log-level '%s'\n", val);
-        return 2;
-      }
-      srv_set_log_level(level);
-    } else if (strcmp(opt, "--workflow") == 0) {
-      workflow = val;
-    } else if (strcmp(opt, "--pool-full") == 0) {
-      if (strcmp(val, "wait") != 0 && strcmp(val, "fail") != 0) {
-        fprintf(stderr,
-                "goroutined run: --pool-full must be wait or fail, not '%s'\n",
-                val);
-        return 2;
-      }
-      submit_waits = strcmp(val, "wait") == 0;
-    } else {
-      fprintf(stderr, "goroutined run: unknown option %s\n%s", opt, run_usage);
-      return 2;
-    }
-    i++;
+/* ---- options ------------------------------------------------------------
+ */
+
+static int set_workers(const cm_option *opt, const char *value, char *why,
+                       size_t whylen) {
+  long long n;
+  if (cm_parse_int(value, 1, 1024, &n) != 0) {
+    snprintf(why, whylen, "must be 1 to 1024, not '%s'", value);
+    return -1;
   }
-  if (i >= argc) {
+  *(int *)opt->target = (int)n;
+  return 0;
+}
+
+static int set_memory_limit(const cm_option *opt, const char *value, char *why,
+                            size_t whylen) {
+  long long n;
+  if (cm_parse_size(value, &n) != 0) {
+    snprintf(why, whylen,
+             "must be a size such as 64M, 512K or 1G (0 = unlimited), not "
+             "'%s'",
+             value);
+    return -1;
+  }
+  *(size_t *)opt->target = (size_t)n;
+  return 0;
+}
+
+static int set_pool_full(const cm_option *opt, const char *value, char *why,
+                         size_t whylen) {
+  if (strcmp(value, "wait") != 0 && strcmp(value, "fail") != 0) {
+    snprintf(why, whylen, "must be wait or fail, not '%s'", value);
+    return -1;
+  }
+  *(int *)opt->target = strcmp(value, "wait") == 0;
+  return 0;
+}
+
+static int set_log_level(const cm_option *opt, const char *value, char *why,
+                         size_t whylen) {
+  int level = srv_parse_log_level(value);
+  if (level < 0) {
+    snprintf(why, whylen, "must be debug, info, warn or error, not '%s'",
+             value);
+    return -1;
+  }
+  srv_set_log_level(level);
+  return 0;
+}
+
+typedef struct run_options {
+  gr_config cfg;
+  const char *workflow; /* NULL: every workflow */
+  int submit_waits;     /* --pool-full wait */
+} run_options;
+
+/* Reads the options at the start of argv into ro. Returns the index of
+ * FILE, or -1 when the command ends here with *status: 0 after --help, 2
+ * after a complaint. */
+static int read_options(int argc, char **argv, run_options *ro, int *status) {
+  ro->cfg.memory_limit = 256u << 20;
+  ro->submit_waits = 1;
+  cm_option options[] = {
+      {.name = "--help", .no_value = 1, .set = cm_option_stop},
+      {.name = "--workflow"},
+      {.name = "--workers", .set = set_workers, .target = &ro->cfg.workers},
+      {.name = "--memory-limit",
+       .set = set_memory_limit,
+       .target = &ro->cfg.memory_limit},
+      {.name = "--pool-full",
+       .set = set_pool_full,
+       .target = &ro->submit_waits},
+      {.name = "--log-level", .set = set_log_level},
+  };
+  char err[400];
+  int i = cm_options_parse(options, sizeof options / sizeof options[0], argc,
+                           argv, err, sizeof err);
+  ro->workflow = options[1].value;
+  *status = i == CM_OPTIONS_STOPPED ? 0 : 2;
+  if (i == CM_OPTIONS_STOPPED)
+    fputs(run_usage, stdout);
+  else if (i < 0)
+    fprintf(stderr, "goroutined run: %s\n%s", err,
+            i == CM_OPTIONS_MISUSE ? run_usage : "");
+  else if (i >= argc)
     fputs(run_usage, stderr);
-    return 2;
-  }
-  const char *path = argv[i];
-  size_t len = 0;
-  char *code = read_file(path, &len);
-  if (!code) {
-    fprintf(stderr, "goroutined: cannot read %s: %s\n", path, strerror(errno));
-    return 1;
-  }
-  code = comment_shebang(code, &len);
+  return i >= 0 && i < argc ? i : -1;
+}
 
-  cfg.hooks.log = srv_log_hook;
-  gr_lua_setup(&cfg);
-  gr_runtime *rt = gr_runtime_new(&cfg);
-  if (!rt) {
-    free(code);
-    fprintf(stderr, "goroutined: cannot start the runtime\n");
-    return 1;
-  }
-  if (submit_waits && gr_lua_submit_waits(rt, 1) != GR_OK) {
-    free(code);
-    gr_runtime_free(rt);
-    fprintf(stderr, "goroutined: not enough memory\n");
-    return 1;
-  }
-  char chunkname[1024];
-  snprintf(chunkname, sizeof chunkname, "@%s", path);
-  gr_future *main_result = gr_future_new();
-  gr_spawn s = {.pack = gr_lua_prelude_pack(
-                    chunkname, code, len, path, argc - i - 1, argv + i + 1,
-                    workflow, ends_with(path, ".sloth")),
-                .profile = GR_PROFILE_TRUSTED,
-                .future = main_result};
-  free(code);
-  gr_go(rt, &s);
+/* ---- running ------------------------------------------------------------
+ */
 
+/* Waits for the main goroutine and every other, then says how it went:
+ * the exit status. */
+static int finish(gr_runtime *rt, gr_future *main_result) {
   int status = 0;
   if (gr_runtime_wait_idle(rt, -1) == GR_DEADLOCK) {
     gr_runtime_stats st;
@@ -212,4 +213,46 @@ int cmd_run(int argc, char **argv) {
   }
   gr_future_unref(main_result);
   return status;
+}
+
+int cmd_run(int argc, char **argv) {
+  run_options ro = {0};
+  int status;
+  int i = read_options(argc, argv, &ro, &status);
+  if (i < 0)
+    return status;
+  const char *path = argv[i];
+  size_t len = 0;
+  char *code = read_file(path, &len);
+  if (!code) {
+    fprintf(stderr, "goroutined: cannot read %s: %s\n", path, strerror(errno));
+    return 1;
+  }
+  code = comment_shebang(code, &len);
+
+  ro.cfg.hooks.log = srv_log_hook;
+  gr_lua_setup(&ro.cfg);
+  gr_runtime *rt = gr_runtime_new(&ro.cfg);
+  if (!rt) {
+    free(code);
+    fprintf(stderr, "goroutined: cannot start the runtime\n");
+    return 1;
+  }
+  if (ro.submit_waits && gr_lua_submit_waits(rt, 1) != GR_OK) {
+    free(code);
+    gr_runtime_free(rt);
+    fprintf(stderr, "goroutined: not enough memory\n");
+    return 1;
+  }
+  char chunkname[1024];
+  snprintf(chunkname, sizeof chunkname, "@%s", path);
+  gr_future *main_result = gr_future_new();
+  gr_spawn s = {.pack = gr_lua_prelude_pack(
+                    chunkname, code, len, path, argc - i - 1, argv + i + 1,
+                    ro.workflow, ends_with(path, ".sloth")),
+                .profile = GR_PROFILE_TRUSTED,
+                .future = main_result};
+  free(code);
+  gr_go(rt, &s);
+  return finish(rt, main_result);
 }

@@ -1,5 +1,6 @@
 /*
- * server.h - shared by the files of server/: the command line, logging.
+ * server.h - shared by the files of server/: the command line, logging,
+ * serve's settings.
  */
 #ifndef GR_SERVER_H
 #define GR_SERVER_H
@@ -7,6 +8,7 @@
 #include "goroutine.h"
 
 #include <stdio.h>
+#include <sys/socket.h>
 
 #ifndef GR_VERSION
 #define GR_VERSION "0.0.0"
@@ -19,7 +21,8 @@
 #define GR_LOG_ALWAYS 100
 
 /* A field of a line: SRV_STR("route", route), SRV_INT("status", 200),
- * SRV_NUM("duration_ms", 1.5) (written with three decimals). */
+ * SRV_NUM("duration_ms", 1.5) (rounded to three decimals, written as a
+ * JSON float: 1.5, 0.205, 2.0; NaN and infinities as null). */
 typedef struct srv_field {
   const char *key;
   int kind; /* 's', 'i' or 'f' */
@@ -53,8 +56,26 @@ int srv_set_log_file(const char *path, char *err, size_t errlen);
  * the log goes on in the old one. */
 int srv_log_reopen(void);
 
-/* Parses a size such as 64M, 512K, 1G or plain bytes; -1 if malformed. */
-long long srv_parse_size(const char *s);
+/* What `goroutined serve` is told (serve_options.c): numbers in the unit
+ * their option names. */
+typedef struct serve_settings {
+  const char *listen; /* HOST:PORT as given, for messages */
+  struct sockaddr_storage addr;
+  char host[256];
+  char *token, *read_token; /* NULL when not set */
+  const char *http_allow;   /* "" when snippets get no `http` */
+  long long workers, http_threads, max_body, memory_limit, default_timeout_ms,
+      max_timeout_ms, max_wait_ms, result_ttl_s, max_results, max_connections,
+      inline_budget_us, grace_ms, idle_timeout_s, max_url, max_head, max_pools,
+      max_queued, max_jobs, max_long_polls, job_memory_limit,
+      job_max_goroutines;
+} serve_settings;
+/* Reads serve's options from argv and the environment, checks them and
+ * sets up the log: 0 to serve with s (then serve_settings_free), or -1
+ * when the command ends here with *status: 0 after --help, 2 after
+ * complaining on stderr. */
+int serve_settings_read(int argc, char **argv, serve_settings *s, int *status);
+void serve_settings_free(serve_settings *s);
 
 int cmd_run(int argc, char **argv);
 int cmd_serve(int argc, char **argv);

@@ -7,7 +7,8 @@ src=$1
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 mkdir -p "$dir/src"
-cp -r "$src/CMakeLists.txt" "$src/cmake" "$src/core" "$src/lua" "$src/rockspecs" "$dir/src/"
+cp -r "$src/CMakeLists.txt" "$src/cmake" "$src/common" "$src/core" "$src/lua" \
+  "$src/rockspecs" "$dir/src/"
 cd "$dir/src"
 luarocks --lua-version 5.4 make --tree "$dir/tree" rockspecs/goroutine-scm-1.rockspec >"$dir/log" 2>&1 \
   || { cat "$dir/log"; exit 1; }

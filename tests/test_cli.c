@@ -1,7 +1,8 @@
 /*
  * test_cli.c - the goroutined command: run (success, script errors with
  * FILE:LINE and a traceback, arguments, shebang, deadlock, missing files,
- * bad options), version and help. Runs the real binary.
+ * bad options), the forms options take in run and serve, version and help.
+ * Runs the real binary.
  */
 #include "helpers.h"
 
@@ -212,6 +213,71 @@ START_TEST(pool_full_option) {
 }
 END_TEST
 
+/* Runs `goroutined ARGS` in the test's own folder, where scripts are. */
+static void run_here(result *r, const char *args) {
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd, "cd %s && %s %s", tmpdir, GOROUTINED_BIN, args);
+  t_shell(r, tmpdir, cmd);
+}
+
+/* --name=value and --name value alike; "--" ends the options, so a script
+ * may be named like one; what follows the script is the script's. */
+START_TEST(option_forms) {
+  static result r;
+  script("show.lua", "print('args', ...)\n");
+  script("--dash.lua", "print('dash', ...)\n");
+  run_here(&r, "run --workers=2 --memory-limit 8M show.lua --workers x");
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  ck_assert_str_eq(r.out, "args\t--workers\tx\n");
+  run_here(&r, "run --pool-full=fail -- --dash.lua -- --bogus");
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  ck_assert_str_eq(r.out, "dash\t--\t--bogus\n");
+  run_here(&r, "run --dash.lua");
+  ck_assert_int_eq(r.status, 2);
+  ck_assert_ptr_nonnull(strstr(r.err, "unknown option --dash.lua"));
+  run_here(&r, "run --workers=0 show.lua");
+  ck_assert_int_eq(r.status, 2);
+  ck_assert_ptr_nonnull(strstr(r.err, "--workers must be 1 to 1024, not '0'"));
+}
+END_TEST
+
+START_TEST(option_refusals) {
+  static result r;
+  run(&r, "run --workers");
+  ck_assert_int_eq(r.status, 2);
+  ck_assert_ptr_nonnull(strstr(r.err, "option --workers needs a value"));
+  run(&r, "run --bogus=1 x.lua");
+  ck_assert_int_eq(r.status, 2);
+  ck_assert_ptr_nonnull(strstr(r.err, "unknown option --bogus\n"));
+  run(&r, "run --help=please");
+  ck_assert_int_eq(r.status, 2);
+  ck_assert_ptr_nonnull(strstr(r.err, "option --help takes no value"));
+  run(&r, "run --memory-limit 8Q x.lua");
+  ck_assert_int_eq(r.status, 2);
+  ck_assert_ptr_nonnull(
+      strstr(r.err, "--memory-limit must be a size such as 64M"));
+  run(&r, "serve --max-body=8Q");
+  ck_assert_int_eq(r.status, 2);
+  ck_assert_ptr_nonnull(strstr(
+      r.err, "--max-body (or GOROUTINED_MAX_BODY) must be a size from 1 to"));
+  run(&r, "serve --log-format=xml");
+  ck_assert_int_eq(r.status, 2);
+  ck_assert_ptr_nonnull(strstr(r.err, "--log-format must be logfmt or json"));
+  run(&r, "serve --listen");
+  ck_assert_int_eq(r.status, 2);
+  ck_assert_ptr_nonnull(strstr(r.err, "option --listen needs a value"));
+  run(&r, "serve --bogus 1");
+  ck_assert_int_eq(r.status, 2);
+  ck_assert_ptr_nonnull(strstr(r.err, "unknown option --bogus\n"));
+  run(&r, "serve stray");
+  ck_assert_int_eq(r.status, 2);
+  ck_assert_ptr_nonnull(strstr(r.err, "unexpected argument 'stray'"));
+  run(&r, "serve -h");
+  ck_assert_int_eq(r.status, 0);
+  ck_assert_ptr_nonnull(strstr(r.out, "--max-head SIZE"));
+}
+END_TEST
+
 static Suite *cli_suite(void) {
   Suite *s = suite_create("cli");
   TCase *tc = tcase_create("cli");
@@ -226,6 +292,8 @@ static Suite *cli_suite(void) {
   tcase_add_test(tc, bad_invocations);
   tcase_add_test(tc, memory_limit_option);
   tcase_add_test(tc, pool_full_option);
+  tcase_add_test(tc, option_forms);
+  tcase_add_test(tc, option_refusals);
   suite_add_tcase(s, tc);
   return s;
 }
