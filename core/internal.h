@@ -342,11 +342,27 @@ uint32_t gr__job_max_goroutines(const gr_job *job);
  * give_back undoes a take whose goroutine never started. */
 int gr__job_take_slot(gr_job *job);
 void gr__job_give_back_slot(gr_job *job);
-/* The job a pack's call joins (GR_PACK_CALL), or NULL; pack.c. */
-gr_job *gr__pack_job(const gr_pack *p);
-/* Moves the slot a pack claimed (gr_pack_claim_job_slot) to the goroutine
- * started from it; returns whether there was one. */
-int gr__pack_take_job_slot(gr_pack *p);
+
+/* A call's way into a job. A pack built with GR_PACK_CALL inside a job
+ * carries a ticket, so the goroutine started from it, at once or later
+ * from a pool's queue, joins that job. The pack only stores the ticket;
+ * these functions (job.c) fill, copy and read it. */
+typedef struct gr_job_ticket {
+  gr_job *job;  /* a reference, or NULL */
+  int has_slot; /* it holds one of the job's goroutine slots */
+} gr_job_ticket;
+/* The ticket a pack carries (pack.c). */
+gr_job_ticket *gr__pack_ticket(gr_pack *p);
+/* For a call packed in L: the job of L's goroutine, unless t has one. */
+void gr__job_ticket_issue(gr_job_ticket *t, lua_State *L);
+/* For a copy of the call: the same job, without the slot (a slot is for
+ * one goroutine). */
+void gr__job_ticket_copy(gr_job_ticket *to, const gr_job_ticket *from);
+/* Gives back a slot never used (its goroutine never started) and the
+ * reference. */
+void gr__job_ticket_drop(gr_job_ticket *t);
+/* The job the call packed in p joins, or NULL. */
+gr_job *gr__job_of_call(gr_pack *p);
 /* The cancellation message for g: "timeout after N ms" and the like. */
 void gr__cancel_message(gr_g *g, int reason, char *buf, size_t len);
 

@@ -57,13 +57,12 @@ struct gr_pack {
   size_t len, cap;
   gr_object **objs;
   size_t nobjs, objcap;
-  size_t count;      /* top-level values */
-  size_t registered; /* objects that decoding must remember */
-  uint32_t next_id;  /* ids are unique within a pack */
-  int depth;         /* open tables, for the builders */
-  int oom;           /* an append failed: the pack is unusable */
-  gr_job *job;       /* a call packed inside a job joins it (a reference) */
-  int job_slot;      /* it holds one of the job's goroutine slots */
+  size_t count;         /* top-level values */
+  size_t registered;    /* objects that decoding must remember */
+  uint32_t next_id;     /* ids are unique within a pack */
+  int depth;            /* open tables, for the builders */
+  int oom;              /* an append failed: the pack is unusable */
+  gr_job_ticket ticket; /* a call packed inside a job joins it (job.c) */
 };
 
 /* ---- buffer ------------------------------------------------------------ */
@@ -77,32 +76,14 @@ void gr_pack_free(gr_pack *p) {
     return;
   for (size_t i = 0; i < p->nobjs; i++)
     gr_object_unref(p->objs[i]);
-  if (p->job_slot)
-    gr__job_give_back_slot(p->job); /* it never started */
-  if (p->job)
-    gr__job_unref(p->job);
+  gr__job_ticket_drop(&p->ticket);
   free(p->objs);
   free(p->buf);
   free(p);
 }
 
-gr_job *gr__pack_job(const gr_pack *p) {
-  return p->job;
-}
-
-int gr_pack_claim_job_slot(gr_pack *p) {
-  if (!p->job || p->job_slot)
-    return GR_OK;
-  if (!gr__job_take_slot(p->job))
-    return GR_ELIMIT;
-  p->job_slot = 1;
-  return GR_OK;
-}
-
-int gr__pack_take_job_slot(gr_pack *p) {
-  int had = p->job_slot;
-  p->job_slot = 0;
-  return had;
+gr_job_ticket *gr__pack_ticket(gr_pack *p) {
+  return &p->ticket;
 }
 
 gr_pack *gr_pack_dup(const gr_pack *p) {
@@ -122,9 +103,7 @@ gr_pack *gr_pack_dup(const gr_pack *p) {
   d->objcap = p->nobjs;
   for (size_t i = 0; i < p->nobjs; i++)
     d->objs[i] = gr_object_ref(p->objs[i]);
-  if (d->job)
-    gr__job_ref(d->job);
-  d->job_slot = 0; /* a slot is for one goroutine */
+  gr__job_ticket_copy(&d->ticket, &p->ticket);
   return d;
 }
 
@@ -717,11 +696,8 @@ int gr_pack_values(gr_pack *p, lua_State *L, int first, int n, int flags,
     return -1;
   }
   p->count += (size_t)n;
-  if ((flags & GR_PACK_CALL) && !p->job) {
-    gr_g *g = gr_current(L);
-    if (g && g->job)
-      p->job = gr__job_ref(g->job);
-  }
+  if (flags & GR_PACK_CALL)
+    gr__job_ticket_issue(&p->ticket, L);
   return 0;
 }
 

@@ -174,7 +174,7 @@ gr_g *gr__g_new(gr_runtime *rt, const gr_spawn *s) {
  * one when the spawn sets job limits. GR_ELIMIT or GR_ENOMEM when it cannot
  * join; the caller then fails g's future with job_refusal and frees g. */
 static int attach_job(gr_g *g, const gr_spawn *s, int64_t now_ns) {
-  gr_job *job = g->start ? gr__pack_job(g->start) : NULL;
+  gr_job *job = g->start ? gr__job_of_call(g->start) : NULL;
   int root = 0;
   if (job) {
     gr__job_ref(job);
@@ -194,7 +194,7 @@ static int attach_job(gr_g *g, const gr_spawn *s, int64_t now_ns) {
 /* The error of a goroutine that could not join its job. */
 static char *job_refusal(gr_g *g, int rc) {
   char msg[128];
-  gr_job *job = g->start ? gr__pack_job(g->start) : NULL;
+  gr_job *job = g->start ? gr__job_of_call(g->start) : NULL;
   if (rc == GR_ELIMIT && job)
     snprintf(msg, sizeof msg, "too many goroutines in this job (limit %u)",
              (unsigned)gr__job_max_goroutines(job));
