@@ -69,7 +69,9 @@ int gr__job_take_slot(gr_job *job) {
 }
 
 void gr__job_give_back_slot(gr_job *job) {
-  atomic_fetch_sub(&job->started, 1);
+  unsigned started = atomic_fetch_sub(&job->started, 1);
+  assert(started > 0);
+  (void)started;
 }
 
 /* ---- tickets: a call packed inside a job --------------------------------- */
@@ -86,6 +88,7 @@ void gr__job_ticket_copy(gr_job_ticket *to, const gr_job_ticket *from) {
 }
 
 void gr__job_ticket_drop(gr_job_ticket *t) {
+  assert(t->job || !t->has_slot);
   if (t->has_slot)
     gr__job_give_back_slot(t->job);
   if (t->job)
@@ -123,6 +126,7 @@ static int take_ticket_slot(gr_pack *start) {
 
 int gr__job_join(gr_job *job, gr_g *g, int root) {
   /* A pool task took its slot when it was submitted. */
+  assert(g->job == NULL);
   if (!take_ticket_slot(g->start) && !gr__job_take_slot(job))
     return GR_ELIMIT;
   atomic_fetch_add(&job->alive, 1);
@@ -190,7 +194,9 @@ void gr__job_leave(gr_g *g, int state) {
   gr__spin_unlock(&job->lock);
   g->job = NULL;
   g->mem.job = NULL;
-  atomic_fetch_sub(&job->alive, 1);
+  unsigned alive = atomic_fetch_sub(&job->alive, 1);
+  assert(alive > 0);
+  (void)alive;
   if (g->job_root && (state == GR_TIMED_OUT || state == GR_CANCELLED))
     stop_members(job, state);
   gr__job_unref(job);
@@ -207,7 +213,10 @@ int gr__job_reserve(gr_job *job, size_t n, int check) {
 }
 
 void gr__job_release(gr_job *job, size_t n) {
-  atomic_fetch_sub_explicit(&job->memory_used, n, memory_order_relaxed);
+  size_t before =
+      atomic_fetch_sub_explicit(&job->memory_used, n, memory_order_relaxed);
+  assert(before >= n);
+  (void)before;
 }
 
 size_t gr__job_memory_limit(const gr_job *job) {

@@ -121,6 +121,7 @@ void gr_pack_table_begin(gr_pack *p) {
 }
 
 void gr_pack_table_end(gr_pack *p) {
+  assert(p->depth > 0); /* a gr_pack_table_begin to end */
   p->depth--;
   pack_put_u8(p, T_END);
 }
