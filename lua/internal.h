@@ -6,8 +6,11 @@
 
 #include "modules.h"
 
+#include <curl/curl.h>
 #include <lauxlib.h>
 #include <lua.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 /* ---- the catalog (catalog.c): every library value a state can see ----- */
@@ -203,6 +206,64 @@ void gl_match_push_capture(lua_State *L, const gl_match *m, int i, size_t from,
  * GL_M_NONE; returns how many. */
 int gl_match_push_captures(lua_State *L, const gl_match *m, size_t from,
                            size_t to);
+
+/* ---- http transfers and their driver thread (http_transfer.c) --------- */
+
+typedef struct gl_buffer {
+  char *data;
+  size_t len, cap;
+} gl_buffer;
+
+typedef struct gl_http_driver gl_http_driver;
+
+/* One request and its response. The goroutine fills in the request part
+ * before the hand-over; the driver's thread writes the response while the
+ * transfer runs, and the goroutine reads it once gl_transfer_done. */
+typedef struct gl_transfer {
+  atomic_int refs;
+  CURL *easy; /* writes the response into this transfer */
+  CURLU *url; /* what the allow-list checked is what curl uses */
+  struct curl_slist *request_headers;
+  size_t max_response;    /* bytes of body, and of headers */
+  gl_http_driver *driver; /* set when handed over */
+  int handed_over;        /* goroutine side only */
+
+  /* The response. */
+  gl_buffer body;
+  gl_buffer headers; /* the header lines of the last response */
+  char status[64];
+  long status_code;
+  CURLcode result;
+  int too_large;
+  char error[CURL_ERROR_SIZE];
+
+  pthread_mutex_t mu; /* guards done, abandoned, waiter, seq */
+  int done, abandoned;
+  gr_g *waiter; /* holds a reference while registered */
+  uint32_t seq;
+
+  /* The driver's links: queues under the driver's lock, the rest its own. */
+  struct gl_transfer *next_new, *next_abort;
+  struct gl_transfer *prev_active, *next_active;
+  int in_multi;
+} gl_transfer;
+
+/* Initialises libcurl once per process; 0 if it cannot be. */
+int gl_http_curl_ready(void);
+/* A transfer owned by the caller; NULL when out of memory. */
+gl_transfer *gl_transfer_new(void);
+int gl_transfer_done(gl_transfer *t);
+/* The arm function of a park on a transfer (gr_park). */
+int gl_transfer_arm(gr_g *g, uint32_t seq, void *transfer);
+/* The caller lets go of t (it finished with it, or unwinds): a transfer
+ * still running is stopped by the driver. */
+void gl_transfer_abandon(gl_transfer *t);
+/* A driver thread; NULL when it cannot start. Freed only once no goroutine
+ * can hand anything over any more. */
+gl_http_driver *gl_http_driver_new(void);
+void gl_http_driver_free(gl_http_driver *d);
+/* Gives the driver a reference to t and starts it. */
+void gl_http_driver_submit(gl_http_driver *d, gl_transfer *t);
 
 /* ---- runtime objects as userdata (objects.c) -------------------------- */
 
