@@ -150,7 +150,7 @@ static void slice_end(gr_worker *w, gr_g *g, int status, int nres) {
   g->slice_until_ns = 0;
   /* A guest slice ended: its timeout is armed now, while this thread still
    * owns the goroutine. */
-  if (status == LUA_YIELD)
+  if (status == LUA_YIELD && g->deadline_ns)
     gr__arm_guest_deadline(g);
   g->deadline_ns = 0;
 
