@@ -98,8 +98,7 @@ int gr_chan_is_closed(gr_chan *c) {
   return closed;
 }
 
-/* ---- queues (caller holds chan->mu) ----------------------------------------
- */
+/* ---- queues (caller holds chan->mu) -------------------------------------- */
 
 static void enqueue(sel_case **head, sel_case **tail, sel_case *k) {
   assert(!k->queued);
@@ -179,7 +178,7 @@ static sel_case *claim_first(sel_case **head, wakes *w) {
   return NULL;
 }
 
-/* ---- one case, its channel locked --------------------------------------- */
+/* ---- one case, its channel locked ---------------------------------------- */
 
 enum { CASE_BLOCKS, CASE_DONE, CASE_CLOSED };
 
@@ -383,8 +382,7 @@ void gr_select_free(gr_select *s) {
   free(s);
 }
 
-/* ---- closing --------------------------------------------------------------
- */
+/* ---- closing ------------------------------------------------------------- */
 
 int gr_chan_close(gr_chan *c) {
   wakes w = {.n = 0};

@@ -31,8 +31,7 @@
 
 static void hook(lua_State *L, lua_Debug *ar);
 
-/* ---- the hook --------------------------------------------------------------
- */
+/* ---- the hook ------------------------------------------------------------ */
 
 void gr__hook_set_locked(gr_g *g, lua_State *L, int count) {
   assert(gr__spin_held(&g->lock));
@@ -128,8 +127,7 @@ int gr_checkpoint(lua_State *L) {
   return 0;
 }
 
-/* ---- nested coroutines ------------------------------------------------------
- */
+/* ---- nested coroutines --------------------------------------------------- */
 
 void gr_enter_coroutine(lua_State *from, lua_State *co, gr_resume_frame *fr) {
   gr_g *g = gr_current(from);
@@ -165,8 +163,7 @@ int gr_yield_is_runtime(lua_State *co) {
   return g && (g->parking || g->preempting);
 }
 
-/* ---- cancellation and deadlines -------------------------------------------
- */
+/* ---- cancellation and deadlines ------------------------------------------ */
 
 void gr__interrupt(gr_g *g, int reason) {
   int none = 0;
@@ -214,8 +211,7 @@ void gr__arm_guest_deadline(gr_g *g) {
   g->deadline_ns = 0;
 }
 
-/* ---- the monitor's scan
- * ------------------------------------------------------ */
+/* ---- the monitor's scan -------------------------------------------------- */
 
 /* A goroutine still running this long after it was stopped is inside a C
  * function that no hook can interrupt. Its future gets the outcome now, so
