@@ -118,6 +118,7 @@ void *gr__counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     osize = 0; /* osize then encodes the object's type */
   if (nsize == 0) {
     if (ptr) {
+      assert(m->used >= osize);
       MEM_FREE(ptr, osize, free_flags(m));
       m->used -= osize;
       if (m->job)
@@ -142,6 +143,7 @@ void *gr__counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
       gr__job_release(m->job, grow);
     return NULL;
   }
+  assert(m->used >= osize);
   m->used = m->used - osize + nsize;
   if (!grow && m->job && osize > nsize)
     gr__job_release(m->job, osize - nsize);

@@ -19,6 +19,7 @@ gr_callback *gr__callback_new(gr_cb_fn fn, void *ud) {
 
 uintptr_t gr__callbacks_push(gr_callbacks *list, gr_callback *c) {
   c->token = ++list->next_token;
+  assert(c->token != 0); /* 0 means "already ran" to the callers */
   c->next = list->head;
   list->head = c;
   return c->token;

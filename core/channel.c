@@ -98,10 +98,10 @@ int gr_chan_is_closed(gr_chan *c) {
   return closed;
 }
 
-/* ---- queues (caller holds chan->mu) ----------------------------------------
- */
+/* ---- queues (caller holds chan->mu) -------------------------------------- */
 
 static void enqueue(sel_case **head, sel_case **tail, sel_case *k) {
+  assert(!k->queued);
   k->next = NULL;
   k->prev = *tail;
   if (*tail)
@@ -113,6 +113,7 @@ static void enqueue(sel_case **head, sel_case **tail, sel_case *k) {
 }
 
 static void unlink_case(sel_case **head, sel_case **tail, sel_case *k) {
+  assert(k->queued);
   if (k->prev)
     k->prev->next = k->next;
   else
@@ -155,6 +156,7 @@ static int claim(sel_case *k, int closed, wakes *w) {
   int expect = SEL_WAITING;
   if (!atomic_compare_exchange_strong(&s->state, &expect, SEL_CLAIMED))
     return 0;
+  assert(s->g != NULL); /* a waiting select has a goroutine to wake */
   s->fired = (int)(k - s->cases);
   s->fired_closed = closed;
   if (w->n == sizeof w->g / sizeof w->g[0])
@@ -176,7 +178,7 @@ static sel_case *claim_first(sel_case **head, wakes *w) {
   return NULL;
 }
 
-/* ---- one case, its channel locked --------------------------------------- */
+/* ---- one case, its channel locked ---------------------------------------- */
 
 enum { CASE_BLOCKS, CASE_DONE, CASE_CLOSED };
 
@@ -207,6 +209,7 @@ static int try_recv(sel_case *k, wakes *w) {
     c->len--;
     sel_case *s = claim_first(&c->senders, w); /* its value takes the slot */
     if (s) {
+      assert(c->len < c->cap); /* a sender waits only while it is full */
       c->buf[(c->head + c->len) % c->cap] = s->value;
       c->len++;
       s->value = NULL;
@@ -236,12 +239,14 @@ gr_select *gr_select_new(size_t ncases) {
 }
 
 void gr_select_send(gr_select *s, size_t i, gr_chan *c, gr_pack *value) {
+  assert(i < s->n && !s->cases[i].chan);
   s->cases[i].chan = (gr_chan *)gr_object_ref((gr_object *)c);
   s->cases[i].is_send = 1;
   s->cases[i].value = value;
 }
 
 void gr_select_recv(gr_select *s, size_t i, gr_chan *c) {
+  assert(i < s->n && !s->cases[i].chan);
   s->cases[i].chan = (gr_chan *)gr_object_ref((gr_object *)c);
 }
 
@@ -307,6 +312,7 @@ int gr_select_arm(gr_g *g, uint32_t seq, void *arg) {
   size_t m = lock_all(s, chans);
   int done = poll_locked(s, &w);
   if (!done) {
+    assert(s->g == NULL); /* armed once */
     s->g = gr_g_ref(g);
     s->seq = seq;
     for (size_t i = 0; i < s->n; i++) {
@@ -376,8 +382,7 @@ void gr_select_free(gr_select *s) {
   free(s);
 }
 
-/* ---- closing --------------------------------------------------------------
- */
+/* ---- closing ------------------------------------------------------------- */
 
 int gr_chan_close(gr_chan *c) {
   wakes w = {.n = 0};

@@ -22,8 +22,13 @@
 
 /* ---- a small spin lock: critical sections here are a few instructions - */
 
+/* Debug and sanitizer builds (asserts on) also record the holder, so that
+ * "caller holds the lock" can be asserted; release builds pay nothing. */
 typedef struct gr_spin {
   atomic_int v;
+#ifndef NDEBUG
+  _Atomic(const void *) owner; /* gr__thread_tag() of the holder, or NULL */
+#endif
 } gr_spin;
 
 void gr__spin_lock(gr_spin *s);
@@ -39,7 +44,21 @@ static inline void gr__cpu_relax(void) {
 /* A mutex that spins briefly before sleeping: the scheduler's critical
  * sections are short, and sleeping in the kernel costs more than them. */
 void gr__mutex_init(pthread_mutex_t *mu);
+
+#ifndef NDEBUG
+/* An address that tells the calling thread from every other one. */
+const void *gr__thread_tag(void);
+static inline bool gr__spin_held(gr_spin *s) {
+  return atomic_load_explicit(&s->owner, memory_order_relaxed) ==
+         gr__thread_tag();
+}
+#endif
+
 static inline void gr__spin_unlock(gr_spin *s) {
+#ifndef NDEBUG
+  assert(gr__spin_held(s));
+  atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+#endif
   atomic_store_explicit(&s->v, 0, memory_order_release);
 }
 
@@ -94,7 +113,7 @@ typedef struct gr_spare_state {
 
 #define GR_SPARE_STATES 16
 
-/* ---- waiters: a parked goroutine registered with a wake source -------- */
+/* ---- waiters: a parked goroutine registered with a wake source (park.c) */
 
 typedef struct gr_waiter gr_waiter;
 struct gr_waiter {
@@ -136,7 +155,7 @@ void gr__callbacks_run(gr_callback *list,
                        void (*call)(gr_callback *c, void *subject),
                        void *subject);
 
-/* ---- goroutines (sched.c) -------------------------------------------- */
+/* ---- goroutines (sched.c, goroutine.c, preempt.c, park.c) ------------ */
 
 enum g_status {
   G_NEW,      /* created, state not opened yet */
@@ -218,20 +237,57 @@ struct gr_worker {
   int nspare;
 };
 
+/* The scheduler (sched.c). g is RUNNABLE when queued. */
 void gr__enqueue(gr_runtime *rt, gr_g *g);
-void gr__free_guests(gr_runtime *rt);
-void gr__free_outsiders(gr_runtime *rt);
-int64_t gr__go_task(gr_runtime *rt, gr_spawn *s, struct gr_pool_task *task);
-void gr__interrupt(gr_g *g, int reason);
-/* Every goroutine alive now, each with a reference the caller drops
- * (gr_g_unref), in an array the caller frees; *n is how many. NULL (with
- * *n 0) when out of memory. */
-gr_g **gr__live_goroutines(gr_runtime *rt, size_t *n);
+/* Runs one slice of g on w (opening its state first if it has none); g
+ * then is finished, parked, or back in the queue. */
+void gr__run_slice(gr_worker *w, gr_g *g);
 int gr__start_worker(gr_runtime *rt, bool extra);
-void gr__preempt_scan(gr_runtime *rt, int64_t now_ns);
-void gr__g_free(gr_g *g);
+/* A worker record (not started); NULL when out of memory. */
+gr_worker *gr__worker_new(gr_runtime *rt, int index);
+void gr__worker_free(gr_worker *w);
+/* The calling thread's guest worker for rt, made on first use (NULL when
+ * out of memory); gr__free_guests frees them all with the runtime. */
+gr_worker *gr__guest_worker(gr_runtime *rt);
+void gr__free_guests(gr_runtime *rt);
+
+/* A goroutine's life (goroutine.c). */
 /* Fill the pieces of g that a new goroutine needs before gr__enqueue. */
 gr_g *gr__g_new(gr_runtime *rt, const gr_spawn *s);
+void gr__g_free(gr_g *g);
+int64_t gr__go_task(gr_runtime *rt, gr_spawn *s, struct gr_pool_task *task);
+/* Ends g on w: status is lua_resume's (nres results on g's stack), or -1
+ * when it never ran; then start_error (malloc'd) says why. Drops the
+ * scheduler's reference. */
+void gr__g_finish(gr_g *g, gr_worker *w, int status, int nres,
+                  char *start_error);
+
+/* Preemption, cancellation and deadlines (preempt.c). */
+/* Caller holds g->lock: installs the count hook on L, a thread of g's. */
+void gr__hook_set_locked(gr_g *g, lua_State *L, int count);
+/* Caller holds g->lock: the hook a slice of g starts with. */
+void gr__hook_slice_start_locked(gr_g *g);
+/* Raises g's cancellation error in L (g is cancelled). */
+int gr__raise_cancel(lua_State *L, gr_g *g);
+/* Stops g with reason (GR_TIMED_OUT, GR_CANCELLED): running, it unwinds
+ * at its next hook; parked or blocked, it is woken into the error. */
+void gr__interrupt(gr_g *g, int reason);
+/* g's timeout: arms its deadline timer (once; it holds a reference), or
+ * disarms it. */
+void gr__deadline_arm(gr_g *g, int64_t when_ns);
+void gr__deadline_disarm(gr_g *g);
+void gr__deadline_timer_fire(gr_timer *t);
+/* A guest slice's timeout (g->deadline_ns), left for after the slice, is
+ * armed now; by g's own thread. */
+void gr__arm_guest_deadline(gr_g *g);
+void gr__preempt_scan(gr_runtime *rt, int64_t now_ns);
+
+/* Parking and waking (park.c). */
+/* Caller holds g->lock and has set woken; releases the lock. */
+void gr__resume_unlock(gr_g *g);
+void gr__park_timer_fire(gr_timer *t);
+void gr__park_timer_disarm(gr_g *g);
+void gr__free_outsiders(gr_runtime *rt);
 
 /* ---- the runtime ----------------------------------------------------- */
 
@@ -299,6 +355,10 @@ struct gr_runtime {
 
 void gr__runtime_g_started(gr_runtime *rt, gr_g *g);
 void gr__runtime_g_finished(gr_runtime *rt, gr_g *g);
+/* Every goroutine alive now, each with a reference the caller drops
+ * (gr_g_unref), in an array the caller frees; *n is how many. NULL (with
+ * *n 0) when out of memory. */
+gr_g **gr__live_goroutines(gr_runtime *rt, size_t *n);
 
 /* ---- state.c: Lua states with an accounting allocator ----------------- */
 
@@ -346,11 +406,27 @@ uint32_t gr__job_max_goroutines(const gr_job *job);
  * give_back undoes a take whose goroutine never started. */
 int gr__job_take_slot(gr_job *job);
 void gr__job_give_back_slot(gr_job *job);
-/* The job a pack's call joins (GR_PACK_CALL), or NULL; pack.c. */
-gr_job *gr__pack_job(const gr_pack *p);
-/* Moves the slot a pack claimed (gr_pack_claim_job_slot) to the goroutine
- * started from it; returns whether there was one. */
-int gr__pack_take_job_slot(gr_pack *p);
+
+/* A call's way into a job. A pack built with GR_PACK_CALL inside a job
+ * carries a ticket, so the goroutine started from it, at once or later
+ * from a pool's queue, joins that job. The pack only stores the ticket;
+ * these functions (job.c) fill, copy and read it. */
+typedef struct gr_job_ticket {
+  gr_job *job;  /* a reference, or NULL */
+  int has_slot; /* it holds one of the job's goroutine slots */
+} gr_job_ticket;
+/* The ticket a pack carries (pack.c). */
+gr_job_ticket *gr__pack_ticket(gr_pack *p);
+/* For a call packed in L: the job of L's goroutine, unless t has one. */
+void gr__job_ticket_issue(gr_job_ticket *t, lua_State *L);
+/* For a copy of the call: the same job, without the slot (a slot is for
+ * one goroutine). */
+void gr__job_ticket_copy(gr_job_ticket *to, const gr_job_ticket *from);
+/* Gives back a slot never used (its goroutine never started) and the
+ * reference. */
+void gr__job_ticket_drop(gr_job_ticket *t);
+/* The job the call packed in p joins, or NULL. */
+gr_job *gr__job_of_call(gr_pack *p);
 /* The cancellation message for g: "timeout after N ms" and the like. */
 void gr__cancel_message(gr_g *g, int reason, char *buf, size_t len);
 

@@ -11,10 +11,12 @@
  * stops its members too).
  *
  * Membership travels with the call: a pack built with GR_PACK_CALL inside
- * a job holds a reference to the job, so the goroutine started from it,
- * at once or later from a pool's queue, joins that job. A job lives as long
- * as its members and those packs do; it is a runtime object only for its
- * reference count.
+ * a job carries a ticket (a reference to the job, and maybe one of its
+ * goroutine slots), so the goroutine started from it, at once or later
+ * from a pool's queue, joins that job. The pack stores the ticket and
+ * knows nothing of its meaning; the ticket's functions are here. A job
+ * lives as long as its members and those tickets do; it is a runtime
+ * object only for its reference count.
  */
 #include "internal.h"
 
@@ -67,13 +69,65 @@ int gr__job_take_slot(gr_job *job) {
 }
 
 void gr__job_give_back_slot(gr_job *job) {
-  atomic_fetch_sub(&job->started, 1);
+  unsigned started = atomic_fetch_sub(&job->started, 1);
+  assert(started > 0);
+  (void)started;
 }
+
+/* ---- tickets: a call packed inside a job --------------------------------- */
+
+void gr__job_ticket_issue(gr_job_ticket *t, lua_State *L) {
+  gr_g *g = gr_current(L);
+  if (!t->job && g && g->job)
+    t->job = gr__job_ref(g->job);
+}
+
+void gr__job_ticket_copy(gr_job_ticket *to, const gr_job_ticket *from) {
+  to->job = from->job ? gr__job_ref(from->job) : NULL;
+  to->has_slot = 0;
+}
+
+void gr__job_ticket_drop(gr_job_ticket *t) {
+  assert(t->job || !t->has_slot);
+  if (t->has_slot)
+    gr__job_give_back_slot(t->job);
+  if (t->job)
+    gr__job_unref(t->job);
+  t->job = NULL;
+  t->has_slot = 0;
+}
+
+gr_job *gr__job_of_call(gr_pack *p) {
+  return gr__pack_ticket(p)->job;
+}
+
+int gr_pack_claim_job_slot(gr_pack *p) {
+  gr_job_ticket *t = gr__pack_ticket(p);
+  if (!t->job || t->has_slot)
+    return GR_OK;
+  if (!gr__job_take_slot(t->job))
+    return GR_ELIMIT;
+  t->has_slot = 1;
+  return GR_OK;
+}
+
+/* Moves the slot a ticket holds to the goroutine started from it; returns
+ * whether there was one. */
+static int take_ticket_slot(gr_pack *start) {
+  if (!start)
+    return 0;
+  gr_job_ticket *t = gr__pack_ticket(start);
+  int had = t->has_slot;
+  t->has_slot = 0;
+  return had;
+}
+
+/* ---- members ------------------------------------------------------------- */
 
 int gr__job_join(gr_job *job, gr_g *g, int root) {
   /* A pool task took its slot when it was submitted. */
-  int claimed = g->start && gr__pack_take_job_slot(g->start);
-  if (!claimed && !gr__job_take_slot(job))
+  assert(g->job == NULL);
+  if (!take_ticket_slot(g->start) && !gr__job_take_slot(job))
     return GR_ELIMIT;
   atomic_fetch_add(&job->alive, 1);
   g->job = gr__job_ref(job);
@@ -140,7 +194,9 @@ void gr__job_leave(gr_g *g, int state) {
   gr__spin_unlock(&job->lock);
   g->job = NULL;
   g->mem.job = NULL;
-  atomic_fetch_sub(&job->alive, 1);
+  unsigned alive = atomic_fetch_sub(&job->alive, 1);
+  assert(alive > 0);
+  (void)alive;
   if (g->job_root && (state == GR_TIMED_OUT || state == GR_CANCELLED))
     stop_members(job, state);
   gr__job_unref(job);
@@ -157,7 +213,10 @@ int gr__job_reserve(gr_job *job, size_t n, int check) {
 }
 
 void gr__job_release(gr_job *job, size_t n) {
-  atomic_fetch_sub_explicit(&job->memory_used, n, memory_order_relaxed);
+  size_t before =
+      atomic_fetch_sub_explicit(&job->memory_used, n, memory_order_relaxed);
+  assert(before >= n);
+  (void)before;
 }
 
 size_t gr__job_memory_limit(const gr_job *job) {

@@ -3,8 +3,8 @@
  * shutdown, counters, idle and deadlock detection, logging, small helpers.
  *
  * A runtime owns N worker threads (sched.c), one monitor thread that fires
- * timers and preempts long slices (timer.c), and a registry of pools
- * (pool.c). Shutdown cancels every live goroutine and waits for each to
+ * timers and preempts long slices (timer.c, preempt.c), and a registry of
+ * pools (pool.c). Shutdown cancels every live goroutine and waits for each to
  * unwind, so no goroutine is ever abandoned mid-flight.
  */
 #include "internal.h"
@@ -18,10 +18,22 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef NDEBUG
+static _Thread_local char thread_tag;
+
+const void *gr__thread_tag(void) {
+  return &thread_tag;
+}
+#endif
+
 void gr__spin_lock(gr_spin *s) {
   for (;;) {
-    if (!atomic_exchange_explicit(&s->v, 1, memory_order_acquire))
+    if (!atomic_exchange_explicit(&s->v, 1, memory_order_acquire)) {
+#ifndef NDEBUG
+      atomic_store_explicit(&s->owner, gr__thread_tag(), memory_order_relaxed);
+#endif
       return;
+    }
     for (int spins = 0; atomic_load_explicit(&s->v, memory_order_relaxed);
          spins++) {
       if (spins > 64)
@@ -204,7 +216,9 @@ void gr__runtime_g_finished(gr_runtime *rt, gr_g *g) {
     g->all_next->all_prev = g->all_prev;
   gr__spin_unlock(&rt->all_lock);
   atomic_fetch_add(&rt->progress, 1);
-  if (atomic_fetch_sub(&rt->alive, 1) == 1) {
+  int64_t was_alive = atomic_fetch_sub(&rt->alive, 1);
+  assert(was_alive > 0);
+  if (was_alive == 1) {
     pthread_mutex_lock(&rt->idle_mu);
     pthread_cond_broadcast(&rt->idle_cond);
     pthread_mutex_unlock(&rt->idle_mu);
@@ -367,9 +381,7 @@ static void stop_workers(gr_runtime *rt) {
     if (!w)
       continue;
     pthread_join(w->thread, NULL);
-    pthread_mutex_destroy(&w->mu);
-    pthread_cond_destroy(&w->cond);
-    free(w);
+    gr__worker_free(w);
   }
 }
 

@@ -126,6 +126,7 @@ static int open_and_push(lua_State *L) {
 static lua_State *take_spare(gr_g *g, gr_worker *w) {
   if (!w || w->nspare == 0)
     return NULL;
+  assert(w->nspare <= GR_SPARE_STATES);
   gr_spare_state *sp = &w->spare[--w->nspare];
   lua_State *L = sp->L;
   size_t limit = g->mem.limit;
@@ -142,6 +143,7 @@ static lua_State *take_spare(gr_g *g, gr_worker *w) {
 }
 
 int gr__state_open(gr_g *g, gr_worker *w, char **err) {
+  assert(g->L == NULL && g->start != NULL);
   lua_State *L = take_spare(g, w);
   open_args args = {g, L != NULL};
   if (!L) {

@@ -52,6 +52,7 @@ static void sift_down(gr_runtime *rt, size_t i) {
 /* Caller holds timer_mu. */
 static void heap_remove(gr_runtime *rt, gr_timer *t) {
   size_t i = t->heap_index;
+  assert(i < rt->heap_len && rt->heap[i] == t);
   gr_timer *last = rt->heap[--rt->heap_len];
   t->heap_index = GR_TIMER_IDLE;
   if (last == t)
@@ -190,7 +191,9 @@ struct gr_after {
 };
 
 static void after_release(gr_after *a) {
-  if (atomic_fetch_sub(&a->refs, 1) == 1)
+  int refs = atomic_fetch_sub(&a->refs, 1);
+  assert(refs > 0);
+  if (refs == 1)
     free(a);
 }
 

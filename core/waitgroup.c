@@ -39,6 +39,8 @@ int64_t gr_wg_add(gr_wg *wg, int64_t delta) {
     gr__spin_unlock(&wg->lock);
     return -1;
   }
+  /* Nobody waits on a counter at zero: arming returns at once then. */
+  assert(wg->count != 0 || wg->waiters == NULL);
   wg->count = n;
   if (n == 0) {
     wake = wg->waiters;

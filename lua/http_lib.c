@@ -1,20 +1,15 @@
 /*
- * http_lib.c - the `http` module: get, post and request on libcurl.
+ * http_lib.c - the `http` module: get, post and request, on the transfers
+ * of http_transfer.c.
  *
- * No worker ever waits on the network. Each runtime has one driver: a
- * thread that runs every transfer of the runtime on one libcurl multi
- * handle, so connections (and resolved names) are reused across requests
- * and goroutines. A request builds its easy handle in the goroutine, hands
- * it to the driver through a locked queue (waking it with
- * curl_multi_wakeup) and parks. When curl finishes the transfer, the
- * driver stores the outcome and wakes the goroutine, whose continuation
- * turns the outcome into Lua values. The driver never touches a Lua state.
- *
- * A transfer has counted owners: the goroutine, through a to-be-closed
- * userdata on its stack, and the driver, from the hand-over until it is
- * done with it. A goroutine cancelled while it waits unwinds through the
- * userdata's __close, which drops its registration and asks the driver to
- * stop the transfer; whoever lets go last frees it.
+ * A request is checked and turned into a transfer here, in the goroutine:
+ * method, URL, headers, body, timeout and the response's size limit (the
+ * smaller of 16 MiB and what the goroutine or its job may still allocate).
+ * The goroutine then hands the transfer to its runtime's driver thread and
+ * parks; its continuation turns the outcome into Lua values. The transfer
+ * sits in a to-be-closed userdata on the goroutine's stack, so a goroutine
+ * cancelled while it waits unwinds through its __close, which lets go of
+ * the transfer and has the driver stop it.
  *
  * Untrusted snippets see the module only when the runtime has an
  * allow-list of hosts (gr_lua_http_allow); their requests may go to listed
@@ -23,10 +18,8 @@
  */
 #include "internal.h"
 
-#include <curl/curl.h>
 #include <pthread.h>
-#include <signal.h>
-#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -36,360 +29,8 @@
 #define CONNECT_TIMEOUT_MS 10000
 #define MAX_RESPONSE_BYTES (16u << 20)
 #define MAX_REDIRECTS 5
-#define IDLE_CONNECTIONS 64 /* kept open per runtime for reuse */
-#define POLL_MS 1000
 
-/* ---- transfers --------------------------------------------------------- */
-
-typedef struct buffer {
-  char *data;
-  size_t len, cap;
-} buffer;
-
-typedef struct driver driver;
-
-typedef struct transfer {
-  atomic_int refs;
-  CURL *easy;
-  CURLU *url; /* what the allow-list checked is what curl uses */
-  struct curl_slist *request_headers;
-  size_t max_response; /* bytes of body, and of headers */
-  driver *driver;      /* set when handed over */
-  int handed_over;     /* goroutine side only */
-
-  /* Written by the driver's thread while the transfer runs; read by the
-   * goroutine once it has seen done under mu. */
-  buffer body;
-  buffer headers; /* the header lines of the last response */
-  char status[64];
-  long status_code;
-  CURLcode result;
-  int too_large;
-  char error[CURL_ERROR_SIZE];
-
-  pthread_mutex_t mu; /* guards done, abandoned, waiter, seq */
-  int done, abandoned;
-  gr_g *waiter; /* holds a reference while registered */
-  uint32_t seq;
-
-  /* The driver's links: queues under driver->mu, the rest its own. */
-  struct transfer *next_new, *next_abort;
-  struct transfer *prev_active, *next_active;
-  int in_multi;
-} transfer;
-
-static transfer *transfer_new(void) {
-  transfer *t = calloc(1, sizeof *t);
-  if (!t)
-    return NULL;
-  atomic_init(&t->refs, 1);
-  pthread_mutex_init(&t->mu, NULL);
-  t->easy = curl_easy_init();
-  t->url = curl_url();
-  if (!t->easy || !t->url) {
-    curl_easy_cleanup(t->easy);
-    curl_url_cleanup(t->url);
-    pthread_mutex_destroy(&t->mu);
-    free(t);
-    return NULL;
-  }
-  return t;
-}
-
-static transfer *transfer_ref(transfer *t) {
-  atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
-  return t;
-}
-
-static void transfer_unref(transfer *t) {
-  if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
-    return;
-  curl_easy_cleanup(t->easy);
-  curl_url_cleanup(t->url);
-  curl_slist_free_all(t->request_headers);
-  free(t->body.data);
-  free(t->headers.data);
-  pthread_mutex_destroy(&t->mu);
-  free(t);
-}
-
-static int transfer_done(transfer *t) {
-  pthread_mutex_lock(&t->mu);
-  int done = t->done;
-  pthread_mutex_unlock(&t->mu);
-  return done;
-}
-
-/* Called by the driver once curl is done with t: publish, wake. */
-static void transfer_complete(transfer *t, CURLcode result) {
-  pthread_mutex_lock(&t->mu);
-  t->result = result;
-  t->done = 1;
-  gr_g *g = t->waiter;
-  uint32_t seq = t->seq;
-  t->waiter = NULL;
-  pthread_mutex_unlock(&t->mu);
-  if (g) {
-    gr_wake(g, seq);
-    gr_g_unref(g);
-  }
-}
-
-/* The arm function of a request's park. */
-static int transfer_arm(gr_g *g, uint32_t seq, void *arg) {
-  transfer *t = arg;
-  pthread_mutex_lock(&t->mu);
-  int done = t->done;
-  gr_g *old = t->waiter;
-  t->waiter = done ? NULL : gr_g_ref(g);
-  t->seq = seq;
-  pthread_mutex_unlock(&t->mu);
-  if (old)
-    gr_g_unref(old);
-  return done;
-}
-
-static int buffer_append(buffer *b, const char *data, size_t len) {
-  if (b->len + len > b->cap) {
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + len)
-      cap *= 2;
-    char *bigger = realloc(b->data, cap);
-    if (!bigger)
-      return -1;
-    b->data = bigger;
-    b->cap = cap;
-  }
-  memcpy(b->data + b->len, data, len);
-  b->len += len;
-  return 0;
-}
-
-/* curl's write callback, on the driver's thread. */
-static size_t on_body(char *data, size_t size, size_t n, void *ud) {
-  transfer *t = ud;
-  size_t len = size * n;
-  if (t->body.len + len > t->max_response) {
-    t->too_large = 1;
-    return 0;
-  }
-  return buffer_append(&t->body, data, len) == 0 ? len : 0;
-}
-
-/* "HTTP/1.1 200 OK\r\n" -> "200 OK" */
-static void set_status(transfer *t, const char *line, size_t len) {
-  const char *p = memchr(line, ' ', len), *end = line + len;
-  p = p ? p + 1 : end;
-  while (end > p && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
-    end--;
-  size_t n = (size_t)(end - p);
-  if (n >= sizeof t->status)
-    n = sizeof t->status - 1;
-  memcpy(t->status, p, n);
-  t->status[n] = '\0';
-}
-
-/* curl's header callback: one line at a time, for every response of the
- * transfer (redirects, 100 Continue); only the last one is kept. */
-static size_t on_header(char *data, size_t size, size_t n, void *ud) {
-  transfer *t = ud;
-  size_t len = size * n;
-  if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
-    t->headers.len = 0;
-    set_status(t, data, len);
-    return len;
-  }
-  if (t->headers.len + len > t->max_response) {
-    t->too_large = 1;
-    return 0;
-  }
-  return buffer_append(&t->headers, data, len) == 0 ? len : 0;
-}
-
-/* ---- the driver: one multi handle on its own thread -------------------- */
-
-struct driver {
-  pthread_t thread;
-  CURLM *multi;
-  pthread_mutex_t mu; /* guards the two queues and stopping */
-  transfer *new_queue, *abort_queue;
-  int stopping;
-  transfer *active; /* in the multi handle; the driver's thread only */
-};
-
-static void driver_link(driver *d, transfer *t) {
-  t->in_multi = 1;
-  t->prev_active = NULL;
-  t->next_active = d->active;
-  if (d->active)
-    d->active->prev_active = t;
-  d->active = t;
-}
-
-static void driver_unlink(driver *d, transfer *t) {
-  t->in_multi = 0;
-  if (t->prev_active)
-    t->prev_active->next_active = t->next_active;
-  else
-    d->active = t->next_active;
-  if (t->next_active)
-    t->next_active->prev_active = t->prev_active;
-}
-
-/* Takes t out of the multi handle, publishes it and drops the driver's
- * reference. */
-static void driver_finish(driver *d, transfer *t, CURLcode result) {
-  curl_multi_remove_handle(d->multi, t->easy);
-  driver_unlink(d, t);
-  curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status_code);
-  transfer_complete(t, result);
-  transfer_unref(t);
-}
-
-static void driver_add(driver *d, transfer *t) {
-  pthread_mutex_lock(&t->mu);
-  int abandoned = t->abandoned;
-  pthread_mutex_unlock(&t->mu);
-  CURLMcode rc =
-      abandoned ? CURLM_OK : curl_multi_add_handle(d->multi, t->easy);
-  if (!abandoned && rc == CURLM_OK) {
-    driver_link(d, t);
-    return;
-  }
-  snprintf(t->error, sizeof t->error, "%s",
-           abandoned ? "abandoned" : curl_multi_strerror(rc));
-  transfer_complete(t, CURLE_FAILED_INIT);
-  transfer_unref(t);
-}
-
-static void driver_reap(driver *d) {
-  CURLMsg *msg;
-  int left;
-  while ((msg = curl_multi_info_read(d->multi, &left))) {
-    if (msg->msg != CURLMSG_DONE)
-      continue;
-    transfer *t = NULL;
-    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
-    driver_finish(d, t, msg->data.result);
-  }
-}
-
-static void *driver_main(void *arg) {
-  driver *d = arg;
-  for (;;) {
-    pthread_mutex_lock(&d->mu);
-    transfer *fresh = d->new_queue, *aborts = d->abort_queue;
-    d->new_queue = d->abort_queue = NULL;
-    int stopping = d->stopping;
-    pthread_mutex_unlock(&d->mu);
-    while (fresh) {
-      transfer *next = fresh->next_new;
-      driver_add(d, fresh);
-      fresh = next;
-    }
-    /* An abort is queued after its transfer's hand-over, so the transfer
-     * was added in this round or an earlier one. */
-    while (aborts) {
-      transfer *next = aborts->next_abort;
-      if (aborts->in_multi)
-        driver_finish(d, aborts, CURLE_ABORTED_BY_CALLBACK);
-      transfer_unref(aborts); /* the queue's reference */
-      aborts = next;
-    }
-    if (stopping)
-      break;
-    int running;
-    curl_multi_perform(d->multi, &running);
-    driver_reap(d);
-    curl_multi_poll(d->multi, NULL, 0, POLL_MS, NULL);
-  }
-  while (d->active) {
-    snprintf(d->active->error, sizeof d->active->error, "the runtime stopped");
-    driver_finish(d, d->active, CURLE_ABORTED_BY_CALLBACK);
-  }
-  return NULL;
-}
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static int curl_ready;
-
-static void init_curl(void) {
-  curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
-}
-
-static driver *driver_new(void) {
-  driver *d = calloc(1, sizeof *d);
-  if (!d || !(d->multi = curl_multi_init())) {
-    free(d);
-    return NULL;
-  }
-  curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, (long)IDLE_CONNECTIONS);
-  pthread_mutex_init(&d->mu, NULL);
-  /* The thread takes no signals: a SIGPIPE from a TLS write stays pending
-   * instead of killing the process. */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, &old);
-  int rc = pthread_create(&d->thread, NULL, driver_main, d);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (rc != 0) {
-    curl_multi_cleanup(d->multi);
-    pthread_mutex_destroy(&d->mu);
-    free(d);
-    return NULL;
-  }
-  pthread_setname_np(d->thread, "gr-http");
-  return d;
-}
-
-/* Only once no goroutine can hand anything over any more. */
-static void driver_free(driver *d) {
-  pthread_mutex_lock(&d->mu);
-  d->stopping = 1;
-  pthread_mutex_unlock(&d->mu);
-  curl_multi_wakeup(d->multi);
-  pthread_join(d->thread, NULL);
-  curl_multi_cleanup(d->multi);
-  pthread_mutex_destroy(&d->mu);
-  free(d);
-}
-
-/* Gives the driver a reference to t and starts it. */
-static void driver_submit(driver *d, transfer *t) {
-  t->driver = d;
-  t->handed_over = 1;
-  transfer_ref(t);
-  pthread_mutex_lock(&d->mu);
-  t->next_new = d->new_queue;
-  d->new_queue = t;
-  pthread_mutex_unlock(&d->mu);
-  curl_multi_wakeup(d->multi);
-}
-
-/* The goroutine lets go of t (it finished with it, or unwinds): a transfer
- * still running is stopped by the driver. */
-static void transfer_abandon(transfer *t) {
-  pthread_mutex_lock(&t->mu);
-  gr_g *g = t->waiter;
-  t->waiter = NULL;
-  t->abandoned = 1;
-  int running = t->handed_over && !t->done;
-  pthread_mutex_unlock(&t->mu);
-  if (g)
-    gr_g_unref(g);
-  if (running) {
-    driver *d = t->driver;
-    transfer_ref(t);
-    pthread_mutex_lock(&d->mu);
-    t->next_abort = d->abort_queue;
-    d->abort_queue = t;
-    pthread_mutex_unlock(&d->mu);
-    curl_multi_wakeup(d->multi);
-  }
-  transfer_unref(t);
-}
-
-/* ---- per-runtime settings: the allow-list and the driver -------------- */
+/* ---- per-runtime settings: the allow-list and the driver ----------------- */
 
 typedef struct allowed_host {
   char host[256]; /* lowercase; IPv6 in brackets, as curl's URL API has it */
@@ -400,7 +41,7 @@ typedef struct http_runtime {
   pthread_mutex_t mu;
   allowed_host *allowed;
   size_t n_allowed;
-  driver *driver; /* started by the first request */
+  gl_http_driver *driver; /* started by the first request */
 } http_runtime;
 
 static const char settings_key = 'H';
@@ -409,7 +50,7 @@ static pthread_mutex_t settings_create_mu = PTHREAD_MUTEX_INITIALIZER;
 static void settings_free(void *data) {
   http_runtime *h = data;
   if (h->driver)
-    driver_free(h->driver);
+    gl_http_driver_free(h->driver);
   free(h->allowed);
   pthread_mutex_destroy(&h->mu);
   free(h);
@@ -433,11 +74,11 @@ static http_runtime *settings_of(gr_runtime *rt, int create) {
   return h;
 }
 
-static driver *driver_of(http_runtime *h) {
+static gl_http_driver *driver_of(http_runtime *h) {
   pthread_mutex_lock(&h->mu);
   if (!h->driver)
-    h->driver = driver_new();
-  driver *d = h->driver;
+    h->driver = gl_http_driver_new();
+  gl_http_driver *d = h->driver;
   pthread_mutex_unlock(&h->mu);
   return d;
 }
@@ -561,7 +202,7 @@ int gl_http_visible(lua_State *L) {
   return any_allowed(gr_runtime_for(L));
 }
 
-/* ---- requests from Lua ------------------------------------------------- */
+/* ---- requests from Lua --------------------------------------------------- */
 
 typedef struct request {
   char method[32];
@@ -573,7 +214,7 @@ typedef struct request {
 } request;
 
 typedef struct transfer_box {
-  transfer *t;
+  gl_transfer *t;
 } transfer_box;
 
 static const char box_type[] = "http.transfer";
@@ -581,7 +222,7 @@ static const char box_type[] = "http.transfer";
 static int box_release(lua_State *L) {
   transfer_box *box = luaL_checkudata(L, 1, box_type);
   if (box->t) {
-    transfer_abandon(box->t);
+    gl_transfer_abandon(box->t);
     box->t = NULL;
   }
   return 0;
@@ -650,7 +291,7 @@ static void set_method(lua_State *L, int arg, const char *method,
                                                     : method[i]);
 }
 
-static struct curl_slist *append_header(lua_State *L, transfer *t,
+static struct curl_slist *append_header(lua_State *L, gl_transfer *t,
                                         const char *line) {
   struct curl_slist *list = curl_slist_append(t->request_headers, line);
   if (!list)
@@ -660,7 +301,7 @@ static struct curl_slist *append_header(lua_State *L, transfer *t,
 
 /* Request headers from the table: names and values are strings (values may
  * be numbers), without line breaks. */
-static void set_headers(lua_State *L, transfer *t, const request *req,
+static void set_headers(lua_State *L, gl_transfer *t, const request *req,
                         int arg) {
   int has_expect = 0;
   if (req->headers) {
@@ -690,7 +331,7 @@ static void set_headers(lua_State *L, transfer *t, const request *req,
   curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->request_headers);
 }
 
-static void set_body(transfer *t, const request *req) {
+static void set_body(gl_transfer *t, const request *req) {
   const char *m = req->method;
   if (strcmp(m, "HEAD") == 0) {
     curl_easy_setopt(t->easy, CURLOPT_NOBODY, 1L);
@@ -707,7 +348,7 @@ static void set_body(transfer *t, const request *req) {
     curl_easy_setopt(t->easy, CURLOPT_CUSTOMREQUEST, m);
 }
 
-static void configure(transfer *t, const request *req, int untrusted) {
+static void configure(gl_transfer *t, const request *req, int untrusted) {
   CURL *e = t->easy;
   curl_easy_setopt(e, CURLOPT_CURLU, t->url);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -721,17 +362,11 @@ static void configure(transfer *t, const request *req, int untrusted) {
                                                         : CONNECT_TIMEOUT_MS);
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_response);
   curl_easy_setopt(e, CURLOPT_USERAGENT, "goroutined/" GR_VERSION);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
-  curl_easy_setopt(e, CURLOPT_PRIVATE, t);
   set_body(t, req);
 }
 
 /* Headers of the response: lowercase names; repeated ones joined by ", ". */
-static void push_headers(lua_State *L, const transfer *t) {
+static void push_headers(lua_State *L, const gl_transfer *t) {
   lua_newtable(L);
   const char *p = t->headers.data, *end = p + t->headers.len;
   while (p && p < end) {
@@ -765,7 +400,7 @@ static void push_headers(lua_State *L, const transfer *t) {
   }
 }
 
-static void push_response(lua_State *L, const transfer *t) {
+static void push_response(lua_State *L, const gl_transfer *t) {
   lua_createtable(L, 0, 5);
   lua_pushinteger(L, t->status_code);
   lua_setfield(L, -2, "status_code");
@@ -782,7 +417,7 @@ static void push_response(lua_State *L, const transfer *t) {
   lua_setfield(L, -2, "success");
 }
 
-static int push_failure(lua_State *L, transfer *t) {
+static int push_failure(lua_State *L, gl_transfer *t) {
   char *url = NULL;
   curl_easy_getinfo(t->easy, CURLINFO_EFFECTIVE_URL, &url);
   lua_pushnil(L);
@@ -801,9 +436,9 @@ static int push_failure(lua_State *L, transfer *t) {
 /* The continuation: the transfer is done (the driver woke us). */
 static int request_done(lua_State *L, int status, lua_KContext slot) {
   (void)status;
-  transfer *t = ((transfer_box *)lua_touserdata(L, (int)slot))->t;
-  if (!transfer_done(t))
-    return gr_park(L, transfer_arm, t, 0, request_done, slot);
+  gl_transfer *t = ((transfer_box *)lua_touserdata(L, (int)slot))->t;
+  if (!gl_transfer_done(t))
+    return gr_park(L, gl_transfer_arm, t, 0, request_done, slot);
   if (t->result != CURLE_OK || t->too_large)
     return push_failure(L, t);
   push_response(L, t);
@@ -812,7 +447,7 @@ static int request_done(lua_State *L, int status, lua_KContext slot) {
 
 /* Runs req: every argument was checked except the headers. */
 static int perform(lua_State *L, const request *req, int arg) {
-  if (pthread_once(&curl_once, init_curl) != 0 || !curl_ready)
+  if (!gl_http_curl_ready())
     return luaL_error(L, "http: cannot initialise libcurl");
   gr_runtime *rt = gl_runtime(L); /* a goroutine's, or an attached state's */
   gr_g *g = gr_current(L);
@@ -823,7 +458,7 @@ static int perform(lua_State *L, const request *req, int arg) {
     return luaL_error(L, "not enough memory");
   transfer_box *box = push_box(L);
   int slot = lua_gettop(L);
-  transfer *t = box->t = transfer_new();
+  gl_transfer *t = box->t = gl_transfer_new();
   if (!t)
     return luaL_error(L, "not enough memory");
   CURLUcode uc = curl_url_set(t->url, CURLUPART_URL, req->url, 0);
@@ -847,11 +482,11 @@ static int perform(lua_State *L, const request *req, int arg) {
       limit && limit < MAX_RESPONSE_BYTES ? limit : MAX_RESPONSE_BYTES;
   configure(t, req, untrusted);
   set_headers(L, t, req, arg);
-  driver *d = driver_of(h);
+  gl_http_driver *d = driver_of(h);
   if (!d)
     return luaL_error(L, "http: cannot start the transfer thread");
-  driver_submit(d, t);
-  return gr_park(L, transfer_arm, t, 0, request_done, (lua_KContext)slot);
+  gl_http_driver_submit(d, t);
+  return gr_park(L, gl_transfer_arm, t, 0, request_done, (lua_KContext)slot);
 }
 
 static int l_get(lua_State *L) {

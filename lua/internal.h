@@ -6,8 +6,11 @@
 
 #include "modules.h"
 
+#include <curl/curl.h>
 #include <lauxlib.h>
 #include <lua.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 /* ---- the catalog (catalog.c): every library value a state can see ----- */
@@ -155,6 +158,131 @@ int gl_str_gsub(lua_State *L);
 int gl_str_rep(lua_State *L);
 /* Stock functions that the overrides wrap. */
 extern lua_CFunction gl_stock_load, gl_stock_collectgarbage;
+
+/* ---- the pausable pattern matcher (pattern_match.c) ------------------- */
+
+#define GL_PATTERN_ESC '%'
+#define GL_M_MAXCAPS 32        /* captures, as lstrlib's LUA_MAXCAPTURES */
+#define GL_M_MAXDEPTH 200      /* nested choices, as lstrlib's MAXCCALLS */
+#define GL_M_NONE ((size_t)-1) /* no position */
+
+/* What an attempt ends with. */
+enum { GL_M_MATCH, GL_M_FAIL, GL_M_PAUSE };
+
+/* A point the search can come back to. */
+typedef struct gl_choice {
+  size_t s;     /* subject offset: where the alternative starts */
+  size_t n;     /* a greedy item: how many characters it takes now */
+  uint32_t p;   /* the item (an optional one: where to go on) */
+  uint32_t ep;  /* the end of the item's class */
+  int16_t cap;  /* a capture's opening or closing: the capture */
+  uint8_t kind; /* which of those (pattern_match.c) */
+} gl_choice;
+
+/* Everything a search needs, by offsets, so it can be copied into a
+ * userdata and carried across a yield; with room for the calling loop's
+ * own state (patterns.c), which travels with it. */
+typedef struct gl_match {
+  const char *src, *pat; /* refreshed from the stack after a yield */
+  size_t slen, plen;
+  size_t p0; /* where the pattern starts (after an anchor) */
+  int anchor;
+  /* an attempt from subject offset start, paused at (s, p) */
+  int paused, backtracking;
+  size_t s, p;
+  int level, depth;
+  struct {
+    size_t init;
+    ptrdiff_t len;
+  } cap[GL_M_MAXCAPS];
+  size_t end; /* where the last successful attempt ended */
+  uint64_t steps, next_check;
+  /* the caller's loop */
+  size_t start, lastmatch;
+  lua_Integer n, max_n;
+  int changed, calling;    /* gsub: a replacement function is running */
+  size_t from, to;         /* gsub: the match it replaces */
+  size_t copied;           /* gsub: subject copied to the output up to here */
+  size_t out_len, out_cap; /* gsub: the output, a userdata */
+  char *out;               /* its bytes (userdata memory does not move) */
+  gl_choice stack[GL_M_MAXDEPTH];
+} gl_match;
+
+/* A search of the pattern at stack position 2 in the subject at 1;
+ * anchored: a leading '^' anchors it (gmatch: an ordinary character). */
+void gl_match_init(gl_match *m, lua_State *L, int anchored);
+/* After a yield: the search kept in the userdata at slot, its strings
+ * refreshed from stack positions s and p. */
+gl_match *gl_match_resume(lua_State *L, int slot, int s, int p);
+/* One attempt at m->start, or the rest of a paused one: GL_M_MATCH (the
+ * match ends at m->end), GL_M_FAIL or GL_M_PAUSE (yield, then call again).
+ * Raises the pattern's errors, and the goroutine's when it is stopped. */
+int gl_match_attempt(lua_State *L, gl_match *m);
+/* Capture i (the whole match from..to if there are none and i is 0). */
+void gl_match_push_capture(lua_State *L, const gl_match *m, int i, size_t from,
+                           size_t to);
+/* Every capture, or the whole match if there are none and from is not
+ * GL_M_NONE; returns how many. */
+int gl_match_push_captures(lua_State *L, const gl_match *m, size_t from,
+                           size_t to);
+
+/* ---- http transfers and their driver thread (http_transfer.c) --------- */
+
+typedef struct gl_buffer {
+  char *data;
+  size_t len, cap;
+} gl_buffer;
+
+typedef struct gl_http_driver gl_http_driver;
+
+/* One request and its response. The goroutine fills in the request part
+ * before the hand-over; the driver's thread writes the response while the
+ * transfer runs, and the goroutine reads it once gl_transfer_done. */
+typedef struct gl_transfer {
+  atomic_int refs;
+  CURL *easy; /* writes the response into this transfer */
+  CURLU *url; /* what the allow-list checked is what curl uses */
+  struct curl_slist *request_headers;
+  size_t max_response;    /* bytes of body, and of headers */
+  gl_http_driver *driver; /* set when handed over */
+  int handed_over;        /* goroutine side only */
+
+  /* The response. */
+  gl_buffer body;
+  gl_buffer headers; /* the header lines of the last response */
+  char status[64];
+  long status_code;
+  CURLcode result;
+  int too_large;
+  char error[CURL_ERROR_SIZE];
+
+  pthread_mutex_t mu; /* guards done, abandoned, waiter, seq */
+  int done, abandoned;
+  gr_g *waiter; /* holds a reference while registered */
+  uint32_t seq;
+
+  /* The driver's links: queues under the driver's lock, the rest its own. */
+  struct gl_transfer *next_new, *next_abort;
+  struct gl_transfer *prev_active, *next_active;
+  int in_multi;
+} gl_transfer;
+
+/* Initialises libcurl once per process; 0 if it cannot be. */
+int gl_http_curl_ready(void);
+/* A transfer owned by the caller; NULL when out of memory. */
+gl_transfer *gl_transfer_new(void);
+int gl_transfer_done(gl_transfer *t);
+/* The arm function of a park on a transfer (gr_park). */
+int gl_transfer_arm(gr_g *g, uint32_t seq, void *transfer);
+/* The caller lets go of t (it finished with it, or unwinds): a transfer
+ * still running is stopped by the driver. */
+void gl_transfer_abandon(gl_transfer *t);
+/* A driver thread; NULL when it cannot start. Freed only once no goroutine
+ * can hand anything over any more. */
+gl_http_driver *gl_http_driver_new(void);
+void gl_http_driver_free(gl_http_driver *d);
+/* Gives the driver a reference to t and starts it. */
+void gl_http_driver_submit(gl_http_driver *d, gl_transfer *t);
 
 /* ---- runtime objects as userdata (objects.c) -------------------------- */
 
