@@ -187,10 +187,12 @@ int64_t gr__go_task(gr_runtime *rt, gr_spawn *s, struct gr_pool_task *task) {
   if (rc != GR_OK)
     return rc;
   int64_t id = (int64_t)g->id;
+  /* Runnable before its deadline timer is armed: once armed, the monitor
+   * may read the status (to interrupt it) at any moment. */
+  g->status = G_RUNNABLE;
   int64_t deadline = gr__job_deadline(g, now);
   if (deadline)
     gr__deadline_arm(g, deadline);
-  g->status = G_RUNNABLE;
   gr__enqueue(rt, g);
   return id;
 }
