@@ -2,9 +2,12 @@
  * internal.h - structures shared by the files of core/. Nothing outside
  * core/ includes this; the layers above use goroutine.h only.
  *
- * Locking, outermost first: future->lock, pool->mu, wg->lock, worker->mu,
- * g->lock, rt->timer_mu, rt->runq_mu. A lock is never taken while a later
- * one in this list is held, except where a comment says so.
+ * Locking, outermost first: the pool registry's mu, future->lock, pool->mu,
+ * wg->lock (and channels' mu, in address order), worker->mu, g->lock,
+ * rt->timer_mu, rt->runq_mu. A lock is never taken while a later one in
+ * this list is held, except where a comment says so. The record store's
+ * lock is a leaf: nothing is taken under it. docs/ARCHITECTURE.md has the
+ * same list.
  */
 #ifndef GR_INTERNAL_H
 #define GR_INTERNAL_H
