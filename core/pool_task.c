@@ -222,19 +222,22 @@ int gr_pool_submit(gr_pool *pool, const gr_spawn *s, char *task_id,
   gr_pool_task *task = task_new(pool, s);
   if (!task)
     return GR_ENOMEM;
+  /* Once queued, the task belongs to the pool: another thread may start
+   * and end it before this one reads it again. */
+  size_t len = strlen(task->id);
+  assert(len < idlen);
+  memcpy(task_id, task->id, len + 1);
   pthread_mutex_lock(&pool->mu);
   int admitted = admit_locked(pool, task, flags);
   if (admitted >= 0)
     atomic_fetch_add(&pool->submitted, 1);
   pthread_mutex_unlock(&pool->mu);
   if (admitted < 0) {
-    gr_record_forget(pool->rt, task->id);
+    gr_record_forget(pool->rt, task_id);
+    task_id[0] = '\0';
     task_free(task);
     return admitted;
   }
-  size_t len = strlen(task->id);
-  assert(len < idlen);
-  memcpy(task_id, task->id, len + 1);
   if (admitted == 1)
     start_tasks(pool->rt, task);
   return GR_OK;

@@ -66,7 +66,10 @@ START_TEST(pool_with_1000_workers_adds_no_threads) {
                        "return active, threads\n");
   char *comma = strchr(v, ',');
   ck_assert_ptr_nonnull(comma);
-  ck_assert_int_le(atoi(comma + 1), before);
+  /* At most a stand-in worker, which the monitor starts when a worker
+   * looks stuck (a loaded machine, a sanitizer build): not one thread per
+   * task, nor per worker slot. */
+  ck_assert_int_le(atoi(comma + 1), before + 1);
   *comma = '\0';
   ck_assert_str_eq(v, "1000");
   free(v);
