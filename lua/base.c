@@ -28,15 +28,8 @@
 /* ---- print ------------------------------------------------------------ */
 
 static int l_print(lua_State *L) {
-  int n = lua_gettop(L);
   luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  for (int i = 1; i <= n; i++) {
-    luaL_tolstring(L, i, NULL);
-    if (i > 1)
-      luaL_addchar(&b, '\t');
-    luaL_addvalue(&b);
-  }
+  gl_join_args(L, &b, '\t');
   gl_state *st = gl_state_of(L);
   if (st && st->profile == GR_PROFILE_UNTRUSTED) {
     luaL_pushresult(&b);

@@ -116,6 +116,9 @@ extern const luaL_Reg gl_channel_methods[]; /* channel_lib.c */
 int gl_channel(lua_State *L);               /* goroutine.channel */
 int gl_select(lua_State *L);                /* goroutine.select */
 extern const luaL_Reg gl_log_funcs[];
+/* log_lib.c: the arguments of the running C function, each as tostring
+ * makes it, joined by sep into b (print and the log functions). */
+void gl_join_args(lua_State *L, luaL_Buffer *b, char sep);
 extern const luaL_Reg gl_json_funcs[]; /* json_lib.c */
 void gl_json_setup(void);              /* json_lib.c: meters jansson, once */
 extern const luaL_Reg gl_http_funcs[]; /* http_lib.c */

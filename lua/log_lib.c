@@ -5,16 +5,20 @@
  */
 #include "internal.h"
 
-static int log_at(lua_State *L, int level) {
+void gl_join_args(lua_State *L, luaL_Buffer *b, char sep) {
   int n = lua_gettop(L);
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
+  luaL_buffinit(L, b);
   for (int i = 1; i <= n; i++) {
     luaL_tolstring(L, i, NULL);
     if (i > 1)
-      luaL_addchar(&b, ' ');
-    luaL_addvalue(&b);
+      luaL_addchar(b, sep);
+    luaL_addvalue(b);
   }
+}
+
+static int log_at(lua_State *L, int level) {
+  luaL_Buffer b;
+  gl_join_args(L, &b, ' ');
   luaL_pushresult(&b);
   gr_g *g = gr_current(L);
   gr_log(gr_runtime_for(L), level, g ? gr_id(g) : 0, "%s", lua_tostring(L, -1));
