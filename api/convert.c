@@ -332,20 +332,6 @@ int api__string_field(json_t *body, const char *field, int required,
 }
 
 /* A decimal number of seconds: digits, and a fraction if any. */
-static int parse_seconds(const char *s, double *out) {
-  const char *p = s;
-  int digits = 0;
-  while (isdigit((unsigned char)*p))
-    p++, digits++;
-  if (*p == '.')
-    for (p++; isdigit((unsigned char)*p); p++)
-      digits++;
-  if (*p || !digits)
-    return -1;
-  *out = strtod(s, NULL);
-  return 0;
-}
-
 int64_t api__wait_param(api_ctx *api, const api_request *req, api_response *r) {
   const char *q = req->query;
   while (q && *q) {
@@ -356,8 +342,9 @@ int64_t api__wait_param(api_ctx *api, const api_request *req, api_response *r) {
       size_t n = len - 5 < sizeof buf - 1 ? len - 5 : sizeof buf - 1;
       memcpy(buf, q + 5, n);
       buf[n] = '\0';
-      double secs, max = (double)api->cfg.max_wait_ms / 1000.0;
-      if (parse_seconds(buf, &secs) != 0 || secs > max) {
+      double max = (double)api->cfg.max_wait_ms / 1000.0;
+      long long ms;
+      if (cm_parse_duration(buf, 1000, api->cfg.max_wait_ms, &ms) != 0) {
         api__quote(shown, sizeof shown, q + 5, len - 5);
         api__problem(r, 400, "invalid-parameter", "Bad Request",
                      json_pack("{s:s,s:s,s:f}", "parameter", "wait", "limit",
@@ -367,7 +354,7 @@ int64_t api__wait_param(api_ctx *api, const api_request *req, api_response *r) {
                      max, shown);
         return -1;
       }
-      return (int64_t)ceil(secs * 1000.0);
+      return ms;
     }
     q = amp ? amp + 1 : NULL;
   }

@@ -6,7 +6,9 @@
  * "8Q" or "" are refused rather than read as a part of them, and a number
  * too large for its type is refused rather than clamped. Digits are summed
  * with an overflow check, never through strtoll, whose leading blanks,
- * '+' and silent clamping do not belong in a setting.
+ * '+' and silent clamping do not belong in a setting. A duration with a
+ * fraction ("0.5" seconds) is read the same way, digit by digit, so it does
+ * not depend on the locale's decimal point as strtod does.
  */
 #include "gr_common.h"
 
@@ -69,5 +71,37 @@ int cm_parse_size(const char *s, long long *out) {
   if (*s != '\0' || v > CM_SIZE_MAX / unit)
     return -1;
   *out = (long long)(v * unit);
+  return 0;
+}
+
+int cm_parse_duration(const char *s, long long unit_ms, long long max_ms,
+                      long long *out_ms) {
+  unsigned long long whole, frac = 0, scale = 1;
+  const char *p = s;
+  if (*p == '.') /* ".5": no whole part */
+    whole = 0;
+  else if (read_digits(&p, (unsigned long long)max_ms, &whole) != 0)
+    return -1;
+  if (*p == '.') {
+    p++;
+    if (p == s + 1 && (*p < '0' || *p > '9'))
+      return -1; /* "." alone */
+    for (; *p >= '0' && *p <= '9'; p++) {
+      if (scale < 1000000000000000ull) { /* digits past 1e-15 change nothing */
+        frac = frac * 10 + (unsigned)(*p - '0');
+        scale *= 10;
+      }
+    }
+  }
+  if (*p != '\0' || unit_ms <= 0 ||
+      whole > (unsigned long long)max_ms / unit_ms)
+    return -1;
+  /* whole + frac/scale units, in ms rounded up, without floating point. */
+  unsigned long long ms = whole * (unsigned long long)unit_ms;
+  unsigned long long part = frac * (unsigned long long)unit_ms;
+  ms += part / scale + (part % scale != 0);
+  if (ms > (unsigned long long)max_ms)
+    return -1;
+  *out_ms = (long long)ms;
   return 0;
 }

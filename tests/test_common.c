@@ -331,6 +331,32 @@ START_TEST(whole_numbers) {
 }
 END_TEST
 
+START_TEST(durations) {
+  long long ms;
+  const struct {
+    const char *text;
+    long long unit, want;
+  } good[] = {{"0", 1000, 0},      {"2", 1000, 2000},
+              {"0.5", 1000, 500},  {".5", 1000, 500},
+              {"1.", 1000, 1000},  {"10.000", 1000, 10000},
+              {"0.0001", 1000, 1}, {"1.2345", 1000, 1235},
+              {"250", 1, 250},     {"60", 1000, 60000}};
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    ck_assert_msg(cm_parse_duration(good[i].text, good[i].unit, 60000, &ms) ==
+                      0,
+                  "'%s' refused", good[i].text);
+    ck_assert_msg(ms == good[i].want, "'%s' gave %lld", good[i].text, ms);
+  }
+  const char *bad[] = {
+      "",     ".",      "-1",  "+1",  "1e3",
+      "0x10", "inf",    "nan", " 1",  "1 ",
+      "1,5",  "60.001", "61",  "1..", "9999999999999999999999"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    ck_assert_msg(cm_parse_duration(bad[i], 1000, 60000, &ms) == -1,
+                  "'%s' taken", bad[i]);
+}
+END_TEST
+
 /* ---- options -------------------------------------------------------------
  */
 
@@ -461,6 +487,7 @@ static Suite *common_suite(void) {
   tcase_add_test(tc, percent_decoding);
   tcase_add_test(tc, sizes);
   tcase_add_test(tc, whole_numbers);
+  tcase_add_test(tc, durations);
   tcase_add_test(tc, options_forms);
   tcase_add_test(tc, options_refusals);
   tcase_add_test(tc, options_from_the_environment);

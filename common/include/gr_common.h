@@ -93,6 +93,13 @@ long cm_percent_decode(const char *s, size_t n, char *out);
 /* The whole number in s, if it is one within [min, max]; -1 if not. */
 int cm_parse_int(const char *s, long long min, long long max, long long *out);
 
+/* A duration as a decimal number of units of unit_ms ("2", "0.5", ".5",
+ * "10."; no sign, exponent or blanks), in milliseconds rounded up, at most
+ * max_ms. The decimal point is '.', whatever the locale says. 0 with
+ * *out_ms, or -1. (The API's ?wait=SECONDS is one: unit_ms 1000.) */
+int cm_parse_duration(const char *s, long long unit_ms, long long max_ms,
+                      long long *out_ms);
+
 /* The largest size cm_parse_size accepts: 1 PiB. */
 #define CM_SIZE_MAX (1LL << 50)
 
