@@ -43,12 +43,6 @@ void api__out_cstr(api_out *o, const char *s) {
   api__out_raw(o, s, strlen(s));
 }
 
-/* Whether s is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF),
- * as common/ decides for every layer. */
-int api__utf8_valid(const char *s, size_t n) {
-  return cm_utf8_valid_prefix(s, n) == n;
-}
-
 static void write_out(void *o, const char *s, size_t n) {
   api__out_raw(o, s, n);
 }
@@ -192,7 +186,7 @@ static int write_key(api_out *o, const gr_item *k, char *err, size_t errlen) {
   char buf[40];
   switch (k->kind) {
   case GR_ITEM_STR:
-    if (!api__utf8_valid(k->s, k->len)) {
+    if (cm_utf8_valid_prefix(k->s, k->len) != k->len) {
       snprintf(err, errlen, "a table key is not valid UTF-8, which JSON needs");
       return -1;
     }
@@ -312,7 +306,7 @@ static int write_value(api_out *o, gr_pack_reader *r, const gr_item *it,
     api__out_real(o, it->d);
     return 0;
   case GR_ITEM_STR:
-    if (!api__utf8_valid(it->s, it->len)) {
+    if (cm_utf8_valid_prefix(it->s, it->len) != it->len) {
       snprintf(err, errlen, "a string is not valid UTF-8, which JSON needs");
       return -1;
     }
