@@ -117,7 +117,10 @@ int gl_channel(lua_State *L);               /* goroutine.channel */
 int gl_select(lua_State *L);                /* goroutine.select */
 extern const luaL_Reg gl_log_funcs[];
 extern const luaL_Reg gl_json_funcs[]; /* json_lib.c */
-void gl_json_setup(void);              /* json_lib.c: meters jansson, once */
+void gl_json_setup(void);              /* json_decode.c: meters jansson, once */
+int gl_json_decode(lua_State *L);      /* json_decode.c: json.decode */
+/* json_lib.c: the check of an encode or decode options table. */
+void gl_json_check_options(lua_State *L, int arg, const char *const known[]);
 extern const luaL_Reg gl_http_funcs[]; /* http_lib.c */
 int gl_http_visible(lua_State *L);     /* http_lib.c */
 /* Base and coroutine overrides: name, trusted version, untrusted version. */
