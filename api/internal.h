@@ -65,7 +65,6 @@ void api__out_json(api_out *o, json_t *v);
 /* The values of a plain pack as an array; -1 with err (nothing written)
  * for a value JSON cannot hold. */
 int api__out_values(api_out *o, const gr_pack *p, char *err, size_t errlen);
-int api__utf8_valid(const char *s, size_t n);
 /* Client bytes (a path, a name, an id) made fit to quote in a problem's
  * detail: valid UTF-8 is kept, control characters and bytes that are not
  * UTF-8 become \xNN, and what does not fit in outlen ends in "...". */

@@ -43,12 +43,6 @@ void api__out_cstr(api_out *o, const char *s) {
   api__out_raw(o, s, strlen(s));
 }
 
-/* Whether s is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF),
- * as common/ decides for every layer. */
-int api__utf8_valid(const char *s, size_t n) {
-  return cm_utf8_valid_prefix(s, n) == n;
-}
-
 static void write_out(void *o, const char *s, size_t n) {
   api__out_raw(o, s, n);
 }
@@ -192,7 +186,7 @@ static int write_key(api_out *o, const gr_item *k, char *err, size_t errlen) {
   char buf[40];
   switch (k->kind) {
   case GR_ITEM_STR:
-    if (!api__utf8_valid(k->s, k->len)) {
+    if (cm_utf8_valid_prefix(k->s, k->len) != k->len) {
       snprintf(err, errlen, "a table key is not valid UTF-8, which JSON needs");
       return -1;
     }
@@ -216,77 +210,116 @@ static int write_key(api_out *o, const gr_item *k, char *err, size_t errlen) {
   return 0;
 }
 
-/* A table is an array when its keys are exactly 1..n: a first pass over
- * the keys decides, a second writes (arrays in key order). */
-static int write_table(api_out *o, gr_pack_reader *r, int depth, char *err,
-                       size_t errlen) {
-  size_t start = r->pos, count = 0;
-  int is_array = 1;
+/* The first pass over a table: how many pairs it has, and whether every
+ * key is a positive integer, not too sparse, as in an array. */
+static int count_pairs(gr_pack_reader *r, size_t *count, int *maybe_array,
+                       char *err, size_t errlen) {
   gr_item k, v;
+  *count = 0;
+  *maybe_array = 1;
   while (gr_pack_next(r, &k) != GR_ITEM_TABLE_END) {
     if (k.kind == GR_ITEM_END || k.kind == GR_ITEM_OTHER) {
       snprintf(err, errlen, "a value cannot be sent as JSON");
       return -1;
     }
     if (k.kind != GR_ITEM_INT || k.i < 1)
-      is_array = 0;
-    else if (is_array && (uint64_t)k.i > count + 1000000)
-      is_array = 0; /* far too sparse to be a sequence */
+      *maybe_array = 0;
+    else if (*maybe_array && (uint64_t)k.i > *count + 1000000)
+      *maybe_array = 0; /* far too sparse to be a sequence */
     skip_value(r, &k);
     gr_pack_next(r, &v);
     skip_value(r, &v);
-    count++;
+    (*count)++;
   }
+  return 0;
+}
+
+/* The second pass, for a table whose count keys are all positive integers:
+ * 1 with *at (freed by the caller) holding where the value of each key
+ * 1..count starts, if those are exactly its keys; 0 if they are not; -1
+ * when out of memory. */
+static int find_slots(gr_pack_reader *r, size_t start, size_t count,
+                      size_t **at) {
+  size_t *slot = calloc(count, sizeof *slot);
+  if (!slot)
+    return -1;
+  r->pos = start;
+  gr_item k, v;
+  while (gr_pack_next(r, &k) != GR_ITEM_TABLE_END) {
+    if ((uint64_t)k.i > count || slot[k.i - 1]) {
+      free(slot);
+      return 0;
+    }
+    slot[k.i - 1] = r->pos;
+    gr_pack_next(r, &v);
+    skip_value(r, &v);
+  }
+  *at = slot;
+  return 1;
+}
+
+static int write_array(api_out *o, gr_pack_reader *r, const size_t *at,
+                       size_t count, int depth, char *err, size_t errlen) {
+  gr_item v;
+  int rc = 0;
+  api__out_raw(o, "[", 1);
+  for (size_t i = 0; i < count && rc == 0; i++) {
+    if (i)
+      api__out_raw(o, ",", 1);
+    r->pos = at[i];
+    gr_pack_next(r, &v);
+    rc = write_value(o, r, &v, depth + 1, err, errlen);
+  }
+  api__out_raw(o, "]", 1);
+  return rc;
+}
+
+/* Writes the count pairs that follow r's place, in the pack's order. */
+static int write_object(api_out *o, gr_pack_reader *r, size_t count, int depth,
+                        char *err, size_t errlen) {
+  gr_item k, v;
+  int rc = 0;
+  api__out_raw(o, "{", 1);
+  for (size_t i = 0; i < count && rc == 0; i++) {
+    if (i)
+      api__out_raw(o, ",", 1);
+    gr_pack_next(r, &k);
+    rc = write_key(o, &k, err, errlen);
+    api__out_raw(o, ":", 1);
+    gr_pack_next(r, &v);
+    if (rc == 0)
+      rc = write_value(o, r, &v, depth + 1, err, errlen);
+  }
+  api__out_raw(o, "}", 1);
+  return rc;
+}
+
+/* A table is an array when its keys are exactly 1..n: a first pass over
+ * the keys decides, a second writes (arrays in key order). */
+static int write_table(api_out *o, gr_pack_reader *r, int depth, char *err,
+                       size_t errlen) {
+  size_t start = r->pos, count;
+  int maybe_array;
+  if (count_pairs(r, &count, &maybe_array, err, errlen) != 0)
+    return -1;
   size_t end = r->pos;
   if (count == 0) {
     api__out_cstr(o, "{}");
     return 0;
   }
-  size_t *at = NULL; /* where each value of 1..count starts */
-  if (is_array) {
-    at = calloc(count, sizeof *at);
-    if (!at) {
-      snprintf(err, errlen, "not enough memory");
-      return -1;
-    }
-    r->pos = start;
-    while (gr_pack_next(r, &k) != GR_ITEM_TABLE_END) {
-      if ((uint64_t)k.i > count || at[k.i - 1]) {
-        is_array = 0;
-        break;
-      }
-      at[k.i - 1] = r->pos;
-      gr_pack_next(r, &v);
-      skip_value(r, &v);
-    }
+  size_t *at = NULL;
+  if (maybe_array && find_slots(r, start, count, &at) < 0) {
+    snprintf(err, errlen, "not enough memory");
+    return -1;
   }
-  int rc = 0;
-  if (is_array) {
-    api__out_raw(o, "[", 1);
-    for (size_t i = 0; i < count && rc == 0; i++) {
-      if (i)
-        api__out_raw(o, ",", 1);
-      r->pos = at[i];
-      gr_pack_next(r, &v);
-      rc = write_value(o, r, &v, depth + 1, err, errlen);
-    }
-    api__out_raw(o, "]", 1);
+  int rc;
+  if (at) {
+    rc = write_array(o, r, at, count, depth, err, errlen);
+    free(at);
   } else {
     r->pos = start;
-    api__out_raw(o, "{", 1);
-    for (size_t i = 0; i < count && rc == 0; i++) {
-      if (i)
-        api__out_raw(o, ",", 1);
-      gr_pack_next(r, &k);
-      rc = write_key(o, &k, err, errlen);
-      api__out_raw(o, ":", 1);
-      gr_pack_next(r, &v);
-      if (rc == 0)
-        rc = write_value(o, r, &v, depth + 1, err, errlen);
-    }
-    api__out_raw(o, "}", 1);
+    rc = write_object(o, r, count, depth, err, errlen);
   }
-  free(at);
   r->pos = end;
   return rc;
 }
@@ -312,7 +345,7 @@ static int write_value(api_out *o, gr_pack_reader *r, const gr_item *it,
     api__out_real(o, it->d);
     return 0;
   case GR_ITEM_STR:
-    if (!api__utf8_valid(it->s, it->len)) {
+    if (cm_utf8_valid_prefix(it->s, it->len) != it->len) {
       snprintf(err, errlen, "a string is not valid UTF-8, which JSON needs");
       return -1;
     }

@@ -13,6 +13,7 @@
 #include "internal.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,94 +210,100 @@ static void runtime_metrics(api_ctx *api, api_out *o) {
          st.unhandled_errors);
 }
 
-/* One family with a value per pool. */
-typedef int64_t (*pool_field)(const gr_pool_stats *st);
-#define POOL_FIELD(f)                                                          \
-  static int64_t field_##f(const gr_pool_stats *st) {                          \
-    return st->f;                                                              \
-  }
-POOL_FIELD(workers)
-POOL_FIELD(queue_size)
-POOL_FIELD(active)
-POOL_FIELD(queued)
-POOL_FIELD(submitted)
-POOL_FIELD(completed)
-POOL_FIELD(failed)
-POOL_FIELD(timed_out)
-POOL_FIELD(cancelled)
-#undef POOL_FIELD
+/* The families with one value per pool, each an int64_t of gr_pool_stats
+ * at offset. */
+static const struct {
+  const char *name, *type, *help;
+  size_t offset;
+} pool_values[] = {
+    {"goroutined_pool_workers", "gauge",
+     "Tasks a pool may run at once (its workers).",
+     offsetof(gr_pool_stats, workers)},
+    {"goroutined_pool_queue_capacity", "gauge",
+     "Tasks a pool's queue may hold.", offsetof(gr_pool_stats, queue_size)},
+    {"goroutined_pool_tasks_active", "gauge", "Tasks running in a pool.",
+     offsetof(gr_pool_stats, active)},
+    {"goroutined_pool_tasks_queued", "gauge",
+     "Tasks waiting in a pool's queue.", offsetof(gr_pool_stats, queued)},
+    {"goroutined_pool_tasks_submitted_total", "counter",
+     "Tasks a pool accepted.", offsetof(gr_pool_stats, submitted)},
+    {"goroutined_pool_tasks_completed_total", "counter",
+     "Tasks that succeeded.", offsetof(gr_pool_stats, completed)},
+    {"goroutined_pool_tasks_failed_total", "counter",
+     "Tasks that failed (timed out ones included).",
+     offsetof(gr_pool_stats, failed)},
+    {"goroutined_pool_tasks_timed_out_total", "counter",
+     "Tasks stopped at their timeout.", offsetof(gr_pool_stats, timed_out)},
+    {"goroutined_pool_tasks_cancelled_total", "counter",
+     "Tasks cancelled (queued or running).",
+     offsetof(gr_pool_stats, cancelled)},
+};
 
-static void pool_metrics(api_ctx *api, api_out *o) {
-  static const struct {
-    const char *name, *type, *help;
-    pool_field get;
-  } fields[] = {
-      {"goroutined_pool_workers", "gauge",
-       "Tasks a pool may run at once (its workers).", field_workers},
-      {"goroutined_pool_queue_capacity", "gauge",
-       "Tasks a pool's queue may hold.", field_queue_size},
-      {"goroutined_pool_tasks_active", "gauge", "Tasks running in a pool.",
-       field_active},
-      {"goroutined_pool_tasks_queued", "gauge",
-       "Tasks waiting in a pool's queue.", field_queued},
-      {"goroutined_pool_tasks_submitted_total", "counter",
-       "Tasks a pool accepted.", field_submitted},
-      {"goroutined_pool_tasks_completed_total", "counter",
-       "Tasks that succeeded.", field_completed},
-      {"goroutined_pool_tasks_failed_total", "counter",
-       "Tasks that failed (timed out ones included).", field_failed},
-      {"goroutined_pool_tasks_timed_out_total", "counter",
-       "Tasks stopped at their timeout.", field_timed_out},
-      {"goroutined_pool_tasks_cancelled_total", "counter",
-       "Tasks cancelled (queued or running).", field_cancelled},
-  };
+/* Every open pool's stats, read once per scrape, with its name made fit
+ * for a label value. */
+typedef struct pool_rows {
   gr_pool_stats *all;
-  size_t n = gr_pool_stats_all(api->cfg.rt, &all);
-  char(*names)[520] = n ? malloc(n * sizeof *names) : NULL;
-  if (n && !names)
-    n = 0;
-  for (size_t i = 0; i < n; i++)
-    label_value(names[i], sizeof names[i], all[i].name);
-  for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {
-    family(o, fields[f].name, fields[f].type, fields[f].help);
-    for (size_t i = 0; i < n; i++)
-      outf(o, "%s{pool=\"%s\"} %lld\n", fields[f].name, names[i],
-           (long long)fields[f].get(&all[i]));
+  char (*names)[520];
+  size_t n;
+} pool_rows;
+
+static void pool_value_families(api_out *o, const pool_rows *p) {
+  for (size_t f = 0; f < sizeof pool_values / sizeof pool_values[0]; f++) {
+    family(o, pool_values[f].name, pool_values[f].type, pool_values[f].help);
+    for (size_t i = 0; i < p->n; i++) {
+      const char *st = (const char *)&p->all[i];
+      outf(o, "%s{pool=\"%s\"} %lld\n", pool_values[f].name, p->names[i],
+           (long long)*(const int64_t *)(st + pool_values[f].offset));
+    }
   }
+}
+
+static void pool_rejected(api_out *o, const pool_rows *p) {
   family(o, "goroutined_pool_tasks_rejected_total", "counter",
          "Submits a pool refused, by reason.");
-  for (size_t i = 0; i < n; i++)
+  for (size_t i = 0; i < p->n; i++)
     outf(o,
          "goroutined_pool_tasks_rejected_total{pool=\"%s\",reason=\"queue_"
          "full\"} %lld\n",
-         names[i], (long long)all[i].rejected);
-  family(o, "goroutined_pool_task_queue_seconds", "histogram",
-         "Time tasks waited in a pool's queue before they started.");
-  for (size_t i = 0; i < n; i++) {
-    char labels[540];
-    snprintf(labels, sizeof labels, "pool=\"%s\"", names[i]);
-    histogram(o, "goroutined_pool_task_queue_seconds", labels,
-              all[i].queue_time.bucket, gr_time_bucket_bounds, GR_TIME_BUCKETS,
-              all[i].queue_time.sum_s);
-  }
-  family(o, "goroutined_pool_task_run_seconds", "histogram",
-         "Time tasks ran, from start to end.");
-  for (size_t i = 0; i < n; i++) {
-    char labels[540];
-    snprintf(labels, sizeof labels, "pool=\"%s\"", names[i]);
-    histogram(o, "goroutined_pool_task_run_seconds", labels,
-              all[i].run_time.bucket, gr_time_bucket_bounds, GR_TIME_BUCKETS,
-              all[i].run_time.sum_s);
-  }
-  free(names);
-  free(all);
+         p->names[i], (long long)p->all[i].rejected);
 }
 
-static void http_metrics(api_ctx *api, api_out *o) {
-  api_watch *w = api->watch;
-  /* Read first: a request leaves in_flight after it was counted, so every
-   * request no longer in flight here is in the counts below. */
-  long in_flight = atomic_load(&w->in_flight);
+/* A histogram family per pool: of its run times, or of its queue times. */
+static void pool_histograms(api_out *o, const pool_rows *p, const char *name,
+                            const char *help, int run_time) {
+  family(o, name, "histogram", help);
+  for (size_t i = 0; i < p->n; i++) {
+    const gr_time_histogram *h =
+        run_time ? &p->all[i].run_time : &p->all[i].queue_time;
+    char labels[540];
+    snprintf(labels, sizeof labels, "pool=\"%s\"", p->names[i]);
+    histogram(o, name, labels, h->bucket, gr_time_bucket_bounds,
+              GR_TIME_BUCKETS, h->sum_s);
+  }
+}
+
+static void pool_metrics(api_ctx *api, api_out *o) {
+  pool_rows p;
+  p.n = gr_pool_stats_all(api->cfg.rt, &p.all);
+  p.names = p.n ? malloc(p.n * sizeof *p.names) : NULL;
+  if (p.n && !p.names)
+    p.n = 0;
+  for (size_t i = 0; i < p.n; i++)
+    label_value(p.names[i], sizeof p.names[i], p.all[i].name);
+  pool_value_families(o, &p);
+  pool_rejected(o, &p);
+  pool_histograms(o, &p, "goroutined_pool_task_queue_seconds",
+                  "Time tasks waited in a pool's queue before they started.",
+                  0);
+  pool_histograms(o, &p, "goroutined_pool_task_run_seconds",
+                  "Time tasks ran, from start to end.", 1);
+  free(p.names);
+  free(p.all);
+}
+
+/* The requests answered, a series for each route, method and status seen,
+ * and those whose client left first. */
+static void http_requests(api_out *o, api_watch *w) {
   family(o, "goroutined_http_requests_total", "counter",
          "HTTP requests answered, by route pattern, method and status.");
   for (int r = 0; r < R_COUNT; r++)
@@ -321,6 +328,10 @@ static void http_metrics(api_ctx *api, api_out *o) {
          "HTTP requests whose client left before the answer.");
   outf(o, "goroutined_http_requests_aborted_total %llu\n",
        (unsigned long long)atomic_load(&w->aborted));
+}
+
+/* A duration histogram for each route that was asked for. */
+static void http_durations(api_out *o, api_watch *w) {
   family(o, "goroutined_http_request_duration_seconds", "histogram",
          "Time from a request's head to its answer (long polls included).");
   for (int r = 0; r < R_COUNT; r++) {
@@ -336,6 +347,11 @@ static void http_metrics(api_ctx *api, api_out *o) {
               http_bounds, H_COUNT,
               (double)atomic_load(&w->duration_sum_ns[r]) / 1e9);
   }
+}
+
+/* What the server holds right now: requests, long polls, connections. */
+static void http_gauges(api_ctx *api, api_out *o, long in_flight) {
+  api_watch *w = api->watch;
   scalar(o, "goroutined_http_requests_in_flight", "gauge",
          "HTTP requests being read, handled or held waiting.",
          (unsigned long long)(in_flight > 0 ? in_flight : 0));
@@ -354,6 +370,15 @@ static void http_metrics(api_ctx *api, api_out *o) {
   scalar(o, "goroutined_shutting_down", "gauge",
          "1 while the server shuts down and accepts no new work.",
          (unsigned long long)(atomic_load(&api->draining)));
+}
+
+static void http_metrics(api_ctx *api, api_out *o) {
+  /* Read first: a request leaves in_flight after it was counted, so every
+   * request no longer in flight here is in the counts below. */
+  long in_flight = atomic_load(&api->watch->in_flight);
+  http_requests(o, api->watch);
+  http_durations(o, api->watch);
+  http_gauges(api, o, in_flight);
 }
 
 int api__metrics(const api_call *c) {

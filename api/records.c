@@ -12,6 +12,8 @@
  */
 #include "internal.h"
 
+#include "gr_common.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,9 +78,10 @@ void api__out_outcome(api_out *o, gr_future *f) {
         }
       } else {
         const char *e = error ? error : gr_state_name(state);
+        size_t elen = strlen(e);
         api__out_key(o, "error", &first);
-        if (api__utf8_valid(e, strlen(e)))
-          api__out_str(o, e, strlen(e));
+        if (cm_utf8_valid_prefix(e, elen) == elen)
+          api__out_str(o, e, elen);
         else
           api__out_cstr(o, "\"(the error message is not valid UTF-8)\"");
       }

@@ -120,7 +120,10 @@ extern const luaL_Reg gl_log_funcs[];
  * makes it, joined by sep into b (print and the log functions). */
 void gl_join_args(lua_State *L, luaL_Buffer *b, char sep);
 extern const luaL_Reg gl_json_funcs[]; /* json_lib.c */
-void gl_json_setup(void);              /* json_lib.c: meters jansson, once */
+void gl_json_setup(void);              /* json_decode.c: meters jansson, once */
+int gl_json_decode(lua_State *L);      /* json_decode.c: json.decode */
+/* json_lib.c: the check of an encode or decode options table. */
+void gl_json_check_options(lua_State *L, int arg, const char *const known[]);
 extern const luaL_Reg gl_http_funcs[]; /* http_lib.c */
 int gl_http_visible(lua_State *L);     /* http_lib.c */
 /* Base and coroutine overrides: name, trusted version, untrusted version. */

@@ -337,30 +337,43 @@ static enum MHD_Result first_call(http_server *srv, conn_state *cs,
   return MHD_YES;
 }
 
-static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
-                              const char *url, const char *method,
-                              const char *version, const char *upload_data,
-                              size_t *upload_data_size, void **con_cls) {
-  (void)version;
-  http_server *srv = cls;
-  conn_state *cs = *con_cls;
+/* A chunk of the body, taken whole. Past the limit the rest is read and
+ * dropped, up to drain_max (see "bodies over the limit"). */
+static enum MHD_Result body_chunk(http_server *srv, conn_state *cs,
+                                  const char *data, size_t *data_size) {
+  size_t size = *data_size;
+  *data_size = 0;
+  cs->received += size;
+  if (cs->received > srv->drain_max)
+    return MHD_NO;
+  return append_body(cs, data, size) < 0 ? MHD_NO : MHD_YES;
+}
+
+/* Suspends the connection until wake() resumes it, or answers at once if
+ * the result was ready before it could be suspended. */
+static enum MHD_Result hold(http_server *srv, conn_state *cs,
+                            struct MHD_Connection *conn, api_pending *pending,
+                            api_response *r) {
+  pthread_mutex_lock(&cs->mu);
+  if (cs->woken) { /* ready before we could suspend: answer now */
+    pthread_mutex_unlock(&cs->mu);
+    api_finish(srv->api, pending, r);
+    return send_response(cs, r);
+  }
+  cs->pending = pending;
+  cs->suspended = 1;
+  MHD_suspend_connection(conn);
+  pthread_mutex_unlock(&cs->mu);
+  return MHD_YES;
+}
+
+/* The call after the body (and again after a resume): the request is
+ * whole, so it is answered, or held until its result is ready. */
+static enum MHD_Result last_call(http_server *srv, conn_state *cs,
+                                 struct MHD_Connection *conn, const char *url,
+                                 const char *method) {
   api_response r;
   memset(&r, 0, sizeof r);
-
-  if (!cs) {
-    cs = *con_cls = new_state(srv, conn, url, method);
-    return cs ? first_call(srv, cs, conn, url, method) : MHD_NO;
-  }
-  if (*upload_data_size) {
-    /* Past the limit the rest is read and dropped, up to drain_max (see
-     * "bodies over the limit"). */
-    size_t size = *upload_data_size;
-    *upload_data_size = 0;
-    cs->received += size;
-    if (cs->received > srv->drain_max)
-      return MHD_NO;
-    return append_body(cs, upload_data, size) < 0 ? MHD_NO : MHD_YES;
-  }
   if (cs->pending) { /* resumed: the result is ready */
     api_pending *p = cs->pending;
     cs->pending = NULL;
@@ -392,17 +405,26 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
   api_pending *pending;
   if (api_handle(srv->api, &req, &r, &pending, wake, cs) == API_DONE)
     return send_response(cs, &r);
-  pthread_mutex_lock(&cs->mu);
-  if (cs->woken) { /* ready before we could suspend: answer now */
-    pthread_mutex_unlock(&cs->mu);
-    api_finish(srv->api, pending, &r);
-    return send_response(cs, &r);
+  return hold(srv, cs, conn, pending, &r);
+}
+
+/* libmicrohttpd's access handler, called for a request first with its head
+ * alone, then once per chunk of its body, then once with no data (and once
+ * more after each resume). */
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
+                              const char *url, const char *method,
+                              const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **con_cls) {
+  (void)version;
+  http_server *srv = cls;
+  conn_state *cs = *con_cls;
+  if (!cs) {
+    cs = *con_cls = new_state(srv, conn, url, method);
+    return cs ? first_call(srv, cs, conn, url, method) : MHD_NO;
   }
-  cs->pending = pending;
-  cs->suspended = 1;
-  MHD_suspend_connection(conn);
-  pthread_mutex_unlock(&cs->mu);
-  return MHD_YES;
+  if (*upload_data_size)
+    return body_chunk(srv, cs, upload_data, upload_data_size);
+  return last_call(srv, cs, conn, url, method);
 }
 
 static const char *ending(enum MHD_RequestTerminationCode toe) {

@@ -14,6 +14,12 @@
  * Ownership follows jansson's habit: a function whose name ends in _new
  * returns a reference the caller owns; "consumes" in a comment means the
  * callee takes over the caller's reference.
+ *
+ * This file is longer than the ~600 lines the house style asks for, on
+ * purpose: it is core's whole public API in one place, as uv.h is libuv's,
+ * and the layers above include it and nothing else of core. It reads by
+ * its sections (errors, runtime, objects, packs, futures, ...), one per
+ * kind of thing; what only core itself uses stays in core/internal.h.
  */
 #ifndef GR_GOROUTINE_H
 #define GR_GOROUTINE_H
