@@ -210,6 +210,12 @@ static void runtime_metrics(api_ctx *api, api_out *o) {
          st.unhandled_errors);
 }
 
+/* The offset of an int64_t field of gr_pool_stats; a field of another type
+ * does not compile (its address does not subtract from an int64_t *). */
+#define POOL_I64(field)                                                        \
+  (offsetof(gr_pool_stats, field) +                                            \
+   0 * sizeof(&((gr_pool_stats *)0)->field - (int64_t *)0))
+
 /* The families with one value per pool, each an int64_t of gr_pool_stats
  * at offset. */
 static const struct {
@@ -217,26 +223,23 @@ static const struct {
   size_t offset;
 } pool_values[] = {
     {"goroutined_pool_workers", "gauge",
-     "Tasks a pool may run at once (its workers).",
-     offsetof(gr_pool_stats, workers)},
+     "Tasks a pool may run at once (its workers).", POOL_I64(workers)},
     {"goroutined_pool_queue_capacity", "gauge",
-     "Tasks a pool's queue may hold.", offsetof(gr_pool_stats, queue_size)},
+     "Tasks a pool's queue may hold.", POOL_I64(queue_size)},
     {"goroutined_pool_tasks_active", "gauge", "Tasks running in a pool.",
-     offsetof(gr_pool_stats, active)},
+     POOL_I64(active)},
     {"goroutined_pool_tasks_queued", "gauge",
-     "Tasks waiting in a pool's queue.", offsetof(gr_pool_stats, queued)},
+     "Tasks waiting in a pool's queue.", POOL_I64(queued)},
     {"goroutined_pool_tasks_submitted_total", "counter",
-     "Tasks a pool accepted.", offsetof(gr_pool_stats, submitted)},
+     "Tasks a pool accepted.", POOL_I64(submitted)},
     {"goroutined_pool_tasks_completed_total", "counter",
-     "Tasks that succeeded.", offsetof(gr_pool_stats, completed)},
+     "Tasks that succeeded.", POOL_I64(completed)},
     {"goroutined_pool_tasks_failed_total", "counter",
-     "Tasks that failed (timed out ones included).",
-     offsetof(gr_pool_stats, failed)},
+     "Tasks that failed (timed out ones included).", POOL_I64(failed)},
     {"goroutined_pool_tasks_timed_out_total", "counter",
-     "Tasks stopped at their timeout.", offsetof(gr_pool_stats, timed_out)},
+     "Tasks stopped at their timeout.", POOL_I64(timed_out)},
     {"goroutined_pool_tasks_cancelled_total", "counter",
-     "Tasks cancelled (queued or running).",
-     offsetof(gr_pool_stats, cancelled)},
+     "Tasks cancelled (queued or running).", POOL_I64(cancelled)},
 };
 
 /* Every open pool's stats, read once per scrape, with its name made fit
