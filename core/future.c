@@ -28,6 +28,7 @@ struct gr_future {
   int observed;      /* someone read the outcome */
   gr_store *store;   /* where its record is, or NULL */
   gr_record_key key; /* with store: the record's id */
+  void *handle;      /* with store: what the store's add gave back */
 };
 
 static void future_destroy(gr_object *obj) {
@@ -65,11 +66,13 @@ void gr__future_set_pool(gr_future *f, gr_pool *pool) {
   gr__spin_unlock(&f->lock);
 }
 
-void gr__future_set_record(gr_future *f, gr_store *store, gr_record_key key) {
+void gr__future_set_record(gr_future *f, gr_store *store, gr_record_key key,
+                           void *handle) {
   gr__spin_lock(&f->lock);
   assert(!f->store && f->state == GR_QUEUED);
   f->store = store;
   f->key = key;
+  f->handle = handle;
   gr__spin_unlock(&f->lock);
 }
 
@@ -79,7 +82,7 @@ static void report(gr_future *f, int state) {
   if (f->store) {
     char id[GR_RECORD_ID_MAX];
     gr__record_id(f->key, id);
-    f->store->ops->update(f->store, id, f, state);
+    f->store->ops->update(f->store, id, f->handle, f, state);
   }
 }
 

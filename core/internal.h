@@ -460,8 +460,10 @@ size_t gr__record_id(gr_record_key key, char *id);
  * id is written to id (GR_RECORD_ID_MAX bytes). */
 int gr__record_add(gr_runtime *rt, gr_record_key key, const char *pool,
                    gr_future *f, char *id);
-/* Called once, before f can start. */
-void gr__future_set_record(gr_future *f, gr_store *store, gr_record_key key);
+/* Called once, before f can start: f reports to store, as key, with the
+ * handle the store's add gave. */
+void gr__future_set_record(gr_future *f, gr_store *store, gr_record_key key,
+                           void *handle);
 /* Ties a task's future to its pool, so that a cancel of a queued task
  * takes it out of the queue (gr__pool_cancel_queued, which returns 1 if it
  * was still queued). */

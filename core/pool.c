@@ -86,17 +86,24 @@ void gr_pool_policy_get(gr_runtime *rt, gr_pool_policy *out) {
   *out = rt->pools->policy;
 }
 
+/* Without a max_queued the count is not kept: it is one cache line that
+ * every submit and every task start would otherwise fight over. */
 int gr__queued_take(gr_runtime *rt) {
   gr_pool_registry *reg = rt->pools;
+  if (reg->policy.max_queued == 0)
+    return 1;
   int64_t was = atomic_fetch_add(&reg->queued, 1);
-  if (reg->policy.max_queued == 0 || (uint64_t)was < reg->policy.max_queued)
+  if ((uint64_t)was < reg->policy.max_queued)
     return 1;
   atomic_fetch_sub(&reg->queued, 1);
   return 0;
 }
 
 void gr__queued_give(gr_runtime *rt, int64_t n) {
-  int64_t was = atomic_fetch_sub(&rt->pools->queued, n);
+  gr_pool_registry *reg = rt->pools;
+  if (reg->policy.max_queued == 0)
+    return;
+  int64_t was = atomic_fetch_sub(&reg->queued, n);
   assert(was >= n);
   (void)was;
 }

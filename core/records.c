@@ -10,6 +10,11 @@
  * finished: the oldest leave when there are more than max_finished or
  * when they outlived the TTL; an unfinished record never leaves on its
  * own. Expiry is checked as records are added and looked up.
+ *
+ * A record is its own handle: the future keeps it (see gr_store_ops.add)
+ * and hands it back with each update, so a task's end costs no lookup.
+ * It stays valid as long as updates can come: a record forgotten before it
+ * finished leaves the hash but waits in limbo for its final update.
  */
 #include "internal.h"
 
@@ -20,14 +25,17 @@
 
 #define DEFAULT_MAX_FINISHED 10000
 
+/* One allocation per record: the id and the pool name follow the struct. */
 typedef struct mem_record {
-  struct mem_record *hash_next;
-  struct mem_record *fin_prev, *fin_next; /* finished ones, oldest first */
-  gr_future *future;                      /* a reference */
-  char *pool;                             /* NULL for a job */
+  struct mem_record *hash_next, **hash_pprev; /* pprev: what points at it */
+  struct mem_record *fin_prev, *fin_next;     /* finished ones, oldest first */
+  gr_future *future;                          /* a reference */
+  size_t hash;                                /* of id */
+  const char *pool;                           /* in text; NULL for a job */
   int finished;
-  int64_t finished_ms; /* monotonic, once finished */
-  char id[];
+  int forgotten;       /* out of the hash, waiting for its end (limbo) */
+  int64_t finished_ms; /* monotonic, once finished (with a TTL) */
+  char text[];         /* id, NUL, then the pool name, NUL */
 } mem_record;
 
 typedef struct mem_store {
@@ -37,37 +45,58 @@ typedef struct mem_store {
   size_t nbuckets, count;
   mem_record *fin_head, *fin_tail;
   size_t nfinished;
+  mem_record *limbo; /* forgotten before they finished, by fin_next */
   int64_t ttl_ms;
   size_t max_finished;
 } mem_store;
 
+/* FNV-1a over the id, but the number that ends it ("task-123") is added
+ * as a number: ids given out in sequence then land in neighbouring
+ * buckets, so recording a burst of tasks walks the bucket array in order
+ * instead of missing the cache at every insert. */
 static size_t hash_id(const char *s) {
-  uint64_t h = 14695981039346656037ull;
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 1099511628211ull;
-  return (size_t)h;
+  size_t len = strlen(s), digits = 0;
+  while (digits < len && digits < 18 && s[len - 1 - digits] >= '0' &&
+         s[len - 1 - digits] <= '9')
+    digits++;
+  uint64_t h = 14695981039346656037ull, n = 0;
+  for (size_t i = 0; i < len - digits; i++)
+    h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+  for (size_t i = len - digits; i < len; i++)
+    n = n * 10 + (uint64_t)(s[i] - '0');
+  return (size_t)(h + n);
 }
 
 static void record_free(mem_record *r) {
   gr_future_unref(r->future);
-  free(r->pool);
   free(r);
 }
 
-/* Caller holds st->mu. The record's place in its bucket, or NULL. */
-static mem_record **slot_locked(mem_store *st, const char *id) {
-  mem_record **at = &st->buckets[hash_id(id) & (st->nbuckets - 1)];
+/* Caller holds st->mu. The place in its bucket of the record id (whose
+ * hash is h), or NULL. */
+static mem_record **slot_locked(mem_store *st, const char *id, size_t h) {
+  mem_record **at = &st->buckets[h & (st->nbuckets - 1)];
   for (; *at; at = &(*at)->hash_next)
-    if (strcmp((*at)->id, id) == 0)
+    if ((*at)->hash == h && strcmp((*at)->text, id) == 0)
       return at;
   return NULL;
 }
 
+/* Puts r at the head of the chain *head. */
+static void chain_push(mem_record **head, mem_record *r) {
+  r->hash_next = *head;
+  r->hash_pprev = head;
+  if (*head)
+    (*head)->hash_pprev = &r->hash_next;
+  *head = r;
+}
+
 /* Caller holds st->mu: unlinks r from the hash and the finished list; the
  * caller frees it after unlocking. */
-static void unlink_locked(mem_store *st, mem_record **at) {
-  mem_record *r = *at;
-  *at = r->hash_next;
+static void unlink_locked(mem_store *st, mem_record *r) {
+  *r->hash_pprev = r->hash_next;
+  if (r->hash_next)
+    r->hash_next->hash_pprev = r->hash_pprev;
   if (r->finished) {
     if (r->fin_prev)
       r->fin_prev->fin_next = r->fin_next;
@@ -87,14 +116,12 @@ static void unlink_locked(mem_store *st, mem_record **at) {
 /* Caller holds st->mu. Unlinks finished records past the TTL or beyond
  * the count, oldest first, onto *dead (linked by hash_next). */
 static void expire_locked(mem_store *st, mem_record **dead) {
-  int64_t now = gr_now_ms();
+  int64_t now = st->ttl_ms > 0 ? gr_now_ms() : 0;
   while (st->fin_head &&
          (st->nfinished > st->max_finished ||
           (st->ttl_ms > 0 && now - st->fin_head->finished_ms >= st->ttl_ms))) {
-    mem_record **at = slot_locked(st, st->fin_head->id);
-    assert(at && *at == st->fin_head);
-    mem_record *r = *at;
-    unlink_locked(st, at);
+    mem_record *r = st->fin_head;
+    unlink_locked(st, r);
     r->hash_next = *dead;
     *dead = r;
   }
@@ -117,9 +144,7 @@ static void grow_locked(mem_store *st) {
   for (size_t b = 0; b < st->nbuckets; b++) {
     for (mem_record *r = st->buckets[b], *next; r; r = next) {
       next = r->hash_next;
-      size_t nb = hash_id(r->id) & (n - 1);
-      r->hash_next = buckets[nb];
-      buckets[nb] = r;
+      chain_push(&buckets[r->hash & (n - 1)], r);
     }
   }
   free(st->buckets);
@@ -128,44 +153,62 @@ static void grow_locked(mem_store *st) {
 }
 
 static int mem_add(gr_store *base, const char *id, const char *pool,
-                   gr_future *f) {
+                   gr_future *f, void **handle) {
   mem_store *st = (mem_store *)base;
-  size_t idlen = strlen(id);
-  mem_record *r = calloc(1, sizeof *r + idlen + 1);
-  if (!r || (pool && !(r->pool = gr__strdup(pool)))) {
-    free(r);
+  size_t idlen = strlen(id), poollen = pool ? strlen(pool) + 1 : 0;
+  mem_record *r = calloc(1, sizeof *r + idlen + 1 + poollen);
+  if (!r)
     return GR_ENOMEM;
+  memcpy(r->text, id, idlen + 1);
+  if (pool) {
+    memcpy(r->text + idlen + 1, pool, poollen);
+    r->pool = r->text + idlen + 1;
   }
-  memcpy(r->id, id, idlen + 1);
+  r->hash = hash_id(id);
   r->future = gr_future_ref(f);
   mem_record *dead = NULL;
   pthread_mutex_lock(&st->mu);
   expire_locked(st, &dead);
-  assert(!slot_locked(st, id)); /* ids are unique */
+  assert(!slot_locked(st, id, r->hash)); /* ids are unique */
   if (st->count >= st->nbuckets)
     grow_locked(st);
-  size_t b = hash_id(id) & (st->nbuckets - 1);
-  r->hash_next = st->buckets[b];
-  st->buckets[b] = r;
+  chain_push(&st->buckets[r->hash & (st->nbuckets - 1)], r);
   st->count++;
   pthread_mutex_unlock(&st->mu);
   free_dead(dead);
+  *handle = r;
   return GR_OK;
 }
 
-static void mem_update(gr_store *base, const char *id, gr_future *f,
-                       int state) {
+/* Caller holds st->mu: takes r, forgotten, out of limbo. */
+static void leave_limbo_locked(mem_store *st, mem_record *r) {
+  for (mem_record **at = &st->limbo; *at; at = &(*at)->fin_next)
+    if (*at == r) {
+      *at = r->fin_next;
+      return;
+    }
+  assert(!"a forgotten record is in limbo");
+}
+
+static void mem_update(gr_store *base, const char *id, void *handle,
+                       gr_future *f, int state) {
   mem_store *st = (mem_store *)base;
+  mem_record *r = handle;
+  (void)id;
   (void)f; /* in memory, the future itself is the record's outcome */
   if (!GR_STATE_FINAL(state))
     return;
   mem_record *dead = NULL;
+  int64_t now = st->ttl_ms > 0 ? gr_now_ms() : 0;
   pthread_mutex_lock(&st->mu);
-  mem_record **at = slot_locked(st, id);
-  mem_record *r = at ? *at : NULL;
-  if (r && !r->finished) {
+  assert(!r->finished);
+  if (r->forgotten) {
+    leave_limbo_locked(st, r);
+    r->hash_next = NULL;
+    dead = r;
+  } else {
     r->finished = 1;
-    r->finished_ms = gr_now_ms();
+    r->finished_ms = now;
     r->fin_next = NULL;
     r->fin_prev = st->fin_tail;
     if (st->fin_tail)
@@ -186,8 +229,9 @@ static gr_future *mem_find(gr_store *base, const char *id, char *pool,
   mem_record *dead = NULL;
   gr_future *f = NULL;
   pthread_mutex_lock(&st->mu);
+  size_t h = hash_id(id);
   expire_locked(st, &dead);
-  mem_record **at = slot_locked(st, id);
+  mem_record **at = slot_locked(st, id, h);
   if (at) {
     f = gr_future_ref((*at)->future);
     if (pool)
@@ -200,13 +244,19 @@ static gr_future *mem_find(gr_store *base, const char *id, char *pool,
 
 static int mem_forget(gr_store *base, const char *id) {
   mem_store *st = (mem_store *)base;
+  size_t h = hash_id(id);
   pthread_mutex_lock(&st->mu);
-  mem_record **at = slot_locked(st, id);
+  mem_record **at = slot_locked(st, id, h);
   mem_record *r = at ? *at : NULL;
   if (r)
-    unlink_locked(st, at);
+    unlink_locked(st, r);
+  if (r && !r->finished) { /* its future still has it: free it at its end */
+    r->forgotten = 1;
+    r->fin_next = st->limbo;
+    st->limbo = r;
+  }
   pthread_mutex_unlock(&st->mu);
-  if (r)
+  if (r && r->finished)
     record_free(r);
   return r != NULL;
 }
@@ -215,6 +265,10 @@ static void mem_destroy(gr_store *base) {
   mem_store *st = (mem_store *)base;
   for (size_t b = 0; b < st->nbuckets; b++)
     free_dead(st->buckets[b]);
+  for (mem_record *r = st->limbo, *next; r; r = next) {
+    next = r->fin_next;
+    record_free(r);
+  }
   pthread_mutex_destroy(&st->mu);
   free(st->buckets);
   free(st);
@@ -236,7 +290,7 @@ gr_store *gr_store_memory_new(int64_t ttl_ms, size_t max_finished) {
   st->base.ops = &mem_ops;
   st->ttl_ms = ttl_ms > 0 ? ttl_ms : 0;
   st->max_finished = max_finished ? max_finished : DEFAULT_MAX_FINISHED;
-  pthread_mutex_init(&st->mu, NULL);
+  gr__mutex_init(&st->mu); /* short sections: spin a little first */
   return &st->base;
 }
 
@@ -283,9 +337,12 @@ size_t gr__record_id(gr_record_key key, char *id) {
 
 int gr__record_add(gr_runtime *rt, gr_record_key key, const char *pool,
                    gr_future *f, char *id) {
+  void *handle = NULL;
   gr__record_id(key, id);
-  gr__future_set_record(f, rt->store, key);
-  return rt->store->ops->add(rt->store, id, pool, f);
+  int rc = rt->store->ops->add(rt->store, id, pool, f, &handle);
+  if (rc == GR_OK)
+    gr__future_set_record(f, rt->store, key, handle);
+  return rc;
 }
 
 gr_future *gr_record_find(gr_runtime *rt, const char *id, char *pool,

@@ -476,12 +476,17 @@ typedef struct gr_store_ops {
   const char *name; /* "memory", ... */
   /* A record accepted now: id, the pool of a task (NULL for a job), and
    * the future that carries its outcome (the store takes a reference).
-   * GR_OK, or a GR_E code: the work is then refused, never run unrecorded. */
-  int (*add)(gr_store *st, const char *id, const char *pool, gr_future *f);
+   * *handle (NULL until set) is given back with every update of the
+   * record, so a store may keep its place there instead of looking id up;
+   * it must stay valid until the final update. GR_OK, or a GR_E code: the
+   * work is then refused, never run unrecorded. */
+  int (*add)(gr_store *st, const char *id, const char *pool, gr_future *f,
+             void **handle);
   /* The record's future changed to state: GR_RUNNING, or final (its
-   * values or error are in f). Called on the thread that changed it,
-   * before the future's waiters hear of a final state. */
-  void (*update)(gr_store *st, const char *id, gr_future *f, int state);
+   * values or error are in f; no update follows). Called on the thread
+   * that changed it, before the future's waiters hear of a final state. */
+  void (*update)(gr_store *st, const char *id, void *handle, gr_future *f,
+                 int state);
   /* The record's future (a reference the caller drops) and its pool name
    * (copied into pool, "" for a job); NULL if unknown or dropped. */
   gr_future *(*find)(gr_store *st, const char *id, char *pool, size_t poollen);
