@@ -1,5 +1,6 @@
 /*
- * fuzz_transfer.c - moving values between Lua states (core/pack_encode.c, core/pack_decode.c).
+ * fuzz_transfer.c - moving values between Lua states (core/pack_encode.c,
+ * core/pack_decode.c).
  *
  * The input is a small program: each byte is an operation on a Lua stack
  * in a source state (push a number, a string, a table; set a field; share
