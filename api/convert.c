@@ -37,8 +37,8 @@
 #include <string.h>
 
 static int to_pack(gr_pack *p, json_t *v, int depth, char *err, size_t errlen) {
-  if (depth > CM_JSON_MAX_DEPTH) {
-    snprintf(err, errlen, "nested more than %d levels deep", CM_JSON_MAX_DEPTH);
+  if (depth > CM_MAX_DEPTH) {
+    snprintf(err, errlen, "nested more than %d levels deep", CM_MAX_DEPTH);
     return -1;
   }
   switch (json_typeof(v)) {

@@ -326,9 +326,9 @@ static int write_table(api_out *o, gr_pack_reader *r, int depth, char *err,
 
 static int write_value(api_out *o, gr_pack_reader *r, const gr_item *it,
                        int depth, char *err, size_t errlen) {
-  if (depth > CM_JSON_MAX_DEPTH) {
+  if (depth > CM_MAX_DEPTH) {
     snprintf(err, errlen, "a value is nested more than %d levels deep",
-             CM_JSON_MAX_DEPTH);
+             CM_MAX_DEPTH);
     return -1;
   }
   switch (it->kind) {

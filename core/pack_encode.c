@@ -21,13 +21,14 @@
  */
 #include "pack.h"
 
+#include "gr_common.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <lauxlib.h>
 
-#define MAX_DEPTH 200
 #define MAX_PATH 16
 
 /* ---- a small map from pointers to numbers, for the encoder --------------- */
@@ -292,7 +293,7 @@ static int enc_fields(enc *e, int idx) {
  * met before and closed, which is copied again. */
 static int enc_new_table(enc *e, int idx, const void *ptr, pmap_entry *seen) {
   lua_State *L = e->L;
-  if (e->depth >= MAX_DEPTH || !lua_checkstack(L, 4))
+  if (e->depth >= CM_MAX_DEPTH || !lua_checkstack(L, 4))
     return fail(e, "a table nested too deeply");
   int has_meta = !(e->flags & GR_PACK_PLAIN) && lua_getmetatable(L, idx);
   if (!open_shared(e, ptr, seen, T_TABLE, has_meta ? F_HAS_META : 0).key)
@@ -404,7 +405,7 @@ static int enc_lua_function(enc *e, int idx) {
   pmap_entry *seen = pmap_find(&e->seen, ptr);
   if (seen)
     return put_ref(e, seen);
-  if (e->depth >= MAX_DEPTH || !lua_checkstack(e->L, 4))
+  if (e->depth >= CM_MAX_DEPTH || !lua_checkstack(e->L, 4))
     return fail(e, "a function nested too deeply");
   pmap_entry fn = open_shared(e, ptr, NULL, T_FUNC, 0);
   if (!fn.key)

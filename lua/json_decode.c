@@ -125,7 +125,7 @@ static int decode_error(lua_State *L, const char *what, int line, int column,
  * strings need skipping. */
 static int depth_error(lua_State *L, const char *text, size_t n) {
   const char *what = lua_pushfstring(
-      L, "more than %d nested arrays and objects", CM_JSON_MAX_DEPTH);
+      L, "more than %d nested arrays and objects", CM_MAX_DEPTH);
   const unsigned char *s = (const unsigned char *)text;
   int depth = 0, line = 1, column = 0, in_string = 0;
   for (size_t i = 0; i < n; i++) {
@@ -138,7 +138,7 @@ static int depth_error(lua_State *L, const char *text, size_t n) {
     else if (s[i] == '"')
       in_string = !in_string;
     else if (!in_string && (s[i] == '[' || s[i] == '{') &&
-             ++depth > CM_JSON_MAX_DEPTH)
+             ++depth > CM_MAX_DEPTH)
       return decode_error(L, what, line, column, (int)(i + 1));
     else if (!in_string && (s[i] == ']' || s[i] == '}'))
       depth--;
@@ -177,7 +177,7 @@ static void push_value(decoder *d, json_t *v, int depth) {
   default: /* an array or an object */
     break;
   }
-  if (depth >= CM_JSON_MAX_DEPTH)
+  if (depth >= CM_MAX_DEPTH)
     depth_error(L, d->text, d->len);
   luaL_checkstack(L, 8, "json.decode: text nested too deep");
   json_t *item;

@@ -21,7 +21,7 @@
  * The encoder is ours, not jansson's: it writes floats in the fewest digits
  * that read back the same, and its buffer is a Lua userdata, so what it
  * allocates counts against the goroutine's memory limit. Strings, floats,
- * UTF-8 checks and the nesting limit (CM_JSON_MAX_DEPTH) are common/'s, so
+ * UTF-8 checks and the nesting limit (CM_MAX_DEPTH) are common/'s, so
  * the HTTP API writes the same text.
  */
 #include "internal.h"
@@ -95,8 +95,8 @@ typedef struct encoder {
   char *buf;
   size_t len, cap;
   int indent;                                /* spaces per level; 0: compact */
-  path_step path[CM_JSON_MAX_DEPTH + 1];     /* path[d]: step to depth d */
-  const void *tables[CM_JSON_MAX_DEPTH + 1]; /* tables[d]: open table at d */
+  path_step path[CM_MAX_DEPTH + 1];     /* path[d]: step to depth d */
+  const void *tables[CM_MAX_DEPTH + 1]; /* tables[d]: open table at d */
 } encoder;
 
 static void reserve(encoder *e, size_t more) {
@@ -260,10 +260,10 @@ static void encode_object(encoder *e, int t, int depth) {
 
 static void encode_table(encoder *e, int t, int depth) {
   lua_State *L = e->L;
-  if (depth >= CM_JSON_MAX_DEPTH)
+  if (depth >= CM_MAX_DEPTH)
     encode_error(e, depth,
                  lua_pushfstring(L, "is nested more than %d levels deep",
-                                 CM_JSON_MAX_DEPTH));
+                                 CM_MAX_DEPTH));
   const void *self = lua_topointer(L, t);
   for (int d = 0; d < depth; d++)
     if (e->tables[d] == self)

@@ -30,9 +30,10 @@ size_t cm_utf8_valid_prefix(const char *s, size_t n);
 
 /* ---- JSON text (json_text.c) -------------------------------------------- */
 
-/* How deep arrays and objects may nest, for every reader and writer of
- * JSON in the project (the HTTP API and the Lua json module). */
-#define CM_JSON_MAX_DEPTH 200
+/* How deep values may nest (arrays and objects, tables in tables), for
+ * every reader and writer in the project: JSON text in the HTTP API and
+ * the Lua json module, and the packs that carry values between states. */
+#define CM_MAX_DEPTH 200
 
 /* Where the writers below put their text: called with consecutive pieces,
  * in order. */
