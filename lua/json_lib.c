@@ -94,7 +94,7 @@ typedef struct encoder {
   int buf_slot; /* stack slot of the userdata holding the text so far */
   char *buf;
   size_t len, cap;
-  int indent;                                /* spaces per level; 0: compact */
+  int indent;                           /* spaces per level; 0: compact */
   path_step path[CM_MAX_DEPTH + 1];     /* path[d]: step to depth d */
   const void *tables[CM_MAX_DEPTH + 1]; /* tables[d]: open table at d */
 } encoder;
@@ -261,9 +261,9 @@ static void encode_object(encoder *e, int t, int depth) {
 static void encode_table(encoder *e, int t, int depth) {
   lua_State *L = e->L;
   if (depth >= CM_MAX_DEPTH)
-    encode_error(e, depth,
-                 lua_pushfstring(L, "is nested more than %d levels deep",
-                                 CM_MAX_DEPTH));
+    encode_error(
+        e, depth,
+        lua_pushfstring(L, "is nested more than %d levels deep", CM_MAX_DEPTH));
   const void *self = lua_topointer(L, t);
   for (int d = 0; d < depth; d++)
     if (e->tables[d] == self)
