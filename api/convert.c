@@ -432,13 +432,23 @@ int api__read_snippet(api_ctx *api, const api_request *req, api_snippet *s,
 /* ---- paths ----------------------------------------------------------------
  */
 
+/* Every segment is decoded into a->buf, one after the other, each ended by
+ * a NUL: a decoded segment is never longer than its text, so the path's
+ * length is room enough. */
 const char *api__path_split(const char *path, api_path *a) {
   a->nseg = 0;
+  a->buf = a->small;
   if (*path != '/')
     return "it does not start with '/'";
   const char *p = path + 1;
   if (*p == '\0')
     return NULL;
+  size_t room = strlen(p) + 1;
+  if (room > sizeof a->small && !(a->buf = malloc(room))) {
+    a->buf = a->small;
+    return "out of memory";
+  }
+  char *out = a->buf;
   while (*p) {
     const char *end = strchr(p, '/');
     size_t len = end ? (size_t)(end - p) : strlen(p);
@@ -446,16 +456,12 @@ const char *api__path_split(const char *path, api_path *a) {
       return "it has an empty segment";
     if (a->nseg == API_MAX_SEGMENTS)
       return "it has too many segments";
-    char *seg = malloc(len + 1);
-    if (!seg)
-      return "out of memory";
-    long decoded = cm_percent_decode(p, len, seg);
-    if (decoded < 0) {
-      free(seg);
+    long decoded = cm_percent_decode(p, len, out);
+    if (decoded < 0)
       return decoded == CM_PERCENT_NUL ? "it has an encoded NUL (%00)"
                                        : "it has a bad percent-escape";
-    }
-    a->seg[a->nseg++] = seg;
+    a->seg[a->nseg++] = out;
+    out += decoded + 1;
     p += len;
     if (*p == '/')
       p++;
@@ -466,8 +472,10 @@ const char *api__path_split(const char *path, api_path *a) {
 }
 
 void api__path_free(api_path *a) {
-  for (int i = 0; i < a->nseg; i++)
-    free(a->seg[i]);
+  if (a->buf != a->small)
+    free(a->buf);
+  a->buf = a->small;
+  a->nseg = 0;
 }
 
 void api__path_escape(char *out, size_t outlen, const char *s) {

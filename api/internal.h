@@ -113,8 +113,10 @@ int64_t api__wait_param(api_ctx *api, const api_request *req, api_response *r);
  * stays inside its segment, "%252F" is the text "%2F", ".." is a name. */
 #define API_MAX_SEGMENTS 6
 typedef struct api_path {
-  char *seg[API_MAX_SEGMENTS];
+  char *seg[API_MAX_SEGMENTS]; /* into buf */
   int nseg;
+  char *buf;       /* the decoded segments: small, or a longer path's */
+  char small[256]; /* holds a usual path, so a split allocates nothing */
 } api_path;
 /* NULL, or why no route can match (a bad escape, %00, an empty segment, a
  * trailing slash, too many segments); api__path_free either way. */
