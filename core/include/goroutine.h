@@ -52,6 +52,10 @@ enum {
   GR_ENAME = -10,      /* not a valid pool name (GR_POOL_NAME_RULE) */
   GR_EMAXPOOLS = -11,  /* the runtime has as many pools as it may */
   GR_EMAXQUEUED = -12, /* as many tasks wait in all queues as may */
+  GR_ESTORE = -13,     /* the record store cannot write (disk full, I/O) */
+  GR_ECONFLICT = -14,  /* an idempotency key used with another request */
+  GR_EBUSY = -15,      /* the record is not finished yet */
+  GR_ENOREPLAY = -16,  /* the work cannot run again (it held live objects) */
 };
 const char *gr_strerror(int code);
 
@@ -203,6 +207,14 @@ int gr_pack_values(gr_pack *p, lua_State *L, int first, int n, int flags,
  * pack is unpacked. */
 void gr_pack_source(gr_pack *p, const char *name, const char *code, size_t len);
 
+/* A pack as bytes, to be kept outside the process (a durable store): a
+ * malloc'd copy and its length, or NULL when p refers to runtime objects
+ * (channels, handles...) or memory ran out. gr_pack_from_bytes makes the
+ * pack again (NULL when the bytes are not a pack or memory ran out); the
+ * bytes name no job, so the pack joins none. */
+void *gr_pack_to_bytes(const gr_pack *p, size_t *len);
+gr_pack *gr_pack_from_bytes(const void *bytes, size_t len);
+
 /* Builders for plain values (the api layer builds packs from JSON). */
 void gr_pack_nil(gr_pack *p);
 void gr_pack_bool(gr_pack *p, int b);
@@ -267,6 +279,12 @@ typedef struct gr_result {
   const char *error;     /* otherwise: message and traceback */
   uint64_t gid;          /* goroutine that ran it, 0 if it never started */
   int64_t created_ms, started_ms, finished_ms; /* wall clock, 0 = not yet */
+  /* A recorded task or job may run several times (max_attempts): attempt
+   * is the one running or last run (1-based; 0 for a future that is not a
+   * record's), and history, when not NULL, holds one table per earlier
+   * attempt that ended: {attempt = N, state = "failed", error = "..."}. */
+  int attempt, max_attempts;
+  const gr_pack *history;
 } gr_result;
 /* A snapshot; pointers stay valid while the caller holds a reference. */
 void gr_future_result(gr_future *f, gr_result *out);
@@ -307,6 +325,17 @@ typedef struct gr_spawn {
    * starter ("too many goroutines in this job (limit N)"). */
   size_t job_memory_limit;
   uint32_t job_max_goroutines;
+  /* A recorded task or job (gr_pool_submit, gr_go_recorded) that fails or
+   * times out runs again, up to max_attempts times in all (0 = 1), after
+   * backoff_ms doubled at each retry, with jitter (0 = at once). A
+   * cancelled one never runs again. */
+  int max_attempts;
+  int64_t backoff_ms;
+  /* For a recorded submit: a key the client chose, and a digest of its
+   * request; a second submit with the same key answers the first one's id
+   * (GR_EEXIST with the same digest, GR_ECONFLICT with another). NULL:
+   * none. Read during the call only. */
+  const char *idem_key, *idem_digest;
   /* The root counts as the first of the max goroutines, and a goroutine
    * counts from its start whether or not it finished, so neither a fork
    * bomb nor an endless chain of short goroutines gets past the limit.
@@ -458,40 +487,130 @@ void gr_select_free(gr_select *s);
 
 /* ---- records: what became of each task and job, by id --------------- */
 
-/* Every pool task, and every goroutine started with gr_go_recorded (the
- * HTTP API's jobs), has a record from the moment it is accepted: its id,
- * its pool (none for a job), and its outcome, which a future carries. The
- * runtime writes every record through one store: records by id, their
- * state transitions (queued, running, one final state), retention (a
- * finished record is dropped after the store's TTL or when newer ones
- * push it out; an unfinished one never is), and waiters (on the record's
- * future: register with gr_future_on_done or park with gr_future_arm,
- * which then sees the state as it is, so no wake-up is lost). The store
- * in memory is the default; a durable store implements the same
- * operations. */
+/* Every pool task, and every job (gr_go_recorded: the HTTP API's jobs),
+ * has a record from the moment it is accepted: its id (random, 128 bits:
+ * "task-" or "job-" and 22 URL-safe characters), its pool (none for a
+ * job), the work itself (its pack as bytes and how to run it), its state
+ * and attempts, and its outcome. The runtime writes every record through
+ * one store (gr_config.store; NULL: one in memory). A durable store keeps
+ * them beyond the process, so work accepted survives a crash: a submit
+ * returns only once its record is durable, a task starts only once its
+ * claim (running, attempt N) is durable, and waiters hear of a final state
+ * only once it is durable. Retention: a finished record is dropped after
+ * the store's TTL or when newer ones push it out; an unfinished one never
+ * is. Waiters wait on the record's future (gr_future_on_done, or a park
+ * on gr_future_arm, which sees the state as it is: no wake-up is lost). */
 typedef struct gr_store gr_store;
-/* Room for any record's id, its NUL included. */
+/* Room for any record's id, its NUL included; a pool name's length. */
 #define GR_RECORD_ID_MAX 32
+#define GR_POOL_NAME_MAX 64
+
+/* How a record's work runs: the gr_spawn fields a store keeps. */
+typedef struct gr_work_options {
+  int profile;
+  int result_flags;
+  int64_t timeout_ms;
+  uint64_t memory_limit, job_memory_limit;
+  uint32_t job_max_goroutines;
+  int max_attempts; /* >= 1 */
+  int64_t backoff_ms;
+} gr_work_options;
+
+/* A record as a store writes and reads it. Every pointer is valid during
+ * the call that passes it only. */
+typedef struct gr_record {
+  const char *id;
+  const char *pool;  /* NULL for a job */
+  uint64_t seq;      /* order of acceptance, given by the store's add; a
+                        record passed to add with seq != 0 is one the store
+                        gave back at restore (already stored) */
+  int state;         /* enum gr_state */
+  int attempt;       /* 1-based: the one running, last run or next to run */
+  int64_t created_ms, started_ms, finished_ms; /* wall clock; 0 = not yet */
+  const void *work;  /* the pack (function, then arguments) as bytes, */
+  size_t work_len;   /* NULL when it could not be stored (live objects) */
+  gr_work_options opts;
+  const void *values; /* the results as pack bytes, when SUCCEEDED */
+  size_t values_len;
+  const char *error;  /* when FAILED, TIMED_OUT or CANCELLED */
+  const void *history; /* earlier attempts (gr_result.history) as pack */
+  size_t history_len;  /* bytes; NULL when none */
+  const char *idem_key, *idem_digest; /* NULL when none */
+} gr_record;
+
+/* One record of a list: id, pool ("" for a job) and its future (a
+ * reference). */
+typedef struct gr_record_entry {
+  char id[GR_RECORD_ID_MAX];
+  char pool[GR_POOL_NAME_MAX + 1];
+  uint64_t seq;
+  gr_future *future;
+} gr_record_entry;
+
+/* What a store calls back at restore (see gr_store_ops.restore). */
+typedef struct gr_restore_fns {
+  void *ud;
+  /* A pool definition; returns GR_OK or a GR_E code (restore then stops
+   * and fails with it). */
+  int (*pool)(void *ud, const char *name, int64_t workers, int64_t queue_size);
+  /* A record that was not finished (QUEUED or RUNNING), in seq order. */
+  int (*record)(void *ud, const gr_record *r);
+} gr_restore_fns;
+
+/* Called by a store once a write it was given is durable (or failed: ok 0;
+ * the store then reports why through its error op). */
+typedef void (*gr_store_done_fn)(void *ud, int ok);
+
 typedef struct gr_store_ops {
-  const char *name; /* "memory", ... */
-  /* A record accepted now: id, the pool of a task (NULL for a job), and
-   * the future that carries its outcome (the store takes a reference).
-   * *handle (NULL until set) is given back with every update of the
-   * record, so a store may keep its place there instead of looking id up;
-   * it must stay valid until the final update. GR_OK, or a GR_E code: the
-   * work is then refused, never run unrecorded. */
-  int (*add)(gr_store *st, const char *id, const char *pool, gr_future *f,
-             void **handle);
-  /* The record's future changed to state: GR_RUNNING, or final (its
-   * values or error are in f; no update follows). Called on the thread
-   * that changed it, before the future's waiters hear of a final state. */
-  void (*update)(gr_store *st, const char *id, void *handle, gr_future *f,
-                 int state);
-  /* The record's future (a reference the caller drops) and its pool name
-   * (copied into pool, "" for a job); NULL if unknown or dropped. */
+  const char *name; /* "memory", "sqlite", ... */
+  /* A record accepted now (state QUEUED), whose outcome f carries (the
+   * store takes a reference). Returns once the record is durable: GR_OK;
+   * GR_ESTORE when it could not be written (the work is then refused);
+   * GR_EEXIST / GR_ECONFLICT when r->idem_key is a kept record's (same /
+   * another digest): that record's id is copied into existing and nothing
+   * is added. *handle (NULL until set) comes back with every update of
+   * the record, so the store may keep its place there; it must stay valid
+   * until the final update. r->seq is set by the store. */
+  int (*add)(gr_store *st, gr_record *r, gr_future *f, void **handle,
+             char *existing);
+  /* The record's new state (RUNNING: claimed by attempt r->attempt;
+   * QUEUED again: it waits for a retry; or final, with its outcome; no
+   * update follows a final one). done(ud, ok) is called once the change
+   * is durable, on any thread (on this one, before returning, when the
+   * store writes at once); the caller waits for it before it lets the
+   * change be seen. */
+  void (*update)(gr_store *st, void *handle, const gr_record *r,
+                 gr_store_done_fn done, void *ud);
+  /* The record's future (a reference the caller drops; a finished record
+   * read back from the store gets a new, final one: gr_future_new_final)
+   * and its pool name (copied into pool, "" for a job); NULL if unknown or
+   * dropped. */
   gr_future *(*find)(gr_store *st, const char *id, char *pool, size_t poollen);
-  /* Drops the record at once, finished or not; 1 if it was there. */
+  /* Drops a finished record at once; 1 if it was there. Unfinished
+   * records are not dropped: 0 (the caller checks the state first). */
   int (*forget)(gr_store *st, const char *id);
+  /* The stored record id with its work (for a replay): calls fn with it
+   * (pointers valid during the call) and returns GR_OK, or GR_ENOTFOUND. */
+  int (*read)(gr_store *st, const char *id,
+              void (*fn)(void *ud, const gr_record *r), void *ud);
+  /* Records of pool (NULL: the jobs) in state (-1: any), newest first,
+   * with seq < before (0: from the newest), at most limit of them, into
+   * out (the caller's array); returns how many. */
+  size_t (*list)(gr_store *st, const char *pool, int state, uint64_t before,
+                 gr_record_entry *out, size_t limit);
+  /* Pool definitions, kept durable: put when a pool is created, drop
+   * when it is closed. GR_OK or GR_ESTORE. */
+  int (*pool_put)(gr_store *st, const char *name, int64_t workers,
+                  int64_t queue_size);
+  int (*pool_drop)(gr_store *st, const char *name);
+  /* At start, before any other call: every pool definition, then every
+   * unfinished record, handed to fns. GR_OK or the first error. */
+  int (*restore)(gr_store *st, const gr_restore_fns *fns);
+  /* From now on, nothing is written: the records stay as they are for the
+   * next start (a stop of the server). Waits for writes already given. */
+  void (*freeze)(gr_store *st);
+  /* 0 while writes succeed; else 1, with why (for a 503) in msg. */
+  int (*error)(gr_store *st, char *msg, size_t len);
   void (*destroy)(gr_store *st);
 } gr_store_ops;
 struct gr_store {
@@ -500,20 +619,48 @@ struct gr_store {
 /* The store in memory: finished records are kept ttl_ms (0 = until pushed
  * out) and at most max_finished of them (0 = 10,000). */
 gr_store *gr_store_memory_new(int64_t ttl_ms, size_t max_finished);
+/* A final future as a store reads a finished record back: state, values,
+ * error, times, attempts (r's pointers are copied). NULL when out of
+ * memory. */
+gr_future *gr_future_new_final(const gr_record *r);
 
-/* Starts a goroutine as gr_go does, recorded as a job: its outcome is
- * s->future's (required), its id ("job-" and 16 hex digits, unguessable)
- * is written to id (GR_RECORD_ID_MAX bytes). Returns the goroutine's id (> 0)
- * or a GR_E code. A goroutine that could not start is recorded all the
- * same, with its failure; id is left empty only when recording failed
- * (nothing was accepted, the pack is freed). */
-int64_t gr_go_recorded(gr_runtime *rt, const gr_spawn *s, char *id,
-                       size_t idlen);
+/* Starts a goroutine recorded as a job: its outcome is s->future's
+ * (required), its id is written to id (GR_RECORD_ID_MAX bytes). Returns
+ * GR_OK, or a GR_E code when nothing was accepted (id then empty; the pack
+ * is freed either way): GR_ENOMEM, GR_ESTORE, and, with s->idem_key,
+ * GR_EEXIST or GR_ECONFLICT with the earlier job's id in id. A job that
+ * could not start is recorded all the same, with its failure. */
+int gr_go_recorded(gr_runtime *rt, const gr_spawn *s, char *id, size_t idlen);
 /* A record's future (caller unrefs) and pool, as gr_store_ops.find. */
 gr_future *gr_record_find(gr_runtime *rt, const char *id, char *pool,
                           size_t poollen);
-/* Drops a record; 1 if it was there. Its work is not stopped by this. */
+/* Drops a finished record: 1 if it was there, 0 if unknown, GR_EBUSY if
+ * it is not finished (cancel it first). */
 int gr_record_forget(gr_runtime *rt, const char *id);
+/* Runs a finished task or job again, as its next attempt, under the same
+ * id: GR_OK, GR_ENOTFOUND, GR_EBUSY (not finished), GR_ENOREPLAY, GR_ECLOSED
+ * (its pool is closed), GR_ESTORE, GR_ENOMEM. */
+int gr_record_replay(gr_runtime *rt, const char *id);
+/* Replays every kept record of pool in state (final); returns how many,
+ * or a GR_E code when none could be. */
+int64_t gr_record_replay_all(gr_runtime *rt, const char *pool, int state);
+/* As gr_store_ops.list, from the runtime's store; the caller unrefs each
+ * entry's future. */
+size_t gr_record_list(gr_runtime *rt, const char *pool, int state,
+                      uint64_t before, gr_record_entry *out, size_t limit);
+/* 0 while the store writes; else 1 with why in msg. */
+int gr_record_store_error(gr_runtime *rt, char *msg, size_t len);
+/* Whether the store keeps records beyond the process (not "memory"). */
+int gr_record_store_durable(gr_runtime *rt);
+/* At start, before any work: brings back the store's pools and
+ * unfinished work. A record that was running when the process stopped
+ * runs again as its next attempt if it has one left, else ends FAILED
+ * ("interrupted by a server stop during attempt N"). Returns GR_OK or a
+ * GR_E code, with a message in err. */
+int gr_records_restore(gr_runtime *rt, char *err, size_t errlen);
+/* A stop: from now on nothing is written to the store, so the queued and
+ * running work stays recorded as it is for the next start. */
+void gr_records_freeze(gr_runtime *rt);
 
 /* ---- pools: named concurrency limits over the scheduler ------------- */
 
@@ -541,8 +688,8 @@ typedef struct gr_pool_stats {
 
 /* What pools may be, as the runtime's configuration set it. Core enforces
  * it; the layers above read it to word their refusals. A pool name is
- * GR_POOL_NAME_RULE: it goes into URLs, metrics labels and logs as is. */
-#define GR_POOL_NAME_MAX 64
+ * GR_POOL_NAME_RULE (GR_POOL_NAME_MAX is defined with the records): it goes
+ * into URLs, metrics labels and logs as is. */
 #define GR_POOL_NAME_RULE                                                      \
   "1 to 64 letters, digits, '-', '_' or '.' (not starting with '.')"
 typedef struct gr_pool_policy {
@@ -565,10 +712,13 @@ int gr_pool_create(gr_runtime *rt, const char *name, int64_t workers,
  * queue is not counted as a rejection. */
 enum { GR_SUBMIT_WAITING = 1 };
 /* Queues or starts a task in pool; on success *task_id receives the task's
- * id ("task-N"; GR_RECORD_ID_MAX bytes) and its record is in the store; if
- * s->future is not NULL, the task completes it. The spawn's pack is consumed
- * even on failure: GR_ECLOSED, GR_EFULL (the pool's queue), GR_EMAXQUEUED (the
- * policy's max_queued, counted over all pools), GR_ENOMEM. */
+ * id (GR_RECORD_ID_MAX bytes) and its record is in the store (durable, with
+ * a durable store); if s->future is not NULL, the task completes it. The
+ * spawn's pack is consumed even on failure: GR_ECLOSED, GR_EFULL (the
+ * pool's queue), GR_EMAXQUEUED (the policy's max_queued, counted over all
+ * pools), GR_ENOMEM, GR_ESTORE (the record could not be written), and with
+ * s->idem_key GR_EEXIST or GR_ECONFLICT, the earlier task's id then in
+ * task_id. */
 int gr_pool_submit(gr_pool *pool, const gr_spawn *s, char *task_id,
                    size_t idlen, int flags);
 /* Running tasks finish; queued ones are cancelled (*cancelled, if not NULL,
