@@ -5,12 +5,18 @@
  * block on it. A future is completed exactly once: the first completion
  * wins, so every accepted piece of work ends in one terminal state.
  *
- * A recorded future (a pool task's, a job's) reports its start and its
- * end to the record store, the end before any waiter hears of it.
+ * A recorded future (a pool task's, a job's) reports its state changes
+ * to the record store. A final state is published (its waiters woken,
+ * gr_future_state showing it) only once the store says it is durable: no
+ * client sees an outcome that a crash could take back. Until then the
+ * future is "committing": final for completion and cancel, not yet for
+ * readers.
  */
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct gr_future {
   gr_object obj;
@@ -25,10 +31,16 @@ struct gr_future {
   gr_g *g;       /* the goroutine running it (a reference), for cancel */
   gr_pool *pool; /* the pool it is queued in, for cancel */
   int cancel_requested;
-  int observed;      /* someone read the outcome */
-  gr_store *store;   /* where its record is, or NULL */
-  gr_record_key key; /* with store: the record's id */
-  void *handle;      /* with store: what the store's add gave back */
+  int observed;   /* someone read the outcome */
+  int committing; /* completed; the store makes the outcome durable */
+  int pending;    /* with committing: the final state to publish */
+  int attempt, max_attempts;
+  gr_pack *history; /* earlier attempts, or NULL */
+  int nhistory;     /* entries in history */
+  gr_pack *retired; /* histories replaced while readers may hold them */
+  gr_store *store;  /* where its record is, or NULL */
+  void *handle;     /* with store: what the store's add gave back */
+  char id[GR_RECORD_ID_MAX]; /* with store: the record's id */
 };
 
 static void future_destroy(gr_object *obj) {
@@ -40,6 +52,12 @@ static void future_destroy(gr_object *obj) {
   if (f->pool)
     gr_pool_unref(f->pool);
   gr_pack_free(f->values);
+  gr_pack_free(f->history);
+  while (f->retired) {
+    gr_pack *next = gr__pack_next_retired(f->retired);
+    gr_pack_free(f->retired);
+    f->retired = next;
+  }
   free(f->error);
   free(f);
 }
@@ -66,29 +84,75 @@ void gr__future_set_pool(gr_future *f, gr_pool *pool) {
   gr__spin_unlock(&f->lock);
 }
 
-void gr__future_set_record(gr_future *f, gr_store *store, gr_record_key key,
-                           void *handle) {
+void gr__future_set_record(gr_future *f, gr_store *store, const char *id,
+                           void *handle, int attempt, int max_attempts) {
   gr__spin_lock(&f->lock);
-  assert(!f->store && f->state == GR_QUEUED);
+  assert(!f->store);
   f->store = store;
-  f->key = key;
+  snprintf(f->id, sizeof f->id, "%s", id);
   f->handle = handle;
+  f->attempt = attempt;
+  f->max_attempts = max_attempts;
   gr__spin_unlock(&f->lock);
 }
 
-/* Tells the store of f's new state; f's store and key never change once
- * set, before f could start. */
-static void report(gr_future *f, int state) {
-  if (f->store) {
-    char id[GR_RECORD_ID_MAX];
-    gr__record_id(f->key, id);
-    f->store->ops->update(f->store, id, f->handle, f, state);
+static void no_wait(void *ud, int ok) {
+  (void)ud;
+  (void)ok;
+}
+
+/* Caller holds f->lock: the record of f's state as the store writes it
+ * (values and history as bytes only for a durable store); *bytes, to be
+ * freed after the write, holds what was made for it. */
+static void record_of(gr_future *f, int state, gr_record *r, void **bytes) {
+  memset(r, 0, sizeof *r);
+  r->id = f->id;
+  r->state = state;
+  r->attempt = f->attempt;
+  r->opts.max_attempts = f->max_attempts;
+  r->created_ms = f->created_ms;
+  r->started_ms = f->started_ms;
+  r->finished_ms = f->finished_ms;
+  r->error = f->error;
+  bytes[0] = bytes[1] = NULL;
+  if (!gr__store_durable(f->store))
+    return;
+  if (state == GR_SUCCEEDED && f->values) {
+    bytes[0] = gr_pack_to_bytes(f->values, &r->values_len);
+    r->values = bytes[0];
   }
+  if (f->history) {
+    bytes[1] = gr_pack_to_bytes(f->history, &r->history_len);
+    r->history = bytes[1];
+  }
+}
+
+/* Writes f's state to its store; done(ud, ok) once it is durable. */
+static void report(gr_future *f, int state, gr_store_done_fn done, void *ud) {
+  gr_record r;
+  void *bytes[2];
+  gr__spin_lock(&f->lock);
+  record_of(f, state, &r, bytes);
+  gr__spin_unlock(&f->lock);
+  f->store->ops->update(f->store, f->handle, &r, done, ud);
+  free(bytes[0]);
+  free(bytes[1]);
+}
+
+void gr__future_claim(gr_future *f, gr_store_done_fn done, void *ud) {
+  gr__spin_lock(&f->lock);
+  f->started_ms = gr__wall_ms();
+  gr_store *store = f->store;
+  gr__spin_unlock(&f->lock);
+  if (store)
+    report(f, GR_RUNNING, done, ud);
+  else
+    done(ud, 1);
 }
 
 int gr__future_start(gr_future *f, gr_g *g) {
   gr__spin_lock(&f->lock);
-  if (f->cancel_requested || GR_STATE_FINAL(f->state)) {
+  if (f->cancel_requested || GR_STATE_FINAL(f->state) || f->committing) {
     gr__spin_unlock(&f->lock);
     gr__future_complete(f, GR_CANCELLED, NULL,
                         gr__strdup("cancelled before it started"));
@@ -97,9 +161,14 @@ int gr__future_start(gr_future *f, gr_g *g) {
   f->state = GR_RUNNING;
   f->g = gr_g_ref(g);
   f->gid = gr_id(g);
-  f->started_ms = gr__wall_ms();
+  if (!f->started_ms || !f->store)
+    f->started_ms = gr__wall_ms();
+  gr_store *store = f->store;
   gr__spin_unlock(&f->lock);
-  report(f, GR_RUNNING);
+  /* A task's claim was written before it started (gr__future_claim); a
+   * store is told of the start of any other recorded goroutine here. */
+  if (store && !f->pool)
+    report(f, GR_RUNNING, no_wait, NULL);
   return 1;
 }
 
@@ -107,19 +176,13 @@ static void call_done(gr_callback *c, void *f) {
   ((gr_future_cb)c->fn)(f, c->ud);
 }
 
-void gr__future_complete(gr_future *f, int state, gr_pack *values,
-                         char *error) {
+/* The final state is durable: everyone may see it now. */
+static void publish(void *ud, int ok) {
+  gr_future *f = ud;
+  (void)ok; /* a store that failed says so itself; the outcome stands */
   gr__spin_lock(&f->lock);
-  if (GR_STATE_FINAL(f->state)) {
-    gr__spin_unlock(&f->lock);
-    gr_pack_free(values);
-    free(error);
-    return;
-  }
-  f->state = state;
-  f->values = values;
-  f->error = error;
-  f->finished_ms = gr__wall_ms();
+  f->state = f->pending;
+  f->committing = 0;
   gr_waiter *waiters = f->waiters;
   gr_callback *callbacks = gr__callbacks_take(&f->callbacks);
   gr_g *g = f->g;
@@ -131,13 +194,154 @@ void gr__future_complete(gr_future *f, int state, gr_pack *values,
   f->pool = NULL;
   gr__spin_unlock(&f->lock);
 
-  report(f, state);
   gr__waiters_wake_all(waiters);
   gr__callbacks_run(callbacks, call_done, f);
   if (g)
     gr_g_unref(g);
   if (pool)
     gr_pool_unref(pool);
+  gr_future_unref(f); /* taken by gr__future_complete */
+}
+
+void gr__future_complete(gr_future *f, int state, gr_pack *values,
+                         char *error) {
+  gr__spin_lock(&f->lock);
+  if (GR_STATE_FINAL(f->state) || f->committing) {
+    gr__spin_unlock(&f->lock);
+    gr_pack_free(values);
+    free(error);
+    return;
+  }
+  f->committing = 1;
+  f->pending = state;
+  f->values = values;
+  f->error = error;
+  f->finished_ms = gr__wall_ms();
+  gr_store *store = f->store;
+  gr__spin_unlock(&f->lock);
+  gr_future_ref(f);
+  if (store)
+    report(f, state, publish, f);
+  else
+    publish(f, 1);
+}
+
+int gr__future_outcome(gr_future *f) {
+  gr__spin_lock(&f->lock);
+  int state = f->committing ? f->pending : f->state;
+  gr__spin_unlock(&f->lock);
+  return state;
+}
+
+/* Caller holds f->lock: one more entry in f's history of attempts (the
+ * old pack is kept until f goes: a reader may hold it). 0, or -1 when out
+ * of memory. */
+static int history_add(gr_future *f, int attempt, int state,
+                       const char *error) {
+  gr_pack *h = gr__history_append(f->history, f->nhistory, attempt,
+                                  gr_state_name(state), error);
+  if (!h)
+    return -1;
+  if (f->history)
+    f->retired = gr__pack_retire(f->history, f->retired);
+  f->history = h;
+  f->nhistory++;
+  return 0;
+}
+
+int gr__future_retry(gr_future *f, int state, const char *error) {
+  gr__spin_lock(&f->lock);
+  if (f->cancel_requested || f->committing || GR_STATE_FINAL(f->state) ||
+      f->attempt >= f->max_attempts || !f->store) {
+    gr__spin_unlock(&f->lock);
+    return 0;
+  }
+  if (history_add(f, f->attempt, state, error) != 0) {
+    gr__spin_unlock(&f->lock);
+    return 0;
+  }
+  f->attempt++;
+  f->state = GR_QUEUED;
+  f->started_ms = 0;
+  gr_g *g = f->g;
+  f->g = NULL;
+  gr__spin_unlock(&f->lock);
+  if (g)
+    gr_g_unref(g);
+  report(f, GR_QUEUED, no_wait, NULL);
+  return 1;
+}
+
+int gr__future_load(gr_future *f, const gr_record *r) {
+  gr_pack *h =
+      r->history ? gr_pack_from_bytes(r->history, r->history_len) : NULL;
+  if (r->history && !h)
+    return -1;
+  gr__spin_lock(&f->lock);
+  f->created_ms = r->created_ms;
+  f->attempt = r->attempt;
+  f->max_attempts = r->opts.max_attempts;
+  if (f->history)
+    f->retired = gr__pack_retire(f->history, f->retired);
+  f->history = h;
+  f->nhistory = h ? gr__history_count(h) : 0;
+  gr__spin_unlock(&f->lock);
+  return 0;
+}
+
+void *gr__future_handle(gr_future *f) {
+  gr__spin_lock(&f->lock);
+  void *h = f->handle;
+  gr__spin_unlock(&f->lock);
+  return h;
+}
+
+int gr__future_copy_history(gr_future *f, const gr_pack *history) {
+  gr_pack *h = history ? gr_pack_dup(history) : NULL;
+  if (history && !h)
+    return -1;
+  gr__spin_lock(&f->lock);
+  if (f->history)
+    f->retired = gr__pack_retire(f->history, f->retired);
+  f->history = h;
+  f->nhistory = h ? gr__history_count(h) : 0;
+  gr__spin_unlock(&f->lock);
+  return 0;
+}
+
+int gr__future_add_history(gr_future *f, int attempt, int state,
+                           const char *error) {
+  gr__spin_lock(&f->lock);
+  int rc = history_add(f, attempt, state, error);
+  gr__spin_unlock(&f->lock);
+  return rc;
+}
+
+gr_future *gr_future_new_final(const gr_record *r) {
+  gr_future *f = gr_future_new();
+  if (!f)
+    return NULL;
+  f->state = GR_STATE_FINAL(r->state) ? r->state : GR_FAILED;
+  f->created_ms = r->created_ms;
+  f->started_ms = r->started_ms;
+  f->finished_ms = r->finished_ms;
+  f->attempt = r->attempt;
+  f->max_attempts = r->opts.max_attempts;
+  f->observed = 1;
+  if (r->values)
+    f->values = gr_pack_from_bytes(r->values, r->values_len);
+  if (r->history) {
+    f->history = gr_pack_from_bytes(r->history, r->history_len);
+    f->nhistory = gr__history_count(f->history);
+  }
+  if (r->error)
+    f->error = gr__strdup(r->error);
+  if ((r->values && !f->values) || (r->history && !f->history) ||
+      (r->error && !f->error)) {
+    gr_future_unref(f);
+    return NULL;
+  }
+  return f;
 }
 
 int gr_future_claim_unobserved(gr_future *f) {
@@ -161,6 +365,9 @@ void gr_future_result(gr_future *f, gr_result *out) {
   out->created_ms = f->created_ms;
   out->started_ms = f->started_ms;
   out->finished_ms = f->finished_ms;
+  out->attempt = f->attempt;
+  out->max_attempts = f->max_attempts;
+  out->history = f->history;
   gr__spin_unlock(&f->lock);
 }
 
@@ -173,7 +380,7 @@ int gr_future_state(gr_future *f) {
 
 int gr_future_cancel(gr_future *f) {
   gr__spin_lock(&f->lock);
-  if (GR_STATE_FINAL(f->state)) {
+  if (GR_STATE_FINAL(f->state) || f->committing) {
     gr__spin_unlock(&f->lock);
     return 0;
   }

@@ -148,7 +148,7 @@ static int admit(gr_g *g, const gr_spawn *s, int64_t now) {
   return GR_OK;
 }
 
-static bool refuses_new(gr_runtime *rt) {
+bool gr__refuses_new(gr_runtime *rt) {
   pthread_mutex_lock(&rt->runq_mu);
   bool refused = rt->refuse_new;
   pthread_mutex_unlock(&rt->runq_mu);
@@ -161,7 +161,7 @@ static bool refuses_new(gr_runtime *rt) {
 int64_t gr__go_task(gr_runtime *rt, gr_spawn *s, struct gr_pool_task *task) {
   gr_pack *pack = s->pack;
   s->pack = NULL;
-  bool refused = refuses_new(rt);
+  bool refused = gr__refuses_new(rt);
   if (refused || !pack) {
     gr_pack_free(pack);
     if (s->future)
@@ -208,7 +208,7 @@ int64_t gr_go_here(gr_runtime *rt, const gr_spawn *s, int64_t budget_us) {
     return gr_go(rt, s);
   gr_spawn copy = *s;
   gr_pack *pack = copy.pack;
-  gr_g *g = refuses_new(rt) || !pack ? NULL : gr__g_new(rt, &copy);
+  gr_g *g = gr__refuses_new(rt) || !pack ? NULL : gr__g_new(rt, &copy);
   if (!g)
     return gr_go(rt, s); /* it reports the failure */
   int64_t id = (int64_t)g->id;
@@ -320,10 +320,12 @@ void gr__g_finish(gr_g *g, gr_worker *w, int status, int nres,
   g->status = G_DONE;
   gr__spin_unlock(&g->lock);
 
-  if (g->future)
+  if (g->future && !(g->task && gr__pool_task_retry(g->task, state, error))) {
     gr__future_complete(g->future, state, values, error);
-  else
+  } else {
+    gr_pack_free(values);
     free(error);
+  }
   gr__job_leave(g, state);
   if (g->task)
     gr__pool_task_finished(g->task, state);

@@ -344,9 +344,8 @@ struct gr_runtime {
   gr_g *all_head;
 
   gr_pool_registry *pools;
-  gr_store *store;     /* the records of tasks and jobs */
-  uint64_t record_key; /* makes job ids unguessable */
-  atomic_uint_fast64_t next_job;
+  gr_store *store; /* the records of tasks and jobs */
+  gr_pool *jobs;   /* the jobs' pool: in no registry, without limits */
 
   pthread_mutex_t ext_mu;
   struct {
@@ -442,28 +441,50 @@ int gr__future_start(gr_future *f, gr_g *g);
 /* First call wins; takes over values and error. */
 void gr__future_complete(gr_future *f, int state, gr_pack *values, char *error);
 void gr__pool_task_finished(struct gr_pool_task *task, int state);
+/* An attempt of task ended in state with error: 1 if it runs again (its
+ * future went back to QUEUED; gr__pool_task_finished then queues it after
+ * its backoff), 0 if the future is to be completed. */
+int gr__pool_task_retry(struct gr_pool_task *task, int state,
+                        const char *error);
+/* Whether the runtime refuses new goroutines (it is stopping). */
+bool gr__refuses_new(gr_runtime *rt);
 /* The record store (records.c): made from the configuration, freed after
  * every goroutine ended. */
 int gr__records_init(gr_runtime *rt, const gr_config *cfg);
 void gr__records_free(gr_runtime *rt);
-/* A record's id as a number and a kind, written out by gr__record_id:
- * "task-N" (N in decimal) or "job-X" (X: 16 hex digits). Futures keep the
- * key, not the text: it costs no allocation. */
-typedef struct gr_record_key {
-  uint64_t no;
-  char kind; /* 't' or 'j' */
-} gr_record_key;
-/* Writes key's id into id (GR_RECORD_ID_MAX bytes); returns its length. */
-size_t gr__record_id(gr_record_key key, char *id);
-/* Records work accepted now under key (pool: NULL for a job) whose outcome
- * f carries; from now on f reports its state changes to the store. The
- * id is written to id (GR_RECORD_ID_MAX bytes). */
-int gr__record_add(gr_runtime *rt, gr_record_key key, const char *pool,
-                   gr_future *f, char *id);
-/* Called once, before f can start: f reports to store, as key, with the
- * handle the store's add gave. */
-void gr__future_set_record(gr_future *f, gr_store *store, gr_record_key key,
-                           void *handle);
+int gr__store_durable(const gr_store *st);
+/* A new random record id: prefix ("task-" or "job-") and 22 URL-safe
+ * characters (128 bits) into id (GR_RECORD_ID_MAX bytes). */
+void gr__record_new_id(const char *prefix, char *id);
+/* Called once, before f can start: f reports to store, as id, with the
+ * handle the store's add gave, starting at attempt of max_attempts. */
+void gr__future_set_record(gr_future *f, gr_store *store, const char *id,
+                           void *handle, int attempt, int max_attempts);
+/* Writes the claim of f's attempt (RUNNING) to its store and calls
+ * done(ud, ok) once it is durable (at once without a store). */
+void gr__future_claim(gr_future *f, gr_store_done_fn done, void *ud);
+/* f's final state even while it is committing, else its state. */
+int gr__future_outcome(gr_future *f);
+/* An attempt ended in state (failed, timed out) with error: if f has
+ * attempts left and was not cancelled, it goes back to QUEUED as the next
+ * attempt (the store is told) and 1 is returned; else 0. */
+int gr__future_retry(gr_future *f, int state, const char *error);
+/* Takes a stored record's created time, attempts and history; 0, or -1
+ * when out of memory. */
+int gr__future_load(gr_future *f, const gr_record *r);
+/* What the store's add gave back for f. */
+void *gr__future_handle(gr_future *f);
+/* Sets f's history to a copy of history (NULL: none); 0 or -1. */
+int gr__future_copy_history(gr_future *f, const gr_pack *history);
+/* Appends an entry to f's history of attempts; 0 or -1. */
+int gr__future_add_history(gr_future *f, int attempt, int state,
+                           const char *error);
+/* pack.c: histories of attempts (see gr_result.history). */
+gr_pack *gr__history_append(const gr_pack *old, int n, int attempt,
+                            const char *state, const char *error);
+int gr__history_count(const gr_pack *p);
+gr_pack *gr__pack_retire(gr_pack *p, gr_pack *list);
+gr_pack *gr__pack_next_retired(gr_pack *p);
 /* Ties a task's future to its pool, so that a cancel of a queued task
  * takes it out of the queue (gr__pool_cancel_queued, which returns 1 if it
  * was still queued). */

@@ -51,6 +51,7 @@ gr_pack *gr_pack_dup(const gr_pack *p) {
     return NULL;
   }
   memcpy(d->buf, p->buf, p->len);
+  d->retired_next = NULL;
   d->objcap = p->nobjs;
   for (size_t i = 0; i < p->nobjs; i++)
     d->objs[i] = gr_object_ref(p->objs[i]);
@@ -74,6 +75,136 @@ int gr__pack_grow(gr_pack *p, size_t n) {
   p->buf = buf;
   p->cap = cap;
   return 0;
+}
+
+/* ---- packs as bytes ------------------------------------------------------ */
+
+/* "GP", a version byte, then varints: count, registered, next_id, length,
+ * and the pack's own bytes. */
+static const uint8_t bytes_magic[3] = {'G', 'P', 1};
+
+void *gr_pack_to_bytes(const gr_pack *p, size_t *len) {
+  if (p->nobjs || p->oom)
+    return NULL; /* live objects mean nothing outside this process */
+  gr_pack head = {0};
+  pack_put_bytes(&head, bytes_magic, sizeof bytes_magic);
+  pack_put_varint(&head, p->count);
+  pack_put_varint(&head, p->registered);
+  pack_put_varint(&head, p->next_id);
+  pack_put_varint(&head, p->len);
+  if (head.oom) {
+    free(head.buf);
+    return NULL;
+  }
+  uint8_t *out = malloc(head.len + p->len + 1);
+  if (out) {
+    memcpy(out, head.buf, head.len);
+    if (p->len)
+      memcpy(out + head.len, p->buf, p->len);
+    *len = head.len + p->len;
+  }
+  free(head.buf);
+  return out;
+}
+
+static int bytes_varint(const uint8_t *b, size_t len, size_t *pos,
+                        uint64_t *out) {
+  uint64_t v = 0;
+  for (int shift = 0; shift < 64 && *pos < len; shift += 7) {
+    uint8_t byte = b[(*pos)++];
+    v |= (uint64_t)(byte & 0x7f) << shift;
+    if (!(byte & 0x80)) {
+      *out = v;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+gr_pack *gr_pack_from_bytes(const void *bytes, size_t len) {
+  const uint8_t *b = bytes;
+  size_t pos = sizeof bytes_magic;
+  uint64_t count, registered, next_id, n;
+  if (!b || len < pos || memcmp(b, bytes_magic, pos) != 0 ||
+      bytes_varint(b, len, &pos, &count) ||
+      bytes_varint(b, len, &pos, &registered) ||
+      bytes_varint(b, len, &pos, &next_id) || bytes_varint(b, len, &pos, &n) ||
+      n != len - pos || next_id > UINT32_MAX)
+    return NULL;
+  gr_pack *p = gr_pack_new();
+  if (!p)
+    return NULL;
+  p->buf = malloc(n ? n : 1);
+  if (!p->buf) {
+    free(p);
+    return NULL;
+  }
+  memcpy(p->buf, b + pos, n);
+  p->len = p->cap = n ? n : 1;
+  p->len = n;
+  p->count = count;
+  p->registered = registered;
+  p->next_id = (uint32_t)next_id;
+  return p;
+}
+
+/* ---- histories of attempts ------------------------------------------------
+ */
+
+/* A history is one list: {{attempt = N, state = "...", error = "..."}, ...}.
+ * Appending copies the list without its end and adds an entry. */
+gr_pack *gr__history_append(const gr_pack *old, int n, int attempt,
+                            const char *state, const char *error) {
+  gr_pack *p = old ? gr_pack_dup(old) : gr_pack_new();
+  if (!p)
+    return NULL;
+  if (old) {
+    assert(p->len > 0 && p->buf[p->len - 1] == T_END);
+    p->len--; /* the list's end; depth back inside it */
+    p->depth = 1;
+  } else {
+    gr_pack_table_begin(p);
+  }
+  gr_pack_int(p, n + 1);
+  gr_pack_table_begin(p);
+  gr_pack_str(p, "attempt", 7);
+  gr_pack_int(p, attempt);
+  gr_pack_str(p, "state", 5);
+  gr_pack_str(p, state, strlen(state));
+  if (error) {
+    gr_pack_str(p, "error", 5);
+    gr_pack_str(p, error, strlen(error));
+  }
+  gr_pack_table_end(p);
+  gr_pack_table_end(p);
+  if (p->oom) {
+    gr_pack_free(p);
+    return NULL;
+  }
+  return p;
+}
+
+int gr__history_count(const gr_pack *p) {
+  gr_pack_reader r;
+  gr_item it;
+  int depth = 0, n = 0;
+  gr_pack_reader_init(&r, p);
+  while (gr_pack_next(&r, &it) != GR_ITEM_END) {
+    if (it.kind == GR_ITEM_TABLE && ++depth == 2)
+      n++;
+    else if (it.kind == GR_ITEM_TABLE_END)
+      depth--;
+  }
+  return n;
+}
+
+gr_pack *gr__pack_retire(gr_pack *p, gr_pack *list) {
+  p->retired_next = list;
+  return p;
+}
+
+gr_pack *gr__pack_next_retired(gr_pack *p) {
+  return p->retired_next;
 }
 
 /* ---- builders for plain values ------------------------------------------- */

@@ -52,6 +52,7 @@ struct gr_pack {
   int depth;            /* open tables, for the builders */
   int oom;              /* an append failed: the pack is unusable */
   gr_job_ticket ticket; /* a call packed inside a job joins it (job.c) */
+  struct gr_pack *retired_next; /* a future's old histories (future.c) */
 };
 
 /* Makes room for n more bytes; -1 (and p->oom set) when out of memory. */

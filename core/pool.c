@@ -108,6 +108,12 @@ void gr__queued_give(gr_runtime *rt, int64_t n) {
   (void)was;
 }
 
+void gr__queued_force(gr_runtime *rt) {
+  gr_pool_registry *reg = rt->pools;
+  if (reg->policy.max_queued)
+    atomic_fetch_add(&reg->queued, 1);
+}
+
 /* ---- references and the registry ---------------------------------------- */
 
 void gr__pool_ref(gr_pool *pool) {
@@ -217,8 +223,8 @@ gr_pool *gr_pool_find(gr_runtime *rt, const char *name) {
   return pool;
 }
 
-static gr_pool *pool_new(gr_runtime *rt, const char *name, int64_t workers,
-                         int64_t queue_size) {
+gr_pool *gr__pool_new(gr_runtime *rt, const char *name, int64_t workers,
+                      int64_t queue_size) {
   gr_pool *pool = calloc(1, sizeof *pool);
   if (!pool || !(pool->name = gr__strdup(name))) {
     free(pool);
@@ -232,17 +238,22 @@ static gr_pool *pool_new(gr_runtime *rt, const char *name, int64_t workers,
   return pool;
 }
 
-int gr_pool_create(gr_runtime *rt, const char *name, int64_t workers,
-                   int64_t queue_size) {
+static int close_named(gr_runtime *rt, const char *name, const char *reason,
+                       int64_t *cancelled, int drop);
+
+/* Creates a pool; restored: from its stored definition, which is neither
+ * checked against the policy (it was when it was made) nor written. */
+static int create_pool(gr_runtime *rt, const char *name, int64_t workers,
+                       int64_t queue_size, int restored) {
   gr_pool_registry *reg = rt->pools;
   if (!name || !gr_pool_name_valid(name, strlen(name)))
     return GR_ENAME;
   if (queue_size < 0)
     queue_size = 2 * workers;
-  if (workers < 1 || workers > reg->policy.max_workers ||
-      queue_size > reg->policy.max_queue_size)
+  if (workers < 1 || (!restored && (workers > reg->policy.max_workers ||
+                                    queue_size > reg->policy.max_queue_size)))
     return GR_EINVAL;
-  gr_pool *pool = pool_new(rt, name, workers, queue_size);
+  gr_pool *pool = gr__pool_new(rt, name, workers, queue_size);
   if (!pool)
     return GR_ENOMEM;
   pthread_mutex_lock(&reg->mu);
@@ -265,7 +276,23 @@ int gr_pool_create(gr_runtime *rt, const char *name, int64_t workers,
   pthread_mutex_unlock(&reg->mu);
   if (old)
     gr_pool_unref(old);
+  if (!restored &&
+      rt->store->ops->pool_put(rt->store, name, workers, queue_size) != GR_OK) {
+    close_named(rt, name, "cancelled: the store could not keep the pool", NULL,
+                0);
+    return GR_ESTORE;
+  }
   return GR_OK;
+}
+
+int gr_pool_create(gr_runtime *rt, const char *name, int64_t workers,
+                   int64_t queue_size) {
+  return create_pool(rt, name, workers, queue_size, 0);
+}
+
+int gr__pool_restore(gr_runtime *rt, const char *name, int64_t workers,
+                     int64_t queue_size) {
+  return create_pool(rt, name, workers, queue_size, 1);
 }
 
 size_t gr_pool_names(gr_runtime *rt, char ***names) {
@@ -298,8 +325,9 @@ size_t gr_pool_count(gr_runtime *rt) {
 
 static const char closed_reason[] = "cancelled: the pool was closed";
 
+/* Closes the open pool name; drop: its definition leaves the store. */
 static int close_named(gr_runtime *rt, const char *name, const char *reason,
-                       int64_t *cancelled) {
+                       int64_t *cancelled, int drop) {
   gr_pool_registry *reg = rt->pools;
   gr_pool *forget = NULL;
   if (cancelled)
@@ -323,6 +351,8 @@ static int close_named(gr_runtime *rt, const char *name, const char *reason,
       }
   }
   pthread_mutex_unlock(&reg->mu);
+  if (drop)
+    rt->store->ops->pool_drop(rt->store, name);
   int64_t n = gr__pool_cancel_queue(pool, reason);
   if (cancelled)
     *cancelled = n;
@@ -333,7 +363,7 @@ static int close_named(gr_runtime *rt, const char *name, const char *reason,
 }
 
 int gr_pool_close(gr_runtime *rt, const char *name, int64_t *cancelled) {
-  return close_named(rt, name, closed_reason, cancelled);
+  return close_named(rt, name, closed_reason, cancelled, 1);
 }
 
 void gr__pools_close_all(gr_runtime *rt) {
@@ -345,10 +375,16 @@ void gr__pools_close_all(gr_runtime *rt) {
       unlink_locked(reg, pool);
     pthread_mutex_unlock(&reg->mu);
     if (!pool)
-      return;
+      pool = rt->jobs;
     pthread_mutex_lock(&pool->mu);
+    bool was = pool->closed;
     pool->closed = true;
     pthread_mutex_unlock(&pool->mu);
+    if (pool == rt->jobs) {
+      if (!was)
+        gr__pool_cancel_queue(pool, closed_reason);
+      return;
+    }
     gr__pool_cancel_queue(pool, closed_reason);
     gr_pool_unref(pool);
   }
@@ -509,10 +545,14 @@ int64_t gr_cancel_all_work(gr_runtime *rt, const char *reason) {
   int64_t ended = 0;
   for (size_t i = 0; i < n; i++) {
     int64_t cancelled = 0;
-    close_named(rt, names[i], reason, &cancelled);
+    close_named(rt, names[i], reason, &cancelled, 0);
     ended += cancelled;
     free(names[i]);
   }
   free(names);
+  pthread_mutex_lock(&rt->jobs->mu);
+  rt->jobs->closed = true;
+  pthread_mutex_unlock(&rt->jobs->mu);
+  ended += gr__pool_cancel_queue(rt->jobs, reason);
   return ended + cancel_running(rt, reason);
 }

@@ -24,11 +24,16 @@ typedef struct pool_observer {
 /* A task, from its submit until it ends; its outcome then lives on in its
  * future, which the record store holds. */
 typedef struct gr_pool_task {
-  struct gr_pool_task *next, *prev; /* queue links; next: lists to free */
+  struct gr_pool_task *next, *prev; /* queue or backoff links */
   gr_pool *pool;                    /* a reference until the task ends */
   gr_spawn spawn;                   /* its future is a reference */
-  char id[GR_RECORD_ID_MAX];        /* "task-N" */
-  int64_t submit_ns, start_ns;      /* monotonic; start_ns 0 until started */
+  char id[GR_RECORD_ID_MAX];
+  int64_t submit_ns, start_ns; /* monotonic; start_ns 0 until started */
+  gr_pack *spare;   /* the work again, for a retry (max_attempts > 1) */
+  atomic_int claim; /* see start_tasks */
+  int in_backoff;   /* waits for its retry: on pool->backoff (mu) */
+  gr_after *timer;  /* with in_backoff */
+  const char *cancel_reason; /* set by who took it out of backoff */
 } gr_pool_task;
 
 struct gr_pool {
@@ -39,6 +44,9 @@ struct gr_pool {
   pthread_mutex_t mu;
   atomic_bool closed;          /* set under mu (and the registry's lock) */
   gr_pool_task *qhead, *qtail; /* under mu */
+  gr_pool_task *backoff;       /* tasks waiting to retry: under mu */
+  int64_t reserved;            /* queue places held by submits: under mu */
+  int jobs;                    /* the runtime's pool of jobs */
   gr_waiter *idle_waiters;     /* under mu */
   gr_waiter *room_waiters;     /* pool_submit_wait: under mu */
   gr_callbacks idle_cbs;       /* under mu */
@@ -67,9 +75,19 @@ void gr__pool_notify_idle(gr_pool *pool, gr_idle_wake w);
  * take one place (0 when none is left) or give one back. */
 int gr__queued_take(gr_runtime *rt);
 void gr__queued_give(gr_runtime *rt, int64_t n);
+/* One more queued task whatever the limit (it was accepted before). */
+void gr__queued_force(gr_runtime *rt);
 
 /* pool_task.c: cancels everything pool still queues with reason (the pool
  * is closed already); returns how many. */
 int64_t gr__pool_cancel_queue(gr_pool *pool, const char *reason);
+/* pool.c: a pool as gr_pool_create makes it, in no registry. */
+gr_pool *gr__pool_new(gr_runtime *rt, const char *name, int64_t workers,
+                      int64_t queue_size);
+/* pool.c: creates a pool from its stored definition (nothing written). */
+int gr__pool_restore(gr_runtime *rt, const char *name, int64_t workers,
+                     int64_t queue_size);
+/* pool_task.c: brings back a stored unfinished record (restore). */
+int gr__task_restore(gr_runtime *rt, const gr_record *r);
 
 #endif

@@ -1,20 +1,19 @@
 /*
- * records.c - the records of tasks and jobs, and the store that keeps
- * them in memory (the default store; see gr_store_ops in goroutine.h).
+ * records.c - the store that keeps records in memory (the default; see
+ * gr_store_ops in goroutine.h), record ids, and the runtime's calls into
+ * its store.
  *
- * The runtime writes every record through rt->store: a record is added
- * when its work is accepted (gr__record_add, before anything can happen to
- * the work), and its future reports each state change to the store
- * (future.c calls ops->update). The memory store keeps a hash of records
- * by id, each holding its future, and the finished ones in the order they
+ * The memory store keeps a hash of records by id, each holding its
+ * future, the work (as pack bytes, for a replay) and its idempotency key;
+ * every record is also on a list in the order of acceptance (for lists,
+ * newest first), and the finished ones on a list in the order they
  * finished: the oldest leave when there are more than max_finished or
- * when they outlived the TTL; an unfinished record never leaves on its
- * own. Expiry is checked as records are added and looked up.
+ * when they outlived the TTL; an unfinished record never leaves. Expiry
+ * is checked as records are added and looked up. Writes are at once, so
+ * every update's done runs before update returns.
  *
  * A record is its own handle: the future keeps it (see gr_store_ops.add)
  * and hands it back with each update, so a task's end costs no lookup.
- * It stays valid as long as updates can come: a record forgotten before it
- * finished leaves the hash but waits in limbo for its final update.
  */
 #include "internal.h"
 
@@ -29,14 +28,22 @@
 typedef struct mem_record {
   struct mem_record *hash_next, **hash_pprev; /* pprev: what points at it */
   struct mem_record *fin_prev, *fin_next;     /* finished ones, oldest first */
+  struct mem_record *all_prev, *all_next;     /* all, by seq */
+  struct mem_record *idem_next;               /* in its idempotency bucket */
   gr_future *future;                          /* a reference */
   size_t hash;                                /* of id */
   const char *pool;                           /* in text; NULL for a job */
+  uint64_t seq;
   int finished;
-  int forgotten;       /* out of the hash, waiting for its end (limbo) */
   int64_t finished_ms; /* monotonic, once finished (with a TTL) */
-  char text[];         /* id, NUL, then the pool name, NUL */
+  void *work;          /* pack bytes, or NULL */
+  size_t work_len;
+  gr_work_options opts;
+  char *idem_key, *idem_digest; /* or NULL */
+  char text[];                  /* id, NUL, then the pool name, NUL */
 } mem_record;
+
+#define IDEM_BUCKETS 1024
 
 typedef struct mem_store {
   gr_store base;
@@ -45,30 +52,25 @@ typedef struct mem_store {
   size_t nbuckets, count;
   mem_record *fin_head, *fin_tail;
   size_t nfinished;
-  mem_record *limbo; /* forgotten before they finished, by fin_next */
+  mem_record *all_head, *all_tail;
+  mem_record *idem[IDEM_BUCKETS];
+  uint64_t next_seq;
   int64_t ttl_ms;
   size_t max_finished;
 } mem_store;
 
-/* FNV-1a over the id, but the number that ends it ("task-123") is added
- * as a number: ids given out in sequence then land in neighbouring
- * buckets, so recording a burst of tasks walks the bucket array in order
- * instead of missing the cache at every insert. */
-static size_t hash_id(const char *s) {
-  size_t len = strlen(s), digits = 0;
-  while (digits < len && digits < 18 && s[len - 1 - digits] >= '0' &&
-         s[len - 1 - digits] <= '9')
-    digits++;
-  uint64_t h = 14695981039346656037ull, n = 0;
-  for (size_t i = 0; i < len - digits; i++)
-    h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-  for (size_t i = len - digits; i < len; i++)
-    n = n * 10 + (uint64_t)(s[i] - '0');
-  return (size_t)(h + n);
+static size_t hash_text(const char *s) {
+  uint64_t h = 14695981039346656037ull;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return (size_t)h;
 }
 
 static void record_free(mem_record *r) {
   gr_future_unref(r->future);
+  free(r->work);
+  free(r->idem_key);
+  free(r->idem_digest);
   free(r);
 }
 
@@ -91,23 +93,48 @@ static void chain_push(mem_record **head, mem_record *r) {
   *head = r;
 }
 
-/* Caller holds st->mu: unlinks r from the hash and the finished list; the
- * caller frees it after unlocking. */
+static mem_record **idem_slot_locked(mem_store *st, const char *key) {
+  mem_record **at = &st->idem[hash_text(key) % IDEM_BUCKETS];
+  for (; *at; at = &(*at)->idem_next)
+    if (strcmp((*at)->idem_key, key) == 0)
+      return at;
+  return NULL;
+}
+
+static void fin_unlink_locked(mem_store *st, mem_record *r) {
+  if (r->fin_prev)
+    r->fin_prev->fin_next = r->fin_next;
+  else
+    st->fin_head = r->fin_next;
+  if (r->fin_next)
+    r->fin_next->fin_prev = r->fin_prev;
+  else
+    st->fin_tail = r->fin_prev;
+  assert(st->nfinished > 0);
+  st->nfinished--;
+  r->finished = 0;
+}
+
+/* Caller holds st->mu: unlinks r from everything; the caller frees it
+ * after unlocking. */
 static void unlink_locked(mem_store *st, mem_record *r) {
   *r->hash_pprev = r->hash_next;
   if (r->hash_next)
     r->hash_next->hash_pprev = r->hash_pprev;
-  if (r->finished) {
-    if (r->fin_prev)
-      r->fin_prev->fin_next = r->fin_next;
-    else
-      st->fin_head = r->fin_next;
-    if (r->fin_next)
-      r->fin_next->fin_prev = r->fin_prev;
-    else
-      st->fin_tail = r->fin_prev;
-    assert(st->nfinished > 0);
-    st->nfinished--;
+  if (r->finished)
+    fin_unlink_locked(st, r);
+  if (r->all_prev)
+    r->all_prev->all_next = r->all_next;
+  else
+    st->all_head = r->all_next;
+  if (r->all_next)
+    r->all_next->all_prev = r->all_prev;
+  else
+    st->all_tail = r->all_prev;
+  if (r->idem_key) {
+    mem_record **at = idem_slot_locked(st, r->idem_key);
+    if (at && *at == r)
+      *at = r->idem_next;
   }
   assert(st->count > 0);
   st->count--;
@@ -152,75 +179,128 @@ static void grow_locked(mem_store *st) {
   st->nbuckets = n;
 }
 
-static int mem_add(gr_store *base, const char *id, const char *pool,
-                   gr_future *f, void **handle) {
-  mem_store *st = (mem_store *)base;
-  size_t idlen = strlen(id), poollen = pool ? strlen(pool) + 1 : 0;
-  mem_record *r = calloc(1, sizeof *r + idlen + 1 + poollen);
-  if (!r)
-    return GR_ENOMEM;
-  memcpy(r->text, id, idlen + 1);
-  if (pool) {
-    memcpy(r->text + idlen + 1, pool, poollen);
-    r->pool = r->text + idlen + 1;
-  }
-  r->hash = hash_id(id);
-  r->future = gr_future_ref(f);
+/* A replayed record becomes live again with a new future. */
+static int mem_reopen(mem_store *st, gr_record *r, gr_future *f,
+                      void **handle) {
   mem_record *dead = NULL;
+  int rc = GR_ENOTFOUND;
   pthread_mutex_lock(&st->mu);
   expire_locked(st, &dead);
-  assert(!slot_locked(st, id, r->hash)); /* ids are unique */
-  if (st->count >= st->nbuckets)
-    grow_locked(st);
-  chain_push(&st->buckets[r->hash & (st->nbuckets - 1)], r);
-  st->count++;
-  pthread_mutex_unlock(&st->mu);
-  free_dead(dead);
-  *handle = r;
-  return GR_OK;
-}
-
-/* Caller holds st->mu: takes r, forgotten, out of limbo. */
-static void leave_limbo_locked(mem_store *st, mem_record *r) {
-  for (mem_record **at = &st->limbo; *at; at = &(*at)->fin_next)
-    if (*at == r) {
-      *at = r->fin_next;
-      return;
-    }
-  assert(!"a forgotten record is in limbo");
-}
-
-static void mem_update(gr_store *base, const char *id, void *handle,
-                       gr_future *f, int state) {
-  mem_store *st = (mem_store *)base;
-  mem_record *r = handle;
-  (void)id;
-  (void)f; /* in memory, the future itself is the record's outcome */
-  if (!GR_STATE_FINAL(state))
-    return;
-  mem_record *dead = NULL;
-  int64_t now = st->ttl_ms > 0 ? gr_now_ms() : 0;
-  pthread_mutex_lock(&st->mu);
-  assert(!r->finished);
-  if (r->forgotten) {
-    leave_limbo_locked(st, r);
-    r->hash_next = NULL;
-    dead = r;
-  } else {
-    r->finished = 1;
-    r->finished_ms = now;
-    r->fin_next = NULL;
-    r->fin_prev = st->fin_tail;
-    if (st->fin_tail)
-      st->fin_tail->fin_next = r;
-    else
-      st->fin_head = r;
-    st->fin_tail = r;
-    st->nfinished++;
-    expire_locked(st, &dead);
+  mem_record **at = slot_locked(st, r->id, hash_text(r->id));
+  if (at && !(*at)->finished) {
+    rc = GR_EBUSY;
+  } else if (at) {
+    mem_record *m = *at;
+    fin_unlink_locked(st, m);
+    gr_future_unref(m->future);
+    m->future = gr_future_ref(f);
+    m->opts.max_attempts = r->opts.max_attempts;
+    *handle = m;
+    rc = GR_OK;
   }
   pthread_mutex_unlock(&st->mu);
   free_dead(dead);
+  return rc;
+}
+
+static int mem_add(gr_store *base, gr_record *r, gr_future *f, void **handle,
+                   char *existing) {
+  mem_store *st = (mem_store *)base;
+  if (r->seq)
+    return mem_reopen(st, r, f, handle);
+  size_t idlen = strlen(r->id), poollen = r->pool ? strlen(r->pool) + 1 : 0;
+  mem_record *m = calloc(1, sizeof *m + idlen + 1 + poollen);
+  if (!m)
+    return GR_ENOMEM;
+  memcpy(m->text, r->id, idlen + 1);
+  if (r->pool) {
+    memcpy(m->text + idlen + 1, r->pool, poollen);
+    m->pool = m->text + idlen + 1;
+  }
+  m->hash = hash_text(r->id);
+  m->opts = r->opts;
+  if (r->work && (m->work = malloc(r->work_len)) != NULL) {
+    memcpy(m->work, r->work, r->work_len);
+    m->work_len = r->work_len;
+  }
+  if (r->idem_key) {
+    m->idem_key = gr__strdup(r->idem_key);
+    m->idem_digest = gr__strdup(r->idem_digest ? r->idem_digest : "");
+  }
+  if ((r->work && !m->work) ||
+      (r->idem_key && (!m->idem_key || !m->idem_digest))) {
+    free(m->work);
+    free(m->idem_key);
+    free(m->idem_digest);
+    free(m);
+    return GR_ENOMEM;
+  }
+  mem_record *dead = NULL;
+  int rc = GR_OK;
+  pthread_mutex_lock(&st->mu);
+  expire_locked(st, &dead);
+  mem_record **same = m->idem_key ? idem_slot_locked(st, m->idem_key) : NULL;
+  if (same) {
+    rc = strcmp((*same)->idem_digest, m->idem_digest) == 0 ? GR_EEXIST
+                                                           : GR_ECONFLICT;
+    snprintf(existing, GR_RECORD_ID_MAX, "%s", (*same)->text);
+  } else {
+    assert(!slot_locked(st, r->id, m->hash)); /* ids are unique */
+    m->future = gr_future_ref(f);
+    m->seq = r->seq = ++st->next_seq;
+    if (st->count >= st->nbuckets)
+      grow_locked(st);
+    chain_push(&st->buckets[m->hash & (st->nbuckets - 1)], m);
+    m->all_prev = st->all_tail;
+    if (st->all_tail)
+      st->all_tail->all_next = m;
+    else
+      st->all_head = m;
+    st->all_tail = m;
+    if (m->idem_key) {
+      mem_record **head = &st->idem[hash_text(m->idem_key) % IDEM_BUCKETS];
+      m->idem_next = *head;
+      *head = m;
+    }
+    st->count++;
+    *handle = m;
+  }
+  pthread_mutex_unlock(&st->mu);
+  free_dead(dead);
+  if (rc != GR_OK) {
+    free(m->work);
+    free(m->idem_key);
+    free(m->idem_digest);
+    free(m);
+  }
+  return rc;
+}
+
+static void mem_update(gr_store *base, void *handle, const gr_record *r,
+                       gr_store_done_fn done, void *ud) {
+  mem_store *st = (mem_store *)base;
+  mem_record *m = handle;
+  /* in memory, the future itself is the record's outcome */
+  if (GR_STATE_FINAL(r->state)) {
+    mem_record *dead = NULL;
+    int64_t now = st->ttl_ms > 0 ? gr_now_ms() : 0;
+    pthread_mutex_lock(&st->mu);
+    assert(!m->finished);
+    m->finished = 1;
+    m->finished_ms = now;
+    m->fin_next = NULL;
+    m->fin_prev = st->fin_tail;
+    if (st->fin_tail)
+      st->fin_tail->fin_next = m;
+    else
+      st->fin_head = m;
+    st->fin_tail = m;
+    st->nfinished++;
+    expire_locked(st, &dead);
+    pthread_mutex_unlock(&st->mu);
+    free_dead(dead);
+  }
+  done(ud, 1);
 }
 
 static gr_future *mem_find(gr_store *base, const char *id, char *pool,
@@ -228,8 +308,8 @@ static gr_future *mem_find(gr_store *base, const char *id, char *pool,
   mem_store *st = (mem_store *)base;
   mem_record *dead = NULL;
   gr_future *f = NULL;
+  size_t h = hash_text(id);
   pthread_mutex_lock(&st->mu);
-  size_t h = hash_id(id);
   expire_locked(st, &dead);
   mem_record **at = slot_locked(st, id, h);
   if (at) {
@@ -244,38 +324,117 @@ static gr_future *mem_find(gr_store *base, const char *id, char *pool,
 
 static int mem_forget(gr_store *base, const char *id) {
   mem_store *st = (mem_store *)base;
-  size_t h = hash_id(id);
+  size_t h = hash_text(id);
   pthread_mutex_lock(&st->mu);
   mem_record **at = slot_locked(st, id, h);
-  mem_record *r = at ? *at : NULL;
+  mem_record *r = at && (*at)->finished ? *at : NULL;
   if (r)
     unlink_locked(st, r);
-  if (r && !r->finished) { /* its future still has it: free it at its end */
-    r->forgotten = 1;
-    r->fin_next = st->limbo;
-    st->limbo = r;
-  }
   pthread_mutex_unlock(&st->mu);
-  if (r && r->finished)
+  if (r)
     record_free(r);
   return r != NULL;
+}
+
+static int mem_read(gr_store *base, const char *id,
+                    void (*fn)(void *ud, const gr_record *r), void *ud) {
+  mem_store *st = (mem_store *)base;
+  pthread_mutex_lock(&st->mu);
+  mem_record **at = slot_locked(st, id, hash_text(id));
+  if (!at) {
+    pthread_mutex_unlock(&st->mu);
+    return GR_ENOTFOUND;
+  }
+  mem_record *m = *at;
+  gr_result res;
+  gr_future_result(m->future, &res);
+  gr_record r = {.id = m->text,
+                 .pool = m->pool,
+                 .seq = m->seq,
+                 .state = res.state,
+                 .attempt = res.attempt,
+                 .created_ms = res.created_ms,
+                 .started_ms = res.started_ms,
+                 .finished_ms = res.finished_ms,
+                 .work = m->work,
+                 .work_len = m->work_len,
+                 .opts = m->opts,
+                 .error = res.error,
+                 .idem_key = m->idem_key,
+                 .idem_digest = m->idem_digest};
+  fn(ud, &r); /* under the lock: fn must not call the store */
+  pthread_mutex_unlock(&st->mu);
+  return GR_OK;
+}
+
+static size_t mem_list(gr_store *base, const char *pool, int state,
+                       uint64_t before, gr_record_entry *out, size_t limit) {
+  mem_store *st = (mem_store *)base;
+  mem_record *dead = NULL;
+  size_t n = 0;
+  pthread_mutex_lock(&st->mu);
+  expire_locked(st, &dead);
+  for (mem_record *m = st->all_tail; m && n < limit; m = m->all_prev) {
+    if (before && m->seq >= before)
+      continue;
+    if (pool ? !m->pool || strcmp(m->pool, pool) != 0 : m->pool != NULL)
+      continue;
+    if (state >= 0 && gr_future_state(m->future) != state)
+      continue;
+    gr_record_entry *e = &out[n++];
+    snprintf(e->id, sizeof e->id, "%s", m->text);
+    snprintf(e->pool, sizeof e->pool, "%s", m->pool ? m->pool : "");
+    e->seq = m->seq;
+    e->future = gr_future_ref(m->future);
+  }
+  pthread_mutex_unlock(&st->mu);
+  free_dead(dead);
+  return n;
+}
+
+static int mem_pool_put(gr_store *st, const char *name, int64_t workers,
+                        int64_t queue_size) {
+  return GR_OK;
+}
+
+static int mem_pool_drop(gr_store *st, const char *name) {
+  return GR_OK;
+}
+
+static int mem_restore(gr_store *st, const gr_restore_fns *fns) {
+  return GR_OK; /* nothing outlives the process */
+}
+
+static void mem_freeze(gr_store *st) {}
+
+static int mem_error(gr_store *st, char *msg, size_t len) {
+  return 0;
 }
 
 static void mem_destroy(gr_store *base) {
   mem_store *st = (mem_store *)base;
   for (size_t b = 0; b < st->nbuckets; b++)
     free_dead(st->buckets[b]);
-  for (mem_record *r = st->limbo, *next; r; r = next) {
-    next = r->fin_next;
-    record_free(r);
-  }
   pthread_mutex_destroy(&st->mu);
   free(st->buckets);
   free(st);
 }
 
-static const gr_store_ops mem_ops = {"memory", mem_add,    mem_update,
-                                     mem_find, mem_forget, mem_destroy};
+static const gr_store_ops mem_ops = {
+    .name = "memory",
+    .add = mem_add,
+    .update = mem_update,
+    .find = mem_find,
+    .forget = mem_forget,
+    .read = mem_read,
+    .list = mem_list,
+    .pool_put = mem_pool_put,
+    .pool_drop = mem_pool_drop,
+    .restore = mem_restore,
+    .freeze = mem_freeze,
+    .error = mem_error,
+    .destroy = mem_destroy,
+};
 
 gr_store *gr_store_memory_new(int64_t ttl_ms, size_t max_finished) {
   mem_store *st = calloc(1, sizeof *st);
@@ -300,9 +459,6 @@ int gr__records_init(gr_runtime *rt, const gr_config *cfg) {
   rt->store = cfg->store
                   ? cfg->store
                   : gr_store_memory_new(cfg->result_ttl_ms, cfg->max_results);
-  if (getrandom(&rt->record_key, sizeof rt->record_key, 0) !=
-      (ssize_t)sizeof rt->record_key)
-    rt->record_key = (uint64_t)gr_now_ns() ^ (uint64_t)(uintptr_t)rt;
   return rt->store ? GR_OK : GR_ENOMEM;
 }
 
@@ -312,37 +468,41 @@ void gr__records_free(gr_runtime *rt) {
   rt->store = NULL;
 }
 
-size_t gr__record_id(gr_record_key key, char *id) {
-  static const char hex[] = "0123456789abcdef";
-  char digits[20];
-  size_t n = 0, len;
-  uint64_t v = key.no;
-  if (key.kind == 'j') {
-    memcpy(id, "job-", 4);
-    for (int i = 0; i < 16; i++)
-      id[4 + i] = hex[(v >> (60 - 4 * i)) & 15];
-    len = 20;
-  } else {
-    do
-      digits[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    memcpy(id, "task-", 5);
-    for (size_t i = 0; i < n; i++)
-      id[5 + i] = digits[n - 1 - i];
-    len = 5 + n;
-  }
-  id[len] = '\0';
-  return len;
+int gr__store_durable(const gr_store *st) {
+  return st && st->ops != &mem_ops;
 }
 
-int gr__record_add(gr_runtime *rt, gr_record_key key, const char *pool,
-                   gr_future *f, char *id) {
-  void *handle = NULL;
-  gr__record_id(key, id);
-  int rc = rt->store->ops->add(rt->store, id, pool, f, &handle);
-  if (rc == GR_OK)
-    gr__future_set_record(f, rt->store, key, handle);
-  return rc;
+int gr_record_store_durable(gr_runtime *rt) {
+  return gr__store_durable(rt->store);
+}
+
+void gr__record_new_id(const char *prefix, char *id) {
+  static const char digits[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+      "0123456789-_";
+  uint8_t rnd[17];
+  size_t got = 0;
+  while (got < 16) {
+    ssize_t n = getrandom(rnd + got, 16 - got, 0);
+    if (n <= 0)
+      break; /* not expected on Linux >= 3.17; fall back below */
+    got += (size_t)n;
+  }
+  if (got < 16) {
+    uint64_t a = (uint64_t)gr_now_ns(), b = (uint64_t)(uintptr_t)id ^ a * 31;
+    memcpy(rnd, &a, 8);
+    memcpy(rnd + 8, &b, 8);
+  }
+  rnd[16] = 0;
+  size_t len = strlen(prefix);
+  memcpy(id, prefix, len);
+  /* 22 characters of 6 bits: 132 bits, the last 4 always zero */
+  for (int i = 0; i < 22; i++) {
+    int bit = i * 6, byte = bit / 8, shift = bit % 8;
+    unsigned v = ((unsigned)rnd[byte] << 8 | rnd[byte + 1]) >> (10 - shift);
+    id[len + (size_t)i] = digits[v & 63];
+  }
+  id[len + 22] = '\0';
 }
 
 gr_future *gr_record_find(gr_runtime *rt, const char *id, char *pool,
@@ -351,30 +511,25 @@ gr_future *gr_record_find(gr_runtime *rt, const char *id, char *pool,
 }
 
 int gr_record_forget(gr_runtime *rt, const char *id) {
+  gr_future *f = gr_record_find(rt, id, NULL, 0);
+  if (!f)
+    return 0;
+  int state = gr_future_state(f);
+  gr_future_unref(f);
+  if (!GR_STATE_FINAL(state))
+    return GR_EBUSY;
   return rt->store->ops->forget(rt->store, id);
 }
 
-/* A job's key: a counter scrambled with the runtime's random key (a
- * bijection of 64 bits), so ids are unique and cannot be guessed. */
-static gr_record_key new_job_key(gr_runtime *rt) {
-  uint64_t x = atomic_fetch_add(&rt->next_job, 1) ^ rt->record_key;
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return (gr_record_key){x, 'j'};
+size_t gr_record_list(gr_runtime *rt, const char *pool, int state,
+                      uint64_t before, gr_record_entry *out, size_t limit) {
+  return rt->store->ops->list(rt->store, pool, state, before, out, limit);
 }
 
-int64_t gr_go_recorded(gr_runtime *rt, const gr_spawn *s, char *id,
-                       size_t idlen) {
-  char job_id[GR_RECORD_ID_MAX];
-  assert(s->future && idlen > 0);
-  id[0] = '\0';
-  if (gr__record_add(rt, new_job_key(rt), NULL, s->future, job_id) != GR_OK) {
-    gr_pack_free(s->pack);
-    return GR_ENOMEM;
-  }
-  snprintf(id, idlen, "%s", job_id);
-  return gr_go(rt, s);
+int gr_record_store_error(gr_runtime *rt, char *msg, size_t len) {
+  return rt->store->ops->error(rt->store, msg, len);
+}
+
+void gr_records_freeze(gr_runtime *rt) {
+  rt->store->ops->freeze(rt->store);
 }

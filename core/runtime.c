@@ -7,7 +7,7 @@
  * pools (pool.c). Shutdown cancels every live goroutine and waits for each to
  * unwind, so no goroutine is ever abandoned mid-flight.
  */
-#include "internal.h"
+#include "pool.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -109,6 +109,14 @@ const char *gr_strerror(int code) {
     return "too many pools";
   case GR_EMAXQUEUED:
     return "too many tasks queued";
+  case GR_ESTORE:
+    return "the record store cannot write";
+  case GR_ECONFLICT:
+    return "the idempotency key was used with another request";
+  case GR_EBUSY:
+    return "not finished yet";
+  case GR_ENOREPLAY:
+    return "its work cannot run again (it held live objects)";
   default:
     return "unknown error";
   }
@@ -163,8 +171,14 @@ gr_runtime *gr_runtime_new(const gr_config *cfg) {
   rt->workers_cap = rt->nworkers + (int)rt->cfg.max_extra_workers;
   rt->workers = calloc((size_t)rt->workers_cap, sizeof *rt->workers);
   rt->pools = gr__pool_registry_new(&rt->cfg);
-  if (!rt->workers || !rt->pools || gr__records_init(rt, &rt->cfg) != GR_OK) {
+  rt->jobs = gr__pool_new(rt, "", INT64_MAX / 4, 0);
+  if (rt->jobs)
+    rt->jobs->jobs = 1;
+  if (!rt->workers || !rt->pools || !rt->jobs ||
+      gr__records_init(rt, &rt->cfg) != GR_OK) {
     free(rt->workers);
+    if (rt->jobs)
+      gr_pool_unref(rt->jobs);
     gr__pool_registry_free(rt->pools);
     gr__records_free(rt);
     free(rt);
@@ -409,6 +423,7 @@ void gr_runtime_free(gr_runtime *rt) {
   gr__free_outsiders(rt);
   gr__monitor_stop(rt);
   gr__pool_registry_free(rt->pools);
+  gr_pool_unref(rt->jobs);
   gr__records_free(rt);
   free(rt->workers);
   free(rt->heap);

@@ -436,20 +436,59 @@ START_TEST(pool_policy_is_enforced_in_core) {
 }
 END_TEST
 
+static void note_done(void *ud, int ok) {
+  *(int *)ud = ok ? 1 : -1;
+}
+
+/* Adds a record id (pool: NULL for a job) to st; the store's answer. */
+static int store_add(gr_store *st, const char *id, const char *pool,
+                     const char *key, const char *digest, gr_future *f,
+                     void **handle, char *existing) {
+  gr_record r = {.id = id,
+                 .pool = pool,
+                 .state = GR_QUEUED,
+                 .attempt = 1,
+                 .work = "w",
+                 .work_len = 1,
+                 .opts = {.max_attempts = 1},
+                 .idem_key = key,
+                 .idem_digest = digest};
+  return st->ops->add(st, &r, f, handle, existing);
+}
+
+static void store_finish(gr_store *st, void *handle, const char *id,
+                         int state) {
+  gr_record r = {.id = id, .state = state, .attempt = 1};
+  int done = 0;
+  st->ops->update(st, handle, &r, note_done, &done);
+  ck_assert_int_eq(done, 1); /* the memory store writes at once */
+}
+
 /* The store in memory: records by id, their pool, retention by count and
- * by age, and forgetting. */
+ * by age, lists newest first, idempotency keys, and forgetting. */
 START_TEST(memory_store_keeps_and_drops_records) {
   gr_store *st = gr_store_memory_new(300, 2);
   gr_future *f[4];
   void *handle[4] = {NULL};
-  char id[16], pool[8];
+  char id[16], pool[8], existing[GR_RECORD_ID_MAX];
   for (int i = 0; i < 4; i++) { /* the last one never finishes */
     f[i] =
         i < 3 ? t_start(rt, "return 1", GR_PROFILE_TRUSTED) : gr_future_new();
     snprintf(id, sizeof id, "r%d", i);
-    ck_assert_int_eq(st->ops->add(st, id, i % 2 ? "p" : NULL, f[i], &handle[i]),
+    ck_assert_int_eq(store_add(st, id, i % 2 ? "p" : NULL, i == 3 ? "k" : NULL,
+                               "d1", f[i], &handle[i], existing),
                      GR_OK);
   }
+  /* A key seen again: the same request, or another one. */
+  gr_future *extra = gr_future_new();
+  void *h = NULL;
+  ck_assert_int_eq(store_add(st, "r9", NULL, "k", "d1", extra, &h, existing),
+                   GR_EEXIST);
+  ck_assert_str_eq(existing, "r3");
+  ck_assert_int_eq(store_add(st, "r9", NULL, "k", "d2", extra, &h, existing),
+                   GR_ECONFLICT);
+  ck_assert_ptr_null(st->ops->find(st, "r9", NULL, 0));
+  gr_future_unref(extra);
   gr_future *got = st->ops->find(st, "r1", pool, sizeof pool);
   ck_assert_ptr_eq(got, f[1]);
   ck_assert_str_eq(pool, "p");
@@ -458,11 +497,25 @@ START_TEST(memory_store_keeps_and_drops_records) {
   ck_assert_str_eq(pool, "");
   gr_future_unref(got);
   ck_assert_ptr_null(st->ops->find(st, "nope", pool, sizeof pool));
+  /* Lists: the jobs (no pool), newest first, by pages. */
+  gr_record_entry e[4];
+  ck_assert_uint_eq(st->ops->list(st, NULL, -1, 0, e, 4), 2);
+  ck_assert_str_eq(e[0].id, "r2");
+  ck_assert_str_eq(e[1].id, "r0");
+  uint64_t cursor = e[0].seq;
+  for (int i = 0; i < 2; i++)
+    gr_future_unref(e[i].future);
+  ck_assert_uint_eq(st->ops->list(st, NULL, -1, cursor, e, 4), 1);
+  ck_assert_str_eq(e[0].id, "r0");
+  gr_future_unref(e[0].future);
+  ck_assert_uint_eq(st->ops->list(st, "p", GR_QUEUED, 0, e, 4), 1);
+  ck_assert_str_eq(e[0].id, "r3");
+  gr_future_unref(e[0].future);
   /* Finished records: the oldest leave beyond 2; unfinished ones stay. */
   for (int i = 0; i < 3; i++) {
     ck_assert_int_eq(gr_future_wait(f[i], 10000), GR_SUCCEEDED);
     snprintf(id, sizeof id, "r%d", i);
-    st->ops->update(st, id, handle[i], f[i], GR_SUCCEEDED);
+    store_finish(st, handle[i], id, GR_SUCCEEDED);
   }
   ck_assert_ptr_null(st->ops->find(st, "r0", NULL, 0));
   got = st->ops->find(st, "r3", NULL, 0);
@@ -475,11 +528,11 @@ START_TEST(memory_store_keeps_and_drops_records) {
   got = st->ops->find(st, "r3", NULL, 0);
   ck_assert_ptr_nonnull(got); /* never finished: kept */
   gr_future_unref(got);
+  /* An unfinished record is not forgotten; a finished one is, once. */
+  ck_assert_int_eq(st->ops->forget(st, "r3"), 0);
+  store_finish(st, handle[3], "r3", GR_CANCELLED);
   ck_assert_int_eq(st->ops->forget(st, "r3"), 1);
   ck_assert_int_eq(st->ops->forget(st, "r3"), 0);
-  /* A record forgotten before its end takes its final update all the same
-   * (its handle stays valid until then; the sanitizers watch). */
-  st->ops->update(st, "r3", handle[3], f[3], GR_CANCELLED);
   ck_assert_ptr_null(st->ops->find(st, "r3", NULL, 0));
   st->ops->destroy(st);
   for (int i = 0; i < 4; i++)
@@ -502,9 +555,12 @@ START_TEST(records_of_tasks_and_jobs) {
   gr_future_unref(f);
   gr_future *jf = gr_future_new();
   gr_spawn js = {.pack = source_pack("return 8"), .future = jf};
-  ck_assert_int_gt(gr_go_recorded(rt, &js, job, sizeof job), 0);
+  ck_assert_int_eq(gr_go_recorded(rt, &js, job, sizeof job), GR_OK);
   ck_assert_int_eq(strncmp(job, "job-", 4), 0);
-  ck_assert_uint_eq(strlen(job), 20);
+  ck_assert_uint_eq(strlen(job), 26); /* 128 random bits, URL-safe */
+  ck_assert_uint_eq(strspn(job + 4, "abcdefghijklmnopqrstuvwxyz"
+                                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"),
+                    22);
   f = gr_record_find(rt, job, where, sizeof where);
   ck_assert_ptr_eq(f, jf);
   ck_assert_str_eq(where, "");

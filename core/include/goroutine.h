@@ -520,19 +520,19 @@ typedef struct gr_work_options {
  * the call that passes it only. */
 typedef struct gr_record {
   const char *id;
-  const char *pool;  /* NULL for a job */
-  uint64_t seq;      /* order of acceptance, given by the store's add; a
-                        record passed to add with seq != 0 is one the store
-                        gave back at restore (already stored) */
-  int state;         /* enum gr_state */
-  int attempt;       /* 1-based: the one running, last run or next to run */
+  const char *pool; /* NULL for a job */
+  uint64_t seq;     /* order of acceptance, given by the store's add; a
+                       record passed to add with seq != 0 is one the store
+                       gave back at restore (already stored) */
+  int state;        /* enum gr_state */
+  int attempt;      /* 1-based: the one running, last run or next to run */
   int64_t created_ms, started_ms, finished_ms; /* wall clock; 0 = not yet */
-  const void *work;  /* the pack (function, then arguments) as bytes, */
-  size_t work_len;   /* NULL when it could not be stored (live objects) */
+  const void *work; /* the pack (function, then arguments) as bytes, */
+  size_t work_len;  /* NULL when it could not be stored (live objects) */
   gr_work_options opts;
   const void *values; /* the results as pack bytes, when SUCCEEDED */
   size_t values_len;
-  const char *error;  /* when FAILED, TIMED_OUT or CANCELLED */
+  const char *error;   /* when FAILED, TIMED_OUT or CANCELLED */
   const void *history; /* earlier attempts (gr_result.history) as pack */
   size_t history_len;  /* bytes; NULL when none */
   const char *idem_key, *idem_digest; /* NULL when none */
