@@ -24,6 +24,11 @@
 #define ST_BUSY_TIMEOUT_MS 5000
 /* The WAL file is cut back to this size after a checkpoint. */
 #define ST_WAL_SIZE_LIMIT (16 * 1024 * 1024)
+/* Up to this size, opening reads every page once (PRAGMA quick_check,
+ * some 30 ms per 10 MB here) to find damage before any work is accepted;
+ * a bigger file is checked through its header, schema and indexes only,
+ * so that opening stays fast. */
+#define ST_CHECK_MAX_BYTES (64 * 1024 * 1024)
 
 /* pools: rowid order is creation order (a put replaces the row, so a pool
  * made again comes last). records: seq is the rowid, so lists in seq
@@ -342,12 +347,39 @@ static int read_counters(st_store *st, char *err, size_t errlen) {
   return 0;
 }
 
+/* Damage anywhere in a file of up to ST_CHECK_MAX_BYTES. */
+static int check_pages(st_store *st, char *err, size_t errlen) {
+  int64_t pages = 0, page_size = 0;
+  int rc = select_int(st->rdb, "PRAGMA page_count", &pages);
+  if (rc == SQLITE_OK)
+    rc = select_int(st->rdb, "PRAGMA page_size", &page_size);
+  if (rc == SQLITE_OK && pages * page_size > ST_CHECK_MAX_BYTES)
+    return 0;
+  sqlite3_stmt *s = NULL;
+  if (rc == SQLITE_OK)
+    rc = sqlite3_prepare_v2(st->rdb, "PRAGMA quick_check(1)", -1, &s, NULL);
+  if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    const char *verdict = (const char *)sqlite3_column_text(s, 0);
+    if (!verdict || strcmp(verdict, "ok") != 0)
+      snprintf(err, errlen,
+               "the store %s is corrupt (%s): restore it from a backup, or "
+               "move it away to start afresh",
+               st->path, verdict ? verdict : "no verdict");
+    rc = verdict && strcmp(verdict, "ok") == 0 ? SQLITE_OK : SQLITE_CORRUPT;
+  } else if (rc != SQLITE_OK) {
+    st_describe_error(st, st->rdb, rc, err, errlen);
+  }
+  sqlite3_finalize(s);
+  return rc == SQLITE_OK ? 0 : -1;
+}
+
 int st_schema_open(st_store *st, int sync_full, int64_t max_pages, char *err,
                    size_t errlen) {
   if (open_writer(st, sync_full, max_pages, err, errlen) != 0 ||
       !(st->rdb = connect_reader(st, err, errlen)) ||
       prepare_all(st, err, errlen) != 0 ||
-      read_counters(st, err, errlen) != 0) {
+      read_counters(st, err, errlen) != 0 ||
+      check_pages(st, err, errlen) != 0) {
     st_schema_close(st);
     return -1;
   }
