@@ -23,6 +23,7 @@
  */
 #include "sqlite_internal.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,7 +213,7 @@ static int apply_forget(st_store *st, st_op *op) {
   return rc;
 }
 
-static int apply(st_store *st, st_op *op) {
+static int apply_op(st_store *st, st_op *op) {
   switch (op->kind) {
   case ST_OP_ADD:
     return apply_add(st, op);
@@ -228,6 +229,18 @@ static int apply(st_store *st, st_op *op) {
   default:
     return SQLITE_OK; /* a barrier */
   }
+}
+
+/* Runs op in the batch's transaction: SQLITE_OK, or the error that fails
+ * the whole batch. A constraint broken by one op (an id stored already)
+ * is that op's failure only: SQLite undid its statement alone. */
+static int apply(st_store *st, st_op *op) {
+  int rc = apply_op(st, op);
+  if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+    op->rc = GR_EINVAL;
+    rc = SQLITE_OK;
+  }
+  return rc;
 }
 
 /* ---- batches ------------------------------------------------------------- */
@@ -462,6 +475,9 @@ static int submit_wait_locked(st_store *st, st_op *op) {
 }
 
 int st_submit_wait(st_store *st, st_op *op) {
+  /* From an update's done (the writer's thread), this would wait for
+   * itself. */
+  assert(!pthread_equal(pthread_self(), st->writer));
   pthread_mutex_lock(&st->mu);
   int rc = st->frozen ? GR_ECLOSED : submit_wait_locked(st, op);
   pthread_mutex_unlock(&st->mu);
@@ -470,6 +486,7 @@ int st_submit_wait(st_store *st, st_op *op) {
 
 void st_writer_freeze(st_store *st) {
   st_op barrier = {.kind = ST_OP_BARRIER};
+  assert(!pthread_equal(pthread_self(), st->writer));
   pthread_mutex_lock(&st->mu);
   if (!st->frozen) {
     st->frozen = 1;

@@ -7,6 +7,11 @@
  * survives the process) or "sqlite:PATH" (a SQLite file in WAL mode, one
  * writer thread committing in groups). Later, "redis://..." for several
  * nodes. No SQL appears outside store/.
+ *
+ * The SQLite store calls an update's done on its writer thread, after the
+ * commit and with no lock held: done may call update, find, read, list and
+ * error, but nothing that waits for the writer (add, forget, pool_put,
+ * pool_drop, freeze: it would wait for itself).
  */
 #ifndef GR_STORE_H
 #define GR_STORE_H
