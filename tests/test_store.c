@@ -1,0 +1,1086 @@
+/*
+ * test_store.c - store/: the SQLite record store through its gr_store_ops,
+ * on real files in a temporary folder: live futures and final ones read
+ * back, durability before add returns (a process that dies right after),
+ * seq order across restarts, idempotency keys (also raced by threads),
+ * lists and their cursor, restore, forget, retention, files refused at
+ * open, a full database, freeze, and update's done after the commit.
+ * Also the store URLs. The figures test prints what group commit and
+ * restore cost.
+ */
+#include "helpers.h"
+
+#include "store.h"
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#else
+#define SANITIZED 0
+#endif
+
+static char dir[64];
+
+static void setup(void) {
+  snprintf(dir, sizeof dir, "/tmp/test_store.XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag,
+                        struct FTW *ftw) {
+  (void)sb, (void)flag, (void)ftw;
+  return remove(path);
+}
+
+static void teardown(void) {
+  nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static const char *file_in_dir(const char *name) {
+  static char path[128];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  return path;
+}
+
+static gr_store *open_with(const char *name, const gr_sqlite_options *o) {
+  char err[512];
+  gr_store *st = gr_store_sqlite_open(file_in_dir(name), o, err, sizeof err);
+  if (!st)
+    ck_abort_msg("open: %s", err);
+  ck_assert_str_eq(st->ops->name, "sqlite");
+  return st;
+}
+
+static gr_store *open_store(void) {
+  return open_with("records.db", NULL);
+}
+
+/* A record just accepted; its work is its id's bytes. */
+static gr_record queued(const char *id, const char *pool) {
+  return (gr_record){.id = id,
+                     .pool = pool,
+                     .state = GR_QUEUED,
+                     .attempt = 1,
+                     .created_ms = 1700000000000,
+                     .work = id,
+                     .work_len = strlen(id) + 1,
+                     .opts = {.profile = 2,
+                              .timeout_ms = 750,
+                              .memory_limit = 1u << 20,
+                              .max_attempts = 3,
+                              .backoff_ms = 20}};
+}
+
+/* Adds id (GR_OK expected); its handle, its future in *f (or dropped),
+ * its seq in *seq. */
+static void *add_ok(gr_store *st, const char *id, const char *pool,
+                    gr_future **f, uint64_t *seq) {
+  gr_future *future = gr_future_new();
+  gr_record r = queued(id, pool);
+  void *handle = NULL;
+  char existing[GR_RECORD_ID_MAX];
+  int rc = st->ops->add(st, &r, future, &handle, existing);
+  ck_assert_msg(rc == GR_OK, "add %s: %d", id, rc);
+  ck_assert_ptr_nonnull(handle);
+  ck_assert_uint_gt(r.seq, 0);
+  if (seq)
+    *seq = r.seq;
+  if (f)
+    *f = future;
+  else
+    gr_future_unref(future);
+  return handle;
+}
+
+typedef struct waiter {
+  pthread_mutex_t mu;
+  pthread_cond_t cond;
+  int done, ok;
+} waiter;
+
+static void waiter_done(void *ud, int ok) {
+  waiter *w = ud;
+  pthread_mutex_lock(&w->mu);
+  w->done = 1;
+  w->ok = ok;
+  pthread_cond_signal(&w->cond);
+  pthread_mutex_unlock(&w->mu);
+}
+
+/* Gives the update and waits for its done; returns its ok. */
+static int update_wait(gr_store *st, void *handle, const gr_record *r) {
+  waiter w = {.done = 0};
+  pthread_mutex_init(&w.mu, NULL);
+  pthread_cond_init(&w.cond, NULL);
+  st->ops->update(st, handle, r, waiter_done, &w);
+  pthread_mutex_lock(&w.mu);
+  while (!w.done)
+    pthread_cond_wait(&w.cond, &w.mu);
+  pthread_mutex_unlock(&w.mu);
+  pthread_mutex_destroy(&w.mu);
+  pthread_cond_destroy(&w.cond);
+  return w.ok;
+}
+
+/* id's next state: state with attempt, and error when not NULL. */
+static int update_to(gr_store *st, void *handle, const char *id, int state,
+                     int attempt, const char *error) {
+  gr_record r = {.id = id,
+                 .state = state,
+                 .attempt = attempt,
+                 .created_ms = 1700000000000,
+                 .started_ms = 1700000000100,
+                 .finished_ms = GR_STATE_FINAL(state) ? 1700000000200 : 0,
+                 .error = error,
+                 .opts = {.max_attempts = 3}};
+  return update_wait(st, handle, &r);
+}
+
+static void finish(gr_store *st, void *handle, const char *id) {
+  ck_assert_int_eq(update_to(st, handle, id, GR_RUNNING, 1, NULL), 1);
+  ck_assert_int_eq(update_to(st, handle, id, GR_FAILED, 1, "boom"), 1);
+}
+
+/* The state find reports for id, or -1 when it finds nothing. */
+static int found_state(gr_store *st, const char *id) {
+  gr_future *f = st->ops->find(st, id, NULL, 0);
+  if (!f)
+    return -1;
+  int state = gr_future_state(f);
+  gr_future_unref(f);
+  return state;
+}
+
+/* How many records list gives for pool (all states). */
+static size_t count_records(gr_store *st, const char *pool) {
+  enum { MAX = 4096 };
+  gr_record_entry *out = malloc(MAX * sizeof *out);
+  size_t n = st->ops->list(st, pool, -1, 0, out, MAX);
+  for (size_t i = 0; i < n; i++)
+    gr_future_unref(out[i].future);
+  free(out);
+  return n;
+}
+
+/* What restore hands out, counted and checked. */
+typedef struct restored {
+  char pools[8][GR_POOL_NAME_MAX + 1];
+  int npools;
+  char ids[64][GR_RECORD_ID_MAX];
+  int states[64];
+  int nrecords;
+  uint64_t last_seq;
+  int in_order, work_ok;
+  int fail_at; /* the record callback refuses the Nth (1-based); 0: none */
+  gr_store *store;
+  gr_future *made_live; /* with store: restored records are added back */
+  void *handles[64];
+} restored;
+
+static int on_pool(void *ud, const char *name, int64_t workers,
+                   int64_t queue_size) {
+  restored *rs = ud;
+  ck_assert_int_eq(workers, 4);
+  ck_assert_int_eq(queue_size, 100);
+  snprintf(rs->pools[rs->npools++], sizeof rs->pools[0], "%s", name);
+  return GR_OK;
+}
+
+static int on_record(void *ud, const gr_record *r) {
+  restored *rs = ud;
+  int n = rs->nrecords;
+  if (n > 0 && r->seq <= rs->last_seq)
+    rs->in_order = 0;
+  rs->last_seq = r->seq;
+  if (!r->work || strcmp(r->work, r->id) != 0 || r->opts.timeout_ms != 750 ||
+      r->opts.backoff_ms != 20 || r->opts.profile != 2)
+    rs->work_ok = 0;
+  if (n < 64) {
+    snprintf(rs->ids[n], sizeof rs->ids[0], "%s", r->id);
+    rs->states[n] = r->state;
+  }
+  rs->nrecords++;
+  if (rs->fail_at == rs->nrecords)
+    return GR_EINVAL;
+  if (rs->store && n < 64) {
+    gr_record again = *r;
+    char existing[GR_RECORD_ID_MAX];
+    ck_assert_int_eq(rs->store->ops->add(rs->store, &again, rs->made_live,
+                                         &rs->handles[n], existing),
+                     GR_OK);
+  }
+  return GR_OK;
+}
+
+static int restore_into(gr_store *st, restored *rs) {
+  memset(rs, 0, sizeof *rs);
+  rs->in_order = rs->work_ok = 1;
+  gr_restore_fns fns = {.ud = rs, .pool = on_pool, .record = on_record};
+  return st->ops->restore(st, &fns);
+}
+
+/* ---- live and final futures ---------------------------------------------- */
+
+START_TEST(add_then_find_gives_the_live_future) {
+  gr_store *st = open_store();
+  gr_future *f;
+  add_ok(st, "task-a", "p", &f, NULL);
+  char pool[GR_POOL_NAME_MAX + 1] = "x";
+  gr_future *found = st->ops->find(st, "task-a", pool, sizeof pool);
+  ck_assert_ptr_eq(found, f);
+  ck_assert_str_eq(pool, "p");
+  gr_future_unref(found);
+  add_ok(st, "job-b", NULL, NULL, NULL);
+  found = st->ops->find(st, "job-b", pool, sizeof pool);
+  ck_assert_ptr_nonnull(found);
+  ck_assert_str_eq(pool, "");
+  gr_future_unref(found);
+  ck_assert_ptr_null(st->ops->find(st, "task-none", pool, sizeof pool));
+  ck_assert_int_eq(st->ops->error(st, pool, sizeof pool), 0);
+  st->ops->destroy(st);
+  gr_future_unref(f);
+}
+END_TEST
+
+static void *pack_bytes(gr_pack *p, size_t *len) {
+  void *bytes = gr_pack_to_bytes(p, len);
+  ck_assert_ptr_nonnull(bytes);
+  gr_pack_free(p);
+  return bytes;
+}
+
+START_TEST(final_update_is_read_back_from_the_row) {
+  gr_store *st = open_store();
+  gr_future *f;
+  void *h = add_ok(st, "task-1", "p", &f, NULL);
+  ck_assert_int_eq(update_to(st, h, "task-1", GR_RUNNING, 1, NULL), 1);
+  ck_assert_int_eq(found_state(st, "task-1"), GR_QUEUED); /* the live one */
+  gr_pack *values = gr_pack_new(), *history = gr_pack_new();
+  gr_pack_int(values, 42);
+  gr_pack_table_begin(history);
+  gr_pack_str(history, "attempt", 7);
+  gr_pack_int(history, 1);
+  gr_pack_str(history, "state", 5);
+  gr_pack_str(history, "failed", 6);
+  gr_pack_table_end(history);
+  gr_record r = {.id = "task-1",
+                 .state = GR_SUCCEEDED,
+                 .attempt = 2,
+                 .created_ms = 1700000000000,
+                 .started_ms = 1700000000100,
+                 .finished_ms = 1700000000300,
+                 .opts = {.max_attempts = 3}};
+  void *vb = pack_bytes(values, &r.values_len);
+  void *hb = pack_bytes(history, &r.history_len);
+  r.values = vb;
+  r.history = hb;
+  ck_assert_int_eq(update_wait(st, h, &r), 1);
+  free(vb);
+  free(hb);
+  gr_future *found = st->ops->find(st, "task-1", NULL, 0);
+  ck_assert_ptr_nonnull(found);
+  ck_assert_ptr_ne(found, f); /* no longer live: made from the row */
+  gr_result res;
+  gr_future_result(found, &res);
+  ck_assert_int_eq(res.state, GR_SUCCEEDED);
+  ck_assert_int_eq(res.attempt, 2);
+  ck_assert_int_eq(res.max_attempts, 3);
+  ck_assert_int_eq(res.finished_ms, 1700000000300);
+  ck_assert_ptr_nonnull(res.values);
+  ck_assert_uint_eq(gr_pack_count(res.values), 1);
+  ck_assert_ptr_nonnull(res.history);
+  gr_future_unref(found);
+  void *h2 = add_ok(st, "task-2", "p", NULL, NULL);
+  finish(st, h2, "task-2");
+  found = st->ops->find(st, "task-2", NULL, 0);
+  gr_future_result(found, &res);
+  ck_assert_int_eq(res.state, GR_FAILED);
+  ck_assert_str_eq(res.error, "boom");
+  gr_future_unref(found);
+  st->ops->destroy(st);
+  gr_future_unref(f);
+}
+END_TEST
+
+/* ---- durability and order ------------------------------------------------ */
+
+START_TEST(add_is_durable_when_it_returns) {
+  /* A process adds 50 records and dies at once, without closing. */
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    char err[512];
+    gr_store *st =
+        gr_store_sqlite_open(file_in_dir("records.db"), NULL, err, sizeof err);
+    for (int i = 0; st && i < 50; i++) {
+      char id[32];
+      snprintf(id, sizeof id, "task-%d", i);
+      gr_record r = queued(id, "p");
+      gr_future *f = gr_future_new();
+      void *h;
+      if (st->ops->add(st, &r, f, &h, err) != GR_OK)
+        _exit(2);
+    }
+    _exit(st ? 0 : 1);
+  }
+  int status;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  gr_store *st = open_store();
+  restored rs;
+  ck_assert_int_eq(restore_into(st, &rs), GR_OK);
+  ck_assert_int_eq(rs.nrecords, 50);
+  ck_assert(rs.in_order && rs.work_ok);
+  ck_assert_str_eq(rs.ids[0], "task-0");
+  ck_assert_str_eq(rs.ids[49], "task-49");
+  st->ops->destroy(st);
+}
+END_TEST
+
+START_TEST(seq_goes_on_across_a_reopen) {
+  gr_store *st = open_store();
+  uint64_t seq[5];
+  add_ok(st, "task-a", "p", NULL, &seq[0]);
+  add_ok(st, "task-b", "p", NULL, &seq[1]);
+  void *h = add_ok(st, "task-c", "p", NULL, &seq[2]);
+  finish(st, h, "task-c"); /* the newest is finished: seq goes on anyway */
+  st->ops->destroy(st);
+  st = open_store();
+  add_ok(st, "task-d", "p", NULL, &seq[3]);
+  add_ok(st, "task-e", NULL, NULL, &seq[4]);
+  for (int i = 1; i < 5; i++)
+    ck_assert_uint_gt(seq[i], seq[i - 1]);
+  ck_assert_uint_eq(seq[3], seq[2] + 1);
+  gr_record_entry out[8];
+  size_t n = st->ops->list(st, "p", -1, 0, out, 8);
+  ck_assert_uint_eq(n, 4);
+  ck_assert_str_eq(out[0].id, "task-d");
+  ck_assert_str_eq(out[3].id, "task-a");
+  for (size_t i = 0; i < n; i++)
+    gr_future_unref(out[i].future);
+  st->ops->destroy(st);
+}
+END_TEST
+
+/* ---- idempotency --------------------------------------------------------- */
+
+static int add_keyed(gr_store *st, const char *id, const char *key,
+                     const char *digest, char *existing) {
+  gr_record r = queued(id, "p");
+  r.idem_key = key;
+  r.idem_digest = digest;
+  gr_future *f = gr_future_new();
+  void *h = NULL;
+  int rc = st->ops->add(st, &r, f, &h, existing);
+  gr_future_unref(f);
+  return rc;
+}
+
+START_TEST(idempotency_keys) {
+  gr_store *st = open_store();
+  char existing[GR_RECORD_ID_MAX] = "";
+  ck_assert_int_eq(add_keyed(st, "task-1", "key-1", "d1", existing), GR_OK);
+  ck_assert_int_eq(add_keyed(st, "task-2", "key-1", "d1", existing), GR_EEXIST);
+  ck_assert_str_eq(existing, "task-1");
+  existing[0] = '\0';
+  ck_assert_int_eq(add_keyed(st, "task-3", "key-1", "d2", existing),
+                   GR_ECONFLICT);
+  ck_assert_str_eq(existing, "task-1");
+  ck_assert_int_eq(found_state(st, "task-2"), -1);
+  ck_assert_int_eq(found_state(st, "task-3"), -1);
+  ck_assert_int_eq(add_keyed(st, "task-4", "key-2", "d1", existing), GR_OK);
+  ck_assert_uint_eq(count_records(st, "p"), 2);
+  st->ops->destroy(st);
+  st = open_store(); /* kept across a restart */
+  ck_assert_int_eq(add_keyed(st, "task-5", "key-2", "d1", existing), GR_EEXIST);
+  ck_assert_str_eq(existing, "task-4");
+  st->ops->destroy(st);
+}
+END_TEST
+
+enum { RACERS = 8 };
+
+typedef struct racer {
+  gr_store *st;
+  pthread_barrier_t *start;
+  int index, rc;
+  char existing[GR_RECORD_ID_MAX];
+} racer;
+
+static void *race_one_key(void *arg) {
+  racer *r = arg;
+  char id[32];
+  snprintf(id, sizeof id, "task-%d", r->index);
+  pthread_barrier_wait(r->start);
+  r->rc = add_keyed(r->st, id, "the-key", "same", r->existing);
+  return NULL;
+}
+
+START_TEST(one_key_raced_by_threads_adds_one_record) {
+  gr_store *st = open_store();
+  pthread_barrier_t start;
+  pthread_barrier_init(&start, NULL, RACERS);
+  racer racers[RACERS];
+  pthread_t threads[RACERS];
+  for (int i = 0; i < RACERS; i++) {
+    racers[i] = (racer){.st = st, .start = &start, .index = i};
+    pthread_create(&threads[i], NULL, race_one_key, &racers[i]);
+  }
+  int added = -1, nadded = 0;
+  for (int i = 0; i < RACERS; i++) {
+    pthread_join(threads[i], NULL);
+    if (racers[i].rc == GR_OK) {
+      added = i;
+      nadded++;
+    }
+  }
+  ck_assert_int_eq(nadded, 1);
+  char id[32];
+  snprintf(id, sizeof id, "task-%d", added);
+  for (int i = 0; i < RACERS; i++) {
+    if (i != added) {
+      ck_assert_int_eq(racers[i].rc, GR_EEXIST);
+      ck_assert_str_eq(racers[i].existing, id);
+    }
+  }
+  ck_assert_uint_eq(count_records(st, "p"), 1);
+  pthread_barrier_destroy(&start);
+  st->ops->destroy(st);
+}
+END_TEST
+
+/* ---- many writers -------------------------------------------------------- */
+
+typedef struct adder {
+  gr_store *st;
+  const char *prefix;
+  int index, count;
+  uint64_t *seqs;
+  int failures;
+} adder;
+
+static void *add_many(void *arg) {
+  adder *a = arg;
+  for (int i = 0; i < a->count; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "%s-%d-%d", a->prefix, a->index, i);
+    gr_record r = queued(id, "p");
+    gr_future *f = gr_future_new();
+    void *h;
+    char existing[GR_RECORD_ID_MAX];
+    if (a->st->ops->add(a->st, &r, f, &h, existing) != GR_OK)
+      a->failures++;
+    a->seqs[i] = r.seq;
+    gr_future_unref(f);
+  }
+  return NULL;
+}
+
+/* threads x each adds from as many threads, of ids made with prefix; the
+ * time it took in ms. */
+static int64_t add_from_threads(gr_store *st, const char *prefix, int threads,
+                                int each, uint64_t *seqs) {
+  adder adders[16];
+  pthread_t ids[16];
+  int64_t t0 = gr_now_ms();
+  for (int t = 0; t < threads; t++) {
+    adders[t] = (adder){.st = st,
+                        .prefix = prefix,
+                        .index = t,
+                        .count = each,
+                        .seqs = seqs + (size_t)t * each};
+    pthread_create(&ids[t], NULL, add_many, &adders[t]);
+  }
+  for (int t = 0; t < threads; t++) {
+    pthread_join(ids[t], NULL);
+    ck_assert_int_eq(adders[t].failures, 0);
+  }
+  return gr_now_ms() - t0;
+}
+
+static int compare_seq(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+START_TEST(threads_adding_at_once_get_distinct_seqs) {
+  gr_store *st = open_store();
+  uint64_t seqs[2000];
+  add_from_threads(st, "task", 4, 500, seqs);
+  qsort(seqs, 2000, sizeof seqs[0], compare_seq);
+  for (int i = 1; i < 2000; i++)
+    ck_assert_uint_gt(seqs[i], seqs[i - 1]);
+  ck_assert_uint_eq(count_records(st, "p"), 2000);
+  st->ops->destroy(st);
+  st = open_store();
+  ck_assert_uint_eq(count_records(st, "p"), 2000);
+  st->ops->destroy(st);
+}
+END_TEST
+
+/* ---- lists --------------------------------------------------------------- */
+
+START_TEST(lists_newest_first_with_a_cursor) {
+  gr_store *st = open_store();
+  void *h[10];
+  gr_future *live = NULL;
+  for (int i = 0; i < 10; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "task-%d", i);
+    h[i] = add_ok(st, id, "a", i == 9 ? &live : NULL, NULL);
+    snprintf(id, sizeof id, "job-%d", i);
+    add_ok(st, id, NULL, NULL, NULL);
+  }
+  add_ok(st, "task-b", "b", NULL, NULL);
+  for (int i = 0; i < 10; i += 2) { /* task-0, 2, 4, 6, 8 end */
+    char id[32];
+    snprintf(id, sizeof id, "task-%d", i);
+    finish(st, h[i], id);
+  }
+  gr_record_entry out[16];
+  size_t n = st->ops->list(st, "a", -1, 0, out, 4);
+  ck_assert_uint_eq(n, 4);
+  const char *first_page[] = {"task-9", "task-8", "task-7", "task-6"};
+  for (size_t i = 0; i < n; i++) {
+    ck_assert_str_eq(out[i].id, first_page[i]);
+    ck_assert_str_eq(out[i].pool, "a");
+  }
+  ck_assert_ptr_eq(out[0].future, live);
+  ck_assert_int_eq(gr_future_state(out[1].future), GR_FAILED); /* the row */
+  uint64_t before = out[3].seq;
+  for (size_t i = 0; i < n; i++)
+    gr_future_unref(out[i].future);
+  n = st->ops->list(st, "a", -1, before, out, 16);
+  ck_assert_uint_eq(n, 6);
+  ck_assert_str_eq(out[0].id, "task-5");
+  ck_assert_str_eq(out[5].id, "task-0");
+  for (size_t i = 0; i < n; i++)
+    gr_future_unref(out[i].future);
+  n = st->ops->list(st, "a", GR_FAILED, 0, out, 16);
+  ck_assert_uint_eq(n, 5);
+  ck_assert_str_eq(out[0].id, "task-8");
+  ck_assert_str_eq(out[4].id, "task-0");
+  for (size_t i = 0; i < n; i++)
+    gr_future_unref(out[i].future);
+  n = st->ops->list(st, NULL, GR_QUEUED, 0, out, 16);
+  ck_assert_uint_eq(n, 10);
+  ck_assert_str_eq(out[0].id, "job-9");
+  ck_assert_str_eq(out[0].pool, "");
+  for (size_t i = 0; i < n; i++)
+    gr_future_unref(out[i].future);
+  ck_assert_uint_eq(st->ops->list(st, "none", -1, 0, out, 16), 0);
+  ck_assert_uint_eq(st->ops->list(st, "a", GR_SUCCEEDED, 0, out, 16), 0);
+  st->ops->destroy(st);
+  gr_future_unref(live);
+}
+END_TEST
+
+/* ---- restore ------------------------------------------------------------- */
+
+START_TEST(restore_gives_pools_then_unfinished_records_in_order) {
+  gr_store *st = open_store();
+  ck_assert_int_eq(st->ops->pool_put(st, "first", 4, 100), GR_OK);
+  ck_assert_int_eq(st->ops->pool_put(st, "dropped", 4, 100), GR_OK);
+  ck_assert_int_eq(st->ops->pool_put(st, "second", 4, 100), GR_OK);
+  ck_assert_int_eq(st->ops->pool_drop(st, "dropped"), GR_OK);
+  const char *ids[] = {"task-1", "job-2", "task-3", "task-4", "task-5"};
+  void *h[5];
+  for (int i = 0; i < 5; i++)
+    h[i] = add_ok(st, ids[i], i == 1 ? NULL : "first", NULL, NULL);
+  finish(st, h[1], ids[1]);
+  finish(st, h[3], ids[3]);
+  ck_assert_int_eq(update_to(st, h[4], ids[4], GR_RUNNING, 1, NULL), 1);
+  st->ops->destroy(st);
+
+  st = open_store();
+  restored rs;
+  gr_future *f = gr_future_new();
+  ck_assert_int_eq(restore_into(st, &rs), GR_OK);
+  ck_assert_int_eq(rs.npools, 2);
+  ck_assert_str_eq(rs.pools[0], "first");
+  ck_assert_str_eq(rs.pools[1], "second");
+  ck_assert_int_eq(rs.nrecords, 3);
+  ck_assert(rs.in_order && rs.work_ok);
+  ck_assert_str_eq(rs.ids[0], "task-1");
+  ck_assert_str_eq(rs.ids[1], "task-3");
+  ck_assert_str_eq(rs.ids[2], "task-5");
+  ck_assert_int_eq(rs.states[2], GR_RUNNING);
+  /* A callback's error stops restore. */
+  memset(&rs, 0, sizeof rs);
+  rs.fail_at = 2;
+  gr_restore_fns fns = {.ud = &rs, .pool = on_pool, .record = on_record};
+  ck_assert_int_eq(st->ops->restore(st, &fns), GR_EINVAL);
+  ck_assert_int_eq(rs.nrecords, 2);
+  /* Added back from restore, records are live again without a write. */
+  memset(&rs, 0, sizeof rs);
+  rs.store = st;
+  rs.made_live = f;
+  fns.ud = &rs;
+  ck_assert_int_eq(st->ops->restore(st, &fns), GR_OK);
+  gr_future *found = st->ops->find(st, "task-3", NULL, 0);
+  ck_assert_ptr_eq(found, f);
+  gr_future_unref(found);
+  finish(st, rs.handles[1], "task-3");
+  ck_assert_int_eq(found_state(st, "task-3"), GR_FAILED);
+  st->ops->destroy(st);
+  gr_future_unref(f);
+}
+END_TEST
+
+/* A finished record added again under its seq (a replay) is unfinished
+ * from then on: kept, restored, and finished again by its updates. */
+START_TEST(a_replay_reopens_a_finished_record) {
+  gr_store *st = open_store();
+  uint64_t seq;
+  void *h = add_ok(st, "task-r", "p", NULL, &seq);
+  finish(st, h, "task-r");
+  gr_record again = queued("task-r", "p");
+  again.seq = seq;
+  again.attempt = 2;
+  again.opts.max_attempts = 2;
+  gr_future *f = gr_future_new();
+  char existing[GR_RECORD_ID_MAX];
+  ck_assert_int_eq(st->ops->add(st, &again, f, &h, existing), GR_OK);
+  gr_future *found = st->ops->find(st, "task-r", NULL, 0);
+  ck_assert_ptr_eq(found, f);
+  gr_future_unref(found);
+  ck_assert_int_eq(st->ops->forget(st, "task-r"), 0);
+  st->ops->destroy(st);
+  st = open_store();
+  restored rs;
+  ck_assert_int_eq(restore_into(st, &rs), GR_OK);
+  ck_assert_int_eq(rs.nrecords, 1);
+  ck_assert_int_eq(rs.states[0], GR_QUEUED);
+  gr_record gone = queued("task-gone", "p");
+  gone.seq = 12345;
+  ck_assert_int_eq(st->ops->add(st, &gone, f, &h, existing), GR_ENOTFOUND);
+  ck_assert_int_eq(found_state(st, "task-gone"), -1);
+  st->ops->destroy(st);
+  gr_future_unref(f);
+}
+END_TEST
+
+/* ---- forget and retention ------------------------------------------------ */
+
+START_TEST(forget_drops_finished_records_only) {
+  gr_store *st = open_store();
+  void *h = add_ok(st, "task-done", "p", NULL, NULL);
+  add_ok(st, "task-live", "p", NULL, NULL);
+  finish(st, h, "task-done");
+  ck_assert_int_eq(st->ops->forget(st, "task-live"), 0);
+  ck_assert_int_eq(found_state(st, "task-live"), GR_QUEUED);
+  ck_assert_int_eq(st->ops->forget(st, "task-done"), 1);
+  ck_assert_int_eq(found_state(st, "task-done"), -1);
+  ck_assert_int_eq(st->ops->forget(st, "task-done"), 0);
+  ck_assert_int_eq(st->ops->forget(st, "task-unknown"), 0);
+  st->ops->destroy(st);
+}
+END_TEST
+
+/* Polls count_records until it is at most max (5 s at most). */
+static size_t settle_at_most(gr_store *st, const char *pool, size_t max) {
+  size_t n = count_records(st, pool);
+  for (int i = 0; i < 500 && n > max; i++) {
+    usleep(10000);
+    n = count_records(st, pool);
+  }
+  return n;
+}
+
+static off_t file_size(const char *name) {
+  struct stat sb;
+  return stat(file_in_dir(name), &sb) == 0 ? sb.st_size : 0;
+}
+
+START_TEST(retention_keeps_max_finished_and_every_unfinished) {
+  gr_sqlite_options o = {.max_finished = 20};
+  gr_store *st = open_with("records.db", &o);
+  for (int i = 0; i < 5; i++) { /* the oldest, never finished */
+    char id[32];
+    snprintf(id, sizeof id, "task-waiting-%d", i);
+    add_ok(st, id, "p", NULL, NULL);
+  }
+  off_t peak = 0;
+  for (int round = 0; round < 20; round++) {
+    for (int i = 0; i < 100; i++) {
+      char id[32];
+      snprintf(id, sizeof id, "task-%d-%d", round, i);
+      void *h = add_ok(st, id, "p", NULL, NULL);
+      ck_assert_int_eq(update_to(st, h, id, GR_SUCCEEDED, 1, NULL), 1);
+    }
+    off_t size = file_size("records.db") + file_size("records.db-wal");
+    peak = size > peak ? size : peak;
+  }
+  ck_assert_uint_le(settle_at_most(st, "p", 25), 25);
+  for (int i = 0; i < 5; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "task-waiting-%d", i);
+    ck_assert_int_eq(found_state(st, id), GR_QUEUED);
+  }
+  ck_assert_int_eq(found_state(st, "task-19-99"), GR_SUCCEEDED);
+  ck_assert_int_eq(found_state(st, "task-0-0"), -1);
+  /* 2,000 records went through; the file stayed small all along. */
+  ck_assert_int_lt(peak, 8 << 20);
+  st->ops->destroy(st);
+}
+END_TEST
+
+START_TEST(retention_drops_records_past_the_ttl) {
+  gr_sqlite_options o = {.ttl_ms = 200};
+  gr_store *st = open_with("records.db", &o);
+  add_ok(st, "task-waiting", "p", NULL, NULL);
+  for (int i = 0; i < 5; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "task-%d", i);
+    void *h = add_ok(st, id, "p", NULL, NULL);
+    finish(st, h, id);
+  }
+  ck_assert_uint_eq(count_records(st, "p"), 6);
+  ck_assert_uint_eq(settle_at_most(st, "p", 1), 1);
+  ck_assert_int_eq(found_state(st, "task-waiting"), GR_QUEUED);
+  st->ops->destroy(st);
+}
+END_TEST
+
+/* ---- files refused ------------------------------------------------------- */
+
+static void write_file(const char *name, const void *bytes, size_t len,
+                       off_t at) {
+  int fd = open(file_in_dir(name), O_WRONLY | O_CREAT, 0600);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(pwrite(fd, bytes, len, at), (ssize_t)len);
+  close(fd);
+}
+
+/* Opening name fails with a message naming it and containing needle. */
+static void refused(const char *name, const char *needle) {
+  char err[512] = "";
+  gr_store *st = gr_store_sqlite_open(file_in_dir(name), NULL, err, sizeof err);
+  ck_assert_msg(!st, "%s opened", name);
+  ck_assert_msg(strstr(err, file_in_dir(name)) && strstr(err, needle),
+                "message: %s", err);
+}
+
+START_TEST(garbage_files_are_refused_and_left_alone) {
+  unsigned char junk[8192];
+  for (size_t i = 0; i < sizeof junk; i++)
+    junk[i] = (unsigned char)(i * 7919 + 13);
+  write_file("junk.db", junk, sizeof junk, 0);
+  refused("junk.db", "not a SQLite database");
+  ck_assert_int_eq(file_size("junk.db"), sizeof junk);
+  /* A SQLite header, then garbage. */
+  memcpy(junk, "SQLite format 3", 16);
+  write_file("header.db", junk, sizeof junk, 0);
+  refused("header.db", "the store");
+  ck_assert_int_eq(file_size("header.db"), sizeof junk);
+  /* A store whose pages were overwritten past its header. */
+  gr_store *st = open_with("damaged.db", NULL);
+  for (int i = 0; i < 200; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "task-%d", i);
+    add_ok(st, id, "p", NULL, NULL);
+  }
+  st->ops->destroy(st);
+  write_file("damaged.db", junk + 100, 4000, 4096);
+  write_file("damaged.db", junk + 100, 4000, 8192);
+  refused("damaged.db", "the store");
+}
+END_TEST
+
+START_TEST(other_databases_and_versions_are_refused) {
+  gr_store *st = open_with("other.db", NULL);
+  st->ops->destroy(st);
+  /* The header's application id (offset 68) says whose file it is. */
+  static const unsigned char other_app[4] = {0, 0, 0, 7};
+  write_file("other.db", other_app, 4, 68);
+  refused("other.db", "not a goroutined store");
+  st = open_with("newer.db", NULL);
+  st->ops->destroy(st);
+  /* user_version (offset 60): a schema from a later goroutined. */
+  static const unsigned char version[4] = {0, 0, 0, 99};
+  write_file("newer.db", version, 4, 60);
+  refused("newer.db", "schema version 99");
+  char err[512];
+  ck_assert_ptr_null(
+      gr_store_sqlite_open("/nonexistent-folder/x.db", NULL, err, sizeof err));
+  ck_assert_ptr_nonnull(strstr(err, "/nonexistent-folder/x.db"));
+}
+END_TEST
+
+/* ---- errors -------------------------------------------------------------- */
+
+START_TEST(a_full_database_refuses_writes_and_keeps_serving_reads) {
+  gr_sqlite_options o = {.max_pages = 60};
+  gr_store *st = open_with("full.db", &o);
+  static char big[3000];
+  memset(big, 'w', sizeof big - 1);
+  gr_future *live;
+  void *live_h = add_ok(st, "task-live", "p", &live, NULL);
+  for (int i = 0; i < 10; i++) { /* finished, a page each */
+    char id[32];
+    snprintf(id, sizeof id, "task-old-%d", i);
+    gr_record r = queued(id, "p");
+    r.work = big;
+    r.work_len = sizeof big;
+    gr_future *f = gr_future_new();
+    void *h;
+    char existing[GR_RECORD_ID_MAX];
+    ck_assert_int_eq(st->ops->add(st, &r, f, &h, existing), GR_OK);
+    gr_future_unref(f);
+    finish(st, h, id);
+  }
+  int added = 0, rc = GR_OK;
+  while (rc == GR_OK && added < 1000) {
+    char id[32];
+    snprintf(id, sizeof id, "task-big-%d", added);
+    gr_record r = queued(id, "p");
+    r.work = big;
+    r.work_len = sizeof big;
+    gr_future *f = gr_future_new();
+    void *h;
+    char existing[GR_RECORD_ID_MAX];
+    rc = st->ops->add(st, &r, f, &h, existing);
+    gr_future_unref(f);
+    added += rc == GR_OK;
+  }
+  ck_assert_int_eq(rc, GR_ESTORE);
+  ck_assert_int_gt(added, 5);
+  char msg[512];
+  ck_assert_int_eq(st->ops->error(st, msg, sizeof msg), 1);
+  ck_assert_msg(strstr(msg, file_in_dir("full.db")) && strstr(msg, "full"),
+                "message: %s", msg);
+  ck_assert_int_eq(found_state(st, "task-big-999"), -1);
+  /* An update that needs room fails: the record stays live. */
+  gr_record r = {.id = "task-live", .state = GR_FAILED, .attempt = 1};
+  char *long_error = malloc(200000);
+  memset(long_error, 'e', 199999);
+  long_error[199999] = '\0';
+  r.error = long_error;
+  ck_assert_int_eq(update_wait(st, live_h, &r), 0);
+  free(long_error);
+  gr_future *found = st->ops->find(st, "task-live", NULL, 0);
+  ck_assert_ptr_eq(found, live);
+  gr_future_unref(found);
+  /* Reads go on. */
+  ck_assert_int_eq(found_state(st, "task-old-3"), GR_FAILED);
+  ck_assert_int_eq(found_state(st, "task-big-0"), GR_QUEUED);
+  ck_assert_uint_eq(count_records(st, "p"), (size_t)added + 11);
+  /* Room made: writes succeed again, and the error is gone. */
+  for (int i = 0; i < 10; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "task-old-%d", i);
+    ck_assert_int_eq(st->ops->forget(st, id), 1);
+  }
+  ck_assert_int_eq(st->ops->error(st, msg, sizeof msg), 0);
+  add_ok(st, "task-after", "p", NULL, NULL);
+  st->ops->destroy(st);
+  gr_future_unref(live);
+}
+END_TEST
+
+/* ---- freeze, and done ---------------------------------------------------- */
+
+START_TEST(nothing_is_written_after_freeze) {
+  gr_store *st = open_store();
+  st->ops->pool_put(st, "p", 4, 100);
+  void *h1 = add_ok(st, "task-1", "p", NULL, NULL);
+  add_ok(st, "task-2", "p", NULL, NULL);
+  ck_assert_int_eq(update_to(st, h1, "task-1", GR_RUNNING, 1, NULL), 1);
+  st->ops->freeze(st);
+  char existing[GR_RECORD_ID_MAX];
+  gr_record r = queued("task-3", "p");
+  gr_future *f = gr_future_new();
+  void *h3 = NULL;
+  ck_assert_int_eq(st->ops->add(st, &r, f, &h3, existing), GR_ECLOSED);
+  gr_future_unref(f);
+  /* done at once, on this thread */
+  waiter w = {.done = 0};
+  gr_record fin = {.id = "task-1", .state = GR_SUCCEEDED, .attempt = 1};
+  st->ops->update(st, h1, &fin, waiter_done, &w);
+  ck_assert_int_eq(w.done, 1);
+  ck_assert_int_eq(w.ok, 1);
+  ck_assert_int_eq(st->ops->pool_put(st, "later", 4, 100), GR_OK);
+  ck_assert_int_eq(st->ops->pool_drop(st, "p"), GR_OK);
+  st->ops->destroy(st);
+  st = open_store();
+  restored rs;
+  ck_assert_int_eq(restore_into(st, &rs), GR_OK);
+  ck_assert_int_eq(rs.npools, 1);
+  ck_assert_str_eq(rs.pools[0], "p");
+  ck_assert_int_eq(rs.nrecords, 2);
+  ck_assert_int_eq(rs.states[0], GR_RUNNING);
+  ck_assert_int_eq(rs.states[1], GR_QUEUED);
+  st->ops->destroy(st);
+}
+END_TEST
+
+/* What done saw when it called the store back. */
+typedef struct reentry {
+  gr_store *st;
+  waiter w;
+  int state_found, listed, errored;
+} reentry;
+
+static void done_calls_back(void *ud, int ok) {
+  reentry *re = ud;
+  re->state_found = found_state(re->st, "task-1");
+  gr_record_entry out[4];
+  re->listed = (int)re->st->ops->list(re->st, "p", GR_SUCCEEDED, 0, out, 4);
+  for (int i = 0; i < re->listed; i++)
+    gr_future_unref(out[i].future);
+  char msg[64];
+  re->errored = re->st->ops->error(re->st, msg, sizeof msg);
+  waiter_done(&re->w, ok);
+}
+
+START_TEST(done_comes_after_the_commit_and_may_call_the_store) {
+  gr_store *st = open_store();
+  gr_future *f;
+  void *h = add_ok(st, "task-1", "p", &f, NULL);
+  reentry re = {.st = st, .state_found = -2};
+  pthread_mutex_init(&re.w.mu, NULL);
+  pthread_cond_init(&re.w.cond, NULL);
+  gr_record r = {.id = "task-1", .state = GR_SUCCEEDED, .attempt = 1};
+  st->ops->update(st, h, &r, done_calls_back, &re);
+  pthread_mutex_lock(&re.w.mu);
+  while (!re.w.done)
+    pthread_cond_wait(&re.w.cond, &re.w.mu);
+  pthread_mutex_unlock(&re.w.mu);
+  ck_assert_int_eq(re.w.ok, 1);
+  /* The future itself never finished: what done found was the row. */
+  ck_assert_int_eq(gr_future_state(f), GR_QUEUED);
+  ck_assert_int_eq(re.state_found, GR_SUCCEEDED);
+  ck_assert_int_eq(re.listed, 1);
+  ck_assert_int_eq(re.errored, 0);
+  st->ops->destroy(st);
+  gr_future_unref(f);
+}
+END_TEST
+
+/* ---- URLs ---------------------------------------------------------------- */
+
+START_TEST(store_urls) {
+  gr_store_url u;
+  char err[256];
+  ck_assert_int_eq(gr_store_url_parse("memory:", &u, err, sizeof err), 0);
+  ck_assert_int_eq(u.kind, GR_STORE_MEMORY);
+  ck_assert_int_eq(gr_store_url_parse("sqlite:data/x.db", &u, err, 256), 0);
+  ck_assert_int_eq(u.kind, GR_STORE_SQLITE);
+  ck_assert_str_eq(u.path, "data/x.db");
+  ck_assert_int_eq(u.max_pages, 0);
+  ck_assert_int_eq(gr_store_url_parse("sqlite:///var/x.db?max_pages=64", &u,
+                                      err, sizeof err),
+                   0);
+  ck_assert_str_eq(u.path, "/var/x.db");
+  ck_assert_int_eq(u.max_pages, 64);
+  const char *bad[][2] = {
+      {"sqlite:", "missing"},
+      {"sqlite:x.db?max_pages=0", "max_pages"},
+      {"sqlite:x.db?max_pages=12k", "max_pages"},
+      {"sqlite:x.db?cache=1", "max_pages"},
+      {"sqlite://host/x.db", "not a host"},
+      {"redis://localhost:6379", "Redis stores are not supported yet"},
+      {"memory:x", "nothing after"},
+      {"postgres://db", "use memory: or sqlite:PATH"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    err[0] = '\0';
+    ck_assert_int_eq(gr_store_url_parse(bad[i][0], &u, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, bad[i][1]), "%s: %s", bad[i][0], err);
+  }
+  gr_store *st = gr_store_open_url("memory:", NULL, err, sizeof err);
+  ck_assert_ptr_nonnull(st);
+  ck_assert_str_eq(st->ops->name, "memory");
+  st->ops->destroy(st);
+  char url[256];
+  snprintf(url, sizeof url, "sqlite:%s", file_in_dir("url.db"));
+  st = gr_store_open_url(url, NULL, err, sizeof err);
+  ck_assert_ptr_nonnull(st);
+  ck_assert_str_eq(st->ops->name, "sqlite");
+  st->ops->destroy(st);
+  ck_assert_ptr_null(gr_store_open_url("redis://x", NULL, err, sizeof err));
+}
+END_TEST
+
+/* ---- figures ------------------------------------------------------------- */
+
+static int count_restored(void *ud, const gr_record *r) {
+  (*(int64_t *)ud)++;
+  return r->work ? GR_OK : GR_EINVAL;
+}
+
+static int no_pool(void *ud, const char *name, int64_t w, int64_t q) {
+  return GR_OK;
+}
+
+/* 10,000 adds from 4 threads; then open and restore of 100,000 queued
+ * records (20,000 under the sanitizers, which are several times slower). */
+START_TEST(figures) {
+  enum { THREADS = 4 };
+  int total = SANITIZED ? 20000 : 100000;
+  uint64_t *seqs = malloc((size_t)total * sizeof *seqs);
+  gr_store *st = open_store();
+  int64_t adds_ms =
+      add_from_threads(st, "first", THREADS, 10000 / THREADS, seqs);
+  add_from_threads(st, "more", THREADS, (total - 10000) / THREADS, seqs);
+  st->ops->destroy(st);
+  int64_t t0 = gr_now_ms();
+  st = open_store();
+  int64_t open_ms = gr_now_ms() - t0;
+  int64_t n = 0;
+  gr_restore_fns fns = {.ud = &n, .pool = no_pool, .record = count_restored};
+  ck_assert_int_eq(st->ops->restore(st, &fns), GR_OK);
+  int64_t restore_ms = gr_now_ms() - t0 - open_ms;
+  ck_assert_int_eq(n, total);
+  printf("store figures: 10,000 adds from %d threads: %lld ms (%.0f/s); "
+         "%d queued records: open %lld ms, restore %lld ms\n",
+         THREADS, (long long)adds_ms, 10000.0 * 1000 / (adds_ms ? adds_ms : 1),
+         total, (long long)open_ms, (long long)restore_ms);
+  if (!SANITIZED)
+    ck_assert_int_lt(open_ms + restore_ms, 2000);
+  st->ops->destroy(st);
+  free(seqs);
+}
+END_TEST
+
+static Suite *store_suite(void) {
+  Suite *s = suite_create("store");
+  TCase *tc = tcase_create("sqlite");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 300);
+  tcase_add_test(tc, add_then_find_gives_the_live_future);
+  tcase_add_test(tc, final_update_is_read_back_from_the_row);
+  tcase_add_test(tc, add_is_durable_when_it_returns);
+  tcase_add_test(tc, seq_goes_on_across_a_reopen);
+  tcase_add_test(tc, idempotency_keys);
+  tcase_add_test(tc, one_key_raced_by_threads_adds_one_record);
+  tcase_add_test(tc, threads_adding_at_once_get_distinct_seqs);
+  tcase_add_test(tc, lists_newest_first_with_a_cursor);
+  tcase_add_test(tc, restore_gives_pools_then_unfinished_records_in_order);
+  tcase_add_test(tc, a_replay_reopens_a_finished_record);
+  tcase_add_test(tc, forget_drops_finished_records_only);
+  tcase_add_test(tc, retention_keeps_max_finished_and_every_unfinished);
+  tcase_add_test(tc, retention_drops_records_past_the_ttl);
+  tcase_add_test(tc, garbage_files_are_refused_and_left_alone);
+  tcase_add_test(tc, other_databases_and_versions_are_refused);
+  tcase_add_test(tc, a_full_database_refuses_writes_and_keeps_serving_reads);
+  tcase_add_test(tc, nothing_is_written_after_freeze);
+  tcase_add_test(tc, done_comes_after_the_commit_and_may_call_the_store);
+  tcase_add_test(tc, store_urls);
+  tcase_add_test(tc, figures);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+T_MAIN(store_suite)
