@@ -191,7 +191,7 @@ int st_schema_open(st_store *st, int sync_full, int64_t max_pages, char *err,
 void st_schema_close(st_store *st);
 /* A connection of its own to the store's file that only reads (restore);
  * NULL with a message in err. */
-sqlite3 *st_schema_reader(st_store *st, char *err, size_t errlen);
+sqlite3 *st_schema_reader(const st_store *st, char *err, size_t errlen);
 /* "the store PATH is full (database or disk is full): ..." for result
  * code rc of db, into msg. */
 void st_describe_error(const st_store *st, sqlite3 *db, int rc, char *msg,

@@ -240,6 +240,19 @@ static int identify_or_create(st_store *st, char *err, size_t errlen) {
   return 0;
 }
 
+/* Turns WAL mode on (a no-op when it is on already): SQLITE_OK or why
+ * not. */
+static int use_wal(sqlite3 *db) {
+  sqlite3_stmt *s;
+  int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+  if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    const char *mode = (const char *)sqlite3_column_text(s, 0);
+    rc = mode && strcmp(mode, "wal") == 0 ? SQLITE_OK : SQLITE_CANTOPEN;
+  }
+  sqlite3_finalize(s);
+  return rc;
+}
+
 /* The writer's connection: ours, in WAL mode, with its settings. */
 static int open_writer(st_store *st, int sync_full, int64_t max_pages,
                        char *err, size_t errlen) {
@@ -255,39 +268,25 @@ static int open_writer(st_store *st, int sync_full, int64_t max_pages,
     exec(st->wdb, "ROLLBACK");
     return -1;
   }
-  rc = exec(st->wdb, "COMMIT");
-  char sql[96];
-  snprintf(sql, sizeof sql,
-           "PRAGMA synchronous = %s; PRAGMA journal_size_limit = %d",
-           sync_full ? "FULL" : "NORMAL", ST_WAL_SIZE_LIMIT);
-  if (rc == SQLITE_OK)
-    rc = exec(st->wdb, sql);
-  if (rc == SQLITE_OK && max_pages > 0) {
-    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld",
+  char sql[160];
+  int n = snprintf(sql, sizeof sql,
+                   "COMMIT; PRAGMA synchronous = %s;"
+                   " PRAGMA journal_size_limit = %d",
+                   sync_full ? "FULL" : "NORMAL", ST_WAL_SIZE_LIMIT);
+  if (max_pages > 0)
+    snprintf(sql + n, sizeof sql - (size_t)n, "; PRAGMA max_page_count = %lld",
              (long long)max_pages);
-    rc = exec(st->wdb, sql);
-  }
+  rc = exec(st->wdb, sql);
+  if (rc == SQLITE_OK)
+    rc = use_wal(st->wdb);
   if (rc != SQLITE_OK) {
     st_describe_error(st, st->wdb, rc, err, errlen);
-    return -1;
-  }
-  sqlite3_stmt *s;
-  rc = sqlite3_prepare_v2(st->wdb, "PRAGMA journal_mode = WAL", -1, &s, NULL);
-  int wal = rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW &&
-            strcmp((const char *)sqlite3_column_text(s, 0), "wal") == 0;
-  if (rc == SQLITE_OK)
-    rc = sqlite3_errcode(st->wdb);
-  sqlite3_finalize(s);
-  if (!wal) {
-    st_describe_error(st, st->wdb, rc == SQLITE_OK ? SQLITE_ERROR : rc, err,
-                      errlen);
     return -1;
   }
   return 0;
 }
 
-/* A connection that only reads (the readers', restore's). */
-static sqlite3 *connect_reader(const st_store *st, char *err, size_t errlen) {
+sqlite3 *st_schema_reader(const st_store *st, char *err, size_t errlen) {
   sqlite3 *db = connect(st, 0, err, errlen);
   int rc = db ? exec(db, "PRAGMA query_only = 1") : SQLITE_OK;
   if (rc != SQLITE_OK) {
@@ -296,10 +295,6 @@ static sqlite3 *connect_reader(const st_store *st, char *err, size_t errlen) {
     db = NULL;
   }
   return db;
-}
-
-sqlite3 *st_schema_reader(st_store *st, char *err, size_t errlen) {
-  return connect_reader(st, err, errlen);
 }
 
 /* Every statement, each on its connection; a statement that does not
@@ -347,39 +342,47 @@ static int read_counters(st_store *st, char *err, size_t errlen) {
   return 0;
 }
 
-/* Damage anywhere in a file of up to ST_CHECK_MAX_BYTES. */
-static int check_pages(st_store *st, char *err, size_t errlen) {
+/* Damage anywhere in a file of up to ST_CHECK_MAX_BYTES: SQLITE_OK, or
+ * SQLITE_CORRUPT with *verdict set (quick_check's first complaint), or
+ * the error that stopped the check. */
+static int check_pages(st_store *st, char *verdict, size_t len) {
   int64_t pages = 0, page_size = 0;
   int rc = select_int(st->rdb, "PRAGMA page_count", &pages);
   if (rc == SQLITE_OK)
     rc = select_int(st->rdb, "PRAGMA page_size", &page_size);
-  if (rc == SQLITE_OK && pages * page_size > ST_CHECK_MAX_BYTES)
-    return 0;
-  sqlite3_stmt *s = NULL;
-  if (rc == SQLITE_OK)
-    rc = sqlite3_prepare_v2(st->rdb, "PRAGMA quick_check(1)", -1, &s, NULL);
+  if (rc != SQLITE_OK || pages * page_size > ST_CHECK_MAX_BYTES)
+    return rc;
+  sqlite3_stmt *s;
+  rc = sqlite3_prepare_v2(st->rdb, "PRAGMA quick_check(1)", -1, &s, NULL);
   if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-    const char *verdict = (const char *)sqlite3_column_text(s, 0);
-    if (!verdict || strcmp(verdict, "ok") != 0)
-      snprintf(err, errlen,
-               "the store %s is corrupt (%s): restore it from a backup, or "
-               "move it away to start afresh",
-               st->path, verdict ? verdict : "no verdict");
-    rc = verdict && strcmp(verdict, "ok") == 0 ? SQLITE_OK : SQLITE_CORRUPT;
-  } else if (rc != SQLITE_OK) {
-    st_describe_error(st, st->rdb, rc, err, errlen);
+    const char *text = (const char *)sqlite3_column_text(s, 0);
+    snprintf(verdict, len, "%s", text ? text : "");
+    rc = strcmp(verdict, "ok") == 0 ? SQLITE_OK : SQLITE_CORRUPT;
   }
   sqlite3_finalize(s);
+  return rc;
+}
+
+/* check_pages, with a message in err when the file fails it. */
+static int check_file(st_store *st, char *err, size_t errlen) {
+  char verdict[160] = "";
+  int rc = check_pages(st, verdict, sizeof verdict);
+  if (rc == SQLITE_CORRUPT && verdict[0])
+    snprintf(err, errlen,
+             "the store %s is corrupt (%s): restore it from a backup, or "
+             "move it away to start afresh",
+             st->path, verdict);
+  else if (rc != SQLITE_OK)
+    st_describe_error(st, st->rdb, rc, err, errlen);
   return rc == SQLITE_OK ? 0 : -1;
 }
 
 int st_schema_open(st_store *st, int sync_full, int64_t max_pages, char *err,
                    size_t errlen) {
   if (open_writer(st, sync_full, max_pages, err, errlen) != 0 ||
-      !(st->rdb = connect_reader(st, err, errlen)) ||
+      !(st->rdb = st_schema_reader(st, err, errlen)) ||
       prepare_all(st, err, errlen) != 0 ||
-      read_counters(st, err, errlen) != 0 ||
-      check_pages(st, err, errlen) != 0) {
+      read_counters(st, err, errlen) != 0 || check_file(st, err, errlen) != 0) {
     st_schema_close(st);
     return -1;
   }
