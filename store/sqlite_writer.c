@@ -349,11 +349,13 @@ static int trim(st_store *st) {
   int by_age = ttl_due(st);
   if (excess <= 0 && !by_age)
     return 0;
+  int64_t wanted = excess <= 0            ? 0
+                   : excess < ST_TRIM_MAX ? excess
+                                          : ST_TRIM_MAX;
   int64_t deleted = 0, aged = 0;
   int rc = run(st->stmt[ST_BEGIN]);
-  if (rc == SQLITE_OK && excess > 0)
-    rc = trim_with(st, st->stmt[ST_TRIM_OLDEST], 1,
-                   excess < ST_TRIM_MAX ? excess : ST_TRIM_MAX, &deleted);
+  if (rc == SQLITE_OK && wanted > 0)
+    rc = trim_with(st, st->stmt[ST_TRIM_OLDEST], 1, wanted, &deleted);
   if (rc == SQLITE_OK && by_age && deleted < ST_TRIM_MAX) {
     int64_t cutoff = (clock_ms(CLOCK_REALTIME) - st->ttl_ms) * 1000;
     sqlite3_bind_int64(st->stmt[ST_TRIM_EXPIRED], 1, cutoff);
@@ -367,6 +369,8 @@ static int trim(st_store *st) {
     return 0;
   }
   st->nfinished -= deleted + aged;
+  if (deleted < wanted) /* fewer than counted: none is left */
+    st->nfinished = 0;
   if (by_age) /* a full round of old ones: look again at once */
     st->ttl_checked_ms =
         deleted + aged < ST_TRIM_MAX ? clock_ms(CLOCK_MONOTONIC) : 0;
