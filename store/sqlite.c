@@ -37,9 +37,10 @@ static int st_add(gr_store *base, gr_record *r, gr_future *f, void **handle,
   if (!live)
     return GR_ENOMEM;
   if (st_live_insert(&st->live, live) != 0) {
-    assert(!"a record's id is live already");
+    /* Ids are random, so only a record added again can be live already:
+     * one whose final state could not be written is not finished here. */
     st_live_entry_free(live);
-    return GR_EINVAL;
+    return GR_EBUSY;
   }
   live->seq = r->seq;
   if (r->seq != 0 && handed_out_by_restore(st)) {
