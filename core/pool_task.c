@@ -93,10 +93,11 @@ static void count_outcome(gr_pool *pool, int state) {
   }
 }
 
-/* Caller holds pool->mu: the queue's first task, out of the queue. */
+/* Caller holds pool->mu: the queue's first task, out of the queue (none
+ * while the runtime holds its queues for a stop). */
 static gr_pool_task *dequeue_locked(gr_pool *pool) {
   gr_pool_task *next = pool->qhead;
-  if (!next)
+  if (!next || atomic_load(&pool->rt->hold))
     return NULL;
   pool->qhead = next->next;
   if (pool->qhead)
@@ -226,7 +227,8 @@ static void cancel_task(gr_pool_task *task, const char *reason) {
 static int enter_locked(gr_pool *pool, gr_pool_task *task) {
   if (pool->closed)
     return -1;
-  if (atomic_load(&pool->active) < pool->workers) {
+  if (atomic_load(&pool->active) < pool->workers &&
+      !atomic_load(&pool->rt->hold)) {
     atomic_fetch_add(&pool->active, 1);
     return 1;
   }
@@ -429,7 +431,8 @@ static int task_record(gr_pool_task *task, const gr_spawn *s, char *existing) {
 static int admit_locked(gr_pool *pool, int flags) {
   if (pool->closed)
     return GR_ECLOSED;
-  if (atomic_load(&pool->active) < pool->workers) {
+  if (atomic_load(&pool->active) < pool->workers &&
+      !atomic_load(&pool->rt->hold)) {
     atomic_fetch_add(&pool->active, 1);
     return 1;
   }
@@ -836,6 +839,10 @@ int64_t gr__pool_cancel_queue(gr_pool *pool, const char *reason) {
     waiting = next;
   }
   return n;
+}
+
+void gr_pools_hold(gr_runtime *rt) {
+  atomic_store(&rt->hold, true);
 }
 
 int gr_go_recorded(gr_runtime *rt, const gr_spawn *s, char *id, size_t idlen) {
