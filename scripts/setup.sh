@@ -14,6 +14,7 @@ packages=(
   liblua5.4-dev lua5.4 luarocks
   libjemalloc-dev
   libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
+  libsqlite3-dev   # the durable record store (store/)
   check libsubunit-dev
   curl   # the README's session talks to the server with it
 )

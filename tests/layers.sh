@@ -13,9 +13,10 @@ fail() { echo "layers: $*"; status=1; }
 # Public headers and the layers that may include them.
 declare -A allowed=(
   [gr_common.h]="common core lua api server store"
-  [goroutine.h]="core lua api server"
+  [goroutine.h]="core lua api server store"
   [modules.h]="lua server"
   [api.h]="api server"
+  [store.h]="store server"
 )
 for layer in common core lua api server store; do
   [ -d "$layer" ] || continue

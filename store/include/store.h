@@ -1,0 +1,62 @@
+/*
+ * store.h - the public interface of store/: record stores that keep tasks,
+ * jobs and pool definitions beyond the process (see gr_store_ops in
+ * goroutine.h, the contract every store implements).
+ *
+ * A store is named by a URL: "memory:" (core's store in memory: nothing
+ * survives the process) or "sqlite:PATH" (a SQLite file in WAL mode, one
+ * writer thread committing in groups). Later, "redis://..." for several
+ * nodes. No SQL appears outside store/.
+ */
+#ifndef GR_STORE_H
+#define GR_STORE_H
+
+#include "goroutine.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct gr_sqlite_options {
+  int sync_full;       /* 1: synchronous=FULL, a commit survives a power
+                          loss; 0: NORMAL, it survives a process crash */
+  int64_t ttl_ms;      /* finished records kept this long (0 = until pushed
+                          out) */
+  size_t max_finished; /* at most this many finished records (0 = 10,000) */
+  int64_t max_pages;   /* 0 = no limit; else the file's size in pages at
+                          most (PRAGMA max_page_count) */
+} gr_sqlite_options;
+
+/* Opens the store at path, creating it when missing. NULL, with a message
+ * in err that names the file and what to do, when it cannot be opened,
+ * holds something other than a goroutined store (or a version this build
+ * does not know), or cannot be read: a file that is there is never
+ * replaced by an empty store. o may be NULL (the defaults). */
+gr_store *gr_store_sqlite_open(const char *path, const gr_sqlite_options *o,
+                               char *err, size_t errlen);
+
+enum gr_store_kind { GR_STORE_MEMORY, GR_STORE_SQLITE };
+
+/* Room for a path in a store URL, its NUL included. */
+#define GR_STORE_PATH_MAX 4096
+
+/* A store URL, parsed. */
+typedef struct gr_store_url {
+  int kind;                     /* enum gr_store_kind */
+  char path[GR_STORE_PATH_MAX]; /* GR_STORE_SQLITE: the file */
+  int64_t max_pages;            /* from "?max_pages=N"; 0 when absent */
+} gr_store_url;
+
+/* Parses a store URL:
+ *   memory:                      the store in memory
+ *   sqlite:PATH[?max_pages=N]    a SQLite file (sqlite:///abs/path too)
+ * Returns 0, or -1 with a message in err (a scheme not supported yet, such
+ * as redis://, is refused with one that says so). */
+int gr_store_url_parse(const char *url, gr_store_url *out, char *err,
+                       size_t errlen);
+
+/* Opens the store a URL names, with o's settings (NULL: the defaults; a
+ * max_pages in the URL wins over o's). NULL with a message in err. */
+gr_store *gr_store_open_url(const char *url, const gr_sqlite_options *o,
+                            char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,221 @@
+/*
+ * sqlite.c - the SQLite store: gr_store_ops over one file in WAL mode.
+ *
+ * Writes go through the writer thread (sqlite_writer.c), which commits
+ * them in groups; a caller that must wait (add, pool_put, pool_drop,
+ * forget) waits for its group's commit, an update does not: its done is
+ * called after the commit. Reads run on a connection of their own
+ * (sqlite_reads.c). Records not finished yet are live (sqlite_live.c):
+ * their futures are kept here, by id, for whoever waits on them.
+ *
+ * After freeze, nothing reaches the file any more: adds fail with
+ * GR_ECLOSED, updates are answered done(ud, 1) at once, and the file
+ * keeps the queued and running work as it was for the next start.
+ */
+#include "sqlite_internal.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_MAX_FINISHED 10000
+
+/* Whether an add of a stored record comes from restore's callbacks: those
+ * records are unfinished in the file already, and need no write. */
+static int handed_out_by_restore(st_store *st) {
+  pthread_mutex_lock(&st->mu);
+  int restoring = st->restoring;
+  pthread_mutex_unlock(&st->mu);
+  return restoring;
+}
+
+static int st_add(gr_store *base, gr_record *r, gr_future *f, void **handle,
+                  char *existing) {
+  st_store *st = (st_store *)base;
+  st_live *live = st_live_new(r->id, r->pool, f);
+  if (!live)
+    return GR_ENOMEM;
+  if (st_live_insert(&st->live, live) != 0) {
+    assert(!"a record's id is live already");
+    st_live_entry_free(live);
+    return GR_EINVAL;
+  }
+  live->seq = r->seq;
+  if (r->seq != 0 && handed_out_by_restore(st)) {
+    *handle = live; /* stored already, as it is */
+    return GR_OK;
+  }
+  /* Live before it is stored: from its commit on, find must see it. A
+   * stored record added again (a replay) is made unfinished, so neither
+   * retention nor forget drops it while it runs again. */
+  st_op op = {
+      .kind = r->seq ? ST_OP_REOPEN : ST_OP_ADD, .rec = r, .live = live};
+  int rc = st_submit_wait(st, &op);
+  if (rc != GR_OK) {
+    if (rc == GR_EEXIST || rc == GR_ECONFLICT)
+      memcpy(existing, op.existing, GR_RECORD_ID_MAX);
+    st_live_remove(&st->live, live);
+    st_live_entry_free(live);
+    return rc;
+  }
+  r->seq = live->seq;
+  *handle = live;
+  return GR_OK;
+}
+
+static size_t size_of_text(const char *s) {
+  return s ? strlen(s) + 1 : 0;
+}
+
+/* An update op with a copy of the change r describes (r's pointers are
+ * valid during the call only); NULL when out of memory. */
+static st_op *update_op(const gr_record *r, st_live *live) {
+  size_t error_size = size_of_text(r->error);
+  st_op *op = malloc(sizeof *op + r->values_len + r->history_len + error_size);
+  if (!op)
+    return NULL;
+  memset(op, 0, sizeof *op);
+  char *at = (char *)(op + 1);
+  op->kind = ST_OP_UPDATE;
+  op->live = live;
+  op->state = r->state;
+  op->attempt = r->attempt;
+  op->max_attempts = r->opts.max_attempts;
+  op->started_ms = r->started_ms;
+  op->finished_ms = r->finished_ms;
+  if (r->values) {
+    op->results = memcpy(at, r->values, r->values_len);
+    op->results_len = r->values_len;
+    at += r->values_len;
+  }
+  if (r->history) {
+    op->history = memcpy(at, r->history, r->history_len);
+    op->history_len = r->history_len;
+    at += r->history_len;
+  }
+  if (r->error)
+    op->error = memcpy(at, r->error, error_size);
+  return op;
+}
+
+static void st_update(gr_store *base, void *handle, const gr_record *r,
+                      gr_store_done_fn done, void *ud) {
+  st_store *st = (st_store *)base;
+  assert(handle);
+  st_op *op = update_op(r, handle);
+  if (!op) {
+    st_set_failing(st, "the store ran out of memory");
+    done(ud, 0);
+    return;
+  }
+  op->done = done;
+  op->ud = ud;
+  pthread_mutex_lock(&st->mu);
+  int frozen = st->frozen;
+  if (!frozen)
+    st_enqueue_locked(st, op);
+  pthread_mutex_unlock(&st->mu);
+  if (frozen) { /* the file keeps the record as it was */
+    free(op);
+    done(ud, 1);
+  }
+}
+
+static int st_forget(gr_store *base, const char *id) {
+  st_op op = {.kind = ST_OP_FORGET, .name = id};
+  int rc = st_submit_wait((st_store *)base, &op);
+  return rc == 1;
+}
+
+static int st_pool_put(gr_store *base, const char *name, int64_t workers,
+                       int64_t queue_size) {
+  st_op op = {.kind = ST_OP_POOL_PUT,
+              .name = name,
+              .workers = workers,
+              .queue_size = queue_size};
+  int rc = st_submit_wait((st_store *)base, &op);
+  return rc == GR_ECLOSED ? GR_OK : rc; /* frozen: kept as it was */
+}
+
+static int st_pool_drop(gr_store *base, const char *name) {
+  st_op op = {.kind = ST_OP_POOL_DROP, .name = name};
+  int rc = st_submit_wait((st_store *)base, &op);
+  return rc == GR_ECLOSED ? GR_OK : rc;
+}
+
+static void st_freeze(gr_store *base) {
+  st_writer_freeze((st_store *)base);
+}
+
+static int st_error(gr_store *base, char *msg, size_t len) {
+  st_store *st = (st_store *)base;
+  pthread_mutex_lock(&st->mu);
+  int failing = st->failing;
+  if (failing && msg && len)
+    snprintf(msg, len, "%s", st->error);
+  pthread_mutex_unlock(&st->mu);
+  return failing;
+}
+
+/* Frees what open made, whatever it got to. */
+static void store_free(st_store *st) {
+  st_writer_stop(st);
+  st_schema_close(st);
+  st_live_free(&st->live);
+  pthread_mutex_destroy(&st->read_mu);
+  pthread_mutex_destroy(&st->mu);
+  free(st->path);
+  free(st);
+}
+
+static void st_destroy(gr_store *base) {
+  store_free((st_store *)base);
+}
+
+static const gr_store_ops sqlite_ops = {
+    .name = "sqlite",
+    .add = st_add,
+    .update = st_update,
+    .find = st_find,
+    .forget = st_forget,
+    .read = st_read,
+    .list = st_list,
+    .pool_put = st_pool_put,
+    .pool_drop = st_pool_drop,
+    .restore = st_restore,
+    .freeze = st_freeze,
+    .error = st_error,
+    .destroy = st_destroy,
+};
+
+gr_store *gr_store_sqlite_open(const char *path, const gr_sqlite_options *o,
+                               char *err, size_t errlen) {
+  gr_sqlite_options defaults = {0};
+  if (!o)
+    o = &defaults;
+  st_store *st = calloc(1, sizeof *st);
+  if (!st || !(st->path = strdup(path)) || st_live_init(&st->live) != 0) {
+    snprintf(err, errlen, "cannot open the store %s: out of memory", path);
+    if (st)
+      free(st->path);
+    free(st);
+    return NULL;
+  }
+  st->base.ops = &sqlite_ops;
+  st->ttl_ms = o->ttl_ms > 0 ? o->ttl_ms : 0;
+  st->max_finished = o->max_finished ? o->max_finished : DEFAULT_MAX_FINISHED;
+  pthread_mutex_init(&st->mu, NULL);
+  pthread_mutex_init(&st->read_mu, NULL);
+  if (st_schema_open(st, o->sync_full, o->max_pages, err, errlen) != 0) {
+    store_free(st);
+    return NULL;
+  }
+  if (st_writer_start(st) != 0) {
+    snprintf(err, errlen, "cannot open the store %s: no thread for its writer",
+             path);
+    store_free(st);
+    return NULL;
+  }
+  return &st->base;
+}

@@ -1,0 +1,226 @@
+/*
+ * sqlite_internal.h - what the files of the SQLite store share.
+ *
+ *   sqlite.c         the gr_store_ops: add, update, find, ... (callers)
+ *   sqlite_schema.c  opening a file: checks, schema, statements
+ *   sqlite_writer.c  the writer thread: group commit, retention, errors
+ *   sqlite_reads.c   find, read, list and restore on the read connection
+ *   sqlite_live.c    the unfinished records by id, with their futures
+ *
+ * Two connections: the writer's (only the writer thread uses it, but for
+ * the opening) and the readers' (under read_mu). WAL mode lets them run
+ * side by side.
+ */
+#ifndef ST_SQLITE_INTERNAL_H
+#define ST_SQLITE_INTERNAL_H
+
+#include "store.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdint.h>
+
+/* ---- live records (sqlite_live.c) ---------------------------------------
+ *
+ * A record is live from its add until its final update is committed: the
+ * entry holds its future, so find gives waiters the future itself. The
+ * entry is the handle add gives back. */
+
+typedef struct st_live {
+  struct st_live *next; /* in its bucket */
+  gr_future *future;    /* a reference */
+  uint64_t seq;         /* its row; set by the writer before add returns */
+  size_t hash;
+  int is_job;
+  char id[GR_RECORD_ID_MAX];
+  char pool[GR_POOL_NAME_MAX + 1];
+} st_live;
+
+typedef struct st_live_table {
+  pthread_mutex_t mu; /* a leaf: nothing else is taken under it */
+  st_live **buckets;  /* a power of two of them */
+  size_t nbuckets, count;
+} st_live_table;
+
+int st_live_init(st_live_table *t);
+/* Frees every entry left, dropping their futures. */
+void st_live_free(st_live_table *t);
+/* A new entry (not in the table yet), with a reference to f; NULL when out
+ * of memory or id or pool does not fit. */
+st_live *st_live_new(const char *id, const char *pool, gr_future *f);
+void st_live_entry_free(st_live *e);
+/* 0, or -1 when an entry with that id is there already. */
+int st_live_insert(st_live_table *t, st_live *e);
+void st_live_remove(st_live_table *t, st_live *e);
+/* The future of live record id (a reference) and its pool, or NULL. */
+gr_future *st_live_find(st_live_table *t, const char *id, char *pool,
+                        size_t poollen);
+
+/* ---- statements (sqlite_schema.c) ---------------------------------------- */
+
+enum st_stmt {
+  /* the writer's connection */
+  ST_BEGIN,
+  ST_COMMIT,
+  ST_ROLLBACK,
+  ST_IDEM_FIND,
+  ST_INSERT,
+  ST_UPDATE,
+  ST_REOPEN,
+  ST_IS_STORED,
+  ST_POOL_PUT,
+  ST_POOL_DROP,
+  ST_FORGET,
+  ST_TRIM_OLDEST,
+  ST_TRIM_EXPIRED,
+  ST_WRITER_STMTS,
+  /* the readers' connection */
+  ST_FIND = ST_WRITER_STMTS,
+  ST_READ,
+  ST_LIST_JOBS,
+  ST_LIST_POOL,
+  ST_LIST_JOBS_STATE,
+  ST_LIST_POOL_STATE,
+  ST_NSTMTS
+};
+
+/* The columns of a record as the reads select them, in this order; work
+ * comes last, as it does in the table, and only ST_READ and restore ask
+ * for it (a row's big blobs stay unread when no column after them is). */
+enum st_column {
+  ST_COL_SEQ,
+  ST_COL_ID,
+  ST_COL_POOL,
+  ST_COL_STATE,
+  ST_COL_ATTEMPT,
+  ST_COL_CREATED,
+  ST_COL_STARTED,
+  ST_COL_FINISHED,
+  ST_COL_PROFILE,
+  ST_COL_RESULT_FLAGS,
+  ST_COL_TIMEOUT,
+  ST_COL_MEMORY_LIMIT,
+  ST_COL_JOB_MEMORY_LIMIT,
+  ST_COL_JOB_MAX_GOROUTINES,
+  ST_COL_MAX_ATTEMPTS,
+  ST_COL_BACKOFF,
+  ST_COL_RESULTS,
+  ST_COL_ERROR,
+  ST_COL_HISTORY,
+  ST_COL_IDEM_KEY,
+  ST_COL_IDEM_DIGEST,
+  ST_COL_WORK,
+};
+/* The select list for those columns, work included or not. */
+#define ST_RECORD_COLUMNS                                                      \
+  "seq, id, pool, state, attempt, created_ms, started_ms, finished_ms, "       \
+  "profile, result_flags, timeout_ms, memory_limit, job_memory_limit, "        \
+  "job_max_goroutines, max_attempts, backoff_ms, results, error, history, "    \
+  "idem_key, idem_digest"
+#define ST_RECORD_COLUMNS_WORK ST_RECORD_COLUMNS ", work"
+
+/* ---- the store ----------------------------------------------------------- */
+
+enum st_op_kind {
+  ST_OP_ADD,
+  ST_OP_REOPEN, /* a finished record runs again (a replay) */
+  ST_OP_UPDATE,
+  ST_OP_POOL_PUT,
+  ST_OP_POOL_DROP,
+  ST_OP_FORGET,
+  ST_OP_BARRIER, /* writes nothing: freeze waits for what came before */
+};
+
+/* One write for the writer thread. A blocking op (every kind but update)
+ * lives on its caller's stack, the caller waiting on cv until finished;
+ * its pointers are the caller's. An update is allocated, with a copy of
+ * the change after the struct, and freed by the writer. */
+typedef struct st_op {
+  struct st_op *next;
+  int kind;
+  int rc; /* the outcome: GR_OK or a GR_E code; forget: 1 or 0 */
+  pthread_cond_t cv;
+  int finished;
+  st_live *live;  /* add, reopen, update */
+  gr_record *rec; /* add, reopen */
+  char existing[GR_RECORD_ID_MAX];
+  const char *name; /* pool_put, pool_drop; forget: the id */
+  int64_t workers, queue_size;
+  /* update */
+  gr_store_done_fn done;
+  void *ud;
+  int state, attempt, max_attempts;
+  int64_t started_ms, finished_ms;
+  const void *results, *history;
+  size_t results_len, history_len;
+  const char *error;
+} st_op;
+
+typedef struct st_store {
+  gr_store base;
+  char *path;
+  int64_t ttl_ms;
+  size_t max_finished;
+  sqlite3 *wdb, *rdb;
+  sqlite3_stmt *stmt[ST_NSTMTS];
+  pthread_mutex_t read_mu; /* rdb and its statements */
+  st_live_table live;
+
+  pthread_mutex_t mu; /* the queue, the flags and the error below */
+  pthread_cond_t work_cv;
+  st_op *head, *tail;
+  int frozen, stopping;
+  int restoring; /* restore is handing records out (and back to add) */
+  int failing;
+  char error[512];
+  pthread_t writer;
+  int writer_started;
+
+  /* The writer thread's own (the opening sets them first). */
+  uint64_t next_seq;
+  int64_t last_finished_order;
+  int64_t nfinished;
+  int64_t ttl_checked_ms;
+} st_store;
+
+/* sqlite_schema.c: opens both connections of st->path, checks or creates
+ * the schema, prepares the statements and reads the counters. -1 with a
+ * message in err (everything opened is closed again). */
+int st_schema_open(st_store *st, int sync_full, int64_t max_pages, char *err,
+                   size_t errlen);
+void st_schema_close(st_store *st);
+/* A connection of its own to the store's file that only reads (restore);
+ * NULL with a message in err. */
+sqlite3 *st_schema_reader(st_store *st, char *err, size_t errlen);
+/* "the store PATH is full (database or disk is full): ..." for result
+ * code rc of db, into msg. */
+void st_describe_error(const st_store *st, sqlite3 *db, int rc, char *msg,
+                       size_t len);
+
+/* sqlite_writer.c */
+int st_writer_start(st_store *st);
+/* Drains the queue, then stops and joins the writer. */
+void st_writer_stop(st_store *st);
+/* Queues op and wakes the writer; caller holds st->mu. */
+void st_enqueue_locked(st_store *st, st_op *op);
+/* Queues a blocking op and waits until the writer has finished it;
+ * returns its rc. GR_ECLOSED when the store is frozen. */
+int st_submit_wait(st_store *st, st_op *op);
+/* From now on nothing is queued; waits for what was. */
+void st_writer_freeze(st_store *st);
+/* Remembers why a write (or restore) failed, for the error op, until a
+ * write succeeds. */
+void st_set_failing(st_store *st, const char *why);
+
+/* sqlite_reads.c */
+gr_future *st_find(gr_store *base, const char *id, char *pool, size_t poollen);
+int st_read(gr_store *base, const char *id,
+            void (*fn)(void *ud, const gr_record *r), void *ud);
+size_t st_list(gr_store *base, const char *pool, int state, uint64_t before,
+               gr_record_entry *out, size_t limit);
+int st_restore(gr_store *base, const gr_restore_fns *fns);
+/* r from the current row of s, its pointers into the row (valid until s
+ * steps or resets); with_work: s selected ST_RECORD_COLUMNS_WORK. */
+void st_row_record(sqlite3_stmt *s, gr_record *r, int with_work);
+
+#endif

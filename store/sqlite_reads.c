@@ -1,0 +1,274 @@
+/*
+ * sqlite_reads.c - what the SQLite store reads back: find, read, list (on
+ * the readers' connection, under read_mu) and restore (on a connection of
+ * its own, so its callbacks may call the store).
+ *
+ * A live record's future comes from the live hash; any other record's is
+ * made from its row (gr_future_new_final). find looks in the live hash
+ * first: a record that leaves it has its final row committed already, so
+ * the read that follows cannot miss it. list reads the rows first, so a
+ * row it read unfinished whose record is no longer live is read again.
+ */
+#include "sqlite_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A blob column: NULL for SQL NULL, never NULL for an empty blob. */
+static const void *column_blob(sqlite3_stmt *s, int col, size_t *len) {
+  *len = 0;
+  if (sqlite3_column_type(s, col) == SQLITE_NULL)
+    return NULL;
+  const void *p = sqlite3_column_blob(s, col);
+  *len = (size_t)sqlite3_column_bytes(s, col);
+  return p ? p : "";
+}
+
+static const char *column_text(sqlite3_stmt *s, int col) {
+  return (const char *)sqlite3_column_text(s, col);
+}
+
+void st_row_record(sqlite3_stmt *s, gr_record *r, int with_work) {
+  memset(r, 0, sizeof *r);
+  r->seq = (uint64_t)sqlite3_column_int64(s, ST_COL_SEQ);
+  r->id = column_text(s, ST_COL_ID);
+  r->pool = column_text(s, ST_COL_POOL);
+  r->state = sqlite3_column_int(s, ST_COL_STATE);
+  r->attempt = sqlite3_column_int(s, ST_COL_ATTEMPT);
+  r->created_ms = sqlite3_column_int64(s, ST_COL_CREATED);
+  r->started_ms = sqlite3_column_int64(s, ST_COL_STARTED);
+  r->finished_ms = sqlite3_column_int64(s, ST_COL_FINISHED);
+  gr_work_options *o = &r->opts;
+  o->profile = sqlite3_column_int(s, ST_COL_PROFILE);
+  o->result_flags = sqlite3_column_int(s, ST_COL_RESULT_FLAGS);
+  o->timeout_ms = sqlite3_column_int64(s, ST_COL_TIMEOUT);
+  o->memory_limit = (uint64_t)sqlite3_column_int64(s, ST_COL_MEMORY_LIMIT);
+  o->job_memory_limit =
+      (uint64_t)sqlite3_column_int64(s, ST_COL_JOB_MEMORY_LIMIT);
+  o->job_max_goroutines =
+      (uint32_t)sqlite3_column_int64(s, ST_COL_JOB_MAX_GOROUTINES);
+  o->max_attempts = sqlite3_column_int(s, ST_COL_MAX_ATTEMPTS);
+  o->backoff_ms = sqlite3_column_int64(s, ST_COL_BACKOFF);
+  r->values = column_blob(s, ST_COL_RESULTS, &r->values_len);
+  r->error = column_text(s, ST_COL_ERROR);
+  r->history = column_blob(s, ST_COL_HISTORY, &r->history_len);
+  r->idem_key = column_text(s, ST_COL_IDEM_KEY);
+  r->idem_digest = column_text(s, ST_COL_IDEM_DIGEST);
+  if (with_work)
+    r->work = column_blob(s, ST_COL_WORK, &r->work_len);
+}
+
+static void finish(sqlite3_stmt *s) {
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+}
+
+/* Caller holds read_mu: a future made from id's row, and its pool; NULL
+ * when there is no such row (or it cannot be read). */
+static gr_future *row_future_locked(st_store *st, const char *id, char *pool,
+                                    size_t poollen) {
+  sqlite3_stmt *s = st->stmt[ST_FIND];
+  gr_future *f = NULL;
+  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+  if (sqlite3_step(s) == SQLITE_ROW) {
+    gr_record r;
+    st_row_record(s, &r, 0);
+    f = gr_future_new_final(&r);
+    if (f && pool && poollen)
+      snprintf(pool, poollen, "%s", r.pool ? r.pool : "");
+  }
+  finish(s);
+  return f;
+}
+
+gr_future *st_find(gr_store *base, const char *id, char *pool, size_t poollen) {
+  st_store *st = (st_store *)base;
+  gr_future *f = st_live_find(&st->live, id, pool, poollen);
+  if (f)
+    return f;
+  pthread_mutex_lock(&st->read_mu);
+  f = row_future_locked(st, id, pool, poollen);
+  pthread_mutex_unlock(&st->read_mu);
+  return f;
+}
+
+/* ---- read: one whole record, copied out for its callback ----------------- */
+
+/* Appends n bytes of p to *at; the copy, or NULL for NULL. */
+static const void *put(char **at, const void *p, size_t n) {
+  if (!p)
+    return NULL;
+  void *copy = memcpy(*at, p, n);
+  *at += n;
+  return copy;
+}
+
+static size_t text_size(const char *s) {
+  return s ? strlen(s) + 1 : 0;
+}
+
+#define PUT_TEXT(at, s) ((const char *)put(at, s, text_size(s)))
+
+/* r and everything it points to in one allocation (free it whole). */
+static gr_record *record_copy(const gr_record *r) {
+  size_t size = sizeof *r + text_size(r->id) + text_size(r->pool) +
+                r->work_len + r->values_len + text_size(r->error) +
+                r->history_len + text_size(r->idem_key) +
+                text_size(r->idem_digest);
+  gr_record *copy = malloc(size);
+  if (!copy)
+    return NULL;
+  char *at = (char *)(copy + 1);
+  *copy = *r;
+  copy->id = PUT_TEXT(&at, r->id);
+  copy->pool = PUT_TEXT(&at, r->pool);
+  copy->work = put(&at, r->work, r->work_len);
+  copy->values = put(&at, r->values, r->values_len);
+  copy->error = PUT_TEXT(&at, r->error);
+  copy->history = put(&at, r->history, r->history_len);
+  copy->idem_key = PUT_TEXT(&at, r->idem_key);
+  copy->idem_digest = PUT_TEXT(&at, r->idem_digest);
+  return copy;
+}
+
+int st_read(gr_store *base, const char *id,
+            void (*fn)(void *ud, const gr_record *r), void *ud) {
+  st_store *st = (st_store *)base;
+  gr_record *copy = NULL;
+  int rc = GR_ENOTFOUND;
+  pthread_mutex_lock(&st->read_mu);
+  sqlite3_stmt *s = st->stmt[ST_READ];
+  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+  if (sqlite3_step(s) == SQLITE_ROW) {
+    gr_record r;
+    st_row_record(s, &r, 1);
+    copy = record_copy(&r);
+    rc = copy ? GR_OK : GR_ENOMEM;
+  }
+  finish(s);
+  pthread_mutex_unlock(&st->read_mu);
+  if (copy) /* no lock held: fn may call the store */
+    fn(ud, copy);
+  free(copy);
+  return rc;
+}
+
+/* ---- list ----------------------------------------------------------------
+ */
+
+/* Caller holds read_mu: the future for the row r (read just now). */
+static gr_future *entry_future_locked(st_store *st, const gr_record *r) {
+  gr_future *f = st_live_find(&st->live, r->id, NULL, 0);
+  if (f)
+    return f;
+  if (!GR_STATE_FINAL(r->state)) {
+    /* It left the live hash since: its final row is committed. A record
+     * that was never live here (before restore) reads the same again. */
+    return row_future_locked(st, r->id, NULL, 0);
+  }
+  return gr_future_new_final(r);
+}
+
+size_t st_list(gr_store *base, const char *pool, int state, uint64_t before,
+               gr_record_entry *out, size_t limit) {
+  st_store *st = (st_store *)base;
+  enum st_stmt which = pool ? (state >= 0 ? ST_LIST_POOL_STATE : ST_LIST_POOL)
+                            : (state >= 0 ? ST_LIST_JOBS_STATE : ST_LIST_JOBS);
+  size_t n = 0;
+  if (limit == 0)
+    return 0;
+  pthread_mutex_lock(&st->read_mu);
+  sqlite3_stmt *s = st->stmt[which];
+  if (pool)
+    sqlite3_bind_text(s, 1, pool, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(
+      s, 2, before == 0 || before > INT64_MAX ? INT64_MAX : (int64_t)before);
+  sqlite3_bind_int64(s, 3, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+  if (state >= 0)
+    sqlite3_bind_int(s, 4, state);
+  while (n < limit && sqlite3_step(s) == SQLITE_ROW) {
+    gr_record r;
+    st_row_record(s, &r, 0);
+    gr_record_entry *e = &out[n];
+    e->future = entry_future_locked(st, &r);
+    if (!e->future)
+      continue; /* out of memory: the entry is left out */
+    snprintf(e->id, sizeof e->id, "%s", r.id);
+    snprintf(e->pool, sizeof e->pool, "%s", r.pool ? r.pool : "");
+    e->seq = r.seq;
+    n++;
+  }
+  finish(s);
+  pthread_mutex_unlock(&st->read_mu);
+  return n;
+}
+
+/* ---- restore ------------------------------------------------------------- */
+
+static int restore_pools(sqlite3 *db, const gr_restore_fns *fns, int *rc) {
+  sqlite3_stmt *s;
+  int sql = sqlite3_prepare_v2(
+      db, "SELECT name, workers, queue_size FROM pools ORDER BY rowid", -1, &s,
+      NULL);
+  while (sql == SQLITE_OK && (sql = sqlite3_step(s)) == SQLITE_ROW) {
+    *rc = fns->pool(fns->ud, column_text(s, 0), sqlite3_column_int64(s, 1),
+                    sqlite3_column_int64(s, 2));
+    if (*rc != GR_OK)
+      break;
+    sql = SQLITE_OK;
+  }
+  sqlite3_finalize(s);
+  return sql == SQLITE_DONE || *rc != GR_OK ? SQLITE_OK : sql;
+}
+
+static int restore_records(sqlite3 *db, const gr_restore_fns *fns, int *rc) {
+  sqlite3_stmt *s;
+  int sql = sqlite3_prepare_v2(db,
+                               "SELECT " ST_RECORD_COLUMNS_WORK
+                               " FROM records WHERE finished_order IS NULL"
+                               " ORDER BY seq",
+                               -1, &s, NULL);
+  while (sql == SQLITE_OK && (sql = sqlite3_step(s)) == SQLITE_ROW) {
+    gr_record r;
+    st_row_record(s, &r, 1);
+    *rc = fns->record(fns->ud, &r);
+    if (*rc != GR_OK)
+      break;
+    sql = SQLITE_OK;
+  }
+  sqlite3_finalize(s);
+  return sql == SQLITE_DONE || *rc != GR_OK ? SQLITE_OK : sql;
+}
+
+static void set_restoring(st_store *st, int restoring) {
+  pthread_mutex_lock(&st->mu);
+  st->restoring = restoring;
+  pthread_mutex_unlock(&st->mu);
+}
+
+int st_restore(gr_store *base, const gr_restore_fns *fns) {
+  st_store *st = (st_store *)base;
+  char why[sizeof st->error];
+  sqlite3 *db = st_schema_reader(st, why, sizeof why);
+  if (!db) {
+    st_set_failing(st, why);
+    return GR_ESTORE;
+  }
+  /* One read transaction: one snapshot, and no lock taken per row. */
+  int rc = GR_OK;
+  int sql = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+  if (sql == SQLITE_OK)
+    sql = restore_pools(db, fns, &rc);
+  set_restoring(st, 1);
+  if (sql == SQLITE_OK && rc == GR_OK)
+    sql = restore_records(db, fns, &rc);
+  set_restoring(st, 0);
+  if (sql != SQLITE_OK) {
+    st_describe_error(st, db, sql, why, sizeof why);
+    st_set_failing(st, why);
+    rc = GR_ESTORE;
+  }
+  sqlite3_close(db); /* ends the read transaction */
+  return rc;
+}

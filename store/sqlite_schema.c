@@ -1,0 +1,365 @@
+/*
+ * sqlite_schema.c - opening the SQLite store's file: what makes it ours,
+ * the tables and their indexes, the connections' settings, and every
+ * statement the store runs, prepared once.
+ *
+ * A file is ours when its header carries our application id; its schema
+ * version is the header's user_version. A file with neither and no tables
+ * is new (or empty): the schema is made there. Anything else is refused
+ * with a message that names the file: a store never starts empty over a
+ * file it could not read. Opening reads the header, the schema (by
+ * preparing every statement) and three figures off the indexes (the last
+ * seq, the last finish, how many finished records), not the whole file,
+ * so it stays fast however many records there are.
+ */
+#include "sqlite_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* "grtd" in the file's header (PRAGMA application_id). */
+#define ST_APPLICATION_ID 0x67727464
+#define ST_SCHEMA_VERSION 1
+/* Every connection waits this long for another process's lock. */
+#define ST_BUSY_TIMEOUT_MS 5000
+/* The WAL file is cut back to this size after a checkpoint. */
+#define ST_WAL_SIZE_LIMIT (16 * 1024 * 1024)
+
+/* pools: rowid order is creation order (a put replaces the row, so a pool
+ * made again comes last). records: seq is the rowid, so lists in seq
+ * order walk the table or an index in its own order; finished_order is
+ * NULL while unfinished, then the writer's finish stamp (wall clock ms x
+ * 1000, made strictly increasing), so one index serves restore (the NULLs,
+ * in seq order), retention by count (the oldest first) and by age (a
+ * range). work comes last: a select without it leaves its pages unread. */
+static const char schema_sql[] =
+    "CREATE TABLE pools("
+    " name TEXT PRIMARY KEY NOT NULL,"
+    " workers INTEGER NOT NULL,"
+    " queue_size INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL);"
+    "CREATE TABLE records("
+    " seq INTEGER PRIMARY KEY,"
+    " id TEXT NOT NULL UNIQUE,"
+    " pool TEXT,"
+    " state INTEGER NOT NULL,"
+    " attempt INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
+    " started_ms INTEGER NOT NULL,"
+    " finished_ms INTEGER NOT NULL,"
+    " profile INTEGER NOT NULL,"
+    " result_flags INTEGER NOT NULL,"
+    " timeout_ms INTEGER NOT NULL,"
+    " memory_limit INTEGER NOT NULL,"
+    " job_memory_limit INTEGER NOT NULL,"
+    " job_max_goroutines INTEGER NOT NULL,"
+    " max_attempts INTEGER NOT NULL,"
+    " backoff_ms INTEGER NOT NULL,"
+    " results BLOB,"
+    " error TEXT,"
+    " history BLOB,"
+    " idem_key TEXT,"
+    " idem_digest TEXT,"
+    " finished_order INTEGER,"
+    " work BLOB);"
+    "CREATE INDEX records_by_pool ON records(pool, seq);"
+    "CREATE INDEX records_by_pool_state ON records(pool, state, seq);"
+    "CREATE INDEX records_by_finish ON records(finished_order);"
+    "CREATE UNIQUE INDEX records_by_idem_key ON records(idem_key)"
+    " WHERE idem_key IS NOT NULL;";
+
+#define LIST_SQL(where)                                                        \
+  "SELECT " ST_RECORD_COLUMNS " FROM records WHERE " where                     \
+  " AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+
+static const char *const stmt_sql[ST_NSTMTS] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_IDEM_FIND] = "SELECT id, idem_digest FROM records"
+                     " WHERE idem_key = ?1",
+    [ST_INSERT] = "INSERT INTO records(" ST_RECORD_COLUMNS_WORK
+                  ", finished_order) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                  " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+    [ST_UPDATE] = "UPDATE records SET state = ?2, attempt = ?3,"
+                  " started_ms = ?4, finished_ms = ?5, results = ?6,"
+                  " error = ?7, history = ?8, max_attempts = ?9,"
+                  " finished_order = ?10"
+                  " WHERE seq = ?1 AND finished_order IS NULL",
+    [ST_REOPEN] = "UPDATE records SET state = ?2, attempt = ?3,"
+                  " started_ms = ?4, finished_ms = ?5, max_attempts = ?6,"
+                  " finished_order = NULL"
+                  " WHERE seq = ?1 AND finished_order IS NOT NULL",
+    [ST_IS_STORED] = "SELECT 1 FROM records WHERE seq = ?1",
+    [ST_POOL_PUT] = "INSERT OR REPLACE INTO pools(name, workers, queue_size,"
+                    " created_ms) VALUES(?1, ?2, ?3, ?4)",
+    [ST_POOL_DROP] = "DELETE FROM pools WHERE name = ?1",
+    [ST_FORGET] = "DELETE FROM records"
+                  " WHERE id = ?1 AND finished_order IS NOT NULL",
+    [ST_TRIM_OLDEST] = "DELETE FROM records WHERE seq IN (SELECT seq FROM"
+                       " records WHERE finished_order IS NOT NULL"
+                       " ORDER BY finished_order LIMIT ?1)",
+    [ST_TRIM_EXPIRED] = "DELETE FROM records WHERE seq IN (SELECT seq FROM"
+                        " records WHERE finished_order < ?1"
+                        " ORDER BY finished_order LIMIT ?2)",
+    [ST_FIND] = "SELECT " ST_RECORD_COLUMNS " FROM records WHERE id = ?1",
+    [ST_READ] = "SELECT " ST_RECORD_COLUMNS_WORK " FROM records WHERE id = ?1",
+    [ST_LIST_JOBS] = LIST_SQL("pool IS NULL"),
+    [ST_LIST_POOL] = LIST_SQL("pool = ?1"),
+    [ST_LIST_JOBS_STATE] = LIST_SQL("pool IS NULL AND state = ?4"),
+    [ST_LIST_POOL_STATE] = LIST_SQL("pool = ?1 AND state = ?4"),
+};
+
+void st_describe_error(const st_store *st, sqlite3 *db, int rc, char *msg,
+                       size_t len) {
+  const char *what = "failed", *todo = "see the cause in parentheses";
+  switch (rc & 0xff) {
+  case SQLITE_FULL:
+    what = "is full";
+    todo = "free disk space, or raise its size limit";
+    break;
+  case SQLITE_IOERR:
+    what = "cannot be read or written (I/O error)";
+    todo = "check the disk";
+    break;
+  case SQLITE_CORRUPT:
+    what = "is corrupt";
+    todo = "restore it from a backup, or move it away to start afresh";
+    break;
+  case SQLITE_NOTADB:
+    what = "is not a SQLite database";
+    todo = "give the path of a goroutined store, or of a file to create";
+    break;
+  case SQLITE_READONLY:
+  case SQLITE_PERM:
+  case SQLITE_AUTH:
+    what = "cannot be written";
+    todo = "check the permissions of the file and of its folder";
+    break;
+  case SQLITE_CANTOPEN:
+    what = "cannot be opened";
+    todo = "check that its folder exists and that we may write there";
+    break;
+  case SQLITE_BUSY:
+  case SQLITE_LOCKED:
+    what = "is locked";
+    todo = "is another goroutined using it? Stop it, or give another path";
+    break;
+  case SQLITE_NOMEM:
+    what = "ran out of memory";
+    todo = "give the process more memory";
+    break;
+  }
+  snprintf(msg, len, "the store %s %s (%s): %s", st->path, what,
+           db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), todo);
+}
+
+/* Runs sql (a statement without results, or whose results do not matter). */
+static int exec(sqlite3 *db, const char *sql) {
+  return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
+/* The integer that sql (one row, one column) selects, into *out. */
+static int select_int(sqlite3 *db, const char *sql, int64_t *out) {
+  sqlite3_stmt *s;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+  if (rc != SQLITE_OK)
+    return rc;
+  rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) {
+    *out = sqlite3_column_int64(s, 0);
+    rc = SQLITE_OK;
+  }
+  sqlite3_finalize(s);
+  return rc;
+}
+
+static sqlite3 *connect(const st_store *st, int create, char *err,
+                        size_t errlen) {
+  sqlite3 *db = NULL;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+              (create ? SQLITE_OPEN_CREATE : 0);
+  int rc = sqlite3_open_v2(st->path, &db, flags, NULL);
+  if (rc != SQLITE_OK) {
+    st_describe_error(st, db, rc, err, errlen);
+    sqlite3_close(db);
+    return NULL;
+  }
+  sqlite3_busy_timeout(db, ST_BUSY_TIMEOUT_MS);
+  return db;
+}
+
+/* Inside the writer's first transaction: makes the schema in a new file,
+ * or checks that an existing one is ours and of a version we know. */
+static int identify_or_create(st_store *st, char *err, size_t errlen) {
+  sqlite3 *db = st->wdb;
+  int64_t app = 0, version = 0, objects = 0;
+  int rc = select_int(db, "PRAGMA application_id", &app);
+  if (rc == SQLITE_OK)
+    rc = select_int(db, "PRAGMA user_version", &version);
+  if (rc == SQLITE_OK)
+    rc = select_int(db, "SELECT count(*) FROM sqlite_master", &objects);
+  if (rc != SQLITE_OK) {
+    st_describe_error(st, db, rc, err, errlen);
+    return -1;
+  }
+  if (app == 0 && version == 0 && objects == 0) {
+    char sql[96];
+    snprintf(sql, sizeof sql,
+             "PRAGMA application_id = %d; PRAGMA user_version = %d",
+             ST_APPLICATION_ID, ST_SCHEMA_VERSION);
+    rc = exec(db, schema_sql);
+    if (rc == SQLITE_OK)
+      rc = exec(db, sql);
+    if (rc != SQLITE_OK) {
+      st_describe_error(st, db, rc, err, errlen);
+      return -1;
+    }
+    return 0;
+  }
+  if (app != ST_APPLICATION_ID) {
+    snprintf(err, errlen,
+             "the store %s is a SQLite database but not a goroutined store: "
+             "give the path of a goroutined store, or of a file to create",
+             st->path);
+    return -1;
+  }
+  if (version != ST_SCHEMA_VERSION) {
+    snprintf(err, errlen,
+             "the store %s has schema version %lld, which this goroutined "
+             "does not know (it knows %d): open it with the goroutined that "
+             "made it",
+             st->path, (long long)version, ST_SCHEMA_VERSION);
+    return -1;
+  }
+  return 0;
+}
+
+/* The writer's connection: ours, in WAL mode, with its settings. */
+static int open_writer(st_store *st, int sync_full, int64_t max_pages,
+                       char *err, size_t errlen) {
+  st->wdb = connect(st, 1, err, errlen);
+  if (!st->wdb)
+    return -1;
+  int rc = exec(st->wdb, "BEGIN IMMEDIATE");
+  if (rc != SQLITE_OK) {
+    st_describe_error(st, st->wdb, rc, err, errlen);
+    return -1;
+  }
+  if (identify_or_create(st, err, errlen) != 0) {
+    exec(st->wdb, "ROLLBACK");
+    return -1;
+  }
+  rc = exec(st->wdb, "COMMIT");
+  char sql[96];
+  snprintf(sql, sizeof sql,
+           "PRAGMA synchronous = %s; PRAGMA journal_size_limit = %d",
+           sync_full ? "FULL" : "NORMAL", ST_WAL_SIZE_LIMIT);
+  if (rc == SQLITE_OK)
+    rc = exec(st->wdb, sql);
+  if (rc == SQLITE_OK && max_pages > 0) {
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld",
+             (long long)max_pages);
+    rc = exec(st->wdb, sql);
+  }
+  if (rc != SQLITE_OK) {
+    st_describe_error(st, st->wdb, rc, err, errlen);
+    return -1;
+  }
+  sqlite3_stmt *s;
+  rc = sqlite3_prepare_v2(st->wdb, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+  int wal = rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW &&
+            strcmp((const char *)sqlite3_column_text(s, 0), "wal") == 0;
+  if (rc == SQLITE_OK)
+    rc = sqlite3_errcode(st->wdb);
+  sqlite3_finalize(s);
+  if (!wal) {
+    st_describe_error(st, st->wdb, rc == SQLITE_OK ? SQLITE_ERROR : rc, err,
+                      errlen);
+    return -1;
+  }
+  return 0;
+}
+
+/* A connection that only reads (the readers', restore's). */
+static sqlite3 *connect_reader(const st_store *st, char *err, size_t errlen) {
+  sqlite3 *db = connect(st, 0, err, errlen);
+  int rc = db ? exec(db, "PRAGMA query_only = 1") : SQLITE_OK;
+  if (rc != SQLITE_OK) {
+    st_describe_error(st, db, rc, err, errlen);
+    sqlite3_close(db);
+    db = NULL;
+  }
+  return db;
+}
+
+sqlite3 *st_schema_reader(st_store *st, char *err, size_t errlen) {
+  return connect_reader(st, err, errlen);
+}
+
+/* Every statement, each on its connection; a statement that does not
+ * prepare means a table or a column is missing: the file is damaged. */
+static int prepare_all(st_store *st, char *err, size_t errlen) {
+  for (int i = 0; i < ST_NSTMTS; i++) {
+    sqlite3 *db = i < ST_WRITER_STMTS ? st->wdb : st->rdb;
+    int rc = sqlite3_prepare_v3(db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                &st->stmt[i], NULL);
+    if (rc != SQLITE_OK) {
+      if ((rc & 0xff) == SQLITE_ERROR)
+        snprintf(err, errlen,
+                 "the store %s is damaged: its schema does not have what "
+                 "goroutined needs (%s): restore it from a backup, or move "
+                 "it away to start afresh",
+                 st->path, sqlite3_errmsg(db));
+      else
+        st_describe_error(st, db, rc, err, errlen);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* Where the writer carries on: the next seq, the last finish stamp, how
+ * many finished records there are (each off an index). */
+static int read_counters(st_store *st, char *err, size_t errlen) {
+  int64_t max_seq = 0;
+  int rc = select_int(st->rdb, "SELECT coalesce(max(seq), 0) FROM records",
+                      &max_seq);
+  if (rc == SQLITE_OK)
+    rc = select_int(st->rdb,
+                    "SELECT coalesce(max(finished_order), 0) FROM records",
+                    &st->last_finished_order);
+  if (rc == SQLITE_OK)
+    rc = select_int(st->rdb,
+                    "SELECT count(*) FROM records"
+                    " WHERE finished_order IS NOT NULL",
+                    &st->nfinished);
+  if (rc != SQLITE_OK) {
+    st_describe_error(st, st->rdb, rc, err, errlen);
+    return -1;
+  }
+  st->next_seq = (uint64_t)max_seq + 1;
+  return 0;
+}
+
+int st_schema_open(st_store *st, int sync_full, int64_t max_pages, char *err,
+                   size_t errlen) {
+  if (open_writer(st, sync_full, max_pages, err, errlen) != 0 ||
+      !(st->rdb = connect_reader(st, err, errlen)) ||
+      prepare_all(st, err, errlen) != 0 ||
+      read_counters(st, err, errlen) != 0) {
+    st_schema_close(st);
+    return -1;
+  }
+  return 0;
+}
+
+void st_schema_close(st_store *st) {
+  for (int i = 0; i < ST_NSTMTS; i++) {
+    sqlite3_finalize(st->stmt[i]);
+    st->stmt[i] = NULL;
+  }
+  sqlite3_close(st->rdb);
+  sqlite3_close(st->wdb);
+  st->rdb = st->wdb = NULL;
+}
