@@ -97,21 +97,38 @@ typedef struct loader {
   atomic_bool stop;
 } loader;
 
-/* Submits until the server stops answering (or MAX_SUBMITS). */
+/* Submits until the server stops answering (or MAX_SUBMITS); a request
+ * the kill cut short counts as not accepted. */
 static void *load(void *ud) {
   loader *l = ud;
+  CURL *c = NULL;
   for (long i = 0; i < MAX_SUBMITS && !atomic_load(&l->stop); i++) {
-    char id[GR_RECORD_ID_MAX];
-    long status = submit(l->s, "k", "goroutine.sleep(0.002) return (...) * 2",
-                         i, id, sizeof id);
+    char id[GR_RECORD_ID_MAX], body[160];
+    snprintf(body, sizeof body,
+             "{\"code\":\"goroutine.sleep(0.002) return (...) * 2\","
+             "\"args\":[%ld]}",
+             i);
+    ts_resp r;
+    struct curl_slist *h;
+    c = ts_prepare(c, l->s, "POST", "/v1/pools/k/tasks", body, NULL, &r, &h);
+    CURLcode rc = curl_easy_perform(c);
+    ts_finish(c, &r);
+    curl_slist_free_all(h);
+    long status = rc == CURLE_OK ? r.status : 0;
+    snprintf(id, sizeof id, "%s", status == 202 ? ts_str(&r, "id") : "");
+    ts_release(&r);
     if (status == 0)
       break; /* the server is gone */
-    ck_assert_msg(status == 202, "submit answered %ld", status);
+    if (status != 202) {
+      fprintf(stderr, "submit answered %ld\n", status);
+      break;
+    }
     int n = atomic_load(&l->accepted);
     snprintf(l->ids[n], sizeof l->ids[n], "%s", id);
     l->args[n] = i;
     atomic_store(&l->accepted, n + 1);
   }
+  curl_easy_cleanup(c);
   return NULL;
 }
 
@@ -159,6 +176,8 @@ START_TEST(kill_9_under_load_loses_nothing) {
   }
   /* only the tasks running at the kill: at most the pool's workers */
   ck_assert_int_le(interrupted, 4);
+  fprintf(stderr, "kill -9: %d tasks accepted, %d interrupted\n", accepted,
+          interrupted);
   ck_assert_int_eq(ts_stop(&again, SIGTERM), 0);
   ts_cleanup(&again);
   t_tmpdir_remove(dir);
@@ -346,7 +365,7 @@ START_TEST(full_database_answers_503_and_loses_nothing) {
   ts_release(&r);
   for (int i = 0; i < accepted; i++) {
     char path[160];
-    snprintf(path, sizeof path, "/v1/pools/f/tasks/%s", ids[i]);
+    snprintf(path, sizeof path, "/v1/pools/f/tasks/%.31s", ids[i]);
     r = ts_call(&s, "GET", path, NULL, NULL);
     ck_assert_msg(r.status == 200, "%s: %ld", ids[i], r.status);
     ts_release(&r);
