@@ -344,6 +344,7 @@ struct gr_runtime {
   gr_g *all_head;
 
   gr_pool_registry *pools;
+  atomic_bool hold; /* gr_pools_hold: no queued task starts any more */
   gr_store *store; /* the records of tasks and jobs */
   gr_pool *jobs;   /* the jobs' pool: in no registry, without limits */
 

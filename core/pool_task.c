@@ -93,10 +93,11 @@ static void count_outcome(gr_pool *pool, int state) {
   }
 }
 
-/* Caller holds pool->mu: the queue's first task, out of the queue. */
+/* Caller holds pool->mu: the queue's first task, out of the queue (none
+ * while the runtime holds its queues for a stop). */
 static gr_pool_task *dequeue_locked(gr_pool *pool) {
   gr_pool_task *next = pool->qhead;
-  if (!next)
+  if (!next || atomic_load(&pool->rt->hold))
     return NULL;
   pool->qhead = next->next;
   if (pool->qhead)
@@ -226,7 +227,8 @@ static void cancel_task(gr_pool_task *task, const char *reason) {
 static int enter_locked(gr_pool *pool, gr_pool_task *task) {
   if (pool->closed)
     return -1;
-  if (atomic_load(&pool->active) < pool->workers) {
+  if (atomic_load(&pool->active) < pool->workers &&
+      !atomic_load(&pool->rt->hold)) {
     atomic_fetch_add(&pool->active, 1);
     return 1;
   }
@@ -393,8 +395,10 @@ static gr_work_options work_options(const gr_spawn *s) {
 
 /* Writes the new task's record (durable before this returns, with a
  * durable store); GR_OK, or the store's refusal (existing then holds the
- * id an idempotency key names). */
-static int task_record(gr_pool_task *task, const gr_spawn *s, char *existing) {
+ * id an idempotency key names). A task that holds a worker slot is
+ * recorded as claimed (RUNNING, attempt 1) at once: one write, not two. */
+static int task_record(gr_pool_task *task, const gr_spawn *s, int claimed,
+                       char *existing) {
   gr_runtime *rt = task->pool->rt;
   gr_result res;
   gr_future_result(task->spawn.future, &res);
@@ -403,9 +407,10 @@ static int task_record(gr_pool_task *task, const gr_spawn *s, char *existing) {
       task->spawn.pack ? gr_pack_to_bytes(task->spawn.pack, &work_len) : NULL;
   gr_record r = {.id = task->id,
                  .pool = task->pool->jobs ? NULL : task->pool->name,
-                 .state = GR_QUEUED,
+                 .state = claimed ? GR_RUNNING : GR_QUEUED,
                  .attempt = 1,
                  .created_ms = res.created_ms,
+                 .started_ms = claimed ? res.created_ms : 0,
                  .work = work,
                  .work_len = work_len,
                  .opts = work_options(&task->spawn),
@@ -429,7 +434,8 @@ static int task_record(gr_pool_task *task, const gr_spawn *s, char *existing) {
 static int admit_locked(gr_pool *pool, int flags) {
   if (pool->closed)
     return GR_ECLOSED;
-  if (atomic_load(&pool->active) < pool->workers) {
+  if (atomic_load(&pool->active) < pool->workers &&
+      !atomic_load(&pool->rt->hold)) {
     atomic_fetch_add(&pool->active, 1);
     return 1;
   }
@@ -466,7 +472,8 @@ int gr_pool_submit(gr_pool *pool, const gr_spawn *s, char *task_id,
   int admitted = admit_locked(pool, flags);
   pthread_mutex_unlock(&pool->mu);
   char existing[GR_RECORD_ID_MAX] = "";
-  int rc = admitted < 0 ? admitted : task_record(task, s, existing);
+  int rc =
+      admitted < 0 ? admitted : task_record(task, s, admitted == 1, existing);
   if (rc != GR_OK) {
     if (admitted == 1) {
       start_tasks(pool->rt, release_slot(pool));
@@ -487,8 +494,11 @@ int gr_pool_submit(gr_pool *pool, const gr_spawn *s, char *task_id,
   size_t len = strlen(task->id);
   assert(len < idlen);
   memcpy(task_id, task->id, len + 1);
-  if (admitted == 0)
-    admitted = place_task(pool, task);
+  if (admitted == 1) { /* its claim went with its record */
+    start_tasks(pool->rt, run_task(pool->rt, task));
+    return GR_OK;
+  }
+  admitted = place_task(pool, task);
   if (admitted == 1)
     start_tasks(pool->rt, task);
   else if (admitted < 0)
@@ -836,6 +846,10 @@ int64_t gr__pool_cancel_queue(gr_pool *pool, const char *reason) {
     waiting = next;
   }
   return n;
+}
+
+void gr_pools_hold(gr_runtime *rt) {
+  atomic_store(&rt->hold, true);
 }
 
 int gr_go_recorded(gr_runtime *rt, const gr_spawn *s, char *id, size_t idlen) {

@@ -38,7 +38,7 @@ done
 base=http://127.0.0.1:$port
 
 cleanup() {
-  "$engine" rm -f "$name" >/dev/null 2>&1 || true
+  "$engine" rm -f -v "$name" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
@@ -112,6 +112,17 @@ echo "== graceful stop"
 "$engine" stop -t 20 "$name" >/dev/null
 code=$("$engine" inspect -f '{{.State.ExitCode}}' "$name")
 [ "$code" = 0 ] || fail "the server exited with $code on SIGTERM"
+
+echo "== restart: the store in the volume keeps the records"
+"$engine" start "$name" >/dev/null
+for _ in $(seq 1 100); do # up to 20 s
+  curl -fsS "$base/healthz" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+again=$(curl -fsS "$base/v1/jobs/$id" -H "Authorization: Bearer $token") \
+  || fail "after a restart, GET /v1/jobs/$id failed"
+echo "$again" | grep -q '"values":\[55\]' || fail "after a restart the job answered $again"
+"$engine" stop -t 20 "$name" >/dev/null
 
 size=$("$engine" image inspect -f '{{.Size}}' "$tag")
 echo "container_test: ok (image $((size / 1024 / 1024)) MiB, user $uid)"

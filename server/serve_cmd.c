@@ -13,6 +13,7 @@
 #include "modules.h"
 #include "http.h"
 #include "server.h"
+#include "store.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -101,12 +102,21 @@ static void wait_for_work(http_server *srv, gr_runtime *rt,
  * owners can read, then everything stops. */
 static void shut_down(http_server *srv, api_ctx *api, gr_runtime *rt,
                       const sigset_t *signals, int64_t grace_ms) {
+  int durable = gr_record_store_durable(rt);
   api_drain(api);
   api_wake_all(api);
+  if (durable) /* queued work waits in the store for the next start */
+    gr_pools_hold(rt);
   wait_for_work(srv, rt, signals, grace_ms);
+  if (durable) { /* what still runs is interrupted: the store keeps it so */
+    gr_records_freeze(rt);
+    SRV_LOG(GR_LOG_ALWAYS,
+            "shutdown: queued work stays in the store for the next start; "
+            "work still running counts as interrupted");
+  }
   int64_t cancelled =
       gr_cancel_all_work(rt, "cancelled: the server is shutting down");
-  if (cancelled)
+  if (cancelled && !durable)
     SRV_LOG(GR_LOG_ALWAYS,
             "shutdown: cancelled the work still running or "
             "queued after the grace period",
@@ -147,12 +157,22 @@ static gr_runtime *start_runtime(const serve_settings *s, int *status) {
   cfg.result_ttl_ms = s->result_ttl_s * 1000;
   cfg.max_results = (size_t)s->max_results;
   cfg.hooks.log = srv_log_hook;
+  gr_sqlite_options so = {.sync_full = s->sync_full,
+                          .ttl_ms = cfg.result_ttl_ms,
+                          .max_finished = cfg.max_results};
+  char err[512];
+  *status = 1;
+  cfg.store = gr_store_open_url(s->store, &so, err, sizeof err);
+  if (!cfg.store) {
+    fprintf(stderr, "goroutined serve: --store %s: %s\n", s->store, err);
+    return NULL;
+  }
   gr_lua_setup(&cfg);
   gr_runtime *rt = gr_runtime_new(&cfg);
   if (rt)
     gr_pool_observe(rt, log_task_end, NULL);
-  *status = 1;
   if (!rt) {
+    cfg.store->ops->destroy(cfg.store);
     fprintf(stderr, "goroutined serve: cannot start the runtime\n");
     return NULL;
   }
@@ -165,6 +185,14 @@ static gr_runtime *start_runtime(const serve_settings *s, int *status) {
     *status = 2;
     return NULL;
   }
+  int64_t t0 = gr_now_ms();
+  if (gr_records_restore(rt, err, sizeof err) != GR_OK) {
+    fprintf(stderr, "goroutined serve: --store %s: %s\n", s->store, err);
+    gr_runtime_free(rt);
+    return NULL;
+  }
+  SRV_LOG(GR_LOG_INFO, "store ready", SRV_STR("store", s->store),
+          SRV_INT("restore_ms", gr_now_ms() - t0));
   return rt;
 }
 

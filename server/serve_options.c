@@ -88,6 +88,13 @@ static const char serve_usage[] =
     "  --grace-ms MS          on SIGTERM or SIGINT, how long accepted work\n"
     "                         may still run before it is cancelled (10000)\n"
     "                         [GOROUTINED_GRACE_MS]\n"
+    "  --store URL            where tasks, jobs and pools are kept:\n"
+    "                         sqlite:PATH (durable; sqlite:goroutined.db,\n"
+    "                         in the working directory) or memory: (lost\n"
+    "                         at exit) [GOROUTINED_STORE]\n"
+    "  --sync MODE            normal: a record survives a crash of the\n"
+    "                         process; full: a power loss too (slower)\n"
+    "                         (normal) [GOROUTINED_SYNC]\n"
     "  --idle-timeout S       a client must send a whole request within S\n"
     "                         seconds of connecting or of its previous\n"
     "                         answer (30) [GOROUTINED_IDLE_TIMEOUT]\n"
@@ -127,6 +134,8 @@ enum {
   O_IDLE_TIMEOUT,
   O_MAX_URL,
   O_MAX_HEAD,
+  O_STORE,
+  O_SYNC,
   O_HELP,
   O_HELP_SHORT,
   O_COUNT
@@ -171,6 +180,8 @@ static cm_option options[O_COUNT] = {
     [O_IDLE_TIMEOUT] = {"--idle-timeout", "GOROUTINED_IDLE_TIMEOUT", "30"},
     [O_MAX_URL] = {"--max-url", "GOROUTINED_MAX_URL", "8K"},
     [O_MAX_HEAD] = {"--max-head", "GOROUTINED_MAX_HEAD", "32K"},
+    [O_STORE] = {"--store", "GOROUTINED_STORE", "sqlite:goroutined.db"},
+    [O_SYNC] = {"--sync", "GOROUTINED_SYNC", "normal"},
     [O_HELP] = {"--help", .no_value = 1, .set = cm_option_stop},
     [O_HELP_SHORT] = {"-h", .no_value = 1, .set = cm_option_stop},
 };
@@ -429,6 +440,16 @@ int serve_settings_read(int argc, char **argv, serve_settings *s, int *status) {
       load_tokens(&s->token, &s->read_token) != 0)
     return -1;
   s->http_allow = options[O_HTTP_ALLOW].value;
+  s->store = options[O_STORE].value;
+  const char *sync = options[O_SYNC].value;
+  s->sync_full = strcmp(sync, "full") == 0;
+  if (!s->sync_full && strcmp(sync, "normal") != 0) {
+    fprintf(stderr,
+            "goroutined serve: --sync must be normal or full, not '%s'\n",
+            sync);
+    serve_settings_free(s);
+    return -1;
+  }
   if (read_listen(s) != 0) {
     serve_settings_free(s);
     return -1;

@@ -3,11 +3,12 @@
 # free port, and checks what it prints. Usage: readme_session.sh GOROUTINED README
 set -euo pipefail
 bin=$1
+bin=$(realpath "$bin")
 readme=$2
 dir=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 : >"$dir/server.log" # there before the server's shell opens it: sed reads it at once
-"$bin" serve --listen 127.0.0.1:0 2>"$dir/server.log" &
+(cd "$dir" && exec "$bin" serve --listen 127.0.0.1:0 2>"$dir/server.log") &
 pid=$!
 port=""
 for _ in $(seq 1 500); do

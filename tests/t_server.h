@@ -62,6 +62,9 @@ static TS_UNUSED void ts_start(ts_server *s, const char *const *args,
     close(fd);
     for (int i = 0; env && env[i]; i++)
       putenv((char *)env[i]);
+    /* the default store, sqlite:goroutined.db, lands in the test's folder */
+    if (chdir(s->dir) != 0)
+      _exit(126);
     execv(argv[0], (char **)argv);
     _exit(127);
   }

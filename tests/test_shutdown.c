@@ -4,7 +4,9 @@
  * polls answer with the state they have, running work gets the grace
  * period, what is left then is cancelled with a recorded reason, and every
  * accepted task reaches a terminal state (read back from the task end
- * lines of the log); the exit status is 0.
+ * lines of the log); the exit status is 0. These run on the memory store,
+ * where a stop ends all work; test_durable.c has the durable store's stop
+ * (queued work waits for the next start).
  */
 #include "t_server.h"
 
@@ -72,7 +74,7 @@ static void start_logged(ts_server *s, char *log, size_t loglen,
   const char *args[] = {"--workers",  "2",   "--http-threads", "2",
                         "--grace-ms", grace, "--log-format",   "json",
                         "--log-file", log,   "--max-wait",     "30000",
-                        NULL};
+                        "--store",    "memory:", NULL};
   ts_start(s, args, NULL);
 }
 

@@ -658,6 +658,10 @@ int gr_record_store_durable(gr_runtime *rt);
  * ("interrupted by a server stop during attempt N"). Returns GR_OK or a
  * GR_E code, with a message in err. */
 int gr_records_restore(gr_runtime *rt, char *err, size_t errlen);
+/* The first step of a stop with a durable store: no queued task (a job's
+ * neither) starts any more, so they stay queued in the store for the next
+ * start while the running ones get their grace period. */
+void gr_pools_hold(gr_runtime *rt);
 /* A stop: from now on nothing is written to the store, so the queued and
  * running work stays recorded as it is for the next start. */
 void gr_records_freeze(gr_runtime *rt);

@@ -10,7 +10,9 @@
 import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { once } from 'node:events';
 import assert from 'node:assert/strict';
 import test from 'node:test';
@@ -33,9 +35,13 @@ const WAIT_MS = 20_000; // the most any one step waits: tells slow from hung
 const servers = new Set();
 
 async function startServer(args) {
+  // Each server keeps its store (sqlite:goroutined.db) in a folder of its own.
+  const cwd = mkdtempSync(join(tmpdir(), 'gr-dash-'));
   const proc = spawn(opt.bin, ['serve', '--listen', '127.0.0.1:0', '--workers', '2', '--http-threads', '2', ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    cwd,
   });
+  proc.on('exit', () => rmSync(cwd, { recursive: true, force: true }));
   servers.add(proc);
   let log = '';
   proc.stderr.setEncoding('utf8');

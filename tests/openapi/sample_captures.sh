@@ -9,6 +9,7 @@ set -euo pipefail
 [[ $# -eq 1 ]] || { echo "usage: $0 OUT.jsonl" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${GOROUTINED:-$here/../../build/normal/goroutined}
+bin=$(realpath "$bin")
 out=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 for tool in curl node; do
   command -v "$tool" >/dev/null || { echo "$0: $tool is needed" >&2; exit 1; }
@@ -28,7 +29,8 @@ trap cleanup EXIT
 start() {
   local name=$1; shift
   : >"$tmp/$name.log"
-  "$bin" serve --listen 127.0.0.1:0 "$@" 2>>"$tmp/$name.log" &
+  mkdir -p "$tmp/$name.d" # its store, sqlite:goroutined.db, goes there
+  (cd "$tmp/$name.d" && exec "$bin" serve --listen 127.0.0.1:0 "$@" 2>>"$tmp/$name.log") &
   pids+=($!)
   for _ in $(seq 100); do
     base=$(grep -o 'listening on http://[0-9.:]*' "$tmp/$name.log" | head -n1 | sed 's/listening on //') || true
