@@ -106,7 +106,9 @@ static void st_update(gr_store *base, void *handle, const gr_record *r,
   assert(handle);
   st_op *op = update_op(r, handle);
   if (!op) {
-    st_set_failing(st, "the store ran out of memory");
+    char why[sizeof st->error];
+    snprintf(why, sizeof why, "the store %s ran out of memory", st->path);
+    st_set_failing(st, why);
     done(ud, 0);
     return;
   }

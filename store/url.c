@@ -33,7 +33,7 @@ static int parse_query(const char *url, const char *query, gr_store_url *out,
   char *end;
   errno = 0;
   long long pages = strtoll(digits, &end, 10);
-  if (errno || end == digits || *end || pages <= 0 || *digits == '+') {
+  if (*digits < '0' || *digits > '9' || errno || *end || pages <= 0) {
     snprintf(err, errlen,
              "bad store URL '%s': max_pages must be a whole number above 0",
              url);

@@ -988,6 +988,7 @@ START_TEST(store_urls) {
       {"sqlite:", "missing"},
       {"sqlite:x.db?max_pages=0", "max_pages"},
       {"sqlite:x.db?max_pages=12k", "max_pages"},
+      {"sqlite:x.db?max_pages= 12", "max_pages"},
       {"sqlite:x.db?cache=1", "max_pages"},
       {"sqlite://host/x.db", "not a host"},
       {"redis://localhost:6379", "Redis stores are not supported yet"},
