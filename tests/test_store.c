@@ -820,38 +820,37 @@ END_TEST
 
 /* ---- errors -------------------------------------------------------------- */
 
+/* Adds id with 3,000 bytes of work (a page of the file): add's answer,
+ * its handle in *h. */
+static int add_page(gr_store *st, const char *id, void **h) {
+  static char big[3000];
+  memset(big, 'w', sizeof big - 1);
+  gr_record r = queued(id, "p");
+  r.work = big;
+  r.work_len = sizeof big;
+  gr_future *f = gr_future_new();
+  char existing[GR_RECORD_ID_MAX];
+  int rc = st->ops->add(st, &r, f, h, existing);
+  gr_future_unref(f);
+  return rc;
+}
+
 START_TEST(a_full_database_refuses_writes_and_keeps_serving_reads) {
   gr_sqlite_options o = {.max_pages = 60};
   gr_store *st = open_with("full.db", &o);
-  static char big[3000];
-  memset(big, 'w', sizeof big - 1);
   gr_future *live;
-  void *live_h = add_ok(st, "task-live", "p", &live, NULL);
+  void *live_h = add_ok(st, "task-live", "p", &live, NULL), *h;
   for (int i = 0; i < 10; i++) { /* finished, a page each */
     char id[32];
     snprintf(id, sizeof id, "task-old-%d", i);
-    gr_record r = queued(id, "p");
-    r.work = big;
-    r.work_len = sizeof big;
-    gr_future *f = gr_future_new();
-    void *h;
-    char existing[GR_RECORD_ID_MAX];
-    ck_assert_int_eq(st->ops->add(st, &r, f, &h, existing), GR_OK);
-    gr_future_unref(f);
+    ck_assert_int_eq(add_page(st, id, &h), GR_OK);
     finish(st, h, id);
   }
   int added = 0, rc = GR_OK;
   while (rc == GR_OK && added < 1000) {
     char id[32];
     snprintf(id, sizeof id, "task-big-%d", added);
-    gr_record r = queued(id, "p");
-    r.work = big;
-    r.work_len = sizeof big;
-    gr_future *f = gr_future_new();
-    void *h;
-    char existing[GR_RECORD_ID_MAX];
-    rc = st->ops->add(st, &r, f, &h, existing);
-    gr_future_unref(f);
+    rc = add_page(st, id, &h);
     added += rc == GR_OK;
   }
   ck_assert_int_eq(rc, GR_ESTORE);
