@@ -187,7 +187,8 @@ static long pool_ended(client *cl, server *s, const char *name) {
   return n;
 }
 
-/* ---- 1 and 2: submits ------------------------------------------------------ */
+/* ---- 1 and 2: submits ------------------------------------------------------
+ */
 
 #define CLIENTS 4
 
@@ -237,8 +238,12 @@ static double run_submits(server *s, long total, double rate, double *p50,
   double *lat = p99 ? calloc((size_t)total, sizeof *lat) : NULL;
   double t0 = now_s();
   for (int i = 0; i < CLIENTS; i++) {
-    sb[i] = (submitter){s, total / CLIENTS, rate / CLIENTS,
-                        lat ? lat + i * (total / CLIENTS) : NULL, code, 0};
+    sb[i] = (submitter){s,
+                        total / CLIENTS,
+                        rate / CLIENTS,
+                        lat ? lat + i * (total / CLIENTS) : NULL,
+                        code,
+                        0};
     pthread_create(&th[i], NULL, submit_loop, &sb[i]);
   }
   long failed = 0;
@@ -280,7 +285,8 @@ static void remove_dir(const char *dir) {
     fprintf(stderr, "store_bench: could not remove %s\n", dir);
 }
 
-/* ---- the floor ------------------------------------------------------------- */
+/* ---- the floor -------------------------------------------------------------
+ */
 
 static double floor_rate(void) {
   double t0 = now_s();
@@ -374,8 +380,8 @@ int main(int argc, char **argv) {
     submitter sb[CLIENTS];
     pthread_t th[CLIENTS];
     for (int i = 0; i < CLIENTS; i++) {
-      sb[i] = (submitter){&s, 100000 / CLIENTS, 0, NULL,
-                          "{\"code\":\"return 1\"}", 0};
+      sb[i] = (submitter){&s,   100000 / CLIENTS,          0,
+                          NULL, "{\"code\":\"return 1\"}", 0};
       pthread_create(&th[i], NULL, submit_loop, &sb[i]);
     }
     for (int i = 0; i < CLIENTS; i++)
@@ -411,8 +417,8 @@ int main(int argc, char **argv) {
       submitter sb[CLIENTS];
       pthread_t th[CLIENTS];
       for (int i = 0; i < CLIENTS; i++) {
-        sb[i] = (submitter){&s, n / CLIENTS, 0, NULL,
-                            "{\"code\":\"return 1\"}", 0};
+        sb[i] =
+            (submitter){&s, n / CLIENTS, 0, NULL, "{\"code\":\"return 1\"}", 0};
         pthread_create(&th[i], NULL, submit_loop, &sb[i]);
       }
       for (int i = 0; i < CLIENTS; i++)

@@ -345,8 +345,8 @@ struct gr_runtime {
 
   gr_pool_registry *pools;
   atomic_bool hold; /* gr_pools_hold: no queued task starts any more */
-  gr_store *store; /* the records of tasks and jobs */
-  gr_pool *jobs;   /* the jobs' pool: in no registry, without limits */
+  gr_store *store;  /* the records of tasks and jobs */
+  gr_pool *jobs;    /* the jobs' pool: in no registry, without limits */
 
   pthread_mutex_t ext_mu;
   struct {

@@ -33,10 +33,10 @@ static void start_on(ts_server *s, const char *dir, const char *extra,
                      const char *grace) {
   static char url[256];
   snprintf(url, sizeof url, "sqlite:%s/g.db%s", dir, extra ? extra : "");
-  const char *args[] = {"--workers",   "2",    "--http-threads", "2",
-                        "--store",     url,    "--grace-ms",     grace,
-                        "--max-queued", "0",   "--max-wait",     "30000",
-                        NULL};
+  const char *args[] = {
+      "--workers",  "2",   "--http-threads", "2", "--store",    url,
+      "--grace-ms", grace, "--max-queued",   "0", "--max-wait", "30000",
+      NULL};
   ts_start(s, args, NULL);
 }
 
@@ -163,8 +163,8 @@ START_TEST(kill_9_under_load_loses_nothing) {
                   "%s ran more than once: %s", l.ids[i], r.body);
     if (strcmp(ts_str(&r, "state"), "succeeded") == 0) {
       json_t *v = json_array_get(json_object_get(r.json, "values"), 0);
-      ck_assert_msg(json_integer_value(v) == 2 * l.args[i], "%s: %s",
-                    l.ids[i], r.body);
+      ck_assert_msg(json_integer_value(v) == 2 * l.args[i], "%s: %s", l.ids[i],
+                    r.body);
     } else {
       ck_assert_msg(strcmp(ts_str(&r, "state"), "failed") == 0 &&
                         strstr(ts_str(&r, "error"),
@@ -193,15 +193,15 @@ START_TEST(sigterm_keeps_queued_work_for_the_next_start) {
   start_on(&s, dir, NULL, "300");
   make_pool(&s, "q", 1, 100);
   make_pool(&s, "r", 1, 100);
-  char slow[GR_RECORD_ID_MAX], retried[GR_RECORD_ID_MAX], quick[5][GR_RECORD_ID_MAX];
+  char slow[GR_RECORD_ID_MAX], retried[GR_RECORD_ID_MAX],
+      quick[5][GR_RECORD_ID_MAX];
   /* q: one task that outlives the grace, then five queued behind it */
   ck_assert_int_eq(
       submit(&s, "q", "goroutine.sleep(60) return 0", 0, slow, sizeof slow),
       202);
   for (int i = 0; i < 5; i++)
     ck_assert_int_eq(
-        submit(&s, "q", "return (...) + 1", i, quick[i], sizeof quick[i]),
-        202);
+        submit(&s, "q", "return (...) + 1", i, quick[i], sizeof quick[i]), 202);
   /* r: one that outlives the grace but has a second attempt */
   ts_resp r = ts_call(&s, "POST", "/v1/pools/r/tasks",
                       "{\"code\":\"local n = ... if n then end "
@@ -222,9 +222,9 @@ START_TEST(sigterm_keeps_queued_work_for_the_next_start) {
   for (int i = 0; i < 5; i++) {
     ts_resp q = final_record(&again, "q", quick[i]);
     ck_assert_str_eq(ts_str(&q, "state"), "succeeded");
-    ck_assert_int_eq(
-        json_integer_value(json_array_get(json_object_get(q.json, "values"), 0)),
-        i + 1);
+    ck_assert_int_eq(json_integer_value(
+                         json_array_get(json_object_get(q.json, "values"), 0)),
+                     i + 1);
     ts_release(&q);
   }
   ts_resp q = final_record(&again, "q", slow);
@@ -247,8 +247,8 @@ START_TEST(sigterm_keeps_queued_work_for_the_next_start) {
     q.body = NULL;
     usleep(20000);
   }
-  ck_assert_msg(q.body && strstr(q.body, "interrupted by a server stop"),
-                "%s", q.body ? q.body : "(no running second attempt)");
+  ck_assert_msg(q.body && strstr(q.body, "interrupted by a server stop"), "%s",
+                q.body ? q.body : "(no running second attempt)");
   ts_release(&q);
   /* pools came back with their definitions */
   r = ts_call(&again, "GET", "/v1/pools/q", NULL, NULL);
@@ -326,7 +326,8 @@ START_TEST(corrupt_or_foreign_files_refuse_to_start) {
 }
 END_TEST
 
-/* ---- a full database ------------------------------------------------------ */
+/* ---- a full database ------------------------------------------------------
+ */
 
 START_TEST(full_database_answers_503_and_loses_nothing) {
   char dir[64];
@@ -340,8 +341,8 @@ START_TEST(full_database_answers_503_and_loses_nothing) {
   long status = 0;
   ts_resp r = {0};
   for (int i = 0; i < 200; i++) {
-    int n = snprintf(body, 9000, "{\"code\":\"return #(...)\",\"args\":[\"%04d",
-                     i);
+    int n =
+        snprintf(body, 9000, "{\"code\":\"return #(...)\",\"args\":[\"%04d", i);
     memset(body + n, 'x', 8000);
     snprintf(body + n + 8000, 9000 - (size_t)n - 8000, "\"]}");
     r = ts_call(&s, "POST", "/v1/pools/f/tasks", body, NULL);

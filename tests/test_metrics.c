@@ -245,8 +245,7 @@ START_TEST(stats_have_the_dashboards_shape) {
   ts_release(&r);
   r = call("POST", "/v1/pools/a/tasks", "{\"code\":\"return 1\"}");
   char path[96];
-  snprintf(path, sizeof path, "/v1/pools/a/tasks/%s?wait=10",
-           ts_str(&r, "id"));
+  snprintf(path, sizeof path, "/v1/pools/a/tasks/%s?wait=10", ts_str(&r, "id"));
   ts_release(&r);
   /* A task starts once its claim is in the store: wait for its end. */
   r = call("GET", path, NULL);

@@ -71,10 +71,21 @@ static void wait_stopping(ts_server *s) {
 static void start_logged(ts_server *s, char *log, size_t loglen,
                          const char *grace, const char *dir) {
   snprintf(log, loglen, "%s/server.log", dir);
-  const char *args[] = {"--workers",  "2",   "--http-threads", "2",
-                        "--grace-ms", grace, "--log-format",   "json",
-                        "--log-file", log,   "--max-wait",     "30000",
-                        "--store",    "memory:", NULL};
+  const char *args[] = {"--workers",
+                        "2",
+                        "--http-threads",
+                        "2",
+                        "--grace-ms",
+                        grace,
+                        "--log-format",
+                        "json",
+                        "--log-file",
+                        log,
+                        "--max-wait",
+                        "30000",
+                        "--store",
+                        "memory:",
+                        NULL};
   ts_start(s, args, NULL);
 }
 
