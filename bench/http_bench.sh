@@ -238,7 +238,7 @@ bench() {
 
 # ---------------------------------------------------------------- servers
 # goroutined, on a port it picks itself.
-"$goroutined" serve --listen 127.0.0.1:0 --log-level warn 2>"$work/goroutined.err" &
+"$goroutined" serve --listen 127.0.0.1:0 --log-level warn --store memory: 2>"$work/goroutined.err" &
 gd_pid=$!
 pids+=("$gd_pid")
 gd_port=""

@@ -66,6 +66,8 @@ static double now_s(void) {
 
 static pid_t server_pid;
 static char log_path[] = "/tmp/gr_load_XXXXXX";
+/* The server's working folder: its store, sqlite:goroutined.db, is there. */
+static char store_dir[] = "/tmp/gr_load_store_XXXXXX";
 static char base[64];
 
 static long rss_kb(pid_t pid) {
@@ -83,6 +85,8 @@ static long rss_kb(pid_t pid) {
 
 static int start_server(const char *bin) {
   int fd = mkstemp(log_path);
+  if (!mkdtemp(store_dir))
+    return -1;
   if (fd < 0)
     return -1;
   server_pid = fork();
@@ -91,6 +95,8 @@ static int start_server(const char *bin) {
   if (server_pid == 0) {
     dup2(fd, 2);
     close(fd);
+    if (chdir(store_dir) != 0)
+      _exit(126);
     execl(bin, bin, "serve", "--listen", "127.0.0.1:0", "--workers", "2",
           "--http-threads", "2", "--memory-limit", "16M", "--max-results",
           "10000", "--result-ttl", RESULT_TTL_ARG, "--log-level", "warn",
@@ -520,6 +526,10 @@ int main(int argc, char **argv) {
     unlink(log_path);
   else
     printf("server log: %s\n", log_path);
+  char rm[96];
+  snprintf(rm, sizeof rm, "rm -rf '%s'", store_dir);
+  if (system(rm) != 0)
+    printf("could not remove %s\n", store_dir);
   printf("%s\n", ok ? "ok" : "FAILED");
   return ok ? 0 : 1;
 }

@@ -96,7 +96,8 @@ int main(int argc, char **argv) {
   if (pid == 0) {
     dup2(fd, 2);
     execl(argv[1], argv[1], "serve", "--listen", "127.0.0.1:0",
-          "--http-threads", threads, "--log-level", "warn", (char *)NULL);
+          "--http-threads", threads, "--log-level", "warn", "--store",
+          "memory:", (char *)NULL);
     _exit(127);
   }
   int port = 0;

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,6 +40,9 @@ static char log_dir[64];
 static void server_start(server *s, const char *const *args, const char *env) {
   static int n;
   memset(s, 0, sizeof s[0]);
+  char dir[128]; /* its store, sqlite:goroutined.db, goes there */
+  snprintf(dir, sizeof dir, "%s/server%d", log_dir, n);
+  ck_assert_int_eq(mkdir(dir, 0700), 0);
   snprintf(s->log, sizeof s->log, "%s/server%d.log", log_dir, n++);
   const char *argv[32] = {GOROUTINED_BIN, "serve", "--listen", "127.0.0.1:0"};
   int argc = 4;
@@ -53,6 +57,8 @@ static void server_start(server *s, const char *const *args, const char *env) {
     close(fd);
     if (env)
       putenv((char *)env);
+    if (chdir(dir) != 0)
+      _exit(126);
     execv(argv[0], (char **)argv);
     _exit(127);
   }
