@@ -372,7 +372,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (start_server(argv[1]) != 0) {
+  static char bin[4096]; /* the server runs in a folder of its own */
+  if (!realpath(argv[1], bin) || start_server(bin) != 0) {
     fprintf(stderr, "the server did not start; see %s\n", log_path);
     return 1;
   }
