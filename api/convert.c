@@ -364,10 +364,25 @@ int64_t api__wait_param(api_ctx *api, const api_request *req, api_response *r) {
 /* ---- snippets -------------------------------------------------------------
  */
 
+/* A recorded snippet's retries: max_attempts and backoff_ms. */
+static int read_retries(json_t *body, api_snippet *s, api_response *r) {
+  int64_t attempts;
+  if (api__int_field(body, "max_attempts", 1, API_MAX_ATTEMPTS, 1, NULL,
+                     &attempts, r) != 0 ||
+      api__int_field(body, "backoff_ms", 0, API_MAX_BACKOFF_MS, 0, NULL,
+                     &s->backoff_ms, r) != 0)
+    return -1;
+  s->max_attempts = (int)attempts;
+  return 0;
+}
+
 static int parse_snippet(api_ctx *api, json_t *body, api_snippet *s,
                          api_response *r) {
   static const char *const fields[] = {"code", "args", "timeout_ms", NULL};
-  if (api__check_fields(body, fields, r) != 0)
+  static const char *const recorded[] = {
+      "code", "args", "timeout_ms", "max_attempts", "backoff_ms", NULL};
+  if (api__check_fields(body, s->recorded ? recorded : fields, r) != 0 ||
+      (s->recorded && read_retries(body, s, r) != 0))
     return -1;
   const char *code;
   size_t len;

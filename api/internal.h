@@ -125,11 +125,20 @@ void api__path_free(api_path *a);
 /* s with what is not a plain path character percent-encoded. */
 void api__path_escape(char *out, size_t outlen, const char *s);
 
+/* What a task or job may ask of its retries (gr_spawn.max_attempts and
+ * backoff_ms). */
+#define API_MAX_ATTEMPTS 100
+#define API_MAX_BACKOFF_MS (3600 * 1000)
+
 typedef struct api_snippet {
+  int recorded;  /* set by the caller: a task or job, which may retry */
   gr_pack *pack; /* the compiled chunk, then the args */
   int64_t timeout_ms;
+  int max_attempts; /* recorded only: 1 to API_MAX_ATTEMPTS */
+  int64_t backoff_ms;
 } api_snippet;
-/* Reads a body {code, args?, timeout_ms?}; 0, or -1 with the answer set. */
+/* Reads a body {code, args?, timeout_ms?} and, when recorded,
+ * {max_attempts?, backoff_ms?}; 0, or -1 with the answer set. */
 int api__read_snippet(api_ctx *api, const api_request *req, api_snippet *s,
                       api_response *r);
 
@@ -149,8 +158,13 @@ void api__job_free(api_job *job);
 const char *api__job_id(api_job *job);
 const char *api__job_pool(api_job *job); /* NULL for a job */
 gr_future *api__job_future(api_job *job);
-/* The job object: id, state, success, values or error, timestamps. */
+/* The job object: the outcome (api__out_outcome), then id, pool (for a
+ * task), attempt, max_attempts and the earlier attempts. */
 void api__out_job(api_out *o, api_job *job);
+/* The same for a record known by its id, pool ("" or NULL for a job) and
+ * future. */
+void api__out_record(api_out *o, const char *id, const char *pool,
+                     gr_future *f);
 /* The state the job object of f shows now: its future's, or failed if its
  * values JSON cannot hold. */
 const char *api__outcome_state(gr_future *f);

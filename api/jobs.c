@@ -75,7 +75,7 @@ static void job_ended(gr_future *f, void *ud) {
 int api__create_job(const api_call *c) {
   api_ctx *api = c->api;
   api_response *r = c->resp;
-  api_snippet s = {0};
+  api_snippet s = {.recorded = 1};
   if (api__read_snippet(api, c->req, &s, r) != 0)
     return API_DONE;
   if (job_room(api, r) != 0) {

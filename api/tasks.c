@@ -46,7 +46,7 @@ int api__submit_task(const api_call *c) {
   gr_pool *pool = api__open_pool(api, name, r);
   if (!pool)
     return API_DONE;
-  api_snippet s = {0};
+  api_snippet s = {.recorded = 1};
   if (api__read_snippet(api, c->req, &s, r) != 0) {
     gr_pool_unref(pool);
     return API_DONE;
