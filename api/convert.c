@@ -361,6 +361,41 @@ int64_t api__wait_param(api_ctx *api, const api_request *req, api_response *r) {
   return 0;
 }
 
+int api__query_param(const api_request *req, const char *name, char *out,
+                     size_t outlen, api_response *r) {
+  size_t nlen = strlen(name);
+  for (const char *q = req->query; q && *q;) {
+    const char *amp = strchr(q, '&');
+    size_t len = amp ? (size_t)(amp - q) : strlen(q);
+    if (len > nlen && strncmp(q, name, nlen) == 0 && q[nlen] == '=') {
+      const char *v = q + nlen + 1;
+      size_t vlen = len - nlen - 1;
+      char shown[64];
+      if (vlen < outlen && cm_percent_decode(v, vlen, out) >= 0)
+        return 1;
+      api__quote(shown, sizeof shown, v, vlen);
+      api__problem(r, 400, "invalid-parameter", "Bad Request",
+                   json_pack("{s:s}", "parameter", name),
+                   "query parameter '%s' %s: '%s'", name,
+                   vlen < outlen ? "has a bad percent-escape"
+                                 : "is longer than any valid value",
+                   shown);
+      return -1;
+    }
+    q = amp ? amp + 1 : NULL;
+  }
+  return 0;
+}
+
+void api__bad_param(api_response *r, const char *name, const char *value,
+                    const char *must) {
+  char shown[64];
+  api__quote(shown, sizeof shown, value, strlen(value));
+  api__problem(r, 400, "invalid-parameter", "Bad Request",
+               json_pack("{s:s}", "parameter", name),
+               "query parameter '%s' must be %s, not '%s'", name, must, shown);
+}
+
 /* ---- snippets -------------------------------------------------------------
  */
 

@@ -16,6 +16,7 @@ packages=(
   libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
   check libsubunit-dev
   curl   # the README's session talks to the server with it
+  libssl-dev   # libcrypto: SHA-256 of requests with an Idempotency-Key (api/)
 )
 if [ "${1:-all}" != build ]; then
   packages+=(
