@@ -200,11 +200,11 @@ static void not_finished(const api_call *c, api_job *job, const char *what) {
   api__problem(c->resp, 409, "not-finished", "Conflict",
                json_pack("{s:s,s:s}", "id", shown, "state",
                          gr_state_name(gr_future_state(api__job_future(job)))),
-               "%s '%s' is %s; %s only a finished %s: cancel it first (POST "
-               "%s/cancel), or wait until it ends",
+               "%s '%s' is %s; only a finished %s can %s: cancel it first "
+               "(POST %s/cancel), or wait until it ends",
                kind_of(c), shown,
-               gr_state_name(gr_future_state(api__job_future(job))), what,
-               kind_of(c), path);
+               gr_state_name(gr_future_state(api__job_future(job))), kind_of(c),
+               what, path);
 }
 
 int api__forget_record(const api_call *c) {
@@ -213,7 +213,7 @@ int api__forget_record(const api_call *c) {
     return API_DONE;
   int rc = gr_record_forget(c->api->cfg.rt, c->id);
   if (rc == GR_EBUSY)
-    not_finished(c, job, "DELETE forgets");
+    not_finished(c, job, "be deleted");
   else if (rc == 1)
     c->resp->status = 204;
   else /* it expired meanwhile */
@@ -230,7 +230,7 @@ static void replay_refused(const api_call *c, api_job *job, int rc) {
   char shown[96];
   api__quote(shown, sizeof shown, c->id, strlen(c->id));
   if (rc == GR_EBUSY) {
-    not_finished(c, job, "a retry runs again");
+    not_finished(c, job, "run again");
   } else if (rc == GR_ENOREPLAY) {
     api__problem(r, 409, "not-replayable", "Conflict",
                  json_pack("{s:s}", "id", shown),
