@@ -361,13 +361,63 @@ int64_t api__wait_param(api_ctx *api, const api_request *req, api_response *r) {
   return 0;
 }
 
+int api__query_param(const api_request *req, const char *name, char *out,
+                     size_t outlen, api_response *r) {
+  size_t nlen = strlen(name);
+  for (const char *q = req->query; q && *q;) {
+    const char *amp = strchr(q, '&');
+    size_t len = amp ? (size_t)(amp - q) : strlen(q);
+    if (len > nlen && strncmp(q, name, nlen) == 0 && q[nlen] == '=') {
+      const char *v = q + nlen + 1;
+      size_t vlen = len - nlen - 1;
+      char shown[64];
+      if (vlen < outlen && cm_percent_decode(v, vlen, out) >= 0)
+        return 1;
+      api__quote(shown, sizeof shown, v, vlen);
+      api__problem(r, 400, "invalid-parameter", "Bad Request",
+                   json_pack("{s:s}", "parameter", name),
+                   "query parameter '%s' %s: '%s'", name,
+                   vlen < outlen ? "has a bad percent-escape"
+                                 : "is longer than any valid value",
+                   shown);
+      return -1;
+    }
+    q = amp ? amp + 1 : NULL;
+  }
+  return 0;
+}
+
+void api__bad_param(api_response *r, const char *name, const char *value,
+                    const char *must) {
+  char shown[64];
+  api__quote(shown, sizeof shown, value, strlen(value));
+  api__problem(r, 400, "invalid-parameter", "Bad Request",
+               json_pack("{s:s}", "parameter", name),
+               "query parameter '%s' must be %s, not '%s'", name, must, shown);
+}
+
 /* ---- snippets -------------------------------------------------------------
  */
+
+/* A recorded snippet's retries: max_attempts and backoff_ms. */
+static int read_retries(json_t *body, api_snippet *s, api_response *r) {
+  int64_t attempts;
+  if (api__int_field(body, "max_attempts", 1, API_MAX_ATTEMPTS, 1, NULL,
+                     &attempts, r) != 0 ||
+      api__int_field(body, "backoff_ms", 0, API_MAX_BACKOFF_MS, 0, NULL,
+                     &s->backoff_ms, r) != 0)
+    return -1;
+  s->max_attempts = (int)attempts;
+  return 0;
+}
 
 static int parse_snippet(api_ctx *api, json_t *body, api_snippet *s,
                          api_response *r) {
   static const char *const fields[] = {"code", "args", "timeout_ms", NULL};
-  if (api__check_fields(body, fields, r) != 0)
+  static const char *const recorded[] = {
+      "code", "args", "timeout_ms", "max_attempts", "backoff_ms", NULL};
+  if (api__check_fields(body, s->recorded ? recorded : fields, r) != 0 ||
+      (s->recorded && read_retries(body, s, r) != 0))
     return -1;
   const char *code;
   size_t len;

@@ -41,6 +41,9 @@ void api__problem(api_response *r, int status, const char *slug,
     __attribute__((format(printf, 6, 7)));
 void api__set_header(api_response *r, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* 503 with Retry-After: the record store cannot write (GR_ESTORE); the
+ * detail says why, as the store tells it. */
+void api__store_unavailable(api_ctx *api, api_response *r);
 /* JSON text with floats in their shortest exact form; NULL when out of
  * memory. */
 char *api__json_dumps(json_t *v, size_t *len);
@@ -125,13 +128,49 @@ void api__path_free(api_path *a);
 /* s with what is not a plain path character percent-encoded. */
 void api__path_escape(char *out, size_t outlen, const char *s);
 
+/* What a task or job may ask of its retries (gr_spawn.max_attempts and
+ * backoff_ms). */
+#define API_MAX_ATTEMPTS 100
+#define API_MAX_BACKOFF_MS (3600 * 1000)
+
 typedef struct api_snippet {
+  int recorded;  /* set by the caller: a task or job, which may retry */
   gr_pack *pack; /* the compiled chunk, then the args */
   int64_t timeout_ms;
+  int max_attempts; /* recorded only: 1 to API_MAX_ATTEMPTS */
+  int64_t backoff_ms;
 } api_snippet;
-/* Reads a body {code, args?, timeout_ms?}; 0, or -1 with the answer set. */
+/* Reads a body {code, args?, timeout_ms?} and, when recorded,
+ * {max_attempts?, backoff_ms?}; 0, or -1 with the answer set. */
 int api__read_snippet(api_ctx *api, const api_request *req, api_snippet *s,
                       api_response *r);
+
+/* The value of query parameter name, percent-decoded into out: 1, or 0
+ * when the query has none; -1 with the 400 answer set when it does not
+ * decode or does not fit in outlen. */
+int api__query_param(const api_request *req, const char *name, char *out,
+                     size_t outlen, api_response *r);
+/* 400 for query parameter name: "must be " and what follows, then "not
+ * 'VALUE'". */
+void api__bad_param(api_response *r, const char *name, const char *value,
+                    const char *must);
+
+/* ---- idempotency keys (idempotency.c) ----------------------------------- */
+
+#define API_IDEM_KEY_MAX 255
+
+typedef struct api_idem {
+  const char *key; /* the request's key, or NULL when it has none */
+  char text[API_IDEM_KEY_MAX + 1];
+  char digest[65]; /* of the request: method, path and body */
+} api_idem;
+/* Reads the Idempotency-Key header of req; 0 (k->key NULL when there is
+ * none), or -1 with the 400 answer set. */
+int api__idem_read(const api_request *req, api_idem *k, api_response *r);
+/* 422: the key came before with another request, which made first_id (a
+ * kind: "task" or "job"). */
+void api__idem_conflict(api_response *r, const api_idem *k, const char *kind,
+                        const char *first_id);
 
 /* Appends one JSON value to p as a Lua value. -1 with err on failure. */
 int api__json_to_pack(gr_pack *p, json_t *v, char *err, size_t errlen);
@@ -149,8 +188,13 @@ void api__job_free(api_job *job);
 const char *api__job_id(api_job *job);
 const char *api__job_pool(api_job *job); /* NULL for a job */
 gr_future *api__job_future(api_job *job);
-/* The job object: id, state, success, values or error, timestamps. */
+/* The job object: the outcome (api__out_outcome), then id, pool (for a
+ * task), attempt, max_attempts and the earlier attempts. */
 void api__out_job(api_out *o, api_job *job);
+/* The same for a record known by its id, pool ("" or NULL for a job) and
+ * future. */
+void api__out_record(api_out *o, const char *id, const char *pool,
+                     gr_future *f);
 /* The state the job object of f shows now: its future's, or failed if its
  * values JSON cannot hold. */
 const char *api__outcome_state(gr_future *f);
@@ -246,7 +290,7 @@ typedef struct api_route {
   api_operation op[API_NMETHODS];
 } api_route;
 
-#define API_NROUTES 14
+#define API_NROUTES 19
 extern const api_route api__routes[]; /* API_NROUTES of them */
 
 /* A request's path and method looked up in the table. */
@@ -282,6 +326,8 @@ int api__create_pool(const api_call *c);
 int api__get_pool(const api_call *c);
 int api__delete_pool(const api_call *c);
 int api__wait_pool(const api_call *c);
+/* POST /v1/pools/{name}/retry: every kept task in one final state. */
+int api__retry_pool(const api_call *c);
 /* The pool of a route, or NULL with the 404 answer set. */
 gr_pool *api__open_pool(api_ctx *api, const char *name, api_response *r);
 /* 404 for pool name; rc is GR_ECLOSED or another reason it is missing. */
@@ -289,13 +335,31 @@ void api__pool_missing(api_response *r, const char *name, int rc);
 
 /* tasks.c */
 int api__submit_task(const api_call *c);
+int api__retry_task(const api_call *c);
 
 /* jobs.c. api__get_job serves a job, and a task when c->name names its
  * pool. */
 int api__create_job(const api_call *c);
 int api__get_job(const api_call *c);
 int api__await_jobs(const api_call *c);
-int api__delete_job(const api_call *c);
+int api__retry_job(const api_call *c);
+
+/* lifecycle.c: the records of a pool's tasks when c->name is set, of jobs
+ * otherwise. */
+/* The record c->id, which must belong to pool c->name (or to none); NULL
+ * with the 404 answer set. */
+api_job *api__record_of(const api_call *c);
+/* GET: a page of records, newest first (?state, ?limit, ?cursor). */
+int api__list_records(const api_call *c);
+/* POST .../cancel: 202 with the record once asked to stop, 200 if it had
+ * ended already. */
+int api__cancel_record(const api_call *c);
+/* DELETE: forgets a finished record (204); 409 while it is unfinished. */
+int api__forget_record(const api_call *c);
+/* POST .../retry: 202 with the record once it runs again; *replayed (if
+ * not NULL) gets a reference to the new attempt's future then, else
+ * NULL. */
+int api__replay_record(const api_call *c, gr_future **replayed);
 /* 202 with a record's id and the state its outcome f shows, and its
  * Location. */
 void api__accepted(api_response *r, const char *id, gr_future *f,

@@ -1,13 +1,15 @@
 /*
- * jobs.c - the job routes: start a snippet on its own (async), read one
- * job or task with an optional long poll (await), wait for many
- * (await_all), cancel and forget; and the 202 answer a job and a task
- * share.
+ * jobs.c - the job routes: start a snippet on its own (async), with its
+ * retries and an optional Idempotency-Key; read one job or task with an
+ * optional long poll (await), wait for many (await_all), run a finished
+ * job again; and the 202 answer a job and a task share. Lists, cancels
+ * and deletes of jobs and tasks alike are lifecycle.c's.
  *
  * Core records a job (gr_go_recorded) under an unguessable id, and a pool
  * task under its pool's name (records.c shows them), so GET of a task is
  * answered here too, by checking that the record belongs to that pool.
- * The server's --max-jobs counts jobs running at once.
+ * The server's --max-jobs counts jobs running at once, a job run again
+ * (a replay) included.
  */
 #include "internal.h"
 
@@ -72,11 +74,46 @@ static void job_ended(gr_future *f, void *ud) {
   free(je);
 }
 
+/* The answer to a job core did not start: rc, with id the earlier job's
+ * for an idempotency key seen before. */
+static void job_refused(const api_call *c, int rc, const api_idem *idem,
+                        const char *id) {
+  api_response *r = c->resp;
+  if (rc == GR_EEXIST) {
+    char location[96];
+    snprintf(location, sizeof location, "/v1/jobs/%s", id);
+    gr_future *earlier = gr_record_find(c->api->cfg.rt, id, NULL, 0);
+    if (earlier)
+      api__accepted(r, id, earlier, location);
+    else /* forgotten between the start and now */
+      api__problem(r, 409, "idempotency-key-expired", "Conflict", NULL,
+                   "the job this idempotency key made, '%s', was just "
+                   "forgotten; send the request again",
+                   id);
+    if (earlier)
+      gr_future_unref(earlier);
+  } else if (rc == GR_ECONFLICT) {
+    api__idem_conflict(r, idem, "job", id);
+  } else if (rc == GR_ESTORE) {
+    api__store_unavailable(c->api, r);
+  } else if (rc == GR_ECLOSED) { /* the runtime is stopping */
+    api__problem(r, 503, "shutting-down", "Service Unavailable", NULL,
+                 "the server is shutting down and accepts no new work; "
+                 "retry in a moment (another instance may answer)");
+    api__set_header(r, "Retry-After", "5");
+  } else {
+    api__problem(r, 500, "internal", "Internal Server Error", NULL,
+                 "cannot keep the job: %s", gr_strerror(rc));
+  }
+}
+
 int api__create_job(const api_call *c) {
   api_ctx *api = c->api;
   api_response *r = c->resp;
-  api_snippet s = {0};
-  if (api__read_snippet(api, c->req, &s, r) != 0)
+  api_idem idem;
+  api_snippet s = {.recorded = 1};
+  if (api__idem_read(c->req, &idem, r) != 0 ||
+      api__read_snippet(api, c->req, &s, r) != 0)
     return API_DONE;
   if (job_room(api, r) != 0) {
     gr_pack_free(s.pack);
@@ -85,17 +122,19 @@ int api__create_job(const api_call *c) {
   gr_future *f = gr_future_new();
   job_end *je = calloc(1, sizeof *je);
   gr_spawn sp = api__spawn_for(api, &s, f);
+  sp.idem_key = idem.key;
+  sp.idem_digest = idem.key ? idem.digest : NULL;
+  int rc = GR_ENOMEM;
   if (f && je) /* a goroutine that cannot start is recorded as failed */
-    gr_go_recorded(api->cfg.rt, &sp, je->id, sizeof je->id);
+    rc = gr_go_recorded(api->cfg.rt, &sp, je->id, sizeof je->id);
   else
     gr_pack_free(sp.pack);
-  if (!je || !je->id[0]) { /* not recorded: nothing was accepted */
+  if (rc != GR_OK) { /* nothing new was accepted */
     atomic_fetch_sub(&api->jobs_running, 1);
+    job_refused(c, rc, &idem, je ? je->id : "");
     free(je);
     if (f)
       gr_future_unref(f);
-    api__problem(r, 500, "internal", "Internal Server Error", NULL,
-                 "not enough memory to keep the job");
     return API_DONE;
   }
   je->api = api;
@@ -107,28 +146,15 @@ int api__create_job(const api_call *c) {
   return API_DONE;
 }
 
-static void job_missing(api_response *r, const char *kind, const char *id) {
-  char shown[96];
-  api__quote(shown, sizeof shown, id, strlen(id));
-  api__problem(
-      r, 404, "not-found", "Not Found", json_pack("{s:s}", "id", shown),
-      "%s '%s' not found: it never existed or its result expired", kind, shown);
-}
-
 int api__get_job(const api_call *c) {
   api_ctx *api = c->api;
-  const char *pool = c->name, *id = c->id;
   api_response *r = c->resp;
   int64_t wait_ms = api__wait_param(api, c->req, r);
   if (wait_ms < 0)
     return API_DONE;
-  api_job *job = api__job_find(api, id);
-  const char *job_pool = job ? api__job_pool(job) : NULL;
-  if (!job || (pool ? !job_pool || strcmp(pool, job_pool) != 0 : !!job_pool)) {
-    api__job_free(job);
-    job_missing(r, pool ? "task" : "job", id);
+  api_job *job = api__record_of(c);
+  if (!job)
     return API_DONE;
-  }
   api_jobs *d = api__jobs_new(1, 0);
   if (!d) {
     api__job_free(job);
@@ -180,16 +206,24 @@ int api__await_jobs(const api_call *c) {
   return api__answer_jobs(api, d, timeout, r, c->pending, c->wake, c->ud);
 }
 
-int api__delete_job(const api_call *c) {
-  api_job *job = api__job_find(c->api, c->id);
-  if (!job || api__job_pool(job)) {
-    api__job_free(job);
-    job_missing(c->resp, "job", c->id);
+int api__retry_job(const api_call *c) {
+  api_ctx *api = c->api;
+  if (job_room(api, c->resp) != 0)
+    return API_DONE;
+  job_end *je = calloc(1, sizeof *je);
+  gr_future *f = NULL;
+  if (je)
+    api__replay_record(c, &f);
+  else
+    api__no_memory(c->resp);
+  if (!f) { /* nothing runs again */
+    atomic_fetch_sub(&api->jobs_running, 1);
+    free(je);
     return API_DONE;
   }
-  gr_future_cancel(api__job_future(job));
-  gr_record_forget(c->api->cfg.rt, c->id);
-  api__job_free(job);
-  c->resp->status = 204;
+  je->api = api;
+  snprintf(je->id, sizeof je->id, "%s", c->id);
+  gr_future_on_done(f, job_ended, je); /* may run at once */
+  gr_future_unref(f);
   return API_DONE;
 }

@@ -208,6 +208,14 @@ static void runtime_metrics(api_ctx *api, api_out *o) {
   scalar(o, "goroutined_unhandled_errors_total", "counter",
          "Goroutine failures that nobody awaited (reported in the log).",
          st.unhandled_errors);
+  char msg[8], store[64];
+  label_value(store, sizeof store, gr_record_store_name(api->cfg.rt));
+  family(o, "goroutined_store_writable", "gauge",
+         "1 while the record store writes, 0 while it fails (new work then "
+         "gets 503).");
+  outf(o, "goroutined_store_writable{store=\"%s\",durable=\"%s\"} %d\n", store,
+       gr_record_store_durable(api->cfg.rt) ? "true" : "false",
+       !gr_record_store_error(api->cfg.rt, msg, sizeof msg));
 }
 
 /* The offset of an int64_t field of gr_pool_stats; a field of another type
@@ -446,6 +454,15 @@ int api__server_stats(const api_call *c) {
       "http", "requests", (json_int_t)total_requests(w), "in_flight",
       (json_int_t)(in_flight > 0 ? in_flight : 0), "connections",
       (json_int_t)(connections > 0 ? connections : 0));
+  char why[400] = "", shown[420] = "a write failed";
+  int failing = gr_record_store_error(api->cfg.rt, why, sizeof why);
+  if (why[0])
+    api__quote(shown, sizeof shown, why, strlen(why));
+  json_object_set_new(body, "store",
+                      json_pack("{s:s,s:b,s:o}", "kind",
+                                gr_record_store_name(api->cfg.rt), "durable",
+                                gr_record_store_durable(api->cfg.rt), "error",
+                                failing ? json_string(shown) : json_null()));
   api__reply_json(c->resp, 200, body);
   return API_DONE;
 }

@@ -1,6 +1,7 @@
 /*
- * pools.c - the pool routes: create, list, stats, close, and a bounded
- * wait until a pool is idle.
+ * pools.c - the pool routes: create, list, stats, close, a bounded wait
+ * until a pool is idle, and a retry of every kept task of a pool that
+ * ended in one state.
  *
  * A pool is core's (gr_pool_*), and so is its policy: the name rule, the
  * caps on workers and queue_size, --max-pools and --max-queued are
@@ -151,6 +152,8 @@ int api__create_pool(const api_call *c) {
     gr_pool_policy policy;
     gr_pool_policy_get(api->cfg.rt, &policy);
     too_many_pools(r, policy.max_pools);
+  } else if (rc == GR_ESTORE) {
+    api__store_unavailable(api, r);
   } else if (rc != GR_OK) {
     api__problem(r, 500, "internal", "Internal Server Error", NULL,
                  "cannot create pool '%s': %s", n, gr_strerror(rc));
@@ -180,6 +183,59 @@ int api__delete_pool(const api_call *c) {
     api__pool_missing(c->resp, c->name, GR_ENOTFOUND);
   else
     c->resp->status = 204;
+  return API_DONE;
+}
+
+/* The body of a retry of many: {"state": one of the final states but
+ * succeeded}; the state, or -1 with the answer set. */
+static int retry_state(json_t *body, api_response *r) {
+  static const char *const fields[] = {"state", NULL};
+  static const int states[] = {GR_FAILED, GR_TIMED_OUT, GR_CANCELLED};
+  const char *want = "one of failed, timed_out, cancelled";
+  const char *state;
+  size_t len;
+  if (api__check_fields(body, fields, r) != 0 ||
+      api__string_field(body, "state", 1, want, &state, &len, r) != 0)
+    return -1;
+  for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
+    if (strcmp(state, gr_state_name(states[i])) == 0)
+      return states[i];
+  char shown[64];
+  api__quote(shown, sizeof shown, state, len);
+  api__bad_field(r, "state", "must be %s, not '%s'", want, shown);
+  return -1;
+}
+
+int api__retry_pool(const api_call *c) {
+  api_ctx *api = c->api;
+  api_response *r = c->resp;
+  json_t *body = api__parse_body(c->req, r, 1);
+  if (!body)
+    return API_DONE;
+  int state = retry_state(body, r);
+  json_decref(body);
+  gr_pool *pool = state >= 0 ? api__open_pool(api, c->name, r) : NULL;
+  if (!pool)
+    return API_DONE;
+  gr_pool_unref(pool);
+  int64_t n = gr_record_replay_all(api->cfg.rt, c->name, state);
+  if (n >= 0 || n == GR_EBUSY) /* busy: another request replayed them */
+    api__reply_json(r, 200,
+                    json_pack("{s:I}", "retried", (json_int_t)(n > 0 ? n : 0)));
+  else if (n == GR_ESTORE)
+    api__store_unavailable(api, r);
+  else if (n == GR_ECLOSED) /* closed meanwhile */
+    api__pool_missing(r, c->name, GR_ECLOSED);
+  else if (n == GR_ENOREPLAY)
+    api__problem(r, 409, "not-replayable", "Conflict",
+                 json_pack("{s:s}", "pool", c->name),
+                 "none of pool '%s''s %s tasks can run again: their work held "
+                 "live objects (a channel, a handle, a wait group) that only "
+                 "their first run had",
+                 c->name, gr_state_name(state));
+  else
+    api__problem(r, 500, "internal", "Internal Server Error", NULL,
+                 "cannot run the tasks again: %s", gr_strerror((int)n));
   return API_DONE;
 }
 

@@ -53,6 +53,14 @@ gr_future *api__job_future(api_job *job) {
   return job->future;
 }
 
+/* An error message as a JSON string; one that is not UTF-8 is replaced. */
+static void out_error_text(api_out *o, const char *e, size_t len) {
+  if (cm_utf8_valid_prefix(e, len) == len)
+    api__out_str(o, e, len);
+  else
+    api__out_cstr(o, "\"(the error message is not valid UTF-8)\"");
+}
+
 void api__out_outcome(api_out *o, gr_future *f) {
   gr_result r;
   gr_future_result(f, &r);
@@ -78,12 +86,8 @@ void api__out_outcome(api_out *o, gr_future *f) {
         }
       } else {
         const char *e = error ? error : gr_state_name(state);
-        size_t elen = strlen(e);
         api__out_key(o, "error", &first);
-        if (cm_utf8_valid_prefix(e, elen) == elen)
-          api__out_str(o, e, elen);
-        else
-          api__out_cstr(o, "\"(the error message is not valid UTF-8)\"");
+        out_error_text(o, e, strlen(e));
       }
     }
     break;
@@ -100,17 +104,72 @@ void api__out_outcome(api_out *o, gr_future *f) {
   }
 }
 
-void api__out_job(api_out *o, api_job *job) {
+/* The earlier attempts (gr_result.history: one list of {attempt, state,
+ * error} tables) as a JSON array, [] when there were none. Read item by
+ * item rather than through api__out_values, so that an error message that
+ * is not UTF-8 is replaced, as a record's own error is, instead of
+ * hiding every attempt. */
+static void out_attempts(api_out *o, const gr_pack *history) {
+  api__out_raw(o, "[", 1);
+  gr_pack_reader rd;
+  gr_item it;
+  int depth = 0, entries = 0, at_key = 1, first = 1;
+  if (history)
+    gr_pack_reader_init(&rd, history);
+  while (history && gr_pack_next(&rd, &it) != GR_ITEM_END) {
+    if (it.kind == GR_ITEM_TABLE) {
+      if (++depth == 2) { /* an entry begins */
+        api__out_cstr(o, entries++ ? ",{" : "{");
+        at_key = first = 1;
+      }
+    } else if (it.kind == GR_ITEM_TABLE_END) {
+      if (depth-- == 2)
+        api__out_raw(o, "}", 1);
+    } else if (depth == 2 && at_key) { /* core's own names: plain ASCII */
+      if (!first)
+        api__out_raw(o, ",", 1);
+      first = 0;
+      api__out_str(o, it.kind == GR_ITEM_STR ? it.s : "?",
+                   it.kind == GR_ITEM_STR ? it.len : 1);
+      api__out_raw(o, ":", 1);
+      at_key = 0;
+    } else if (depth == 2) {
+      if (it.kind == GR_ITEM_INT)
+        api__out_int(o, it.i);
+      else if (it.kind == GR_ITEM_STR)
+        out_error_text(o, it.s, it.len);
+      else
+        api__out_cstr(o, "null");
+      at_key = 1;
+    }
+  }
+  api__out_raw(o, "]", 1);
+}
+
+void api__out_record(api_out *o, const char *id, const char *pool,
+                     gr_future *f) {
   api__out_raw(o, "{", 1);
-  api__out_outcome(o, job->future);
+  api__out_outcome(o, f);
   int first = 0;
   api__out_key(o, "id", &first);
-  api__out_str(o, job->id, strlen(job->id));
-  if (job->pool[0]) {
+  api__out_str(o, id, strlen(id));
+  if (pool && pool[0]) {
     api__out_key(o, "pool", &first);
-    api__out_str(o, job->pool, strlen(job->pool));
+    api__out_str(o, pool, strlen(pool));
   }
+  gr_result r;
+  gr_future_result(f, &r);
+  api__out_key(o, "attempt", &first);
+  api__out_int(o, r.attempt > 0 ? r.attempt : 1);
+  api__out_key(o, "max_attempts", &first);
+  api__out_int(o, r.max_attempts > 0 ? r.max_attempts : 1);
+  api__out_key(o, "attempts", &first);
+  out_attempts(o, r.history);
   api__out_raw(o, "}", 1);
+}
+
+void api__out_job(api_out *o, api_job *job) {
+  api__out_record(o, job->id, job->pool, job->future);
 }
 
 const char *api__outcome_state(gr_future *f) {

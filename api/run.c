@@ -21,7 +21,9 @@ gr_spawn api__spawn_for(api_ctx *api, api_snippet *s, gr_future *f) {
                  .memory_limit = api->cfg.memory_limit,
                  .result_flags = GR_PACK_PLAIN,
                  .job_memory_limit = api->cfg.job_memory_limit,
-                 .job_max_goroutines = api->cfg.job_max_goroutines};
+                 .job_max_goroutines = api->cfg.job_max_goroutines,
+                 .max_attempts = s->max_attempts,
+                 .backoff_ms = s->backoff_ms};
   s->pack = NULL; /* consumed by the spawn */
   return sp;
 }

@@ -1,11 +1,13 @@
 /*
- * tasks.c - POST /v1/pools/{name}/tasks: a snippet submitted to a pool.
+ * tasks.c - POST /v1/pools/{name}/tasks: a snippet submitted to a pool,
+ * with its retries (max_attempts, backoff_ms) and an optional
+ * Idempotency-Key; and POST .../tasks/{id}/retry.
  *
  * Core queues the task in its pool under the runtime's policy (the pool's
  * queue_size, --max-queued over all pools) and records it like a job
- * (records.c), so a task is read back by the same handler as a job:
- * api__get_job in jobs.c, which also checks that the task belongs to the
- * pool of its path.
+ * (records.c), so a task is read back, listed, cancelled, forgotten and
+ * replayed by the same calls as a job (jobs.c, lifecycle.c), which check
+ * that the task belongs to the pool of its path.
  */
 #include "internal.h"
 
@@ -39,41 +41,76 @@ static void too_many_queued(api_ctx *api, const char *name, api_response *r) {
   api__set_header(r, "Retry-After", "1");
 }
 
+/* The answer to a submit that core refused with rc; id holds the earlier
+ * task's id for an idempotency key seen before. */
+static void submit_refused(const api_call *c, gr_pool *pool, int rc,
+                           const api_idem *idem, const char *id) {
+  api_response *r = c->resp;
+  if (rc == GR_EFULL)
+    queue_full(pool, r);
+  else if (rc == GR_EMAXQUEUED)
+    too_many_queued(c->api, c->name, r);
+  else if (rc == GR_ECLOSED)
+    api__pool_missing(r, c->name, GR_ECLOSED);
+  else if (rc == GR_ECONFLICT)
+    api__idem_conflict(r, idem, "task", id);
+  else if (rc == GR_ESTORE)
+    api__store_unavailable(c->api, r);
+  else
+    api__problem(r, 500, "internal", "Internal Server Error", NULL,
+                 "cannot accept the task: %s", gr_strerror(rc));
+}
+
+/* 202 for the task id: new, or (GR_EEXIST) the one an idempotency key made
+ * before, answered as it is now. */
+static void task_accepted(const api_call *c, const char *id, gr_future *f) {
+  char escaped[3 * GR_POOL_NAME_MAX + 1], location[512];
+  api__path_escape(escaped, sizeof escaped, c->name);
+  snprintf(location, sizeof location, "/v1/pools/%s/tasks/%s", escaped, id);
+  gr_future *earlier = f ? NULL : gr_record_find(c->api->cfg.rt, id, NULL, 0);
+  if (f || earlier)
+    api__accepted(c->resp, id, f ? f : earlier, location);
+  else /* forgotten between the submit and now */
+    api__problem(c->resp, 409, "idempotency-key-expired", "Conflict", NULL,
+                 "the task this idempotency key made, '%s', was just "
+                 "forgotten; send the request again",
+                 id);
+  if (earlier)
+    gr_future_unref(earlier);
+}
+
 int api__submit_task(const api_call *c) {
   api_ctx *api = c->api;
-  const char *name = c->name;
   api_response *r = c->resp;
-  gr_pool *pool = api__open_pool(api, name, r);
+  api_idem idem;
+  if (api__idem_read(c->req, &idem, r) != 0)
+    return API_DONE;
+  gr_pool *pool = api__open_pool(api, c->name, r);
   if (!pool)
     return API_DONE;
-  api_snippet s = {0};
+  api_snippet s = {.recorded = 1};
   if (api__read_snippet(api, c->req, &s, r) != 0) {
     gr_pool_unref(pool);
     return API_DONE;
   }
   gr_future *f = gr_future_new();
   gr_spawn sp = api__spawn_for(api, &s, f);
-  char id[GR_RECORD_ID_MAX];
+  sp.idem_key = idem.key;
+  sp.idem_digest = idem.key ? idem.digest : NULL;
+  char id[GR_RECORD_ID_MAX] = "";
   int rc = f ? gr_pool_submit(pool, &sp, id, sizeof id, 0) : GR_ENOMEM;
   if (!f)
     gr_pack_free(sp.pack);
-  if (rc == GR_EFULL) {
-    queue_full(pool, r);
-  } else if (rc == GR_EMAXQUEUED) {
-    too_many_queued(api, name, r);
-  } else if (rc == GR_ECLOSED) {
-    api__pool_missing(r, name, GR_ECLOSED);
-  } else if (rc != GR_OK) {
-    api__problem(r, 500, "internal", "Internal Server Error", NULL,
-                 "cannot accept the task: %s", gr_strerror(rc));
-  } else {
-    char escaped[3 * GR_POOL_NAME_MAX + 1], location[512];
-    api__path_escape(escaped, sizeof escaped, name);
-    snprintf(location, sizeof location, "/v1/pools/%s/tasks/%s", escaped, id);
-    api__accepted(r, id, f, location);
-  }
+  if (rc == GR_OK || rc == GR_EEXIST)
+    task_accepted(c, id, rc == GR_OK ? f : NULL);
+  else
+    submit_refused(c, pool, rc, &idem, id);
   gr_pool_unref(pool);
   if (f)
     gr_future_unref(f);
   return API_DONE;
+}
+
+int api__retry_task(const api_call *c) {
+  return api__replay_record(c, NULL);
 }

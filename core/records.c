@@ -476,6 +476,10 @@ int gr_record_store_durable(gr_runtime *rt) {
   return gr__store_durable(rt->store);
 }
 
+const char *gr_record_store_name(gr_runtime *rt) {
+  return rt->store->ops->name ? rt->store->ops->name : "unnamed";
+}
+
 void gr__record_new_id(const char *prefix, char *id) {
   static const char digits[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

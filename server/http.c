@@ -367,6 +367,36 @@ static enum MHD_Result hold(http_server *srv, conn_state *cs,
   return MHD_YES;
 }
 
+/* The query as sent, "a=1&b=2", put back together from libmicrohttpd's
+ * arguments (the unescape callback keeps their escapes, so api/ decodes
+ * them); NULL when there is none or memory ran out. The URL's length was
+ * checked against max_url before. */
+typedef struct query_buf {
+  char *text;
+  size_t len;
+} query_buf;
+
+static enum MHD_Result add_argument(void *cls, enum MHD_ValueKind kind,
+                                    const char *key, const char *value) {
+  (void)kind;
+  query_buf *q = cls;
+  int n = sprintf(q->text + q->len, "%s%s%s%s", q->len ? "&" : "", key,
+                  value ? "=" : "", value ? value : "");
+  q->len += (size_t)n;
+  return MHD_YES;
+}
+
+static char *rebuild_query(struct MHD_Connection *conn) {
+  size_t room = 0;
+  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_length, &room);
+  query_buf q = {room ? malloc(room + 1) : NULL, 0};
+  if (!q.text)
+    return NULL;
+  q.text[0] = '\0';
+  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_argument, &q);
+  return q.text;
+}
+
 /* The call after the body (and again after a resume): the request is
  * whole, so it is answered, or held until its result is ready. */
 static enum MHD_Result last_call(http_server *srv, conn_state *cs,
@@ -386,24 +416,24 @@ static enum MHD_Result last_call(http_server *srv, conn_state *cs,
   }
   if (!claim_busy(cs->track))
     return MHD_NO;
-  char query[64] = "";
-  const char *wait =
-      MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "wait");
-  if (wait)
-    snprintf(query, sizeof query, "wait=%.40s", wait);
+  char *query = rebuild_query(conn);
   api_request req = {
       .method = method,
       .path = url,
-      .query = wait ? query : NULL,
+      .query = query,
       .content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                   MHD_HTTP_HEADER_CONTENT_TYPE),
       .authorization = MHD_lookup_connection_value(
           conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+      .idempotency_key =
+          MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key"),
       .body = cs->body ? cs->body : "",
       .body_len = cs->len,
   };
   api_pending *pending;
-  if (api_handle(srv->api, &req, &r, &pending, wake, cs) == API_DONE)
+  int rc = api_handle(srv->api, &req, &r, &pending, wake, cs);
+  free(query);
+  if (rc == API_DONE)
     return send_response(cs, &r);
   return hold(srv, cs, conn, pending, &r);
 }

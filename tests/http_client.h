@@ -66,8 +66,8 @@ static void hc_capture(const hc_req *q, hc_resp *r) {
   if (!hc_captures[0])
     return;
   json_t *headers = json_object();
-  const char *names[] = {"content-type", "location", "retry-after",
-                         "www-authenticate", "allow"};
+  const char *names[] = {"content-type",     "location", "retry-after",
+                         "www-authenticate", "allow",    "link"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     const char *v = hc_header(r, names[i]);
     if (v)

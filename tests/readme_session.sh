@@ -23,7 +23,8 @@ sed -n '/<!-- session:start -->/,/<!-- session:end -->/p' "$readme" \
   | sed "s/127\.0\.0\.1:8080/127.0.0.1:$port/g" >"$dir/session.sh"
 bash -e "$dir/session.sh" >"$dir/out" 2>&1 || { cat "$dir/out"; exit 1; }
 for want in '{"status":"ok"}' '"values":[5]' '"values":["checked web-01"]' \
-  '"completed":1' '"values":[[1,4,9]]' '"status":400' 'snippet:1:'; do
+  '"completed":1' '"values":[[1,4,9]]' '"attempt":3,"max_attempts":3' \
+  '"retried":1' '"status":400' 'snippet:1:'; do
   grep -qF "$want" "$dir/out" || { echo "missing from the output: $want"; cat "$dir/out"; exit 1; }
 done
 echo "README session: ok"

@@ -569,16 +569,30 @@ START_TEST(job_start_get_delete) {
 }
 END_TEST
 
-START_TEST(job_delete_cancels_a_running_job) {
+START_TEST(job_cancel_stops_a_running_job) {
   reply r = call("POST", "/v1/jobs", "{\"code\":\"while true do end\"}");
-  char path[128];
+  char path[128], cancel[160];
   snprintf(path, sizeof path, "/v1/jobs/%s", str(&r, "id"));
+  snprintf(cancel, sizeof cancel, "%s/cancel", path);
+  done(&r);
+  r = call("DELETE", path, NULL); /* not while it runs */
+  expect_problem(&r, 409, "cancel it first");
+  done(&r);
+  r = call("POST", cancel, NULL);
+  ck_assert_int_eq(r.status, 202);
+  done(&r);
+  /* The goroutine really stops: the runtime goes idle. */
+  ck_assert_int_eq(gr_runtime_wait_idle(rt, 10000), GR_IDLE);
+  r = call("GET", path, NULL); /* and its record stays */
+  ck_assert_str_eq(str(&r, "state"), "cancelled");
+  done(&r);
+  r = call("POST", cancel, NULL); /* it had ended: 200, nothing changes */
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_str_eq(str(&r, "state"), "cancelled");
   done(&r);
   r = call("DELETE", path, NULL);
   ck_assert_int_eq(r.status, 204);
   done(&r);
-  /* The goroutine really stops: the runtime goes idle. */
-  ck_assert_int_eq(gr_runtime_wait_idle(rt, 10000), GR_IDLE);
 }
 END_TEST
 
@@ -945,7 +959,7 @@ static Suite *api_suite(void) {
   tcase_add_test(tc, task_queue_full_and_closed_pool);
   tcase_add_test(tc, closing_a_pool_cancels_queued_tasks);
   tcase_add_test(tc, job_start_get_delete);
-  tcase_add_test(tc, job_delete_cancels_a_running_job);
+  tcase_add_test(tc, job_cancel_stops_a_running_job);
   tcase_add_test(tc, job_failures_and_timeouts);
   tcase_add_test(tc, await_several_jobs);
   tcase_add_test(tc, await_times_out_with_current_states);

@@ -166,8 +166,8 @@ static void capture(const char *method, const char *path, response *r) {
     return;
   json_t *headers = json_object();
   char v[256];
-  const char *names[] = {"content-type", "location", "retry-after",
-                         "www-authenticate", "allow"};
+  const char *names[] = {"content-type",     "location", "retry-after",
+                         "www-authenticate", "allow",    "link"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     if (header(r, names[i], v, sizeof v))
       json_object_set_new(headers, names[i], json_string(v));
@@ -436,9 +436,22 @@ START_TEST(jobs_over_http) {
   r = request(&srv, "GET", path, NULL);
   ck_assert_str_eq(jstr(&r, "state"), "succeeded");
   release(&r);
+  /* A running job is not forgotten: it is cancelled first, and its
+   * record stays until then. */
   r = request(&srv, "POST", "/v1/jobs",
               "{\"code\":\"goroutine.sleep(60000)\"}");
   header(&r, "location", loc, sizeof loc);
+  release(&r);
+  r = request(&srv, "DELETE", loc, NULL);
+  expect_problem(&r, 409, "cancel it first");
+  release(&r);
+  snprintf(path, sizeof path, "%s/cancel", loc);
+  r = request(&srv, "POST", path, NULL);
+  ck_assert_int_eq(r.status, 202);
+  release(&r);
+  snprintf(path, sizeof path, "%s?wait=10", loc);
+  r = request(&srv, "GET", path, NULL);
+  ck_assert_str_eq(jstr(&r, "state"), "cancelled");
   release(&r);
   r = request(&srv, "DELETE", loc, NULL);
   ck_assert_int_eq(r.status, 204);

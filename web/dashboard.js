@@ -324,6 +324,20 @@
 
   // ---- the server's own figures ---------------------------------------------
 
+  // Which store records the tasks, whether they outlive the process, and
+  // why it cannot write when it cannot.
+  function renderStore(store) {
+    const el = $('store');
+    if (!store || typeof store.kind !== 'string') {
+      el.textContent = '\u2013';
+      return;
+    }
+    let text = `${store.kind} (${store.durable ? 'durable' : 'not durable'})`;
+    if (store.error) text += `: cannot write: ${store.error}`;
+    el.textContent = text;
+    el.classList.toggle('bad', !!store.error);
+  }
+
   function renderStats(stats, now) {
     $('stats-unavailable').hidden = true;
     $('server-figures').hidden = false;
@@ -340,6 +354,7 @@
     $('long-polls').textContent = count(stats.long_polls);
     $('http-requests').textContent = count(http.requests);
     $('http-in-flight').textContent = count(http.in_flight);
+    renderStore(stats.store);
     $('version').textContent = stats.version ? `version ${stats.version}` : '';
     $('uptime').textContent = typeof stats.uptime_s === 'number' ? `up ${duration(stats.uptime_s)}` : '';
     setAccess(stats.access === 'read' || stats.access === 'submit' ? stats.access : null);

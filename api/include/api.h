@@ -57,11 +57,12 @@ api_ctx *api_new(const api_config *cfg);
 void api_free(api_ctx *api);
 
 typedef struct api_request {
-  const char *method;        /* "GET", "POST", ... */
-  const char *path;          /* percent-encoded, without the query */
-  const char *query;         /* after '?', or NULL */
-  const char *content_type;  /* or NULL */
-  const char *authorization; /* the header's value, or NULL */
+  const char *method;          /* "GET", "POST", ... */
+  const char *path;            /* percent-encoded, without the query */
+  const char *query;           /* after '?', escapes kept, or NULL */
+  const char *content_type;    /* or NULL */
+  const char *authorization;   /* the header's value, or NULL */
+  const char *idempotency_key; /* the Idempotency-Key header, or NULL */
   const char *body;
   size_t body_len;
 } api_request;

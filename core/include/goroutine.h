@@ -652,6 +652,8 @@ size_t gr_record_list(gr_runtime *rt, const char *pool, int state,
 int gr_record_store_error(gr_runtime *rt, char *msg, size_t len);
 /* Whether the store keeps records beyond the process (not "memory"). */
 int gr_record_store_durable(gr_runtime *rt);
+/* The store's name (gr_store_ops.name): "memory", "sqlite", ... */
+const char *gr_record_store_name(gr_runtime *rt);
 /* At start, before any work: brings back the store's pools and
  * unfinished work. A record that was running when the process stopped
  * runs again as its next attempt if it has one left, else ends FAILED

@@ -85,11 +85,43 @@ task=$(field id)
 json POST /v1/pools/p.1/tasks '{"code":"return +"}'            # 400 syntax error
 json POST /v1/pools/none/tasks '{"code":"return 1"}'            # 404
 req POST /v1/pools/p.1/tasks -H 'Content-Type: text/plain' --data-binary 'x'  # 415
-req GET /v1/pools/p.1/tasks                 # 405
+req PUT /v1/pools/p.1/tasks                 # 405
 req GET "/v1/pools/p.1/tasks/$task?wait=5"
 req GET "/v1/pools/p.1/tasks/$task?wait=soon"  # 400 bad parameter
 req GET /v1/pools/p.1/tasks/no-such-task    # 404
-req DELETE "/v1/pools/p.1/tasks/$task"      # 405
+# Retries, lists, cancels, replays and idempotency keys.
+json POST /v1/pools/p.1/tasks '{"code":"error(\"flaky\")","max_attempts":2}'
+flaky=$(field id)
+json POST /v1/pools/p.1/tasks '{"code":"return 1","max_attempts":0}'  # 400
+json POST /v1/pools/p.1/tasks '{"code":"return 1","backoff_ms":-1}'   # 400
+req GET "/v1/pools/p.1/tasks/$flaky?wait=5"  # failed, two attempts
+req GET "/v1/pools/p.1/tasks?limit=1"       # a page, a Link to the next
+req GET "/v1/pools/p.1/tasks?state=failed&limit=10"
+req GET "/v1/pools/p.1/tasks?state=lost"    # 400
+req GET "/v1/pools/p.1/tasks?limit=0"       # 400
+req GET "/v1/pools/p.1/tasks?cursor=x"      # 400
+req GET /v1/pools/none/tasks                # 404
+req POST "/v1/pools/p.1/tasks/$flaky/retry"  # 202, attempt 3
+req POST "/v1/pools/p.1/tasks/$flaky/retry"  # 409 unless it ended already
+req GET "/v1/pools/p.1/tasks/$flaky?wait=5"
+req POST /v1/pools/p.1/tasks/no-such-task/retry  # 404
+json POST /v1/pools/p.1/retry '{"state":"failed"}'   # 200
+json POST /v1/pools/p.1/retry '{"state":"succeeded"}'  # 400
+json POST /v1/pools/none/retry '{"state":"failed"}'    # 404
+req GET "/v1/pools/p.1/tasks/$flaky?wait=5"
+json POST /v1/pools/p.1/tasks '{"code":"goroutine.sleep(60000)"}'
+long=$(field id)
+req DELETE "/v1/pools/p.1/tasks/$long"      # 409: cancel first
+req POST "/v1/pools/p.1/tasks/$long/cancel"  # 202
+req GET "/v1/pools/p.1/tasks/$long?wait=5"
+req POST "/v1/pools/p.1/tasks/$long/cancel"  # 200: it had ended
+req POST /v1/pools/p.1/tasks/no-such-task/cancel  # 404
+req DELETE "/v1/pools/p.1/tasks/$long"      # 204
+req DELETE "/v1/pools/p.1/tasks/$long"      # 404
+json POST /v1/pools/p.1/tasks '{"code":"return 1"}' -H 'Idempotency-Key: sample-1'
+json POST /v1/pools/p.1/tasks '{"code":"return 1"}' -H 'Idempotency-Key: sample-1'  # 202, the same id
+json POST /v1/pools/p.1/tasks '{"code":"return 2"}' -H 'Idempotency-Key: sample-1'  # 422
+json POST /v1/pools/p.1/tasks '{"code":"return 2"}' -H 'Idempotency-Key;'  # 400: empty
 json POST /v1/pools/p.1/wait '{"timeout_ms":5000}'
 req POST /v1/pools/p.1/wait                 # empty body is allowed
 json POST /v1/pools/p.1/wait '{"timeout_ms":"x"}'              # 400
@@ -113,7 +145,10 @@ json POST /v1/jobs '{"code":"error(\"boom\")"}'
 job2=$(field id)
 json POST /v1/jobs '{"code":"return 1","extra":1}'              # 400
 req POST /v1/jobs -H 'Content-Type: text/plain' --data-binary 'x'  # 415
-req GET /v1/jobs                            # 405
+req PUT /v1/jobs                            # 405
+req GET /v1/jobs
+req GET "/v1/jobs?limit=1&state=succeeded"
+req GET "/v1/jobs?limit=1001"               # 400
 req GET "/v1/jobs/$job1?wait=5"
 req HEAD "/v1/jobs/$job1"
 req GET "/v1/jobs/$job1?wait=-1"            # 400
@@ -122,10 +157,23 @@ json POST /v1/jobs/await '{"ids":["no-such-job"]}'             # 404
 json POST /v1/jobs/await '{"ids":"x"}'                          # 400
 req POST /v1/jobs/await -H 'Content-Type: text/plain' --data-binary 'x'  # 415
 req GET /v1/jobs/await                      # 405, not a job called "await"
+req GET "/v1/jobs/$job2?wait=5"
+req POST "/v1/jobs/$job2/retry"             # 202, attempt 2
+req GET "/v1/jobs/$job2?wait=5"
+req POST "/v1/jobs/$job2/cancel"            # 200: it had ended
 req DELETE "/v1/jobs/$job2"                 # 204
 req GET "/v1/jobs/$job2"                    # 404 forgotten
 req DELETE "/v1/jobs/$job2"                 # 404
+req POST "/v1/jobs/$job2/cancel"            # 404
+req POST "/v1/jobs/$job2/retry"             # 404
 req PUT "/v1/jobs/$job1"                    # 405
+json POST /v1/jobs '{"code":"goroutine.sleep(60000)"}' -H 'Idempotency-Key: "sample-2"'
+job3=$(field id)
+json POST /v1/jobs '{"code":"goroutine.sleep(60000)"}' -H 'Idempotency-Key: "sample-2"'  # 202
+json POST /v1/jobs '{"code":"return 3"}' -H 'Idempotency-Key: sample-2'  # 422
+req DELETE "/v1/jobs/$job3"                 # 409
+req POST "/v1/jobs/$job3/retry"             # 409
+req POST "/v1/jobs/$job3/cancel"            # 202
 
 json POST /v1/run '{"code":"local n = ... return n * 2, \"x\", nil","args":[21]}'
 json POST /v1/run '{"code":"error(\"no\")"}'                    # 200, success false
@@ -140,8 +188,11 @@ req GET /v1/run                             # 405
 start token --token s3cret
 # Every /v1 operation answers 401 without the token.
 for route in 'GET /v1/pools' 'POST /v1/pools' 'GET /v1/pools/p' 'DELETE /v1/pools/p' \
-    'POST /v1/pools/p/wait' 'POST /v1/pools/p/tasks' 'GET /v1/pools/p/tasks/t' \
-    'POST /v1/jobs' 'POST /v1/jobs/await' 'GET /v1/jobs/j' 'DELETE /v1/jobs/j' 'POST /v1/run'; do
+    'POST /v1/pools/p/wait' 'POST /v1/pools/p/retry' 'GET /v1/pools/p/tasks' \
+    'POST /v1/pools/p/tasks' 'GET /v1/pools/p/tasks/t' 'DELETE /v1/pools/p/tasks/t' \
+    'POST /v1/pools/p/tasks/t/cancel' 'POST /v1/pools/p/tasks/t/retry' 'GET /v1/jobs' \
+    'POST /v1/jobs' 'POST /v1/jobs/await' 'GET /v1/jobs/j' 'DELETE /v1/jobs/j' \
+    'POST /v1/jobs/j/cancel' 'POST /v1/jobs/j/retry' 'POST /v1/run'; do
   req ${route}
 done
 req GET /v1/pools -H 'Authorization: Bearer wrong'  # 401, wrong token
@@ -152,7 +203,7 @@ req GET /healthz                            # public
 start small --max-body 1K
 big=$(printf '{"code":"return 1 --%02000d"}' 0)
 # Every operation that takes a body answers 413 when it is too large.
-for path in /v1/pools /v1/pools/p/wait /v1/pools/p/tasks /v1/jobs /v1/jobs/await /v1/run; do
+for path in /v1/pools /v1/pools/p/wait /v1/pools/p/retry /v1/pools/p/tasks /v1/jobs /v1/jobs/await /v1/run; do
   json POST "$path" "$big"
 done
 json POST /v1/run '{"code":"return 1"}'     # still fine
