@@ -105,7 +105,7 @@ static void *load(void *ud) {
   for (long i = 0; i < MAX_SUBMITS && !atomic_load(&l->stop); i++) {
     char id[GR_RECORD_ID_MAX], body[160];
     snprintf(body, sizeof body,
-             "{\"code\":\"goroutine.sleep(0.002) return (...) * 2\","
+             "{\"code\":\"goroutine.sleep(2) return (...) * 2\","
              "\"args\":[%ld]}",
              i);
     ts_resp r;
@@ -197,7 +197,7 @@ START_TEST(sigterm_keeps_queued_work_for_the_next_start) {
       quick[5][GR_RECORD_ID_MAX];
   /* q: one task that outlives the grace, then five queued behind it */
   ck_assert_int_eq(
-      submit(&s, "q", "goroutine.sleep(60) return 0", 0, slow, sizeof slow),
+      submit(&s, "q", "goroutine.sleep(60000) return 0", 0, slow, sizeof slow),
       202);
   for (int i = 0; i < 5; i++)
     ck_assert_int_eq(
@@ -205,7 +205,7 @@ START_TEST(sigterm_keeps_queued_work_for_the_next_start) {
   /* r: one that outlives the grace but has a second attempt */
   ts_resp r = ts_call(&s, "POST", "/v1/pools/r/tasks",
                       "{\"code\":\"local n = ... if n then end "
-                      "goroutine.sleep(60) return 1\",\"max_attempts\":2}",
+                      "goroutine.sleep(60000) return 1\",\"max_attempts\":2}",
                       NULL);
   ck_assert_int_eq(r.status, 202);
   snprintf(retried, sizeof retried, "%s", ts_str(&r, "id"));

@@ -192,7 +192,7 @@ test('the dashboard in Chromium', async (t) => {
 
         assert.equal(stats.status, 200, 'GET /v1/stats answers');
         await waitForText(page, '#goroutines-alive', /^\d[\d,]*$/);
-        await waitForText(page, '#store', /^memory \(not durable\)$/);
+        await waitForText(page, '#store', /^sqlite \(durable\)$/); // the default store
         await waitForText(page, '#access', /submit access/);
 
         // A pool, then the same name again: the 409 is shown as a problem.
