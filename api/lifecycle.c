@@ -182,7 +182,12 @@ int api__cancel_record(const api_call *c) {
   if (!job)
     return API_DONE;
   gr_future *f = api__job_future(job);
+  int was = gr_future_state(f);
   int requested = gr_future_cancel(f);
+  /* A queued one ends at once, but a durable store shows its end only once
+   * it is written (a commit: well under a second); answer with it. */
+  if (requested && was == GR_QUEUED)
+    gr_future_wait(f, 2000);
   /* 200: it had ended before, the view says how; 202: this asked it to
    * stop (a queued task is cancelled at once, a running one when it next
    * comes to a check). */
