@@ -181,7 +181,10 @@ typedef struct st_store {
   int restoring; /* restore is handing records out (and back to add) */
   int failing;
   char error[512];
-  int trim_due; /* retention has work for the writer thread */
+  int trim_due;     /* retention has work for the writer thread */
+  int64_t excess;   /* finished records over max_finished, as of the last
+                       commit */
+  uint64_t commits; /* how many batches were committed */
   pthread_t writer;
   int writer_started;
 

@@ -11,17 +11,24 @@
  * Retention deletes finished records beyond max_finished, and those past
  * the TTL (looked for at most once a second), oldest first, at most
  * ST_TRIM_MAX rows per transaction so a big backlog never holds the
- * writes up for long. SQLite's automatic checkpoints (every 1,000 pages
- * of WAL, run by the commits) and the journal size limit keep the WAL
- * bounded.
+ * writes up for long. Not after every commit: it waits until the excess
+ * is a tenth of max_finished (ST_TRIM_MAX at most), so that under a
+ * steady load one transaction deletes many rows; a smaller excess goes
+ * once the store has been idle ST_IDLE_MS. SQLite's automatic checkpoints
+ * (every 1,000 pages of WAL, run by the commits) and the journal size limit
+ * keep the WAL bounded.
  */
 #include "sqlite_internal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define ST_TRIM_MAX 1000
+/* A few finished records over the count are deleted once no commit came
+ * for this long. */
+#define ST_IDLE_MS 100
 /* How often the writer looks for records past the TTL, at most. */
 #define ST_TTL_CHECK_MS 1000
 
@@ -87,27 +94,45 @@ static int trim(st_store *st) {
 
 /* ---- the thread ---------------------------------------------------------- */
 
+/* How many finished records over max_finished make retention due. */
+static int64_t trim_slack(const st_store *st) {
+  int64_t tenth = (int64_t)(st->max_finished / 10);
+  return tenth < 1 ? 1 : tenth > ST_TRIM_MAX ? ST_TRIM_MAX : tenth;
+}
+
 void st_writer_after_commit_locked(st_store *st) {
-  if (!st->frozen && !st->trim_due &&
-      st->nfinished > (int64_t)st->max_finished) {
+  st->commits++;
+  st->excess = st->nfinished - (int64_t)st->max_finished;
+  if (!st->frozen && !st->trim_due && st->excess >= trim_slack(st)) {
     st->trim_due = 1;
     st->writer_turn = 1;
   }
 }
 
 /* Caller holds st->mu: waits to be signalled, or for the next look at
- * the TTL. */
+ * the TTL, or, with a few finished records over the count, for the store
+ * to be idle long enough to delete them. */
 static void wait_locked(st_store *st) {
-  if (st->ttl_ms <= 0) {
+  int64_t wait_ms = st->ttl_ms > 0 ? ST_TTL_CHECK_MS : -1;
+  int idle_trim = st->excess > 0 && !st->frozen;
+  if (idle_trim && (wait_ms < 0 || wait_ms > ST_IDLE_MS))
+    wait_ms = ST_IDLE_MS;
+  if (wait_ms < 0) {
     pthread_cond_wait(&st->work_cv, &st->mu);
     return;
   }
+  uint64_t commits = st->commits;
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  int64_t ns = ts.tv_nsec + (int64_t)ST_TTL_CHECK_MS * 1000000;
+  int64_t ns = ts.tv_nsec + wait_ms * 1000000;
   ts.tv_sec += ns / 1000000000;
   ts.tv_nsec = ns % 1000000000;
-  pthread_cond_timedwait(&st->work_cv, &st->mu, &ts);
+  int rc = pthread_cond_timedwait(&st->work_cv, &st->mu, &ts);
+  if (rc == ETIMEDOUT && idle_trim && st->commits == commits &&
+      st->excess > 0) {
+    st->trim_due = 1;
+    st->writer_turn = 1;
+  }
 }
 
 /* Caller holds st->mu and has just taken the turn: retention when due,
@@ -119,6 +144,7 @@ static void take_turn_locked(st_store *st) {
     pthread_mutex_unlock(&st->mu);
     int more = trim(st);
     pthread_mutex_lock(&st->mu);
+    st->excess = st->nfinished - (int64_t)st->max_finished;
     if (more) { /* the next turn is the writer's again */
       st->trim_due = 1;
       st->writer_turn = 1;
