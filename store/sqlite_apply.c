@@ -146,8 +146,8 @@ static int apply_reopen(st_store *st, st_op *op) {
 }
 
 static int apply_update(st_store *st, st_op *op) {
-  sqlite3_stmt *s = st->stmt[ST_UPDATE];
   int final = GR_STATE_FINAL(op->state);
+  sqlite3_stmt *s = st->stmt[final ? ST_FINISH : ST_UPDATE];
   sqlite3_bind_int64(s, 1, (sqlite3_int64)op->live->seq);
   sqlite3_bind_int(s, 2, op->state);
   sqlite3_bind_int(s, 3, op->attempt);

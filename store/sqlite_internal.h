@@ -69,7 +69,8 @@ enum st_stmt {
   ST_ROLLBACK,
   ST_IDEM_FIND,
   ST_INSERT,
-  ST_UPDATE,
+  ST_UPDATE, /* to QUEUED or RUNNING */
+  ST_FINISH, /* to a final state */
   ST_REOPEN,
   ST_IS_STORED,
   ST_POOL_PUT,
