@@ -202,6 +202,7 @@ gr_store *gr_store_sqlite_open(const char *path, const gr_sqlite_options *o,
     return NULL;
   }
   st->base.ops = &sqlite_ops;
+  st->lock_fd = -1;
   st->ttl_ms = o->ttl_ms > 0 ? o->ttl_ms : 0;
   st->max_finished = o->max_finished ? o->max_finished : DEFAULT_MAX_FINISHED;
   pthread_mutex_init(&st->mu, NULL);

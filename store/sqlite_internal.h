@@ -2,7 +2,7 @@
  * sqlite_internal.h - what the files of the SQLite store share.
  *
  *   sqlite.c         the gr_store_ops: add, update, find, ... (callers)
- *   sqlite_schema.c  opening a file: checks, schema, statements
+ *   sqlite_schema.c  opening a file: its lock, checks, schema, statements
  *   sqlite_commit.c  group commit on the callers' threads (the turn)
  *   sqlite_apply.c   each kind of write, inside a batch's transaction
  *   sqlite_writer.c  the writer thread: retention, and writes no caller
@@ -166,6 +166,7 @@ typedef struct st_op {
 typedef struct st_store {
   gr_store base;
   char *path;
+  int lock_fd; /* the file, flock()ed for the store's life; -1: none */
   int64_t ttl_ms;
   size_t max_finished;
   sqlite3 *wdb, *rdb;
@@ -198,9 +199,10 @@ typedef struct st_store {
   int64_t ttl_checked_ms;
 } st_store;
 
-/* sqlite_schema.c: opens both connections of st->path, checks or creates
- * the schema, prepares the statements and reads the counters. -1 with a
- * message in err (everything opened is closed again). */
+/* sqlite_schema.c: locks st->path for this store, opens both connections,
+ * checks or creates the schema, prepares the statements and reads the
+ * counters. -1 with a message in err (everything opened is closed
+ * again). */
 int st_schema_open(st_store *st, int sync_full, int64_t max_pages, char *err,
                    size_t errlen);
 void st_schema_close(st_store *st);

@@ -3,6 +3,7 @@
  * the tables and their indexes, the connections' settings, and every
  * statement the store runs, prepared once.
  *
+ * A file is served by one store at a time: opening locks it (lock_file).
  * A file is ours when its header carries our application id; its schema
  * version is the header's user_version. A file with neither and no tables
  * is new (or empty): the schema is made there; one of an older version
@@ -15,8 +16,12 @@
  */
 #include "sqlite_internal.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 /* "grtd" in the file's header (PRAGMA application_id). */
 #define ST_APPLICATION_ID 0x67727464
@@ -413,9 +418,43 @@ static int check_file(st_store *st, char *err, size_t errlen) {
   return rc == SQLITE_OK ? 0 : -1;
 }
 
+/* One store per file: two processes on one file would both restore its
+ * work and run it. The file (made when missing: SQLite takes an empty
+ * file for a new one) is flock()ed for the store's life, which any other
+ * open of it, in this process or another, finds taken. The descriptor is
+ * closed only after SQLite's own: closing it would drop their locks. 0,
+ * or -1 with a message in err. */
+static int lock_file(st_store *st, char *err, size_t errlen) {
+  st->lock_fd = open(st->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (st->lock_fd >= 0 && flock(st->lock_fd, LOCK_EX | LOCK_NB) == 0)
+    return 0;
+  int e = errno;
+  if (e == EWOULDBLOCK)
+    snprintf(err, errlen,
+             "the store %s is in use: another goroutined serves it (a file "
+             "holds one store at a time): stop that one, or give another "
+             "path",
+             st->path);
+  else if (e == EACCES || e == EPERM || e == EROFS)
+    snprintf(err, errlen,
+             "the store %s cannot be written (%s): check the permissions of "
+             "the file and of its folder",
+             st->path, strerror(e));
+  else
+    snprintf(err, errlen,
+             "the store %s cannot be opened (%s): check that its folder "
+             "exists and that we may write there",
+             st->path, strerror(e));
+  if (st->lock_fd >= 0)
+    close(st->lock_fd);
+  st->lock_fd = -1;
+  return -1;
+}
+
 int st_schema_open(st_store *st, int sync_full, int64_t max_pages, char *err,
                    size_t errlen) {
-  if (open_writer(st, sync_full, max_pages, err, errlen) != 0 ||
+  if (lock_file(st, err, errlen) != 0 ||
+      open_writer(st, sync_full, max_pages, err, errlen) != 0 ||
       !(st->rdb = st_schema_reader(st, err, errlen)) ||
       prepare_all(st, err, errlen) != 0 ||
       read_counters(st, err, errlen) != 0 || check_file(st, err, errlen) != 0) {
@@ -433,4 +472,7 @@ void st_schema_close(st_store *st) {
   sqlite3_close(st->rdb);
   sqlite3_close(st->wdb);
   st->rdb = st->wdb = NULL;
+  if (st->lock_fd >= 0)
+    close(st->lock_fd);
+  st->lock_fd = -1;
 }

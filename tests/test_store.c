@@ -4,8 +4,8 @@
  * back, durability before add returns (a process that dies right after),
  * seq order across restarts, idempotency keys (also raced by threads),
  * lists and their cursor, restore, forget, retention, files refused at
- * open, an older schema upgraded, a full database, freeze, and update's
- * done after the commit.
+ * open, an older schema upgraded, one store per file, a full database,
+ * freeze, and update's done after the commit.
  * Also the store URLs. The figures test prints what group commit and
  * restore cost.
  */
@@ -820,6 +820,30 @@ START_TEST(other_databases_and_versions_are_refused) {
 }
 END_TEST
 
+START_TEST(a_file_holds_one_store_at_a_time) {
+  gr_store *st = open_store();
+  refused("records.db", "another goroutined serves it");
+  /* Another process is refused the same way. */
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    char err[512] = "";
+    gr_store *other =
+        gr_store_sqlite_open(file_in_dir("records.db"), NULL, err, sizeof err);
+    _exit(!other && strstr(err, "another goroutined") ? 0 : 1);
+  }
+  int status;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  /* The refusals left the store alone. */
+  add_ok(st, "task-1", "p", NULL, NULL);
+  st->ops->destroy(st);
+  st = open_store(); /* the lock went with the store */
+  ck_assert_uint_eq(count_records(st, "p"), 1);
+  st->ops->destroy(st);
+}
+END_TEST
+
 /* Runs sql on name's file with a connection of its own (no store open). */
 static void exec_raw(const char *name, const char *sql) {
   sqlite3 *db;
@@ -1127,6 +1151,7 @@ static Suite *store_suite(void) {
   tcase_add_test(tc, garbage_files_are_refused_and_left_alone);
   tcase_add_test(tc, other_databases_and_versions_are_refused);
   tcase_add_test(tc, a_version_1_file_is_upgraded);
+  tcase_add_test(tc, a_file_holds_one_store_at_a_time);
   tcase_add_test(tc, a_full_database_refuses_writes_and_keeps_serving_reads);
   tcase_add_test(tc, nothing_is_written_after_freeze);
   tcase_add_test(tc, done_comes_after_the_commit_and_may_call_the_store);

@@ -37,7 +37,9 @@ typedef struct gr_sqlite_options {
  * in err that names the file and what to do, when it cannot be opened,
  * holds something other than a goroutined store (or a version this build
  * does not know), or cannot be read: a file that is there is never
- * replaced by an empty store. o may be NULL (the defaults). */
+ * replaced by an empty store. A file holds one store at a time: while one
+ * is open on it (in this process or another) another open is refused.
+ * o may be NULL (the defaults). */
 gr_store *gr_store_sqlite_open(const char *path, const gr_sqlite_options *o,
                                char *err, size_t errlen);
 
