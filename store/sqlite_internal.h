@@ -12,7 +12,9 @@
  *
  * Two connections: the writer's (used by whoever has the turn to commit,
  * see sqlite_commit.c) and the readers' (under read_mu). WAL mode lets
- * them run side by side.
+ * them run side by side. Both use the "unix-excl" VFS: the process locks
+ * the file once, and the WAL index lives in its memory, so a transaction
+ * makes no lock call to the kernel.
  */
 #ifndef ST_SQLITE_INTERNAL_H
 #define ST_SQLITE_INTERNAL_H

@@ -201,12 +201,17 @@ static int select_int(sqlite3 *db, const char *sql, int64_t *out) {
   return rc;
 }
 
+/* A connection through the "unix-excl" VFS: the first one takes the
+ * file's lock for the process and keeps it, the others share it, and the
+ * WAL index lives in the process's memory (no -shm file). So a
+ * transaction makes no lock call to the kernel, and no other process can
+ * read the file while the store is open (the file's flock says as much). */
 static sqlite3 *connect(const st_store *st, int create, char *err,
                         size_t errlen) {
   sqlite3 *db = NULL;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
               (create ? SQLITE_OPEN_CREATE : 0);
-  int rc = sqlite3_open_v2(st->path, &db, flags, NULL);
+  int rc = sqlite3_open_v2(st->path, &db, flags, "unix-excl");
   if (rc != SQLITE_OK) {
     st_describe_error(st, db, rc, err, errlen);
     sqlite3_close(db);
