@@ -5,16 +5,17 @@
  *   sqlite_schema.c  opening a file: its lock, checks, schema, statements
  *   sqlite_commit.c  group commit on the callers' threads (the turn)
  *   sqlite_apply.c   each kind of write, inside a batch's transaction
- *   sqlite_writer.c  the writer thread: retention, and writes no caller
- *                    committed
+ *   sqlite_writer.c  the writer thread: retention, checkpoints, and the
+ *                    writes no caller committed
  *   sqlite_reads.c   find, read, list and restore on the read connection
  *   sqlite_live.c    the unfinished records by id, with their futures
  *
- * Two connections: the writer's (used by whoever has the turn to commit,
- * see sqlite_commit.c) and the readers' (under read_mu). WAL mode lets
- * them run side by side. Both use the "unix-excl" VFS: the process locks
- * the file once, and the WAL index lives in its memory, so a transaction
- * makes no lock call to the kernel.
+ * Three connections: the writer's (used by whoever has the turn to
+ * commit, see sqlite_commit.c), the readers' (under read_mu) and the
+ * checkpointer's (the writer thread's). WAL mode lets them run side by
+ * side. All use the "unix-excl" VFS: the process locks the file once,
+ * and the WAL index lives in its memory, so a transaction makes no lock
+ * call to the kernel.
  */
 #ifndef ST_SQLITE_INTERNAL_H
 #define ST_SQLITE_INTERNAL_H
@@ -171,7 +172,7 @@ typedef struct st_store {
   int lock_fd; /* the file, flock()ed for the store's life; -1: none */
   int64_t ttl_ms;
   size_t max_finished;
-  sqlite3 *wdb, *rdb;
+  sqlite3 *wdb, *rdb, *cdb;
   sqlite3_stmt *stmt[ST_NSTMTS];
   pthread_mutex_t read_mu; /* rdb and its statements */
   st_live_table live;
@@ -185,10 +186,12 @@ typedef struct st_store {
   int restoring; /* restore is handing records out (and back to add) */
   int failing;
   char error[512];
-  int trim_due;     /* retention has work for the writer thread */
-  int64_t excess;   /* finished records over max_finished, as of the last
-                       commit */
-  uint64_t commits; /* how many batches were committed */
+  int trim_due;       /* retention has work for the writer thread */
+  int64_t excess;     /* finished records over max_finished, as of the last
+                         commit */
+  uint64_t commits;   /* how many batches were committed */
+  int checkpoint_due; /* the WAL grew by ST_CHECKPOINT_PAGES */
+  int checkpoint_with_turn; /* the WAL is to start over */
   pthread_t writer;
   int writer_started;
 
@@ -196,6 +199,9 @@ typedef struct st_store {
   uint64_t next_seq;
   int64_t last_finished_order;
   int64_t nfinished;
+  int wal_pages;     /* the WAL's size after the last commit */
+  int checkpoint_at; /* the WAL's size that calls for a checkpoint */
+  int restart_at;    /* ... and for one with the turn */
 
   /* The writer thread's own. */
   int64_t ttl_checked_ms;
@@ -254,8 +260,12 @@ int st_writer_start(st_store *st);
 /* Drains the queue, then stops and joins the writer. */
 void st_writer_stop(st_store *st);
 /* Caller holds st->mu and has the turn, after a commit: asks for the
- * writer thread's turn when retention is due. */
+ * writer thread's turn when retention is due, and for a checkpoint when
+ * the WAL has grown. */
 void st_writer_after_commit_locked(st_store *st);
+/* The writer's connection's WAL hook (sqlite3_wal_hook), on the thread
+ * that committed. */
+int st_writer_wal_hook(void *ud, sqlite3 *db, const char *name, int pages);
 
 /* sqlite_reads.c */
 gr_future *st_find(gr_store *base, const char *id, char *pool, size_t poollen);

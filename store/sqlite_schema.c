@@ -328,6 +328,24 @@ static int open_writer(st_store *st, int sync_full, int64_t max_pages,
     st_describe_error(st, st->wdb, rc, err, errlen);
     return -1;
   }
+  /* No automatic checkpoints on the commits: the writer thread's own. */
+  sqlite3_wal_hook(st->wdb, st_writer_wal_hook, st);
+  return 0;
+}
+
+/* The writer thread's connection, for checkpoints: synced as the
+ * writer's is. */
+static int open_checkpointer(st_store *st, int sync_full, char *err,
+                             size_t errlen) {
+  st->cdb = connect(st, 0, err, errlen);
+  if (!st->cdb)
+    return -1;
+  int rc = exec(st->cdb, sync_full ? "PRAGMA synchronous = FULL"
+                                   : "PRAGMA synchronous = NORMAL");
+  if (rc != SQLITE_OK) {
+    st_describe_error(st, st->cdb, rc, err, errlen);
+    return -1;
+  }
   return 0;
 }
 
@@ -460,6 +478,7 @@ int st_schema_open(st_store *st, int sync_full, int64_t max_pages, char *err,
                    size_t errlen) {
   if (lock_file(st, err, errlen) != 0 ||
       open_writer(st, sync_full, max_pages, err, errlen) != 0 ||
+      open_checkpointer(st, sync_full, err, errlen) != 0 ||
       !(st->rdb = st_schema_reader(st, err, errlen)) ||
       prepare_all(st, err, errlen) != 0 ||
       read_counters(st, err, errlen) != 0 || check_file(st, err, errlen) != 0) {
@@ -475,8 +494,9 @@ void st_schema_close(st_store *st) {
     st->stmt[i] = NULL;
   }
   sqlite3_close(st->rdb);
+  sqlite3_close(st->cdb);
   sqlite3_close(st->wdb);
-  st->rdb = st->wdb = NULL;
+  st->rdb = st->cdb = st->wdb = NULL;
   if (st->lock_fd >= 0)
     close(st->lock_fd);
   st->lock_fd = -1;

@@ -14,9 +14,17 @@
  * writes up for long. Not after every commit: it waits until the excess
  * is a tenth of max_finished (ST_TRIM_MAX at most), so that under a
  * steady load one transaction deletes many rows; a smaller excess goes
- * once the store has been idle ST_IDLE_MS. SQLite's automatic checkpoints
- * (every 1,000 pages of WAL, run by the commits) and the journal size limit
- * keep the WAL bounded.
+ * once the store has been idle ST_IDLE_MS.
+ *
+ * Checkpoints (copying the WAL into the file) are this thread's too, on
+ * a connection of its own, every ST_CHECKPOINT_PAGES pages of WAL: a
+ * commit never waits for one (they cost fsyncs). They run alongside the
+ * commits, but the WAL starts over only after a checkpoint that copied
+ * all of it, which the commits made meanwhile prevent under a steady
+ * load: so once the WAL reaches ST_WAL_RESTART_PAGES, a checkpoint (of
+ * what the last one left, little) is made with the turn, while nobody
+ * commits, and the next commit starts the WAL over. The journal size
+ * limit cuts it back then.
  */
 #include "sqlite_internal.h"
 
@@ -29,6 +37,10 @@
 /* A few finished records over the count are deleted once no commit came
  * for this long. */
 #define ST_IDLE_MS 100
+/* The WAL grows by this many pages between two checkpoints... */
+#define ST_CHECKPOINT_PAGES 1000
+/* ... and starts over at about this size (16 MB with 4 KB pages). */
+#define ST_WAL_RESTART_PAGES 4000
 /* How often the writer looks for records past the TTL, at most. */
 #define ST_TTL_CHECK_MS 1000
 
@@ -92,6 +104,26 @@ static int trim(st_store *st) {
          deleted + aged >= ST_TRIM_MAX;
 }
 
+/* ---- checkpoints --------------------------------------------------------- */
+
+int st_writer_wal_hook(void *ud, sqlite3 *db, const char *name, int pages) {
+  st_store *st = ud;
+  (void)db, (void)name;
+  if (pages < st->wal_pages) { /* the WAL started over */
+    st->checkpoint_at = ST_CHECKPOINT_PAGES;
+    st->restart_at = ST_WAL_RESTART_PAGES;
+  }
+  st->wal_pages = pages;
+  return SQLITE_OK;
+}
+
+/* A passive checkpoint: it copies what the WAL holds into the file
+ * without holding anyone up (a failure is left to the next one). */
+static void checkpoint(st_store *st) {
+  sqlite3_wal_checkpoint_v2(st->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+                            NULL);
+}
+
 /* ---- the thread ---------------------------------------------------------- */
 
 /* How many finished records over max_finished make retention due. */
@@ -101,6 +133,16 @@ static int64_t trim_slack(const st_store *st) {
 }
 
 void st_writer_after_commit_locked(st_store *st) {
+  if (st->wal_pages >= st->checkpoint_at) {
+    st->checkpoint_at = st->wal_pages + ST_CHECKPOINT_PAGES;
+    st->checkpoint_due = 1;
+    pthread_cond_signal(&st->work_cv);
+  }
+  if (st->wal_pages >= st->restart_at) {
+    st->restart_at = st->wal_pages + ST_WAL_RESTART_PAGES;
+    st->checkpoint_with_turn = 1;
+    st->writer_turn = 1;
+  }
   st->commits++;
   st->excess = st->nfinished - (int64_t)st->max_finished;
   if (!st->frozen && !st->trim_due && st->excess >= trim_slack(st)) {
@@ -138,6 +180,12 @@ static void wait_locked(st_store *st) {
 /* Caller holds st->mu and has just taken the turn: retention when due,
  * then what is queued. Returns with st->mu held and the turn let go. */
 static void take_turn_locked(st_store *st) {
+  if (st->checkpoint_with_turn) { /* all of the WAL: it starts over */
+    st->checkpoint_with_turn = 0;
+    pthread_mutex_unlock(&st->mu);
+    checkpoint(st);
+    pthread_mutex_lock(&st->mu);
+  }
   int retain = st->trim_due && !st->frozen;
   st->trim_due = 0;
   if (retain) {
@@ -157,6 +205,13 @@ static void *writer_main(void *arg) {
   st_store *st = arg;
   pthread_mutex_lock(&st->mu);
   for (;;) {
+    if (st->checkpoint_due) {
+      st->checkpoint_due = 0;
+      pthread_mutex_unlock(&st->mu);
+      checkpoint(st);
+      pthread_mutex_lock(&st->mu);
+      continue;
+    }
     if (!st->frozen && ttl_due(st)) {
       st->trim_due = 1;
       st->writer_turn = 1;
@@ -184,6 +239,8 @@ int st_writer_start(st_store *st) {
   pthread_cond_init(&st->work_cv, &attr);
   pthread_condattr_destroy(&attr);
   st->ttl_checked_ms = clock_ms(CLOCK_MONOTONIC);
+  st->checkpoint_at = ST_CHECKPOINT_PAGES;
+  st->restart_at = ST_WAL_RESTART_PAGES;
   if (pthread_create(&st->writer, NULL, writer_main, st) != 0) {
     pthread_cond_destroy(&st->work_cv);
     return -1;
