@@ -191,7 +191,8 @@ typedef struct st_store {
                          commit */
   uint64_t commits;   /* how many batches were committed */
   int checkpoint_due; /* the WAL grew by ST_CHECKPOINT_PAGES */
-  int checkpoint_with_turn; /* the WAL is to start over */
+  int restart_due;    /* ... and has reached ST_WAL_RESTART_PAGES */
+  int checkpoint_with_turn; /* the rest of it, for the WAL to start over */
   pthread_t writer;
   int writer_started;
 

@@ -21,10 +21,10 @@
  * commit never waits for one (they cost fsyncs). They run alongside the
  * commits, but the WAL starts over only after a checkpoint that copied
  * all of it, which the commits made meanwhile prevent under a steady
- * load: so once the WAL reaches ST_WAL_RESTART_PAGES, a checkpoint (of
- * what the last one left, little) is made with the turn, while nobody
- * commits, and the next commit starts the WAL over. The journal size
- * limit cuts it back then.
+ * load. So once the WAL reaches ST_WAL_RESTART_PAGES, the checkpoint is
+ * followed by another of what came during it (a few pages) with the
+ * turn, while nobody commits, and the next commit starts the WAL over.
+ * The journal size limit cuts it back then.
  */
 #include "sqlite_internal.h"
 
@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ST_TRIM_MAX 1000
 /* A few finished records over the count are deleted once no commit came
@@ -140,8 +141,9 @@ void st_writer_after_commit_locked(st_store *st) {
   }
   if (st->wal_pages >= st->restart_at) {
     st->restart_at = st->wal_pages + ST_WAL_RESTART_PAGES;
-    st->checkpoint_with_turn = 1;
-    st->writer_turn = 1;
+    st->restart_due = 1;
+    st->checkpoint_due = 1;
+    pthread_cond_signal(&st->work_cv);
   }
   st->commits++;
   st->excess = st->nfinished - (int64_t)st->max_finished;
@@ -206,10 +208,17 @@ static void *writer_main(void *arg) {
   pthread_mutex_lock(&st->mu);
   for (;;) {
     if (st->checkpoint_due) {
-      st->checkpoint_due = 0;
+      int restart = st->restart_due;
+      st->checkpoint_due = st->restart_due = 0;
       pthread_mutex_unlock(&st->mu);
       checkpoint(st);
+      if (restart) /* the file's pages on disk now, not with the turn */
+        fdatasync(st->lock_fd);
       pthread_mutex_lock(&st->mu);
+      if (restart) { /* what came meanwhile, with the turn */
+        st->checkpoint_with_turn = 1;
+        st->writer_turn = 1;
+      }
       continue;
     }
     if (!st->frozen && ttl_due(st)) {
