@@ -20,6 +20,9 @@
  *
  *   build/normal/bench/store_bench GOROUTINED [RUNS]
  *   FILE_TASKS=200000 build/normal/bench/store_bench build/normal/goroutined
+ *   PARTS=12 build/normal/bench/store_bench build/normal/goroutined
+ *
+ * PARTS names the parts to run (default 1234).
  */
 #include <curl/curl.h>
 #include <jansson.h>
@@ -317,6 +320,9 @@ int main(int argc, char **argv) {
   int runs = argc > 2 ? atoi(argv[2]) : 3;
   const char *ft = getenv("FILE_TASKS");
   long file_tasks = ft ? atol(ft) : 1000000;
+  const char *parts = getenv("PARTS");
+  if (!parts)
+    parts = "1234";
   curl_global_init(CURL_GLOBAL_DEFAULT);
   signal(SIGPIPE, SIG_IGN);
   double fl = floor_rate();
@@ -327,7 +333,7 @@ int main(int argc, char **argv) {
   double mem[16] = {0}, sql[16] = {0};
   if (runs > 16)
     runs = 16;
-  for (int r = 0; r < runs; r++) {
+  for (int r = 0; r < runs && strchr(parts, '1'); r++) {
     for (int k = 0; k < 2; k++) {
       server s;
       fresh(&s, k ? "sqlite:goroutined.db" : "memory:");
@@ -342,16 +348,19 @@ int main(int argc, char **argv) {
   qsort(mem, (size_t)runs, sizeof *mem, cmp_double);
   qsort(sql, (size_t)runs, sizeof *sql, cmp_double);
   double m = mem[runs / 2], q = sql[runs / 2];
-  printf("1. submit+complete over HTTP, `return 1`, pool of 2, %d clients "
-         "(median of %d)\n",
-         CLIENTS, runs);
-  printf("   memory %.0f tasks/s, sqlite %.0f tasks/s: sqlite/memory = "
-         "%.2fx (target >= 0.8x)\n",
-         m, q, q / m);
+  if (strchr(parts, '1')) {
+    printf("1. submit+complete over HTTP, `return 1`, pool of 2, %d clients "
+           "(median of %d)\n",
+           CLIENTS, runs);
+    printf("   memory %.0f tasks/s, sqlite %.0f tasks/s: sqlite/memory = "
+           "%.2fx (target >= 0.8x)\n",
+           m, q, q / m);
+  }
 
   /* 2. latency of the 202 at 5,000/s */
-  printf("2. the 202 at 5,000 submits/s for 4 s (%d clients)\n", CLIENTS);
-  for (int k = 0; k < 2; k++) {
+  if (strchr(parts, '2'))
+    printf("2. the 202 at 5,000 submits/s for 4 s (%d clients)\n", CLIENTS);
+  for (int k = 0; k < 2 && strchr(parts, '2'); k++) {
     server s;
     fresh(&s, k ? "sqlite:goroutined.db" : "memory:");
     double p50, p99;
@@ -364,7 +373,7 @@ int main(int argc, char **argv) {
   }
 
   /* 3. restart with 100,000 queued */
-  {
+  if (strchr(parts, '3')) {
     server s;
     snprintf(s.dir, sizeof s.dir, "/tmp/gr_store_bench.XXXXXX");
     if (!mkdtemp(s.dir))
@@ -399,7 +408,7 @@ int main(int argc, char **argv) {
   }
 
   /* 4. the file's size under a steady load */
-  {
+  if (strchr(parts, '4')) {
     server s;
     fresh(&s, "sqlite:goroutined.db");
     char db[128], wal[140];

@@ -1,12 +1,13 @@
 /*
  * sqlite.c - the SQLite store: gr_store_ops over one file in WAL mode.
  *
- * Writes go through the writer thread (sqlite_writer.c), which commits
- * them in groups; a caller that must wait (add, pool_put, pool_drop,
- * forget) waits for its group's commit, an update does not: its done is
- * called after the commit. Reads run on a connection of their own
- * (sqlite_reads.c). Records not finished yet are live (sqlite_live.c):
- * their futures are kept here, by id, for whoever waits on them.
+ * Writes are committed in groups, by the callers themselves when nobody
+ * else is committing (sqlite_commit.c); a caller that must wait (add,
+ * pool_put, pool_drop, forget) waits for its group's commit, an update
+ * does not: its done is called after the commit. Reads run on a
+ * connection of their own (sqlite_reads.c). Records not finished yet are
+ * live (sqlite_live.c): their futures are kept here, by id, for whoever
+ * waits on them.
  *
  * After freeze, nothing reaches the file any more: adds fail with
  * GR_ECLOSED, updates are answered done(ud, 1) at once, and the file
@@ -114,12 +115,7 @@ static void st_update(gr_store *base, void *handle, const gr_record *r,
   }
   op->done = done;
   op->ud = ud;
-  pthread_mutex_lock(&st->mu);
-  int frozen = st->frozen;
-  if (!frozen)
-    st_enqueue_locked(st, op);
-  pthread_mutex_unlock(&st->mu);
-  if (frozen) { /* the file keeps the record as it was */
+  if (st_submit(st, op) != 0) { /* frozen: the file keeps the record */
     free(op);
     done(ud, 1);
   }
@@ -148,7 +144,7 @@ static int st_pool_drop(gr_store *base, const char *name) {
 }
 
 static void st_freeze(gr_store *base) {
-  st_writer_freeze((st_store *)base);
+  st_commit_freeze((st_store *)base);
 }
 
 static int st_error(gr_store *base, char *msg, size_t len) {
@@ -206,6 +202,7 @@ gr_store *gr_store_sqlite_open(const char *path, const gr_sqlite_options *o,
     return NULL;
   }
   st->base.ops = &sqlite_ops;
+  st->lock_fd = -1;
   st->ttl_ms = o->ttl_ms > 0 ? o->ttl_ms : 0;
   st->max_finished = o->max_finished ? o->max_finished : DEFAULT_MAX_FINISHED;
   pthread_mutex_init(&st->mu, NULL);

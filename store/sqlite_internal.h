@@ -2,14 +2,20 @@
  * sqlite_internal.h - what the files of the SQLite store share.
  *
  *   sqlite.c         the gr_store_ops: add, update, find, ... (callers)
- *   sqlite_schema.c  opening a file: checks, schema, statements
- *   sqlite_writer.c  the writer thread: group commit, retention, errors
+ *   sqlite_schema.c  opening a file: its lock, checks, schema, statements
+ *   sqlite_commit.c  group commit on the callers' threads (the turn)
+ *   sqlite_apply.c   each kind of write, inside a batch's transaction
+ *   sqlite_writer.c  the writer thread: retention, checkpoints, and the
+ *                    writes no caller committed
  *   sqlite_reads.c   find, read, list and restore on the read connection
  *   sqlite_live.c    the unfinished records by id, with their futures
  *
- * Two connections: the writer's (only the writer thread uses it, but for
- * the opening) and the readers' (under read_mu). WAL mode lets them run
- * side by side.
+ * Three connections: the writer's (used by whoever has the turn to
+ * commit, see sqlite_commit.c), the readers' (under read_mu) and the
+ * checkpointer's (the writer thread's). WAL mode lets them run side by
+ * side. All use the "unix-excl" VFS: the process locks the file once,
+ * and the WAL index lives in its memory, so a transaction makes no lock
+ * call to the kernel.
  */
 #ifndef ST_SQLITE_INTERNAL_H
 #define ST_SQLITE_INTERNAL_H
@@ -19,6 +25,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdint.h>
+#include <time.h>
 
 /* ---- live records (sqlite_live.c) ---------------------------------------
  *
@@ -65,7 +72,8 @@ enum st_stmt {
   ST_ROLLBACK,
   ST_IDEM_FIND,
   ST_INSERT,
-  ST_UPDATE,
+  ST_UPDATE, /* to QUEUED or RUNNING */
+  ST_FINISH, /* to a final state */
   ST_REOPEN,
   ST_IS_STORED,
   ST_POOL_PUT,
@@ -131,16 +139,18 @@ enum st_op_kind {
   ST_OP_BARRIER, /* writes nothing: freeze waits for what came before */
 };
 
-/* One write for the writer thread. A blocking op (every kind but update)
- * lives on its caller's stack, the caller waiting on cv until finished;
- * its pointers are the caller's. An update is allocated, with a copy of
- * the change after the struct, and freed by the writer. */
+/* One write. A blocking op (every kind but update) lives on its caller's
+ * stack, the caller waiting on cv until finished (or handed the turn: it
+ * then commits the queue itself); its pointers are the caller's. An
+ * update is allocated, with a copy of the change after the struct, and
+ * freed once its done is called. */
 typedef struct st_op {
   struct st_op *next;
   int kind;
   int rc; /* the outcome: GR_OK or a GR_E code; forget: 1 or 0 */
   pthread_cond_t cv;
   int finished;
+  int lead;       /* a blocked caller is handed the turn */
   st_live *live;  /* add, reopen, update */
   gr_record *rec; /* add, reopen */
   char existing[GR_RECORD_ID_MAX];
@@ -159,33 +169,49 @@ typedef struct st_op {
 typedef struct st_store {
   gr_store base;
   char *path;
+  int lock_fd; /* the file, flock()ed for the store's life; -1: none */
   int64_t ttl_ms;
   size_t max_finished;
-  sqlite3 *wdb, *rdb;
+  sqlite3 *wdb, *rdb, *cdb;
   sqlite3_stmt *stmt[ST_NSTMTS];
   pthread_mutex_t read_mu; /* rdb and its statements */
   st_live_table live;
 
-  pthread_mutex_t mu; /* the queue, the flags and the error below */
-  pthread_cond_t work_cv;
+  pthread_mutex_t mu;     /* the queue, the turn, the flags and the error */
+  pthread_cond_t work_cv; /* the writer thread waits on it */
   st_op *head, *tail;
+  int committing;  /* a thread has the turn: it alone uses wdb */
+  int writer_turn; /* the turn goes to the writer thread next */
   int frozen, stopping;
   int restoring; /* restore is handing records out (and back to add) */
   int failing;
   char error[512];
+  int trim_due;       /* retention has work for the writer thread */
+  int64_t excess;     /* finished records over max_finished, as of the last
+                         commit */
+  uint64_t commits;   /* how many batches were committed */
+  int checkpoint_due; /* the WAL grew by ST_CHECKPOINT_PAGES */
+  int restart_due;    /* ... and has reached ST_WAL_RESTART_PAGES */
+  int checkpoint_with_turn; /* the rest of it, for the WAL to start over */
   pthread_t writer;
   int writer_started;
 
-  /* The writer thread's own (the opening sets them first). */
+  /* Whoever has the turn owns these (the opening sets them first). */
   uint64_t next_seq;
   int64_t last_finished_order;
   int64_t nfinished;
+  int wal_pages;     /* the WAL's size after the last commit */
+  int checkpoint_at; /* the WAL's size that calls for a checkpoint */
+  int restart_at;    /* ... and for one with the turn */
+
+  /* The writer thread's own. */
   int64_t ttl_checked_ms;
 } st_store;
 
-/* sqlite_schema.c: opens both connections of st->path, checks or creates
- * the schema, prepares the statements and reads the counters. -1 with a
- * message in err (everything opened is closed again). */
+/* sqlite_schema.c: locks st->path for this store, opens both connections,
+ * checks or creates the schema, prepares the statements and reads the
+ * counters. -1 with a message in err (everything opened is closed
+ * again). */
 int st_schema_open(st_store *st, int sync_full, int64_t max_pages, char *err,
                    size_t errlen);
 void st_schema_close(st_store *st);
@@ -197,20 +223,50 @@ sqlite3 *st_schema_reader(const st_store *st, char *err, size_t errlen);
 void st_describe_error(const st_store *st, sqlite3 *db, int rc, char *msg,
                        size_t len);
 
+/* sqlite_commit.c */
+/* Queues an update; when nobody has the turn, this thread takes it and
+ * commits (done may then be called before this returns). -1 when the
+ * store is frozen (nothing queued). */
+int st_submit(st_store *st, st_op *op);
+/* Queues a blocking op and returns its rc once it is committed (this
+ * thread may commit it itself). GR_ECLOSED when the store is frozen. */
+int st_submit_wait(st_store *st, st_op *op);
+/* From now on nothing is queued; waits for what was. */
+void st_commit_freeze(st_store *st);
+/* Caller holds st->mu and has the turn (st->committing): commits the
+ * queue in rounds, then gives the turn up or passes it on; returns with
+ * st->mu held. */
+void st_lead_locked(st_store *st);
+/* Whether this thread has the turn of st now (it is inside a done). */
+int st_leading(const st_store *st);
+/* Remembers why a write (or restore) failed, for the error op, until a
+ * write succeeds. */
+void st_set_failing(st_store *st, const char *why);
+/* After a failed step: notes why, then rolls back what the transaction
+ * did. */
+void st_fail_transaction(st_store *st, int rc);
+
+/* sqlite_apply.c: with the turn, inside a transaction */
+/* clock's time in ns (CLOCK_REALTIME, CLOCK_MONOTONIC). */
+int64_t st_clock_ns(clockid_t clock);
+/* Steps s to its end and makes it ready for the next use: SQLITE_OK or
+ * the error. */
+int st_run(sqlite3_stmt *s);
+/* Runs op: SQLITE_OK, or the error that fails the whole batch (a broken
+ * constraint is op's own failure: its rc). */
+int st_apply(st_store *st, st_op *op);
+
 /* sqlite_writer.c */
 int st_writer_start(st_store *st);
 /* Drains the queue, then stops and joins the writer. */
 void st_writer_stop(st_store *st);
-/* Queues op and wakes the writer; caller holds st->mu. */
-void st_enqueue_locked(st_store *st, st_op *op);
-/* Queues a blocking op and waits until the writer has finished it;
- * returns its rc. GR_ECLOSED when the store is frozen. */
-int st_submit_wait(st_store *st, st_op *op);
-/* From now on nothing is queued; waits for what was. */
-void st_writer_freeze(st_store *st);
-/* Remembers why a write (or restore) failed, for the error op, until a
- * write succeeds. */
-void st_set_failing(st_store *st, const char *why);
+/* Caller holds st->mu and has the turn, after a commit: asks for the
+ * writer thread's turn when retention is due, and for a checkpoint when
+ * the WAL has grown. */
+void st_writer_after_commit_locked(st_store *st);
+/* The writer's connection's WAL hook (sqlite3_wal_hook), on the thread
+ * that committed. */
+int st_writer_wal_hook(void *ud, sqlite3 *db, const char *name, int pages);
 
 /* sqlite_reads.c */
 gr_future *st_find(gr_store *base, const char *id, char *pool, size_t poollen);

@@ -3,9 +3,11 @@
  * the tables and their indexes, the connections' settings, and every
  * statement the store runs, prepared once.
  *
+ * A file is served by one store at a time: opening locks it (lock_file).
  * A file is ours when its header carries our application id; its schema
  * version is the header's user_version. A file with neither and no tables
- * is new (or empty): the schema is made there. Anything else is refused
+ * is new (or empty): the schema is made there; one of an older version
+ * is brought to this one (from 1: its indexes). Anything else is refused
  * with a message that names the file: a store never starts empty over a
  * file it could not read. Opening reads the header, the schema (by
  * preparing every statement) and three figures off the indexes (the last
@@ -14,12 +16,16 @@
  */
 #include "sqlite_internal.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 /* "grtd" in the file's header (PRAGMA application_id). */
 #define ST_APPLICATION_ID 0x67727464
-#define ST_SCHEMA_VERSION 1
+#define ST_SCHEMA_VERSION 2
 /* Every connection waits this long for another process's lock. */
 #define ST_BUSY_TIMEOUT_MS 5000
 /* The WAL file is cut back to this size after a checkpoint. */
@@ -32,11 +38,20 @@
 
 /* pools: rowid order is creation order (a put replaces the row, so a pool
  * made again comes last). records: seq is the rowid, so lists in seq
- * order walk the table or an index in its own order; finished_order is
- * NULL while unfinished, then the writer's finish stamp (wall clock ms x
- * 1000, made strictly increasing), so one index serves restore (the NULLs,
- * in seq order), retention by count (the oldest first) and by age (a
- * range). work comes last: a select without it leaves its pages unread. */
+ * order walk an index in its own order, and restore (the unfinished ones,
+ * in seq order) walks the table. finished_order is NULL while unfinished,
+ * then the writer's finish stamp (wall clock ms x 1000, made strictly
+ * increasing): its index, of finished records only, serves retention by
+ * count (the oldest first) and by age (a range). Every index costs pages
+ * in each commit that touches it, so there are few, and a claim (a
+ * change of state) touches none: a list of one state walks its pool's
+ * records and skips the others (a list is short, and retention bounds the
+ * records). work comes last: a select without it leaves its pages
+ * unread. */
+#define FINISH_INDEX_SQL                                                       \
+  "CREATE INDEX records_by_finish ON records(finished_order)"                  \
+  " WHERE finished_order IS NOT NULL;"
+
 static const char schema_sql[] =
     "CREATE TABLE pools("
     " name TEXT PRIMARY KEY NOT NULL,"
@@ -67,11 +82,14 @@ static const char schema_sql[] =
     " idem_digest TEXT,"
     " finished_order INTEGER,"
     " work BLOB);"
-    "CREATE INDEX records_by_pool ON records(pool, seq);"
-    "CREATE INDEX records_by_pool_state ON records(pool, state, seq);"
-    "CREATE INDEX records_by_finish ON records(finished_order);"
+    "CREATE INDEX records_by_pool ON records(pool, seq);" FINISH_INDEX_SQL
     "CREATE UNIQUE INDEX records_by_idem_key ON records(idem_key)"
     " WHERE idem_key IS NOT NULL;";
+
+/* Version 1 indexed every record by finish and by (pool, state, seq). */
+static const char upgrade_from_1_sql[] =
+    "DROP INDEX records_by_pool_state;"
+    "DROP INDEX records_by_finish;" FINISH_INDEX_SQL;
 
 #define LIST_SQL(where)                                                        \
   "SELECT " ST_RECORD_COLUMNS " FROM records WHERE " where                     \
@@ -87,6 +105,10 @@ static const char *const stmt_sql[ST_NSTMTS] = {
                   ", finished_order) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
                   " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
     [ST_UPDATE] = "UPDATE records SET state = ?2, attempt = ?3,"
+                  " started_ms = ?4, finished_ms = ?5, results = ?6,"
+                  " error = ?7, history = ?8, max_attempts = ?9"
+                  " WHERE seq = ?1 AND finished_order IS NULL",
+    [ST_FINISH] = "UPDATE records SET state = ?2, attempt = ?3,"
                   " started_ms = ?4, finished_ms = ?5, results = ?6,"
                   " error = ?7, history = ?8, max_attempts = ?9,"
                   " finished_order = ?10"
@@ -179,12 +201,17 @@ static int select_int(sqlite3 *db, const char *sql, int64_t *out) {
   return rc;
 }
 
+/* A connection through the "unix-excl" VFS: the first one takes the
+ * file's lock for the process and keeps it, the others share it, and the
+ * WAL index lives in the process's memory (no -shm file). So a
+ * transaction makes no lock call to the kernel, and no other process can
+ * read the file while the store is open (the file's flock says as much). */
 static sqlite3 *connect(const st_store *st, int create, char *err,
                         size_t errlen) {
   sqlite3 *db = NULL;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
               (create ? SQLITE_OPEN_CREATE : 0);
-  int rc = sqlite3_open_v2(st->path, &db, flags, NULL);
+  int rc = sqlite3_open_v2(st->path, &db, flags, "unix-excl");
   if (rc != SQLITE_OK) {
     st_describe_error(st, db, rc, err, errlen);
     sqlite3_close(db);
@@ -194,8 +221,24 @@ static sqlite3 *connect(const st_store *st, int create, char *err,
   return db;
 }
 
+/* Inside the writer's first transaction: brings a file of version 1 to
+ * this one (its indexes only). 0, or -1 with a message in err. */
+static int upgrade(st_store *st, char *err, size_t errlen) {
+  char sql[64];
+  snprintf(sql, sizeof sql, "PRAGMA user_version = %d", ST_SCHEMA_VERSION);
+  int rc = exec(st->wdb, upgrade_from_1_sql);
+  if (rc == SQLITE_OK)
+    rc = exec(st->wdb, sql);
+  if (rc != SQLITE_OK) {
+    st_describe_error(st, st->wdb, rc, err, errlen);
+    return -1;
+  }
+  return 0;
+}
+
 /* Inside the writer's first transaction: makes the schema in a new file,
- * or checks that an existing one is ours and of a version we know. */
+ * or checks that an existing one is ours and of a version we know (an
+ * older one is upgraded). */
 static int identify_or_create(st_store *st, char *err, size_t errlen) {
   sqlite3 *db = st->wdb;
   int64_t app = 0, version = 0, objects = 0;
@@ -229,6 +272,8 @@ static int identify_or_create(st_store *st, char *err, size_t errlen) {
              st->path);
     return -1;
   }
+  if (version == 1)
+    return upgrade(st, err, errlen);
   if (version != ST_SCHEMA_VERSION) {
     snprintf(err, errlen,
              "the store %s has schema version %lld, which this goroutined "
@@ -283,6 +328,24 @@ static int open_writer(st_store *st, int sync_full, int64_t max_pages,
     st_describe_error(st, st->wdb, rc, err, errlen);
     return -1;
   }
+  /* No automatic checkpoints on the commits: the writer thread's own. */
+  sqlite3_wal_hook(st->wdb, st_writer_wal_hook, st);
+  return 0;
+}
+
+/* The writer thread's connection, for checkpoints: synced as the
+ * writer's is. */
+static int open_checkpointer(st_store *st, int sync_full, char *err,
+                             size_t errlen) {
+  st->cdb = connect(st, 0, err, errlen);
+  if (!st->cdb)
+    return -1;
+  int rc = exec(st->cdb, sync_full ? "PRAGMA synchronous = FULL"
+                                   : "PRAGMA synchronous = NORMAL");
+  if (rc != SQLITE_OK) {
+    st_describe_error(st, st->cdb, rc, err, errlen);
+    return -1;
+  }
   return 0;
 }
 
@@ -327,7 +390,8 @@ static int read_counters(st_store *st, char *err, size_t errlen) {
                       &max_seq);
   if (rc == SQLITE_OK)
     rc = select_int(st->rdb,
-                    "SELECT coalesce(max(finished_order), 0) FROM records",
+                    "SELECT coalesce(max(finished_order), 0) FROM records"
+                    " WHERE finished_order IS NOT NULL",
                     &st->last_finished_order);
   if (rc == SQLITE_OK)
     rc = select_int(st->rdb,
@@ -377,9 +441,44 @@ static int check_file(st_store *st, char *err, size_t errlen) {
   return rc == SQLITE_OK ? 0 : -1;
 }
 
+/* One store per file: two processes on one file would both restore its
+ * work and run it. The file (made when missing: SQLite takes an empty
+ * file for a new one) is flock()ed for the store's life, which any other
+ * open of it, in this process or another, finds taken. The descriptor is
+ * closed only after SQLite's own: closing it would drop their locks. 0,
+ * or -1 with a message in err. */
+static int lock_file(st_store *st, char *err, size_t errlen) {
+  st->lock_fd = open(st->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (st->lock_fd >= 0 && flock(st->lock_fd, LOCK_EX | LOCK_NB) == 0)
+    return 0;
+  int e = errno;
+  if (e == EWOULDBLOCK)
+    snprintf(err, errlen,
+             "the store %s is in use: another goroutined serves it (a file "
+             "holds one store at a time): stop that one, or give another "
+             "path",
+             st->path);
+  else if (e == EACCES || e == EPERM || e == EROFS)
+    snprintf(err, errlen,
+             "the store %s cannot be written (%s): check the permissions of "
+             "the file and of its folder",
+             st->path, strerror(e));
+  else
+    snprintf(err, errlen,
+             "the store %s cannot be opened (%s): check that its folder "
+             "exists and that we may write there",
+             st->path, strerror(e));
+  if (st->lock_fd >= 0)
+    close(st->lock_fd);
+  st->lock_fd = -1;
+  return -1;
+}
+
 int st_schema_open(st_store *st, int sync_full, int64_t max_pages, char *err,
                    size_t errlen) {
-  if (open_writer(st, sync_full, max_pages, err, errlen) != 0 ||
+  if (lock_file(st, err, errlen) != 0 ||
+      open_writer(st, sync_full, max_pages, err, errlen) != 0 ||
+      open_checkpointer(st, sync_full, err, errlen) != 0 ||
       !(st->rdb = st_schema_reader(st, err, errlen)) ||
       prepare_all(st, err, errlen) != 0 ||
       read_counters(st, err, errlen) != 0 || check_file(st, err, errlen) != 0) {
@@ -395,6 +494,10 @@ void st_schema_close(st_store *st) {
     st->stmt[i] = NULL;
   }
   sqlite3_close(st->rdb);
+  sqlite3_close(st->cdb);
   sqlite3_close(st->wdb);
-  st->rdb = st->wdb = NULL;
+  st->rdb = st->cdb = st->wdb = NULL;
+  if (st->lock_fd >= 0)
+    close(st->lock_fd);
+  st->lock_fd = -1;
 }

@@ -4,7 +4,8 @@
  * back, durability before add returns (a process that dies right after),
  * seq order across restarts, idempotency keys (also raced by threads),
  * lists and their cursor, restore, forget, retention, files refused at
- * open, a full database, freeze, and update's done after the commit.
+ * open, an older schema upgraded, one store per file, a full database,
+ * freeze, and update's done after the commit.
  * Also the store URLs. The figures test prints what group commit and
  * restore cost.
  */
@@ -15,6 +16,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -818,6 +820,80 @@ START_TEST(other_databases_and_versions_are_refused) {
 }
 END_TEST
 
+START_TEST(a_file_holds_one_store_at_a_time) {
+  gr_store *st = open_store();
+  refused("records.db", "another goroutined serves it");
+  /* Another process is refused the same way. */
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    char err[512] = "";
+    gr_store *other =
+        gr_store_sqlite_open(file_in_dir("records.db"), NULL, err, sizeof err);
+    _exit(!other && strstr(err, "another goroutined") ? 0 : 1);
+  }
+  int status;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  /* The refusals left the store alone. */
+  add_ok(st, "task-1", "p", NULL, NULL);
+  st->ops->destroy(st);
+  st = open_store(); /* the lock went with the store */
+  ck_assert_uint_eq(count_records(st, "p"), 1);
+  st->ops->destroy(st);
+}
+END_TEST
+
+/* Runs sql on name's file with a connection of its own (no store open). */
+static void exec_raw(const char *name, const char *sql) {
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open(file_in_dir(name), &db), SQLITE_OK);
+  char *msg = NULL;
+  int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+  ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, msg ? msg : "?");
+  sqlite3_close(db);
+}
+
+/* The integer sql selects from name's file. */
+static int64_t select_raw(const char *name, const char *sql) {
+  sqlite3 *db;
+  sqlite3_stmt *s;
+  ck_assert_int_eq(sqlite3_open(file_in_dir(name), &db), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+  int64_t n = sqlite3_column_int64(s, 0);
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  return n;
+}
+
+START_TEST(a_version_1_file_is_upgraded) {
+  gr_store *st = open_store();
+  void *h = add_ok(st, "task-done", "p", NULL, NULL);
+  finish(st, h, "task-done");
+  add_ok(st, "task-waiting", "p", NULL, NULL);
+  st->ops->destroy(st);
+  /* Version 1 indexed every record by finish, and by pool and state. */
+  exec_raw("records.db",
+           "DROP INDEX records_by_finish;"
+           "CREATE INDEX records_by_finish ON records(finished_order);"
+           "CREATE INDEX records_by_pool_state ON records(pool, state, seq);"
+           "PRAGMA user_version = 1;");
+  st = open_store();
+  ck_assert_int_eq(found_state(st, "task-done"), GR_FAILED);
+  restored rs;
+  ck_assert_int_eq(restore_into(st, &rs), GR_OK);
+  ck_assert_int_eq(rs.nrecords, 1);
+  ck_assert_str_eq(rs.ids[0], "task-waiting");
+  st->ops->destroy(st);
+  ck_assert_int_eq(select_raw("records.db", "PRAGMA user_version"), 2);
+  ck_assert_int_eq(select_raw("records.db",
+                              "SELECT count(*) FROM sqlite_master"
+                              " WHERE name = 'records_by_pool_state'"),
+                   0);
+}
+END_TEST
+
 /* ---- errors -------------------------------------------------------------- */
 
 /* Adds id with 3,000 bytes of work (a page of the file): add's answer,
@@ -1074,6 +1150,8 @@ static Suite *store_suite(void) {
   tcase_add_test(tc, retention_drops_records_past_the_ttl);
   tcase_add_test(tc, garbage_files_are_refused_and_left_alone);
   tcase_add_test(tc, other_databases_and_versions_are_refused);
+  tcase_add_test(tc, a_version_1_file_is_upgraded);
+  tcase_add_test(tc, a_file_holds_one_store_at_a_time);
   tcase_add_test(tc, a_full_database_refuses_writes_and_keeps_serving_reads);
   tcase_add_test(tc, nothing_is_written_after_freeze);
   tcase_add_test(tc, done_comes_after_the_commit_and_may_call_the_store);

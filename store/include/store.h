@@ -4,14 +4,16 @@
  * goroutine.h, the contract every store implements).
  *
  * A store is named by a URL: "memory:" (core's store in memory: nothing
- * survives the process) or "sqlite:PATH" (a SQLite file in WAL mode, one
- * writer thread committing in groups). Later, "redis://..." for several
- * nodes. No SQL appears outside store/.
+ * survives the process) or "sqlite:PATH" (a SQLite file in WAL mode,
+ * writes committed in groups). Later, "redis://..." for several nodes. No
+ * SQL appears outside store/.
  *
- * The SQLite store calls an update's done on its writer thread, after the
- * commit and with no lock held: done may call update, find, read, list and
- * error, but nothing that waits for the writer (add, forget, pool_put,
- * pool_drop, freeze: it would wait for itself).
+ * The SQLite store calls an update's done after the commit, with no lock
+ * held, on the thread that committed it: the caller's own (before update
+ * returns), another caller's, or the store's writer thread. done may call
+ * update, find, read, list and error, but nothing that waits for a commit
+ * (add, forget, pool_put, pool_drop, freeze: the thread that runs done is
+ * the one committing, it would wait for itself).
  */
 #ifndef GR_STORE_H
 #define GR_STORE_H
@@ -35,7 +37,9 @@ typedef struct gr_sqlite_options {
  * in err that names the file and what to do, when it cannot be opened,
  * holds something other than a goroutined store (or a version this build
  * does not know), or cannot be read: a file that is there is never
- * replaced by an empty store. o may be NULL (the defaults). */
+ * replaced by an empty store. A file holds one store at a time: while one
+ * is open on it (in this process or another) another open is refused.
+ * o may be NULL (the defaults). */
 gr_store *gr_store_sqlite_open(const char *path, const gr_sqlite_options *o,
                                char *err, size_t errlen);
 
