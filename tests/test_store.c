@@ -1123,8 +1123,8 @@ START_TEST(figures) {
          "%d queued records: open %lld ms, restore %lld ms\n",
          THREADS, (long long)adds_ms, 10000.0 * 1000 / (adds_ms ? adds_ms : 1),
          total, (long long)open_ms, (long long)restore_ms);
-  if (!SANITIZED)
-    ck_assert_int_lt(open_ms + restore_ms, 2000);
+  /* a figure, not a check: tests assert behaviour, never timings
+   * (bench/store_bench measures the restart of a real server) */
   st->ops->destroy(st);
   free(seqs);
 }
