@@ -363,7 +363,7 @@ int main(int argc, char **argv) {
   for (int k = 0; k < 2 && strchr(parts, '2'); k++) {
     server s;
     fresh(&s, k ? "sqlite:goroutined.db" : "memory:");
-    double p50, p99;
+    double p50 = 0, p99 = 0;
     double rate = run_submits(&s, 20000, 5000, &p50, &p99);
     printf("   %-6s p50 %.2f ms, p99 %.2f ms (completed at %.0f tasks/s; "
            "target p99 <= 2 ms with sqlite)\n",
