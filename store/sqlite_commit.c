@@ -19,7 +19,9 @@
  * caller waits), the thread with the turn goes round again, at most
  * ST_LEAD_ROUNDS times or for ST_LEAD_NS so that its own caller is not
  * kept long, then hands the rest to the writer thread (sqlite_writer.c),
- * which also takes turns for retention.
+ * which also takes turns for retention while the store is idle, and for
+ * the WAL's restart. Retention otherwise rides in the batches'
+ * transactions (st_retain).
  * A commit is shared by every op that came while the last one ran, and a
  * lone write commits at once.
  *
@@ -111,8 +113,9 @@ static void finish_batch(st_store *st, st_op *ops, int ok) {
   }
 }
 
-/* With the turn and no lock held: ops in one transaction. */
-static void run_batch(st_store *st, st_op *ops) {
+/* With the turn and no lock held: ops (maybe none) in one transaction,
+ * with the retention r says. Returns 1 when it was committed. */
+static int run_batch(st_store *st, st_op *ops, st_retention *r) {
   uint64_t next_seq = st->next_seq;
   int64_t last_finished_order = st->last_finished_order;
   int64_t nfinished = st->nfinished;
@@ -120,6 +123,8 @@ static void run_batch(st_store *st, st_op *ops) {
   int rc = st_run(st->stmt[ST_BEGIN]);
   for (st_op *op = ops; op && rc == SQLITE_OK; op = op->next)
     rc = st_apply(st, op);
+  if (rc == SQLITE_OK && r->limit > 0)
+    rc = st_retain(st, r);
   if (rc == SQLITE_OK)
     rc = st_run(st->stmt[ST_COMMIT]);
   if (rc != SQLITE_OK) {
@@ -131,6 +136,7 @@ static void run_batch(st_store *st, st_op *ops) {
     clear_failing(st);
   }
   finish_batch(st, ops, rc == SQLITE_OK);
+  return rc == SQLITE_OK;
 }
 
 /* ---- the turn ------------------------------------------------------------ */
@@ -195,10 +201,12 @@ void st_lead_locked(st_store *st) {
       release_turn_locked(st);
       break;
     }
+    st_retention r;
+    st_writer_retention_locked(st, 0, &r);
     pthread_mutex_unlock(&st->mu);
-    run_batch(st, batch);
+    int ok = run_batch(st, batch, &r);
     pthread_mutex_lock(&st->mu);
-    st_writer_after_commit_locked(st);
+    st_writer_after_commit_locked(st, &r, ok);
     if (!st->head) {
       release_turn_locked(st);
       break;
@@ -217,6 +225,18 @@ void st_lead_locked(st_store *st) {
     }
   }
   leading = outer;
+}
+
+int st_retain_alone_locked(st_store *st) {
+  st_retention r;
+  st_writer_retention_locked(st, 1, &r);
+  if (r.limit <= 0)
+    return 0;
+  pthread_mutex_unlock(&st->mu);
+  int ok = run_batch(st, NULL, &r);
+  pthread_mutex_lock(&st->mu);
+  st_writer_after_commit_locked(st, &r, ok);
+  return ok && r.deleted >= r.limit;
 }
 
 /* ---- callers ------------------------------------------------------------- */

@@ -186,7 +186,8 @@ typedef struct st_store {
   int restoring; /* restore is handing records out (and back to add) */
   int failing;
   char error[512];
-  int trim_due;       /* retention has work for the writer thread */
+  int retain_age;     /* look for records past the TTL (the writer's timer) */
+  int retain_idle;    /* the store is idle with retention due: the writer's */
   int64_t excess;     /* finished records over max_finished, as of the last
                          commit */
   uint64_t commits;   /* how many batches were committed */
@@ -200,9 +201,11 @@ typedef struct st_store {
   uint64_t next_seq;
   int64_t last_finished_order;
   int64_t nfinished;
+  int retain_count;  /* finished records over the count are deleted */
   int wal_pages;     /* the WAL's size after the last commit */
   int checkpoint_at; /* the WAL's size that calls for a checkpoint */
   int restart_at;    /* ... and for one with the turn */
+  int restarting;    /* that one is yet to come */
 
   /* The writer thread's own. */
   int64_t ttl_checked_ms;
@@ -237,6 +240,9 @@ void st_commit_freeze(st_store *st);
  * queue in rounds, then gives the turn up or passes it on; returns with
  * st->mu held. */
 void st_lead_locked(st_store *st);
+/* Caller holds st->mu and has the turn: one transaction of retention
+ * alone, when due. 1 when it deleted all it might: more may be left. */
+int st_retain_alone_locked(st_store *st);
 /* Whether this thread has the turn of st now (it is inside a done). */
 int st_leading(const st_store *st);
 /* Remembers why a write (or restore) failed, for the error op, until a
@@ -260,10 +266,24 @@ int st_apply(st_store *st, st_op *op);
 int st_writer_start(st_store *st);
 /* Drains the queue, then stops and joins the writer. */
 void st_writer_stop(st_store *st);
-/* Caller holds st->mu and has the turn, after a commit: asks for the
- * writer thread's turn when retention is due, and for a checkpoint when
- * the WAL has grown. */
-void st_writer_after_commit_locked(st_store *st);
+/* What a transaction deletes besides its ops: retention. */
+typedef struct st_retention {
+  int64_t limit;   /* rows at most; 0: none */
+  int by_age;      /* those past the TTL too (after those over the count) */
+  int64_t deleted; /* set by st_retain: how many rows */
+  int aged_all;    /* set by st_retain: none past the TTL is left */
+} st_retention;
+
+/* Caller holds st->mu and has the turn: the retention of the next
+ * transaction, one of a batch or one of its own (alone). */
+void st_writer_retention_locked(st_store *st, int alone, st_retention *r);
+/* With the turn, inside the transaction: deletes what r says. SQLite's
+ * result. */
+int st_retain(st_store *st, st_retention *r);
+/* Caller holds st->mu and has the turn, after a transaction (ok: it was
+ * committed): notes what retention did and what is due, and asks for a
+ * checkpoint when the WAL has grown. */
+void st_writer_after_commit_locked(st_store *st, const st_retention *r, int ok);
 /* The writer's connection's WAL hook (sqlite3_wal_hook), on the thread
  * that committed. */
 int st_writer_wal_hook(void *ud, sqlite3 *db, const char *name, int pages);

@@ -4,18 +4,19 @@
  *
  * Callers commit their writes themselves (sqlite_commit.c). This thread
  * takes the turn when it is handed to it: by a caller that went round a
- * few times with ops still coming and nobody blocked to pass them to, and
- * when retention has work. Then the turn is its alone until it has
- * trimmed and committed what was queued meanwhile.
+ * few times with ops still coming and nobody blocked to pass them to,
+ * for retention while the store is idle, and for the WAL's restart.
  *
  * Retention deletes finished records beyond max_finished, and those past
- * the TTL (looked for at most once a second), oldest first. Not after
- * every commit: it waits until the excess is a tenth of max_finished
- * (ST_TRIM_SLACK_MAX at most), so that under a steady load it comes
- * seldom and deletes many rows; a smaller excess goes once the store has
- * been idle ST_IDLE_MS. At most ST_TRIM_MAX rows per transaction, with
- * the commits queued meanwhile between two: a commit never waits for
- * more than a short one (250 rows take some 0.7 ms; 1,000, 3 ms).
+ * the TTL (looked for at most once a second), oldest first. It is done
+ * inside the batches' own transactions, ST_TRIM_PER_BATCH rows each, so
+ * that it costs no commit of its own and never holds the commits up for
+ * long (a transaction of 1,000 deleted rows took 3 ms). Not at every
+ * batch: once the excess reaches a tenth of max_finished
+ * (ST_TRIM_SLACK_MAX at most), the batches delete until none is left,
+ * then stop until it comes back. While no batch comes, this thread
+ * deletes what is due (a smaller excess too), ST_TRIM_MAX rows per
+ * transaction, once the store has been idle ST_IDLE_MS.
  *
  * Checkpoints (copying the WAL into the file) are this thread's too, on
  * a connection of its own, every ST_CHECKPOINT_PAGES pages of WAL: a
@@ -26,8 +27,9 @@
  * followed by another of what came during it (a few pages) with the
  * turn, while nobody commits, and the next commit starts the WAL over.
  * Both files are flushed to disk beforehand, so that the fsyncs of that
- * checkpoint have little left to write. The journal size limit cuts the
- * WAL back when it starts over.
+ * checkpoint have little left to write. Should this thread lag so that
+ * the WAL reaches ST_WAL_MAX_PAGES first, the commits wait for it. The
+ * journal size limit cuts the WAL back when it starts over.
  */
 #include "sqlite_internal.h"
 
@@ -38,17 +40,23 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Rows deleted per transaction, at most... */
+/* Rows deleted in a batch's transaction, at most... */
+#define ST_TRIM_PER_BATCH 32
+/* ... and in one of this thread's own. */
 #define ST_TRIM_MAX 250
-/* ... once the excess reaches a tenth of max_finished, or this. */
+/* Retention is due once the excess reaches a tenth of max_finished, or
+ * this many rows. */
 #define ST_TRIM_SLACK_MAX 1000
-/* A few finished records over the count are deleted once no commit came
- * for this long. */
+/* This thread deletes what is due once no commit came for this long. */
 #define ST_IDLE_MS 100
 /* The WAL grows by this many pages between two checkpoints... */
 #define ST_CHECKPOINT_PAGES 1000
-/* ... and starts over at about this size (16 MB with 4 KB pages). */
-#define ST_WAL_RESTART_PAGES 4000
+/* ... and starts over once it reaches this size (12 MB with 4 KB pages;
+ * it grows by some 1,000 pages more meanwhile: about the journal size
+ * limit)... */
+#define ST_WAL_RESTART_PAGES 3000
+/* ... or, when this thread lags behind, at this size, commits waiting. */
+#define ST_WAL_MAX_PAGES 4000
 /* How often the writer looks for records past the TTL, at most. */
 #define ST_TTL_CHECK_MS 1000
 
@@ -58,10 +66,21 @@ static int64_t clock_ms(clockid_t clock) {
 
 /* ---- retention ----------------------------------------------------------- */
 
-static int ttl_due(const st_store *st) {
-  int64_t every = st->ttl_ms < ST_TTL_CHECK_MS ? st->ttl_ms : ST_TTL_CHECK_MS;
-  return st->ttl_ms > 0 &&
-         clock_ms(CLOCK_MONOTONIC) - st->ttl_checked_ms >= every;
+/* How many finished records over max_finished make retention due. */
+static int64_t trim_slack(const st_store *st) {
+  int64_t tenth = (int64_t)(st->max_finished / 10);
+  return tenth < 1 ? 1 : tenth > ST_TRIM_SLACK_MAX ? ST_TRIM_SLACK_MAX : tenth;
+}
+
+void st_writer_retention_locked(st_store *st, int alone, st_retention *r) {
+  int64_t excess = st->nfinished - (int64_t)st->max_finished;
+  int over = alone ? excess > 0 : st->retain_count;
+  r->by_age = st->retain_age;
+  r->limit = 0;
+  r->deleted = 0;
+  r->aged_all = 0;
+  if (!st->frozen && (over || r->by_age))
+    r->limit = alone ? ST_TRIM_MAX : ST_TRIM_PER_BATCH;
 }
 
 /* Deletes with s (its last parameter the limit) at most limit rows; adds
@@ -75,41 +94,26 @@ static int trim_with(st_store *st, sqlite3_stmt *s, int limit_param,
   return rc;
 }
 
-/* One transaction of retention: the finished records beyond max_finished,
- * then those past the TTL, at most ST_TRIM_MAX rows in all. Returns 1 when
- * more may be left to delete. */
-static int trim(st_store *st) {
+int st_retain(st_store *st, st_retention *r) {
   int64_t excess = st->nfinished - (int64_t)st->max_finished;
-  int by_age = ttl_due(st);
-  if (excess <= 0 && !by_age)
-    return 0;
-  int64_t wanted = excess <= 0            ? 0
-                   : excess < ST_TRIM_MAX ? excess
-                                          : ST_TRIM_MAX;
-  int64_t deleted = 0, aged = 0;
-  int rc = st_run(st->stmt[ST_BEGIN]);
-  if (rc == SQLITE_OK && wanted > 0)
-    rc = trim_with(st, st->stmt[ST_TRIM_OLDEST], 1, wanted, &deleted);
-  if (rc == SQLITE_OK && by_age && deleted < ST_TRIM_MAX) {
+  int64_t wanted = excess <= 0 ? 0 : excess < r->limit ? excess : r->limit;
+  int64_t over = 0, aged = 0;
+  int rc = SQLITE_OK;
+  if (wanted > 0)
+    rc = trim_with(st, st->stmt[ST_TRIM_OLDEST], 1, wanted, &over);
+  if (rc == SQLITE_OK && r->by_age && over < r->limit) {
     int64_t cutoff = (clock_ms(CLOCK_REALTIME) - st->ttl_ms) * 1000;
     sqlite3_bind_int64(st->stmt[ST_TRIM_EXPIRED], 1, cutoff);
-    rc = trim_with(st, st->stmt[ST_TRIM_EXPIRED], 2, ST_TRIM_MAX - deleted,
-                   &aged);
+    rc = trim_with(st, st->stmt[ST_TRIM_EXPIRED], 2, r->limit - over, &aged);
+    r->aged_all = rc == SQLITE_OK && over + aged < r->limit;
   }
-  if (rc == SQLITE_OK)
-    rc = st_run(st->stmt[ST_COMMIT]);
-  if (rc != SQLITE_OK) {
-    st_fail_transaction(st, rc);
-    return 0;
-  }
-  st->nfinished -= deleted + aged;
-  if (deleted < wanted) /* fewer than counted: none is left */
+  if (rc != SQLITE_OK)
+    return rc;
+  r->deleted = over + aged;
+  st->nfinished -= over + aged;
+  if (over < wanted) /* fewer than counted: none is left */
     st->nfinished = 0;
-  if (by_age) /* a full round of old ones: look again at once */
-    st->ttl_checked_ms =
-        deleted + aged < ST_TRIM_MAX ? clock_ms(CLOCK_MONOTONIC) : 0;
-  return st->nfinished > (int64_t)st->max_finished ||
-         deleted + aged >= ST_TRIM_MAX;
+  return SQLITE_OK;
 }
 
 /* ---- checkpoints --------------------------------------------------------- */
@@ -150,13 +154,8 @@ static void flush_files(st_store *st) {
 
 /* ---- the thread ---------------------------------------------------------- */
 
-/* How many finished records over max_finished make retention due. */
-static int64_t trim_slack(const st_store *st) {
-  int64_t tenth = (int64_t)(st->max_finished / 10);
-  return tenth < 1 ? 1 : tenth > ST_TRIM_SLACK_MAX ? ST_TRIM_SLACK_MAX : tenth;
-}
-
-void st_writer_after_commit_locked(st_store *st) {
+void st_writer_after_commit_locked(st_store *st, const st_retention *r,
+                                   int ok) {
   if (st->wal_pages >= st->checkpoint_at) {
     st->checkpoint_at = st->wal_pages + ST_CHECKPOINT_PAGES;
     st->checkpoint_due = 1;
@@ -165,24 +164,36 @@ void st_writer_after_commit_locked(st_store *st) {
   if (st->wal_pages >= st->restart_at) {
     st->restart_at = st->wal_pages + ST_WAL_RESTART_PAGES;
     st->restart_due = 1;
+    st->restarting = 1;
     st->checkpoint_due = 1;
     pthread_cond_signal(&st->work_cv);
   }
+  if (st->restarting && st->wal_pages >= ST_WAL_MAX_PAGES)
+    st->writer_turn = 1; /* the next commit is after the restart */
   st->commits++;
+  if (ok && r->by_age && r->aged_all)
+    st->retain_age = 0;
   st->excess = st->nfinished - (int64_t)st->max_finished;
-  if (!st->frozen && !st->trim_due && st->excess >= trim_slack(st)) {
-    st->trim_due = 1;
-    st->writer_turn = 1;
-  }
+  if (st->excess >= trim_slack(st))
+    st->retain_count = 1;
+  else if (st->excess <= 0)
+    st->retain_count = 0;
+}
+
+/* Caller holds st->mu: whether the TTL calls for a look at old records. */
+static int ttl_due_locked(const st_store *st) {
+  int64_t every = st->ttl_ms < ST_TTL_CHECK_MS ? st->ttl_ms : ST_TTL_CHECK_MS;
+  return st->ttl_ms > 0 && !st->frozen && !st->retain_age &&
+         clock_ms(CLOCK_MONOTONIC) - st->ttl_checked_ms >= every;
 }
 
 /* Caller holds st->mu: waits to be signalled, or for the next look at
- * the TTL, or, with a few finished records over the count, for the store
- * to be idle long enough to delete them. */
+ * the TTL, or, with retention due, for the store to be idle long enough
+ * to do it here. */
 static void wait_locked(st_store *st) {
   int64_t wait_ms = st->ttl_ms > 0 ? ST_TTL_CHECK_MS : -1;
-  int idle_trim = st->excess > 0 && !st->frozen;
-  if (idle_trim && (wait_ms < 0 || wait_ms > ST_IDLE_MS))
+  int retain = (st->excess > 0 || st->retain_age) && !st->frozen;
+  if (retain && (wait_ms < 0 || wait_ms > ST_IDLE_MS))
     wait_ms = ST_IDLE_MS;
   if (wait_ms < 0) {
     pthread_cond_wait(&st->work_cv, &st->mu);
@@ -195,31 +206,27 @@ static void wait_locked(st_store *st) {
   ts.tv_sec += ns / 1000000000;
   ts.tv_nsec = ns % 1000000000;
   int rc = pthread_cond_timedwait(&st->work_cv, &st->mu, &ts);
-  if (rc == ETIMEDOUT && idle_trim && st->commits == commits &&
-      st->excess > 0) {
-    st->trim_due = 1;
+  if (rc == ETIMEDOUT && retain && st->commits == commits) {
+    st->retain_idle = 1;
     st->writer_turn = 1;
   }
 }
 
-/* Caller holds st->mu and has just taken the turn: retention when due,
- * then what is queued. Returns with st->mu held and the turn let go. */
+/* Caller holds st->mu and has just taken the turn: the WAL's restart and
+ * retention when due, then what is queued. Returns with st->mu held and
+ * the turn let go. */
 static void take_turn_locked(st_store *st) {
   if (st->checkpoint_with_turn) { /* all of the WAL: it starts over */
     st->checkpoint_with_turn = 0;
+    st->restarting = 0;
     pthread_mutex_unlock(&st->mu);
     checkpoint(st);
     pthread_mutex_lock(&st->mu);
   }
-  int retain = st->trim_due && !st->frozen;
-  st->trim_due = 0;
-  if (retain) {
-    pthread_mutex_unlock(&st->mu);
-    int more = trim(st);
-    pthread_mutex_lock(&st->mu);
-    st->excess = st->nfinished - (int64_t)st->max_finished;
-    if (more) { /* the next turn is the writer's again */
-      st->trim_due = 1;
+  if (st->retain_idle) {
+    st->retain_idle = 0;
+    if (st_retain_alone_locked(st) && !st->head) { /* more, still idle */
+      st->retain_idle = 1;
       st->writer_turn = 1;
     }
   }
@@ -244,9 +251,9 @@ static void *writer_main(void *arg) {
       }
       continue;
     }
-    if (!st->frozen && ttl_due(st)) {
-      st->trim_due = 1;
-      st->writer_turn = 1;
+    if (ttl_due_locked(st)) {
+      st->retain_age = 1;
+      st->ttl_checked_ms = clock_ms(CLOCK_MONOTONIC);
     }
     if (st->stopping && st->head)
       st->writer_turn = 1; /* what is left is committed before the end */
