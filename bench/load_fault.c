@@ -303,8 +303,8 @@ static int transfer_done(slot *s, CURLcode rc) {
        * reach its time limit before its memory limit: either stops it. */
       int slow_bomb = s->kind == MEMORY_BOMB && getenv("LOAD_SANITIZED") &&
                       strcmp(state, "timed_out") == 0;
-      if (!slow_bomb && (!kind_outcome[s->kind] ||
-                         strcmp(state, kind_outcome[s->kind]) != 0))
+      if (!slow_bomb &&
+          (!kind_outcome[s->kind] || strcmp(state, kind_outcome[s->kind]) != 0))
         t->wrong_state++;
     } else if (status == 200) {
       prepare_poll(s); /* still running: ask again */
