@@ -21,9 +21,8 @@
  * kept long, then hands the rest to the writer thread (sqlite_writer.c),
  * which also takes turns for retention while the store is idle, and for
  * the WAL's restart. Retention otherwise rides in the batches'
- * transactions (st_retain).
- * A commit is shared by every op that came while the last one ran, and a
- * lone write commits at once.
+ * transactions (st_retain). A commit is shared by every op that came
+ * while the last one ran, and a lone write commits at once.
  *
  * done runs on the thread that has the turn and may call update: from
  * there an update is only queued, and the next round commits it, so
@@ -211,7 +210,7 @@ void st_lead_locked(st_store *st) {
       release_turn_locked(st);
       break;
     }
-    if (st->writer_turn) { /* retention's turn: it commits the rest */
+    if (st->writer_turn) { /* the writer's, for the WAL: it commits the rest */
       release_turn_locked(st);
       break;
     }

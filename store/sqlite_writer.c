@@ -173,7 +173,10 @@ void st_writer_after_commit_locked(st_store *st, const st_retention *r,
   st->commits++;
   if (ok && r->by_age && r->aged_all)
     st->retain_age = 0;
+  int64_t was = st->excess;
   st->excess = st->nfinished - (int64_t)st->max_finished;
+  if (st->excess > 0 && was <= 0) /* it may wait for nothing: it waits less */
+    pthread_cond_signal(&st->work_cv);
   if (st->excess >= trim_slack(st))
     st->retain_count = 1;
   else if (st->excess <= 0)
