@@ -272,6 +272,15 @@ int gr__future_retry(gr_future *f, int state, const char *error) {
   return 1;
 }
 
+/* Caller holds f->lock: h (or none) becomes f's history; the old one is
+ * kept until f goes, as a reader may hold it. */
+static void set_history_locked(gr_future *f, gr_pack *h) {
+  if (f->history)
+    f->retired = gr__pack_retire(f->history, f->retired);
+  f->history = h;
+  f->nhistory = h ? gr__history_count(h) : 0;
+}
+
 int gr__future_load(gr_future *f, const gr_record *r) {
   gr_pack *h =
       r->history ? gr_pack_from_bytes(r->history, r->history_len) : NULL;
@@ -281,10 +290,7 @@ int gr__future_load(gr_future *f, const gr_record *r) {
   f->created_ms = r->created_ms;
   f->attempt = r->attempt;
   f->max_attempts = r->opts.max_attempts;
-  if (f->history)
-    f->retired = gr__pack_retire(f->history, f->retired);
-  f->history = h;
-  f->nhistory = h ? gr__history_count(h) : 0;
+  set_history_locked(f, h);
   gr__spin_unlock(&f->lock);
   return 0;
 }
@@ -301,10 +307,7 @@ int gr__future_copy_history(gr_future *f, const gr_pack *history) {
   if (history && !h)
     return -1;
   gr__spin_lock(&f->lock);
-  if (f->history)
-    f->retired = gr__pack_retire(f->history, f->retired);
-  f->history = h;
-  f->nhistory = h ? gr__history_count(h) : 0;
+  set_history_locked(f, h);
   gr__spin_unlock(&f->lock);
   return 0;
 }

@@ -139,46 +139,46 @@ static const char *const stmt_sql[ST_NSTMTS] = {
 
 void st_describe_error(const st_store *st, sqlite3 *db, int rc, char *msg,
                        size_t len) {
-  const char *what = "failed", *todo = "see the cause in parentheses";
+  const char *what = "failed", *advice = "see the cause in parentheses";
   switch (rc & 0xff) {
   case SQLITE_FULL:
     what = "is full";
-    todo = "free disk space, or raise its size limit";
+    advice = "free disk space, or raise its size limit";
     break;
   case SQLITE_IOERR:
     what = "cannot be read or written (I/O error)";
-    todo = "check the disk";
+    advice = "check the disk";
     break;
   case SQLITE_CORRUPT:
     what = "is corrupt";
-    todo = "restore it from a backup, or move it away to start afresh";
+    advice = "restore it from a backup, or move it away to start afresh";
     break;
   case SQLITE_NOTADB:
     what = "is not a SQLite database";
-    todo = "give the path of a goroutined store, or of a file to create";
+    advice = "give the path of a goroutined store, or of a file to create";
     break;
   case SQLITE_READONLY:
   case SQLITE_PERM:
   case SQLITE_AUTH:
     what = "cannot be written";
-    todo = "check the permissions of the file and of its folder";
+    advice = "check the permissions of the file and of its folder";
     break;
   case SQLITE_CANTOPEN:
     what = "cannot be opened";
-    todo = "check that its folder exists and that we may write there";
+    advice = "check that its folder exists and that we may write there";
     break;
   case SQLITE_BUSY:
   case SQLITE_LOCKED:
     what = "is locked";
-    todo = "is another goroutined using it? Stop it, or give another path";
+    advice = "is another goroutined using it? Stop it, or give another path";
     break;
   case SQLITE_NOMEM:
     what = "ran out of memory";
-    todo = "give the process more memory";
+    advice = "give the process more memory";
     break;
   }
   snprintf(msg, len, "the store %s %s (%s): %s", st->path, what,
-           db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), todo);
+           db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), advice);
 }
 
 /* Runs sql (a statement without results, or whose results do not matter). */
