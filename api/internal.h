@@ -241,6 +241,19 @@ void api__pending_wait_pool(api_pending *p, gr_pool *pool);
 void api__pending_deadline(api_pending *p, int64_t ms);
 /* Call after the waits are registered: fires at once if nothing is left. */
 void api__pending_arm(api_pending *p);
+/* A request that waits for the store to write what it gave (a submit):
+ * no wait slot is taken, and a shutdown does not wake it early (the
+ * store answers every write it was given, even when it stops).
+ * api__pending_hold counts one answer to wait for, which
+ * api__pending_release gives (from any thread, after arm or before). A
+ * request answered at once after all, without arm and without its holds
+ * released, is dropped with api__pending_discard. NULL when out of
+ * memory. */
+api_pending *api__pending_new_write(api_ctx *api, api_build_fn build,
+                                    api_wake_fn wake, void *ud);
+void api__pending_hold(api_pending *p);
+void api__pending_release(api_pending *p);
+void api__pending_discard(api_pending *p);
 /* Data the builder needs; owned by the pending request. */
 void api__pending_set_data(api_pending *p, void *data, void (*free_fn)(void *));
 void *api__pending_data(api_pending *p);

@@ -13,6 +13,7 @@
  */
 #include "internal.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,43 +108,114 @@ static void job_refused(const api_call *c, int rc, const api_idem *idem,
   }
 }
 
+/* A job while the store writes its record: as a submit (tasks.c). */
+typedef struct job_wait {
+  gr_future *future; /* a reference */
+  job_end *je;       /* until the job is accepted */
+  api_idem idem;
+  api_pending *pending;
+  atomic_int state;
+  int rc;
+  char id[GR_RECORD_ID_MAX];
+} job_wait;
+
+static void job_wait_free(void *ud) {
+  job_wait *w = ud;
+  gr_future_unref(w->future);
+  free(w);
+}
+
+static void job_answer(api_ctx *api, job_wait *w, api_response *r) {
+  if (w->rc != GR_OK) {
+    api_call c = {.api = api, .resp = r};
+    job_refused(&c, w->rc, &w->idem, w->id);
+    return;
+  }
+  char location[96];
+  snprintf(location, sizeof location, "/v1/jobs/%s", w->id);
+  api__accepted(r, w->id, w->future, location);
+}
+
+static void job_build(api_ctx *api, api_pending *p, api_response *r) {
+  job_answer(api, api__pending_data(p), r);
+}
+
+/* The store's answer, on whichever thread gave it: the job's place
+ * under max_jobs is given back at once when nothing was accepted, else
+ * when the job ends. */
+static void job_started(void *ud, int rc, const char *id) {
+  job_wait *w = ud;
+  job_end *je = w->je;
+  w->je = NULL;
+  w->rc = rc;
+  snprintf(w->id, sizeof w->id, "%s", id);
+  if (rc == GR_OK) {
+    snprintf(je->id, sizeof je->id, "%s", id);
+    gr_future_on_done(w->future, job_ended, je); /* may run at once */
+  } else {
+    atomic_fetch_sub(&je->api->jobs_running, 1);
+    free(je);
+  }
+  int expect = 0;
+  if (!atomic_compare_exchange_strong(&w->state, &expect, 1))
+    api__pending_release(w->pending);
+}
+
 int api__create_job(const api_call *c) {
   api_ctx *api = c->api;
   api_response *r = c->resp;
-  api_idem idem;
+  job_wait *w = calloc(1, sizeof *w);
   api_snippet s = {.recorded = 1};
-  if (api__idem_read(c->req, &idem, r) != 0 ||
-      api__read_snippet(api, c->req, &s, r) != 0)
-    return API_DONE;
-  if (job_room(api, r) != 0) {
-    gr_pack_free(s.pack);
+  if (!w) {
+    api__no_memory(r);
     return API_DONE;
   }
-  gr_future *f = gr_future_new();
+  if (api__idem_read(c->req, &w->idem, r) != 0 ||
+      api__read_snippet(api, c->req, &s, r) != 0) {
+    free(w);
+    return API_DONE;
+  }
+  if (job_room(api, r) != 0) {
+    gr_pack_free(s.pack);
+    free(w);
+    return API_DONE;
+  }
   job_end *je = calloc(1, sizeof *je);
-  gr_spawn sp = api__spawn_for(api, &s, f);
-  sp.idem_key = idem.key;
-  sp.idem_digest = idem.key ? idem.digest : NULL;
-  int rc = GR_ENOMEM;
-  if (f && je) /* a goroutine that cannot start is recorded as failed */
-    rc = gr_go_recorded(api->cfg.rt, &sp, je->id, sizeof je->id);
-  else
-    gr_pack_free(sp.pack);
-  if (rc != GR_OK) { /* nothing new was accepted */
+  gr_future *f = je ? gr_future_new() : NULL;
+  api_pending *p =
+      f ? api__pending_new_write(api, job_build, c->wake, c->ud) : NULL;
+  if (!p) { /* nothing new was accepted */
     atomic_fetch_sub(&api->jobs_running, 1);
-    job_refused(c, rc, &idem, je ? je->id : "");
-    free(je);
+    gr_pack_free(s.pack);
     if (f)
       gr_future_unref(f);
+    free(je);
+    free(w);
+    api__no_memory(r);
     return API_DONE;
   }
   je->api = api;
-  char location[96];
-  snprintf(location, sizeof location, "/v1/jobs/%s", je->id);
-  api__accepted(r, je->id, f, location);
-  gr_future_on_done(f, job_ended, je); /* may run at once */
-  gr_future_unref(f);
-  return API_DONE;
+  w->future = f;
+  w->je = je;
+  if (w->idem.key)
+    w->idem.key = w->idem.text;
+  w->pending = p;
+  api__pending_set_data(p, w, job_wait_free);
+  api__pending_hold(p);
+  gr_spawn sp = api__spawn_for(api, &s, f);
+  sp.idem_key = w->idem.key;
+  sp.idem_digest = w->idem.key ? w->idem.digest : NULL;
+  /* a goroutine that cannot start is recorded as failed */
+  gr_go_recorded_async(api->cfg.rt, &sp, job_started, w);
+  int expect = 0;
+  if (!atomic_compare_exchange_strong(&w->state, &expect, 2)) {
+    job_answer(api, w, r); /* answered already: no wait */
+    api__pending_discard(p);
+    return API_DONE;
+  }
+  *c->pending = p;
+  api__pending_arm(p);
+  return API_PENDING;
 }
 
 int api__get_job(const api_call *c) {

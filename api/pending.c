@@ -61,6 +61,7 @@ struct api_pending {
   gr_after *deadline;
   void *data;
   void (*free_data)(void *);
+  int write; /* waits for a store write: no wait slot, no early wake */
   api_pending *prev, *next; /* api->pending list, under pending_mu */
 };
 
@@ -161,8 +162,45 @@ void api__pending_deadline(api_pending *p, int64_t ms) {
 
 void api__pending_arm(api_pending *p) {
   one_done(p);
-  if (atomic_load(&p->api->stopping))
+  if (atomic_load(&p->api->stopping) && !p->write)
     fire(p); /* shutting down: answer with what there is */
+}
+
+api_pending *api__pending_new_write(api_ctx *api, api_build_fn build,
+                                    api_wake_fn wake, void *ud) {
+  api_pending *p = api__pending_new(api, build, wake, ud);
+  if (p)
+    p->write = 1;
+  return p;
+}
+
+void api__pending_hold(api_pending *p) {
+  atomic_fetch_add(&p->remaining, 1);
+  atomic_fetch_add(&p->refs, 1);
+}
+
+void api__pending_release(api_pending *p) {
+  one_done(p);
+  pending_unref(p);
+}
+
+static void unlink_pending(api_ctx *api, api_pending *p) {
+  pthread_mutex_lock(&api->pending_mu);
+  if (p->prev)
+    p->prev->next = p->next;
+  else
+    api->pending_head = p->next;
+  if (p->next)
+    p->next->prev = p->prev;
+  api->npending--;
+  pthread_mutex_unlock(&api->pending_mu);
+}
+
+void api__pending_discard(api_pending *p) {
+  unlink_pending(p->api, p);
+  atomic_store(&p->refs, 1); /* the holds were never released: nobody else
+                                has it */
+  pending_unref(p);
 }
 
 void api__pending_set_data(api_pending *p, void *data,
@@ -186,16 +224,9 @@ void api_finish(api_ctx *api, api_pending *p, api_response *resp) {
     pending_unref(p);
   if (p->deadline && gr_after_cancel(api->cfg.rt, p->deadline))
     pending_unref(p);
-  pthread_mutex_lock(&api->pending_mu);
-  if (p->prev)
-    p->prev->next = p->next;
-  else
-    api->pending_head = p->next;
-  if (p->next)
-    p->next->prev = p->prev;
-  api->npending--;
-  pthread_mutex_unlock(&api->pending_mu);
-  api__wait_slot_put(api);
+  unlink_pending(api, p);
+  if (!p->write)
+    api__wait_slot_put(api);
   p->build(api, p, resp);
   pending_unref(p);
 }
@@ -204,7 +235,8 @@ void api_wake_all(api_ctx *api) {
   atomic_store(&api->stopping, 1);
   pthread_mutex_lock(&api->pending_mu);
   for (api_pending *p = api->pending_head; p; p = p->next)
-    fire(p);
+    if (!p->write)
+      fire(p);
   pthread_mutex_unlock(&api->pending_mu);
 }
 

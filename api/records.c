@@ -19,7 +19,7 @@
 #include <string.h>
 
 struct api_job {
-  char id[40];
+  char id[GR_RECORD_ID_MAX];
   char pool[GR_POOL_NAME_MAX + 1]; /* "" for a job */
   gr_future *future;               /* a reference */
 };

@@ -11,7 +11,9 @@
  */
 #include "internal.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* 429: the pool's own queue is full. */
@@ -79,36 +81,103 @@ static void task_accepted(const api_call *c, const char *id, gr_future *f) {
     gr_future_unref(earlier);
 }
 
+/* A submit while the store writes its record: the request waits (it
+ * costs no thread), and the store's answer wakes it. state says who
+ * answers: the handler, when the answer came before it returned (0 -> 1,
+ * by the answer), else the pending request (0 -> 2, by the handler). */
+typedef struct submit_wait {
+  api_ctx *api;
+  gr_pool *pool;     /* a reference */
+  gr_future *future; /* a reference */
+  char name[GR_POOL_NAME_MAX + 1];
+  api_idem idem;
+  api_pending *pending;
+  atomic_int state;
+  int rc;
+  char id[GR_RECORD_ID_MAX];
+} submit_wait;
+
+static void submit_wait_free(void *ud) {
+  submit_wait *w = ud;
+  gr_pool_unref(w->pool);
+  gr_future_unref(w->future);
+  free(w);
+}
+
+static void submit_answer(api_ctx *api, submit_wait *w, api_response *r) {
+  api_call c = {.api = api, .name = w->name, .resp = r};
+  if (w->rc == GR_OK || w->rc == GR_EEXIST)
+    task_accepted(&c, w->id, w->rc == GR_OK ? w->future : NULL);
+  else
+    submit_refused(&c, w->pool, w->rc, &w->idem, w->id);
+}
+
+static void submit_build(api_ctx *api, api_pending *p, api_response *r) {
+  submit_answer(api, api__pending_data(p), r);
+}
+
+static void task_submitted(void *ud, int rc, const char *id) {
+  submit_wait *w = ud;
+  w->rc = rc;
+  snprintf(w->id, sizeof w->id, "%s", id);
+  int expect = 0;
+  if (!atomic_compare_exchange_strong(&w->state, &expect, 1))
+    api__pending_release(w->pending);
+}
+
 int api__submit_task(const api_call *c) {
   api_ctx *api = c->api;
   api_response *r = c->resp;
-  api_idem idem;
-  if (api__idem_read(c->req, &idem, r) != 0)
-    return API_DONE;
-  gr_pool *pool = api__open_pool(api, c->name, r);
-  if (!pool)
-    return API_DONE;
-  api_snippet s = {.recorded = 1};
-  if (api__read_snippet(api, c->req, &s, r) != 0) {
-    gr_pool_unref(pool);
+  submit_wait *w = calloc(1, sizeof *w);
+  if (!w) {
+    api__no_memory(r);
     return API_DONE;
   }
-  gr_future *f = gr_future_new();
+  if (api__idem_read(c->req, &w->idem, r) != 0) {
+    free(w);
+    return API_DONE;
+  }
+  gr_pool *pool = api__open_pool(api, c->name, r);
+  if (!pool) {
+    free(w);
+    return API_DONE;
+  }
+  api_snippet s = {.recorded = 1};
+  gr_future *f = NULL;
+  api_pending *p = NULL;
+  if (api__read_snippet(api, c->req, &s, r) != 0 || !(f = gr_future_new()) ||
+      !(p = api__pending_new_write(api, submit_build, c->wake, c->ud))) {
+    if (r->status == 0)
+      api__no_memory(r);
+    gr_pack_free(s.pack);
+    if (f)
+      gr_future_unref(f);
+    gr_pool_unref(pool);
+    free(w);
+    return API_DONE;
+  }
+  w->api = api;
+  w->pool = pool;
+  w->future = f;
+  snprintf(w->name, sizeof w->name, "%s", c->name);
+  if (w->idem.key)
+    w->idem.key = w->idem.text;
+  w->pending = p;
+  api__pending_set_data(p, w, submit_wait_free);
+  api__pending_hold(p);
   gr_spawn sp = api__spawn_for(api, &s, f);
-  sp.idem_key = idem.key;
-  sp.idem_digest = idem.key ? idem.digest : NULL;
-  char id[GR_RECORD_ID_MAX] = "";
-  int rc = f ? gr_pool_submit(pool, &sp, id, sizeof id, 0) : GR_ENOMEM;
-  if (!f)
-    gr_pack_free(sp.pack);
-  if (rc == GR_OK || rc == GR_EEXIST)
-    task_accepted(c, id, rc == GR_OK ? f : NULL);
-  else
-    submit_refused(c, pool, rc, &idem, id);
-  gr_pool_unref(pool);
-  if (f)
-    gr_future_unref(f);
-  return API_DONE;
+  sp.idem_key = w->idem.key;
+  sp.idem_digest = w->idem.key ? w->idem.digest : NULL;
+  gr_pool_submit_async(pool, &sp, 0, task_submitted, w);
+  int expect = 0;
+  if (!atomic_compare_exchange_strong(&w->state, &expect, 2)) {
+    submit_answer(api, w, r); /* answered already: no wait */
+    api__pending_discard(p);
+    return API_DONE;
+  }
+  *c->pending = p;
+  api__pending_arm(p);
+  return API_PENDING;
 }
 
 int api__retry_task(const api_call *c) {

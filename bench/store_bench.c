@@ -2,10 +2,14 @@
  * store_bench.c - what durability costs, over real HTTP on loopback.
  *
  *   1. Submit-and-complete throughput: `return 1` tasks into a pool of 2
- *      workers, submitted by 4 clients on kept-alive connections, counted
- *      until the pool has completed them all; the memory store and the
- *      SQLite store, alternating, RUNS times each. The memory store is the
- *      yardstick: the figure is the ratio.
+ *      workers, submitted by 4, 16 and 32 clients (or CLIENTS) on
+ *      kept-alive connections, counted until the pool has completed them
+ *      all; the memory store and the SQLite store, alternating, RUNS times
+ *      each. The memory store is the yardstick: the figure is the ratio,
+ *      with the server's CPU per task (from /proc), which the machine's
+ *      noise moves less than the rates. Each client waits for its 202
+ *      before the next submit, so with few clients a submit waits for a
+ *      commit of its own; with more, many records share a commit.
  *   2. The 202's latency at a steady 5,000 submits/s (4 clients pacing
  *      themselves), p50 and p99, for both stores.
  *   3. Restart with 100,000 queued tasks: a pool of 1 busy with a task that
@@ -21,8 +25,11 @@
  *   build/normal/bench/store_bench GOROUTINED [RUNS]
  *   FILE_TASKS=200000 build/normal/bench/store_bench build/normal/goroutined
  *   PARTS=12 build/normal/bench/store_bench build/normal/goroutined
+ *   CLIENTS=16 PARTS=1 build/normal/bench/store_bench build/normal/goroutined
  *
- * PARTS names the parts to run (default 1234).
+ * PARTS names the parts to run (default 1234); CLIENTS sets how many
+ * clients submit (parts 1 to 3; default 4, and part 1 sweeps 4, 16, 32);
+ * ONLY_SQLITE=1 skips part 1's memory runs (to profile the other).
  */
 #include <curl/curl.h>
 #include <jansson.h>
@@ -77,8 +84,9 @@ static void server_start(server *s, const char *store, const char *grace) {
     if (chdir(s->dir) != 0)
       _exit(126);
     execl(bin, bin, "serve", "--listen", "127.0.0.1:0", "--workers", "2",
-          "--http-threads", "2", "--store", store, "--max-queued", "0",
-          "--log-level", "warn", "--grace-ms", grace, (char *)NULL);
+          "--http-threads", getenv("HT") ? getenv("HT") : "2", "--store", store,
+          "--max-queued", "0", "--log-level", "warn", "--grace-ms", grace,
+          (char *)NULL);
     _exit(127);
   }
   const char *mark = "listening on http://127.0.0.1:";
@@ -206,7 +214,8 @@ static long pool_ended(client *cl, server *s, const char *name) {
 /* ---- 1 and 2: submits ------------------------------------------------------
  */
 
-#define CLIENTS 4
+#define MAX_CLIENTS 64
+static int CLIENTS = 4;
 
 typedef struct submitter {
   server *s;
@@ -249,8 +258,8 @@ static int cmp_double(const void *a, const void *b) {
 static double run_submits(server *s, long total, double rate, double *p50,
                           double *p99) {
   static const char code[] = "{\"code\":\"return 1\"}";
-  submitter sb[CLIENTS];
-  pthread_t th[CLIENTS];
+  submitter sb[MAX_CLIENTS];
+  pthread_t th[MAX_CLIENTS];
   double *lat = p99 ? calloc((size_t)total, sizeof *lat) : NULL;
   double t0 = now_s();
   for (int i = 0; i < CLIENTS; i++) {
@@ -316,6 +325,25 @@ static double floor_rate(void) {
   return n / (now_s() - t0);
 }
 
+/* The CPU time a process has used so far, in seconds (user + system, from
+ * /proc: clock ticks); -1 if unknown. */
+static double process_cpu_s(pid_t pid) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+  if (f)
+    fclose(f);
+  buf[n] = '\0';
+  const char *at = strrchr(buf, ')'); /* the name may hold spaces */
+  unsigned long utime = 0, stime = 0;
+  if (!at ||
+      sscanf(at + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+             &utime, &stime) != 2)
+    return -1;
+  return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static long long file_size(const char *path) {
   struct stat st;
   return stat(path, &st) == 0 ? (long long)st.st_size : 0;
@@ -331,6 +359,9 @@ int main(int argc, char **argv) {
     die("no such server binary");
   bin = abs_bin; /* the servers run in folders of their own */
   int runs = argc > 2 ? atoi(argv[2]) : 3;
+  const char *nc = getenv("CLIENTS");
+  if (nc && atoi(nc) > 0 && atoi(nc) <= MAX_CLIENTS)
+    CLIENTS = atoi(nc);
   const char *ft = getenv("FILE_TASKS");
   long file_tasks = ft ? atol(ft) : 1000000;
   const char *parts = getenv("PARTS");
@@ -342,32 +373,52 @@ int main(int argc, char **argv) {
   printf("floor: %.0f lua_newstate+openlibs+close per second (%.1f us)\n", fl,
          1e6 / fl);
 
-  /* 1. throughput, alternating */
-  double mem[16] = {0}, sql[16] = {0};
+  /* 1. throughput, alternating, at each number of clients */
   if (runs > 16)
     runs = 16;
-  for (int r = 0; r < runs && strchr(parts, '1'); r++) {
-    for (int k = 0; k < 2; k++) {
-      server s;
-      fresh(&s, k ? "sqlite:goroutined.db" : "memory:");
-      double rate = run_submits(&s, 20000, 0, NULL, NULL);
-      (k ? sql : mem)[r] = rate;
-      server_stop(&s);
-      remove_dir(s.dir);
-      fprintf(stderr, "run %d %s: %.0f tasks/s\n", r + 1,
-              k ? "sqlite" : "memory", rate);
+  static const int sweep[] = {4, 16, 32};
+  for (int c = 0; c < 3 && strchr(parts, '1'); c++) {
+    int clients = nc ? CLIENTS : sweep[c];
+    if (nc && c > 0)
+      break; /* CLIENTS set: that one only */
+    double mem[16] = {0}, sql[16] = {0}, mem_cpu[16] = {0}, sql_cpu[16] = {0};
+    int saved = CLIENTS;
+    CLIENTS = clients;
+    for (int r = 0; r < runs; r++) {
+      for (int k = 0; k < 2; k++) {
+        if (getenv("ONLY_SQLITE") && !k)
+          continue; /* for a profile of the sqlite server alone */
+        server s;
+        fresh(&s, k ? "sqlite:goroutined.db" : "memory:");
+        double cpu0 = process_cpu_s(s.pid);
+        double rate = run_submits(&s, 20000, 0, NULL, NULL);
+        double cpu_us = (process_cpu_s(s.pid) - cpu0) / 20000 * 1e6;
+        (k ? sql : mem)[r] = rate;
+        (k ? sql_cpu : mem_cpu)[r] = cpu_us;
+        server_stop(&s);
+        remove_dir(s.dir);
+        fprintf(stderr,
+                "%d clients, run %d %s: %.0f tasks/s, the server's CPU %.0f "
+                "us/task\n",
+                clients, r + 1, k ? "sqlite" : "memory", rate, cpu_us);
+      }
     }
-  }
-  qsort(mem, (size_t)runs, sizeof *mem, cmp_double);
-  qsort(sql, (size_t)runs, sizeof *sql, cmp_double);
-  double m = mem[runs / 2], q = sql[runs / 2];
-  if (strchr(parts, '1')) {
-    printf("1. submit+complete over HTTP, `return 1`, pool of 2, %d clients "
-           "(median of %d)\n",
-           CLIENTS, runs);
-    printf("   memory %.0f tasks/s, sqlite %.0f tasks/s: sqlite/memory = "
-           "%.2fx (target >= 0.8x)\n",
-           m, q, q / m);
+    CLIENTS = saved;
+    qsort(mem, (size_t)runs, sizeof *mem, cmp_double);
+    qsort(sql, (size_t)runs, sizeof *sql, cmp_double);
+    qsort(mem_cpu, (size_t)runs, sizeof *mem_cpu, cmp_double);
+    qsort(sql_cpu, (size_t)runs, sizeof *sql_cpu, cmp_double);
+    double m = mem[runs / 2], q = sql[runs / 2];
+    if (c == 0 || nc)
+      printf("1. submit+complete over HTTP, `return 1`, pool of 2 (medians of "
+             "%d runs; target sqlite/memory >= 0.8x)\n",
+             runs);
+    printf("   %2d clients: memory %.0f tasks/s, sqlite %.0f tasks/s: "
+           "sqlite/memory = %.2fx; the server's CPU per task: memory %.0f us, "
+           "sqlite %.0f us\n",
+           clients, m, q, m > 0 ? q / m : 0, mem_cpu[runs / 2],
+           sql_cpu[runs / 2]);
+    fflush(stdout);
   }
 
   /* 2. latency of the 202 at 5,000/s */
@@ -400,8 +451,8 @@ int main(int argc, char **argv) {
              "\"timeout_ms\":600000}") != 202)
       die("cannot submit the blocker");
     client_free(&cl);
-    submitter sb[CLIENTS];
-    pthread_t th[CLIENTS];
+    submitter sb[MAX_CLIENTS];
+    pthread_t th[MAX_CLIENTS];
     for (int i = 0; i < CLIENTS; i++) {
       sb[i] = (submitter){&s,   100000 / CLIENTS,          0,
                           NULL, "{\"code\":\"return 1\"}", 0};
@@ -440,8 +491,8 @@ int main(int argc, char **argv) {
       client cl;
       client_init(&cl);
       long before = pool_ended(&cl, &s, "b");
-      submitter sb[CLIENTS];
-      pthread_t th[CLIENTS];
+      submitter sb[MAX_CLIENTS];
+      pthread_t th[MAX_CLIENTS];
       for (int i = 0; i < CLIENTS; i++) {
         sb[i] =
             (submitter){&s, n / CLIENTS, 0, NULL, "{\"code\":\"return 1\"}", 0};

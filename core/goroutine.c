@@ -320,6 +320,11 @@ void gr__g_finish(gr_g *g, gr_worker *w, int status, int nres,
   g->status = G_DONE;
   gr__spin_unlock(&g->lock);
 
+  /* A task's end and the claim of the next one in its pool are written
+   * together. */
+  gr_store *store = g->task ? rt->store : NULL;
+  if (store && store->ops->defer)
+    store->ops->defer(store, 1);
   if (g->future && !(g->task && gr__pool_task_retry(g->task, state, error))) {
     gr__future_complete(g->future, state, values, error);
   } else {
@@ -329,6 +334,8 @@ void gr__g_finish(gr_g *g, gr_worker *w, int status, int nres,
   gr__job_leave(g, state);
   if (g->task)
     gr__pool_task_finished(g->task, state);
+  if (store && store->ops->defer)
+    store->ops->defer(store, 0);
   gr__runtime_g_finished(rt, g);
   gr_g_unref(g);
 }

@@ -454,8 +454,9 @@ bool gr__refuses_new(gr_runtime *rt);
 int gr__records_init(gr_runtime *rt, const gr_config *cfg);
 void gr__records_free(gr_runtime *rt);
 int gr__store_durable(const gr_store *st);
-/* A new random record id: prefix ("task-" or "job-") and 22 URL-safe
- * characters (128 bits) into id (GR_RECORD_ID_MAX bytes). */
+/* A new record id: prefix ("task-" or "job-"), 7 URL-safe characters of
+ * the time (ms) and 22 random ones (128 bits), into id (GR_RECORD_ID_MAX
+ * bytes). */
 void gr__record_new_id(const char *prefix, char *id);
 /* Called once, before f can start: f reports to store, as id, with the
  * handle the store's add gave, starting at attempt of max_attempts. */

@@ -34,6 +34,11 @@ typedef struct gr_pool_task {
   int in_backoff;   /* waits for its retry: on pool->backoff (mu) */
   gr_after *timer;  /* with in_backoff */
   const char *cancel_reason; /* set by who took it out of backoff */
+  /* A submit given without waiting (gr_pool_submit_async), until its
+   * record is written: how it was admitted and whom to tell. */
+  int admitted;
+  gr_submit_fn submitted;
+  void *submitted_ud;
 } gr_pool_task;
 
 struct gr_pool {

@@ -393,17 +393,15 @@ static gr_work_options work_options(const gr_spawn *s) {
   return o;
 }
 
-/* Writes the new task's record (durable before this returns, with a
- * durable store); GR_OK, or the store's refusal (existing then holds the
- * id an idempotency key names). A task that holds a worker slot is
- * recorded as claimed (RUNNING, attempt 1) at once: one write, not two. */
-static int task_record(gr_pool_task *task, const gr_spawn *s, int claimed,
-                       char *existing) {
-  gr_runtime *rt = task->pool->rt;
+/* The new task's record, its work as bytes in *work (the caller frees
+ * it). A task that holds a worker slot is recorded as claimed (RUNNING,
+ * attempt 1) at once: one write, not two. */
+static gr_record task_record(gr_pool_task *task, const gr_spawn *s, int claimed,
+                             void **work) {
   gr_result res;
   gr_future_result(task->spawn.future, &res);
   size_t work_len = 0;
-  void *work =
+  *work =
       task->spawn.pack ? gr_pack_to_bytes(task->spawn.pack, &work_len) : NULL;
   gr_record r = {.id = task->id,
                  .pool = task->pool->jobs ? NULL : task->pool->name,
@@ -411,21 +409,22 @@ static int task_record(gr_pool_task *task, const gr_spawn *s, int claimed,
                  .attempt = 1,
                  .created_ms = res.created_ms,
                  .started_ms = claimed ? res.created_ms : 0,
-                 .work = work,
+                 .work = *work,
                  .work_len = work_len,
                  .opts = work_options(&task->spawn),
                  .idem_key = s->idem_key,
                  .idem_digest = s->idem_digest};
-  void *handle = NULL;
-  int rc =
-      rt->store->ops->add(rt->store, &r, task->spawn.future, &handle, existing);
-  free(work);
-  if (rc == GR_OK) {
-    gr__future_set_record(task->spawn.future, rt->store, task->id, handle, 1,
-                          r.opts.max_attempts);
-    gr__future_set_pool(task->spawn.future, task->pool);
-  }
-  return rc;
+  return r;
+}
+
+/* The task's record is in the store (rc GR_OK): its future learns where. */
+static void task_recorded(gr_pool_task *task, int rc, void *handle) {
+  if (rc != GR_OK)
+    return;
+  gr_runtime *rt = task->pool->rt;
+  gr__future_set_record(task->spawn.future, rt->store, task->id, handle, 1,
+                        task->spawn.max_attempts);
+  gr__future_set_pool(task->spawn.future, task->pool);
 }
 
 /* Caller holds pool->mu. Takes a worker slot (1) or a queue place (0) for
@@ -462,18 +461,14 @@ static int place_task(gr_pool *pool, gr_pool_task *task) {
   return entered;
 }
 
-int gr_pool_submit(gr_pool *pool, const gr_spawn *s, char *task_id,
-                   size_t idlen, int flags) {
-  task_id[0] = '\0';
-  gr_pool_task *task = task_new(pool, s);
-  if (!task)
-    return GR_ENOMEM;
-  pthread_mutex_lock(&pool->mu);
-  int admitted = admit_locked(pool, flags);
-  pthread_mutex_unlock(&pool->mu);
-  char existing[GR_RECORD_ID_MAX] = "";
-  int rc =
-      admitted < 0 ? admitted : task_record(task, s, admitted == 1, existing);
+/* A submit once the store answered rc for its record: a refused task
+ * gives back what it held and is freed, an accepted one starts or waits
+ * in the queue. The task's id (or the earlier one, existing) is copied to
+ * task_id first: once placed, the task belongs to the pool, and another
+ * thread may start and end it before this one reads it again. */
+static int submit_end(gr_pool_task *task, int admitted, int rc,
+                      const char *existing, char *task_id, size_t idlen) {
+  gr_pool *pool = task->pool;
   if (rc != GR_OK) {
     if (admitted == 1) {
       start_tasks(pool->rt, release_slot(pool));
@@ -483,14 +478,11 @@ int gr_pool_submit(gr_pool *pool, const gr_spawn *s, char *task_id,
       pthread_mutex_unlock(&pool->mu);
       gr__queued_give(pool->rt, 1);
     }
-    if (existing[0])
-      snprintf(task_id, idlen, "%s", existing);
+    snprintf(task_id, idlen, "%s", existing ? existing : "");
     task_free(task);
     return rc;
   }
   atomic_fetch_add(&pool->submitted, 1);
-  /* Once placed, the task belongs to the pool: another thread may start
-   * and end it before this one reads it again. */
   size_t len = strlen(task->id);
   assert(len < idlen);
   memcpy(task_id, task->id, len + 1);
@@ -504,6 +496,75 @@ int gr_pool_submit(gr_pool *pool, const gr_spawn *s, char *task_id,
   else if (admitted < 0)
     cancel_task(task, "cancelled: its pool was closed");
   return GR_OK;
+}
+
+/* A new task and its admission (a slot: 1, a queue place: 0), or the
+ * refusal (< 0, with *task NULL: the pack is freed). */
+static int submit_begin(gr_pool *pool, const gr_spawn *s, int flags,
+                        gr_pool_task **task) {
+  *task = task_new(pool, s);
+  if (!*task)
+    return GR_ENOMEM;
+  pthread_mutex_lock(&pool->mu);
+  int admitted = admit_locked(pool, flags);
+  pthread_mutex_unlock(&pool->mu);
+  if (admitted < 0) {
+    task_free(*task);
+    *task = NULL;
+  }
+  return admitted;
+}
+
+int gr_pool_submit(gr_pool *pool, const gr_spawn *s, char *task_id,
+                   size_t idlen, int flags) {
+  task_id[0] = '\0';
+  gr_pool_task *task;
+  int admitted = submit_begin(pool, s, flags, &task);
+  if (admitted < 0)
+    return admitted;
+  gr_store *store = pool->rt->store;
+  void *work = NULL, *handle = NULL;
+  gr_record r = task_record(task, s, admitted == 1, &work);
+  char existing[GR_RECORD_ID_MAX] = "";
+  int rc = store->ops->add(store, &r, task->spawn.future, &handle, existing);
+  free(work);
+  task_recorded(task, rc, handle);
+  return submit_end(task, admitted, rc, existing, task_id, idlen);
+}
+
+/* The store's answer to a submit given without waiting. */
+static void task_added(void *ud, int rc, void *handle, const char *existing) {
+  gr_pool_task *task = ud;
+  gr_submit_fn done = task->submitted;
+  void *done_ud = task->submitted_ud;
+  char id[GR_RECORD_ID_MAX];
+  task_recorded(task, rc, handle);
+  rc = submit_end(task, task->admitted, rc, existing, id, sizeof id);
+  done(done_ud, rc, id);
+}
+
+void gr_pool_submit_async(gr_pool *pool, const gr_spawn *s, int flags,
+                          gr_submit_fn done, void *ud) {
+  gr_store *store = pool->rt->store;
+  if (!store->ops->add_async) {
+    char id[GR_RECORD_ID_MAX];
+    int rc = gr_pool_submit(pool, s, id, sizeof id, flags);
+    done(ud, rc, id);
+    return;
+  }
+  gr_pool_task *task;
+  int admitted = submit_begin(pool, s, flags, &task);
+  if (admitted < 0) {
+    done(ud, admitted, "");
+    return;
+  }
+  task->admitted = admitted;
+  task->submitted = done;
+  task->submitted_ud = ud;
+  void *work = NULL;
+  gr_record r = task_record(task, s, admitted == 1, &work);
+  store->ops->add_async(store, &r, task->spawn.future, task_added, task);
+  free(work);
 }
 
 /* ---- work brought back: restore and replay ------------------------------- */
@@ -855,6 +916,13 @@ void gr_pools_hold(gr_runtime *rt) {
 int gr_go_recorded(gr_runtime *rt, const gr_spawn *s, char *id, size_t idlen) {
   assert(s->future && idlen > 0);
   return gr_pool_submit(rt->jobs, s, id, idlen, 0);
+}
+
+void gr_go_recorded_async(gr_runtime *rt, const gr_spawn *s,
+                          void (*done)(void *ud, int rc, const char *id),
+                          void *ud) {
+  assert(s->future);
+  gr_pool_submit_async(rt->jobs, s, 0, done, ud);
 }
 
 static int restore_pool(void *ud, const char *name, int64_t workers,

@@ -167,7 +167,7 @@ int gl_pool_submit(lua_State *L) {
     return start_submit_wait(L, -1, 1);
   gr_spawn s = gl_spawn_from(L, gl_pack_call(L, 2, lua_gettop(L) - 1, 2));
   gl_claim_job_slot(L, s.pack);
-  char id[32];
+  char id[GR_RECORD_ID_MAX];
   int rc = submit_to(rt, name, &s, id, sizeof id, 0);
   if (rc != GR_OK)
     return submit_refused(L, rc, name);
@@ -272,7 +272,7 @@ static int submit_wait_step(lua_State *L, int status, lua_KContext ctx) {
   gr_spawn s = gl_spawn_from(L, gr_pack_dup(ps->pack));
   if (s.pack)
     gl_claim_job_slot(L, s.pack);
-  char id[32];
+  char id[GR_RECORD_ID_MAX];
   int rc = submit_to(rt, name, &s, id, sizeof id, GR_SUBMIT_WAITING);
   if (rc == GR_OK) {
     lua_pushstring(L, id);

@@ -2,9 +2,10 @@
  * sqlite.c - the SQLite store: gr_store_ops over one file in WAL mode.
  *
  * Writes are committed in groups, by the callers themselves when nobody
- * else is committing (sqlite_commit.c); a caller that must wait (add,
- * pool_put, pool_drop, forget) waits for its group's commit, an update
- * does not: its done is called after the commit. Reads run on a
+ * else is committing, or by the committer thread (sqlite_commit.c); a
+ * caller that must wait (add, pool_put, pool_drop, forget) waits for its
+ * group's commit, an update and add_async do not: their done is called
+ * after the commit. Reads run on a
  * connection of their own (sqlite_reads.c). Records not finished yet are
  * live (sqlite_live.c): their futures are kept here, by id, for whoever
  * waits on them.
@@ -29,6 +30,80 @@ static int handed_out_by_restore(st_store *st) {
   int restoring = st->restoring;
   pthread_mutex_unlock(&st->mu);
   return restoring;
+}
+
+static size_t size_of_text(const char *s) {
+  return s ? strlen(s) + 1 : 0;
+}
+
+/* Copies n bytes of p (NULL: none) to *at, which moves past them. */
+static const void *copy_out(char **at, const void *p, size_t n) {
+  if (!p)
+    return NULL;
+  void *to = memcpy(*at, p, n);
+  *at += n;
+  return to;
+}
+
+/* An add op with a copy of r after it (r's pointers are valid during the
+ * call only); NULL when out of memory. */
+static st_op *add_op(const gr_record *r, st_live *live) {
+  size_t id = size_of_text(r->id), pool = size_of_text(r->pool),
+         error = size_of_text(r->error), key = size_of_text(r->idem_key),
+         digest = size_of_text(r->idem_digest);
+  size_t work = r->work ? r->work_len : 0,
+         values = r->values ? r->values_len : 0,
+         history = r->history ? r->history_len : 0;
+  st_op *op = malloc(sizeof *op + sizeof(gr_record) + id + pool + error + key +
+                     digest + work + values + history);
+  if (!op)
+    return NULL;
+  memset(op, 0, sizeof *op);
+  gr_record *c = (gr_record *)(op + 1);
+  *c = *r;
+  char *at = (char *)(c + 1);
+  c->id = copy_out(&at, r->id, id);
+  c->pool = copy_out(&at, r->pool, pool);
+  c->error = copy_out(&at, r->error, error);
+  c->idem_key = copy_out(&at, r->idem_key, key);
+  c->idem_digest = copy_out(&at, r->idem_digest, digest);
+  c->work = copy_out(&at, r->work, work);
+  c->values = copy_out(&at, r->values, values);
+  c->history = copy_out(&at, r->history, history);
+  op->kind = ST_OP_ADD;
+  op->rec = c;
+  op->live = live;
+  return op;
+}
+
+/* Live at once, as st_add; committed by the committer thread (or whoever
+ * has the turn), then answered through done. */
+static void st_add_async(gr_store *base, const gr_record *r, gr_future *f,
+                         gr_store_added_fn done, void *ud) {
+  st_store *st = (st_store *)base;
+  assert(r->seq == 0);
+  st_live *live = st_live_new(r->id, r->pool, f);
+  st_op *op = live ? add_op(r, live) : NULL;
+  if (!op) {
+    if (live)
+      st_live_entry_free(live);
+    done(ud, GR_ENOMEM, NULL, "");
+    return;
+  }
+  if (st_live_insert(&st->live, live) != 0) { /* see st_add */
+    free(op);
+    st_live_entry_free(live);
+    done(ud, GR_EBUSY, NULL, "");
+    return;
+  }
+  op->added = done;
+  op->ud = ud;
+  if (st_submit_async(st, op) != 0) {
+    free(op);
+    st_live_remove(&st->live, live);
+    st_live_entry_free(live);
+    done(ud, GR_ECLOSED, NULL, "");
+  }
 }
 
 static int st_add(gr_store *base, gr_record *r, gr_future *f, void **handle,
@@ -64,10 +139,6 @@ static int st_add(gr_store *base, gr_record *r, gr_future *f, void **handle,
   r->seq = live->seq;
   *handle = live;
   return GR_OK;
-}
-
-static size_t size_of_text(const char *s) {
-  return s ? strlen(s) + 1 : 0;
 }
 
 /* An update op with a copy of the change r describes (r's pointers are
@@ -121,6 +192,10 @@ static void st_update(gr_store *base, void *handle, const gr_record *r,
   }
 }
 
+static void st_defer_ops(gr_store *base, int on) {
+  st_defer((st_store *)base, on);
+}
+
 static int st_forget(gr_store *base, const char *id) {
   st_op op = {.kind = ST_OP_FORGET, .name = id};
   int rc = st_submit_wait((st_store *)base, &op);
@@ -159,6 +234,7 @@ static int st_error(gr_store *base, char *msg, size_t len) {
 
 /* Frees what open made, whatever it got to. */
 static void store_free(st_store *st) {
+  st_committer_stop(st);
   st_writer_stop(st);
   st_schema_close(st);
   st_live_free(&st->live);
@@ -175,7 +251,9 @@ static void st_destroy(gr_store *base) {
 static const gr_store_ops sqlite_ops = {
     .name = "sqlite",
     .add = st_add,
+    .add_async = st_add_async,
     .update = st_update,
+    .defer = st_defer_ops,
     .find = st_find,
     .forget = st_forget,
     .read = st_read,
@@ -211,8 +289,8 @@ gr_store *gr_store_sqlite_open(const char *path, const gr_sqlite_options *o,
     store_free(st);
     return NULL;
   }
-  if (st_writer_start(st) != 0) {
-    snprintf(err, errlen, "cannot open the store %s: no thread for its writer",
+  if (st_writer_start(st) != 0 || st_committer_start(st) != 0) {
+    snprintf(err, errlen, "cannot open the store %s: no thread to write it",
              path);
     store_free(st);
     return NULL;

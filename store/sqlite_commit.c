@@ -9,18 +9,24 @@
  *
  * A caller that queues a write while nobody has the turn takes it and
  * commits on its own thread: its op, and whatever others queue
- * meanwhile. No thread is woken to write, and the done of a task's claim
- * runs where the claim was made, so the task starts there. A caller that
- * finds the turn taken only queues: an update returns at once (the
- * thread with the turn calls its done), a blocking op waits for its
- * answer. After each commit, what was queued meanwhile goes to the next
- * blocked caller, who waits anyway: the turn is handed to it, and it
+ * meanwhile. Except an add given without waiting (st_submit_async): it
+ * comes from a thread that serves many requests (an HTTP thread), which
+ * must not stop to commit, so the committer thread takes the turn for
+ * it. While that thread commits, the adds of every other request pile
+ * up, and the next commit takes them all: that is what makes a commit
+ * shared by many submits, however few threads serve them. No thread is woken to
+ * write, and the done of a task's claim runs where the claim was made, so the
+ * task starts there. A caller that finds the turn taken only queues: an update
+ * returns at once (the thread with the turn calls its done), a blocking op
+ * waits for its answer. After each commit, what was queued meanwhile goes to
+ * the next blocked caller, who waits anyway: the turn is handed to it, and it
  * commits its own op and the others. When only updates are queued (no
  * caller waits), the thread with the turn goes round again, at most
  * ST_LEAD_ROUNDS times or for ST_LEAD_NS so that its own caller is not
- * kept long, then hands the rest to the writer thread (sqlite_writer.c),
- * which also takes turns for retention while the store is idle, and for
- * the WAL's restart. Retention otherwise rides in the batches'
+ * kept long, then hands the rest to the committer thread, which goes
+ * round for as long as ops come. The writer thread (sqlite_writer.c)
+ * takes turns for retention while the store is idle, and for the WAL's
+ * restart. Retention otherwise rides in the batches'
  * transactions (st_retain). A commit is shared by every op that came
  * while the last one ran, and a lone write commits at once.
  *
@@ -48,6 +54,12 @@
 
 /* The store whose turn this thread has, if any. */
 static _Thread_local st_store *leading;
+/* The store whose committer thread this is, if any. */
+static _Thread_local st_store *committer_of;
+/* The store whose updates this thread only queues for now (st_defer),
+ * and how many st_defer(st, 1) are not undone yet. */
+static _Thread_local st_store *deferring;
+static _Thread_local int deferring_depth;
 
 int st_leading(const st_store *st) {
   return leading == st;
@@ -79,6 +91,20 @@ void st_fail_transaction(st_store *st, int rc) {
 
 /* ---- batches ------------------------------------------------------------- */
 
+/* An add given without waiting, once its transaction ended: a refused
+ * record is live no more. */
+static void answer_added(st_store *st, st_op *op, int ok) {
+  int rc = ok ? op->rc : GR_ESTORE;
+  st_live *live = op->live;
+  if (rc != GR_OK) {
+    st_live_remove(&st->live, live);
+    st_live_entry_free(live);
+    live = NULL;
+  }
+  op->added(op->ud, rc, live, rc == GR_OK ? "" : op->existing);
+  free(op);
+}
+
 /* Answers a batch's ops once its transaction ended (ok: committed). A
  * committed final update takes its record out of the live hash before
  * its done runs. The blocking ops go first, in one section: once woken,
@@ -89,7 +115,7 @@ static void finish_batch(st_store *st, st_op *ops, int ok) {
   pthread_mutex_lock(&st->mu);
   for (st_op *op = ops, *next; op; op = next) {
     next = op->next;
-    if (op->kind == ST_OP_UPDATE) {
+    if (op->kind == ST_OP_UPDATE || op->added) {
       *tail = op;
       tail = &op->next;
       continue;
@@ -103,6 +129,10 @@ static void finish_batch(st_store *st, st_op *ops, int ok) {
   *tail = NULL;
   for (st_op *op = updates, *next; op; op = next) {
     next = op->next;
+    if (op->added) {
+      answer_added(st, op, ok);
+      continue;
+    }
     if (ok && GR_STATE_FINAL(op->state)) {
       st_live_remove(&st->live, op->live);
       st_live_entry_free(op->live);
@@ -165,15 +195,31 @@ static st_op *take_batch_locked(st_store *st) {
 
 /* Caller holds st->mu: whether a caller that just queued takes the turn. */
 static int turn_is_free_locked(const st_store *st) {
-  return !st->committing && !st->writer_turn && leading != st;
+  return !st->committing && !st->writer_turn && !st->committer_turn &&
+         leading != st;
+}
+
+/* Caller holds st->mu: the turn goes to the committer thread next (to
+ * the writer thread once the committer has stopped: it drains the
+ * queue at the end). */
+static void hand_to_committer_locked(st_store *st) {
+  if (!st->committer_started || st->committer_stop) {
+    st->writer_turn = 1;
+    pthread_cond_signal(&st->work_cv);
+    return;
+  }
+  st->committer_turn = 1;
+  pthread_cond_signal(&st->commit_cv);
 }
 
 /* Caller holds st->mu and has the turn, with the queue empty or not: lets
- * the turn go. The writer thread hears of it when it waits for it. */
+ * the turn go. The thread it goes to hears of it when it waits for it. */
 static void release_turn_locked(st_store *st) {
   st->committing = 0;
   if (st->writer_turn || st->stopping)
     pthread_cond_signal(&st->work_cv);
+  if (st->committer_turn)
+    pthread_cond_signal(&st->commit_cv);
 }
 
 /* Caller holds st->mu and has the turn, with ops still queued: hands it
@@ -181,7 +227,7 @@ static void release_turn_locked(st_store *st) {
  * caller's now). 0 when none is blocked. */
 static int pass_to_blocked_locked(st_store *st) {
   for (st_op *op = st->head; op; op = op->next) {
-    if (op->kind != ST_OP_UPDATE) {
+    if (op->kind != ST_OP_UPDATE && !op->added) { /* a caller waits on it */
       op->lead = 1;
       pthread_cond_signal(&op->cv);
       return 1;
@@ -214,11 +260,13 @@ void st_lead_locked(st_store *st) {
       release_turn_locked(st);
       break;
     }
+    if (committer_of == st)
+      continue; /* its thread is for this: it commits all that comes */
     if (pass_to_blocked_locked(st))
       break;
     if (round >= ST_LEAD_ROUNDS ||
         st_clock_ns(CLOCK_MONOTONIC) - start_ns >= ST_LEAD_NS) {
-      st->writer_turn = 1; /* only updates are left: nobody waits */
+      hand_to_committer_locked(st); /* nobody waits: no caller is kept */
       release_turn_locked(st);
       break;
     }
@@ -245,10 +293,41 @@ int st_submit(st_store *st, st_op *op) {
   int frozen = st->frozen;
   if (!frozen) {
     enqueue_locked(st, op);
-    if (turn_is_free_locked(st)) {
+    if (turn_is_free_locked(st) && deferring != st) {
       st->committing = 1;
       st_lead_locked(st);
     }
+  }
+  pthread_mutex_unlock(&st->mu);
+  return frozen ? -1 : 0;
+}
+
+void st_defer(st_store *st, int on) {
+  if (on) {
+    assert(deferring == NULL || deferring == st);
+    deferring = st;
+    deferring_depth++;
+    return;
+  }
+  assert(deferring == st && deferring_depth > 0);
+  if (--deferring_depth > 0)
+    return;
+  deferring = NULL;
+  pthread_mutex_lock(&st->mu);
+  if (st->head && turn_is_free_locked(st)) {
+    st->committing = 1;
+    st_lead_locked(st);
+  }
+  pthread_mutex_unlock(&st->mu);
+}
+
+int st_submit_async(st_store *st, st_op *op) {
+  pthread_mutex_lock(&st->mu);
+  int frozen = st->frozen;
+  if (!frozen) {
+    enqueue_locked(st, op);
+    if (turn_is_free_locked(st))
+      hand_to_committer_locked(st);
   }
   pthread_mutex_unlock(&st->mu);
   return frozen ? -1 : 0;
@@ -295,4 +374,47 @@ void st_commit_freeze(st_store *st) {
     submit_wait_locked(st, &barrier);
   }
   pthread_mutex_unlock(&st->mu);
+}
+
+/* ---- the committer thread ------------------------------------------------ */
+
+static void *committer_main(void *arg) {
+  st_store *st = arg;
+  committer_of = st;
+  pthread_mutex_lock(&st->mu);
+  for (;;) {
+    if (st->committer_turn && !st->committing) {
+      st->committer_turn = 0;
+      st->committing = 1;
+      st_lead_locked(st);
+      continue;
+    }
+    if (st->committer_stop && !st->committer_turn)
+      break;
+    pthread_cond_wait(&st->commit_cv, &st->mu);
+  }
+  pthread_mutex_unlock(&st->mu);
+  return NULL;
+}
+
+int st_committer_start(st_store *st) {
+  pthread_cond_init(&st->commit_cv, NULL);
+  if (pthread_create(&st->committer, NULL, committer_main, st) != 0) {
+    pthread_cond_destroy(&st->commit_cv);
+    return -1;
+  }
+  st->committer_started = 1;
+  return 0;
+}
+
+void st_committer_stop(st_store *st) {
+  if (!st->committer_started)
+    return;
+  pthread_mutex_lock(&st->mu);
+  st->committer_stop = 1;
+  pthread_cond_signal(&st->commit_cv);
+  pthread_mutex_unlock(&st->mu);
+  pthread_join(st->committer, NULL);
+  pthread_cond_destroy(&st->commit_cv);
+  st->committer_started = 0;
 }

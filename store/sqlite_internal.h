@@ -3,7 +3,8 @@
  *
  *   sqlite.c         the gr_store_ops: add, update, find, ... (callers)
  *   sqlite_schema.c  opening a file: its lock, checks, schema, statements
- *   sqlite_commit.c  group commit on the callers' threads (the turn)
+ *   sqlite_commit.c  group commit: the turn, on the callers' threads or
+ *                    the committer thread
  *   sqlite_apply.c   each kind of write, inside a batch's transaction
  *   sqlite_writer.c  the writer thread: retention, checkpoints, and the
  *                    writes no caller committed
@@ -143,7 +144,8 @@ enum st_op_kind {
  * stack, the caller waiting on cv until finished (or handed the turn: it
  * then commits the queue itself); its pointers are the caller's. An
  * update is allocated, with a copy of the change after the struct, and
- * freed once its done is called. */
+ * freed once its done is called; so is an add given without waiting,
+ * once its added is called. */
 typedef struct st_op {
   struct st_op *next;
   int kind;
@@ -158,7 +160,10 @@ typedef struct st_op {
   int64_t workers, queue_size;
   /* update */
   gr_store_done_fn done;
-  void *ud;
+  void *ud; /* done's or added's */
+  /* an add given without waiting (st_submit_async): allocated with a copy
+   * of its record after the struct, answered by added, then freed */
+  gr_store_added_fn added;
   int state, attempt, max_attempts;
   int64_t started_ms, finished_ms;
   const void *results, *history;
@@ -180,8 +185,13 @@ typedef struct st_store {
   pthread_mutex_t mu;     /* the queue, the turn, the flags and the error */
   pthread_cond_t work_cv; /* the writer thread waits on it */
   st_op *head, *tail;
-  int committing;  /* a thread has the turn: it alone uses wdb */
-  int writer_turn; /* the turn goes to the writer thread next */
+  int committing;     /* a thread has the turn: it alone uses wdb */
+  int writer_turn;    /* the turn goes to the writer thread next */
+  int committer_turn; /* ... or to the committer thread */
+  int committer_stop;
+  pthread_cond_t commit_cv; /* the committer thread waits on it */
+  pthread_t committer;
+  int committer_started;
   int frozen, stopping;
   int restoring; /* restore is handing records out (and back to add) */
   int failing;
@@ -231,9 +241,22 @@ void st_describe_error(const st_store *st, sqlite3 *db, int rc, char *msg,
  * commits (done may then be called before this returns). -1 when the
  * store is frozen (nothing queued). */
 int st_submit(st_store *st, st_op *op);
+/* st_submit only queues on this thread while on; turning it off commits
+ * what was queued, when nobody has the turn. */
+void st_defer(st_store *st, int on);
 /* Queues a blocking op and returns its rc once it is committed (this
  * thread may commit it itself). GR_ECLOSED when the store is frozen. */
 int st_submit_wait(st_store *st, st_op *op);
+/* Queues an add given without waiting; this thread never commits it: the
+ * committer thread does, unless another thread has the turn already.
+ * -1 when the store is frozen (nothing queued). */
+int st_submit_async(st_store *st, st_op *op);
+/* The committer thread: it commits what callers that do not wait
+ * (st_submit_async) queued, and what a caller that led a few rounds
+ * handed over, for as long as ops keep coming. */
+int st_committer_start(st_store *st);
+/* Commits what it was handed, then stops and joins the thread. */
+void st_committer_stop(st_store *st);
 /* From now on nothing is queued; waits for what was. */
 void st_commit_freeze(st_store *st);
 /* Caller holds st->mu and has the turn (st->committing): commits the

@@ -366,7 +366,7 @@ START_TEST(full_database_answers_503_and_loses_nothing) {
   ts_release(&r);
   for (int i = 0; i < accepted; i++) {
     char path[160];
-    snprintf(path, sizeof path, "/v1/pools/f/tasks/%.31s", ids[i]);
+    snprintf(path, sizeof path, "/v1/pools/f/tasks/%.39s", ids[i]);
     r = ts_call(&s, "GET", path, NULL, NULL);
     ck_assert_msg(r.status == 200, "%s: %ld", ids[i], r.status);
     ts_release(&r);

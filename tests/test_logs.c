@@ -178,8 +178,8 @@ static json_t *find(json_t *lines, const char *msg, const char *key,
  */
 
 typedef struct traffic {
-  char tasks[3][32];
-  char job[40];
+  char tasks[3][48];
+  char job[48];
 } traffic;
 
 static void make_traffic(ts_server *s, traffic *t) {

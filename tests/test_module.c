@@ -176,7 +176,7 @@ START_TEST(pool_submit_runs_with_arguments) {
            "local id = goroutine.pool_submit('p', function(a, b) "
            "log.info('task got', a, b) end, 'x', 7)\n"
            "assert(type(id) == 'string' and id:match('^task%-[%w_-]+$') and "
-           "#id == 27, id)\n"
+           "#id == 34, id)\n"
            "goroutine.pool_wait('p')\n");
   ck_assert_ptr_nonnull(strstr(t_log(), "task got x 7"));
 }

@@ -10,7 +10,8 @@
  *
  * Then, on the plain request/response struct, a store that cannot write:
  * work that would be recorded answers 503 with the store's reason, and
- * reads go on.
+ * reads go on; and with a real SQLite store, submits that wait for their
+ * commit without holding a thread.
  *
  * A snippet that must fail on its first attempts and succeed later counts
  * its attempts with pools: pool_create succeeds once per name, and pools
@@ -18,6 +19,7 @@
  */
 #include "api.h"
 #include "http_client.h"
+#include "store.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -974,6 +976,142 @@ START_TEST(a_store_that_cannot_write_gets_503_and_reads_go_on) {
 }
 END_TEST
 
+/* ---- submits that wait for the store's commit ----------------------------
+ * With a durable store, POST /v1/pools/{name}/tasks and POST /v1/jobs hold
+ * no thread while their record is written: the handler answers
+ * API_PENDING, the store's committer wakes the request once the record
+ * is durable, and api_finish gives the 202 (or the refusal). */
+
+typedef struct woken {
+  pthread_mutex_t mu;
+  pthread_cond_t cond;
+  int count;
+} woken;
+
+static void on_woken(void *ud) {
+  woken *w = ud;
+  pthread_mutex_lock(&w->mu);
+  w->count++;
+  pthread_cond_signal(&w->cond);
+  pthread_mutex_unlock(&w->mu);
+}
+
+/* One request as the server asks it; *pended says whether it waited. */
+static json_t *ask_waiting(api_ctx *api, const char *path, const char *body,
+                           const char *key, api_response *resp, int *pended) {
+  api_request req = {.method = "POST",
+                     .path = path,
+                     .content_type = "application/json",
+                     .idempotency_key = key,
+                     .body = body,
+                     .body_len = strlen(body)};
+  woken w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+  api_pending *p;
+  *pended = api_handle(api, &req, resp, &p, on_woken, &w) == API_PENDING;
+  if (*pended) {
+    pthread_mutex_lock(&w.mu);
+    while (!w.count)
+      pthread_cond_wait(&w.cond, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    api_finish(api, p, resp);
+  }
+  ck_assert_int_le(w.count, 1); /* once at most */
+  return resp->body ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
+}
+
+START_TEST(submits_wait_for_the_commit_without_a_thread) {
+  char dir[64], path[128], err[256];
+  snprintf(dir, sizeof dir, "/tmp/test_records.XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/records.db", dir);
+  gr_store *store = gr_store_sqlite_open(path, NULL, err, sizeof err);
+  ck_assert_msg(store != NULL, "%s", err);
+  gr_config cfg = {.workers = 2, .store = store};
+  gr_runtime *rt = t_runtime_with(&cfg);
+  api_config acfg = {.rt = rt, .profile = GR_PROFILE_UNTRUSTED};
+  api_ctx *api = api_new(&acfg);
+  api_response resp;
+  json_t *j = ask(api, "POST", "/v1/pools", NULL,
+                  "{\"name\":\"w\",\"workers\":1}", &resp);
+  ck_assert_int_eq(resp.status, 201);
+  json_decref(j);
+  api_response_free(&resp);
+
+  /* The store's answer may come before the handler returns (then the
+   * request is answered at once); some of these ten waited. */
+  int pended, waited = 0;
+  char id[GR_RECORD_ID_MAX];
+  gr_future *f;
+  for (int i = 0; i < 10; i++) {
+    j = ask_waiting(api, "/v1/pools/w/tasks", "{\"code\":\"return 6 * 7\"}",
+                    NULL, &resp, &pended);
+    waited += pended;
+    ck_assert_int_eq(resp.status, 202);
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(j, "id")));
+    ck_assert_int_eq(strncmp(id, "task-", 5), 0);
+    json_decref(j);
+    api_response_free(&resp);
+    f = gr_record_find(rt, id, NULL, 0);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(gr_future_wait(f, 10000), GR_SUCCEEDED);
+    gr_future_unref(f);
+  }
+  ck_assert_int_gt(waited, 0);
+
+  /* a key seen before: the first task's id, after its own wait */
+  const char *body = "{\"code\":\"return 1\"}";
+  j = ask_waiting(api, "/v1/pools/w/tasks", body, "k-1", &resp, &pended);
+  ck_assert_int_eq(resp.status, 202);
+  char first[GR_RECORD_ID_MAX];
+  snprintf(first, sizeof first, "%s",
+           json_string_value(json_object_get(j, "id")));
+  json_decref(j);
+  api_response_free(&resp);
+  j = ask_waiting(api, "/v1/pools/w/tasks", body, "k-1", &resp, &pended);
+  ck_assert_int_eq(resp.status, 202);
+  ck_assert_str_eq(json_string_value(json_object_get(j, "id")), first);
+  json_decref(j);
+  api_response_free(&resp);
+  j = ask_waiting(api, "/v1/pools/w/tasks", "{\"code\":\"return 2\"}", "k-1",
+                  &resp, &pended);
+  ck_assert_int_eq(resp.status, 422);
+  json_decref(j);
+  api_response_free(&resp);
+
+  /* refused before the store is asked: answered at once */
+  j = ask_waiting(api, "/v1/pools/nope/tasks", body, NULL, &resp, &pended);
+  ck_assert(!pended);
+  ck_assert_int_eq(resp.status, 404);
+  json_decref(j);
+  api_response_free(&resp);
+
+  /* a job too */
+  j = ask_waiting(api, "/v1/jobs", "{\"code\":\"return 'j'\"}", NULL, &resp,
+                  &pended);
+  ck_assert_int_eq(resp.status, 202);
+  snprintf(id, sizeof id, "%s", json_string_value(json_object_get(j, "id")));
+  ck_assert_int_eq(strncmp(id, "job-", 4), 0);
+  json_decref(j);
+  api_response_free(&resp);
+  f = gr_record_find(rt, id, NULL, 0);
+  ck_assert_int_eq(gr_future_wait(f, 10000), GR_SUCCEEDED);
+  gr_future_unref(f);
+
+  /* a frozen store refuses new work at once, with the shutdown's 503 */
+  gr_records_freeze(rt);
+  j = ask_waiting(api, "/v1/jobs", body, NULL, &resp, &pended);
+  ck_assert(!pended);
+  ck_assert_int_eq(resp.status, 503);
+  json_decref(j);
+  api_response_free(&resp);
+  t_runtime_free(rt);
+  api_free(api);
+  char cmd[96];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 static Suite *records_suite(void) {
   Suite *s = suite_create("records");
   TCase *retries = tcase_create("retries");
@@ -1011,6 +1149,7 @@ static Suite *records_suite(void) {
   TCase *store = tcase_create("store");
   tcase_set_timeout(store, 60);
   tcase_add_test(store, a_store_that_cannot_write_gets_503_and_reads_go_on);
+  tcase_add_test(store, submits_wait_for_the_commit_without_a_thread);
   suite_add_tcase(s, store);
   hc_add_contract_case(s);
   return s;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static gr_runtime *rt;
@@ -250,7 +251,7 @@ START_TEST(pool_c_api) {
   ck_assert_int_eq(gr_pool_create(rt, "b", 2, 1), GR_OK);
 
   gr_future *fs[4];
-  char id[32];
+  char id[GR_RECORD_ID_MAX];
   gr_pool *a = gr_pool_find(rt, "a");
   for (int i = 0; i < 4; i++) {
     fs[i] = gr_future_new();
@@ -304,7 +305,7 @@ END_TEST
 START_TEST(pool_task_timeout_counts_as_failed) {
   ck_assert_int_eq(gr_pool_create(rt, "t", 1, -1), GR_OK);
   gr_future *f = gr_future_new();
-  char id[32];
+  char id[GR_RECORD_ID_MAX];
   gr_spawn s = {
       .pack = source_pack("while true do end"), .future = f, .timeout_ms = 50};
   gr_pool *t = gr_pool_find(rt, "t");
@@ -413,7 +414,7 @@ START_TEST(pool_policy_is_enforced_in_core) {
   ck_assert_int_eq(gr_pool_create(limited, "q", 1, 3), GR_EEXIST);
   ck_assert_uint_eq(gr_pool_count(limited), 2);
   /* One task runs in each pool; one more may wait, in either pool. */
-  char id[32];
+  char id[GR_RECORD_ID_MAX];
   const char *names[] = {"p", "q", "p", "q"};
   const int want[] = {GR_OK, GR_OK, GR_OK, GR_EMAXQUEUED};
   for (int i = 0; i < 4; i++) {
@@ -544,7 +545,8 @@ END_TEST
 START_TEST(records_of_tasks_and_jobs) {
   ck_assert_int_eq(gr_pool_create(rt, "rec", 1, -1), GR_OK);
   gr_pool *pool = gr_pool_find(rt, "rec");
-  char task[32], job[32], where[GR_POOL_NAME_MAX + 1];
+  char task[GR_RECORD_ID_MAX], job[GR_RECORD_ID_MAX],
+      where[GR_POOL_NAME_MAX + 1];
   gr_spawn s = {.pack = source_pack("return 7")};
   ck_assert_int_eq(gr_pool_submit(pool, &s, task, sizeof task, 0), GR_OK);
   gr_pool_unref(pool);
@@ -557,10 +559,21 @@ START_TEST(records_of_tasks_and_jobs) {
   gr_spawn js = {.pack = source_pack("return 8"), .future = jf};
   ck_assert_int_eq(gr_go_recorded(rt, &js, job, sizeof job), GR_OK);
   ck_assert_int_eq(strncmp(job, "job-", 4), 0);
-  ck_assert_uint_eq(strlen(job), 26); /* 128 random bits, URL-safe */
+  /* 7 characters of the time, then 128 random bits, URL-safe */
+  ck_assert_uint_eq(strlen(job), 33);
   ck_assert_uint_eq(strspn(job + 4, "abcdefghijklmnopqrstuvwxyz"
                                     "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"),
-                    22);
+                    29);
+  /* ids made later sort after (the time comes first) */
+  char later[GR_RECORD_ID_MAX];
+  gr_future *lf = gr_future_new();
+  gr_spawn ls = {.pack = source_pack("return 9"), .future = lf};
+  struct timespec pause = {0, 2 * 1000000};
+  nanosleep(&pause, NULL);
+  ck_assert_int_eq(gr_go_recorded(rt, &ls, later, sizeof later), GR_OK);
+  ck_assert_int_lt(strncmp(job + 4, later + 4, 7), 0);
+  ck_assert_int_eq(gr_future_wait(lf, 10000), GR_SUCCEEDED);
+  gr_future_unref(lf);
   f = gr_record_find(rt, job, where, sizeof where);
   ck_assert_ptr_eq(f, jf);
   ck_assert_str_eq(where, "");

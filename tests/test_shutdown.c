@@ -108,7 +108,7 @@ START_TEST(sigterm_during_load_loses_no_task) {
       "{\"code\":\"while true do end\",\"timeout_ms\":60000}",
   };
   enum { N = 40 };
-  char ids[N][32];
+  char ids[N][GR_RECORD_ID_MAX];
   CURL *keep = NULL; /* one connection, kept alive across the signal */
   for (int i = 0; i < N; i++) {
     struct curl_slist *h;
@@ -227,7 +227,7 @@ START_TEST(grace_lets_accepted_work_finish) {
   ts_resp r =
       ts_call(&s, "POST", "/v1/pools", "{\"name\":\"g\",\"workers\":2}", NULL);
   ts_release(&r);
-  char ids[6][32];
+  char ids[6][GR_RECORD_ID_MAX];
   for (int i = 0; i < 6; i++) { /* two run, four wait their turn */
     r = ts_call(&s, "POST", "/v1/pools/g/tasks",
                 "{\"code\":\"goroutine.sleep(300) return 1\"}", NULL);
@@ -262,7 +262,7 @@ START_TEST(second_signal_cuts_the_grace_short) {
   ts_release(&r);
   r = ts_call(&s, "POST", "/v1/pools/c/tasks",
               "{\"code\":\"goroutine.sleep(600000)\"}", NULL);
-  char id[32];
+  char id[GR_RECORD_ID_MAX];
   snprintf(id, sizeof id, "%s", ts_str(&r, "id"));
   ts_release(&r);
   kill(s.pid, SIGTERM);

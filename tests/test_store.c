@@ -5,7 +5,9 @@
  * seq order across restarts, idempotency keys (also raced by threads),
  * lists and their cursor, restore, forget, retention, files refused at
  * open, an older schema upgraded, one store per file, a full database,
- * freeze, and update's done after the commit.
+ * freeze, and update's done after the commit; adds given without waiting
+ * (add_async: answered from the committer thread, refusals, a full
+ * database) and updates deferred to be committed together.
  * Also the store URLs. The figures test prints what group commit and
  * restore cost.
  */
@@ -1048,6 +1050,213 @@ START_TEST(done_comes_after_the_commit_and_may_call_the_store) {
 }
 END_TEST
 
+/* ---- adds given without waiting, and deferred updates ------------------- */
+
+/* What an add_async answered, and on which thread. */
+typedef struct added {
+  pthread_mutex_t mu;
+  pthread_cond_t cond;
+  int done, rc;
+  void *handle;
+  char existing[GR_RECORD_ID_MAX];
+  pthread_t thread;
+} added;
+
+static void added_init(added *a) {
+  memset(a, 0, sizeof *a);
+  pthread_mutex_init(&a->mu, NULL);
+  pthread_cond_init(&a->cond, NULL);
+}
+
+static void on_added(void *ud, int rc, void *handle, const char *existing) {
+  added *a = ud;
+  pthread_mutex_lock(&a->mu);
+  a->rc = rc;
+  a->handle = handle;
+  snprintf(a->existing, sizeof a->existing, "%s", existing);
+  a->thread = pthread_self();
+  a->done = 1;
+  pthread_cond_signal(&a->cond);
+  pthread_mutex_unlock(&a->mu);
+}
+
+static int added_wait(added *a) {
+  pthread_mutex_lock(&a->mu);
+  while (!a->done)
+    pthread_cond_wait(&a->cond, &a->mu);
+  pthread_mutex_unlock(&a->mu);
+  return a->rc;
+}
+
+static void added_free(added *a) {
+  pthread_mutex_destroy(&a->mu);
+  pthread_cond_destroy(&a->cond);
+}
+
+/* Gives id to add_async with key and digest (or none): r lives on this
+ * stack only while the call runs, so the store must have copied it. */
+static void add_async_keyed(gr_store *st, const char *id, const char *key,
+                            const char *digest, gr_future *f, added *a) {
+  char id_copy[GR_RECORD_ID_MAX], key_copy[64] = "", digest_copy[64] = "";
+  snprintf(id_copy, sizeof id_copy, "%s", id);
+  snprintf(key_copy, sizeof key_copy, "%s", key ? key : "");
+  snprintf(digest_copy, sizeof digest_copy, "%s", digest ? digest : "");
+  gr_record r = queued(id_copy, "p");
+  r.idem_key = key ? key_copy : NULL;
+  r.idem_digest = digest ? digest_copy : NULL;
+  st->ops->add_async(st, &r, f, on_added, a);
+  memset(id_copy, 'x', sizeof id_copy - 1); /* the caller's memory moves on */
+  memset(key_copy, 'x', sizeof key_copy - 1);
+}
+
+START_TEST(add_async_answers_from_the_committer_once_durable) {
+  gr_store *st = open_store();
+  ck_assert_ptr_nonnull(st->ops->add_async);
+  enum { N = 40 };
+  added a[N];
+  gr_future *f[N];
+  for (int i = 0; i < N; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "task-a%02d", i);
+    added_init(&a[i]);
+    f[i] = gr_future_new();
+    add_async_keyed(st, id, NULL, NULL, f[i], &a[i]);
+  }
+  for (int i = 0; i < N; i++) {
+    ck_assert_int_eq(added_wait(&a[i]), GR_OK);
+    ck_assert_ptr_nonnull(a[i].handle);
+    ck_assert_str_eq(a[i].existing, "");
+    /* not this thread: the committer's (nobody here waits to commit) */
+    ck_assert(!pthread_equal(a[i].thread, pthread_self()));
+  }
+  /* Live: find gives the future itself; the row was copied whole. */
+  gr_future *found = st->ops->find(st, "task-a07", NULL, 0);
+  ck_assert_ptr_eq(found, f[7]);
+  gr_future_unref(found);
+  finish(st, a[7].handle, "task-a07");
+  st->ops->destroy(st);
+  st = open_store(); /* durable, in the order given */
+  restored rs;
+  ck_assert_int_eq(restore_into(st, &rs), GR_OK);
+  ck_assert_int_eq(rs.nrecords, N - 1);
+  ck_assert(rs.in_order && rs.work_ok);
+  ck_assert_str_eq(rs.ids[0], "task-a00");
+  ck_assert_str_eq(rs.ids[N - 2], "task-a39");
+  st->ops->destroy(st);
+  for (int i = 0; i < N; i++) {
+    gr_future_unref(f[i]);
+    added_free(&a[i]);
+  }
+}
+END_TEST
+
+START_TEST(add_async_refusals) {
+  gr_store *st = open_store();
+  added a, b, c;
+  gr_future *f = gr_future_new();
+  added_init(&a);
+  add_async_keyed(st, "task-k1", "key-1", "d1", f, &a);
+  ck_assert_int_eq(added_wait(&a), GR_OK);
+  /* the same key: the same digest, another one */
+  added_init(&b);
+  add_async_keyed(st, "task-k2", "key-1", "d1", f, &b);
+  ck_assert_int_eq(added_wait(&b), GR_EEXIST);
+  ck_assert_ptr_null(b.handle);
+  ck_assert_str_eq(b.existing, "task-k1");
+  added_init(&c);
+  add_async_keyed(st, "task-k3", "key-1", "d2", f, &c);
+  ck_assert_int_eq(added_wait(&c), GR_ECONFLICT);
+  ck_assert_str_eq(c.existing, "task-k1");
+  ck_assert_int_eq(found_state(st, "task-k2"), -1); /* not live, not stored */
+  ck_assert_int_eq(found_state(st, "task-k3"), -1);
+  /* an id that is live already: refused at once, on this thread */
+  added d;
+  added_init(&d);
+  add_async_keyed(st, "task-k1", NULL, NULL, f, &d);
+  ck_assert_int_eq(d.done, 1);
+  ck_assert_int_eq(d.rc, GR_EBUSY);
+  /* frozen: refused at once, nothing written */
+  st->ops->freeze(st);
+  added e;
+  added_init(&e);
+  add_async_keyed(st, "task-k4", NULL, NULL, f, &e);
+  ck_assert_int_eq(e.done, 1);
+  ck_assert_int_eq(e.rc, GR_ECLOSED);
+  ck_assert_int_eq(found_state(st, "task-k4"), -1);
+  st->ops->destroy(st);
+  gr_future_unref(f);
+  added_free(&a), added_free(&b), added_free(&c), added_free(&d);
+  added_free(&e);
+}
+END_TEST
+
+START_TEST(add_async_on_a_full_database_answers_estore) {
+  gr_sqlite_options o = {.max_pages = 60};
+  gr_store *st = open_with("full.db", &o);
+  char *big = malloc(6000);
+  memset(big, 'w', 5999);
+  big[5999] = '\0';
+  int rc = GR_OK, n = 0;
+  gr_future *f = gr_future_new();
+  while (rc == GR_OK && n < 1000) {
+    char id[32];
+    snprintf(id, sizeof id, "task-f%d", n);
+    gr_record r = queued(id, "p");
+    r.work = big;
+    r.work_len = 6000;
+    added a;
+    added_init(&a);
+    st->ops->add_async(st, &r, f, on_added, &a);
+    rc = added_wait(&a);
+    added_free(&a);
+    n += rc == GR_OK;
+  }
+  ck_assert_int_eq(rc, GR_ESTORE);
+  ck_assert_int_gt(n, 3);
+  char msg[512];
+  ck_assert_int_eq(st->ops->error(st, msg, sizeof msg), 1);
+  ck_assert_ptr_nonnull(strstr(msg, "full"));
+  char last[32];
+  snprintf(last, sizeof last, "task-f%d", n);
+  ck_assert_int_eq(found_state(st, last), -1); /* refused: not live either */
+  st->ops->destroy(st);
+  gr_future_unref(f);
+  free(big);
+}
+END_TEST
+
+START_TEST(deferred_updates_commit_together_when_undeferred) {
+  gr_store *st = open_store();
+  ck_assert_ptr_nonnull(st->ops->defer);
+  void *h1 = add_ok(st, "task-1", "p", NULL, NULL);
+  void *h2 = add_ok(st, "task-2", "p", NULL, NULL);
+  waiter w1 = {.done = 0}, w2 = {.done = 0};
+  pthread_mutex_init(&w1.mu, NULL), pthread_cond_init(&w1.cond, NULL);
+  pthread_mutex_init(&w2.mu, NULL), pthread_cond_init(&w2.cond, NULL);
+  gr_record end = {.id = "task-1", .state = GR_SUCCEEDED, .attempt = 1};
+  gr_record claim = {.id = "task-2", .state = GR_RUNNING, .attempt = 1};
+  st->ops->defer(st, 1);
+  st->ops->defer(st, 1); /* nested: only the outermost commits */
+  st->ops->update(st, h1, &end, waiter_done, &w1);
+  st->ops->update(st, h2, &claim, waiter_done, &w2);
+  st->ops->defer(st, 0);
+  /* queued only: nobody else commits here, so nothing is done yet */
+  ck_assert_int_eq(w1.done, 0);
+  ck_assert_int_eq(w2.done, 0);
+  ck_assert_int_eq(found_state(st, "task-1"), GR_QUEUED);
+  st->ops->defer(st, 0);
+  /* committed on this thread, both in one go, before defer returned */
+  ck_assert_int_eq(w1.done && w1.ok, 1);
+  ck_assert_int_eq(w2.done && w2.ok, 1);
+  ck_assert_int_eq(found_state(st, "task-1"), GR_SUCCEEDED);
+  /* a blocking op while deferred does not wait for the defer's end */
+  st->ops->defer(st, 1);
+  add_ok(st, "task-3", "p", NULL, NULL);
+  st->ops->defer(st, 0);
+  st->ops->destroy(st);
+}
+END_TEST
+
 /* ---- URLs ---------------------------------------------------------------- */
 
 START_TEST(store_urls) {
@@ -1160,6 +1369,10 @@ static Suite *store_suite(void) {
   tcase_add_test(tc, a_full_database_refuses_writes_and_keeps_serving_reads);
   tcase_add_test(tc, nothing_is_written_after_freeze);
   tcase_add_test(tc, done_comes_after_the_commit_and_may_call_the_store);
+  tcase_add_test(tc, add_async_answers_from_the_committer_once_durable);
+  tcase_add_test(tc, add_async_refusals);
+  tcase_add_test(tc, add_async_on_a_full_database_answers_estore);
+  tcase_add_test(tc, deferred_updates_commit_together_when_undeferred);
   tcase_add_test(tc, store_urls);
   tcase_add_test(tc, figures);
   suite_add_tcase(s, tc);

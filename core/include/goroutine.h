@@ -488,8 +488,9 @@ void gr_select_free(gr_select *s);
 /* ---- records: what became of each task and job, by id --------------- */
 
 /* Every pool task, and every job (gr_go_recorded: the HTTP API's jobs),
- * has a record from the moment it is accepted: its id (random, 128 bits:
- * "task-" or "job-" and 22 URL-safe characters), its pool (none for a
+ * has a record from the moment it is accepted: its id ("task-" or "job-",
+ * 7 URL-safe characters of the time it was made, then 22 random ones:
+ * 128 bits), its pool (none for a
  * job), the work itself (its pack as bytes and how to run it), its state
  * and attempts, and its outcome. The runtime writes every record through
  * one store (gr_config.store; NULL: one in memory). A durable store keeps
@@ -502,7 +503,7 @@ void gr_select_free(gr_select *s);
  * on gr_future_arm, which sees the state as it is: no wake-up is lost). */
 typedef struct gr_store gr_store;
 /* Room for any record's id, its NUL included; a pool name's length. */
-#define GR_RECORD_ID_MAX 32
+#define GR_RECORD_ID_MAX 40
 #define GR_POOL_NAME_MAX 64
 
 /* How a record's work runs: the gr_spawn fields a store keeps. */
@@ -560,6 +561,12 @@ typedef struct gr_restore_fns {
 /* Called by a store once a write it was given is durable (or failed: ok 0;
  * the store then reports why through its error op). */
 typedef void (*gr_store_done_fn)(void *ud, int ok);
+/* Called by a store once a record it was given without waiting
+ * (gr_store_ops.add_async) is durable, or was refused: rc, handle and
+ * existing as add gives them (handle NULL and existing "" unless they
+ * apply). */
+typedef void (*gr_store_added_fn)(void *ud, int rc, void *handle,
+                                  const char *existing);
 
 typedef struct gr_store_ops {
   const char *name; /* "memory", "sqlite", ... */
@@ -573,6 +580,14 @@ typedef struct gr_store_ops {
    * until the final update. r->seq is set by the store. */
   int (*add)(gr_store *st, gr_record *r, gr_future *f, void **handle,
              char *existing);
+  /* As add for a new record (r->seq 0), without waiting: r is copied, and
+   * done(ud, ...) is called once with add's answer, on the thread that
+   * made the record durable (on this one, before returning, when the
+   * store answers at once). A caller that must not block (an HTTP thread
+   * serving many connections) uses it, so that the records of many
+   * requests share one commit. NULL: the store has only add. */
+  void (*add_async)(gr_store *st, const gr_record *r, gr_future *f,
+                    gr_store_added_fn done, void *ud);
   /* The record's new state (RUNNING: claimed by attempt r->attempt;
    * QUEUED again: it waits for a retry; or final, with its outcome; no
    * update follows a final one). done(ud, ok) is called once the change
@@ -581,6 +596,11 @@ typedef struct gr_store_ops {
    * change be seen. */
   void (*update)(gr_store *st, void *handle, const gr_record *r,
                  gr_store_done_fn done, void *ud);
+  /* Between defer(st, 1) and defer(st, 0), the updates this thread gives
+   * are only queued, and the second call commits them together (unless
+   * another thread commits them first): a task's end and the next task's
+   * claim share one commit. NULL: updates are never deferred. */
+  void (*defer)(gr_store *st, int on);
   /* The record's future (a reference the caller drops; a finished record
    * read back from the store gets a new, final one: gr_future_new_final)
    * and its pool name (copied into pool, "" for a job); NULL if unknown or
@@ -631,6 +651,10 @@ gr_future *gr_future_new_final(const gr_record *r);
  * GR_EEXIST or GR_ECONFLICT with the earlier job's id in id. A job that
  * could not start is recorded all the same, with its failure. */
 int gr_go_recorded(gr_runtime *rt, const gr_spawn *s, char *id, size_t idlen);
+/* As gr_go_recorded, answered as gr_pool_submit_async answers. */
+void gr_go_recorded_async(gr_runtime *rt, const gr_spawn *s,
+                          void (*done)(void *ud, int rc, const char *id),
+                          void *ud);
 /* A record's future (caller unrefs) and pool, as gr_store_ops.find. */
 gr_future *gr_record_find(gr_runtime *rt, const char *id, char *pool,
                           size_t poollen);
@@ -727,6 +751,18 @@ enum { GR_SUBMIT_WAITING = 1 };
  * task_id. */
 int gr_pool_submit(gr_pool *pool, const gr_spawn *s, char *task_id,
                    size_t idlen, int flags);
+/* What a submit given without waiting answers: gr_pool_submit's rc and
+ * task id (or the earlier task's, with GR_EEXIST / GR_ECONFLICT; else
+ * ""). */
+typedef void (*gr_submit_fn)(void *ud, int rc, const char *task_id);
+/* As gr_pool_submit, but it does not wait for the record to be durable:
+ * done(ud, ...) is called once, on this thread before this returns when
+ * the answer is known at once (a refusal, a store that writes at once),
+ * else on the store's thread once the record is durable. For a thread
+ * that serves many requests: while the store commits, it serves the
+ * others, and their records share the next commit. */
+void gr_pool_submit_async(gr_pool *pool, const gr_spawn *s, int flags,
+                          gr_submit_fn done, void *ud);
 /* Running tasks finish; queued ones are cancelled (*cancelled, if not NULL,
  * says how many). The name is remembered as closed: submits then fail with
  * GR_ECLOSED, closing again succeeds, and creating it again is allowed. */
