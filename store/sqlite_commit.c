@@ -156,6 +156,8 @@ static int run_batch(st_store *st, st_op *ops, st_retention *r) {
     rc = st_retain(st, r);
   if (rc == SQLITE_OK)
     rc = st_run(st->stmt[ST_COMMIT]);
+  if (rc == SQLITE_OK)
+    st_vfs_flush_wal(st->wdb);
   if (rc != SQLITE_OK) {
     st_fail_transaction(st, rc);
     st->next_seq = next_seq;

@@ -10,6 +10,7 @@
  *                    writes no caller committed
  *   sqlite_reads.c   find, read, list and restore on the read connection
  *   sqlite_live.c    the unfinished records by id, with their futures
+ *   sqlite_vfs.c     the VFS: a commit's WAL frames in one write
  *
  * Three connections: the writer's (used by whoever has the turn to
  * commit, see sqlite_commit.c), the readers' (under read_mu) and the
@@ -235,6 +236,13 @@ sqlite3 *st_schema_reader(const st_store *st, char *err, size_t errlen);
  * code rc of db, into msg. */
 void st_describe_error(const st_store *st, sqlite3 *db, int rc, char *msg,
                        size_t len);
+
+/* sqlite_vfs.c: the VFS every connection of the store uses ("unix-excl",
+ * whose WAL writes of a commit go to the file in one call; "unix-excl"
+ * itself if it could not be registered). */
+const char *st_vfs_name(void);
+/* After a commit on db: nothing of it may be left unwritten. */
+void st_vfs_flush_wal(sqlite3 *db);
 
 /* sqlite_commit.c */
 /* Queues an update; when nobody has the turn, this thread takes it and

@@ -201,7 +201,8 @@ static int select_int(sqlite3 *db, const char *sql, int64_t *out) {
   return rc;
 }
 
-/* A connection through the "unix-excl" VFS: the first one takes the
+/* A connection through the "unix-excl" VFS (sqlite_vfs.c wraps it, to
+ * write a commit's WAL frames in one call): the first one takes the
  * file's lock for the process and keeps it, the others share it, and the
  * WAL index lives in the process's memory (no -shm file). So a
  * transaction makes no lock call to the kernel, and no other process can
@@ -211,7 +212,7 @@ static sqlite3 *connect(const st_store *st, int create, char *err,
   sqlite3 *db = NULL;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
               (create ? SQLITE_OPEN_CREATE : 0);
-  int rc = sqlite3_open_v2(st->path, &db, flags, "unix-excl");
+  int rc = sqlite3_open_v2(st->path, &db, flags, st_vfs_name());
   if (rc != SQLITE_OK) {
     st_describe_error(st, db, rc, err, errlen);
     sqlite3_close(db);
