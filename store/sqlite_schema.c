@@ -29,7 +29,7 @@
 /* Every connection waits this long for another process's lock. */
 #define ST_BUSY_TIMEOUT_MS 5000
 /* The WAL file is cut back to this size after a checkpoint. */
-#define ST_WAL_SIZE_LIMIT (16 * 1024 * 1024)
+#define ST_WAL_SIZE_LIMIT (64 * 1024 * 1024)
 /* Up to this size, opening reads every page once (PRAGMA quick_check,
  * some 30 ms per 10 MB here) to find damage before any work is accepted;
  * a bigger file is checked through its header, schema and indexes only,
