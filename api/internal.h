@@ -254,6 +254,23 @@ api_pending *api__pending_new_write(api_ctx *api, api_build_fn build,
 void api__pending_hold(api_pending *p);
 void api__pending_release(api_pending *p);
 void api__pending_discard(api_pending *p);
+/* A request answered by a write given to the store without waiting (a
+ * submit: tasks.c, jobs.c). The store may answer before the handler
+ * returns, or later on its own thread: whoever comes second answers.
+ * api__write_begin before the write is given (p from
+ * api__pending_new_write, its data what build reads); api__write_answered
+ * from the store's answer, once that data is filled; api__write_returned
+ * after the write was given, as the handler's return: API_DONE with the
+ * answer built at once (p is dropped), or API_PENDING. */
+typedef struct api_write {
+  api_pending *pending;
+  atomic_int state; /* 0 asked, 1 answered first, 2 the handler returned */
+} api_write;
+void api__write_begin(api_write *w, api_pending *p);
+void api__write_answered(api_write *w);
+struct api_call;
+int api__write_returned(api_write *w, const struct api_call *c,
+                        api_build_fn build);
 /* Data the builder needs; owned by the pending request. */
 void api__pending_set_data(api_pending *p, void *data, void (*free_fn)(void *));
 void *api__pending_data(api_pending *p);

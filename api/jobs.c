@@ -13,7 +13,6 @@
  */
 #include "internal.h"
 
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,8 +112,7 @@ typedef struct job_wait {
   gr_future *future; /* a reference */
   job_end *je;       /* until the job is accepted */
   api_idem idem;
-  api_pending *pending;
-  atomic_int state;
+  api_write write;
   int rc;
   char id[GR_RECORD_ID_MAX];
 } job_wait;
@@ -125,7 +123,8 @@ static void job_wait_free(void *ud) {
   free(w);
 }
 
-static void job_answer(api_ctx *api, job_wait *w, api_response *r) {
+static void job_build(api_ctx *api, api_pending *p, api_response *r) {
+  job_wait *w = api__pending_data(p);
   if (w->rc != GR_OK) {
     api_call c = {.api = api, .resp = r};
     job_refused(&c, w->rc, &w->idem, w->id);
@@ -134,10 +133,6 @@ static void job_answer(api_ctx *api, job_wait *w, api_response *r) {
   char location[96];
   snprintf(location, sizeof location, "/v1/jobs/%s", w->id);
   api__accepted(r, w->id, w->future, location);
-}
-
-static void job_build(api_ctx *api, api_pending *p, api_response *r) {
-  job_answer(api, api__pending_data(p), r);
 }
 
 /* The store's answer, on whichever thread gave it: the job's place
@@ -156,9 +151,7 @@ static void job_started(void *ud, int rc, const char *id) {
     atomic_fetch_sub(&je->api->jobs_running, 1);
     free(je);
   }
-  int expect = 0;
-  if (!atomic_compare_exchange_strong(&w->state, &expect, 1))
-    api__pending_release(w->pending);
+  api__write_answered(&w->write);
 }
 
 int api__create_job(const api_call *c) {
@@ -199,23 +192,14 @@ int api__create_job(const api_call *c) {
   w->je = je;
   if (w->idem.key)
     w->idem.key = w->idem.text;
-  w->pending = p;
   api__pending_set_data(p, w, job_wait_free);
-  api__pending_hold(p);
+  api__write_begin(&w->write, p);
   gr_spawn sp = api__spawn_for(api, &s, f);
   sp.idem_key = w->idem.key;
   sp.idem_digest = w->idem.key ? w->idem.digest : NULL;
   /* a goroutine that cannot start is recorded as failed */
   gr_go_recorded_async(api->cfg.rt, &sp, job_started, w);
-  int expect = 0;
-  if (!atomic_compare_exchange_strong(&w->state, &expect, 2)) {
-    job_answer(api, w, r); /* answered already: no wait */
-    api__pending_discard(p);
-    return API_DONE;
-  }
-  *c->pending = p;
-  api__pending_arm(p);
-  return API_PENDING;
+  return api__write_returned(&w->write, c, job_build);
 }
 
 int api__get_job(const api_call *c) {

@@ -246,3 +246,28 @@ size_t api_pending_count(api_ctx *api) {
   pthread_mutex_unlock(&api->pending_mu);
   return n;
 }
+
+void api__write_begin(api_write *w, api_pending *p) {
+  w->pending = p;
+  atomic_init(&w->state, 0);
+  api__pending_hold(p);
+}
+
+void api__write_answered(api_write *w) {
+  int expect = 0;
+  if (!atomic_compare_exchange_strong(&w->state, &expect, 1))
+    api__pending_release(w->pending); /* the request waits: it wakes */
+}
+
+int api__write_returned(api_write *w, const struct api_call *c,
+                        api_build_fn build) {
+  int expect = 0;
+  if (!atomic_compare_exchange_strong(&w->state, &expect, 2)) {
+    build(c->api, w->pending, c->resp); /* answered already: no wait */
+    api__pending_discard(w->pending);
+    return API_DONE;
+  }
+  *c->pending = w->pending;
+  api__pending_arm(w->pending);
+  return API_PENDING;
+}

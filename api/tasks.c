@@ -11,7 +11,6 @@
  */
 #include "internal.h"
 
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,17 +81,13 @@ static void task_accepted(const api_call *c, const char *id, gr_future *f) {
 }
 
 /* A submit while the store writes its record: the request waits (it
- * costs no thread), and the store's answer wakes it. state says who
- * answers: the handler, when the answer came before it returned (0 -> 1,
- * by the answer), else the pending request (0 -> 2, by the handler). */
+ * costs no thread), and the store's answer wakes it (api_write). */
 typedef struct submit_wait {
-  api_ctx *api;
   gr_pool *pool;     /* a reference */
   gr_future *future; /* a reference */
   char name[GR_POOL_NAME_MAX + 1];
   api_idem idem;
-  api_pending *pending;
-  atomic_int state;
+  api_write write;
   int rc;
   char id[GR_RECORD_ID_MAX];
 } submit_wait;
@@ -104,7 +99,8 @@ static void submit_wait_free(void *ud) {
   free(w);
 }
 
-static void submit_answer(api_ctx *api, submit_wait *w, api_response *r) {
+static void submit_build(api_ctx *api, api_pending *p, api_response *r) {
+  submit_wait *w = api__pending_data(p);
   api_call c = {.api = api, .name = w->name, .resp = r};
   if (w->rc == GR_OK || w->rc == GR_EEXIST)
     task_accepted(&c, w->id, w->rc == GR_OK ? w->future : NULL);
@@ -112,17 +108,11 @@ static void submit_answer(api_ctx *api, submit_wait *w, api_response *r) {
     submit_refused(&c, w->pool, w->rc, &w->idem, w->id);
 }
 
-static void submit_build(api_ctx *api, api_pending *p, api_response *r) {
-  submit_answer(api, api__pending_data(p), r);
-}
-
 static void task_submitted(void *ud, int rc, const char *id) {
   submit_wait *w = ud;
   w->rc = rc;
   snprintf(w->id, sizeof w->id, "%s", id);
-  int expect = 0;
-  if (!atomic_compare_exchange_strong(&w->state, &expect, 1))
-    api__pending_release(w->pending);
+  api__write_answered(&w->write);
 }
 
 int api__submit_task(const api_call *c) {
@@ -156,28 +146,18 @@ int api__submit_task(const api_call *c) {
     free(w);
     return API_DONE;
   }
-  w->api = api;
   w->pool = pool;
   w->future = f;
   snprintf(w->name, sizeof w->name, "%s", c->name);
   if (w->idem.key)
     w->idem.key = w->idem.text;
-  w->pending = p;
   api__pending_set_data(p, w, submit_wait_free);
-  api__pending_hold(p);
+  api__write_begin(&w->write, p);
   gr_spawn sp = api__spawn_for(api, &s, f);
   sp.idem_key = w->idem.key;
   sp.idem_digest = w->idem.key ? w->idem.digest : NULL;
   gr_pool_submit_async(pool, &sp, 0, task_submitted, w);
-  int expect = 0;
-  if (!atomic_compare_exchange_strong(&w->state, &expect, 2)) {
-    submit_answer(api, w, r); /* answered already: no wait */
-    api__pending_discard(p);
-    return API_DONE;
-  }
-  *c->pending = p;
-  api__pending_arm(p);
-  return API_PENDING;
+  return api__write_returned(&w->write, c, submit_build);
 }
 
 int api__retry_task(const api_call *c) {
