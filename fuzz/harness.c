@@ -91,8 +91,8 @@ void fz_request(api_ctx *api, const api_request *req, api_response *resp) {
 /* ---- checking answers ---------------------------------------------------- */
 
 static int known_status(int status) {
-  static const int known[] = {200, 201, 202, 204, 400, 401,
-                              404, 405, 409, 413, 415, 429};
+  static const int known[] = {200, 201, 202, 204, 400, 401, 404,
+                              405, 409, 413, 415, 422, 429, 503};
   for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
     if (known[i] == status)
       return 1;
@@ -140,6 +140,7 @@ void fz_check_answer(const api_request *req, const api_response *r) {
             r->content_type);
   if ((r->status == 405 && !header(r, "Allow")) ||
       (r->status == 429 && !header(r, "Retry-After")) ||
+      (r->status == 503 && !header(r, "Retry-After")) ||
       (r->status == 401 && !header(r, "WWW-Authenticate")))
     fz_fail("%s %s: %d without its header", req->method, req->path, r->status);
   if (!problem && strcmp(r->content_type, "application/json") != 0)
