@@ -52,6 +52,7 @@ api_ctx *api_new(const api_config *cfg) {
     api_free(api);
     return NULL;
   }
+  api__jobs_adopt(api);
   return api;
 }
 

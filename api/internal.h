@@ -373,6 +373,10 @@ int api__create_job(const api_call *c);
 int api__get_job(const api_call *c);
 int api__await_jobs(const api_call *c);
 int api__retry_job(const api_call *c);
+/* At api_new: every job the runtime has unfinished (brought back from the
+ * store at start) is counted under max_jobs until it ends, and reported
+ * to on_job_end then, as a job started over HTTP is. */
+void api__jobs_adopt(api_ctx *api);
 
 /* lifecycle.c: the records of a pool's tasks when c->name is set, of jobs
  * otherwise. */

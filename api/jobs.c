@@ -74,6 +74,33 @@ static void job_ended(gr_future *f, void *ud) {
   free(je);
 }
 
+void api__jobs_adopt(api_ctx *api) {
+  enum { PAGE = 256 };
+  gr_record_entry *page = malloc(PAGE * sizeof *page);
+  if (!page)
+    return;
+  uint64_t before = 0;
+  for (;;) {
+    size_t n = gr_record_list(api->cfg.rt, NULL, -1, before, page, PAGE);
+    for (size_t i = 0; i < n; i++) {
+      job_end *je = GR_STATE_FINAL(gr_future_state(page[i].future))
+                        ? NULL
+                        : calloc(1, sizeof *je);
+      if (je) { /* it may end meanwhile: then job_ended runs at once */
+        je->api = api;
+        snprintf(je->id, sizeof je->id, "%s", page[i].id);
+        atomic_fetch_add(&api->jobs_running, 1);
+        gr_future_on_done(page[i].future, job_ended, je);
+      }
+      gr_future_unref(page[i].future);
+    }
+    if (n < PAGE)
+      break;
+    before = page[n - 1].seq;
+  }
+  free(page);
+}
+
 /* The answer to a job core did not start: rc, with id the earlier job's
  * for an idempotency key seen before. */
 static void job_refused(const api_call *c, int rc, const api_idem *idem,

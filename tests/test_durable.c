@@ -6,7 +6,8 @@
  *     (at most the tasks running at the kill), and none ran twice;
  *   - SIGTERM with queued work: it waits in the store and runs after the
  *     next start; work still running after the grace is interrupted;
- *   - pools come back with their definitions;
+ *   - pools come back with their definitions, and jobs that come back count
+ *     under --max-jobs;
  *   - a corrupt file or one that is not a store: the server refuses to
  *     start and says which file and what to do;
  *   - a full database: submits get 503 with Retry-After, nothing that got a
@@ -263,6 +264,86 @@ START_TEST(sigterm_keeps_queued_work_for_the_next_start) {
 }
 END_TEST
 
+/* A server on dir/g.db that runs at most one job at once. */
+static void start_one_job(ts_server *s, const char *dir) {
+  static char url[256];
+  snprintf(url, sizeof url, "sqlite:%s/g.db", dir);
+  const char *args[] = {"--workers", "2",          "--store", url, "--grace-ms",
+                        "300",       "--max-jobs", "1",       NULL};
+  ts_start(s, args, NULL);
+}
+
+/* POST /v1/jobs: its status, and the problem's type when refused. */
+static long start_job(ts_server *s, const char *body, char *id, size_t idlen,
+                      char *type, size_t typelen) {
+  ts_resp r = ts_call(s, "POST", "/v1/jobs", body, NULL);
+  long status = r.status;
+  if (id)
+    snprintf(id, idlen, "%s", status == 202 ? ts_str(&r, "id") : "");
+  if (type)
+    snprintf(type, typelen, "%s", status >= 400 ? ts_str(&r, "type") : "");
+  ts_release(&r);
+  return status;
+}
+
+START_TEST(restored_jobs_count_under_max_jobs) {
+  char dir[64], id[GR_RECORD_ID_MAX], other[GR_RECORD_ID_MAX], type[128];
+  t_tmpdir_make(dir, "gr_durable");
+  ts_server s;
+  start_one_job(&s, dir);
+  ck_assert_int_eq(start_job(&s,
+                             "{\"code\":\"goroutine.sleep(60000) return 1\","
+                             "\"max_attempts\":2}",
+                             id, sizeof id, NULL, 0),
+                   202);
+  ck_assert_int_eq(
+      start_job(&s, "{\"code\":\"return 2\"}", NULL, 0, type, sizeof type),
+      429);
+  usleep(100 * 1000); /* running */
+  ck_assert_int_eq(ts_stop(&s, SIGTERM), 0);
+  ts_cleanup(&s);
+
+  /* Its second attempt runs after the restart, and holds the one place. */
+  ts_server again;
+  start_one_job(&again, dir);
+  char path[160];
+  snprintf(path, sizeof path, "/v1/jobs/%s", id);
+  ts_resp q = {0};
+  for (int i = 0; i < 200; i++) {
+    q = ts_call(&again, "GET", path, NULL, NULL);
+    ck_assert_int_eq(q.status, 200);
+    if (json_integer_value(json_object_get(q.json, "attempt")) == 2 &&
+        strcmp(ts_str(&q, "state"), "running") == 0)
+      break;
+    ts_release(&q);
+    q.body = NULL;
+    usleep(20000);
+  }
+  ck_assert_msg(q.body != NULL, "the job did not run again");
+  ts_release(&q);
+  ck_assert_int_eq(
+      start_job(&again, "{\"code\":\"return 2\"}", NULL, 0, type, sizeof type),
+      429);
+  ck_assert_msg(strstr(type, "too-many-jobs"), "%s", type);
+  /* Once it ends, its place comes back. */
+  snprintf(path, sizeof path, "/v1/jobs/%s/cancel", id);
+  q = ts_call(&again, "POST", path, NULL, NULL);
+  ck_assert_int_eq(q.status, 202); /* asked to stop */
+  ts_release(&q);
+  long status = 0;
+  for (int i = 0; i < 200 && status != 202; i++) {
+    status = start_job(&again, "{\"code\":\"return 2\"}", other, sizeof other,
+                       NULL, 0);
+    if (status != 202)
+      usleep(20000);
+  }
+  ck_assert_int_eq(status, 202);
+  ck_assert_int_eq(ts_stop(&again, SIGTERM), 0);
+  ts_cleanup(&again);
+  t_tmpdir_remove(dir);
+}
+END_TEST
+
 /* ---- files the server will not start on ---------------------------------- */
 
 /* Runs `goroutined serve` on store url until it exits (at most 20 s):
@@ -385,6 +466,7 @@ static Suite *durable_suite(void) {
   tcase_set_timeout(tc, 240);
   tcase_add_test(tc, kill_9_under_load_loses_nothing);
   tcase_add_test(tc, sigterm_keeps_queued_work_for_the_next_start);
+  tcase_add_test(tc, restored_jobs_count_under_max_jobs);
   tcase_add_test(tc, corrupt_or_foreign_files_refuse_to_start);
   tcase_add_test(tc, full_database_answers_503_and_loses_nothing);
   suite_add_tcase(s, tc);

@@ -50,6 +50,8 @@ typedef struct api_config {
   void *on_job_end_ud;
 } api_config;
 
+/* Jobs the runtime already has unfinished (brought back from a durable
+ * store) count under max_jobs from now on, as if started here. */
 api_ctx *api_new(const api_config *cfg);
 /* Call after gr_runtime_free: every job's future must be final, since their
  * completion callbacks use the api. Every pending request must have been
