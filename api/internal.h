@@ -259,15 +259,18 @@ void api__pending_discard(api_pending *p);
  * returns, or later on its own thread: whoever comes second answers.
  * api__write_begin before the write is given (p from
  * api__pending_new_write, its data what build reads); api__write_answered
- * from the store's answer, once that data is filled; api__write_returned
+ * with the store's answer (kept in w), once the rest of that data is
+ * filled; api__write_returned
  * after the write was given, as the handler's return: API_DONE with the
  * answer built at once (p is dropped), or API_PENDING. */
 typedef struct api_write {
   api_pending *pending;
   atomic_int state; /* 0 asked, 1 answered first, 2 the handler returned */
+  int rc;           /* the store's answer: core's rc and id */
+  char id[GR_RECORD_ID_MAX];
 } api_write;
 void api__write_begin(api_write *w, api_pending *p);
-void api__write_answered(api_write *w);
+void api__write_answered(api_write *w, int rc, const char *id);
 struct api_call;
 int api__write_returned(api_write *w, const struct api_call *c,
                         api_build_fn build);

@@ -139,9 +139,7 @@ typedef struct job_wait {
   gr_future *future; /* a reference */
   job_end *je;       /* until the job is accepted */
   api_idem idem;
-  api_write write;
-  int rc;
-  char id[GR_RECORD_ID_MAX];
+  api_write write; /* with the store's rc and id */
 } job_wait;
 
 static void job_wait_free(void *ud) {
@@ -152,14 +150,14 @@ static void job_wait_free(void *ud) {
 
 static void job_build(api_ctx *api, api_pending *p, api_response *r) {
   job_wait *w = api__pending_data(p);
-  if (w->rc != GR_OK) {
+  if (w->write.rc != GR_OK) {
     api_call c = {.api = api, .resp = r};
-    job_refused(&c, w->rc, &w->idem, w->id);
+    job_refused(&c, w->write.rc, &w->idem, w->write.id);
     return;
   }
   char location[96];
-  snprintf(location, sizeof location, "/v1/jobs/%s", w->id);
-  api__accepted(r, w->id, w->future, location);
+  snprintf(location, sizeof location, "/v1/jobs/%s", w->write.id);
+  api__accepted(r, w->write.id, w->future, location);
 }
 
 /* The store's answer, on whichever thread gave it: the job's place
@@ -169,8 +167,6 @@ static void job_started(void *ud, int rc, const char *id) {
   job_wait *w = ud;
   job_end *je = w->je;
   w->je = NULL;
-  w->rc = rc;
-  snprintf(w->id, sizeof w->id, "%s", id);
   if (rc == GR_OK) {
     snprintf(je->id, sizeof je->id, "%s", id);
     gr_future_on_done(w->future, job_ended, je); /* may run at once */
@@ -178,7 +174,7 @@ static void job_started(void *ud, int rc, const char *id) {
     atomic_fetch_sub(&je->api->jobs_running, 1);
     free(je);
   }
-  api__write_answered(&w->write);
+  api__write_answered(&w->write, rc, id);
 }
 
 int api__create_job(const api_call *c) {
@@ -217,8 +213,6 @@ int api__create_job(const api_call *c) {
   je->api = api;
   w->future = f;
   w->je = je;
-  if (w->idem.key)
-    w->idem.key = w->idem.text;
   api__pending_set_data(p, w, job_wait_free);
   api__write_begin(&w->write, p);
   gr_spawn sp = api__spawn_for(api, &s, f);

@@ -11,6 +11,7 @@
  */
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 int api__wait_slot_take(api_ctx *api, api_response *r) {
@@ -253,7 +254,9 @@ void api__write_begin(api_write *w, api_pending *p) {
   api__pending_hold(p);
 }
 
-void api__write_answered(api_write *w) {
+void api__write_answered(api_write *w, int rc, const char *id) {
+  w->rc = rc;
+  snprintf(w->id, sizeof w->id, "%s", id);
   int expect = 0;
   if (!atomic_compare_exchange_strong(&w->state, &expect, 1))
     api__pending_release(w->pending); /* the request waits: it wakes */

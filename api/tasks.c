@@ -87,9 +87,7 @@ typedef struct submit_wait {
   gr_future *future; /* a reference */
   char name[GR_POOL_NAME_MAX + 1];
   api_idem idem;
-  api_write write;
-  int rc;
-  char id[GR_RECORD_ID_MAX];
+  api_write write; /* with the store's rc and id */
 } submit_wait;
 
 static void submit_wait_free(void *ud) {
@@ -102,17 +100,15 @@ static void submit_wait_free(void *ud) {
 static void submit_build(api_ctx *api, api_pending *p, api_response *r) {
   submit_wait *w = api__pending_data(p);
   api_call c = {.api = api, .name = w->name, .resp = r};
-  if (w->rc == GR_OK || w->rc == GR_EEXIST)
-    task_accepted(&c, w->id, w->rc == GR_OK ? w->future : NULL);
+  if (w->write.rc == GR_OK || w->write.rc == GR_EEXIST)
+    task_accepted(&c, w->write.id, w->write.rc == GR_OK ? w->future : NULL);
   else
-    submit_refused(&c, w->pool, w->rc, &w->idem, w->id);
+    submit_refused(&c, w->pool, w->write.rc, &w->idem, w->write.id);
 }
 
 static void task_submitted(void *ud, int rc, const char *id) {
   submit_wait *w = ud;
-  w->rc = rc;
-  snprintf(w->id, sizeof w->id, "%s", id);
-  api__write_answered(&w->write);
+  api__write_answered(&w->write, rc, id);
 }
 
 int api__submit_task(const api_call *c) {
@@ -149,8 +145,6 @@ int api__submit_task(const api_call *c) {
   w->pool = pool;
   w->future = f;
   snprintf(w->name, sizeof w->name, "%s", c->name);
-  if (w->idem.key)
-    w->idem.key = w->idem.text;
   api__pending_set_data(p, w, submit_wait_free);
   api__write_begin(&w->write, p);
   gr_spawn sp = api__spawn_for(api, &s, f);
