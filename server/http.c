@@ -548,6 +548,15 @@ static void prepare_timeout_answer(http_server *srv, int timeout_s) {
   srv->timeout_answer_len = len > 0 ? (size_t)len : 0;
 }
 
+size_t http_connection_memory(size_t max_head, size_t max_url) {
+  size_t need = max_head + max_head / 3; /* a quarter of it for the parsed */
+  if (need < max_url * 2)
+    need = max_url * 2;
+  if (need < 4096)
+    need = 4096;
+  return (need + 1023) / 1024 * 1024;
+}
+
 static struct MHD_Daemon *start_daemon(http_server *srv,
                                        const http_options *opt) {
   unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
@@ -563,9 +572,10 @@ static struct MHD_Daemon *start_daemon(http_server *srv,
       (unsigned int)opt->threads, MHD_OPTION_CONNECTION_LIMIT,
       (unsigned int)opt->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
       mhd_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-      (size_t)HTTP_CONNECTION_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, completed,
-      srv, MHD_OPTION_NOTIFY_CONNECTION, notify_connection, srv,
-      MHD_OPTION_UNESCAPE_CALLBACK, keep_escapes, NULL, MHD_OPTION_END);
+      http_connection_memory(opt->max_head, opt->max_url),
+      MHD_OPTION_NOTIFY_COMPLETED, completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
+      notify_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK, keep_escapes, NULL,
+      MHD_OPTION_END);
 }
 
 http_server *http_start(api_ctx *api, const http_options *opt, char *err,

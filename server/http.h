@@ -25,9 +25,15 @@ typedef struct http_options {
   size_t max_head; /* a longer request head gets 431 */
 } http_options;
 
-/* The most a request head may take in libmicrohttpd's memory: beyond it,
- * libmicrohttpd itself answers 414 or 431 with its own HTML body. */
-#define HTTP_CONNECTION_MEMORY (64 * 1024)
+/* The largest limits on a request head and a URL (--max-head, --max-url). */
+#define HTTP_MAX_HEAD_LIMIT (64 * 1024)
+#define HTTP_MAX_URL_LIMIT (32 * 1024)
+
+/* The memory libmicrohttpd gives each connection: what a head of max_head
+ * bytes (a URL of max_url) needs, with room for its parsed headers.
+ * libmicrohttpd clears it for every request, so it is no bigger than that:
+ * a body has a buffer of its own (the api's, sized to the body). */
+size_t http_connection_memory(size_t max_head, size_t max_url);
 
 http_server *http_start(api_ctx *api, const http_options *opt, char *err,
                         size_t errlen);

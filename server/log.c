@@ -2,13 +2,22 @@
  * log.c - the process's log: one structured line per event, logfmt by
  * default or JSON lines, on stderr or in a file that SIGHUP reopens.
  *
- * A line is built in a buffer and written with one write(2), so lines from
- * parallel goroutines never interleave. Every value is escaped for its
- * format and made valid UTF-8 (a byte that is not becomes U+FFFD), so any
- * line parses, whatever a snippet logged. Strings and numbers are written
- * by common/'s JSON writers, whose log style of escapes suits logfmt's
- * quoted values too. Writers hold a read lock on the file, reopening takes
- * the write lock: a line never goes to a closed descriptor.
+ * A line is built whole before it is written, so lines from parallel
+ * goroutines never interleave. Every value is escaped for its format and
+ * made valid UTF-8 (a byte that is not becomes U+FFFD), so any line
+ * parses, whatever a snippet logged. Strings and numbers are written by
+ * common/'s JSON writers, whose log style of escapes suits logfmt's quoted
+ * values too.
+ *
+ * Lines of the info and debug levels (one per request, one per task end:
+ * the many) wait in a buffer, written with one write(2) when it fills,
+ * when srv_log_flush is called (the serve loop does, a few times a
+ * second) and at exit, as nginx's access_log buffer= does: a write per
+ * line cost a tenth of a request's CPU. A warning, an error or a line
+ * that must be seen (GR_LOG_ALWAYS) writes what waits, then itself, at
+ * once. So a crash loses at most the last fraction of a second of info
+ * lines, never a warning. One lock keeps the buffer and the descriptor:
+ * a reopen writes what waits to the old file first.
  */
 #include "server.h"
 
@@ -28,7 +37,42 @@ static int min_level = GR_LOG_INFO;
 static int json_format;
 static char *log_path; /* NULL: stderr */
 static int log_fd = 2;
-static pthread_rwlock_t log_lock = PTHREAD_RWLOCK_INITIALIZER;
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Info and debug lines not written yet (log_mu). */
+#define LOG_BUFFER_SIZE (32 * 1024)
+static char pending[LOG_BUFFER_SIZE];
+static size_t pending_len;
+static pthread_once_t flush_at_exit_once = PTHREAD_ONCE_INIT;
+
+/* Caller holds log_mu: n bytes to the log, all of them. */
+static void write_all(const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(log_fd, p, n);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return; /* the log cannot take it: nothing better to do */
+    p += w;
+    n -= (size_t)w;
+  }
+}
+
+/* Caller holds log_mu. */
+static void flush_locked(void) {
+  write_all(pending, pending_len);
+  pending_len = 0;
+}
+
+void srv_log_flush(void) {
+  pthread_mutex_lock(&log_mu);
+  flush_locked();
+  pthread_mutex_unlock(&log_mu);
+}
+
+static void register_flush_at_exit(void) {
+  atexit(srv_log_flush);
+}
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -63,18 +107,20 @@ int srv_set_log_file(const char *path, char *err, size_t errlen) {
     snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
     return -1;
   }
-  pthread_rwlock_wrlock(&log_lock);
+  pthread_mutex_lock(&log_mu);
+  flush_locked();
   free(log_path);
   log_path = strdup(path);
   if (log_fd != 2)
     close(log_fd);
   log_fd = fd;
-  pthread_rwlock_unlock(&log_lock);
+  pthread_mutex_unlock(&log_mu);
   return 0;
 }
 
 int srv_log_reopen(void) {
-  pthread_rwlock_wrlock(&log_lock);
+  pthread_mutex_lock(&log_mu);
+  flush_locked(); /* what came before the rotation goes to the old file */
   int rc = 0;
   if (log_path) {
     int fd = open_log(log_path);
@@ -85,7 +131,7 @@ int srv_log_reopen(void) {
       rc = -1; /* keep writing to the old one */
     }
   }
-  pthread_rwlock_unlock(&log_lock);
+  pthread_mutex_unlock(&log_mu);
   return rc;
 }
 
@@ -186,36 +232,115 @@ static void put_str(line *l, const char *key, const char *value) {
   put(l, "\"", 1);
 }
 
-static void put_field(line *l, const srv_field *f) {
+/* v in decimal, at the end of buf (which holds 24 bytes at least);
+ * returns where it starts. */
+static char *decimal(long long v, char *end) {
+  unsigned long long u =
+      v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+  char *p = end;
+  do {
+    *--p = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0)
+    *--p = '-';
+  return p;
+}
+
+/* d with three decimals at most, trailing zeros dropped (0.25, 12.0, 0.001);
+ * NaN and infinities as null. Durations and such: one a line, so no
+ * printf. Beyond 2^53 thousandths, the JSON writer's shortest form. */
+static void put_thousandths(line *l, double d) {
   char num[48];
-  switch (f->kind) {
-  case 'i':
-    put_key(l, f->key);
-    snprintf(num, sizeof num, "%lld", f->i);
-    puts_(l, num);
-    break;
-  case 'f': /* three decimals at most; NaN and infinities as null */
-    put_key(l, f->key);
-    if (cm_json_double(round(f->d * 1000) / 1000, num) == 0)
+  double t = round(d * 1000);
+  if (!(fabs(t) < 9007199254740992.0)) {
+    if (cm_json_double(t / 1000, num) == 0)
       snprintf(num, sizeof num, "null");
     puts_(l, num);
+    return;
+  }
+  long long v = (long long)t;
+  long long whole = v / 1000, frac = v % 1000;
+  if (frac < 0)
+    frac = -frac;
+  char *end = num + sizeof num, *p = end;
+  if (frac) {
+    int digits = 3;
+    while (frac % 10 == 0) {
+      frac /= 10;
+      digits--;
+    }
+    for (int i = 0; i < digits; i++, frac /= 10)
+      *--p = (char)('0' + frac % 10);
+    *--p = '.';
+  } else { /* "2" would read back as an integer */
+    *--p = '0';
+    *--p = '.';
+  }
+  p = decimal(whole < 0 ? -whole : whole, p);
+  if (v < 0)
+    *--p = '-';
+  put(l, p, (size_t)(end - p));
+}
+
+static void put_field(line *l, const srv_field *f) {
+  char num[32];
+  switch (f->kind) {
+  case 'i': {
+    put_key(l, f->key);
+    char *p = decimal(f->i, num + sizeof num);
+    put(l, p, (size_t)(num + sizeof num - p));
+    break;
+  }
+  case 'f':
+    put_key(l, f->key);
+    put_thousandths(l, f->d);
     break;
   default:
     put_str(l, f->key, f->s ? f->s : "");
   }
 }
 
-static void write_line(int level, uint64_t gid, const char *msg,
-                       const srv_field *fields, size_t n) {
-  if (level == GR_LOG_ALWAYS)
-    level = GR_LOG_INFO;
+/* The time of a line, as 2026-12-03T17:56:09.123Z. The date and time to
+ * the second are made once a second per thread. */
+static void time_stamp(char stamp[48]) {
+  static _Thread_local time_t second = -1;
+  static _Thread_local char when[24];
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  struct tm tm;
-  gmtime_r(&ts.tv_sec, &tm);
-  char stamp[64], when[32];
-  strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(stamp, sizeof stamp, "%s.%03ldZ", when, ts.tv_nsec / 1000000);
+  if (ts.tv_sec != second) {
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    second = ts.tv_sec;
+  }
+  snprintf(stamp, 48, "%s.%03dZ", when, (int)(ts.tv_nsec / 1000000));
+}
+
+/* Writes l: into the buffer for the levels below a warning, else at once
+ * after what the buffer holds. */
+static void emit(const line *l, int now) {
+  if (!now)
+    pthread_once(&flush_at_exit_once, register_flush_at_exit);
+  pthread_mutex_lock(&log_mu);
+  if (now || pending_len + l->len > sizeof pending)
+    flush_locked();
+  if (now) {
+    write_all(l->buf, l->len);
+  } else {
+    memcpy(pending + pending_len, l->buf, l->len);
+    pending_len += l->len;
+  }
+  pthread_mutex_unlock(&log_mu);
+}
+
+static void write_line(int level, uint64_t gid, const char *msg,
+                       const srv_field *fields, size_t n) {
+  int now = level >= GR_LOG_WARN;
+  if (level == GR_LOG_ALWAYS)
+    level = GR_LOG_INFO;
+  char stamp[48];
+  time_stamp(stamp);
 
   line l;
   l.len = 0;
@@ -229,11 +354,7 @@ static void write_line(int level, uint64_t gid, const char *msg,
   for (size_t i = 0; i < n; i++)
     put_field(&l, &fields[i]);
   put(&l, json_format ? "}\n" : "\n", json_format ? 2 : 1);
-
-  pthread_rwlock_rdlock(&log_lock);
-  ssize_t w = write(log_fd, l.buf, l.len);
-  pthread_rwlock_unlock(&log_lock);
-  (void)w;
+  emit(&l, now);
 }
 
 static int enabled(int level) {

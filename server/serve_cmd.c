@@ -57,11 +57,12 @@ static const char *signal_name(int sig) {
 }
 
 /* The main thread's watch: a signal, or a quarter of a second to cut off
- * slow clients. Returns the signal (0 if none came); SIGHUP reopens the
- * log file here. */
+ * slow clients, and writes the log lines that wait. Returns the signal (0
+ * if none came); SIGHUP reopens the log file here. */
 static int watch(http_server *srv, const sigset_t *signals, int64_t ms) {
   struct timespec wait = {ms / 1000, (ms % 1000) * 1000000};
   int sig = sigtimedwait(signals, NULL, &wait);
+  srv_log_flush();
   if (sig == SIGHUP && srv_log_reopen() != 0)
     srv_logf(GR_LOG_ERROR, "SIGHUP: cannot reopen the log file; the log goes "
                            "on in the old one");

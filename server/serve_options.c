@@ -101,7 +101,7 @@ static const char serve_usage[] =
     "  --max-url SIZE         longest URL, query included (8K) "
     "[GOROUTINED_MAX_URL]\n"
     "  --max-head SIZE        longest request head: request line and\n"
-    "                         headers (32K) [GOROUTINED_MAX_HEAD]\n";
+    "                         headers (16K) [GOROUTINED_MAX_HEAD]\n";
 
 enum {
   O_LISTEN,
@@ -179,7 +179,7 @@ static cm_option options[O_COUNT] = {
     [O_GRACE] = {"--grace-ms", "GOROUTINED_GRACE_MS", "10000"},
     [O_IDLE_TIMEOUT] = {"--idle-timeout", "GOROUTINED_IDLE_TIMEOUT", "30"},
     [O_MAX_URL] = {"--max-url", "GOROUTINED_MAX_URL", "8K"},
-    [O_MAX_HEAD] = {"--max-head", "GOROUTINED_MAX_HEAD", "32K"},
+    [O_MAX_HEAD] = {"--max-head", "GOROUTINED_MAX_HEAD", "16K"},
     [O_STORE] = {"--store", "GOROUTINED_STORE", "sqlite:goroutined.db"},
     [O_SYNC] = {"--sync", "GOROUTINED_SYNC", "normal"},
     [O_HELP] = {"--help", .no_value = 1, .set = cm_option_stop},
@@ -246,8 +246,8 @@ static int read_numbers(serve_settings *s) {
       {O_INLINE_BUDGET, 0, 100000, 0, &s->inline_budget_us},
       {O_GRACE, 0, 3600 * 1000, 0, &s->grace_ms},
       {O_IDLE_TIMEOUT, 1, 3600, 0, &s->idle_timeout_s},
-      {O_MAX_URL, 256, HTTP_CONNECTION_MEMORY / 2, 1, &s->max_url},
-      {O_MAX_HEAD, 1024, HTTP_CONNECTION_MEMORY * 3 / 4, 1, &s->max_head},
+      {O_MAX_URL, 256, HTTP_MAX_URL_LIMIT, 1, &s->max_url},
+      {O_MAX_HEAD, 1024, HTTP_MAX_HEAD_LIMIT, 1, &s->max_head},
       {O_MAX_POOLS, 0, 1000000, 0, &s->max_pools},
       {O_MAX_QUEUED, 0, 100000000, 0, &s->max_queued},
       {O_MAX_JOBS, 0, 100000000, 0, &s->max_jobs},

@@ -55,6 +55,9 @@ int srv_set_log_file(const char *path, char *err, size_t errlen);
 /* Reopens the log file (after a rotation: SIGHUP); -1 if it cannot, and
  * the log goes on in the old one. */
 int srv_log_reopen(void);
+/* Writes the info and debug lines that wait in the log's buffer (call it
+ * a few times a second; exit does it too). */
+void srv_log_flush(void);
 
 /* What `goroutined serve` is told (serve_options.c): numbers in the unit
  * their option names. */

@@ -4,7 +4,8 @@
  * one line per request (method, route, status, duration, bytes) and one
  * per pool task end (pool, task, state, duration), whatever a snippet
  * logs (quotes, newlines, bytes that are not UTF-8); no token, snippet code,
- * argument or error text at info level; SIGHUP reopens --log-file.
+ * argument or error text at info level; SIGHUP reopens --log-file; a
+ * warning is written at once, after the info lines that wait.
  */
 #include "t_server.h"
 
@@ -339,6 +340,29 @@ START_TEST(json_lines_to_a_file_reopened_on_sighup) {
 }
 END_TEST
 
+/* Info lines wait in a buffer; a warning writes them, then itself, at
+ * once: it is in the file when the request that logged it is answered,
+ * after the info line logged before it. */
+START_TEST(a_warning_is_written_at_once_after_what_waits) {
+  const char *args[] = {"--token", TOKEN, NULL};
+  ts_server s;
+  ts_start(&s, args, NULL);
+  ts_resp r = ts_call(&s, "POST", "/v1/run",
+                      "{\"code\":\"log.info('INFO-FIRST') "
+                      "log.warn('WARN-SECOND') return 1\"}",
+                      TOKEN);
+  ck_assert_int_eq(r.status, 200);
+  ts_release(&r);
+  char *text = ts_read_file(s.log);
+  const char *info = strstr(text, "INFO-FIRST");
+  const char *warn = strstr(text, "WARN-SECOND");
+  ck_assert_msg(info && warn && info < warn, "not in order at once:\n%s", text);
+  free(text);
+  ck_assert_int_eq(ts_stop(&s, SIGTERM), 0);
+  ts_cleanup(&s);
+}
+END_TEST
+
 START_TEST(bad_log_options_are_refused) {
   char dir[64];
   t_tmpdir_make(dir, "gr_logs");
@@ -372,6 +396,7 @@ static Suite *logs_suite(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, logfmt_lines_parse);
   tcase_add_test(tc, json_lines_to_a_file_reopened_on_sighup);
+  tcase_add_test(tc, a_warning_is_written_at_once_after_what_waits);
   tcase_add_test(tc, bad_log_options_are_refused);
   suite_add_tcase(s, tc);
   return s;
