@@ -9,6 +9,7 @@
  * Each rate is the median of three runs. Not a test: it asserts nothing.
  *
  *   build/normal/bench/bench_runtime [--workers N] [--no-reuse]
+ *   build/normal/bench/bench_runtime --floor      (the floor alone)
  */
 #include "goroutine.h"
 #include "modules.h"
@@ -190,8 +191,16 @@ int main(int argc, char **argv) {
       config.workers = atoi(argv[++i]);
     else if (strcmp(argv[i], "--no-reuse") == 0)
       config.no_state_reuse = 1;
-    else {
-      fprintf(stderr, "usage: %s [--workers N] [--no-reuse]\n", argv[0]);
+    else if (strcmp(argv[i], "--floor") == 0) {
+      /* the floor alone, for other benchmarks to print beside theirs */
+      double floor = openlibs_rate();
+      printf("%.0f lua_newstate+luaL_openlibs+lua_close per second (%.1f us "
+             "each)\n",
+             floor, 1e6 / floor);
+      return 0;
+    } else {
+      fprintf(stderr, "usage: %s [--workers N] [--no-reuse] [--floor]\n",
+              argv[0]);
       return 2;
     }
   }

@@ -12,6 +12,12 @@
 #      statistics), against bench/mhd_fixed, a minimal libmicrohttpd server
 #      that answers the same JSON as a fixed buffer (the ceiling of the HTTP
 #      library goroutined is built on).
+# Both again on a second goroutined at the default log level (a line per
+# request, to a file), to show what the log costs. Beside each figure: the
+# server's CPU time per request (user + system, from /proc, its threads or
+# nginx's workers included), which the machine's drift moves less than the
+# rates, and the machine's floor (bench_runtime --floor), so that figures
+# from other machines compare.
 # The runs of the servers alternate (goroutined, yardstick, goroutined, ...)
 # so that drifts of the machine hit both alike. Figures vary by 15-25% from
 # one run to the next here: compare only the figures of one run.
@@ -208,18 +214,39 @@ median() {
 
 # bench KEY URL [SCRIPT]: one wrk run; appends its req/s and p99 (ms) to
 # rps_KEY and p99_KEY.
-declare -A rps p99 errs
+declare -A rps p99 errs cpu server_pids
+clk_tck=$(getconf CLK_TCK)
+# The CPU time (user + system, in clock ticks) the processes given have
+# used so far, threads included.
+cpu_ticks() {
+  local pid t=0 v
+  for pid in "$@"; do
+    v=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
+    t=$((t + v))
+  done
+  echo "$t"
+}
+
 bench() {
-  local key=$1 url=$2 script=${3:-} out r l bad
+  local key=$1 url=$2 script=${3:-} out r l bad n c0 c1
   local args=(-t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency)
   [ -n "$script" ] && args+=(-s "$script")
+  # shellcheck disable=SC2086 # a list of pids
+  c0=$(cpu_ticks ${server_pids[$key]})
   # In the background, so that a signal stops the script at once (bash runs
   # traps during `wait`, not during a command in the foreground).
   timeout $((dur_s + 60)) wrk "${args[@]}" "$url" >"$work/wrk.out" 2>&1 &
   wrk_pid=$!
   wait "$wrk_pid" || die "wrk on $url failed: $(cat "$work/wrk.out")"
   wrk_pid=""
+  # shellcheck disable=SC2086
+  c1=$(cpu_ticks ${server_pids[$key]})
   out=$(cat "$work/wrk.out")
+  # "123456 requests in 10.00s": the server's CPU per request, in us.
+  n=$(awk '/ requests in / { print $1 }' <<<"$out")
+  { [ -n "$n" ] && [ "$n" -gt 0 ]; } || die "cannot read wrk's request count for $url: $out"
+  cpu[$key]="${cpu[$key]:-} $(awk -v t=$((c1 - c0)) -v hz="$clk_tck" -v n="$n" \
+    'BEGIN { printf "%.2f", t * 1e6 / hz / n }')"
   r=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
   l=$(awk '$1 == "99%" { print $2 }' <<<"$out")
   { [ -n "$r" ] && [ -n "$l" ]; } || die "cannot read wrk's output for $url: $out"
@@ -233,7 +260,7 @@ bench() {
   errs[$key]=$((${errs[$key]:-0} + bad))
   local note=""
   [ "$bad" -gt 0 ] && note=", $bad errors/non-2xx"
-  say "  $key: $(printf '%.0f' "$r") req/s, p99 $l ms$note"
+  say "  $key: $(printf '%.0f' "$r") req/s, p99 $l ms, server CPU $(awk '{ print $NF }' <<<"${cpu[$key]}") us/req$note"
 }
 
 # ---------------------------------------------------------------- servers
@@ -255,6 +282,23 @@ for ((i = 0; i < 100; i++)); do
 done
 [ -n "$gd_port" ] || die "cannot find goroutined's port after 10 s"
 gd="http://127.0.0.1:$gd_port"
+
+# The same at the default log level (a line per request, to a file), to
+# see what the log costs.
+"$goroutined" serve --listen 127.0.0.1:0 --store memory: --log-file "$work/goroutined_info.log" \
+  2>"$work/goroutined_info.err" &
+gdl_pid=$!
+pids+=("$gdl_pid")
+gdl_port=""
+for ((i = 0; i < 100; i++)); do
+  kill -0 "$gdl_pid" 2>/dev/null || { cat "$work/goroutined_info.err" >&2; die "goroutined exited at start"; }
+  gdl_port=$(grep -o 'listening on http://127\.0\.0\.1:[0-9]*' "$work/goroutined_info.log" 2>/dev/null |
+    head -1 | sed 's/.*://' || true)
+  [ -n "$gdl_port" ] && break
+  sleep 0.1
+done
+[ -n "$gdl_port" ] || die "cannot find the second goroutined's port after 10 s"
+gdl="http://127.0.0.1:$gdl_port"
 
 # nginx with the Lua module, in its own prefix.
 ng_port=$(free_port)
@@ -328,6 +372,7 @@ mhd_pid=$!
 pids+=("$mhd_pid")
 
 wait_listening "$gd_pid" "$gd_port" goroutined
+wait_listening "$gdl_pid" "$gdl_port" goroutined
 wait_listening "$nginx_pid" "$ng_port" nginx
 wait_listening "$mhd_pid" "$mhd_port" mhd_fixed
 ng="http://127.0.0.1:$ng_port"
@@ -354,6 +399,18 @@ code=$(curl -s -m 10 -o "$work/pool.json" -w '%{http_code}' -X POST "$gd/v1/pool
 [ "$code" = 201 ] || die "creating pool bench: expected 201, got $code: $(cat "$work/pool.json")"
 check_answer "goroutined GET /v1/pools/bench" '"name":"bench"' "$gd/v1/pools/bench"
 check_answer "mhd_fixed GET" '"name":"bench"' "$mhd/v1/pools/bench"
+code=$(curl -s -m 10 -o "$work/pool.json" -w '%{http_code}' -X POST "$gdl/v1/pools" \
+  -H 'Content-Type: application/json' -d '{"name":"bench","workers":2}') || true
+[ "$code" = 201 ] || die "creating pool bench (info log): expected 201, got $code: $(cat "$work/pool.json")"
+
+# Whose CPU each scenario counts: nginx's master and its workers.
+nginx_all="$nginx_pid $(ps -o pid= --ppid "$nginx_pid" | tr '\n' ' ')"
+server_pids=([A_gd]="$gd_pid" [A_ng]="$nginx_all" [B_gd]="$gd_pid" [B_mhd]="$mhd_pid"
+  [A_gdl]="$gdl_pid" [B_gdl]="$gdl_pid")
+
+# The machine's floor, measured now: figures of other machines compare as
+# multiples of it.
+floor=$("$root/build/normal/bench/bench_runtime" --floor) || die "bench_runtime --floor failed"
 
 # ---------------------------------------------------------------- runs
 # Other work on the machine skews every figure: note the load before the runs.
@@ -363,46 +420,64 @@ for ((run = 1; run <= RUNS; run++)); do
   say "run $run/$RUNS"
   bench A_gd "$gd/v1/run" "$work/post_gd.lua"
   bench A_ng "$ng/run" "$work/post_ng.lua"
+  bench A_gdl "$gdl/v1/run" "$work/post_gd.lua"
   bench B_gd "$gd/v1/pools/bench"
   bench B_mhd "$mhd/v1/pools/bench"
+  bench B_gdl "$gdl/v1/pools/bench"
 done
 
 # Servers that died during the runs make the figures meaningless.
-for pid in "$gd_pid" "$nginx_pid" "$mhd_pid"; do
+for pid in "$gd_pid" "$gdl_pid" "$nginx_pid" "$mhd_pid"; do
   kill -0 "$pid" 2>/dev/null || die "a server (pid $pid) died during the runs"
 done
 
 # ---------------------------------------------------------------- report
-declare -A med_r med_l
-for key in A_gd A_ng B_gd B_mhd; do
+declare -A med_r med_l med_c
+for key in A_gd A_ng A_gdl B_gd B_mhd B_gdl; do
   # shellcheck disable=SC2086 # the lists are space-separated numbers
   med_r[$key]=$(median ${rps[$key]})
   # shellcheck disable=SC2086
   med_l[$key]=$(median ${p99[$key]})
+  # shellcheck disable=SC2086
+  med_c[$key]=$(median ${cpu[$key]})
 done
 row() {
   local note=""
   [ "${errs[$3]}" -gt 0 ] && note="  (${errs[$3]} errors/non-2xx)"
-  printf '%-34s %-14s %20.0f %12.2f ms%s\n' "$1" "$2" "${med_r[$3]}" "${med_l[$3]}" "$note"
+  printf '%-34s %-18s %10.0f %9.2f ms %12.1f us%s\n' "$1" "$2" "${med_r[$3]}" "${med_l[$3]}" \
+    "${med_c[$3]}" "$note"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-verdict() { awk -v r="$1" 'BEGIN { print (r >= 0.8 ? "met" : "NOT met") }'; }
+# verdict RATIO TARGET: met when RATIO >= TARGET.
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r >= t ? "met" : "NOT met") }'; }
 ra=$(ratio "${med_r[A_gd]}" "${med_r[A_ng]}")
 rb=$(ratio "${med_r[B_gd]}" "${med_r[B_mhd]}")
+# CPU per request: nginx's over ours (>= 1: ours is no more than nginx's).
+rca=$(ratio "${med_c[A_ng]}" "${med_c[A_gd]}")
+# The default log level against warn: within 5% means a ratio >= 0.95.
+rla=$(ratio "${med_r[A_gdl]}" "${med_r[A_gd]}")
+rlb=$(ratio "${med_r[B_gdl]}" "${med_r[B_gd]}")
 
 echo
 echo "HTTP benchmark, 127.0.0.1, wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, median of $RUNS run(s)"
-printf '%-34s %-14s %20s %15s\n' scenario server "req/s" "p99"
+echo "floor of this machine: $floor"
+printf '%-34s %-18s %10s %12s %15s\n' scenario server "req/s" "p99" "server CPU/req"
 row "A POST /v1/run return 1+1" goroutined A_gd
 row "A (POST /run, body return 1+1)" nginx-lua A_ng
+row "A POST /v1/run, default log level" "goroutined (info)" A_gdl
 row "B GET /v1/pools/bench" goroutined B_gd
 row "B (fixed JSON body)" "minimal MHD" B_mhd
-echo "ratios: A goroutined/nginx-lua = $ra (target >= 0.8: $(verdict "$ra"));" \
-  "B goroutined/MHD = $rb (target >= 0.8: $(verdict "$rb"))"
+row "B GET, default log level" "goroutined (info)" B_gdl
+echo "ratios: A goroutined/nginx-lua = $ra (target >= 1.1: $(verdict "$ra" 1.1));" \
+  "A CPU per request, nginx-lua/goroutined = $rca (target >= 1.0: $(verdict "$rca" 1.0));" \
+  "B goroutined/MHD = $rb (target >= 1.0: $(verdict "$rb" 1.0))"
+echo "the default log level against warn: A $rla, B $rlb (target >= 0.95:" \
+  "A $(verdict "$rla" 0.95), B $(verdict "$rlb" 0.95))"
 # shellcheck disable=SC2086 # the lists are space-separated numbers
 runs_of() { printf '%.0f ' ${rps[$1]} | sed 's/ $//'; }
 echo "each run, req/s: A goroutined $(runs_of A_gd) | A nginx-lua $(runs_of A_ng)" \
-  "| B goroutined $(runs_of B_gd) | B MHD $(runs_of B_mhd)"
+  "| A info $(runs_of A_gdl) | B goroutined $(runs_of B_gd) | B MHD $(runs_of B_mhd)" \
+  "| B info $(runs_of B_gdl)"
 echo "versions: $("$goroutined" version 2>&1);" \
   "$(nginx -v 2>&1 | sed 's/^nginx version: //') + lua module $(dpkg-query -W -f='${Version}' libnginx-mod-http-lua);" \
   "$(wrk -v 2>&1 | head -1 | awk '{ print $1, $2, $3 }');" \
