@@ -150,6 +150,12 @@ int api_precheck(api_ctx *api, const char *method, const char *path,
   return refused;
 }
 
+int api_precheck_target(api_ctx *api, const api_target *t, const char *method,
+                        const char *authorization, long long content_length,
+                        api_response *resp) {
+  return precheck(api, &t->m, method, authorization, content_length, resp);
+}
+
 void api_too_large(api_ctx *api, api_response *resp) {
   api__problem(resp, 413, "too-large", "Content Too Large",
                json_pack("{s:I}", "max_body", (json_int_t)api->cfg.max_body),
@@ -165,12 +171,17 @@ int api_handle(api_ctx *api, const api_request *req, api_response *resp,
                api_pending **pending, api_wake_fn wake, void *ud) {
   memset(resp, 0, sizeof *resp);
   *pending = NULL;
-  api_match m;
-  api__match(&m, req->method, req->path);
+  api_match own;
+  const api_match *m = &own;
+  if (req->target)
+    m = &req->target->m;
+  else
+    api__match(&own, req->method, req->path);
   int rc = API_DONE;
-  if (!precheck(api, &m, req->method, req->authorization,
+  if (!precheck(api, m, req->method, req->authorization,
                 (long long)req->body_len, resp))
-    rc = api__dispatch(api, &m, req, resp, pending, wake, ud);
-  api__match_free(&m);
+    rc = api__dispatch(api, m, req, resp, pending, wake, ud);
+  if (!req->target)
+    api__match_free(&own);
   return rc;
 }

@@ -335,6 +335,10 @@ typedef struct api_match {
   const char *name, *id;  /* the captured parameters, or NULL */
 } api_match;
 
+struct api_target {
+  api_match m;
+};
+
 /* method may be NULL (only the route is wanted). api__match_free after. */
 void api__match(api_match *m, const char *method, const char *path);
 void api__match_free(api_match *m);

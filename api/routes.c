@@ -17,6 +17,7 @@
 #include "internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define GET(fn, flags) [API_GET] = {fn, flags}
@@ -217,12 +218,34 @@ int api__dispatch(api_ctx *api, const api_match *m, const api_request *req,
   return op->handler(&c);
 }
 
+static const char *route_label(const api_match *m) {
+  return m->route ? m->route->pattern : "other";
+}
+
 const char *api_route_of(const char *path) {
   api_match m;
   api__match(&m, NULL, path);
-  const char *label = m.route ? m.route->pattern : "other";
+  const char *label = route_label(&m);
   api__match_free(&m);
   return label;
+}
+
+api_target *api_target_new(const char *method, const char *path) {
+  api_target *t = malloc(sizeof *t);
+  if (t)
+    api__match(&t->m, method, path);
+  return t;
+}
+
+const char *api_target_route(const api_target *t) {
+  return route_label(&t->m);
+}
+
+void api_target_free(api_target *t) {
+  if (!t)
+    return;
+  api__match_free(&t->m);
+  free(t);
 }
 
 int api__route_slot(const char *route) {

@@ -78,7 +78,8 @@ typedef struct conn_state {
   conn_track *track;
   int64_t start_ns;
   char method[16];
-  const char *route; /* a static pattern */
+  const char *route;  /* a static pattern */
+  api_target *target; /* the route, matched once for the whole request */
   char *path;
   char *body;
   size_t len, cap;
@@ -218,7 +219,14 @@ static conn_state *new_state(http_server *srv, struct MHD_Connection *conn,
   cs->start_ns = gr_now_ns();
   snprintf(cs->method, sizeof cs->method, "%s", method);
   cs->path = strndup(url, 256); /* for the log: enough to tell what it was */
-  cs->route = api_route_of(url);
+  cs->target = api_target_new(method, url);
+  if (!cs->path || !cs->target) {
+    free(cs->path);
+    api_target_free(cs->target);
+    free(cs);
+    return NULL;
+  }
+  cs->route = api_target_route(cs->target);
   const union MHD_ConnectionInfo *info =
       MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
   cs->track = info ? info->socket_context : NULL;
@@ -326,7 +334,7 @@ static enum MHD_Result first_call(http_server *srv, conn_state *cs,
                                                  MHD_HTTP_HEADER_AUTHORIZATION);
   long long declared = content_length(conn);
   if (head_too_large(srv, conn, url, &r) ||
-      api_precheck(srv->api, method, url, auth, declared, &r)) {
+      api_precheck_target(srv->api, cs->target, method, auth, declared, &r)) {
     if (r.status == 413 && drain_declared(srv, conn, declared)) {
       api_response_free(&r); /* the same 413 comes after the body */
       cs->too_large = 1;
@@ -429,6 +437,7 @@ static enum MHD_Result last_call(http_server *srv, conn_state *cs,
           MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key"),
       .body = cs->body ? cs->body : "",
       .body_len = cs->len,
+      .target = cs->target,
   };
   api_pending *pending;
   int rc = api_handle(srv->api, &req, &r, &pending, wake, cs);
@@ -508,6 +517,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   pthread_mutex_destroy(&cs->mu);
   free(cs->body);
   free(cs->path);
+  api_target_free(cs->target);
   free(cs);
   *con_cls = NULL;
 }

@@ -180,19 +180,23 @@ static void no_wake(void *ud) {
   (void)ud;
 }
 
-/* Asks like the server does, without a body. None of these requests may
- * wait: with no body, unknown ids and no pool, each is answered at once.
- * The caller frees resp. */
+/* Asks like the server does (the route matched once, beforehand), without
+ * a body. None of these requests may wait: with no body, unknown ids and
+ * no pool, each is answered at once. The caller frees resp. */
 static int ask(api_ctx *a, const char *method, const char *path,
                const char *auth, api_response *resp) {
+  api_target *t = api_target_new(method, path);
+  ck_assert_ptr_nonnull(t);
   api_request req = {.method = method,
                      .path = path,
                      .authorization = auth,
                      .body = "",
-                     .body_len = 0};
+                     .body_len = 0,
+                     .target = t};
   api_pending *p;
   ck_assert_msg(api_handle(a, &req, resp, &p, no_wake, NULL) == API_DONE,
                 "%s %s waits", method, path);
+  api_target_free(t);
   return resp->status;
 }
 
@@ -306,10 +310,14 @@ START_TEST(paths_get_their_route_label) {
       {"*", "other"},
       {"", "other"},
   };
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     ck_assert_msg(strcmp(api_route_of(cases[i].path), cases[i].route) == 0,
                   "%s: %s, expected %s", cases[i].path,
                   api_route_of(cases[i].path), cases[i].route);
+    api_target *t = api_target_new("GET", cases[i].path);
+    ck_assert_str_eq(api_target_route(t), cases[i].route);
+    api_target_free(t);
+  }
 }
 END_TEST
 
@@ -355,6 +363,15 @@ START_TEST(read_token_gets_403_where_it_may_not_go) {
         api_precheck(a, q.method, q.path, "Bearer read-token", -1, &r);
     ck_assert_msg(refused == op->forbids_read, "%s: api_precheck %s", q.what,
                   refused ? "refused it" : "let it through");
+    api_target *t = api_target_new(q.method, q.path);
+    api_response again;
+    memset(&again, 0, sizeof again);
+    ck_assert_int_eq(
+        api_precheck_target(a, t, q.method, "Bearer read-token", -1, &again),
+        refused);
+    ck_assert_int_eq(again.status, r.status);
+    api_response_free(&again);
+    api_target_free(t);
     if (refused)
       expect_problem(&r, 403, "this token may only read", q.what);
     api_response_free(&r);

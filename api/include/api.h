@@ -58,6 +58,15 @@ api_ctx *api_new(const api_config *cfg);
  * finished too (api_wake_all, then api_finish each). */
 void api_free(api_ctx *api);
 
+/* A request's path matched against the routes, once for all that asks
+ * (api_target_route, api_precheck_target, api_handle). */
+typedef struct api_target api_target;
+/* NULL when out of memory. */
+api_target *api_target_new(const char *method, const char *path);
+/* The route's pattern, or "other" (see api_route_of). */
+const char *api_target_route(const api_target *t);
+void api_target_free(api_target *t);
+
 typedef struct api_request {
   const char *method;          /* "GET", "POST", ... */
   const char *path;            /* percent-encoded, without the query */
@@ -67,6 +76,8 @@ typedef struct api_request {
   const char *idempotency_key; /* the Idempotency-Key header, or NULL */
   const char *body;
   size_t body_len;
+  /* method and path matched already, or NULL (api_handle matches them) */
+  const api_target *target;
 } api_request;
 
 #define API_MAX_HEADERS 4
@@ -104,6 +115,10 @@ void api_finish(api_ctx *api, api_pending *pending, api_response *resp);
 int api_precheck(api_ctx *api, const char *method, const char *path,
                  const char *authorization, long long content_length,
                  api_response *resp);
+/* The same for a request matched already (t: its method and path). */
+int api_precheck_target(api_ctx *api, const api_target *t, const char *method,
+                        const char *authorization, long long content_length,
+                        api_response *resp);
 /* The 413 answer for a body that grew past the limit while read. */
 void api_too_large(api_ctx *api, api_response *resp);
 /* A problem+json answer for what the server layer refuses on its own (a
