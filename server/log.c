@@ -306,15 +306,24 @@ static void put_field(line *l, const srv_field *f) {
 static void time_stamp(char stamp[48]) {
   static _Thread_local time_t second = -1;
   static _Thread_local char when[24];
+  static _Thread_local size_t when_len;
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   if (ts.tv_sec != second) {
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    when_len = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
     second = ts.tv_sec;
   }
-  snprintf(stamp, 48, "%s.%03dZ", when, (int)(ts.tv_nsec / 1000000));
+  int ms = (int)(ts.tv_nsec / 1000000);
+  memcpy(stamp, when, when_len);
+  char *p = stamp + when_len;
+  *p++ = '.';
+  *p++ = (char)('0' + ms / 100);
+  *p++ = (char)('0' + ms / 10 % 10);
+  *p++ = (char)('0' + ms % 10);
+  *p++ = 'Z';
+  *p = '\0';
 }
 
 /* Writes l: into the buffer for the levels below a warning, else at once
