@@ -29,7 +29,10 @@
  *
  * PARTS names the parts to run (default 1234); CLIENTS sets how many
  * clients submit (parts 1 to 3; default 4, and part 1 sweeps 4, 16, 32);
- * ONLY_SQLITE=1 skips part 1's memory runs (to profile the other).
+ * ONLY=sqlite or ONLY=memory runs part 1 on that store alone (to profile
+ * it);
+ * TASKS sets how many tasks each run of part 1 submits (default 20,000);
+ * PHASES=1 also prints how long the submits alone took.
  */
 #include <curl/curl.h>
 #include <jansson.h>
@@ -278,6 +281,8 @@ static double run_submits(server *s, long total, double rate, double *p50,
   }
   if (failed)
     die("submits were refused");
+  if (getenv("PHASES")) /* whether the submits or the pool set the pace */
+    fprintf(stderr, "the submits took %.3f s\n", now_s() - t0);
   client cl;
   client_init(&cl);
   long want = (total / CLIENTS) * CLIENTS;
@@ -364,6 +369,8 @@ int main(int argc, char **argv) {
     CLIENTS = atoi(nc);
   const char *ft = getenv("FILE_TASKS");
   long file_tasks = ft ? atol(ft) : 1000000;
+  const char *nt = getenv("TASKS");
+  long tasks = nt && atol(nt) > 0 ? atol(nt) : 20000;
   const char *parts = getenv("PARTS");
   if (!parts)
     parts = "1234";
@@ -386,13 +393,14 @@ int main(int argc, char **argv) {
     CLIENTS = clients;
     for (int r = 0; r < runs; r++) {
       for (int k = 0; k < 2; k++) {
-        if (getenv("ONLY_SQLITE") && !k)
-          continue; /* for a profile of the sqlite server alone */
+        const char *only = getenv("ONLY");
+        if (only && strcmp(only, k ? "sqlite" : "memory") != 0)
+          continue; /* for a profile of one store's server */
         server s;
         fresh(&s, k ? "sqlite:goroutined.db" : "memory:");
         double cpu0 = process_cpu_s(s.pid);
-        double rate = run_submits(&s, 20000, 0, NULL, NULL);
-        double cpu_us = (process_cpu_s(s.pid) - cpu0) / 20000 * 1e6;
+        double rate = run_submits(&s, tasks, 0, NULL, NULL);
+        double cpu_us = (process_cpu_s(s.pid) - cpu0) / (double)tasks * 1e6;
         (k ? sql : mem)[r] = rate;
         (k ? sql_cpu : mem_cpu)[r] = cpu_us;
         server_stop(&s);
