@@ -411,25 +411,70 @@ static int read_retries(json_t *body, api_snippet *s, api_response *r) {
   return 0;
 }
 
+/* The body's "function" (and "version"): the stored function's pack into
+ * s->pack. 0, or -1 with the answer set. */
+static int read_function(api_ctx *api, json_t *body, api_snippet *s,
+                         api_response *r) {
+  const char *name;
+  size_t len;
+  int64_t version;
+  if (api__string_field(body, "function", 1, "the name of a stored function",
+                        &name, &len, r) != 0 ||
+      api__int_field(body, "version", 1, INT64_MAX, 0, NULL, &version, r) != 0)
+    return -1;
+  if (len > GR_FUNCTION_NAME_MAX || memchr(name, '\0', len)) {
+    api__function_missing(r, name, 0);
+    return -1;
+  }
+  gr_function_info info;
+  int rc;
+  char err[512];
+  s->pack =
+      gr_function_pack(api->cfg.rt, name, version, &info, &rc, err, sizeof err);
+  if (!s->pack) {
+    if (rc == GR_ENOTFOUND) {
+      api__function_missing(r, name, version);
+    } else if (rc == GR_EINVAL) {
+      char shown[600];
+      api__quote(shown, sizeof shown, err, strlen(err));
+      api__problem(r, 500, "function-broken", "Internal Server Error", NULL,
+                   "the stored function no longer compiles: %s", shown);
+    } else {
+      api__no_memory(r);
+    }
+    return -1;
+  }
+  snprintf(s->function, sizeof s->function, "%s", info.name);
+  s->function_version = info.version;
+  return 0;
+}
+
 static int parse_snippet(api_ctx *api, json_t *body, api_snippet *s,
                          api_response *r) {
-  static const char *const fields[] = {"code", "args", "timeout_ms", NULL};
+  static const char *const fields[] = {"code", "function",   "version",
+                                       "args", "timeout_ms", NULL};
   static const char *const recorded[] = {
-      "code", "args", "timeout_ms", "max_attempts", "backoff_ms", NULL};
+      "code",       "function",     "version",    "args",
+      "timeout_ms", "max_attempts", "backoff_ms", NULL};
+  s->function[0] = '\0';
+  s->function_version = 0;
   if (api__check_fields(body, s->recorded ? recorded : fields, r) != 0 ||
       (s->recorded && read_retries(body, s, r) != 0))
     return -1;
-  const char *code;
-  size_t len;
-  if (api__string_field(body, "code", 1, "a string of Lua code", &code, &len,
-                        r) != 0)
+  json_t *code_v = json_object_get(body, "code");
+  json_t *fn_v = json_object_get(body, "function");
+  int has_code = code_v && !json_is_null(code_v);
+  int has_fn = fn_v && !json_is_null(fn_v);
+  if (has_code && has_fn) {
+    api__bad_field(r, "function",
+                   "cannot come with 'code': give the code, or the name of "
+                   "a stored function");
     return -1;
-  const char *nul = memchr(code, '\0', len);
-  if (nul) {
-    api__bad_field(r, "code",
-                   "has a NUL character (\\u0000) at byte %zu; Lua code "
-                   "cannot (in a Lua string, write \\0)",
-                   (size_t)(nul - code));
+  }
+  if (!has_fn && json_object_get(body, "version") &&
+      !json_is_null(json_object_get(body, "version"))) {
+    api__bad_field(r, "version",
+                   "comes with 'function' only (a stored function's version)");
     return -1;
   }
   json_t *args = json_object_get(body, "args");
@@ -444,17 +489,41 @@ static int parse_snippet(api_ctx *api, json_t *body, api_snippet *s,
                      api->cfg.default_timeout_ms, "--max-timeout",
                      &s->timeout_ms, r) != 0)
     return -1;
-  s->pack = gr_pack_new();
   char err[512];
-  int line;
-  if (api__compile(code, len, s->pack, err, sizeof err, &line) != 0) {
-    gr_pack_free(s->pack);
-    s->pack = NULL;
-    char shown[600];
-    api__quote(shown, sizeof shown, err, strlen(err));
-    api__problem(r, 400, "syntax-error", "Lua Syntax Error",
-                 json_pack("{s:i}", "line", line), "%s", shown);
-    return -1;
+  if (has_fn) {
+    if (read_function(api, body, s, r) != 0)
+      return -1;
+  } else {
+    const char *code;
+    size_t len;
+    if (!has_code) {
+      api__bad_field(r, "code",
+                     "is required (a string of Lua code), or 'function' (the "
+                     "name of a stored one)");
+      return -1;
+    }
+    if (api__string_field(body, "code", 1, "a string of Lua code", &code, &len,
+                          r) != 0)
+      return -1;
+    const char *nul = memchr(code, '\0', len);
+    if (nul) {
+      api__bad_field(r, "code",
+                     "has a NUL character (\\u0000) at byte %zu; Lua code "
+                     "cannot (in a Lua string, write \\0)",
+                     (size_t)(nul - code));
+      return -1;
+    }
+    s->pack = gr_pack_new();
+    int line;
+    if (api__compile(code, len, s->pack, err, sizeof err, &line) != 0) {
+      gr_pack_free(s->pack);
+      s->pack = NULL;
+      char shown[600];
+      api__quote(shown, sizeof shown, err, strlen(err));
+      api__problem(r, 400, "syntax-error", "Lua Syntax Error",
+                   json_pack("{s:i}", "line", line), "%s", shown);
+      return -1;
+    }
   }
   size_t i;
   json_t *item;

@@ -29,20 +29,18 @@ static void bad_key(api_response *r, const char *why) {
                API_IDEM_KEY_MAX, why);
 }
 
-/* SHA-256 of what makes the request what it is, as 64 hex digits; 0, or
- * -1 when libcrypto fails (out of memory). */
-static int digest_request(const api_request *req, char *hex) {
+/* SHA-256 of the n pieces (each a pointer and a length), as 64 hex
+ * digits; 0, or -1 when libcrypto fails (out of memory). */
+static int sha256_pieces(const void *const *p, const size_t *len, int n,
+                         char *hex) {
   static const char digits[] = "0123456789abcdef";
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int mdlen = 0;
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-  int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
-           EVP_DigestUpdate(ctx, req->method, strlen(req->method)) &&
-           EVP_DigestUpdate(ctx, "\n", 1) &&
-           EVP_DigestUpdate(ctx, req->path, strlen(req->path)) &&
-           EVP_DigestUpdate(ctx, "\n", 1) &&
-           EVP_DigestUpdate(ctx, req->body, req->body_len) &&
-           EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen == 32;
+  int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+  for (int i = 0; ok && i < n; i++)
+    ok = EVP_DigestUpdate(ctx, p[i], len[i]);
+  ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen == 32;
   EVP_MD_CTX_free(ctx);
   if (!ok)
     return -1;
@@ -52,6 +50,17 @@ static int digest_request(const api_request *req, char *hex) {
   }
   hex[2 * mdlen] = '\0';
   return 0;
+}
+
+int api__sha256_hex(const void *data, size_t len, char hex[65]) {
+  return sha256_pieces(&data, &len, 1, hex);
+}
+
+/* SHA-256 of what makes the request what it is: method, path, body. */
+static int digest_request(const api_request *req, char *hex) {
+  const void *p[] = {req->method, "\n", req->path, "\n", req->body};
+  size_t len[] = {strlen(req->method), 1, strlen(req->path), 1, req->body_len};
+  return sha256_pieces(p, len, 5, hex);
 }
 
 int api__idem_read(const api_request *req, api_idem *k, api_response *r) {

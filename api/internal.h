@@ -139,9 +139,12 @@ typedef struct api_snippet {
   int64_t timeout_ms;
   int max_attempts; /* recorded only: 1 to API_MAX_ATTEMPTS */
   int64_t backoff_ms;
+  char function[GR_FUNCTION_NAME_MAX + 1]; /* the stored one called, or "" */
+  int64_t function_version;
 } api_snippet;
-/* Reads a body {code, args?, timeout_ms?} and, when recorded,
- * {max_attempts?, backoff_ms?}; 0, or -1 with the answer set. */
+/* Reads a body {code or function (and version?), args?, timeout_ms?}
+ * and, when recorded, {max_attempts?, backoff_ms?}; 0, or -1 with the
+ * answer set. */
 int api__read_snippet(api_ctx *api, const api_request *req, api_snippet *s,
                       api_response *r);
 
@@ -154,6 +157,13 @@ int api__query_param(const api_request *req, const char *name, char *out,
  * 'VALUE'". */
 void api__bad_param(api_response *r, const char *name, const char *value,
                     const char *must);
+
+/* ---- stored functions (functions.c) -------------------------------------- */
+
+/* SHA-256 of data as 64 hex digits and a NUL; 0, or -1 (out of memory). */
+int api__sha256_hex(const void *data, size_t len, char hex[65]);
+/* 404: no function name (or no such version of it, when version > 0). */
+void api__function_missing(api_response *r, const char *name, int64_t version);
 
 /* ---- idempotency keys (idempotency.c) ----------------------------------- */
 
@@ -293,7 +303,7 @@ enum {
 
 /* The methods a route may serve, in the order an Allow header lists them.
  * HEAD is served as GET. */
-enum { API_GET, API_POST, API_DELETE, API_NMETHODS };
+enum { API_GET, API_PUT, API_POST, API_DELETE, API_NMETHODS };
 extern const char *const api__method_names[API_NMETHODS];
 
 /* One request as its handler sees it. The parameters point into the
@@ -323,7 +333,7 @@ typedef struct api_route {
   api_operation op[API_NMETHODS];
 } api_route;
 
-#define API_NROUTES 19
+#define API_NROUTES 21
 extern const api_route api__routes[]; /* API_NROUTES of them */
 
 /* A request's path and method looked up in the table. */
@@ -405,6 +415,12 @@ int api__replay_record(const api_call *c, gr_future **replayed);
  * Location. */
 void api__accepted(api_response *r, const char *id, gr_future *f,
                    const char *location);
+
+/* functions.c */
+int api__list_functions(const api_call *c);
+int api__get_function(const api_call *c);
+int api__put_function(const api_call *c);
+int api__delete_function(const api_call *c);
 
 /* run.c */
 int api__run(const api_call *c);

@@ -30,9 +30,9 @@
 /* ---- the HTTP counters ----------------------------------------------------
  */
 
-static const char *const method_names[] = {"GET", "HEAD", "POST", "DELETE",
-                                           "other"};
-#define M_COUNT 5
+static const char *const method_names[] = {"GET",  "HEAD",   "PUT",
+                                           "POST", "DELETE", "other"};
+#define M_COUNT 6
 
 /* The statuses the api answers with; any other is counted as "other". */
 static const int statuses[] = {200, 201, 202, 204, 400, 401, 403,

@@ -165,6 +165,14 @@ void api__out_record(api_out *o, const char *id, const char *pool,
   api__out_int(o, r.max_attempts > 0 ? r.max_attempts : 1);
   api__out_key(o, "attempts", &first);
   out_attempts(o, r.history);
+  if (r.function) {
+    api__out_key(o, "function", &first);
+    api__out_cstr(o, "{\"name\":");
+    api__out_str(o, r.function, strlen(r.function));
+    api__out_cstr(o, ",\"version\":");
+    api__out_int(o, r.function_version);
+    api__out_raw(o, "}", 1);
+  }
   api__out_raw(o, "}", 1);
 }
 

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #define GET(fn, flags) [API_GET] = {fn, flags}
+#define PUT(fn, flags) [API_PUT] = {fn, flags}
 #define POST(fn, flags) [API_POST] = {fn, flags}
 #define DELETE(fn, flags) [API_DELETE] = {fn, flags}
 
@@ -55,17 +56,24 @@ const api_route api__routes[] = {
     {"/v1/jobs/{id}/cancel", {POST(api__cancel_record, 0)}},
     {"/v1/jobs/{id}/retry", {POST(api__retry_job, API_STARTS_WORK)}},
     {"/v1/run", {POST(api__run, API_STARTS_WORK | API_MAY_WAIT)}},
+    {"/v1/functions", {GET(api__list_functions, API_READ)}},
+    {"/v1/functions/{name}",
+     {GET(api__get_function, API_READ), PUT(api__put_function, API_STARTS_WORK),
+      DELETE(api__delete_function, API_STARTS_WORK)}},
 };
 
 #undef GET
+#undef PUT
 #undef POST
 #undef DELETE
 
 _Static_assert(sizeof api__routes / sizeof api__routes[0] == API_NROUTES,
                "API_NROUTES must count the routes of the table");
 
-const char *const api__method_names[API_NMETHODS] = {
-    [API_GET] = "GET", [API_POST] = "POST", [API_DELETE] = "DELETE"};
+const char *const api__method_names[API_NMETHODS] = {[API_GET] = "GET",
+                                                     [API_PUT] = "PUT",
+                                                     [API_POST] = "POST",
+                                                     [API_DELETE] = "DELETE"};
 
 static int method_index(const char *method) {
   if (!method)

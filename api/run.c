@@ -24,7 +24,9 @@ gr_spawn api__spawn_for(api_ctx *api, api_snippet *s, gr_future *f) {
                  .job_max_goroutines = api->cfg.job_max_goroutines,
                  .max_attempts = s->max_attempts,
                  .backoff_ms = s->backoff_ms};
-  s->pack = NULL; /* consumed by the spawn */
+  s->pack = NULL;          /* consumed by the spawn */
+  if (f && s->function[0]) /* its record names it (memory permitting) */
+    gr_future_set_function(f, s->function, s->function_version);
   return sp;
 }
 

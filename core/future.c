@@ -41,6 +41,8 @@ struct gr_future {
   gr_store *store;  /* where its record is, or NULL */
   void *handle;     /* with store: what the store's add gave back */
   char id[GR_RECORD_ID_MAX]; /* with store: the record's id */
+  char *function;            /* the stored function it runs, or NULL */
+  int64_t function_version;
 };
 
 static void future_destroy(gr_object *obj) {
@@ -59,6 +61,7 @@ static void future_destroy(gr_object *obj) {
     f->retired = next;
   }
   free(f->error);
+  free(f->function);
   free(f);
 }
 
@@ -82,6 +85,19 @@ void gr__future_set_pool(gr_future *f, gr_pool *pool) {
     f->pool = pool;
   }
   gr__spin_unlock(&f->lock);
+}
+
+int gr_future_set_function(gr_future *f, const char *name, int64_t version) {
+  char *copy = name ? gr__strdup(name) : NULL;
+  if (name && !copy)
+    return GR_ENOMEM;
+  gr__spin_lock(&f->lock);
+  char *old = f->function;
+  f->function = copy;
+  f->function_version = name ? version : 0;
+  gr__spin_unlock(&f->lock);
+  free(old);
+  return GR_OK;
 }
 
 void gr__future_set_record(gr_future *f, gr_store *store, const char *id,
@@ -286,6 +302,10 @@ int gr__future_load(gr_future *f, const gr_record *r) {
       r->history ? gr_pack_from_bytes(r->history, r->history_len) : NULL;
   if (r->history && !h)
     return -1;
+  if (gr_future_set_function(f, r->function, r->function_version) != GR_OK) {
+    gr_pack_free(h);
+    return -1;
+  }
   gr__spin_lock(&f->lock);
   f->created_ms = r->created_ms;
   f->attempt = r->attempt;
@@ -339,8 +359,12 @@ gr_future *gr_future_new_final(const gr_record *r) {
   }
   if (r->error)
     f->error = gr__strdup(r->error);
+  if (r->function) {
+    f->function = gr__strdup(r->function);
+    f->function_version = r->function_version;
+  }
   if ((r->values && !f->values) || (r->history && !f->history) ||
-      (r->error && !f->error)) {
+      (r->error && !f->error) || (r->function && !f->function)) {
     gr_future_unref(f);
     return NULL;
   }
@@ -371,6 +395,8 @@ void gr_future_result(gr_future *f, gr_result *out) {
   out->attempt = f->attempt;
   out->max_attempts = f->max_attempts;
   out->history = f->history;
+  out->function = f->function;
+  out->function_version = f->function_version;
   gr__spin_unlock(&f->lock);
 }
 

@@ -89,6 +89,10 @@ void gr__monitor_poke(gr_runtime *rt);
 /* ---- memory accounting of one Lua state (state.c) ---------------------- */
 
 typedef struct gr_job gr_job;
+/* What functions.c compiled, by function name and version. */
+typedef struct gr_fn_cache gr_fn_cache;
+gr_fn_cache *gr__fn_cache_new(void);
+void gr__fn_cache_free(gr_fn_cache *c);
 
 enum { GR_HIT_GOROUTINE = 1, GR_HIT_JOB = 2 };
 
@@ -346,7 +350,8 @@ struct gr_runtime {
   gr_pool_registry *pools;
   atomic_bool hold; /* gr_pools_hold: no queued task starts any more */
   gr_store *store;  /* the records of tasks and jobs */
-  gr_pool *jobs;    /* the jobs' pool: in no registry, without limits */
+  struct gr_fn_cache *functions; /* stored functions compiled (functions.c) */
+  gr_pool *jobs; /* the jobs' pool: in no registry, without limits */
 
   pthread_mutex_t ext_mu;
   struct {

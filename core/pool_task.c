@@ -413,7 +413,9 @@ static gr_record task_record(gr_pool_task *task, const gr_spawn *s, int claimed,
                  .work_len = work_len,
                  .opts = work_options(&task->spawn),
                  .idem_key = s->idem_key,
-                 .idem_digest = s->idem_digest};
+                 .idem_digest = s->idem_digest,
+                 .function = res.function,
+                 .function_version = res.function_version};
   return r;
 }
 
@@ -760,6 +762,8 @@ int gr_record_replay(gr_runtime *rt, const char *id) {
     r.opts.max_attempts = res.attempt + 1; /* one more run; no retries */
     r.created_ms = res.created_ms;
     r.started_ms = r.finished_ms = 0;
+    r.function = res.function;
+    r.function_version = res.function_version;
     gr__future_load(f, &r);
     gr__future_copy_history(f, res.history);
     gr__future_add_history(f, res.attempt, res.state, res.error);

@@ -46,9 +46,19 @@ typedef struct mem_record {
 
 #define IDEM_BUCKETS 1024
 
+/* One version of a stored function; a name's versions are newest first,
+ * and the names in order. */
+typedef struct mem_fn {
+  struct mem_fn *next_version, *next_name;
+  gr_function_info info;
+  char *code;
+  size_t len;
+} mem_fn;
+
 typedef struct mem_store {
   gr_store base;
   pthread_mutex_t mu;
+  mem_fn *functions;    /* each name's latest, in name order */
   mem_record **buckets; /* a power of two of them */
   size_t nbuckets, count;
   mem_record *fin_head, *fin_tail;
@@ -362,7 +372,9 @@ static int mem_read(gr_store *base, const char *id,
                  .opts = m->opts,
                  .error = res.error,
                  .idem_key = m->idem_key,
-                 .idem_digest = m->idem_digest};
+                 .idem_digest = m->idem_digest,
+                 .function = res.function,
+                 .function_version = res.function_version};
   fn(ud, &r); /* under the lock: fn must not call the store */
   pthread_mutex_unlock(&st->mu);
   return GR_OK;
@@ -412,8 +424,130 @@ static int mem_error(gr_store *st, char *msg, size_t len) {
   return 0;
 }
 
+/* ---- stored functions ---------------------------------------------------- */
+
+/* Caller holds st->mu: where name's latest is, or would go. */
+static mem_fn **fn_slot_locked(mem_store *st, const char *name) {
+  mem_fn **at = &st->functions;
+  while (*at && strcmp((*at)->info.name, name) < 0)
+    at = &(*at)->next_name;
+  return at;
+}
+
+static void fn_free_versions(mem_fn *f) {
+  while (f) {
+    mem_fn *next = f->next_version;
+    free(f->code);
+    free(f);
+    f = next;
+  }
+}
+
+static int mem_fn_put(gr_store *base, const char *name, const char *code,
+                      size_t len, const char *sha256, int64_t created_ms,
+                      gr_function_info *out, int *created) {
+  mem_store *st = (mem_store *)base;
+  mem_fn *f = calloc(1, sizeof *f);
+  char *copy = f ? malloc(len + 1) : NULL;
+  if (!copy) {
+    free(f);
+    return GR_ENOMEM;
+  }
+  memcpy(copy, code, len);
+  copy[len] = '\0';
+  pthread_mutex_lock(&st->mu);
+  mem_fn **at = fn_slot_locked(st, name);
+  mem_fn *latest = *at && strcmp((*at)->info.name, name) == 0 ? *at : NULL;
+  if (latest && strcmp(latest->info.sha256, sha256) == 0) {
+    *out = latest->info;
+    *created = 0;
+    pthread_mutex_unlock(&st->mu);
+    free(copy);
+    free(f);
+    return GR_OK;
+  }
+  snprintf(f->info.name, sizeof f->info.name, "%s", name);
+  snprintf(f->info.sha256, sizeof f->info.sha256, "%s", sha256);
+  f->info.version = latest ? latest->info.version + 1 : 1;
+  f->info.created_ms = created_ms;
+  f->code = copy;
+  f->len = len;
+  f->next_version = latest;
+  f->next_name = latest ? latest->next_name : *at;
+  if (latest)
+    latest->next_name = NULL;
+  *at = f;
+  *out = f->info;
+  *created = 1;
+  pthread_mutex_unlock(&st->mu);
+  return GR_OK;
+}
+
+static int mem_fn_get(gr_store *base, const char *name, int64_t version,
+                      gr_function_info *out, char **code, size_t *len) {
+  mem_store *st = (mem_store *)base;
+  int rc = GR_ENOTFOUND;
+  pthread_mutex_lock(&st->mu);
+  mem_fn *f = *fn_slot_locked(st, name);
+  if (f && strcmp(f->info.name, name) != 0)
+    f = NULL;
+  while (f && version && f->info.version != version)
+    f = f->next_version;
+  if (f) {
+    *out = f->info;
+    rc = GR_OK;
+    if (code) {
+      *code = malloc(f->len + 1);
+      if (*code) {
+        memcpy(*code, f->code, f->len + 1);
+        *len = f->len;
+      } else {
+        rc = GR_ENOMEM;
+      }
+    }
+  }
+  pthread_mutex_unlock(&st->mu);
+  return rc;
+}
+
+static size_t mem_fn_list(gr_store *base, const char *name, const char *after,
+                          gr_function_info *out, size_t limit) {
+  mem_store *st = (mem_store *)base;
+  size_t n = 0;
+  pthread_mutex_lock(&st->mu);
+  if (name) {
+    mem_fn *f = *fn_slot_locked(st, name);
+    if (f && strcmp(f->info.name, name) == 0)
+      for (; f && n < limit; f = f->next_version)
+        out[n++] = f->info;
+  } else {
+    for (mem_fn *f = st->functions; f && n < limit; f = f->next_name)
+      if (strcmp(f->info.name, after) > 0)
+        out[n++] = f->info;
+  }
+  pthread_mutex_unlock(&st->mu);
+  return n;
+}
+
+static int mem_fn_drop(gr_store *base, const char *name) {
+  mem_store *st = (mem_store *)base;
+  pthread_mutex_lock(&st->mu);
+  mem_fn **at = fn_slot_locked(st, name);
+  mem_fn *f = *at && strcmp((*at)->info.name, name) == 0 ? *at : NULL;
+  if (f)
+    *at = f->next_name;
+  pthread_mutex_unlock(&st->mu);
+  fn_free_versions(f);
+  return f != NULL;
+}
+
 static void mem_destroy(gr_store *base) {
   mem_store *st = (mem_store *)base;
+  while (st->functions) {
+    mem_fn *next = st->functions->next_name;
+    fn_free_versions(st->functions);
+    st->functions = next;
+  }
   for (size_t b = 0; b < st->nbuckets; b++)
     free_dead(st->buckets[b]);
   pthread_mutex_destroy(&st->mu);
@@ -435,6 +569,10 @@ static const gr_store_ops mem_ops = {
     .freeze = mem_freeze,
     .error = mem_error,
     .destroy = mem_destroy,
+    .fn_put = mem_fn_put,
+    .fn_get = mem_fn_get,
+    .fn_list = mem_fn_list,
+    .fn_drop = mem_fn_drop,
 };
 
 gr_store *gr_store_memory_new(int64_t ttl_ms, size_t max_finished) {

@@ -174,8 +174,10 @@ gr_runtime *gr_runtime_new(const gr_config *cfg) {
   rt->jobs = gr__pool_new(rt, "", INT64_MAX / 4, 0);
   if (rt->jobs)
     rt->jobs->jobs = 1;
-  if (!rt->workers || !rt->pools || !rt->jobs ||
+  rt->functions = gr__fn_cache_new();
+  if (!rt->workers || !rt->pools || !rt->jobs || !rt->functions ||
       gr__records_init(rt, &rt->cfg) != GR_OK) {
+    gr__fn_cache_free(rt->functions);
     free(rt->workers);
     if (rt->jobs)
       gr_pool_unref(rt->jobs);
@@ -425,6 +427,7 @@ void gr_runtime_free(gr_runtime *rt) {
   gr__pool_registry_free(rt->pools);
   gr_pool_unref(rt->jobs);
   gr__records_free(rt);
+  gr__fn_cache_free(rt->functions);
   free(rt->workers);
   free(rt->heap);
   pthread_mutex_destroy(&rt->runq_mu);

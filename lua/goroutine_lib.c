@@ -317,6 +317,70 @@ static int l_yield(lua_State *L) {
   return gr_park(L, NULL, NULL, gr_now_ns(), sleep_done, 0);
 }
 
+/* ---- stored functions ---------------------------------------------------- */
+
+static int call_done(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  return lua_gettop(L);
+}
+
+static int push_function_pack(lua_State *L) {
+  const gr_pack *p = lua_touserdata(L, 1);
+  lua_pop(L, 1);
+  return gr_pack_push(p, L);
+}
+
+/* goroutine.call(name [, ...]): runs the stored function name (its latest
+ * version; "name@N" for version N) here, with the arguments, and returns
+ * what it returns. It may wait (sleep, channels) as any code here may. */
+static int l_call(lua_State *L) {
+  size_t len;
+  const char *spec = luaL_checklstring(L, 1, &len);
+  gr_runtime *rt = gl_runtime(L);
+  char name[GR_FUNCTION_NAME_MAX + 1];
+  const char *at = memchr(spec, '@', len);
+  size_t nlen = at ? (size_t)(at - spec) : len;
+  long long version = 0;
+  if (nlen == 0 || nlen > GR_FUNCTION_NAME_MAX ||
+      memchr(spec, '\0', len) != NULL)
+    return luaL_argerror(L, 1,
+                         "a stored function's name, or name@version, "
+                         "expected");
+  memcpy(name, spec, nlen);
+  name[nlen] = '\0';
+  if (at) {
+    char *end;
+    version = strtoll(at + 1, &end, 10);
+    if (at[1] < '1' || at[1] > '9' || *end != '\0' || version < 1)
+      return luaL_argerror(L, 1, "the version after '@' must be 1 or more");
+  }
+  gr_function_info info;
+  int rc;
+  char err[512];
+  gr_pack *p = gr_function_pack(rt, name, version, &info, &rc, err, sizeof err);
+  if (!p) {
+    if (rc == GR_ENOTFOUND && version)
+      return luaL_error(L, "function '%s' has no version %d", name,
+                        (int)version);
+    if (rc == GR_ENOTFOUND)
+      return luaL_error(L, "no stored function '%s'", name);
+    if (rc == GR_EINVAL)
+      return luaL_error(L, "stored function '%s' does not compile: %s", name,
+                        err);
+    return luaL_error(L, "not enough memory");
+  }
+  lua_pushcfunction(L, push_function_pack);
+  lua_pushlightuserdata(L, p);
+  int status = lua_pcall(L, 1, 1, 0);
+  gr_pack_free(p);
+  if (status != LUA_OK)
+    return lua_error(L);
+  lua_replace(L, 1); /* the function, then the arguments */
+  lua_callk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, call_done);
+  return call_done(L, LUA_OK, 0);
+}
+
 const luaL_Reg gl_goroutine_funcs[] = {
     {"spawn", l_spawn},
     {"spawn_many", l_spawn_many},
@@ -337,5 +401,6 @@ const luaL_Reg gl_goroutine_funcs[] = {
     {"select", gl_select},
     {"id", l_id},
     {"yield", l_yield},
+    {"call", l_call},
     {NULL, NULL},
 };

@@ -50,12 +50,13 @@ static const void *copy_out(char **at, const void *p, size_t n) {
 static st_op *add_op(const gr_record *r, st_live *live) {
   size_t id = size_of_text(r->id), pool = size_of_text(r->pool),
          error = size_of_text(r->error), key = size_of_text(r->idem_key),
-         digest = size_of_text(r->idem_digest);
+         digest = size_of_text(r->idem_digest),
+         function = size_of_text(r->function);
   size_t work = r->work ? r->work_len : 0,
          values = r->values ? r->values_len : 0,
          history = r->history ? r->history_len : 0;
   st_op *op = malloc(sizeof *op + sizeof(gr_record) + id + pool + error + key +
-                     digest + work + values + history);
+                     digest + function + work + values + history);
   if (!op)
     return NULL;
   memset(op, 0, sizeof *op);
@@ -67,6 +68,7 @@ static st_op *add_op(const gr_record *r, st_live *live) {
   c->error = copy_out(&at, r->error, error);
   c->idem_key = copy_out(&at, r->idem_key, key);
   c->idem_digest = copy_out(&at, r->idem_digest, digest);
+  c->function = copy_out(&at, r->function, function);
   c->work = copy_out(&at, r->work, work);
   c->values = copy_out(&at, r->values, values);
   c->history = copy_out(&at, r->history, history);
@@ -218,6 +220,27 @@ static int st_pool_drop(gr_store *base, const char *name) {
   return rc == GR_ECLOSED ? GR_OK : rc;
 }
 
+static int st_fn_put(gr_store *base, const char *name, const char *code,
+                     size_t len, const char *sha256, int64_t created_ms,
+                     gr_function_info *out, int *created) {
+  st_op op = {.kind = ST_OP_FN_PUT,
+              .name = name,
+              .code = code,
+              .code_len = len,
+              .sha256 = sha256,
+              .created_ms = created_ms,
+              .fn = out};
+  int rc = st_submit_wait((st_store *)base, &op);
+  *created = op.fn_created;
+  return rc == GR_ECLOSED ? GR_ESTORE : rc;
+}
+
+static int st_fn_drop(gr_store *base, const char *name) {
+  st_op op = {.kind = ST_OP_FN_DROP, .name = name};
+  int rc = st_submit_wait((st_store *)base, &op);
+  return rc == GR_ECLOSED ? GR_ESTORE : rc;
+}
+
 static void st_freeze(gr_store *base) {
   st_commit_freeze((st_store *)base);
 }
@@ -261,6 +284,10 @@ static const gr_store_ops sqlite_ops = {
     .pool_put = st_pool_put,
     .pool_drop = st_pool_drop,
     .restore = st_restore,
+    .fn_put = st_fn_put,
+    .fn_get = st_fn_get,
+    .fn_list = st_fn_list,
+    .fn_drop = st_fn_drop,
     .freeze = st_freeze,
     .error = st_error,
     .destroy = st_destroy,

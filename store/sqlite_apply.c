@@ -108,6 +108,11 @@ static int apply_add(st_store *st, st_op *op) {
   bind_blob(s, 1 + ST_COL_HISTORY, r->history, r->history_len);
   bind_text(s, 1 + ST_COL_IDEM_KEY, r->idem_key);
   bind_text(s, 1 + ST_COL_IDEM_DIGEST, r->idem_digest);
+  bind_text(s, 1 + ST_COL_FUNCTION, r->function);
+  if (r->function)
+    sqlite3_bind_int64(s, 1 + ST_COL_FUNCTION_VERSION, r->function_version);
+  else
+    sqlite3_bind_null(s, 1 + ST_COL_FUNCTION_VERSION);
   bind_blob(s, 1 + ST_COL_WORK, r->work, r->work_len);
   if ((rc = st_run(s)) != SQLITE_OK)
     return rc;
@@ -188,6 +193,57 @@ static int apply_forget(st_store *st, st_op *op) {
   return rc;
 }
 
+/* A function's next version, unless its latest has the same code. */
+static int apply_fn_put(st_store *st, st_op *op) {
+  gr_function_info *out = op->fn;
+  sqlite3_stmt *s = st->stmt[ST_FN_LATEST];
+  bind_text(s, 1, op->name);
+  int rc = sqlite3_step(s);
+  int64_t latest = 0;
+  if (rc == SQLITE_ROW) {
+    latest = sqlite3_column_int64(s, 0);
+    const char *sha = (const char *)sqlite3_column_text(s, 1);
+    if (sha && strcmp(sha, op->sha256) == 0) {
+      snprintf(out->name, sizeof out->name, "%s", op->name);
+      out->version = latest;
+      snprintf(out->sha256, sizeof out->sha256, "%s", sha);
+      out->created_ms = sqlite3_column_int64(s, 2);
+      op->fn_created = 0;
+      op->rc = GR_OK;
+      sqlite3_reset(s);
+      sqlite3_clear_bindings(s);
+      return SQLITE_OK;
+    }
+  }
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    return rc;
+  s = st->stmt[ST_FN_INSERT];
+  bind_text(s, 1, op->name);
+  sqlite3_bind_int64(s, 2, latest + 1);
+  bind_text(s, 3, op->sha256);
+  sqlite3_bind_int64(s, 4, op->created_ms);
+  sqlite3_bind_text64(s, 5, op->code, op->code_len, SQLITE_STATIC, SQLITE_UTF8);
+  if ((rc = st_run(s)) != SQLITE_OK)
+    return rc;
+  snprintf(out->name, sizeof out->name, "%s", op->name);
+  out->version = latest + 1;
+  snprintf(out->sha256, sizeof out->sha256, "%s", op->sha256);
+  out->created_ms = op->created_ms;
+  op->fn_created = 1;
+  op->rc = GR_OK;
+  return SQLITE_OK;
+}
+
+static int apply_fn_drop(st_store *st, st_op *op) {
+  sqlite3_stmt *s = st->stmt[ST_FN_DROP];
+  bind_text(s, 1, op->name);
+  int rc = st_run(s);
+  op->rc = rc == SQLITE_OK && sqlite3_changes(st->wdb) > 0;
+  return rc;
+}
+
 static int apply_op(st_store *st, st_op *op) {
   switch (op->kind) {
   case ST_OP_ADD:
@@ -201,6 +257,10 @@ static int apply_op(st_store *st, st_op *op) {
     return apply_pool(st, op);
   case ST_OP_FORGET:
     return apply_forget(st, op);
+  case ST_OP_FN_PUT:
+    return apply_fn_put(st, op);
+  case ST_OP_FN_DROP:
+    return apply_fn_drop(st, op);
   default:
     return SQLITE_OK; /* a barrier */
   }

@@ -83,6 +83,9 @@ enum st_stmt {
   ST_FORGET,
   ST_TRIM_OLDEST,
   ST_TRIM_EXPIRED,
+  ST_FN_LATEST,
+  ST_FN_INSERT,
+  ST_FN_DROP,
   ST_WRITER_STMTS,
   /* the readers' connection */
   ST_FIND = ST_WRITER_STMTS,
@@ -91,6 +94,9 @@ enum st_stmt {
   ST_LIST_POOL,
   ST_LIST_JOBS_STATE,
   ST_LIST_POOL_STATE,
+  ST_FN_GET,
+  ST_FN_LIST,
+  ST_FN_VERSIONS,
   ST_NSTMTS
 };
 
@@ -119,6 +125,8 @@ enum st_column {
   ST_COL_HISTORY,
   ST_COL_IDEM_KEY,
   ST_COL_IDEM_DIGEST,
+  ST_COL_FUNCTION,
+  ST_COL_FUNCTION_VERSION,
   ST_COL_WORK,
 };
 /* The select list for those columns, work included or not. */
@@ -126,7 +134,7 @@ enum st_column {
   "seq, id, pool, state, attempt, created_ms, started_ms, finished_ms, "       \
   "profile, result_flags, timeout_ms, memory_limit, job_memory_limit, "        \
   "job_max_goroutines, max_attempts, backoff_ms, results, error, history, "    \
-  "idem_key, idem_digest"
+  "idem_key, idem_digest, function, function_version"
 #define ST_RECORD_COLUMNS_WORK ST_RECORD_COLUMNS ", work"
 
 /* ---- the store ----------------------------------------------------------- */
@@ -138,6 +146,8 @@ enum st_op_kind {
   ST_OP_POOL_PUT,
   ST_OP_POOL_DROP,
   ST_OP_FORGET,
+  ST_OP_FN_PUT,  /* a function's next version */
+  ST_OP_FN_DROP, /* a function's every version */
   ST_OP_BARRIER, /* writes nothing: freeze waits for what came before */
 };
 
@@ -159,6 +169,12 @@ typedef struct st_op {
   char existing[GR_RECORD_ID_MAX];
   const char *name; /* pool_put, pool_drop; forget: the id */
   int64_t workers, queue_size;
+  /* fn_put: the code, its digest and when; the answer */
+  const char *code, *sha256;
+  size_t code_len;
+  int64_t created_ms;
+  gr_function_info *fn;
+  int fn_created;
   /* update */
   gr_store_done_fn done;
   void *ud; /* done's or added's */
@@ -326,6 +342,11 @@ int st_read(gr_store *base, const char *id,
 size_t st_list(gr_store *base, const char *pool, int state, uint64_t before,
                gr_record_entry *out, size_t limit);
 int st_restore(gr_store *base, const gr_restore_fns *fns);
+/* The store's fn_get and fn_list. */
+int st_fn_get(gr_store *base, const char *name, int64_t version,
+              gr_function_info *out, char **code, size_t *len);
+size_t st_fn_list(gr_store *base, const char *name, const char *after,
+                  gr_function_info *out, size_t limit);
 /* r from the current row of s, its pointers into the row (valid until s
  * steps or resets); with_work: s selected ST_RECORD_COLUMNS_WORK. */
 void st_row_record(sqlite3_stmt *s, gr_record *r, int with_work);

@@ -55,6 +55,8 @@ void st_row_record(sqlite3_stmt *s, gr_record *r, int with_work) {
   r->history = column_blob(s, ST_COL_HISTORY, &r->history_len);
   r->idem_key = column_text(s, ST_COL_IDEM_KEY);
   r->idem_digest = column_text(s, ST_COL_IDEM_DIGEST);
+  r->function = column_text(s, ST_COL_FUNCTION);
+  r->function_version = sqlite3_column_int64(s, ST_COL_FUNCTION_VERSION);
   if (with_work)
     r->work = column_blob(s, ST_COL_WORK, &r->work_len);
 }
@@ -271,4 +273,57 @@ int st_restore(gr_store *base, const gr_restore_fns *fns) {
   }
   sqlite3_close(db); /* ends the read transaction */
   return rc;
+}
+
+/* ---- stored functions ---------------------------------------------------- */
+
+static void row_function(sqlite3_stmt *s, gr_function_info *out) {
+  const char *name = column_text(s, 0), *sha = column_text(s, 2);
+  snprintf(out->name, sizeof out->name, "%s", name ? name : "");
+  out->version = sqlite3_column_int64(s, 1);
+  snprintf(out->sha256, sizeof out->sha256, "%s", sha ? sha : "");
+  out->created_ms = sqlite3_column_int64(s, 3);
+}
+
+int st_fn_get(gr_store *base, const char *name, int64_t version,
+              gr_function_info *out, char **code, size_t *len) {
+  st_store *st = (st_store *)base;
+  int rc = GR_ENOTFOUND;
+  pthread_mutex_lock(&st->read_mu);
+  sqlite3_stmt *s = st->stmt[ST_FN_GET];
+  sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 2, version);
+  if (sqlite3_step(s) == SQLITE_ROW) {
+    row_function(s, out);
+    rc = GR_OK;
+    if (code) {
+      const char *text = column_text(s, 4);
+      size_t n = (size_t)sqlite3_column_bytes(s, 4);
+      *code = text ? malloc(n + 1) : NULL;
+      if (*code) {
+        memcpy(*code, text, n + 1);
+        *len = n;
+      } else {
+        rc = GR_ENOMEM;
+      }
+    }
+  }
+  finish(s);
+  pthread_mutex_unlock(&st->read_mu);
+  return rc;
+}
+
+size_t st_fn_list(gr_store *base, const char *name, const char *after,
+                  gr_function_info *out, size_t limit) {
+  st_store *st = (st_store *)base;
+  size_t n = 0;
+  pthread_mutex_lock(&st->read_mu);
+  sqlite3_stmt *s = st->stmt[name ? ST_FN_VERSIONS : ST_FN_LIST];
+  sqlite3_bind_text(s, 1, name ? name : after, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
+  while (n < limit && sqlite3_step(s) == SQLITE_ROW)
+    row_function(s, &out[n++]);
+  finish(s);
+  pthread_mutex_unlock(&st->read_mu);
+  return n;
 }

@@ -25,7 +25,7 @@
 
 /* "grtd" in the file's header (PRAGMA application_id). */
 #define ST_APPLICATION_ID 0x67727464
-#define ST_SCHEMA_VERSION 2
+#define ST_SCHEMA_VERSION 3
 /* Every connection waits this long for another process's lock. */
 #define ST_BUSY_TIMEOUT_MS 5000
 /* The WAL file is cut back to this size after a checkpoint. */
@@ -51,6 +51,16 @@
 #define FINISH_INDEX_SQL                                                       \
   "CREATE INDEX records_by_finish ON records(finished_order)"                  \
   " WHERE finished_order IS NOT NULL;"
+
+/* Stored functions: every version of each name, its code as text. */
+#define FUNCTIONS_SQL                                                          \
+  "CREATE TABLE functions("                                                    \
+  " name TEXT NOT NULL,"                                                       \
+  " version INTEGER NOT NULL,"                                                 \
+  " sha256 TEXT NOT NULL,"                                                     \
+  " created_ms INTEGER NOT NULL,"                                              \
+  " code TEXT NOT NULL,"                                                       \
+  " PRIMARY KEY(name, version));"
 
 static const char schema_sql[] =
     "CREATE TABLE pools("
@@ -81,15 +91,22 @@ static const char schema_sql[] =
     " idem_key TEXT,"
     " idem_digest TEXT,"
     " finished_order INTEGER,"
+    " function TEXT,"
+    " function_version INTEGER,"
     " work BLOB);"
     "CREATE INDEX records_by_pool ON records(pool, seq);" FINISH_INDEX_SQL
     "CREATE UNIQUE INDEX records_by_idem_key ON records(idem_key)"
-    " WHERE idem_key IS NOT NULL;";
+    " WHERE idem_key IS NOT NULL;" FUNCTIONS_SQL;
 
 /* Version 1 indexed every record by finish and by (pool, state, seq). */
 static const char upgrade_from_1_sql[] =
     "DROP INDEX records_by_pool_state;"
     "DROP INDEX records_by_finish;" FINISH_INDEX_SQL;
+/* Version 2 had no stored functions (its records' new columns come after
+ * work: only the records written since have them). */
+static const char upgrade_from_2_sql[] =
+    "ALTER TABLE records ADD COLUMN function TEXT;"
+    "ALTER TABLE records ADD COLUMN function_version INTEGER;" FUNCTIONS_SQL;
 
 #define LIST_SQL(where)                                                        \
   "SELECT " ST_RECORD_COLUMNS " FROM records WHERE " where                     \
@@ -103,7 +120,7 @@ static const char *const stmt_sql[ST_NSTMTS] = {
                      " WHERE idem_key = ?1",
     [ST_INSERT] = "INSERT INTO records(" ST_RECORD_COLUMNS_WORK
                   ", finished_order) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                  " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                  " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
     [ST_UPDATE] = "UPDATE records SET state = ?2, attempt = ?3,"
                   " started_ms = ?4, finished_ms = ?5, results = ?6,"
                   " error = ?7, history = ?8, max_attempts = ?9"
@@ -129,12 +146,26 @@ static const char *const stmt_sql[ST_NSTMTS] = {
     [ST_TRIM_EXPIRED] = "DELETE FROM records WHERE seq IN (SELECT seq FROM"
                         " records WHERE finished_order < ?1"
                         " ORDER BY finished_order LIMIT ?2)",
+    [ST_FN_LATEST] = "SELECT version, sha256, created_ms FROM functions"
+                     " WHERE name = ?1 ORDER BY version DESC LIMIT 1",
+    [ST_FN_INSERT] = "INSERT INTO functions(name, version, sha256,"
+                     " created_ms, code) VALUES(?1, ?2, ?3, ?4, ?5)",
+    [ST_FN_DROP] = "DELETE FROM functions WHERE name = ?1",
     [ST_FIND] = "SELECT " ST_RECORD_COLUMNS " FROM records WHERE id = ?1",
     [ST_READ] = "SELECT " ST_RECORD_COLUMNS_WORK " FROM records WHERE id = ?1",
     [ST_LIST_JOBS] = LIST_SQL("pool IS NULL"),
     [ST_LIST_POOL] = LIST_SQL("pool = ?1"),
     [ST_LIST_JOBS_STATE] = LIST_SQL("pool IS NULL AND state = ?4"),
     [ST_LIST_POOL_STATE] = LIST_SQL("pool = ?1 AND state = ?4"),
+    [ST_FN_GET] = "SELECT name, version, sha256, created_ms, code"
+                  " FROM functions WHERE name = ?1 AND (?2 = 0 OR version = ?2)"
+                  " ORDER BY version DESC LIMIT 1",
+    [ST_FN_LIST] = "SELECT name, max(version), sha256, created_ms"
+                   " FROM functions WHERE name > ?1 GROUP BY name"
+                   " ORDER BY name LIMIT ?2",
+    [ST_FN_VERSIONS] = "SELECT name, version, sha256, created_ms"
+                       " FROM functions WHERE name = ?1"
+                       " ORDER BY version DESC LIMIT ?2",
 };
 
 void st_describe_error(const st_store *st, sqlite3 *db, int rc, char *msg,
@@ -222,12 +253,14 @@ static sqlite3 *connect(const st_store *st, int create, char *err,
   return db;
 }
 
-/* Inside the writer's first transaction: brings a file of version 1 to
- * this one (its indexes only). 0, or -1 with a message in err. */
-static int upgrade(st_store *st, char *err, size_t errlen) {
+/* Inside the writer's first transaction: brings a file of version 1 or 2
+ * to this one. 0, or -1 with a message in err. */
+static int upgrade(st_store *st, int64_t version, char *err, size_t errlen) {
   char sql[64];
   snprintf(sql, sizeof sql, "PRAGMA user_version = %d", ST_SCHEMA_VERSION);
-  int rc = exec(st->wdb, upgrade_from_1_sql);
+  int rc = version < 2 ? exec(st->wdb, upgrade_from_1_sql) : SQLITE_OK;
+  if (rc == SQLITE_OK)
+    rc = exec(st->wdb, upgrade_from_2_sql);
   if (rc == SQLITE_OK)
     rc = exec(st->wdb, sql);
   if (rc != SQLITE_OK) {
@@ -273,8 +306,8 @@ static int identify_or_create(st_store *st, char *err, size_t errlen) {
              st->path);
     return -1;
   }
-  if (version == 1)
-    return upgrade(st, err, errlen);
+  if (version == 1 || version == 2)
+    return upgrade(st, version, err, errlen);
   if (version != ST_SCHEMA_VERSION) {
     snprintf(err, errlen,
              "the store %s has schema version %lld, which this goroutined "

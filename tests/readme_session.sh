@@ -24,7 +24,8 @@ sed -n '/<!-- session:start -->/,/<!-- session:end -->/p' "$readme" \
 bash -e "$dir/session.sh" >"$dir/out" 2>&1 || { cat "$dir/out"; exit 1; }
 for want in '{"status":"ok"}' '"values":[5]' '"values":["checked web-01"]' \
   '"completed":1' '"values":[[1,4,9]]' '"attempt":3,"max_attempts":3' \
-  '"retried":1' '"status":400' 'snippet:1:'; do
+  '"retried":1' '"status":400' 'snippet:1:' '"name":"times10","version":1' \
+  '"values":[70]'; do
   grep -qF "$want" "$dir/out" || { echo "missing from the output: $want"; cat "$dir/out"; exit 1; }
 done
 echo "README session: ok"

@@ -280,7 +280,8 @@ END_TEST
 START_TEST(unknown_fields) {
   const bad_case cases[] = {
       {"POST", "/v1/run", "{\"code\":\"return 1\",\"timout_ms\":5}", 400,
-       "unknown field 'timout_ms' (the fields are: code, args, timeout_ms)"},
+       "unknown field 'timout_ms' (the fields are: code, function, version, "
+       "args, timeout_ms)"},
       {"POST", "/v1/jobs", "{\"code\":\"return 1\",\"env\":null}", 400,
        "unknown field 'env'"},
       {"POST", "/v1/pools", "{\"name\":\"u\",\"workers\":1,\"queue\":2}", 400,

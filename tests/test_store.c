@@ -32,6 +32,10 @@
 #define SANITIZED 0
 #endif
 
+/* Digests of code, as a store is given them. */
+#define SHA_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define SHA_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
 static char dir[64];
 
 static void setup(void) {
@@ -183,6 +187,7 @@ typedef struct restored {
   int npools;
   char ids[64][GR_RECORD_ID_MAX];
   int states[64];
+  char functions[64][16]; /* "name@version", or "" */
   int nrecords;
   uint64_t last_seq;
   int in_order, work_ok;
@@ -213,6 +218,9 @@ static int on_record(void *ud, const gr_record *r) {
   if (n < 64) {
     snprintf(rs->ids[n], sizeof rs->ids[0], "%s", r->id);
     rs->states[n] = r->state;
+    if (r->function)
+      snprintf(rs->functions[n], sizeof rs->functions[0], "%s@%lld",
+               r->function, (long long)r->function_version);
   }
   rs->nrecords++;
   if (rs->fail_at == rs->nrecords)
@@ -898,11 +906,15 @@ START_TEST(a_version_1_file_is_upgraded) {
   finish(st, h, "task-done");
   add_ok(st, "task-waiting", "p", NULL, NULL);
   st->ops->destroy(st);
-  /* Version 1 indexed every record by finish, and by pool and state. */
+  /* Version 1 indexed every record by finish, and by pool and state; it
+   * had no stored functions. */
   exec_raw("records.db",
            "DROP INDEX records_by_finish;"
            "CREATE INDEX records_by_finish ON records(finished_order);"
            "CREATE INDEX records_by_pool_state ON records(pool, state, seq);"
+           "ALTER TABLE records DROP COLUMN function;"
+           "ALTER TABLE records DROP COLUMN function_version;"
+           "DROP TABLE functions;"
            "PRAGMA user_version = 1;");
   st = open_store();
   ck_assert_int_eq(found_state(st, "task-done"), GR_FAILED);
@@ -911,11 +923,56 @@ START_TEST(a_version_1_file_is_upgraded) {
   ck_assert_int_eq(rs.nrecords, 1);
   ck_assert_str_eq(rs.ids[0], "task-waiting");
   st->ops->destroy(st);
-  ck_assert_int_eq(select_raw("records.db", "PRAGMA user_version"), 2);
+  ck_assert_int_eq(select_raw("records.db", "PRAGMA user_version"), 3);
   ck_assert_int_eq(select_raw("records.db",
                               "SELECT count(*) FROM sqlite_master"
                               " WHERE name = 'records_by_pool_state'"),
                    0);
+}
+END_TEST
+
+START_TEST(a_version_2_file_is_upgraded) {
+  gr_store *st = open_store();
+  void *h = add_ok(st, "task-done", "p", NULL, NULL);
+  finish(st, h, "task-done");
+  add_ok(st, "task-waiting", "p", NULL, NULL);
+  st->ops->destroy(st);
+  /* Version 2 had no stored functions. */
+  exec_raw("records.db", "ALTER TABLE records DROP COLUMN function;"
+                         "ALTER TABLE records DROP COLUMN function_version;"
+                         "DROP TABLE functions;"
+                         "PRAGMA user_version = 2;");
+  st = open_store();
+  ck_assert_int_eq(found_state(st, "task-done"), GR_FAILED);
+  restored rs;
+  ck_assert_int_eq(restore_into(st, &rs), GR_OK);
+  ck_assert_int_eq(rs.nrecords, 1);
+  ck_assert_str_eq(rs.ids[0], "task-waiting");
+  /* what version 3 adds works at once */
+  gr_function_info info;
+  int created = 0;
+  ck_assert_int_eq(
+      st->ops->fn_put(st, "f", "return 1", 8, SHA_A, 5, &info, &created),
+      GR_OK);
+  ck_assert_int_eq(info.version, 1);
+  gr_record r = {.id = "task-fn",
+                 .pool = "p",
+                 .state = GR_QUEUED,
+                 .attempt = 1,
+                 .opts = {.max_attempts = 1},
+                 .function = "f",
+                 .function_version = 1};
+  gr_future *f = gr_future_new();
+  void *handle = NULL;
+  char existing[GR_RECORD_ID_MAX] = "";
+  ck_assert_int_eq(st->ops->add(st, &r, f, &handle, existing), GR_OK);
+  gr_future_unref(f);
+  st->ops->destroy(st);
+  ck_assert_int_eq(select_raw("records.db", "PRAGMA user_version"), 3);
+  ck_assert_int_eq(
+      select_raw("records.db",
+                 "SELECT function_version FROM records WHERE id = 'task-fn'"),
+      1);
 }
 END_TEST
 
@@ -1351,6 +1408,115 @@ START_TEST(store_urls) {
 }
 END_TEST
 
+/* ---- stored functions ---------------------------------------------------- */
+
+static int64_t put_fn(gr_store *st, const char *name, const char *code,
+                      const char *sha, int64_t at, int *created) {
+  gr_function_info info;
+  ck_assert_int_eq(
+      st->ops->fn_put(st, name, code, strlen(code), sha, at, &info, created),
+      GR_OK);
+  ck_assert_str_eq(info.name, name);
+  ck_assert_str_eq(info.sha256, sha);
+  return info.version;
+}
+
+/* What every store does with functions; persists: st is reopened by
+ * reopen (NULL: it is not durable). */
+static void check_functions(gr_store *st, gr_store *(*reopen)(gr_store *)) {
+  int created = -1;
+  gr_function_info info, list[8];
+  char *code = NULL;
+  size_t len = 0;
+  ck_assert_int_eq(st->ops->fn_get(st, "f", 0, &info, &code, &len),
+                   GR_ENOTFOUND);
+  ck_assert_int_eq(put_fn(st, "f", "return 1", SHA_A, 100, &created), 1);
+  ck_assert_int_eq(created, 1);
+  /* the same code again: the same version, not a new one */
+  ck_assert_int_eq(put_fn(st, "f", "return 1", SHA_A, 200, &created), 1);
+  ck_assert_int_eq(created, 0);
+  ck_assert_int_eq(put_fn(st, "f", "return 2", SHA_B, 300, &created), 2);
+  ck_assert_int_eq(created, 1);
+  /* back to the first code: a third version (the latest is what runs) */
+  ck_assert_int_eq(put_fn(st, "f", "return 1", SHA_A, 400, &created), 3);
+  put_fn(st, "b", "return 'b'", SHA_B, 500, &created);
+  put_fn(st, "z.last", "return 'z'", SHA_B, 600, &created);
+  if (reopen)
+    st = reopen(st);
+  ck_assert_int_eq(st->ops->fn_get(st, "f", 0, &info, &code, &len), GR_OK);
+  ck_assert_int_eq(info.version, 3);
+  ck_assert_int_eq(info.created_ms, 400);
+  ck_assert_str_eq(code, "return 1");
+  ck_assert_uint_eq(len, 8);
+  free(code);
+  ck_assert_int_eq(st->ops->fn_get(st, "f", 2, &info, &code, &len), GR_OK);
+  ck_assert_str_eq(code, "return 2");
+  ck_assert_str_eq(info.sha256, SHA_B);
+  free(code);
+  ck_assert_int_eq(st->ops->fn_get(st, "f", 9, &info, NULL, NULL),
+                   GR_ENOTFOUND);
+  /* every name's latest, in name order, after a cursor */
+  size_t n = st->ops->fn_list(st, NULL, "", list, 8);
+  ck_assert_uint_eq(n, 3);
+  ck_assert_str_eq(list[0].name, "b");
+  ck_assert_str_eq(list[1].name, "f");
+  ck_assert_int_eq(list[1].version, 3);
+  ck_assert_str_eq(list[2].name, "z.last");
+  n = st->ops->fn_list(st, NULL, "b", list, 1);
+  ck_assert_uint_eq(n, 1);
+  ck_assert_str_eq(list[0].name, "f");
+  /* one name's versions, newest first */
+  n = st->ops->fn_list(st, "f", NULL, list, 8);
+  ck_assert_uint_eq(n, 3);
+  ck_assert_int_eq(list[0].version, 3);
+  ck_assert_int_eq(list[2].version, 1);
+  ck_assert_int_eq(list[2].created_ms, 100);
+  ck_assert_uint_eq(st->ops->fn_list(st, "nope", NULL, list, 8), 0);
+  /* drop: every version goes; the name starts over */
+  ck_assert_int_eq(st->ops->fn_drop(st, "f"), 1);
+  ck_assert_int_eq(st->ops->fn_drop(st, "f"), 0);
+  ck_assert_int_eq(st->ops->fn_get(st, "f", 1, &info, NULL, NULL),
+                   GR_ENOTFOUND);
+  ck_assert_uint_eq(st->ops->fn_list(st, NULL, "", list, 8), 2);
+  ck_assert_int_eq(put_fn(st, "f", "return 2", SHA_B, 700, &created), 1);
+  st->ops->destroy(st);
+}
+
+static gr_store *reopen_sqlite(gr_store *st) {
+  st->ops->destroy(st);
+  return open_store();
+}
+
+START_TEST(functions_are_kept_in_versions) {
+  check_functions(open_store(), reopen_sqlite);
+}
+END_TEST
+
+START_TEST(the_memory_store_keeps_functions_too) {
+  check_functions(gr_store_memory_new(0, 0), NULL);
+}
+END_TEST
+
+START_TEST(a_record_names_its_function) {
+  gr_store *st = open_store();
+  gr_record r = queued("task-fn", "p");
+  r.function = "resize";
+  r.function_version = 4;
+  gr_future *f = gr_future_new();
+  void *handle = NULL;
+  char existing[GR_RECORD_ID_MAX] = "";
+  ck_assert_int_eq(st->ops->add(st, &r, f, &handle, existing), GR_OK);
+  gr_future_unref(f);
+  st->ops->destroy(st); /* unfinished: read back at restore */
+  st = open_store();
+  restored rs;
+  ck_assert_int_eq(restore_into(st, &rs), GR_OK);
+  ck_assert_int_eq(rs.nrecords, 1);
+  ck_assert_str_eq(rs.functions[0], "resize@4");
+  st->ops->destroy(st);
+}
+END_TEST
+
 /* ---- figures ------------------------------------------------------------- */
 
 static int count_restored(void *ud, const gr_record *r) {
@@ -1413,6 +1579,10 @@ static Suite *store_suite(void) {
   tcase_add_test(tc, garbage_files_are_refused_and_left_alone);
   tcase_add_test(tc, other_databases_and_versions_are_refused);
   tcase_add_test(tc, a_version_1_file_is_upgraded);
+  tcase_add_test(tc, a_version_2_file_is_upgraded);
+  tcase_add_test(tc, functions_are_kept_in_versions);
+  tcase_add_test(tc, the_memory_store_keeps_functions_too);
+  tcase_add_test(tc, a_record_names_its_function);
   tcase_add_test(tc, a_file_holds_one_store_at_a_time);
   tcase_add_test(tc, a_full_database_refuses_writes_and_keeps_serving_reads);
   tcase_add_test(tc, nothing_is_written_after_freeze);

@@ -285,9 +285,16 @@ typedef struct gr_result {
    * attempt that ended: {attempt = N, state = "failed", error = "..."}. */
   int attempt, max_attempts;
   const gr_pack *history;
+  /* The stored function it runs (gr_function_put), or NULL for code sent
+   * with it; and that function's version. */
+  const char *function;
+  int64_t function_version;
 } gr_result;
 /* A snapshot; pointers stay valid while the caller holds a reference. */
 void gr_future_result(gr_future *f, gr_result *out);
+/* Names the stored function (and its version) f's work runs, before f is
+ * given to a spawn or submit: its record keeps them. GR_OK or GR_ENOMEM. */
+int gr_future_set_function(gr_future *f, const char *name, int64_t version);
 int gr_future_state(gr_future *f);
 /* 1, once, if the future failed or timed out and nobody has read its
  * result: the caller should report it. */
@@ -502,6 +509,15 @@ void gr_select_free(gr_select *s);
  * is. Waiters wait on the record's future (gr_future_on_done, or a park
  * on gr_future_arm, which sees the state as it is: no wake-up is lost). */
 typedef struct gr_store gr_store;
+/* A stored function's name follows GR_POOL_NAME_RULE. */
+#define GR_FUNCTION_NAME_MAX 64
+/* One version of a stored function. */
+typedef struct gr_function_info {
+  char name[GR_FUNCTION_NAME_MAX + 1];
+  int64_t version;    /* 1, 2, ... for each name */
+  char sha256[65];    /* of the code, 64 hex digits */
+  int64_t created_ms; /* wall clock */
+} gr_function_info;
 /* Room for any record's id, its NUL included; a pool name's length. */
 #define GR_RECORD_ID_MAX 40
 #define GR_POOL_NAME_MAX 64
@@ -537,6 +553,8 @@ typedef struct gr_record {
   const void *history; /* earlier attempts (gr_result.history) as pack */
   size_t history_len;  /* bytes; NULL when none */
   const char *idem_key, *idem_digest; /* NULL when none */
+  const char *function;               /* the stored function run, or NULL */
+  int64_t function_version;
 } gr_record;
 
 /* One record of a list: id, pool ("" for a job) and its future (a
@@ -632,6 +650,23 @@ typedef struct gr_store_ops {
   /* 0 while writes succeed; else 1, with why (for a 503) in msg. */
   int (*error)(gr_store *st, char *msg, size_t len);
   void (*destroy)(gr_store *st);
+  /* Stored functions (gr_function_put): versions of named code, kept
+   * durable. put stores code as name's next version (*created 1), unless
+   * name's latest version has the same sha256 (that one is answered,
+   * *created 0); GR_OK or GR_ESTORE. get: version 0 is the latest; the
+   * code (when code is not NULL) is allocated, NUL-terminated; GR_OK or
+   * GR_ENOTFOUND. list: with name NULL, the latest version of each
+   * function whose name sorts after `after` ("" from the first), in
+   * name order; with a name, its versions, newest first. drop: every
+   * version; 1 if there was one, 0 if not, or GR_ESTORE. */
+  int (*fn_put)(gr_store *st, const char *name, const char *code, size_t len,
+                const char *sha256, int64_t created_ms, gr_function_info *out,
+                int *created);
+  int (*fn_get)(gr_store *st, const char *name, int64_t version,
+                gr_function_info *out, char **code, size_t *len);
+  size_t (*fn_list)(gr_store *st, const char *name, const char *after,
+                    gr_function_info *out, size_t limit);
+  int (*fn_drop)(gr_store *st, const char *name);
 } gr_store_ops;
 struct gr_store {
   const gr_store_ops *ops;
@@ -655,6 +690,34 @@ int gr_go_recorded(gr_runtime *rt, const gr_spawn *s, char *id, size_t idlen);
 void gr_go_recorded_async(gr_runtime *rt, const gr_spawn *s,
                           void (*done)(void *ud, int rc, const char *id),
                           void *ud);
+/* ---- stored functions (functions.c) ----------------------------------
+ *
+ * Code stored once under a name and called by it: each new code is the
+ * name's next version (the same code as the latest is that version). The
+ * store keeps the source; the runtime keeps each version it compiled, so
+ * a call costs no compile. */
+/* Compiles code (a syntax error: GR_EINVAL, the message in err and its
+ * line in *line) and stores it as name's next version (sha256: of the
+ * code, 64 hex digits, the caller's). GR_OK with out and *created set;
+ * GR_ENAME, GR_ESTORE, GR_ENOMEM. */
+int gr_function_put(gr_runtime *rt, const char *name, const char *code,
+                    size_t len, const char *sha256, gr_function_info *out,
+                    int *created, char *err, size_t errlen, int *line);
+/* A new pack holding version (0: the latest) of name's compiled function,
+ * to which arguments may be appended; out describes it. NULL with *rc:
+ * GR_ENOTFOUND (no such name or version), GR_ENOMEM, or GR_EINVAL (the
+ * stored code no longer compiles: err says why). */
+gr_pack *gr_function_pack(gr_runtime *rt, const char *name, int64_t version,
+                          gr_function_info *out, int *rc, char *err,
+                          size_t errlen);
+/* As the store's fn_get, fn_list and fn_drop (drop also forgets what was
+ * compiled). */
+int gr_function_get(gr_runtime *rt, const char *name, int64_t version,
+                    gr_function_info *out, char **code, size_t *len);
+size_t gr_function_list(gr_runtime *rt, const char *name, const char *after,
+                        gr_function_info *out, size_t limit);
+int gr_function_drop(gr_runtime *rt, const char *name);
+
 /* A record's future (caller unrefs) and pool, as gr_store_ops.find. */
 gr_future *gr_record_find(gr_runtime *rt, const char *id, char *pool,
                           size_t poollen);

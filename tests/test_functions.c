@@ -1,0 +1,384 @@
+/*
+ * test_functions.c - stored functions over real HTTP: versions (the same
+ * code twice is one version), what a bad PUT gets, calls by name from
+ * /v1/run, tasks, jobs and Lua (goroutine.call), records that name the
+ * version that ran, deletes (work accepted before keeps its code), lists a
+ * page at a time, and functions and records kept across a restart on the
+ * same SQLite file. Every exchange is checked against openapi.yaml at the
+ * end.
+ */
+#include "http_client.h"
+
+static hc_server srv;
+static char store_dir[64];
+
+static void start(void) {
+  char store[160];
+  snprintf(store, sizeof store, "sqlite:%s/fn.db", store_dir);
+  const char *args[] = {"--store", store, NULL};
+  hc_start(&srv, args, NULL);
+}
+
+static void stop(void) {
+  int rc = hc_stop(&srv);
+  srv.pid = 0;
+  ck_assert_int_eq(rc, 0);
+}
+
+static void setup(void) {
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  t_tmpdir_make(store_dir, "gr_fn");
+  start();
+}
+
+static void teardown(void) {
+  if (srv.pid)
+    stop();
+  t_tmpdir_remove(store_dir);
+  curl_global_cleanup();
+}
+
+static void expect_status(hc_resp *r, long status) {
+  ck_assert_msg(r->status == status, "status %ld, expected %ld: %.400s",
+                r->status, status, r->body ? r->body : "(no body)");
+}
+
+/* PUT /v1/functions/name {"code": code}: the status expected, and the
+ * version answered. */
+static int64_t put(const char *name, const char *code, long status) {
+  char path[128];
+  snprintf(path, sizeof path, "/v1/functions/%s", name);
+  json_t *body = json_pack("{s:s}", "code", code);
+  char *text = json_dumps(body, JSON_COMPACT);
+  hc_resp r = hc_call(&srv, "PUT", path, text);
+  free(text);
+  json_decref(body);
+  expect_status(&r, status);
+  int64_t version = json_integer_value(json_object_get(r.json, "version"));
+  if (status == 200 || status == 201) {
+    ck_assert_str_eq(hc_str(&r, "name"), name);
+    ck_assert_uint_eq(strlen(hc_str(&r, "sha256")), 64);
+    ck_assert_ptr_nonnull(hc_str(&r, "created_at"));
+    ck_assert_str_eq(hc_header(&r, "location"), path);
+  }
+  hc_release(&r);
+  return version;
+}
+
+/* POST /v1/run with body: 200 expected; the first value as an integer. */
+static int64_t run_value(const char *body) {
+  hc_resp r = hc_call(&srv, "POST", "/v1/run", body);
+  expect_status(&r, 200);
+  ck_assert_msg(r.json && json_is_true(json_object_get(r.json, "success")),
+                "not a success: %.400s", r.body);
+  int64_t v =
+      json_integer_value(json_array_get(json_object_get(r.json, "values"), 0));
+  hc_release(&r);
+  return v;
+}
+
+/* A job or task (path: its URL) once final: at most 20 s. */
+static hc_resp await_final(const char *path) {
+  char url[256];
+  snprintf(url, sizeof url, "%s?wait=5", path);
+  hc_resp r = hc_call(&srv, "GET", url, NULL);
+  for (int i = 0; i < 4 && r.status == 200 &&
+                  (strcmp(hc_str(&r, "state"), "queued") == 0 ||
+                   strcmp(hc_str(&r, "state"), "running") == 0);
+       i++) {
+    hc_release(&r);
+    r = hc_call(&srv, "GET", url, NULL);
+  }
+  expect_status(&r, 200);
+  return r;
+}
+
+/* The record's "function" member: "name@version", or "" without one. */
+static const char *function_of(hc_resp *r) {
+  static char text[96];
+  json_t *f = json_object_get(r->json, "function");
+  if (!f)
+    return "";
+  snprintf(text, sizeof text, "%s@%lld",
+           json_string_value(json_object_get(f, "name")),
+           (long long)json_integer_value(json_object_get(f, "version")));
+  return text;
+}
+
+/* ---- versions -------------------------------------------------------------
+ */
+
+START_TEST(versions_count_up_and_the_same_code_is_the_same_version) {
+  ck_assert_int_eq(put("add", "local a, b = ... return a + b", 201), 1);
+  ck_assert_int_eq(put("add", "local a, b = ... return a + b", 200), 1);
+  ck_assert_int_eq(put("add", "local a, b = ... return 10 * (a + b)", 201), 2);
+  hc_resp r = hc_call(&srv, "GET", "/v1/functions/add", NULL);
+  expect_status(&r, 200);
+  ck_assert_int_eq(json_integer_value(json_object_get(r.json, "version")), 2);
+  ck_assert_str_eq(hc_str(&r, "code"), "local a, b = ... return 10 * (a + b)");
+  json_t *versions = json_object_get(r.json, "versions");
+  ck_assert_uint_eq(json_array_size(versions), 2);
+  ck_assert_int_eq(json_integer_value(
+                       json_object_get(json_array_get(versions, 0), "version")),
+                   2);
+  hc_release(&r);
+  r = hc_call(&srv, "GET", "/v1/functions/add?version=1", NULL);
+  expect_status(&r, 200);
+  ck_assert_str_eq(hc_str(&r, "code"), "local a, b = ... return a + b");
+  hc_release(&r);
+  r = hc_call(&srv, "GET", "/v1/functions/add?version=9", NULL);
+  hc_expect_problem(&r, 404, "has no version 9");
+  hc_release(&r);
+  r = hc_call(&srv, "GET", "/v1/functions/add?version=first", NULL);
+  hc_expect_problem(&r, 400, "version");
+  hc_release(&r);
+  r = hc_call(&srv, "GET", "/v1/functions/nothing", NULL);
+  hc_expect_problem(&r, 404, "function 'nothing' not found");
+  hc_release(&r);
+}
+END_TEST
+
+START_TEST(a_bad_put_is_refused_with_what_was_wrong) {
+  hc_resp r = hc_call(&srv, "PUT", "/v1/functions/broken",
+                      "{\"code\":\"local x = \\n return +\"}");
+  hc_expect_problem(&r, 400, "unexpected symbol");
+  ck_assert_int_eq(json_integer_value(json_object_get(r.json, "line")), 2);
+  hc_release(&r);
+  r = hc_call(&srv, "GET", "/v1/functions/broken", NULL);
+  expect_status(&r, 404); /* nothing was stored */
+  hc_release(&r);
+  r = hc_call(&srv, "PUT", "/v1/functions/a%20b", "{\"code\":\"return 1\"}");
+  hc_expect_problem(&r, 400, "not a function name");
+  hc_release(&r);
+  r = hc_call(&srv, "PUT", "/v1/functions/f", "{}");
+  hc_expect_problem(&r, 400, "'code'");
+  hc_release(&r);
+  r = hc_call(&srv, "PUT", "/v1/functions/f", "{\"code\":7}");
+  hc_expect_problem(&r, 400, "must be a string of Lua code");
+  hc_release(&r);
+  r = hc_call(&srv, "PUT", "/v1/functions/f",
+              "{\"code\":\"return 1\",\"version\":3}");
+  hc_expect_problem(&r, 400, "unknown field 'version'");
+  hc_release(&r);
+  r = hc_call(&srv, "PUT", "/v1/functions/f",
+              "{\"code\":\"return '\\u0000'\"}");
+  hc_expect_problem(&r, 400, "NUL character");
+  hc_release(&r);
+  r = hc_call(&srv, "POST", "/v1/functions/f", "{\"code\":\"return 1\"}");
+  expect_status(&r, 405);
+  hc_release(&r);
+  hc_still_serving(&srv);
+}
+END_TEST
+
+/* ---- calls ----------------------------------------------------------------
+ */
+
+START_TEST(run_tasks_jobs_and_lua_call_a_function_by_name) {
+  put("add", "local a, b = ... return a + b", 201);
+  put("add", "local a, b = ... return 10 * (a + b)", 201);
+  ck_assert_int_eq(run_value("{\"function\":\"add\",\"args\":[2,3]}"), 50);
+  ck_assert_int_eq(
+      run_value("{\"function\":\"add\",\"version\":1,\"args\":[2,3]}"), 5);
+  /* from Lua: the latest, or name@version; it may wait as any code */
+  put("slow", "goroutine.sleep(20) return (...) + 1", 201);
+  ck_assert_int_eq(run_value("{\"code\":\"return goroutine.call('add', 1, 1)"
+                             " + goroutine.call('add@1', 1, 1)"
+                             " + goroutine.call('slow', 100)\"}"),
+                   20 + 2 + 101);
+  /* a job names the version it ran */
+  hc_resp r = hc_call(&srv, "POST", "/v1/jobs",
+                      "{\"function\":\"add\",\"args\":[1,2]}");
+  expect_status(&r, 202);
+  char path[160];
+  snprintf(path, sizeof path, "/v1/jobs/%s", hc_str(&r, "id"));
+  hc_release(&r);
+  r = await_final(path);
+  ck_assert_str_eq(hc_str(&r, "state"), "succeeded");
+  ck_assert_str_eq(function_of(&r), "add@2");
+  hc_release(&r);
+  /* so does a task; code sent as code names none */
+  r = hc_call(&srv, "POST", "/v1/pools", "{\"name\":\"p\",\"workers\":1}");
+  expect_status(&r, 201);
+  hc_release(&r);
+  r = hc_call(&srv, "POST", "/v1/pools/p/tasks",
+              "{\"function\":\"add\",\"version\":1,\"args\":[4,4]}");
+  expect_status(&r, 202);
+  snprintf(path, sizeof path, "/v1/pools/p/tasks/%s", hc_str(&r, "id"));
+  hc_release(&r);
+  r = await_final(path);
+  ck_assert_int_eq(
+      json_integer_value(json_array_get(json_object_get(r.json, "values"), 0)),
+      8);
+  ck_assert_str_eq(function_of(&r), "add@1");
+  hc_release(&r);
+  r = hc_call(&srv, "POST", "/v1/jobs", "{\"code\":\"return 1\"}");
+  snprintf(path, sizeof path, "/v1/jobs/%s", hc_str(&r, "id"));
+  hc_release(&r);
+  r = await_final(path);
+  ck_assert_str_eq(function_of(&r), "");
+  hc_release(&r);
+}
+END_TEST
+
+START_TEST(bad_calls_are_refused) {
+  put("add", "local a, b = ... return a + b", 201);
+  hc_resp r = hc_call(&srv, "POST", "/v1/run", "{\"function\":\"nope\"}");
+  hc_expect_problem(&r, 404, "function 'nope' not found");
+  hc_release(&r);
+  r = hc_call(&srv, "POST", "/v1/run", "{\"function\":\"add\",\"version\":4}");
+  hc_expect_problem(&r, 404, "has no version 4");
+  hc_release(&r);
+  r = hc_call(&srv, "POST", "/v1/jobs",
+              "{\"function\":\"add\",\"code\":\"return 1\"}");
+  hc_expect_problem(&r, 400, "cannot come with 'code'");
+  hc_release(&r);
+  r = hc_call(&srv, "POST", "/v1/run", "{\"code\":\"return 1\",\"version\":1}");
+  hc_expect_problem(&r, 400, "comes with 'function' only");
+  hc_release(&r);
+  r = hc_call(&srv, "POST", "/v1/run", "{\"function\":\"add\",\"version\":0}");
+  hc_expect_problem(&r, 400, "'version'");
+  hc_release(&r);
+  r = hc_call(&srv, "POST", "/v1/run", "{\"function\":12}");
+  hc_expect_problem(&r, 400, "'function'");
+  hc_release(&r);
+  r = hc_call(&srv, "POST", "/v1/run", "{}");
+  hc_expect_problem(&r, 400, "'code'");
+  hc_release(&r);
+  /* from Lua, an error the code can catch */
+  r = hc_call(&srv, "POST", "/v1/run",
+              "{\"code\":\"local ok, err = pcall(goroutine.call, 'zz')"
+              " local ok2, err2 = pcall(goroutine.call, 'add@x')"
+              " return err .. ' / ' .. err2\"}");
+  expect_status(&r, 200);
+  const char *text =
+      json_string_value(json_array_get(json_object_get(r.json, "values"), 0));
+  ck_assert_msg(text && strstr(text, "no stored function 'zz'") &&
+                    strstr(text, "the version after '@'"),
+                "%s", r.body);
+  hc_release(&r);
+  hc_still_serving(&srv);
+}
+END_TEST
+
+START_TEST(a_deleted_function_cannot_be_called_but_accepted_work_runs) {
+  put("wait", "goroutine.sleep(300) return 'waited'", 201);
+  put("seven", "return 7", 201);
+  hc_resp r =
+      hc_call(&srv, "POST", "/v1/pools", "{\"name\":\"d\",\"workers\":1}");
+  expect_status(&r, 201);
+  hc_release(&r);
+  r = hc_call(&srv, "POST", "/v1/pools/d/tasks", "{\"function\":\"wait\"}");
+  expect_status(&r, 202);
+  hc_release(&r);
+  r = hc_call(&srv, "POST", "/v1/pools/d/tasks", "{\"function\":\"seven\"}");
+  expect_status(&r, 202); /* queued behind the first */
+  char path[160];
+  snprintf(path, sizeof path, "/v1/pools/d/tasks/%s", hc_str(&r, "id"));
+  hc_release(&r);
+  r = hc_call(&srv, "DELETE", "/v1/functions/seven", NULL);
+  expect_status(&r, 204);
+  hc_release(&r);
+  r = hc_call(&srv, "DELETE", "/v1/functions/seven", NULL);
+  hc_expect_problem(&r, 404, "function 'seven' not found");
+  hc_release(&r);
+  r = hc_call(&srv, "POST", "/v1/run", "{\"function\":\"seven\"}");
+  hc_expect_problem(&r, 404, "function 'seven' not found");
+  hc_release(&r);
+  r = await_final(path);
+  ck_assert_str_eq(hc_str(&r, "state"), "succeeded");
+  ck_assert_int_eq(
+      json_integer_value(json_array_get(json_object_get(r.json, "values"), 0)),
+      7);
+  hc_release(&r);
+  /* the name starts over */
+  ck_assert_int_eq(put("seven", "return 77", 201), 1);
+  ck_assert_int_eq(run_value("{\"function\":\"seven\"}"), 77);
+}
+END_TEST
+
+/* ---- lists ----------------------------------------------------------------
+ */
+
+START_TEST(lists_come_in_name_order_a_page_at_a_time) {
+  const char *names[] = {"d", "b", "e", "a", "c"};
+  for (int i = 0; i < 5; i++)
+    put(names[i], "return 1", 201);
+  put("c", "return 2", 201);
+  hc_resp r = hc_call(&srv, "GET", "/v1/functions?limit=2", NULL);
+  expect_status(&r, 200);
+  json_t *items = json_object_get(r.json, "items");
+  ck_assert_uint_eq(json_array_size(items), 2);
+  ck_assert_str_eq(
+      json_string_value(json_object_get(json_array_get(items, 0), "name")),
+      "a");
+  ck_assert_str_eq(hc_str(&r, "next_cursor"), "b");
+  ck_assert_str_eq(hc_header(&r, "link"),
+                   "</v1/functions?cursor=b&limit=2>; rel=\"next\"");
+  hc_release(&r);
+  r = hc_call(&srv, "GET", "/v1/functions?limit=2&cursor=b", NULL);
+  items = json_object_get(r.json, "items");
+  ck_assert_str_eq(
+      json_string_value(json_object_get(json_array_get(items, 0), "name")),
+      "c");
+  ck_assert_int_eq(
+      json_integer_value(json_object_get(json_array_get(items, 0), "version")),
+      2);
+  hc_release(&r);
+  r = hc_call(&srv, "GET", "/v1/functions?cursor=d", NULL);
+  items = json_object_get(r.json, "items");
+  ck_assert_uint_eq(json_array_size(items), 1);
+  ck_assert(json_is_null(json_object_get(r.json, "next_cursor")));
+  ck_assert_ptr_null(hc_header(&r, "link"));
+  hc_release(&r);
+  r = hc_call(&srv, "GET", "/v1/functions?limit=0", NULL);
+  hc_expect_problem(&r, 400, "limit");
+  hc_release(&r);
+}
+END_TEST
+
+/* ---- restarts -------------------------------------------------------------
+ */
+
+START_TEST(functions_and_the_records_naming_them_outlive_a_restart) {
+  put("add", "local a, b = ... return a + b", 201);
+  put("add", "local a, b = ... return 2 * (a + b)", 201);
+  hc_resp r = hc_call(&srv, "POST", "/v1/jobs",
+                      "{\"function\":\"add\",\"version\":1,\"args\":[1,1]}");
+  expect_status(&r, 202);
+  char path[160];
+  snprintf(path, sizeof path, "/v1/jobs/%s", hc_str(&r, "id"));
+  hc_release(&r);
+  r = await_final(path);
+  hc_release(&r);
+  stop();
+  start();
+  r = hc_call(&srv, "GET", path, NULL);
+  expect_status(&r, 200);
+  ck_assert_str_eq(function_of(&r), "add@1");
+  hc_release(&r);
+  ck_assert_int_eq(run_value("{\"function\":\"add\",\"args\":[1,2]}"), 6);
+  ck_assert_int_eq(put("add", "local a, b = ... return 2 * (a + b)", 200), 2);
+  ck_assert_int_eq(put("add", "return 0", 201), 3);
+}
+END_TEST
+
+static Suite *functions_suite(void) {
+  Suite *s = suite_create("functions");
+  TCase *tc = tcase_create("functions");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, versions_count_up_and_the_same_code_is_the_same_version);
+  tcase_add_test(tc, a_bad_put_is_refused_with_what_was_wrong);
+  tcase_add_test(tc, run_tasks_jobs_and_lua_call_a_function_by_name);
+  tcase_add_test(tc, bad_calls_are_refused);
+  tcase_add_test(tc,
+                 a_deleted_function_cannot_be_called_but_accepted_work_runs);
+  tcase_add_test(tc, lists_come_in_name_order_a_page_at_a_time);
+  tcase_add_test(tc, functions_and_the_records_naming_them_outlive_a_restart);
+  suite_add_tcase(s, tc);
+  hc_add_contract_case(s);
+  return s;
+}
+
+HC_MAIN("functions", functions_suite)
