@@ -12,7 +12,12 @@
 #      statistics), against bench/mhd_fixed, a minimal libmicrohttpd server
 #      that answers the same JSON as a fixed buffer (the ceiling of the HTTP
 #      library goroutined is built on).
-# Both again on a second goroutined at the default log level (a line per
+#   F  POST /v1/run {"function":"bench_add"}, a stored function whose code
+#      is `return 1+1` (compiled once, when stored), against nginx running
+#      the same code from a file (content_by_lua_file, compiled once and
+#      cached by the Lua module), and against A (the same code shipped in
+#      "code" and compiled for each request).
+# A and B again on a second goroutined at the default log level (a line per
 # request, to a file), to show what the log costs. Beside each figure: the
 # server's CPU time per request (user + system, from /proc, its threads or
 # nginx's workers included), which the machine's drift moves less than the
@@ -323,6 +328,10 @@ http {
   keepalive_requests 1000000;
   server {
     listen 127.0.0.1:$ng_port;
+    location = /fn {
+      # The same code as a file: compiled once, then cached.
+      content_by_lua_file $work/nginx/fn.lua;
+    }
     location = /run {
       client_max_body_size 64k;
       client_body_buffer_size 64k;
@@ -359,6 +368,15 @@ http {
   }
 }
 EOF
+cat >"$work/nginx/fn.lua" <<'EOF'
+-- Written by bench/http_bench.sh: `return 1+1`, answered as /run answers.
+local ok, v = pcall(function() return 1 + 1 end)
+local body = ok and ('{"success":true,"values":[' .. tostring(v) .. ']}')
+  or '{"success":false}'
+ngx.header["Content-Type"] = "application/json"
+ngx.header["Content-Length"] = #body
+ngx.print(body)
+EOF
 nginx_args=(-p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log")
 nginx -t -q "${nginx_args[@]}" || die "nginx rejects its configuration"
 nginx "${nginx_args[@]}" &
@@ -390,6 +408,18 @@ wrk.body = "return 1+1"
 wrk.headers["Content-Type"] = "text/plain"
 EOF
 
+cat >"$work/post_fn.lua" <<'EOF'
+wrk.method = "POST"
+wrk.body = '{"function":"bench_add"}'
+wrk.headers["Content-Type"] = "application/json"
+EOF
+code=$(curl -s -m 10 -o "$work/fn.json" -w '%{http_code}' -X PUT "$gd/v1/functions/bench_add" \
+  -H 'Content-Type: application/json' -d '{"code":"return 1+1"}') || true
+[ "$code" = 201 ] || die "storing function bench_add: expected 201, got $code: $(cat "$work/fn.json")"
+check_answer "goroutined POST /v1/run function" '"success":true,"values":[2]' \
+  -X POST "$gd/v1/run" -H 'Content-Type: application/json' -d '{"function":"bench_add"}'
+check_answer "nginx-lua POST /fn" '{"success":true,"values":[2]}' \
+  -X POST "$ng/fn" -H 'Content-Type: application/json' -d '{"function":"bench_add"}'
 check_answer "goroutined POST /v1/run" '"success":true,"values":[2]' \
   -X POST "$gd/v1/run" -H 'Content-Type: application/json' -d '{"code":"return 1+1"}'
 check_answer "nginx-lua POST /run" '{"success":true,"values":[2]}' \
@@ -406,7 +436,7 @@ code=$(curl -s -m 10 -o "$work/pool.json" -w '%{http_code}' -X POST "$gdl/v1/poo
 # Whose CPU each scenario counts: nginx's master and its workers.
 nginx_all="$nginx_pid $(ps -o pid= --ppid "$nginx_pid" | tr '\n' ' ')"
 server_pids=([A_gd]="$gd_pid" [A_ng]="$nginx_all" [B_gd]="$gd_pid" [B_mhd]="$mhd_pid"
-  [A_gdl]="$gdl_pid" [B_gdl]="$gdl_pid")
+  [A_gdl]="$gdl_pid" [B_gdl]="$gdl_pid" [F_gd]="$gd_pid" [F_ng]="$nginx_all")
 
 # The machine's floor, measured now: figures of other machines compare as
 # multiples of it.
@@ -424,6 +454,8 @@ for ((run = 1; run <= RUNS; run++)); do
   bench B_gd "$gd/v1/pools/bench"
   bench B_mhd "$mhd/v1/pools/bench"
   bench B_gdl "$gdl/v1/pools/bench"
+  bench F_gd "$gd/v1/run" "$work/post_fn.lua"
+  bench F_ng "$ng/fn" "$work/post_fn.lua"
 done
 
 # Servers that died during the runs make the figures meaningless.
@@ -433,7 +465,7 @@ done
 
 # ---------------------------------------------------------------- report
 declare -A med_r med_l med_c
-for key in A_gd A_ng A_gdl B_gd B_mhd B_gdl; do
+for key in A_gd A_ng A_gdl B_gd B_mhd B_gdl F_gd F_ng; do
   # shellcheck disable=SC2086 # the lists are space-separated numbers
   med_r[$key]=$(median ${rps[$key]})
   # shellcheck disable=SC2086
@@ -457,6 +489,8 @@ rca=$(ratio "${med_c[A_ng]}" "${med_c[A_gd]}")
 # The default log level against warn: within 5% means a ratio >= 0.95.
 rla=$(ratio "${med_r[A_gdl]}" "${med_r[A_gd]}")
 rlb=$(ratio "${med_r[B_gdl]}" "${med_r[B_gd]}")
+rf=$(ratio "${med_r[F_gd]}" "${med_r[F_ng]}")
+rfa=$(ratio "${med_r[F_gd]}" "${med_r[A_gd]}")
 
 echo
 echo "HTTP benchmark, 127.0.0.1, wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, median of $RUNS run(s)"
@@ -468,16 +502,20 @@ row "A POST /v1/run, default log level" "goroutined (info)" A_gdl
 row "B GET /v1/pools/bench" goroutined B_gd
 row "B (fixed JSON body)" "minimal MHD" B_mhd
 row "B GET, default log level" "goroutined (info)" B_gdl
+row "F POST /v1/run stored function" goroutined F_gd
+row "F (content_by_lua_file)" nginx-lua F_ng
 echo "ratios: A goroutined/nginx-lua = $ra (target >= 1.1: $(verdict "$ra" 1.1));" \
   "A CPU per request, nginx-lua/goroutined = $rca (target >= 1.0: $(verdict "$rca" 1.0));" \
   "B goroutined/MHD = $rb (target >= 1.0: $(verdict "$rb" 1.0))"
+echo "stored functions: F goroutined/nginx-lua = $rf (target >= 1.0: $(verdict "$rf" 1.0));" \
+  "F against A (a stored function against the same code in \"code\") = $rfa"
 echo "the default log level against warn: A $rla, B $rlb (target >= 0.95:" \
   "A $(verdict "$rla" 0.95), B $(verdict "$rlb" 0.95))"
 # shellcheck disable=SC2086 # the lists are space-separated numbers
 runs_of() { printf '%.0f ' ${rps[$1]} | sed 's/ $//'; }
 echo "each run, req/s: A goroutined $(runs_of A_gd) | A nginx-lua $(runs_of A_ng)" \
   "| A info $(runs_of A_gdl) | B goroutined $(runs_of B_gd) | B MHD $(runs_of B_mhd)" \
-  "| B info $(runs_of B_gdl)"
+  "| B info $(runs_of B_gdl) | F goroutined $(runs_of F_gd) | F nginx-lua $(runs_of F_ng)"
 echo "versions: $("$goroutined" version 2>&1);" \
   "$(nginx -v 2>&1 | sed 's/^nginx version: //') + lua module $(dpkg-query -W -f='${Version}' libnginx-mod-http-lua);" \
   "$(wrk -v 2>&1 | head -1 | awk '{ print $1, $2, $3 }');" \
