@@ -43,6 +43,11 @@ struct gr_future {
   char id[GR_RECORD_ID_MAX]; /* with store: the record's id */
   char *function;            /* the stored function it runs, or NULL */
   int64_t function_version;
+  /* What its work said of how far it got (gr_record_progress); at_ms 0:
+   * nothing yet. */
+  double progress;
+  char *progress_message;
+  int64_t progress_ms;
 };
 
 static void future_destroy(gr_object *obj) {
@@ -62,6 +67,7 @@ static void future_destroy(gr_object *obj) {
   }
   free(f->error);
   free(f->function);
+  free(f->progress_message);
   free(f);
 }
 
@@ -85,6 +91,31 @@ void gr__future_set_pool(gr_future *f, gr_pool *pool) {
     f->pool = pool;
   }
   gr__spin_unlock(&f->lock);
+}
+
+int gr__future_is_record(gr_future *f) {
+  gr__spin_lock(&f->lock);
+  int is = f->store != NULL;
+  gr__spin_unlock(&f->lock);
+  return is;
+}
+
+int gr__future_set_progress(gr_future *f, double fraction, const char *message,
+                            size_t len) {
+  char *copy = message ? gr__strndup(message, len) : NULL;
+  if (message && !copy)
+    return GR_ENOMEM;
+  gr__spin_lock(&f->lock);
+  int final = GR_STATE_FINAL(f->state) || f->committing;
+  char *old = final ? copy : f->progress_message;
+  if (!final) {
+    f->progress = fraction;
+    f->progress_message = copy;
+    f->progress_ms = gr__wall_ms();
+  }
+  gr__spin_unlock(&f->lock);
+  free(old);
+  return GR_OK;
 }
 
 int gr_future_set_function(gr_future *f, const char *name, int64_t version) {
@@ -130,6 +161,9 @@ static void record_of(gr_future *f, int state, gr_record *r, void **bytes) {
   r->started_ms = f->started_ms;
   r->finished_ms = f->finished_ms;
   r->error = f->error;
+  r->progress = f->progress;
+  r->progress_message = f->progress_message;
+  r->progress_ms = f->progress_ms;
   bytes[0] = bytes[1] = NULL;
   if (!gr__store_durable(f->store))
     return;
@@ -363,8 +397,13 @@ gr_future *gr_future_new_final(const gr_record *r) {
     f->function = gr__strdup(r->function);
     f->function_version = r->function_version;
   }
+  f->progress = r->progress;
+  f->progress_ms = r->progress_ms;
+  if (r->progress_message)
+    f->progress_message = gr__strdup(r->progress_message);
   if ((r->values && !f->values) || (r->history && !f->history) ||
-      (r->error && !f->error) || (r->function && !f->function)) {
+      (r->error && !f->error) || (r->function && !f->function) ||
+      (r->progress_message && !f->progress_message)) {
     gr_future_unref(f);
     return NULL;
   }
@@ -397,6 +436,9 @@ void gr_future_result(gr_future *f, gr_result *out) {
   out->history = f->history;
   out->function = f->function;
   out->function_version = f->function_version;
+  out->progress = f->progress;
+  out->progress_message = f->progress_message;
+  out->progress_ms = f->progress_ms;
   gr__spin_unlock(&f->lock);
 }
 

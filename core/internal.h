@@ -390,6 +390,13 @@ int gr__memory_error_text(gr_g *g, size_t limit, const char *msg, char *buf,
 
 /* A job for a root goroutine whose spawn sets job limits; NULL when out of
  * memory. The caller owns the reference. */
+/* The future of the job's root (a task's or job's record, or a plain
+ * future), or NULL; the job holds it. */
+gr_future *gr__job_record(gr_job *job);
+/* The record the goroutine's work belongs to: its pool task's, else its
+ * job's (the task or job that started it), else its own future's; NULL
+ * when that is no record (a plain goroutine, an async). */
+gr_future *gr__g_record(gr_g *g);
 gr_job *gr__job_new(const gr_spawn *s, int64_t now_ns);
 #define gr__job_ref(j) ((gr_job *)gr_object_ref((gr_object *)(j)))
 #define gr__job_unref(j) gr_object_unref((gr_object *)(j))
@@ -479,6 +486,12 @@ int gr__future_retry(gr_future *f, int state, const char *error);
 /* Takes a stored record's created time, attempts and history; 0, or -1
  * when out of memory. */
 int gr__future_load(gr_future *f, const gr_record *r);
+/* Whether f is a record's (a store writes its states). */
+int gr__future_is_record(gr_future *f);
+/* Sets what the work said of its progress (ignored once final). GR_OK or
+ * GR_ENOMEM. */
+int gr__future_set_progress(gr_future *f, double fraction, const char *message,
+                            size_t len);
 /* What the store's add gave back for f. */
 void *gr__future_handle(gr_future *f);
 /* Sets f's history to a copy of history (NULL: none); 0 or -1. */

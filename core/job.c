@@ -36,10 +36,18 @@ struct gr_job {
   atomic_int cancel;       /* once set, every member is stopped this way */
   gr_spin lock;            /* protects members */
   gr_g *members;
+  gr_future *record; /* the root's future (a reference), or NULL */
 };
 
 static void job_destroy(gr_object *obj) {
+  gr_job *job = (gr_job *)obj;
+  if (job->record)
+    gr_future_unref(job->record);
   free(obj);
+}
+
+gr_future *gr__job_record(gr_job *job) {
+  return job ? job->record : NULL;
 }
 
 static const gr_object_type job_type = {"goroutine.job", job_destroy};
@@ -52,6 +60,7 @@ gr_job *gr__job_new(const gr_spawn *s, int64_t now_ns) {
   job->obj.refs = 1;
   job->memory_limit = s->job_memory_limit;
   job->max_goroutines = s->job_max_goroutines;
+  job->record = s->future ? gr_future_ref(s->future) : NULL;
   if (s->timeout_ms > 0) {
     job->timeout_ms = s->timeout_ms;
     job->deadline_ns = now_ns + s->timeout_ms * 1000000;

@@ -719,6 +719,8 @@ static void replay_copy(void *ud, const gr_record *r) {
   rr->r.error = NULL;
   rr->r.values = rr->r.history = NULL;
   rr->r.idem_key = rr->r.idem_digest = NULL;
+  rr->r.function = rr->r.progress_message = NULL; /* set again, or none */
+  rr->r.progress_ms = 0;
   snprintf(rr->pool, sizeof rr->pool, "%s", r->pool ? r->pool : "");
   rr->r.pool = NULL;
   rr->work = r->work ? malloc(r->work_len) : NULL;
@@ -946,4 +948,23 @@ int gr_records_restore(gr_runtime *rt, char *err, size_t errlen) {
     snprintf(err, errlen, "cannot bring back the stored work: %s",
              gr_strerror(rc));
   return rc;
+}
+
+/* ---- progress ------------------------------------------------------------ */
+
+gr_future *gr__g_record(gr_g *g) {
+  if (g->task)
+    return g->task->spawn.future;
+  gr_future *f = gr__job_record(g->job);
+  if (f && gr__future_is_record(f))
+    return f;
+  return g->future && gr__future_is_record(g->future) ? g->future : NULL;
+}
+
+int gr_record_progress(gr_g *g, double fraction, const char *message,
+                       size_t len) {
+  gr_future *f = g ? gr__g_record(g) : NULL;
+  if (!f)
+    return GR_ENOTFOUND;
+  return gr__future_set_progress(f, fraction, message, len);
 }

@@ -381,6 +381,28 @@ static int l_call(lua_State *L) {
   return call_done(L, LUA_OK, 0);
 }
 
+/* goroutine.progress(fraction [, message]): how far the task or job this
+ * goroutine works for got; true, or false and why when it works for
+ * none. */
+#define PROGRESS_MESSAGE_MAX 1024
+static int l_progress(lua_State *L) {
+  lua_Number fraction = luaL_checknumber(L, 1);
+  size_t len = 0;
+  const char *message = luaL_optlstring(L, 2, NULL, &len);
+  if (!(fraction >= 0 && fraction <= 1))
+    return luaL_argerror(L, 1, "a fraction from 0 to 1 expected");
+  if (message && len > PROGRESS_MESSAGE_MAX)
+    return luaL_argerror(L, 2, "a message of at most 1024 bytes expected");
+  int rc = gr_record_progress(gr_current(L), (double)fraction, message, len);
+  if (rc == GR_ENOMEM)
+    return luaL_error(L, "not enough memory");
+  lua_pushboolean(L, rc == GR_OK);
+  if (rc == GR_OK)
+    return 1;
+  lua_pushliteral(L, "not in a task or job: nothing records its progress");
+  return 2;
+}
+
 const luaL_Reg gl_goroutine_funcs[] = {
     {"spawn", l_spawn},
     {"spawn_many", l_spawn_many},
@@ -402,5 +424,6 @@ const luaL_Reg gl_goroutine_funcs[] = {
     {"id", l_id},
     {"yield", l_yield},
     {"call", l_call},
+    {"progress", l_progress},
     {NULL, NULL},
 };

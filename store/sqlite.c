@@ -51,12 +51,13 @@ static st_op *add_op(const gr_record *r, st_live *live) {
   size_t id = size_of_text(r->id), pool = size_of_text(r->pool),
          error = size_of_text(r->error), key = size_of_text(r->idem_key),
          digest = size_of_text(r->idem_digest),
-         function = size_of_text(r->function);
+         function = size_of_text(r->function),
+         message = size_of_text(r->progress_message);
   size_t work = r->work ? r->work_len : 0,
          values = r->values ? r->values_len : 0,
          history = r->history ? r->history_len : 0;
   st_op *op = malloc(sizeof *op + sizeof(gr_record) + id + pool + error + key +
-                     digest + function + work + values + history);
+                     digest + function + message + work + values + history);
   if (!op)
     return NULL;
   memset(op, 0, sizeof *op);
@@ -69,6 +70,7 @@ static st_op *add_op(const gr_record *r, st_live *live) {
   c->idem_key = copy_out(&at, r->idem_key, key);
   c->idem_digest = copy_out(&at, r->idem_digest, digest);
   c->function = copy_out(&at, r->function, function);
+  c->progress_message = copy_out(&at, r->progress_message, message);
   c->work = copy_out(&at, r->work, work);
   c->values = copy_out(&at, r->values, values);
   c->history = copy_out(&at, r->history, history);
@@ -146,8 +148,10 @@ static int st_add(gr_store *base, gr_record *r, gr_future *f, void **handle,
 /* An update op with a copy of the change r describes (r's pointers are
  * valid during the call only); NULL when out of memory. */
 static st_op *update_op(const gr_record *r, st_live *live) {
-  size_t error_size = size_of_text(r->error);
-  st_op *op = malloc(sizeof *op + r->values_len + r->history_len + error_size);
+  size_t error_size = size_of_text(r->error),
+         message_size = size_of_text(r->progress_message);
+  st_op *op = malloc(sizeof *op + r->values_len + r->history_len + error_size +
+                     message_size);
   if (!op)
     return NULL;
   memset(op, 0, sizeof *op);
@@ -169,8 +173,14 @@ static st_op *update_op(const gr_record *r, st_live *live) {
     op->history_len = r->history_len;
     at += r->history_len;
   }
-  if (r->error)
+  if (r->error) {
     op->error = memcpy(at, r->error, error_size);
+    at += error_size;
+  }
+  op->progress = r->progress;
+  op->progress_ms = r->progress_ms;
+  if (r->progress_message)
+    op->progress_message = memcpy(at, r->progress_message, message_size);
   return op;
 }
 

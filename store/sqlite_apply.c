@@ -53,6 +53,20 @@ static int64_t finish_stamp(st_store *st) {
   return stamp;
 }
 
+/* Progress as three parameters from i on: all NULL when there is none. */
+static void bind_progress(sqlite3_stmt *s, int i, double fraction,
+                          const char *message, int64_t at_ms) {
+  if (!at_ms) {
+    sqlite3_bind_null(s, i);
+    sqlite3_bind_null(s, i + 1);
+    sqlite3_bind_null(s, i + 2);
+    return;
+  }
+  sqlite3_bind_double(s, i, fraction);
+  bind_text(s, i + 1, message);
+  sqlite3_bind_int64(s, i + 2, at_ms);
+}
+
 /* ---- applying ops, inside the batch's transaction ------------------------ */
 
 /* An idempotency key a kept record has already: 1 with op's answer set,
@@ -113,6 +127,8 @@ static int apply_add(st_store *st, st_op *op) {
     sqlite3_bind_int64(s, 1 + ST_COL_FUNCTION_VERSION, r->function_version);
   else
     sqlite3_bind_null(s, 1 + ST_COL_FUNCTION_VERSION);
+  bind_progress(s, 1 + ST_COL_PROGRESS, r->progress, r->progress_message,
+                r->progress_ms);
   bind_blob(s, 1 + ST_COL_WORK, r->work, r->work_len);
   if ((rc = st_run(s)) != SQLITE_OK)
     return rc;
@@ -164,6 +180,7 @@ static int apply_update(st_store *st, st_op *op) {
   sqlite3_bind_int(s, 9, op->max_attempts);
   if (final)
     sqlite3_bind_int64(s, 10, finish_stamp(st));
+  bind_progress(s, 11, op->progress, op->progress_message, op->progress_ms);
   int rc = st_run(s);
   if (rc == SQLITE_OK && final)
     st->nfinished += sqlite3_changes(st->wdb);

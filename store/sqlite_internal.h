@@ -127,6 +127,9 @@ enum st_column {
   ST_COL_IDEM_DIGEST,
   ST_COL_FUNCTION,
   ST_COL_FUNCTION_VERSION,
+  ST_COL_PROGRESS,
+  ST_COL_PROGRESS_MESSAGE,
+  ST_COL_PROGRESS_MS,
   ST_COL_WORK,
 };
 /* The select list for those columns, work included or not. */
@@ -134,7 +137,8 @@ enum st_column {
   "seq, id, pool, state, attempt, created_ms, started_ms, finished_ms, "       \
   "profile, result_flags, timeout_ms, memory_limit, job_memory_limit, "        \
   "job_max_goroutines, max_attempts, backoff_ms, results, error, history, "    \
-  "idem_key, idem_digest, function, function_version"
+  "idem_key, idem_digest, function, function_version, progress, "              \
+  "progress_message, progress_ms"
 #define ST_RECORD_COLUMNS_WORK ST_RECORD_COLUMNS ", work"
 
 /* ---- the store ----------------------------------------------------------- */
@@ -186,6 +190,9 @@ typedef struct st_op {
   const void *results, *history;
   size_t results_len, history_len;
   const char *error;
+  double progress;
+  const char *progress_message;
+  int64_t progress_ms;
 } st_op;
 
 typedef struct st_store {

@@ -57,6 +57,9 @@ void st_row_record(sqlite3_stmt *s, gr_record *r, int with_work) {
   r->idem_digest = column_text(s, ST_COL_IDEM_DIGEST);
   r->function = column_text(s, ST_COL_FUNCTION);
   r->function_version = sqlite3_column_int64(s, ST_COL_FUNCTION_VERSION);
+  r->progress = sqlite3_column_double(s, ST_COL_PROGRESS);
+  r->progress_message = column_text(s, ST_COL_PROGRESS_MESSAGE);
+  r->progress_ms = sqlite3_column_int64(s, ST_COL_PROGRESS_MS);
   if (with_work)
     r->work = column_blob(s, ST_COL_WORK, &r->work_len);
 }

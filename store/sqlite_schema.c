@@ -93,6 +93,9 @@ static const char schema_sql[] =
     " finished_order INTEGER,"
     " function TEXT,"
     " function_version INTEGER,"
+    " progress REAL,"
+    " progress_message TEXT,"
+    " progress_ms INTEGER,"
     " work BLOB);"
     "CREATE INDEX records_by_pool ON records(pool, seq);" FINISH_INDEX_SQL
     "CREATE UNIQUE INDEX records_by_idem_key ON records(idem_key)"
@@ -102,11 +105,14 @@ static const char schema_sql[] =
 static const char upgrade_from_1_sql[] =
     "DROP INDEX records_by_pool_state;"
     "DROP INDEX records_by_finish;" FINISH_INDEX_SQL;
-/* Version 2 had no stored functions (its records' new columns come after
- * work: only the records written since have them). */
+/* Version 2 had no stored functions and no progress (its records' new
+ * columns come after work: only the records written since have them). */
 static const char upgrade_from_2_sql[] =
     "ALTER TABLE records ADD COLUMN function TEXT;"
-    "ALTER TABLE records ADD COLUMN function_version INTEGER;" FUNCTIONS_SQL;
+    "ALTER TABLE records ADD COLUMN function_version INTEGER;"
+    "ALTER TABLE records ADD COLUMN progress REAL;"
+    "ALTER TABLE records ADD COLUMN progress_message TEXT;"
+    "ALTER TABLE records ADD COLUMN progress_ms INTEGER;" FUNCTIONS_SQL;
 
 #define LIST_SQL(where)                                                        \
   "SELECT " ST_RECORD_COLUMNS " FROM records WHERE " where                     \
@@ -120,15 +126,17 @@ static const char *const stmt_sql[ST_NSTMTS] = {
                      " WHERE idem_key = ?1",
     [ST_INSERT] = "INSERT INTO records(" ST_RECORD_COLUMNS_WORK
                   ", finished_order) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                  " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                  " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
     [ST_UPDATE] = "UPDATE records SET state = ?2, attempt = ?3,"
                   " started_ms = ?4, finished_ms = ?5, results = ?6,"
-                  " error = ?7, history = ?8, max_attempts = ?9"
+                  " error = ?7, history = ?8, max_attempts = ?9,"
+                  " progress = ?11, progress_message = ?12, progress_ms = ?13"
                   " WHERE seq = ?1 AND finished_order IS NULL",
     [ST_FINISH] = "UPDATE records SET state = ?2, attempt = ?3,"
                   " started_ms = ?4, finished_ms = ?5, results = ?6,"
                   " error = ?7, history = ?8, max_attempts = ?9,"
-                  " finished_order = ?10"
+                  " finished_order = ?10, progress = ?11,"
+                  " progress_message = ?12, progress_ms = ?13"
                   " WHERE seq = ?1 AND finished_order IS NULL",
     [ST_REOPEN] = "UPDATE records SET state = ?2, attempt = ?3,"
                   " started_ms = ?4, finished_ms = ?5, max_attempts = ?6,"

@@ -4,8 +4,10 @@
  * /v1/run, tasks, jobs and Lua (goroutine.call), records that name the
  * version that ran, deletes (work accepted before keeps its code), lists a
  * page at a time, and functions and records kept across a restart on the
- * same SQLite file. Every exchange is checked against openapi.yaml at the
- * end.
+ * same SQLite file. Then progress (goroutine.progress): what a task or
+ * job and the goroutines it starts say of how far they got, on the
+ * record, and kept across a restart. Every exchange is checked against
+ * openapi.yaml at the end.
  */
 #include "http_client.h"
 
@@ -363,6 +365,108 @@ START_TEST(functions_and_the_records_naming_them_outlive_a_restart) {
 }
 END_TEST
 
+/* ---- progress -------------------------------------------------------------
+ */
+
+/* The record's progress: "FRACTION MESSAGE" ("-" for no message), or ""
+ * without one. */
+static const char *progress_of(hc_resp *r) {
+  static char text[128];
+  json_t *p = json_object_get(r->json, "progress");
+  if (!p)
+    return "";
+  const char *m = json_string_value(json_object_get(p, "message"));
+  ck_assert_ptr_nonnull(json_string_value(json_object_get(p, "at")));
+  snprintf(text, sizeof text, "%g %s",
+           json_number_value(json_object_get(p, "fraction")), m ? m : "-");
+  return text;
+}
+
+START_TEST(progress_shows_on_the_record_while_it_runs_and_after) {
+  hc_resp r = hc_call(
+      &srv, "POST", "/v1/jobs",
+      "{\"code\":\"goroutine.progress(0.25, 'a quarter')"
+      " local ch = goroutine.channel()"
+      " goroutine.spawn(function() goroutine.progress(0.5) ch:send(1) end)"
+      " ch:receive() goroutine.sleep(400)"
+      " return goroutine.progress(1, 'done')\"}");
+  expect_status(&r, 202);
+  char path[160];
+  snprintf(path, sizeof path, "/v1/jobs/%s", hc_str(&r, "id"));
+  hc_release(&r);
+  /* a goroutine of the job says it too; then the job ends */
+  int seen_half = 0;
+  for (int i = 0; i < 200 && !seen_half; i++) {
+    r = hc_call(&srv, "GET", path, NULL);
+    seen_half = strcmp(progress_of(&r), "0.5 -") == 0;
+    ck_assert_msg(seen_half || strcmp(progress_of(&r), "0.25 a quarter") == 0 ||
+                      strcmp(progress_of(&r), "") == 0,
+                  "%s", r.body);
+    hc_release(&r);
+    if (!seen_half)
+      usleep(10000);
+  }
+  ck_assert(seen_half);
+  r = await_final(path);
+  ck_assert_str_eq(progress_of(&r), "1 done");
+  ck_assert(json_is_true(
+      json_array_get(json_object_get(r.json, "values"), 0))); /* recorded */
+  hc_release(&r);
+  /* a task's, kept across a restart */
+  r = hc_call(&srv, "POST", "/v1/pools", "{\"name\":\"g\",\"workers\":1}");
+  expect_status(&r, 201);
+  hc_release(&r);
+  r = hc_call(&srv, "POST", "/v1/pools/g/tasks",
+              "{\"code\":\"goroutine.progress(0.75, 'most') return 1\"}");
+  expect_status(&r, 202);
+  char task[160];
+  snprintf(task, sizeof task, "/v1/pools/g/tasks/%s", hc_str(&r, "id"));
+  hc_release(&r);
+  r = await_final(task);
+  hc_release(&r);
+  stop();
+  start();
+  r = hc_call(&srv, "GET", task, NULL);
+  expect_status(&r, 200);
+  ck_assert_str_eq(progress_of(&r), "0.75 most");
+  hc_release(&r);
+  r = hc_call(&srv, "GET", path, NULL);
+  ck_assert_str_eq(progress_of(&r), "1 done");
+  hc_release(&r);
+}
+END_TEST
+
+START_TEST(progress_outside_a_record_or_out_of_range) {
+  /* /v1/run keeps no record: nothing to show it on */
+  hc_resp r = hc_call(&srv, "POST", "/v1/run",
+                      "{\"code\":\"return goroutine.progress(0.5)\"}");
+  expect_status(&r, 200);
+  json_t *values = json_object_get(r.json, "values");
+  ck_assert(json_is_false(json_array_get(values, 0)));
+  ck_assert_ptr_nonnull(
+      strstr(json_string_value(json_array_get(values, 1)), "not in a task"));
+  hc_release(&r);
+  const char *bad[] = {
+      "{\"code\":\"goroutine.progress(1.5)\"}",
+      "{\"code\":\"goroutine.progress(0/0)\"}",
+      "{\"code\":\"goroutine.progress('half')\"}",
+      "{\"code\":\"goroutine.progress(0.5, string.rep('x', 1025))\"}",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    r = hc_call(&srv, "POST", "/v1/jobs", bad[i]);
+    expect_status(&r, 202);
+    char path[160];
+    snprintf(path, sizeof path, "/v1/jobs/%s", hc_str(&r, "id"));
+    hc_release(&r);
+    r = await_final(path);
+    ck_assert_str_eq(hc_str(&r, "state"), "failed");
+    ck_assert_msg(strstr(hc_str(&r, "error"), "bad argument"), "%s", r.body);
+    ck_assert_str_eq(progress_of(&r), "");
+    hc_release(&r);
+  }
+}
+END_TEST
+
 static Suite *functions_suite(void) {
   Suite *s = suite_create("functions");
   TCase *tc = tcase_create("functions");
@@ -377,6 +481,13 @@ static Suite *functions_suite(void) {
   tcase_add_test(tc, lists_come_in_name_order_a_page_at_a_time);
   tcase_add_test(tc, functions_and_the_records_naming_them_outlive_a_restart);
   suite_add_tcase(s, tc);
+  TCase *progress = tcase_create("progress");
+  tcase_add_checked_fixture(progress, setup, teardown);
+  tcase_set_timeout(progress, 120);
+  tcase_add_test(progress,
+                 progress_shows_on_the_record_while_it_runs_and_after);
+  tcase_add_test(progress, progress_outside_a_record_or_out_of_range);
+  suite_add_tcase(s, progress);
   hc_add_contract_case(s);
   return s;
 }

@@ -914,6 +914,9 @@ START_TEST(a_version_1_file_is_upgraded) {
            "CREATE INDEX records_by_pool_state ON records(pool, state, seq);"
            "ALTER TABLE records DROP COLUMN function;"
            "ALTER TABLE records DROP COLUMN function_version;"
+           "ALTER TABLE records DROP COLUMN progress;"
+           "ALTER TABLE records DROP COLUMN progress_message;"
+           "ALTER TABLE records DROP COLUMN progress_ms;"
            "DROP TABLE functions;"
            "PRAGMA user_version = 1;");
   st = open_store();
@@ -940,6 +943,9 @@ START_TEST(a_version_2_file_is_upgraded) {
   /* Version 2 had no stored functions. */
   exec_raw("records.db", "ALTER TABLE records DROP COLUMN function;"
                          "ALTER TABLE records DROP COLUMN function_version;"
+                         "ALTER TABLE records DROP COLUMN progress;"
+                         "ALTER TABLE records DROP COLUMN progress_message;"
+                         "ALTER TABLE records DROP COLUMN progress_ms;"
                          "DROP TABLE functions;"
                          "PRAGMA user_version = 2;");
   st = open_store();

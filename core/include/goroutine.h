@@ -289,6 +289,11 @@ typedef struct gr_result {
    * with it; and that function's version. */
   const char *function;
   int64_t function_version;
+  /* What the work last said of how far it got (gr_record_progress):
+   * progress_ms is when (0: never), fraction 0 to 1, message or NULL. */
+  double progress;
+  const char *progress_message;
+  int64_t progress_ms;
 } gr_result;
 /* A snapshot; pointers stay valid while the caller holds a reference. */
 void gr_future_result(gr_future *f, gr_result *out);
@@ -555,6 +560,9 @@ typedef struct gr_record {
   const char *idem_key, *idem_digest; /* NULL when none */
   const char *function;               /* the stored function run, or NULL */
   int64_t function_version;
+  double progress; /* the last progress its work gave (progress_ms 0: */
+  const char *progress_message; /* none yet); message or NULL */
+  int64_t progress_ms;
 } gr_record;
 
 /* One record of a list: id, pool ("" for a job) and its future (a
@@ -690,6 +698,14 @@ int gr_go_recorded(gr_runtime *rt, const gr_spawn *s, char *id, size_t idlen);
 void gr_go_recorded_async(gr_runtime *rt, const gr_spawn *s,
                           void (*done)(void *ud, int rc, const char *id),
                           void *ud);
+/* The progress of the task or job g's work belongs to (a goroutine it
+ * started counts as it): fraction (0 to 1, the caller checked it) and a
+ * message (NULL: none) replace the last ones, and the record shows them
+ * (in memory at once; in the store with the record's next write).
+ * GR_OK; GR_ENOTFOUND when g works for no task or job; GR_ENOMEM. */
+int gr_record_progress(gr_g *g, double fraction, const char *message,
+                       size_t len);
+
 /* ---- stored functions (functions.c) ----------------------------------
  *
  * Code stored once under a name and called by it: each new code is the
