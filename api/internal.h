@@ -333,7 +333,7 @@ typedef struct api_route {
   api_operation op[API_NMETHODS];
 } api_route;
 
-#define API_NROUTES 21
+#define API_NROUTES 23
 extern const api_route api__routes[]; /* API_NROUTES of them */
 
 /* A request's path and method looked up in the table. */
@@ -400,6 +400,9 @@ void api__jobs_adopt(api_ctx *api);
 /* The record c->id, which must belong to pool c->name (or to none); NULL
  * with the 404 answer set. */
 api_job *api__record_of(const api_call *c);
+/* GET .../logs: the log lines its work wrote, oldest first, and how many
+ * older ones were cut. */
+int api__get_logs(const api_call *c);
 /* GET: a page of records, newest first (?state, ?limit, ?cursor). */
 int api__list_records(const api_call *c);
 /* POST .../cancel: 202 with the record once asked to stop, 200 if it had

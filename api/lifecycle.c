@@ -292,3 +292,55 @@ int api__replay_record(const api_call *c, gr_future **replayed) {
   api__job_free(job);
   return API_DONE;
 }
+
+/* ---- logs ---------------------------------------------------------------- */
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+static void out_line(void *ud, const gr_log_line *l) {
+  api_out *o = ud;
+  if (o->len > 0 && o->buf[o->len - 1] == '}')
+    api__out_raw(o, ",", 1);
+  api__out_cstr(o, "{\"at\":");
+  api__out_time(o, l->at_ms);
+  api__out_cstr(o, ",\"level\":\"");
+  api__out_cstr(o, l->level >= 0 && l->level <= GR_LOG_ERROR
+                       ? level_names[l->level]
+                       : "info");
+  api__out_cstr(o, "\",\"attempt\":");
+  api__out_int(o, l->attempt);
+  api__out_cstr(o, ",\"goroutine\":");
+  api__out_int(o, (int64_t)l->gid);
+  api__out_cstr(o, ",\"msg\":");
+  api__out_str(o, l->text, l->len);
+  api__out_raw(o, "}", 1);
+}
+
+int api__get_logs(const api_call *c) {
+  api_response *r = c->resp;
+  api_job *job = api__record_of(c);
+  if (!job)
+    return API_DONE;
+  api_out o = {0};
+  api__out_cstr(&o, "{\"id\":");
+  api__out_str(&o, c->id, strlen(c->id));
+  api__out_cstr(&o, ",\"lines\":[");
+  uint64_t dropped = 0;
+  int rc = gr_record_logs(c->api->cfg.rt, c->id, out_line, &o, &dropped);
+  api__out_cstr(&o, "],\"dropped\":");
+  api__out_int(&o, (int64_t)dropped);
+  api__out_raw(&o, "}", 1);
+  api__job_free(job);
+  if (rc == GR_ENOTFOUND) { /* it expired meanwhile */
+    free(o.buf);
+    record_missing(c);
+    return API_DONE;
+  }
+  if (rc == GR_ENOMEM) {
+    free(o.buf);
+    api__no_memory(r);
+    return API_DONE;
+  }
+  api__reply_out(r, 200, &o);
+  return API_DONE;
+}

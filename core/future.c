@@ -48,6 +48,7 @@ struct gr_future {
   double progress;
   char *progress_message;
   int64_t progress_ms;
+  _Atomic(gr_logbuf *) logs; /* its work's log lines, made on first use */
 };
 
 static void future_destroy(gr_object *obj) {
@@ -68,6 +69,7 @@ static void future_destroy(gr_object *obj) {
   free(f->error);
   free(f->function);
   free(f->progress_message);
+  gr__logbuf_free(atomic_load(&f->logs));
   free(f);
 }
 
@@ -91,6 +93,28 @@ void gr__future_set_pool(gr_future *f, gr_pool *pool) {
     f->pool = pool;
   }
   gr__spin_unlock(&f->lock);
+}
+
+gr_logbuf *gr__future_logbuf(gr_future *f) {
+  return atomic_load(&f->logs);
+}
+
+void gr__future_log(gr_future *f, int level, uint64_t gid, const char *text,
+                    size_t len, char *id) {
+  gr_logbuf *b = atomic_load(&f->logs);
+  if (!b) {
+    gr_logbuf *made = gr__logbuf_new();
+    if (made && !atomic_compare_exchange_strong(&f->logs, &b, made))
+      gr__logbuf_free(made); /* another thread's came first: b is it */
+    else if (made)
+      b = made;
+  }
+  gr__spin_lock(&f->lock);
+  int attempt = f->attempt > 0 ? f->attempt : 1;
+  memcpy(id, f->id, GR_RECORD_ID_MAX);
+  gr__spin_unlock(&f->lock);
+  if (b)
+    gr__logbuf_add(b, gr__wall_ms(), level, attempt, gid, text, len);
 }
 
 int gr__future_is_record(gr_future *f) {
@@ -152,6 +176,7 @@ static void no_wait(void *ud, int ok) {
  * (values and history as bytes only for a durable store); *bytes, to be
  * freed after the write, holds what was made for it. */
 static void record_of(gr_future *f, int state, gr_record *r, void **bytes) {
+  bytes[2] = NULL;
   memset(r, 0, sizeof *r);
   r->id = f->id;
   r->state = state;
@@ -175,18 +200,24 @@ static void record_of(gr_future *f, int state, gr_record *r, void **bytes) {
     bytes[1] = gr_pack_to_bytes(f->history, &r->history_len);
     r->history = bytes[1];
   }
+  gr_logbuf *logs = atomic_load(&f->logs);
+  if (GR_STATE_FINAL(state) && logs) {
+    bytes[2] = gr__logbuf_to_bytes(logs, &r->logs_len, &r->logs_dropped);
+    r->logs = bytes[2];
+  }
 }
 
 /* Writes f's state to its store; done(ud, ok) once it is durable. */
 static void report(gr_future *f, int state, gr_store_done_fn done, void *ud) {
   gr_record r;
-  void *bytes[2];
+  void *bytes[3];
   gr__spin_lock(&f->lock);
   record_of(f, state, &r, bytes);
   gr__spin_unlock(&f->lock);
   f->store->ops->update(f->store, f->handle, &r, done, ud);
   free(bytes[0]);
   free(bytes[1]);
+  free(bytes[2]);
 }
 
 void gr__future_claim(gr_future *f, gr_store_done_fn done, void *ud) {

@@ -486,6 +486,21 @@ int gr__future_retry(gr_future *f, int state, const char *error);
 /* Takes a stored record's created time, attempts and history; 0, or -1
  * when out of memory. */
 int gr__future_load(gr_future *f, const gr_record *r);
+/* A record's log buffer (record_logs.c). */
+typedef struct gr_logbuf gr_logbuf;
+gr_logbuf *gr__logbuf_new(void);
+void gr__logbuf_free(gr_logbuf *b);
+void gr__logbuf_add(gr_logbuf *b, int64_t at_ms, int level, int attempt,
+                    uint64_t gid, const char *text, size_t len);
+/* The lines as bytes (malloc'd; NULL when out of memory), and the count
+ * of lines cut. */
+void *gr__logbuf_to_bytes(gr_logbuf *b, size_t *len, uint64_t *dropped);
+/* Adds a line to f's buffer (made on first use) and copies f's record id
+ * into id (GR_RECORD_ID_MAX bytes). */
+void gr__future_log(gr_future *f, int level, uint64_t gid, const char *text,
+                    size_t len, char *id);
+/* f's buffer, or NULL when it has none. */
+gr_logbuf *gr__future_logbuf(gr_future *f);
 /* Whether f is a record's (a store writes its states). */
 int gr__future_is_record(gr_future *f);
 /* Sets what the work said of its progress (ignored once final). GR_OK or

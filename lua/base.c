@@ -33,8 +33,9 @@ static int l_print(lua_State *L) {
   gl_state *st = gl_state_of(L);
   if (st && st->profile == GR_PROFILE_UNTRUSTED) {
     luaL_pushresult(&b);
-    gr_g *g = gr_current(L);
-    gr_log(gr_runtime_of(g), GR_LOG_INFO, gr_id(g), "%s", lua_tostring(L, -1));
+    size_t len;
+    const char *text = lua_tolstring(L, -1, &len);
+    gr_log_g(gr_current(L), GR_LOG_INFO, text, len);
     return 0;
   }
   luaL_addchar(&b, '\n');

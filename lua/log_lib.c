@@ -1,7 +1,8 @@
 /*
  * log_lib.c - the `log` module: log.debug/info/warn/error(...) write one
- * line to the runtime's log, tagged with the calling goroutine's id. The
- * arguments are joined with spaces, each through tostring.
+ * line to the runtime's log, tagged with the calling goroutine's id (and,
+ * in a task or job, kept with its record: gr_log_g). The arguments are
+ * joined with spaces, each through tostring.
  */
 #include "internal.h"
 
@@ -21,7 +22,12 @@ static int log_at(lua_State *L, int level) {
   gl_join_args(L, &b, ' ');
   luaL_pushresult(&b);
   gr_g *g = gr_current(L);
-  gr_log(gr_runtime_for(L), level, g ? gr_id(g) : 0, "%s", lua_tostring(L, -1));
+  size_t len;
+  const char *text = lua_tolstring(L, -1, &len);
+  if (g) /* kept with its task's or job's record too */
+    gr_log_g(g, level, text, len);
+  else
+    gr_log(gr_runtime_for(L), level, 0, "%s", text);
   return 0;
 }
 

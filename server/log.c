@@ -381,6 +381,17 @@ void srv_log_hook(void *ud, int level, uint64_t gid, const char *msg) {
     write_line(level, gid, msg, NULL, 0);
 }
 
+void srv_log_record_hook(void *ud, int level, uint64_t gid, const char *record,
+                         const char *msg) {
+  (void)ud;
+  if (!enabled(level))
+    return;
+  /* "task=task-..." or "job=job-...": the kind is the id's prefix */
+  srv_field f =
+      SRV_STR(strncmp(record, "job-", 4) == 0 ? "job" : "task", record);
+  write_line(level, gid, msg, &f, 1);
+}
+
 void srv_logf(int level, const char *fmt, ...) {
   if (!enabled(level))
     return; /* do not even format it */

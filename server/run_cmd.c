@@ -231,6 +231,7 @@ int cmd_run(int argc, char **argv) {
   code = comment_shebang(code, &len);
 
   ro.cfg.hooks.log = srv_log_hook;
+  ro.cfg.hooks.log_record = srv_log_record_hook;
   gr_lua_setup(&ro.cfg);
   gr_runtime *rt = gr_runtime_new(&ro.cfg);
   if (!rt) {

@@ -158,6 +158,7 @@ static gr_runtime *start_runtime(const serve_settings *s, int *status) {
   cfg.result_ttl_ms = s->result_ttl_s * 1000;
   cfg.max_results = (size_t)s->max_results;
   cfg.hooks.log = srv_log_hook;
+  cfg.hooks.log_record = srv_log_record_hook;
   gr_sqlite_options so = {.sync_full = s->sync_full,
                           .ttl_ms = cfg.result_ttl_ms,
                           .max_finished = cfg.max_results};

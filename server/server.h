@@ -45,6 +45,10 @@ void srv_logf(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* The runtime's log hook (gr_hooks.log): core's and snippets' lines. */
 void srv_log_hook(void *ud, int level, uint64_t gid, const char *msg);
+/* The same for a line of a task's or job's work: it carries task=ID or
+ * job=ID. */
+void srv_log_record_hook(void *ud, int level, uint64_t gid, const char *record,
+                         const char *msg);
 
 void srv_set_log_level(int level);
 int srv_parse_log_level(const char *name); /* -1 if unknown */

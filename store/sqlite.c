@@ -150,8 +150,9 @@ static int st_add(gr_store *base, gr_record *r, gr_future *f, void **handle,
 static st_op *update_op(const gr_record *r, st_live *live) {
   size_t error_size = size_of_text(r->error),
          message_size = size_of_text(r->progress_message);
+  size_t logs_len = r->logs ? r->logs_len : 0;
   st_op *op = malloc(sizeof *op + r->values_len + r->history_len + error_size +
-                     message_size);
+                     message_size + logs_len);
   if (!op)
     return NULL;
   memset(op, 0, sizeof *op);
@@ -179,8 +180,15 @@ static st_op *update_op(const gr_record *r, st_live *live) {
   }
   op->progress = r->progress;
   op->progress_ms = r->progress_ms;
-  if (r->progress_message)
+  if (r->progress_message) {
     op->progress_message = memcpy(at, r->progress_message, message_size);
+    at += message_size;
+  }
+  if (r->logs) {
+    op->logs = memcpy(at, r->logs, logs_len);
+    op->logs_len = logs_len;
+  }
+  op->logs_dropped = r->logs_dropped;
   return op;
 }
 
@@ -298,6 +306,7 @@ static const gr_store_ops sqlite_ops = {
     .fn_get = st_fn_get,
     .fn_list = st_fn_list,
     .fn_drop = st_fn_drop,
+    .read_logs = st_read_logs,
     .freeze = st_freeze,
     .error = st_error,
     .destroy = st_destroy,

@@ -181,6 +181,10 @@ static int apply_update(st_store *st, st_op *op) {
   if (final)
     sqlite3_bind_int64(s, 10, finish_stamp(st));
   bind_progress(s, 11, op->progress, op->progress_message, op->progress_ms);
+  if (final) {
+    bind_blob(s, 14, op->logs, op->logs_len);
+    sqlite3_bind_int64(s, 15, (sqlite3_int64)op->logs_dropped);
+  }
   int rc = st_run(s);
   if (rc == SQLITE_OK && final)
     st->nfinished += sqlite3_changes(st->wdb);

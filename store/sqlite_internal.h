@@ -94,6 +94,7 @@ enum st_stmt {
   ST_LIST_POOL,
   ST_LIST_JOBS_STATE,
   ST_LIST_POOL_STATE,
+  ST_LOGS,
   ST_FN_GET,
   ST_FN_LIST,
   ST_FN_VERSIONS,
@@ -193,6 +194,9 @@ typedef struct st_op {
   double progress;
   const char *progress_message;
   int64_t progress_ms;
+  const void *logs;
+  size_t logs_len;
+  uint64_t logs_dropped;
 } st_op;
 
 typedef struct st_store {
@@ -349,6 +353,9 @@ int st_read(gr_store *base, const char *id,
 size_t st_list(gr_store *base, const char *pool, int state, uint64_t before,
                gr_record_entry *out, size_t limit);
 int st_restore(gr_store *base, const gr_restore_fns *fns);
+/* The store's read_logs. */
+int st_read_logs(gr_store *base, const char *id, void **bytes, size_t *len,
+                 uint64_t *dropped);
 /* The store's fn_get and fn_list. */
 int st_fn_get(gr_store *base, const char *name, int64_t version,
               gr_function_info *out, char **code, size_t *len);

@@ -278,6 +278,35 @@ int st_restore(gr_store *base, const gr_restore_fns *fns) {
   return rc;
 }
 
+/* ---- logs ---------------------------------------------------------------- */
+
+int st_read_logs(gr_store *base, const char *id, void **bytes, size_t *len,
+                 uint64_t *dropped) {
+  st_store *st = (st_store *)base;
+  int rc = GR_ENOTFOUND;
+  *bytes = NULL;
+  *len = 0;
+  *dropped = 0;
+  pthread_mutex_lock(&st->read_mu);
+  sqlite3_stmt *s = st->stmt[ST_LOGS];
+  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+  if (sqlite3_step(s) == SQLITE_ROW) {
+    rc = GR_OK;
+    size_t n;
+    const void *p = column_blob(s, 0, &n);
+    *dropped = (uint64_t)sqlite3_column_int64(s, 1);
+    if (p && n && (*bytes = malloc(n)) != NULL) {
+      memcpy(*bytes, p, n);
+      *len = n;
+    } else if (p && n) {
+      rc = GR_ENOMEM;
+    }
+  }
+  finish(s);
+  pthread_mutex_unlock(&st->read_mu);
+  return rc;
+}
+
 /* ---- stored functions ---------------------------------------------------- */
 
 static void row_function(sqlite3_stmt *s, gr_function_info *out) {

@@ -96,7 +96,9 @@ static const char schema_sql[] =
     " progress REAL,"
     " progress_message TEXT,"
     " progress_ms INTEGER,"
-    " work BLOB);"
+    " work BLOB,"
+    " logs BLOB,"
+    " logs_dropped INTEGER);"
     "CREATE INDEX records_by_pool ON records(pool, seq);" FINISH_INDEX_SQL
     "CREATE UNIQUE INDEX records_by_idem_key ON records(idem_key)"
     " WHERE idem_key IS NOT NULL;" FUNCTIONS_SQL;
@@ -112,7 +114,9 @@ static const char upgrade_from_2_sql[] =
     "ALTER TABLE records ADD COLUMN function_version INTEGER;"
     "ALTER TABLE records ADD COLUMN progress REAL;"
     "ALTER TABLE records ADD COLUMN progress_message TEXT;"
-    "ALTER TABLE records ADD COLUMN progress_ms INTEGER;" FUNCTIONS_SQL;
+    "ALTER TABLE records ADD COLUMN progress_ms INTEGER;"
+    "ALTER TABLE records ADD COLUMN logs BLOB;"
+    "ALTER TABLE records ADD COLUMN logs_dropped INTEGER;" FUNCTIONS_SQL;
 
 #define LIST_SQL(where)                                                        \
   "SELECT " ST_RECORD_COLUMNS " FROM records WHERE " where                     \
@@ -136,7 +140,8 @@ static const char *const stmt_sql[ST_NSTMTS] = {
                   " started_ms = ?4, finished_ms = ?5, results = ?6,"
                   " error = ?7, history = ?8, max_attempts = ?9,"
                   " finished_order = ?10, progress = ?11,"
-                  " progress_message = ?12, progress_ms = ?13"
+                  " progress_message = ?12, progress_ms = ?13, logs = ?14,"
+                  " logs_dropped = ?15"
                   " WHERE seq = ?1 AND finished_order IS NULL",
     [ST_REOPEN] = "UPDATE records SET state = ?2, attempt = ?3,"
                   " started_ms = ?4, finished_ms = ?5, max_attempts = ?6,"
@@ -165,6 +170,7 @@ static const char *const stmt_sql[ST_NSTMTS] = {
     [ST_LIST_POOL] = LIST_SQL("pool = ?1"),
     [ST_LIST_JOBS_STATE] = LIST_SQL("pool IS NULL AND state = ?4"),
     [ST_LIST_POOL_STATE] = LIST_SQL("pool = ?1 AND state = ?4"),
+    [ST_LOGS] = "SELECT logs, logs_dropped FROM records WHERE id = ?1",
     [ST_FN_GET] = "SELECT name, version, sha256, created_ms, code"
                   " FROM functions WHERE name = ?1 AND (?2 = 0 OR version = ?2)"
                   " ORDER BY version DESC LIMIT 1",

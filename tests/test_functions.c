@@ -4,10 +4,11 @@
  * /v1/run, tasks, jobs and Lua (goroutine.call), records that name the
  * version that ran, deletes (work accepted before keeps its code), lists a
  * page at a time, and functions and records kept across a restart on the
- * same SQLite file. Then progress (goroutine.progress): what a task or
- * job and the goroutines it starts say of how far they got, on the
- * record, and kept across a restart. Every exchange is checked against
- * openapi.yaml at the end.
+ * same SQLite file. Then what a running task or job tells of itself:
+ * progress (goroutine.progress) and log lines (log.*, print), its own and
+ * those of the goroutines it starts, on the record, bounded, and kept
+ * across a restart. Every exchange is checked against openapi.yaml at the
+ * end.
  */
 #include "http_client.h"
 
@@ -467,6 +468,139 @@ START_TEST(progress_outside_a_record_or_out_of_range) {
 }
 END_TEST
 
+/* ---- logs -----------------------------------------------------------------
+ */
+
+/* Starts a job with code (a JSON string's text); its path into path. */
+static void start_job(const char *code, char *path, size_t len) {
+  char body[1024];
+  snprintf(body, sizeof body, "{\"code\":\"%s\",\"max_attempts\":2}", code);
+  hc_resp r = hc_call(&srv, "POST", "/v1/jobs", body);
+  expect_status(&r, 202);
+  snprintf(path, len, "/v1/jobs/%s", hc_str(&r, "id"));
+  hc_release(&r);
+}
+
+static hc_resp get_logs(const char *path) {
+  char url[256];
+  snprintf(url, sizeof url, "%s/logs", path);
+  hc_resp r = hc_call(&srv, "GET", url, NULL);
+  expect_status(&r, 200);
+  return r;
+}
+
+/* Line i of a logs answer as "LEVEL ATTEMPT MSG". */
+static const char *line_of(hc_resp *r, size_t i) {
+  static char text[512];
+  json_t *l = json_array_get(json_object_get(r->json, "lines"), i);
+  ck_assert_msg(l, "no line %zu: %.300s", i, r->body);
+  ck_assert_ptr_nonnull(json_string_value(json_object_get(l, "at")));
+  ck_assert_int_gt(json_integer_value(json_object_get(l, "goroutine")), 0);
+  snprintf(text, sizeof text, "%s %lld %s",
+           json_string_value(json_object_get(l, "level")),
+           (long long)json_integer_value(json_object_get(l, "attempt")),
+           json_string_value(json_object_get(l, "msg")));
+  return text;
+}
+
+START_TEST(a_jobs_log_lines_are_kept_with_its_record) {
+  char path[160];
+  /* attempt 1 fails after its lines; attempt 2 (a pool is made once:
+   * only the first attempt finds the name free) succeeds */
+  start_job("log.info('start', 1) print('printed')"
+            " local ch = goroutine.channel()"
+            " goroutine.spawn(function() log.warn('from a child') ch:send(1)"
+            " end) ch:receive()"
+            " if goroutine.pool_create('once-' .. 'x', {workers = 1}) then"
+            " error('first attempt fails') end"
+            " log.error('second attempt\\\\nends') return 1",
+            path, sizeof path);
+  hc_resp r = await_final(path);
+  ck_assert_str_eq(hc_str(&r, "state"), "succeeded");
+  hc_release(&r);
+  r = get_logs(path);
+  ck_assert_str_eq(hc_str(&r, "id"), path + strlen("/v1/jobs/"));
+  ck_assert_uint_eq(json_array_size(json_object_get(r.json, "lines")), 7);
+  ck_assert_str_eq(line_of(&r, 0), "info 1 start 1");
+  ck_assert_str_eq(line_of(&r, 1), "info 1 printed");
+  ck_assert_str_eq(line_of(&r, 2), "warn 1 from a child");
+  ck_assert_str_eq(line_of(&r, 3), "info 2 start 1");
+  ck_assert_str_eq(line_of(&r, 6), "error 2 second attempt\nends");
+  ck_assert_int_eq(json_integer_value(json_object_get(r.json, "dropped")), 0);
+  hc_release(&r);
+  /* kept across a restart; the server's log names the job */
+  ck_assert_int_eq(ts_stop(&srv, SIGTERM), 0);
+  char *log = ts_read_file(srv.log);
+  ts_cleanup(&srv);
+  srv.pid = 0;
+  char id_field[256];
+  snprintf(id_field, sizeof id_field, "msg=\"from a child\" job=%s",
+           path + strlen("/v1/jobs/"));
+  ck_assert_msg(log && strstr(log, id_field), "%s lacks %s", log, id_field);
+  free(log);
+  start();
+  r = get_logs(path);
+  ck_assert_uint_eq(json_array_size(json_object_get(r.json, "lines")), 7);
+  ck_assert_str_eq(line_of(&r, 2), "warn 1 from a child");
+  hc_release(&r);
+  r = hc_call(&srv, "GET", "/v1/jobs/job-nope/logs", NULL);
+  hc_expect_problem(&r, 404, "not found");
+  hc_release(&r);
+  char as_task[200];
+  snprintf(as_task, sizeof as_task, "/v1/pools/p/tasks/%s/logs",
+           path + strlen("/v1/jobs/"));
+  r = hc_call(&srv, "GET", as_task, NULL);
+  expect_status(&r, 404);
+  hc_release(&r);
+}
+END_TEST
+
+START_TEST(a_tasks_logs_are_bounded_and_readable_while_it_runs) {
+  hc_resp r =
+      hc_call(&srv, "POST", "/v1/pools", "{\"name\":\"l\",\"workers\":1}");
+  expect_status(&r, 201);
+  hc_release(&r);
+  /* 1,100 short lines: the last 1,000 are kept */
+  r = hc_call(&srv, "POST", "/v1/pools/l/tasks",
+              "{\"code\":\"for i = 1, 1100 do log.info('line', i) end"
+              " goroutine.sleep(400) return 1\"}");
+  expect_status(&r, 202);
+  char path[160];
+  snprintf(path, sizeof path, "/v1/pools/l/tasks/%s", hc_str(&r, "id"));
+  hc_release(&r);
+  hc_resp logs = {0};
+  for (int i = 0; i < 200; i++) { /* while it sleeps */
+    logs = get_logs(path);
+    if (json_array_size(json_object_get(logs.json, "lines")) == 1000)
+      break;
+    hc_release(&logs);
+    usleep(10000);
+  }
+  ck_assert_uint_eq(json_array_size(json_object_get(logs.json, "lines")), 1000);
+  ck_assert_str_eq(line_of(&logs, 0), "info 1 line 101");
+  ck_assert_int_eq(json_integer_value(json_object_get(logs.json, "dropped")),
+                   100);
+  hc_release(&logs);
+  r = await_final(path);
+  hc_release(&r);
+  /* 300 lines of 1 KiB: at most 256 KiB of text is kept */
+  r = hc_call(&srv, "POST", "/v1/pools/l/tasks",
+              "{\"code\":\"for i = 1, 300 do"
+              " log.info(string.format('%04d', i) .. string.rep('x', 1020))"
+              " end return 1\"}");
+  snprintf(path, sizeof path, "/v1/pools/l/tasks/%s", hc_str(&r, "id"));
+  hc_release(&r);
+  r = await_final(path);
+  hc_release(&r);
+  logs = get_logs(path);
+  ck_assert_uint_eq(json_array_size(json_object_get(logs.json, "lines")), 256);
+  ck_assert_int_eq(json_integer_value(json_object_get(logs.json, "dropped")),
+                   44);
+  ck_assert(strncmp(line_of(&logs, 0), "info 1 0045x", 12) == 0);
+  hc_release(&logs);
+}
+END_TEST
+
 static Suite *functions_suite(void) {
   Suite *s = suite_create("functions");
   TCase *tc = tcase_create("functions");
@@ -487,6 +621,8 @@ static Suite *functions_suite(void) {
   tcase_add_test(progress,
                  progress_shows_on_the_record_while_it_runs_and_after);
   tcase_add_test(progress, progress_outside_a_record_or_out_of_range);
+  tcase_add_test(progress, a_jobs_log_lines_are_kept_with_its_record);
+  tcase_add_test(progress, a_tasks_logs_are_bounded_and_readable_while_it_runs);
   suite_add_tcase(s, progress);
   hc_add_contract_case(s);
   return s;

@@ -917,6 +917,8 @@ START_TEST(a_version_1_file_is_upgraded) {
            "ALTER TABLE records DROP COLUMN progress;"
            "ALTER TABLE records DROP COLUMN progress_message;"
            "ALTER TABLE records DROP COLUMN progress_ms;"
+           "ALTER TABLE records DROP COLUMN logs;"
+           "ALTER TABLE records DROP COLUMN logs_dropped;"
            "DROP TABLE functions;"
            "PRAGMA user_version = 1;");
   st = open_store();
@@ -946,6 +948,8 @@ START_TEST(a_version_2_file_is_upgraded) {
                          "ALTER TABLE records DROP COLUMN progress;"
                          "ALTER TABLE records DROP COLUMN progress_message;"
                          "ALTER TABLE records DROP COLUMN progress_ms;"
+                         "ALTER TABLE records DROP COLUMN logs;"
+                         "ALTER TABLE records DROP COLUMN logs_dropped;"
                          "DROP TABLE functions;"
                          "PRAGMA user_version = 2;");
   st = open_store();

@@ -79,6 +79,10 @@ typedef struct gr_hooks {
   void (*prepare_call)(void *ud, lua_State *L, int nargs, int spawned);
   /* Log a line; gid is the goroutine's id, 0 for the runtime itself. */
   void (*log)(void *ud, int level, uint64_t gid, const char *msg);
+  /* The same for a line of a task's or job's work (gr_log_g): record is
+   * its id. NULL: such lines go to log. */
+  void (*log_record)(void *ud, int level, uint64_t gid, const char *record,
+                     const char *msg);
   /* Name of a library C function ("string.format"), or NULL. */
   const char *(*cfunction_name)(void *ud, lua_CFunction f);
   /* Name of the library table at idx ("string"), or NULL. */
@@ -563,6 +567,11 @@ typedef struct gr_record {
   double progress; /* the last progress its work gave (progress_ms 0: */
   const char *progress_message; /* none yet); message or NULL */
   int64_t progress_ms;
+  /* With a final state only: the log lines of its work, as bytes only the
+   * runtime reads (NULL: none), and how many older ones were cut. */
+  const void *logs;
+  size_t logs_len;
+  uint64_t logs_dropped;
 } gr_record;
 
 /* One record of a list: id, pool ("" for a job) and its future (a
@@ -675,6 +684,12 @@ typedef struct gr_store_ops {
   size_t (*fn_list)(gr_store *st, const char *name, const char *after,
                     gr_function_info *out, size_t limit);
   int (*fn_drop)(gr_store *st, const char *name);
+  /* The logs a finished record id was written with (gr_record.logs): an
+   * allocated copy in *bytes (NULL when none) and its cut count. GR_OK or
+   * GR_ENOTFOUND. NULL: the store keeps no logs (its records' futures
+   * hold them while they are kept). */
+  int (*read_logs)(gr_store *st, const char *id, void **bytes, size_t *len,
+                   uint64_t *dropped);
 } gr_store_ops;
 struct gr_store {
   const gr_store_ops *ops;
@@ -705,6 +720,29 @@ void gr_go_recorded_async(gr_runtime *rt, const gr_spawn *s,
  * GR_OK; GR_ENOTFOUND when g works for no task or job; GR_ENOMEM. */
 int gr_record_progress(gr_g *g, double fraction, const char *message,
                        size_t len);
+
+/* A task's or job's log lines (record_logs.c): what its work (and the
+ * goroutines it started) wrote with log.* or print, kept with its record:
+ * the last GR_RECORD_LOG_LINES, at most GR_RECORD_LOG_BYTES of text. */
+#define GR_RECORD_LOG_LINES 1000
+#define GR_RECORD_LOG_BYTES (256 * 1024)
+typedef struct gr_log_line {
+  int64_t at_ms; /* wall clock */
+  int level;     /* enum gr_log_level */
+  int attempt;   /* the record's attempt that wrote it */
+  uint64_t gid;
+  const char *text; /* len bytes, not NUL-terminated */
+  size_t len;
+} gr_log_line;
+typedef void (*gr_log_line_fn)(void *ud, const gr_log_line *l);
+/* A line of g's work: to the record g works for (gr_record_progress says
+ * which), if any, and to the log (hooks.log_record, else hooks.log).
+ * text[len] must be a NUL (a Lua string's is). */
+void gr_log_g(gr_g *g, int level, const char *text, size_t len);
+/* Calls fn for each kept line of record id, oldest first; *dropped: how
+ * many were cut before them. GR_OK or GR_ENOTFOUND. */
+int gr_record_logs(gr_runtime *rt, const char *id, gr_log_line_fn fn, void *ud,
+                   uint64_t *dropped);
 
 /* ---- stored functions (functions.c) ----------------------------------
  *
