@@ -1,6 +1,7 @@
 
-// The goroutined dashboard: polls /v1/pools and /v1/stats, keeps a few
-// minutes of samples in memory to draw rates, and drives the two forms.
+// The goroutined dashboard: polls /v1/pools, /v1/stats and /v1/functions,
+// keeps a few minutes of samples in memory to draw rates, and drives the
+// two forms; the task it follows shows its progress and log lines.
 // Plain DOM, no framework; every text from the server goes in with
 // textContent, never as markup.
 'use strict';
@@ -8,7 +9,8 @@
   const POLL_MS = 1500;
   const WINDOW_MS = 5 * 60 * 1000; // what the charts keep
   const MIN_SPAN_MS = 30 * 1000; // the narrowest a chart's time axis gets
-  const TASK_WAIT_S = 20;
+  const FOLLOW_WAIT_S = 1; // the followed task's long poll: its progress moves
+  const QUEUE_MARGIN_MS = 120 * 1000; // time a followed task may wait queued
   const TOKEN_KEY = 'goroutined.token';
   const TERMINAL = new Set(['succeeded', 'failed', 'timed_out', 'cancelled']);
   const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -322,6 +324,33 @@
     if (names.includes(want)) select.value = want;
   }
 
+  // ---- stored functions ---------------------------------------------------------
+
+  function renderFunctions(items) {
+    const rows = items.map((f) => {
+      const tr = document.createElement('tr');
+      tr.dataset.function = f.name;
+      const cells = [
+        [f.name, 'name', 'th'],
+        [numberFormat.format(f.version), 'version', 'td', 'num'],
+        [f.created_at ? new Date(f.created_at).toLocaleString('en-GB') : '', 'created', 'td'],
+        [String(f.sha256 || '').slice(0, 12), 'sha256', 'td', 'mono'],
+      ];
+      for (const [text, field, tag, cls] of cells) {
+        const el = document.createElement(tag);
+        if (tag === 'th') el.scope = 'row';
+        if (cls) el.className = cls;
+        el.dataset.field = field;
+        el.textContent = text;
+        tr.append(el);
+      }
+      return tr;
+    });
+    $('functions-body').replaceChildren(...rows);
+    $('functions-table').hidden = items.length === 0;
+    $('functions-empty').hidden = items.length !== 0;
+  }
+
   // ---- the server's own figures ---------------------------------------------
 
   // Which store records the tasks, whether they outlive the process, and
@@ -409,7 +438,11 @@
 
   async function poll() {
     if (state.authNeeded) return;
-    const [pools, stats] = await Promise.allSettled([api('GET', '/v1/pools'), api('GET', '/v1/stats')]);
+    const [pools, stats, functions] = await Promise.allSettled([
+      api('GET', '/v1/pools'),
+      api('GET', '/v1/stats'),
+      api('GET', '/v1/functions?limit=100'),
+    ]);
     const now = Date.now();
     if (state.authNeeded) return; // a 401: the token panel is up
     $('forget-token').hidden = !memoryToken;
@@ -421,6 +454,7 @@
     }
     if (stats.status === 'fulfilled' && stats.value.data) renderStats(stats.value.data, now);
     else if (stats.status === 'rejected') statsUnavailable(stats.reason);
+    if (functions.status === 'fulfilled' && functions.value.data) renderFunctions(functions.value.data.items || []);
     pollSoon(POLL_MS);
   }
 
@@ -548,24 +582,27 @@
     if (accepted.length) follow(job.pool, accepted[0], job.body.timeout_ms);
   }
 
-  // Long-polls one task until it ends, and shows it.
+  // Long-polls one task until it ends, and shows it: each answer at most
+  // FOLLOW_WAIT_S after the last, so its progress and log lines move.
   async function follow(pool, id, timeoutMs) {
     const run = ++state.taskRun;
-    const path = `/v1/pools/${encodeURIComponent(pool)}/tasks/${encodeURIComponent(id)}?wait=${TASK_WAIT_S}`;
-    // Enough polls for the longest run the server allows (10 min by
-    // default) plus time in the queue, then give up showing it.
-    const maxPolls = Math.ceil((timeoutMs || 600000) / (TASK_WAIT_S * 1000)) + 6;
+    const base = `/v1/pools/${encodeURIComponent(pool)}/tasks/${encodeURIComponent(id)}`;
+    // The longest run the server allows (10 min by default) plus time in
+    // the queue, then give up showing it.
+    const giveUp = Date.now() + (timeoutMs || 600000) + QUEUE_MARGIN_MS;
     showTask(id, { state: 'queued' });
-    for (let i = 0; i < maxPolls && run === state.taskRun; i++) {
+    $('result-log').textContent = '(none yet)';
+    while (run === state.taskRun && Date.now() < giveUp) {
       let task;
       try {
-        task = (await api('GET', path)).data;
+        task = (await api('GET', `${base}?wait=${FOLLOW_WAIT_S}`)).data;
       } catch (err) {
         if (run === state.taskRun) showTaskError(id, err.message);
         return;
       }
       if (run !== state.taskRun) return;
       showTask(id, task);
+      await showLogs(run, pool, id);
       if (TERMINAL.has(task.state)) return;
     }
     if (run === state.taskRun) showTaskError(id, 'still not finished; stopped waiting for it here');
@@ -578,10 +615,32 @@
     st.textContent = task.state.replace('_', ' ');
     st.className = `state ${task.state}`;
     $('result-duration').textContent = typeof task.duration_ms === 'number' ? `in ${numberFormat.format(task.duration_ms)} ms` : '';
+    const progress = $('result-progress');
+    progress.hidden = !task.progress;
+    if (task.progress) {
+      const pct = Math.round(task.progress.fraction * 100);
+      progress.textContent = `Progress: ${pct}%${task.progress.message ? ` \u2014 ${task.progress.message}` : ''}`;
+    }
     const body = $('result-body');
     if (task.success === true) body.textContent = JSON.stringify(task.values, null, 2);
     else if (task.success === false) body.textContent = task.error || '(no error message)';
     else body.textContent = TERMINAL.has(task.state) ? '' : 'Waiting for the result\u2026';
+  }
+
+  // The task's last log lines (the server keeps up to 1,000).
+  async function showLogs(run, pool, id) {
+    const path = `/v1/pools/${encodeURIComponent(pool)}/tasks/${encodeURIComponent(id)}/logs`;
+    let logs;
+    try {
+      logs = (await api('GET', path)).data;
+    } catch (err) {
+      if (run === state.taskRun) $('result-log').textContent = `Cannot read the log lines: ${err.message}`;
+      return;
+    }
+    if (run !== state.taskRun || !logs) return;
+    const lines = (logs.lines || []).slice(-50).map((l) => `${l.level.padEnd(5)} ${l.msg}`);
+    if (logs.dropped || (logs.lines || []).length > 50) lines.unshift('\u2026 (older lines cut)');
+    $('result-log').textContent = lines.length ? lines.join('\n') : '(none)';
   }
 
   function showTaskError(id, message) {

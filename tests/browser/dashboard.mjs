@@ -1,8 +1,9 @@
 // The dashboard at / in a real browser: Debian's headless Chromium, driven
 // by playwright-core, against a real goroutined on an ephemeral loopback
 // port. It enters a token, creates a pool, submits work, watches the
-// numbers and the chart change, reads the task's result, and saves a
-// screenshot; then, with a read-only token, checks the forms are hidden.
+// numbers and the chart change, reads the task's result, its progress and
+// log lines, sees a stored function listed, and saves a screenshot; then,
+// with a read-only token, checks the forms are hidden.
 // Any request the page makes to anything but the server fails the test,
 // and so does any script error or Content-Security-Policy violation.
 //
@@ -244,6 +245,27 @@ test('the dashboard in Chromium', async (t) => {
         assert.match(label, /^Completions per second in pool browser-demo: now [\d.]+\/s, peak [\d.]+\/s/);
         const peak = Number(/peak ([\d.]+)\/s/.exec(label)[1]);
         assert.ok(peak > 0, `the chart shows the completions (peak ${peak}/s)`);
+
+        // A stored function is listed; a task's progress and log lines show
+        // while it runs and after.
+        await waitForText(page, '#functions-empty', /No stored functions/);
+        const put = await fetch(`${server.base}/v1/functions/resize`, {
+          method: 'PUT',
+          headers: { Authorization: `Bearer ${SUBMIT_TOKEN}`, 'Content-Type': 'application/json' },
+          body: JSON.stringify({ code: 'return ...' }),
+        });
+        assert.equal(put.status, 201, 'PUT /v1/functions/resize');
+        await page.locator('tr[data-function="resize"]').waitFor();
+        assert.equal(await text(page, 'tr[data-function="resize"] [data-field="version"]'), '1');
+        await page.fill('#task-code', "log.info('step one')\ngoroutine.progress(0.5, 'halfway')\ngoroutine.sleep(2500)\nlog.warn('step two')\nreturn 'done'");
+        await page.fill('#task-args', '');
+        await page.fill('#task-copies', '1');
+        await page.click('#task-form button');
+        await waitForText(page, '#result-progress', /^Progress: 50% \u2014 halfway$/);
+        await waitForText(page, '#result-log', /info {2}step one/);
+        assert.equal(await text(page, '#result-state'), 'running');
+        await waitForText(page, '#result-state', /^succeeded$/);
+        await waitForText(page, '#result-log', /warn {2}step two/);
 
         await page.screenshot({ path: opt.out, fullPage: true });
         console.log(`# screenshot: ${opt.out}`);
