@@ -218,21 +218,21 @@ int main(int argc, char **argv) {
   double one = median_rate(rt, spawn_one_at_a_time, 100000);
   double batch = median_rate(rt, spawn_batches, 200000);
   printf("1. spawn + await, one at a time:      %9.0f goroutines/s "
-         "(target >= 100000)\n",
+         "(target: 10x the floor, see 4.)\n",
          one);
   printf("   spawn + await, batches of 1000:    %9.0f goroutines/s\n", batch);
   fflush(stdout);
 
   double pool = median_rate(rt, pool_closures, 200000);
   printf("2. pool of 2 workers, 200000 closure tasks: %9.0f tasks/s "
-         "(target >= 500000)\n",
+         "(target: 20x the floor, see 4.)\n",
          pool);
   fflush(stdout);
 
   double rss_per, lua_per;
   measure_memory(rt, 10000, &rss_per, &lua_per);
   printf("3. memory per parked goroutine:       %9.0f bytes RSS (Lua heap "
-         "%.0f) (target <= 8192)\n",
+         "%.0f) (target <= 6144)\n",
          rss_per, lua_per);
   fflush(stdout);
   double trips = median_rate(rt, ping_pong, 100000);
@@ -242,7 +242,10 @@ int main(int argc, char **argv) {
   double floor = openlibs_rate();
   printf("4. lua_newstate+luaL_openlibs+lua_close: %9.0f /s (%.1f us each)\n",
          floor, 1e6 / floor);
-  printf("   spawn+await one at a time is %.1fx that floor\n", one / floor);
+  printf("   spawn+await one at a time is %.1fx that floor (target >= 10x)\n",
+         one / floor);
+  printf("   pool closure tasks are %.1fx that floor (target >= 20x)\n",
+         pool / floor);
   printf("5. channel ping-pong (unbuffered):    %9.0f messages/s "
          "(%.1f us per round trip)\n",
          2 * trips, 1e6 / trips);
