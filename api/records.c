@@ -165,17 +165,22 @@ void api__out_record(api_out *o, const char *id, const char *pool,
   api__out_int(o, r.max_attempts > 0 ? r.max_attempts : 1);
   api__out_key(o, "attempts", &first);
   out_attempts(o, r.history);
-  if (r.progress_ms) {
+  char message[1100];
+  double fraction;
+  int64_t at_ms;
+  int progress =
+      gr_future_progress(f, &fraction, message, sizeof message, &at_ms);
+  if (progress) {
     api__out_key(o, "progress", &first);
     api__out_cstr(o, "{\"fraction\":");
-    api__out_real(o, r.progress);
+    api__out_real(o, fraction);
     api__out_cstr(o, ",\"message\":");
-    if (r.progress_message)
-      api__out_str(o, r.progress_message, strlen(r.progress_message));
+    if (progress == 2)
+      api__out_str(o, message, strlen(message));
     else
       api__out_cstr(o, "null");
     api__out_cstr(o, ",\"at\":");
-    api__out_time(o, r.progress_ms);
+    api__out_time(o, at_ms);
     api__out_raw(o, "}", 1);
   }
   if (r.function) {

@@ -95,6 +95,19 @@ void gr__future_set_pool(gr_future *f, gr_pool *pool) {
   gr__spin_unlock(&f->lock);
 }
 
+int gr_future_progress(gr_future *f, double *fraction, char *message,
+                       size_t len, int64_t *at_ms) {
+  gr__spin_lock(&f->lock);
+  int has = f->progress_ms != 0;
+  *fraction = f->progress;
+  *at_ms = f->progress_ms;
+  int has_message = has && f->progress_message;
+  if (has_message && len)
+    snprintf(message, len, "%s", f->progress_message);
+  gr__spin_unlock(&f->lock);
+  return !has ? 0 : has_message ? 2 : 1;
+}
+
 gr_logbuf *gr__future_logbuf(gr_future *f) {
   return atomic_load(&f->logs);
 }
@@ -176,7 +189,7 @@ static void no_wait(void *ud, int ok) {
  * (values and history as bytes only for a durable store); *bytes, to be
  * freed after the write, holds what was made for it. */
 static void record_of(gr_future *f, int state, gr_record *r, void **bytes) {
-  bytes[2] = NULL;
+  bytes[2] = bytes[3] = NULL;
   memset(r, 0, sizeof *r);
   r->id = f->id;
   r->state = state;
@@ -187,8 +200,11 @@ static void record_of(gr_future *f, int state, gr_record *r, void **bytes) {
   r->finished_ms = f->finished_ms;
   r->error = f->error;
   r->progress = f->progress;
-  r->progress_message = f->progress_message;
   r->progress_ms = f->progress_ms;
+  /* A copy: the work may replace its message once the lock is let go,
+   * before the store has copied this one. */
+  if (f->progress_message && gr__store_durable(f->store))
+    r->progress_message = bytes[3] = gr__strdup(f->progress_message);
   bytes[0] = bytes[1] = NULL;
   if (!gr__store_durable(f->store))
     return;
@@ -210,14 +226,13 @@ static void record_of(gr_future *f, int state, gr_record *r, void **bytes) {
 /* Writes f's state to its store; done(ud, ok) once it is durable. */
 static void report(gr_future *f, int state, gr_store_done_fn done, void *ud) {
   gr_record r;
-  void *bytes[3];
+  void *bytes[4];
   gr__spin_lock(&f->lock);
   record_of(f, state, &r, bytes);
   gr__spin_unlock(&f->lock);
   f->store->ops->update(f->store, f->handle, &r, done, ud);
-  free(bytes[0]);
-  free(bytes[1]);
-  free(bytes[2]);
+  for (int i = 0; i < 4; i++)
+    free(bytes[i]);
 }
 
 void gr__future_claim(gr_future *f, gr_store_done_fn done, void *ud) {
@@ -468,7 +483,6 @@ void gr_future_result(gr_future *f, gr_result *out) {
   out->function = f->function;
   out->function_version = f->function_version;
   out->progress = f->progress;
-  out->progress_message = f->progress_message;
   out->progress_ms = f->progress_ms;
   gr__spin_unlock(&f->lock);
 }

@@ -437,6 +437,44 @@ START_TEST(progress_shows_on_the_record_while_it_runs_and_after) {
 }
 END_TEST
 
+/* Views read the message while the work replaces it (the sanitizer
+ * builds would see a message freed under a reader). */
+START_TEST(progress_read_while_it_changes) {
+  hc_resp r = hc_call(&srv, "POST", "/v1/jobs",
+                      "{\"code\":\"for i = 1, 4000 do"
+                      " goroutine.progress(i / 4000, 'step ' .. i)"
+                      " if i % 20 == 0 then goroutine.sleep(1) end end"
+                      " return 1\"}");
+  expect_status(&r, 202);
+  char path[160];
+  snprintf(path, sizeof path, "/v1/jobs/%s", hc_str(&r, "id"));
+  hc_release(&r);
+  int done = 0, seen = 0;
+  for (int i = 0; i < 2000 && !done; i++) {
+    r = hc_call(&srv, "GET", path, NULL);
+    expect_status(&r, 200);
+    json_t *p = json_object_get(r.json, "progress");
+    if (p) {
+      const char *m = json_string_value(json_object_get(p, "message"));
+      double fraction = json_number_value(json_object_get(p, "fraction"));
+      int step = m ? atoi(m + 5) : -1;
+      ck_assert_msg(m && strncmp(m, "step ", 5) == 0 && step >= 1 &&
+                        step <= 4000,
+                    "%s", r.body);
+      ck_assert_msg(fraction > 0 && fraction <= 1, "%s", r.body);
+      seen++;
+    }
+    done = strcmp(hc_str(&r, "state"), "succeeded") == 0;
+    hc_release(&r);
+  }
+  ck_assert(done);
+  ck_assert_int_gt(seen, 0);
+  r = hc_call(&srv, "GET", path, NULL);
+  ck_assert_str_eq(progress_of(&r), "1 step 4000");
+  hc_release(&r);
+}
+END_TEST
+
 START_TEST(progress_outside_a_record_or_out_of_range) {
   /* /v1/run keeps no record: nothing to show it on */
   hc_resp r = hc_call(&srv, "POST", "/v1/run",
@@ -620,6 +658,7 @@ static Suite *functions_suite(void) {
   tcase_set_timeout(progress, 120);
   tcase_add_test(progress,
                  progress_shows_on_the_record_while_it_runs_and_after);
+  tcase_add_test(progress, progress_read_while_it_changes);
   tcase_add_test(progress, progress_outside_a_record_or_out_of_range);
   tcase_add_test(progress, a_jobs_log_lines_are_kept_with_its_record);
   tcase_add_test(progress, a_tasks_logs_are_bounded_and_readable_while_it_runs);

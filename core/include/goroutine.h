@@ -294,13 +294,18 @@ typedef struct gr_result {
   const char *function;
   int64_t function_version;
   /* What the work last said of how far it got (gr_record_progress):
-   * progress_ms is when (0: never), fraction 0 to 1, message or NULL. */
+   * progress_ms is when (0: never), fraction 0 to 1; its message, which
+   * the work may replace at any time, only through gr_future_progress. */
   double progress;
-  const char *progress_message;
   int64_t progress_ms;
 } gr_result;
 /* A snapshot; pointers stay valid while the caller holds a reference. */
 void gr_future_result(gr_future *f, gr_result *out);
+/* The progress f's work last gave, its message copied into message (len
+ * bytes, cut to fit): 0 when none was given, 1 without a message, 2 with
+ * one. */
+int gr_future_progress(gr_future *f, double *fraction, char *message,
+                       size_t len, int64_t *at_ms);
 /* Names the stored function (and its version) f's work runs, before f is
  * given to a spawn or submit: its record keeps them. GR_OK or GR_ENOMEM. */
 int gr_future_set_function(gr_future *f, const char *name, int64_t version);
