@@ -411,6 +411,29 @@ static int read_retries(json_t *body, api_snippet *s, api_response *r) {
   return 0;
 }
 
+int api__code_field(json_t *body, const char **code, size_t *len,
+                    api_response *r) {
+  if (api__string_field(body, "code", 1, "a string of Lua code", code, len,
+                        r) != 0)
+    return -1;
+  const char *nul = memchr(*code, '\0', *len);
+  if (nul) {
+    api__bad_field(r, "code",
+                   "has a NUL character (\\u0000) at byte %zu; Lua code "
+                   "cannot (in a Lua string, write \\0)",
+                   (size_t)(nul - *code));
+    return -1;
+  }
+  return 0;
+}
+
+void api__syntax_error(api_response *r, const char *err, int line) {
+  char shown[600];
+  api__quote(shown, sizeof shown, err, strlen(err));
+  api__problem(r, 400, "syntax-error", "Lua Syntax Error",
+               json_pack("{s:i}", "line", line), "%s", shown);
+}
+
 /* The body's "function" (and "version"): the stored function's pack into
  * s->pack. 0, or -1 with the answer set. */
 static int read_function(api_ctx *api, json_t *body, api_snippet *s,
@@ -502,26 +525,14 @@ static int parse_snippet(api_ctx *api, json_t *body, api_snippet *s,
                      "name of a stored one)");
       return -1;
     }
-    if (api__string_field(body, "code", 1, "a string of Lua code", &code, &len,
-                          r) != 0)
+    if (api__code_field(body, &code, &len, r) != 0)
       return -1;
-    const char *nul = memchr(code, '\0', len);
-    if (nul) {
-      api__bad_field(r, "code",
-                     "has a NUL character (\\u0000) at byte %zu; Lua code "
-                     "cannot (in a Lua string, write \\0)",
-                     (size_t)(nul - code));
-      return -1;
-    }
     s->pack = gr_pack_new();
     int line;
     if (api__compile(code, len, s->pack, err, sizeof err, &line) != 0) {
       gr_pack_free(s->pack);
       s->pack = NULL;
-      char shown[600];
-      api__quote(shown, sizeof shown, err, strlen(err));
-      api__problem(r, 400, "syntax-error", "Lua Syntax Error",
-                   json_pack("{s:i}", "line", line), "%s", shown);
+      api__syntax_error(r, err, line);
       return -1;
     }
   }

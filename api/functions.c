@@ -68,6 +68,29 @@ static void set_location(api_response *r, const char *name) {
   api__set_header(r, "Location", "/v1/functions/%s", escaped);
 }
 
+/* Compiles and stores code as c->name's next version, and answers. */
+static void store_code(const api_call *c, const char *code, size_t len,
+                       const char *sha) {
+  api_response *r = c->resp;
+  gr_function_info info;
+  int created = 0, line = 0;
+  char err[512];
+  int rc = gr_function_put(c->api->cfg.rt, c->name, code, len, sha, &info,
+                           &created, err, sizeof err, &line);
+  if (rc == GR_OK) {
+    api_out o = {0};
+    out_info(&o, &info, 0);
+    api__reply_out(r, created ? 201 : 200, &o);
+    set_location(r, c->name);
+  } else if (rc == GR_EINVAL) {
+    api__syntax_error(r, err, line);
+  } else if (rc == GR_ESTORE) {
+    api__store_unavailable(c->api, r);
+  } else {
+    api__no_memory(r);
+  }
+}
+
 int api__put_function(const api_call *c) {
   static const char *const fields[] = {"code", NULL};
   api_response *r = c->resp;
@@ -86,42 +109,13 @@ int api__put_function(const api_call *c) {
     return API_DONE;
   const char *code;
   size_t len;
-  if (api__check_fields(body, fields, r) != 0 ||
-      api__string_field(body, "code", 1, "a string of Lua code", &code, &len,
-                        r) != 0) {
-    json_decref(body);
-    return API_DONE;
-  }
-  const char *nul = memchr(code, '\0', len);
   char sha[65];
-  if (nul) {
-    api__bad_field(r, "code",
-                   "has a NUL character (\\u0000) at byte %zu; Lua code "
-                   "cannot (in a Lua string, write \\0)",
-                   (size_t)(nul - code));
-  } else if (api__sha256_hex(code, len, sha) != 0) {
-    api__no_memory(r);
-  } else {
-    gr_function_info info;
-    int created = 0, line = 0;
-    char err[512];
-    int rc = gr_function_put(c->api->cfg.rt, c->name, code, len, sha, &info,
-                             &created, err, sizeof err, &line);
-    if (rc == GR_OK) {
-      api_out o = {0};
-      out_info(&o, &info, 0);
-      api__reply_out(r, created ? 201 : 200, &o);
-      set_location(r, c->name);
-    } else if (rc == GR_EINVAL) {
-      char shown[600];
-      api__quote(shown, sizeof shown, err, strlen(err));
-      api__problem(r, 400, "syntax-error", "Lua Syntax Error",
-                   json_pack("{s:i}", "line", line), "%s", shown);
-    } else if (rc == GR_ESTORE) {
-      api__store_unavailable(c->api, r);
-    } else {
+  if (api__check_fields(body, fields, r) == 0 &&
+      api__code_field(body, &code, &len, r) == 0) {
+    if (api__sha256_hex(code, len, sha) != 0)
       api__no_memory(r);
-    }
+    else
+      store_code(c, code, len, sha);
   }
   json_decref(body);
   return API_DONE;

@@ -142,6 +142,11 @@ typedef struct api_snippet {
   char function[GR_FUNCTION_NAME_MAX + 1]; /* the stored one called, or "" */
   int64_t function_version;
 } api_snippet;
+/* The body's "code": a string without NUL; 0, or -1 with the 400 set. */
+int api__code_field(json_t *body, const char **code, size_t *len,
+                    api_response *r);
+/* 400 syntax-error: the compiler's message and its line. */
+void api__syntax_error(api_response *r, const char *err, int line);
 /* Reads a body {code or function (and version?), args?, timeout_ms?}
  * and, when recorded, {max_attempts?, backoff_ms?}; 0, or -1 with the
  * answer set. */

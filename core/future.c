@@ -189,7 +189,7 @@ static void no_wait(void *ud, int ok) {
  * (values and history as bytes only for a durable store); *bytes, to be
  * freed after the write, holds what was made for it. */
 static void record_of(gr_future *f, int state, gr_record *r, void **bytes) {
-  bytes[2] = bytes[3] = NULL;
+  bytes[0] = bytes[1] = bytes[2] = bytes[3] = NULL;
   memset(r, 0, sizeof *r);
   r->id = f->id;
   r->state = state;
@@ -205,7 +205,6 @@ static void record_of(gr_future *f, int state, gr_record *r, void **bytes) {
    * before the store has copied this one. */
   if (f->progress_message && gr__store_durable(f->store))
     r->progress_message = bytes[3] = gr__strdup(f->progress_message);
-  bytes[0] = bytes[1] = NULL;
   if (!gr__store_durable(f->store))
     return;
   if (state == GR_SUCCEEDED && f->values) {

@@ -388,8 +388,6 @@ int gr__memory_error_text(gr_g *g, size_t limit, const char *msg, char *buf,
 
 /* ---- jobs (job.c) ------------------------------------------------------ */
 
-/* A job for a root goroutine whose spawn sets job limits; NULL when out of
- * memory. The caller owns the reference. */
 /* The future of the job's root (a task's or job's record, or a plain
  * future), or NULL; the job holds it. */
 gr_future *gr__job_record(gr_job *job);
@@ -397,6 +395,8 @@ gr_future *gr__job_record(gr_job *job);
  * job's (the task or job that started it), else its own future's; NULL
  * when that is no record (a plain goroutine, an async). */
 gr_future *gr__g_record(gr_g *g);
+/* A job for a root goroutine whose spawn sets job limits; NULL when out of
+ * memory. The caller owns the reference. */
 gr_job *gr__job_new(const gr_spawn *s, int64_t now_ns);
 #define gr__job_ref(j) ((gr_job *)gr_object_ref((gr_object *)(j)))
 #define gr__job_unref(j) gr_object_unref((gr_object *)(j))

@@ -169,19 +169,11 @@ void gr_log_g(gr_g *g, int level, const char *text, size_t len) {
   char id[GR_RECORD_ID_MAX] = "";
   if (f)
     gr__future_log(f, level, gr_id(g), text, len, id);
-  const gr_hooks *h = &rt->cfg.hooks;
-  char line[1024];
-  const char *msg = text;
-  if (text[len] != '\0') { /* hooks take a C string */
-    size_t n = len < sizeof line - 1 ? len : sizeof line - 1;
-    memcpy(line, text, n);
-    line[n] = '\0';
-    msg = line;
-  }
+  const gr_hooks *h = &rt->cfg.hooks; /* text is a C string too */
   if (id[0] && h->log_record)
-    h->log_record(h->ud, level, gr_id(g), id, msg);
+    h->log_record(h->ud, level, gr_id(g), id, text);
   else
-    gr_log(rt, level, gr_id(g), "%s", msg);
+    gr_log(rt, level, gr_id(g), "%s", text);
 }
 
 int gr_record_logs(gr_runtime *rt, const char *id, gr_log_line_fn fn, void *ud,

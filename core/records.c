@@ -426,12 +426,16 @@ static int mem_error(gr_store *st, char *msg, size_t len) {
 
 /* ---- stored functions ---------------------------------------------------- */
 
-/* Caller holds st->mu: where name's latest is, or would go. */
-static mem_fn **fn_slot_locked(mem_store *st, const char *name) {
+/* Caller holds st->mu: name's latest version, or NULL; *slot (when not
+ * NULL) is where it is, or would go. */
+static mem_fn *fn_latest_locked(mem_store *st, const char *name,
+                                mem_fn ***slot) {
   mem_fn **at = &st->functions;
   while (*at && strcmp((*at)->info.name, name) < 0)
     at = &(*at)->next_name;
-  return at;
+  if (slot)
+    *slot = at;
+  return *at && strcmp((*at)->info.name, name) == 0 ? *at : NULL;
 }
 
 static void fn_free_versions(mem_fn *f) {
@@ -448,16 +452,14 @@ static int mem_fn_put(gr_store *base, const char *name, const char *code,
                       gr_function_info *out, int *created) {
   mem_store *st = (mem_store *)base;
   mem_fn *f = calloc(1, sizeof *f);
-  char *copy = f ? malloc(len + 1) : NULL;
+  char *copy = f ? gr__strndup(code, len) : NULL;
   if (!copy) {
     free(f);
     return GR_ENOMEM;
   }
-  memcpy(copy, code, len);
-  copy[len] = '\0';
   pthread_mutex_lock(&st->mu);
-  mem_fn **at = fn_slot_locked(st, name);
-  mem_fn *latest = *at && strcmp((*at)->info.name, name) == 0 ? *at : NULL;
+  mem_fn **at;
+  mem_fn *latest = fn_latest_locked(st, name, &at);
   if (latest && strcmp(latest->info.sha256, sha256) == 0) {
     *out = latest->info;
     *created = 0;
@@ -488,23 +490,16 @@ static int mem_fn_get(gr_store *base, const char *name, int64_t version,
   mem_store *st = (mem_store *)base;
   int rc = GR_ENOTFOUND;
   pthread_mutex_lock(&st->mu);
-  mem_fn *f = *fn_slot_locked(st, name);
-  if (f && strcmp(f->info.name, name) != 0)
-    f = NULL;
+  mem_fn *f = fn_latest_locked(st, name, NULL);
   while (f && version && f->info.version != version)
     f = f->next_version;
   if (f) {
     *out = f->info;
     rc = GR_OK;
-    if (code) {
-      *code = malloc(f->len + 1);
-      if (*code) {
-        memcpy(*code, f->code, f->len + 1);
-        *len = f->len;
-      } else {
-        rc = GR_ENOMEM;
-      }
-    }
+    if (code && (*code = gr__strndup(f->code, f->len)) != NULL)
+      *len = f->len;
+    else if (code)
+      rc = GR_ENOMEM;
   }
   pthread_mutex_unlock(&st->mu);
   return rc;
@@ -516,10 +511,9 @@ static size_t mem_fn_list(gr_store *base, const char *name, const char *after,
   size_t n = 0;
   pthread_mutex_lock(&st->mu);
   if (name) {
-    mem_fn *f = *fn_slot_locked(st, name);
-    if (f && strcmp(f->info.name, name) == 0)
-      for (; f && n < limit; f = f->next_version)
-        out[n++] = f->info;
+    for (mem_fn *f = fn_latest_locked(st, name, NULL); f && n < limit;
+         f = f->next_version)
+      out[n++] = f->info;
   } else {
     for (mem_fn *f = st->functions; f && n < limit; f = f->next_name)
       if (strcmp(f->info.name, after) > 0)
@@ -532,8 +526,8 @@ static size_t mem_fn_list(gr_store *base, const char *name, const char *after,
 static int mem_fn_drop(gr_store *base, const char *name) {
   mem_store *st = (mem_store *)base;
   pthread_mutex_lock(&st->mu);
-  mem_fn **at = fn_slot_locked(st, name);
-  mem_fn *f = *at && strcmp((*at)->info.name, name) == 0 ? *at : NULL;
+  mem_fn **at;
+  mem_fn *f = fn_latest_locked(st, name, &at);
   if (f)
     *at = f->next_name;
   pthread_mutex_unlock(&st->mu);

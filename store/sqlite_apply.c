@@ -216,43 +216,39 @@ static int apply_forget(st_store *st, st_op *op) {
 
 /* A function's next version, unless its latest has the same code. */
 static int apply_fn_put(st_store *st, st_op *op) {
-  gr_function_info *out = op->fn;
   sqlite3_stmt *s = st->stmt[ST_FN_LATEST];
   bind_text(s, 1, op->name);
   int rc = sqlite3_step(s);
-  int64_t latest = 0;
+  int64_t version = 1, created_ms = op->created_ms;
+  int same = 0;
   if (rc == SQLITE_ROW) {
-    latest = sqlite3_column_int64(s, 0);
     const char *sha = (const char *)sqlite3_column_text(s, 1);
-    if (sha && strcmp(sha, op->sha256) == 0) {
-      snprintf(out->name, sizeof out->name, "%s", op->name);
-      out->version = latest;
-      snprintf(out->sha256, sizeof out->sha256, "%s", sha);
-      out->created_ms = sqlite3_column_int64(s, 2);
-      op->fn_created = 0;
-      op->rc = GR_OK;
-      sqlite3_reset(s);
-      sqlite3_clear_bindings(s);
-      return SQLITE_OK;
-    }
+    same = sha && strcmp(sha, op->sha256) == 0;
+    version = sqlite3_column_int64(s, 0) + !same;
+    if (same)
+      created_ms = sqlite3_column_int64(s, 2);
   }
   sqlite3_reset(s);
   sqlite3_clear_bindings(s);
   if (rc != SQLITE_ROW && rc != SQLITE_DONE)
     return rc;
-  s = st->stmt[ST_FN_INSERT];
-  bind_text(s, 1, op->name);
-  sqlite3_bind_int64(s, 2, latest + 1);
-  bind_text(s, 3, op->sha256);
-  sqlite3_bind_int64(s, 4, op->created_ms);
-  sqlite3_bind_text64(s, 5, op->code, op->code_len, SQLITE_STATIC, SQLITE_UTF8);
-  if ((rc = st_run(s)) != SQLITE_OK)
-    return rc;
+  if (!same) {
+    s = st->stmt[ST_FN_INSERT];
+    bind_text(s, 1, op->name);
+    sqlite3_bind_int64(s, 2, version);
+    bind_text(s, 3, op->sha256);
+    sqlite3_bind_int64(s, 4, created_ms);
+    sqlite3_bind_text64(s, 5, op->code, op->code_len, SQLITE_STATIC,
+                        SQLITE_UTF8);
+    if ((rc = st_run(s)) != SQLITE_OK)
+      return rc;
+  }
+  gr_function_info *out = op->fn;
   snprintf(out->name, sizeof out->name, "%s", op->name);
-  out->version = latest + 1;
+  out->version = version;
   snprintf(out->sha256, sizeof out->sha256, "%s", op->sha256);
-  out->created_ms = op->created_ms;
-  op->fn_created = 1;
+  out->created_ms = created_ms;
+  op->fn_created = !same;
   op->rc = GR_OK;
   return SQLITE_OK;
 }

@@ -900,6 +900,17 @@ static int64_t select_raw(const char *name, const char *sql) {
   return n;
 }
 
+/* What version 3 added, taken away from a file made now. */
+#define WITHOUT_VERSION_3                                                      \
+  "ALTER TABLE records DROP COLUMN function;"                                  \
+  "ALTER TABLE records DROP COLUMN function_version;"                          \
+  "ALTER TABLE records DROP COLUMN progress;"                                  \
+  "ALTER TABLE records DROP COLUMN progress_message;"                          \
+  "ALTER TABLE records DROP COLUMN progress_ms;"                               \
+  "ALTER TABLE records DROP COLUMN logs;"                                      \
+  "ALTER TABLE records DROP COLUMN logs_dropped;"                              \
+  "DROP TABLE functions;"
+
 START_TEST(a_version_1_file_is_upgraded) {
   gr_store *st = open_store();
   void *h = add_ok(st, "task-done", "p", NULL, NULL);
@@ -911,16 +922,8 @@ START_TEST(a_version_1_file_is_upgraded) {
   exec_raw("records.db",
            "DROP INDEX records_by_finish;"
            "CREATE INDEX records_by_finish ON records(finished_order);"
-           "CREATE INDEX records_by_pool_state ON records(pool, state, seq);"
-           "ALTER TABLE records DROP COLUMN function;"
-           "ALTER TABLE records DROP COLUMN function_version;"
-           "ALTER TABLE records DROP COLUMN progress;"
-           "ALTER TABLE records DROP COLUMN progress_message;"
-           "ALTER TABLE records DROP COLUMN progress_ms;"
-           "ALTER TABLE records DROP COLUMN logs;"
-           "ALTER TABLE records DROP COLUMN logs_dropped;"
-           "DROP TABLE functions;"
-           "PRAGMA user_version = 1;");
+           "CREATE INDEX records_by_pool_state ON records(pool, state, "
+           "seq);" WITHOUT_VERSION_3 "PRAGMA user_version = 1;");
   st = open_store();
   ck_assert_int_eq(found_state(st, "task-done"), GR_FAILED);
   restored rs;
@@ -943,15 +946,7 @@ START_TEST(a_version_2_file_is_upgraded) {
   add_ok(st, "task-waiting", "p", NULL, NULL);
   st->ops->destroy(st);
   /* Version 2 had no stored functions. */
-  exec_raw("records.db", "ALTER TABLE records DROP COLUMN function;"
-                         "ALTER TABLE records DROP COLUMN function_version;"
-                         "ALTER TABLE records DROP COLUMN progress;"
-                         "ALTER TABLE records DROP COLUMN progress_message;"
-                         "ALTER TABLE records DROP COLUMN progress_ms;"
-                         "ALTER TABLE records DROP COLUMN logs;"
-                         "ALTER TABLE records DROP COLUMN logs_dropped;"
-                         "DROP TABLE functions;"
-                         "PRAGMA user_version = 2;");
+  exec_raw("records.db", WITHOUT_VERSION_3 "PRAGMA user_version = 2;");
   st = open_store();
   ck_assert_int_eq(found_state(st, "task-done"), GR_FAILED);
   restored rs;
