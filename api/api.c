@@ -17,6 +17,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A record changed (gr_records_on_event): what watches records hears of
+ * it here, on the thread that changed it. */
+static void record_event(void *ud, gr_future *f, const char *id,
+                         const char *pool, int kind) {
+  api_ctx *api = ud;
+  (void)api;
+  (void)f;
+  (void)id;
+  (void)pool;
+  (void)kind;
+}
+
 api_ctx *api_new(const api_config *cfg) {
   api_ctx *api = calloc(1, sizeof *api);
   if (!api)
@@ -53,6 +65,7 @@ api_ctx *api_new(const api_config *cfg) {
     return NULL;
   }
   api__jobs_adopt(api);
+  gr_records_on_event(api->cfg.rt, record_event, api);
   return api;
 }
 

@@ -13,6 +13,7 @@
  * readers.
  */
 #include "internal.h"
+#include "pool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,9 @@ struct gr_future {
   char *progress_message;
   int64_t progress_ms;
   _Atomic(gr_logbuf *) logs; /* its work's log lines, made on first use */
+  gr_event_sink *events;     /* with store: who is told of its changes */
+  char pool_name[GR_POOL_NAME_MAX + 1]; /* "" for a job's */
+  int64_t progress_told_ms;             /* the last progress event */
 };
 
 static void future_destroy(gr_object *obj) {
@@ -92,7 +96,19 @@ void gr__future_set_pool(gr_future *f, gr_pool *pool) {
     gr__pool_ref(pool);
     f->pool = pool;
   }
+  if (!pool->jobs)
+    snprintf(f->pool_name, sizeof f->pool_name, "%s", pool->name);
   gr__spin_unlock(&f->lock);
+}
+
+void gr__future_event(gr_future *f, int kind) {
+  gr__spin_lock(&f->lock);
+  gr_event_sink *sink = f->events;
+  gr__spin_unlock(&f->lock);
+  gr_record_event_fn fn = sink ? atomic_load(&sink->fn) : NULL;
+  /* id and pool_name are set before the record can change */
+  if (fn)
+    fn(atomic_load(&sink->ud), f, f->id, f->pool_name, kind);
 }
 
 int gr_future_progress(gr_future *f, double *fraction, char *message,
@@ -145,13 +161,19 @@ int gr__future_set_progress(gr_future *f, double fraction, const char *message,
   gr__spin_lock(&f->lock);
   int final = GR_STATE_FINAL(f->state) || f->committing;
   char *old = final ? copy : f->progress_message;
+  int tell = 0;
   if (!final) {
     f->progress = fraction;
     f->progress_message = copy;
     f->progress_ms = gr__wall_ms();
+    tell = f->progress_ms - f->progress_told_ms >= GR_PROGRESS_EVENT_MS;
+    if (tell)
+      f->progress_told_ms = f->progress_ms;
   }
   gr__spin_unlock(&f->lock);
   free(old);
+  if (tell)
+    gr__future_event(f, GR_EVENT_PROGRESS);
   return GR_OK;
 }
 
@@ -168,11 +190,13 @@ int gr_future_set_function(gr_future *f, const char *name, int64_t version) {
   return GR_OK;
 }
 
-void gr__future_set_record(gr_future *f, gr_store *store, const char *id,
-                           void *handle, int attempt, int max_attempts) {
+void gr__future_set_record(gr_future *f, gr_store *store, gr_event_sink *events,
+                           const char *id, void *handle, int attempt,
+                           int max_attempts) {
   gr__spin_lock(&f->lock);
   assert(!f->store);
   f->store = store;
+  f->events = events;
   snprintf(f->id, sizeof f->id, "%s", id);
   f->handle = handle;
   f->attempt = attempt;
@@ -264,6 +288,8 @@ int gr__future_start(gr_future *f, gr_g *g) {
    * store is told of the start of any other recorded goroutine here. */
   if (store && !f->pool)
     report(f, GR_RUNNING, no_wait, NULL);
+  if (store)
+    gr__future_event(f, GR_EVENT_RUNNING);
   return 1;
 }
 
@@ -291,6 +317,7 @@ static void publish(void *ud, int ok) {
 
   gr__waiters_wake_all(waiters);
   gr__callbacks_run(callbacks, call_done, f);
+  gr__future_event(f, GR_EVENT_FINAL);
   if (g)
     gr_g_unref(g);
   if (pool)
@@ -364,6 +391,7 @@ int gr__future_retry(gr_future *f, int state, const char *error) {
   if (g)
     gr_g_unref(g);
   report(f, GR_QUEUED, no_wait, NULL);
+  gr__future_event(f, GR_EVENT_RETRYING);
   return 1;
 }
 

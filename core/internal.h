@@ -300,8 +300,16 @@ void gr__free_outsiders(gr_runtime *rt);
 
 typedef struct gr_pool_registry gr_pool_registry;
 
+/* Who hears of records' changes (gr_records_on_event): ud is stored
+ * before fn, and read after it. */
+typedef struct gr_event_sink {
+  _Atomic(gr_record_event_fn) fn;
+  _Atomic(void *) ud;
+} gr_event_sink;
+
 struct gr_runtime {
   gr_config cfg;
+  gr_event_sink events;
 
   pthread_mutex_t runq_mu;
   pthread_cond_t runq_cond;
@@ -472,8 +480,12 @@ int gr__store_durable(const gr_store *st);
 void gr__record_new_id(const char *prefix, char *id);
 /* Called once, before f can start: f reports to store, as id, with the
  * handle the store's add gave, starting at attempt of max_attempts. */
-void gr__future_set_record(gr_future *f, gr_store *store, const char *id,
-                           void *handle, int attempt, int max_attempts);
+void gr__future_set_record(gr_future *f, gr_store *store, gr_event_sink *events,
+                           const char *id, void *handle, int attempt,
+                           int max_attempts);
+/* Tells the sink given to gr__future_set_record (if any) that f's record
+ * changed: kind is a gr_record_event. Call it with no lock held. */
+void gr__future_event(gr_future *f, int kind);
 /* Writes the claim of f's attempt (RUNNING) to its store and calls
  * done(ud, ok) once it is durable (at once without a store). */
 void gr__future_claim(gr_future *f, gr_store_done_fn done, void *ud);

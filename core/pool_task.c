@@ -424,9 +424,10 @@ static void task_recorded(gr_pool_task *task, int rc, void *handle) {
   if (rc != GR_OK)
     return;
   gr_runtime *rt = task->pool->rt;
-  gr__future_set_record(task->spawn.future, rt->store, task->id, handle, 1,
-                        task->spawn.max_attempts);
+  gr__future_set_record(task->spawn.future, rt->store, &rt->events, task->id,
+                        handle, 1, task->spawn.max_attempts);
   gr__future_set_pool(task->spawn.future, task->pool);
+  gr__future_event(task->spawn.future, GR_EVENT_QUEUED);
 }
 
 /* Caller holds pool->mu. Takes a worker slot (1) or a queue place (0) for
@@ -609,7 +610,7 @@ static gr_pool_task *task_from_record(gr_pool *pool, const gr_record *r,
     task_free(task);
     return NULL;
   }
-  gr__future_set_record(f, rt->store, task->id, handle, r->attempt,
+  gr__future_set_record(f, rt->store, &rt->events, task->id, handle, r->attempt,
                         r->opts.max_attempts);
   gr__future_set_pool(f, pool);
   atomic_fetch_add(&pool->submitted, 1);
@@ -775,6 +776,7 @@ int gr_record_replay(gr_runtime *rt, const char *id) {
       q.work = NULL;
       rc = write_queued(rt->store, gr__future_handle(f), &q);
       if (rc == GR_OK) {
+        gr__future_event(f, GR_EVENT_QUEUED);
         enter(task);
       } else {
         gr__future_complete(f, GR_FAILED, NULL,
@@ -790,6 +792,11 @@ int gr_record_replay(gr_runtime *rt, const char *id) {
     gr_pool_unref(pool);
   gr_future_unref(old);
   return rc;
+}
+
+void gr_records_on_event(gr_runtime *rt, gr_record_event_fn fn, void *ud) {
+  atomic_store(&rt->events.ud, ud);
+  atomic_store(&rt->events.fn, fn);
 }
 
 int64_t gr_record_replay_all(gr_runtime *rt, const char *pool, int state) {

@@ -64,6 +64,18 @@ const char *gr_strerror(int code);
 enum gr_log_level { GR_LOG_DEBUG, GR_LOG_INFO, GR_LOG_WARN, GR_LOG_ERROR };
 
 /* What the layer above supplies. Every hook may be NULL. */
+/* What changed in a record (gr_hooks.record_event). */
+enum gr_record_event {
+  GR_EVENT_QUEUED,   /* accepted and written */
+  GR_EVENT_RUNNING,  /* an attempt started */
+  GR_EVENT_PROGRESS, /* its work gave its progress */
+  GR_EVENT_RETRYING, /* an attempt failed; it waits for the next one */
+  GR_EVENT_FINAL     /* it ended: the state says how */
+};
+/* Progress is told at most this often per record (the record itself
+ * always shows the latest). */
+#define GR_PROGRESS_EVENT_MS 100
+
 typedef struct gr_hooks {
   void *ud;
   /* Open the libraries a goroutine of this profile sees. recycled: L was
@@ -776,6 +788,16 @@ int gr_function_get(gr_runtime *rt, const char *name, int64_t version,
 size_t gr_function_list(gr_runtime *rt, const char *name, const char *after,
                         gr_function_info *out, size_t limit);
 int gr_function_drop(gr_runtime *rt, const char *name);
+
+/* Who is told that a record changed (it may now be seen; a final state
+ * once its store made it durable): kind is a gr_record_event, f the
+ * record's future (borrowed for the call), id its id, pool its pool (""
+ * for a job). Called on any thread, with no lock of the runtime held; it
+ * must not block. Set it once, before the work it should hear of (NULL:
+ * nobody is told). */
+typedef void (*gr_record_event_fn)(void *ud, gr_future *f, const char *id,
+                                   const char *pool, int kind);
+void gr_records_on_event(gr_runtime *rt, gr_record_event_fn fn, void *ud);
 
 /* A record's future (caller unrefs) and pool, as gr_store_ops.find. */
 gr_future *gr_record_find(gr_runtime *rt, const char *id, char *pool,
