@@ -22,11 +22,7 @@
 static void record_event(void *ud, gr_future *f, const char *id,
                          const char *pool, int kind) {
   api_ctx *api = ud;
-  (void)api;
-  (void)f;
-  (void)id;
-  (void)pool;
-  (void)kind;
+  api__events_record(api, f, id, pool, kind);
 }
 
 api_ctx *api_new(const api_config *cfg) {
@@ -46,6 +42,8 @@ api_ctx *api_new(const api_config *cfg) {
     api->cfg.inline_budget_us = 500;
   else if (api->cfg.inline_budget_us < 0)
     api->cfg.inline_budget_us = 0; /* gr_go_here then hands it to a worker */
+  if (api->cfg.event_heartbeat_ms <= 0)
+    api->cfg.event_heartbeat_ms = 15 * 1000;
   if (api->cfg.default_timeout_ms > api->cfg.max_timeout_ms)
     api->cfg.default_timeout_ms = api->cfg.max_timeout_ms;
   if (cfg->token && *cfg->token) {
@@ -59,8 +57,9 @@ api_ctx *api_new(const api_config *cfg) {
   api->cfg.token = api->token;
   api->cfg.read_token = api->read_token;
   api->watch = api__watch_new();
+  api->events = api__events_new();
   pthread_mutex_init(&api->pending_mu, NULL);
-  if (!api->watch) {
+  if (!api->watch || !api->events) {
     api_free(api);
     return NULL;
   }
@@ -74,6 +73,7 @@ void api_free(api_ctx *api) {
     return;
   pthread_mutex_destroy(&api->pending_mu);
   api__watch_free(api->watch);
+  api__events_free(api->events);
   free(api->token);
   free(api->read_token);
   free(api);

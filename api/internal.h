@@ -11,7 +11,8 @@
 #include <stdatomic.h>
 
 typedef struct api_job api_job;
-typedef struct api_watch api_watch; /* metrics.c: the HTTP counters */
+typedef struct api_watch api_watch;   /* metrics.c: the HTTP counters */
+typedef struct api_events api_events; /* events.c: the event streams */
 
 struct api_ctx {
   api_config cfg;
@@ -28,6 +29,7 @@ struct api_ctx {
   /* Server-wide limits (0 in cfg: none). */
   atomic_long waiting;      /* slots held by requests that wait */
   atomic_long jobs_running; /* jobs accepted and not finished */
+  api_events *events;       /* GET /v1/events */
 };
 
 /* ---- responses (response.c) ------------------------------------------ */
@@ -162,6 +164,19 @@ int api__query_param(const api_request *req, const char *name, char *out,
  * 'VALUE'". */
 void api__bad_param(api_response *r, const char *name, const char *value,
                     const char *must);
+
+/* ---- the event stream (events.c) ----------------------------------------- */
+
+api_events *api__events_new(void);
+void api__events_free(api_events *h);
+/* A record changed (gr_records_on_event): the streams that want it hear of
+ * it. */
+void api__events_record(api_ctx *api, gr_future *f, const char *id,
+                        const char *pool, int kind);
+/* Every stream ends (the server stops), and no new one opens. */
+void api__events_stop(api_ctx *api);
+/* Streams open now. */
+size_t api__events_open(api_ctx *api);
 
 /* ---- stored functions (functions.c) -------------------------------------- */
 
@@ -338,7 +353,7 @@ typedef struct api_route {
   api_operation op[API_NMETHODS];
 } api_route;
 
-#define API_NROUTES 23
+#define API_NROUTES 24
 extern const api_route api__routes[]; /* API_NROUTES of them */
 
 /* A request's path and method looked up in the table. */
@@ -426,6 +441,7 @@ void api__accepted(api_response *r, const char *id, gr_future *f,
 
 /* functions.c */
 int api__list_functions(const api_call *c);
+int api__stream_events(const api_call *c); /* GET /v1/events */
 int api__get_function(const api_call *c);
 int api__put_function(const api_call *c);
 int api__delete_function(const api_call *c);

@@ -239,6 +239,7 @@ void api_wake_all(api_ctx *api) {
     if (!p->write)
       fire(p);
   pthread_mutex_unlock(&api->pending_mu);
+  api__events_stop(api);
 }
 
 size_t api_pending_count(api_ctx *api) {

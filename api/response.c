@@ -10,6 +10,9 @@
 #include <time.h>
 
 void api_response_free(api_response *resp) {
+  if (resp->stream)
+    api_stream_close(resp->stream);
+  resp->stream = NULL;
   free(resp->body);
   resp->body = NULL;
   resp->body_len = 0;

@@ -59,6 +59,7 @@ const api_route api__routes[] = {
     {"/v1/jobs/{id}/retry", {POST(api__retry_job, API_STARTS_WORK)}},
     {"/v1/run", {POST(api__run, API_STARTS_WORK | API_MAY_WAIT)}},
     {"/v1/functions", {GET(api__list_functions, API_READ)}},
+    {"/v1/events", {GET(api__stream_events, API_READ)}},
     {"/v1/functions/{name}",
      {GET(api__get_function, API_READ), PUT(api__put_function, API_STARTS_WORK),
       DELETE(api__delete_function, API_STARTS_WORK)}},

@@ -124,6 +124,19 @@ int gr_future_progress(gr_future *f, double *fraction, char *message,
   return !has ? 0 : has_message ? 2 : 1;
 }
 
+int64_t gr__future_changed_ms(gr_future *f) {
+  gr__spin_lock(&f->lock);
+  int64_t ms = f->created_ms;
+  if (f->started_ms > ms)
+    ms = f->started_ms;
+  if (f->finished_ms > ms)
+    ms = f->finished_ms;
+  if (f->progress_ms > ms)
+    ms = f->progress_ms;
+  gr__spin_unlock(&f->lock);
+  return ms;
+}
+
 gr_logbuf *gr__future_logbuf(gr_future *f) {
   return atomic_load(&f->logs);
 }

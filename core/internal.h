@@ -483,6 +483,9 @@ void gr__record_new_id(const char *prefix, char *id);
 void gr__future_set_record(gr_future *f, gr_store *store, gr_event_sink *events,
                            const char *id, void *handle, int attempt,
                            int max_attempts);
+/* When f's record last changed as a store keeps it: the latest of its
+ * created, started, finished and progress times (wall clock, ms). */
+int64_t gr__future_changed_ms(gr_future *f);
 /* Tells the sink given to gr__future_set_record (if any) that f's record
  * changed: kind is a gr_record_event. Call it with no lock held. */
 void gr__future_event(gr_future *f, int kind);

@@ -799,6 +799,14 @@ void gr_records_on_event(gr_runtime *rt, gr_record_event_fn fn, void *ud) {
   atomic_store(&rt->events.fn, fn);
 }
 
+size_t gr_records_changed(gr_runtime *rt, int64_t after_ms, uint64_t after_seq,
+                          gr_record_entry *out, size_t limit) {
+  gr_store *st = rt->store;
+  return st->ops->changed
+             ? st->ops->changed(st, after_ms, after_seq, out, limit)
+             : 0;
+}
+
 int64_t gr_record_replay_all(gr_runtime *rt, const char *pool, int state) {
   enum { PAGE = 256 };
   gr_record_entry page[PAGE];

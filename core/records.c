@@ -405,6 +405,61 @@ static size_t mem_list(gr_store *base, const char *pool, int state,
   return n;
 }
 
+/* A record as mem_changed sorts them. */
+typedef struct changed_ref {
+  int64_t ms;
+  uint64_t seq;
+  mem_record *m;
+} changed_ref;
+
+static int changed_order(const void *a, const void *b) {
+  const changed_ref *x = a, *y = b;
+  if (x->ms != y->ms)
+    return x->ms < y->ms ? -1 : 1;
+  return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static size_t mem_changed(gr_store *base, int64_t after_ms, uint64_t after_seq,
+                          gr_record_entry *out, size_t limit) {
+  mem_store *st = (mem_store *)base;
+  mem_record *dead = NULL;
+  size_t n = 0, cap = 0;
+  changed_ref *refs = NULL;
+  pthread_mutex_lock(&st->mu);
+  expire_locked(st, &dead);
+  for (mem_record *m = st->all_head; m; m = m->all_next) {
+    int64_t ms = gr__future_changed_ms(m->future);
+    if (ms < after_ms || (ms == after_ms && m->seq <= after_seq))
+      continue;
+    if (n == cap) {
+      size_t more = cap ? cap * 2 : 256;
+      changed_ref *grown = realloc(refs, more * sizeof *refs);
+      if (!grown)
+        break; /* out of memory: what was found so far */
+      refs = grown;
+      cap = more;
+    }
+    refs[n++] = (changed_ref){ms, m->seq, m};
+  }
+  if (n)
+    qsort(refs, n, sizeof *refs, changed_order);
+  if (n > limit)
+    n = limit;
+  for (size_t i = 0; i < n; i++) {
+    mem_record *m = refs[i].m;
+    gr_record_entry *e = &out[i];
+    snprintf(e->id, sizeof e->id, "%s", m->text);
+    snprintf(e->pool, sizeof e->pool, "%s", m->pool ? m->pool : "");
+    e->seq = m->seq;
+    e->changed_ms = refs[i].ms;
+    e->future = gr_future_ref(m->future);
+  }
+  pthread_mutex_unlock(&st->mu);
+  free(refs);
+  free_dead(dead);
+  return n;
+}
+
 static int mem_pool_put(gr_store *st, const char *name, int64_t workers,
                         int64_t queue_size) {
   return GR_OK;
@@ -557,6 +612,7 @@ static const gr_store_ops mem_ops = {
     .forget = mem_forget,
     .read = mem_read,
     .list = mem_list,
+    .changed = mem_changed,
     .pool_put = mem_pool_put,
     .pool_drop = mem_pool_drop,
     .restore = mem_restore,

@@ -171,13 +171,93 @@ static void wake(void *ud) {
     MHD_resume_connection(resume);
 }
 
+/* ---- streams ---------------------------------------------------------------
+ * A streamed answer (GET /v1/events) is read from its api_stream whenever
+ * the socket can take more. With nothing to send, the reader suspends the
+ * connection; the stream's wake resumes it. The stream's news flag closes
+ * the gap between a read that found nothing and the suspend: wake runs
+ * under mu, and the reader looks at the flag under mu before it suspends.
+ * A suspended connection is never closed by libmicrohttpd (the server
+ * ends every stream before it stops), so conn is valid whenever
+ * suspended is set. */
+
+typedef struct http_stream {
+  pthread_mutex_t mu;
+  struct MHD_Connection *conn;
+  int suspended;
+  api_stream *stream;
+  api_ctx *api;
+} http_stream;
+
+static void stream_wake(void *ud) {
+  http_stream *hs = ud;
+  pthread_mutex_lock(&hs->mu);
+  if (hs->suspended) {
+    hs->suspended = 0;
+    MHD_resume_connection(hs->conn);
+  }
+  pthread_mutex_unlock(&hs->mu);
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+  (void)pos;
+  http_stream *hs = cls;
+  for (;;) {
+    long n = api_stream_read(hs->api, hs->stream, buf, max);
+    if (n < 0)
+      return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n > 0)
+      return (ssize_t)n;
+    pthread_mutex_lock(&hs->mu);
+    if (!api_stream_news(hs->stream)) {
+      hs->suspended = 1;
+      MHD_suspend_connection(hs->conn);
+      pthread_mutex_unlock(&hs->mu);
+      return 0;
+    }
+    pthread_mutex_unlock(&hs->mu); /* something came meanwhile */
+  }
+}
+
+static void stream_free(void *cls) {
+  http_stream *hs = cls;
+  api_stream_close(hs->stream); /* no wake after this */
+  pthread_mutex_destroy(&hs->mu);
+  free(hs);
+}
+
+/* The response for r's stream; NULL (the stream closed) when out of
+ * memory. */
+static struct MHD_Response *stream_response(conn_state *cs, api_response *r) {
+  http_stream *hs = calloc(1, sizeof *hs);
+  api_stream *stream = r->stream;
+  r->stream = NULL;
+  if (!hs) {
+    api_stream_close(stream);
+    return NULL;
+  }
+  pthread_mutex_init(&hs->mu, NULL);
+  hs->conn = cs->conn;
+  hs->stream = stream;
+  hs->api = cs->srv->api;
+  struct MHD_Response *resp = MHD_create_response_from_callback(
+      MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, hs, stream_free);
+  if (!resp) {
+    stream_free(hs);
+    return NULL;
+  }
+  api_stream_start(stream, stream_wake, hs);
+  return resp;
+}
+
 static enum MHD_Result send_response(conn_state *cs, api_response *r) {
   if (!claim_busy(cs->track)) {
     api_response_free(r);
     return MHD_NO; /* the reaper answered 408 */
   }
   struct MHD_Response *resp =
-      r->body
+      r->stream ? stream_response(cs, r)
+      : r->body
           ? MHD_create_response_from_buffer(r->body_len, r->body,
                                             MHD_RESPMEM_MUST_FREE)
           : MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
@@ -435,6 +515,8 @@ static enum MHD_Result last_call(http_server *srv, conn_state *cs,
           conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
       .idempotency_key =
           MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key"),
+      .last_event_id =
+          MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID"),
       .body = cs->body ? cs->body : "",
       .body_len = cs->len,
       .target = cs->target,

@@ -59,7 +59,8 @@ static const char *signal_name(int sig) {
 /* The main thread's watch: a signal, or a quarter of a second to cut off
  * slow clients, and writes the log lines that wait. Returns the signal (0
  * if none came); SIGHUP reopens the log file here. */
-static int watch(http_server *srv, const sigset_t *signals, int64_t ms) {
+static int watch(http_server *srv, api_ctx *api, const sigset_t *signals,
+                 int64_t ms) {
   struct timespec wait = {ms / 1000, (ms % 1000) * 1000000};
   int sig = sigtimedwait(signals, NULL, &wait);
   srv_log_flush();
@@ -68,28 +69,30 @@ static int watch(http_server *srv, const sigset_t *signals, int64_t ms) {
                            "on in the old one");
   if (sig <= 0 || sig == SIGHUP) {
     http_reap_slow(srv);
+    api_events_tick(api);
     return 0;
   }
   return sig;
 }
 
 /* Serves until SIGINT or SIGTERM. */
-static int wait_for_stop(http_server *srv, const sigset_t *signals) {
+static int wait_for_stop(http_server *srv, api_ctx *api,
+                         const sigset_t *signals) {
   int sig;
-  while ((sig = watch(srv, signals, 250)) == 0)
+  while ((sig = watch(srv, api, signals, 250)) == 0)
     ;
   return sig;
 }
 
 /* Gives the accepted work up to grace_ms to end; a second SIGINT or SIGTERM
  * cuts it short. */
-static void wait_for_work(http_server *srv, gr_runtime *rt,
+static void wait_for_work(http_server *srv, api_ctx *api, gr_runtime *rt,
                           const sigset_t *signals, int64_t grace_ms) {
   int64_t deadline = gr_now_ms() + grace_ms;
   for (int64_t left; (left = deadline - gr_now_ms()) > 0;) {
     if (gr_runtime_wait_idle(rt, left < 100 ? left : 100) == GR_IDLE)
       return;
-    int sig = watch(srv, signals, 0);
+    int sig = watch(srv, api, signals, 0);
     if (sig) {
       srv_logf(GR_LOG_ALWAYS, "received %s again: cancelling now",
                signal_name(sig));
@@ -108,7 +111,7 @@ static void shut_down(http_server *srv, api_ctx *api, gr_runtime *rt,
   api_wake_all(api);
   if (durable) /* queued work waits in the store for the next start */
     gr_pools_hold(rt);
-  wait_for_work(srv, rt, signals, grace_ms);
+  wait_for_work(srv, api, rt, signals, grace_ms);
   if (durable) { /* what still runs is interrupted: the store keeps it so */
     gr_records_freeze(rt);
     SRV_LOG(GR_LOG_ALWAYS,
@@ -213,6 +216,8 @@ static api_ctx *start_api(const serve_settings *s, gr_runtime *rt) {
       .inline_budget_us = s->inline_budget_us ? s->inline_budget_us : -1,
       .max_jobs = (size_t)s->max_jobs,
       .max_long_polls = (size_t)s->max_long_polls,
+      .max_event_streams = (size_t)s->max_event_streams,
+      .event_heartbeat_ms = s->event_heartbeat_s * 1000,
       .job_memory_limit = (size_t)s->job_memory_limit,
       .job_max_goroutines = (uint32_t)s->job_max_goroutines,
       .on_job_end = log_job_end,
@@ -283,7 +288,7 @@ int cmd_serve(int argc, char **argv) {
   }
   log_listening(&s, srv, rt, hopt.threads);
 
-  int sig = wait_for_stop(srv, &signals);
+  int sig = wait_for_stop(srv, api, &signals);
   SRV_LOG(GR_LOG_ALWAYS,
           sig == SIGINT ? "received SIGINT: stopping"
                         : "received SIGTERM: stopping",

@@ -71,11 +71,15 @@ static const char serve_usage[] =
     "  --max-long-polls N     requests held waiting at once: ?wait polls,\n"
     "                         awaits, pool waits, runs (10000)\n"
     "                         [GOROUTINED_MAX_LONG_POLLS]\n"
+    "  --max-event-streams N  GET /v1/events streams open at once (10000)\n"
+    "                         [GOROUTINED_MAX_EVENT_STREAMS]\n"
     "  --job-memory-limit SIZE  memory of a job and every goroutine it\n"
     "                         starts (256M) [GOROUTINED_JOB_MEMORY_LIMIT]\n"
     "  --max-goroutines-per-job N  goroutines a job may start (10000)\n"
     "                         [GOROUTINED_MAX_GOROUTINES_PER_JOB]\n"
-    "                         (each of these six: 0 = no limit)\n"
+    "                         (each of these seven: 0 = no limit)\n"
+    "  --event-heartbeat S    a comment on an idle event stream every S\n"
+    "                         seconds (15) [GOROUTINED_EVENT_HEARTBEAT]\n"
     "  --http-allow HOSTS     hosts that snippets may reach with `http`:\n"
     "                         host or host:port, comma-separated (none:\n"
     "                         snippets get no `http`) [GOROUTINED_HTTP_ALLOW]\n"
@@ -124,6 +128,8 @@ enum {
   O_MAX_QUEUED,
   O_MAX_JOBS,
   O_MAX_LONG_POLLS,
+  O_MAX_EVENT_STREAMS,
+  O_EVENT_HEARTBEAT,
   O_JOB_MEMORY,
   O_JOB_GOROUTINES,
   O_READ_TOKEN,
@@ -167,6 +173,10 @@ static cm_option options[O_COUNT] = {
     [O_MAX_JOBS] = {"--max-jobs", "GOROUTINED_MAX_JOBS", "10000"},
     [O_MAX_LONG_POLLS] = {"--max-long-polls", "GOROUTINED_MAX_LONG_POLLS",
                           "10000"},
+    [O_MAX_EVENT_STREAMS] = {"--max-event-streams",
+                             "GOROUTINED_MAX_EVENT_STREAMS", "10000"},
+    [O_EVENT_HEARTBEAT] = {"--event-heartbeat", "GOROUTINED_EVENT_HEARTBEAT",
+                           "15"},
     [O_JOB_MEMORY] = {"--job-memory-limit", "GOROUTINED_JOB_MEMORY_LIMIT",
                       "256M"},
     [O_JOB_GOROUTINES] = {"--max-goroutines-per-job",
@@ -252,6 +262,8 @@ static int read_numbers(serve_settings *s) {
       {O_MAX_QUEUED, 0, 100000000, 0, &s->max_queued},
       {O_MAX_JOBS, 0, 100000000, 0, &s->max_jobs},
       {O_MAX_LONG_POLLS, 0, 100000000, 0, &s->max_long_polls},
+      {O_MAX_EVENT_STREAMS, 0, 100000000, 0, &s->max_event_streams},
+      {O_EVENT_HEARTBEAT, 1, 3600, 0, &s->event_heartbeat_s},
       {O_JOB_MEMORY, 0, 1LL << 40, 1, &s->job_memory_limit},
       {O_JOB_GOROUTINES, 0, 100000000, 0, &s->job_max_goroutines},
   };

@@ -76,8 +76,8 @@ typedef struct serve_settings {
   long long workers, http_threads, max_body, memory_limit, default_timeout_ms,
       max_timeout_ms, max_wait_ms, result_ttl_s, max_results, max_connections,
       inline_budget_us, grace_ms, idle_timeout_s, max_url, max_head, max_pools,
-      max_queued, max_jobs, max_long_polls, job_memory_limit,
-      job_max_goroutines;
+      max_queued, max_jobs, max_long_polls, max_event_streams,
+      event_heartbeat_s, job_memory_limit, job_max_goroutines;
 } serve_settings;
 /* Reads serve's options from argv and the environment, checks them and
  * sets up the log: 0 to serve with s (then serve_settings_free), or -1

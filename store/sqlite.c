@@ -299,6 +299,7 @@ static const gr_store_ops sqlite_ops = {
     .forget = st_forget,
     .read = st_read,
     .list = st_list,
+    .changed = st_changed,
     .pool_put = st_pool_put,
     .pool_drop = st_pool_drop,
     .restore = st_restore,

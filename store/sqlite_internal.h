@@ -98,6 +98,7 @@ enum st_stmt {
   ST_FN_GET,
   ST_FN_LIST,
   ST_FN_VERSIONS,
+  ST_CHANGED,
   ST_NSTMTS
 };
 
@@ -350,6 +351,8 @@ int st_writer_wal_hook(void *ud, sqlite3 *db, const char *name, int pages);
 gr_future *st_find(gr_store *base, const char *id, char *pool, size_t poollen);
 int st_read(gr_store *base, const char *id,
             void (*fn)(void *ud, const gr_record *r), void *ud);
+size_t st_changed(gr_store *base, int64_t after_ms, uint64_t after_seq,
+                  gr_record_entry *out, size_t limit);
 size_t st_list(gr_store *base, const char *pool, int state, uint64_t before,
                gr_record_entry *out, size_t limit);
 int st_restore(gr_store *base, const gr_restore_fns *fns);

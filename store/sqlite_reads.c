@@ -209,6 +209,36 @@ size_t st_list(gr_store *base, const char *pool, int state, uint64_t before,
   return n;
 }
 
+size_t st_changed(gr_store *base, int64_t after_ms, uint64_t after_seq,
+                  gr_record_entry *out, size_t limit) {
+  st_store *st = (st_store *)base;
+  size_t n = 0;
+  if (limit == 0)
+    return 0;
+  pthread_mutex_lock(&st->read_mu);
+  sqlite3_stmt *s = st->stmt[ST_CHANGED];
+  sqlite3_bind_int64(s, 1, after_ms);
+  sqlite3_bind_int64(s, 2,
+                     after_seq > INT64_MAX ? INT64_MAX : (int64_t)after_seq);
+  sqlite3_bind_int64(s, 3, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+  while (n < limit && sqlite3_step(s) == SQLITE_ROW) {
+    gr_record r;
+    st_row_record(s, &r, 0);
+    gr_record_entry *e = &out[n];
+    e->future = entry_future_locked(st, &r);
+    if (!e->future)
+      continue; /* out of memory: the entry is left out */
+    snprintf(e->id, sizeof e->id, "%s", r.id);
+    snprintf(e->pool, sizeof e->pool, "%s", r.pool ? r.pool : "");
+    e->seq = r.seq;
+    e->changed_ms = sqlite3_column_int64(s, ST_COL_WORK);
+    n++;
+  }
+  finish(s);
+  pthread_mutex_unlock(&st->read_mu);
+  return n;
+}
+
 /* ---- restore ------------------------------------------------------------- */
 
 static int restore_pools(sqlite3 *db, const gr_restore_fns *fns, int *rc) {

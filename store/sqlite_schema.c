@@ -122,6 +122,10 @@ static const char upgrade_from_2_sql[] =
   "SELECT " ST_RECORD_COLUMNS " FROM records WHERE " where                     \
   " AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
 
+/* When a record last changed, as gr_store_ops.changed means it. */
+#define CHANGED_SQL                                                            \
+  "max(created_ms, started_ms, finished_ms, coalesce(progress_ms, 0))"
+
 static const char *const stmt_sql[ST_NSTMTS] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
@@ -180,6 +184,10 @@ static const char *const stmt_sql[ST_NSTMTS] = {
     [ST_FN_VERSIONS] = "SELECT name, version, sha256, created_ms"
                        " FROM functions WHERE name = ?1"
                        " ORDER BY version DESC LIMIT ?2",
+    /* the change time comes where work would (ST_COL_WORK) */
+    [ST_CHANGED] = "SELECT " ST_RECORD_COLUMNS ", " CHANGED_SQL
+                   " FROM records WHERE " CHANGED_SQL " > ?1 OR (" CHANGED_SQL
+                   " = ?1 AND seq > ?2) ORDER BY " CHANGED_SQL ", seq LIMIT ?3",
 };
 
 void st_describe_error(const st_store *st, sqlite3 *db, int rc, char *msg,

@@ -48,6 +48,8 @@ typedef struct api_config {
   void (*on_job_end)(void *ud, const char *id, const char *state,
                      int64_t run_ms);
   void *on_job_end_ud;
+  size_t max_event_streams;   /* GET /v1/events open at once (429); 0 = none */
+  int64_t event_heartbeat_ms; /* a comment on an idle stream; default 15 s */
 } api_config;
 
 /* Jobs the runtime already has unfinished (brought back from a durable
@@ -74,6 +76,7 @@ typedef struct api_request {
   const char *content_type;    /* or NULL */
   const char *authorization;   /* the header's value, or NULL */
   const char *idempotency_key; /* the Idempotency-Key header, or NULL */
+  const char *last_event_id;   /* the Last-Event-ID header, or NULL */
   const char *body;
   size_t body_len;
   /* method and path matched already, or NULL (api_handle matches them) */
@@ -87,6 +90,8 @@ typedef struct api_header {
   char value[512]; /* a Location holds a pool name of 127 bytes, escaped */
 } api_header;
 
+typedef struct api_stream api_stream;
+
 typedef struct api_response {
   int status;
   char *body; /* malloc'd, or NULL */
@@ -94,6 +99,9 @@ typedef struct api_response {
   const char *content_type; /* static; NULL when there is no body */
   api_header headers[API_MAX_HEADERS];
   int nheaders;
+  /* Instead of body: a stream (GET /v1/events) whose bytes come as they
+   * are made (api_stream_read); the server owns it (api_stream_close). */
+  api_stream *stream;
 } api_response;
 
 void api_response_free(api_response *resp);
@@ -107,6 +115,21 @@ enum { API_DONE = 0, API_PENDING = 1 };
 int api_handle(api_ctx *api, const api_request *req, api_response *resp,
                api_pending **pending, api_wake_fn wake, void *ud);
 void api_finish(api_ctx *api, api_pending *pending, api_response *resp);
+
+/* A stream's bytes, for a server that never waits on it:
+ * api_stream_start names who is woken (wake(ud), from any thread, maybe
+ * many times, never after api_stream_close returns) when there is
+ * something new to read. api_stream_read copies up to max bytes into buf:
+ * their count; 0 when there is nothing now (if api_stream_news then says
+ * 0, the server waits for wake; else it reads again); -1 when the stream
+ * is over. One thread at a time reads a stream. api_stream_close: the
+ * server is done with it (the client left, or the stream ended). */
+void api_stream_start(api_stream *s, api_wake_fn wake, void *ud);
+long api_stream_read(api_ctx *api, api_stream *s, char *buf, size_t max);
+int api_stream_news(api_stream *s);
+void api_stream_close(api_stream *s);
+/* Heartbeats of idle streams: call it a few times a second. */
+void api_events_tick(api_ctx *api);
 
 /* What the server can decide from the request line and headers alone,
  * before reading a body: 401 for a missing or wrong token, 413 for a

@@ -598,6 +598,7 @@ typedef struct gr_record_entry {
   char pool[GR_POOL_NAME_MAX + 1];
   uint64_t seq;
   gr_future *future;
+  int64_t changed_ms; /* given by gr_store_ops.changed only */
 } gr_record_entry;
 
 /* What a store calls back at restore (see gr_store_ops.restore). */
@@ -670,6 +671,14 @@ typedef struct gr_store_ops {
    * out (the caller's array); returns how many. */
   size_t (*list)(gr_store *st, const char *pool, int state, uint64_t before,
                  gr_record_entry *out, size_t limit);
+  /* Records of every pool and the jobs by when they last changed (the
+   * latest of their created, started, finished and progress times, as the
+   * store has them; out->changed_ms), then by seq: those after the
+   * cursor (after_ms, after_seq), at most limit of them, into out;
+   * returns how many. (since, 0) starts with what changed at since. NULL:
+   * the store cannot tell. */
+  size_t (*changed)(gr_store *st, int64_t after_ms, uint64_t after_seq,
+                    gr_record_entry *out, size_t limit);
   /* Pool definitions, kept durable: put when a pool is created, drop
    * when it is closed. GR_OK or GR_ESTORE. */
   int (*pool_put)(gr_store *st, const char *name, int64_t workers,
@@ -798,6 +807,12 @@ int gr_function_drop(gr_runtime *rt, const char *name);
 typedef void (*gr_record_event_fn)(void *ud, gr_future *f, const char *id,
                                    const char *pool, int kind);
 void gr_records_on_event(gr_runtime *rt, gr_record_event_fn fn, void *ud);
+/* The records that changed after the cursor (after_ms, after_seq) as the
+ * store tells them (gr_store_ops.changed), at most limit into out (each
+ * entry's future a reference the caller drops); 0 when the store cannot
+ * tell. */
+size_t gr_records_changed(gr_runtime *rt, int64_t after_ms, uint64_t after_seq,
+                          gr_record_entry *out, size_t limit);
 
 /* A record's future (caller unrefs) and pool, as gr_store_ops.find. */
 gr_future *gr_record_find(gr_runtime *rt, const char *id, char *pool,
