@@ -532,17 +532,9 @@ int api__stream_events(const api_call *c) {
   s->filter = w;
   atomic_init(&s->wrote, gr_now_ms());
   pthread_mutex_lock(&h->mu);
-  if (h->stopping || (max && h->nstreams >= max)) {
-    int stopping = h->stopping;
+  if (max && h->nstreams >= max) {
     pthread_mutex_unlock(&h->mu);
     free(s);
-    if (stopping) {
-      api__problem(r, 503, "shutting-down", "Service Unavailable", NULL,
-                   "the server is stopping; reconnect to another one, or to "
-                   "this one once it is back");
-      api__set_header(r, "Retry-After", "1");
-      return API_DONE;
-    }
     api__problem(r, 429, "too-many-streams", "Too Many Requests",
                  json_pack("{s:s,s:I}", "limit", "--max-event-streams",
                            "maximum", (json_int_t)max),
@@ -552,7 +544,8 @@ int api__stream_events(const api_call *c) {
     api__set_header(r, "Retry-After", "1");
     return API_DONE;
   }
-  if (h->skipped) { /* what went by unseen is only in the store */
+  s->ending = h->stopping; /* it ends at once: come back later */
+  if (h->skipped) {        /* what went by unseen is only in the store */
     ring_clear_locked(h);
     h->ring_from = h->last_id;
     h->skipped = 0;

@@ -370,6 +370,9 @@ static void http_gauges(api_ctx *api, api_out *o, long in_flight) {
          "Requests held waiting for a result (long polls, awaits, runs, pool "
          "waits).",
          (unsigned long long)(api_pending_count(api)));
+  scalar(o, "goroutined_http_event_streams", "gauge",
+         "GET /v1/events streams open.",
+         (unsigned long long)api__events_open(api));
   long open = atomic_load(&w->connections);
   scalar(o, "goroutined_http_connections_open", "gauge",
          "Client connections open, idle ones included.",
@@ -458,6 +461,8 @@ int api__server_stats(const api_call *c) {
   int failing = gr_record_store_error(api->cfg.rt, why, sizeof why);
   if (why[0])
     api__quote(shown, sizeof shown, why, strlen(why));
+  json_object_set_new(body, "event_streams",
+                      json_integer((json_int_t)api__events_open(api)));
   json_object_set_new(body, "store",
                       json_pack("{s:s,s:b,s:o}", "kind",
                                 gr_record_store_name(api->cfg.rt), "durable",

@@ -241,7 +241,7 @@ static struct MHD_Response *stream_response(conn_state *cs, api_response *r) {
   hs->stream = stream;
   hs->api = cs->srv->api;
   struct MHD_Response *resp = MHD_create_response_from_callback(
-      MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, hs, stream_free);
+      MHD_SIZE_UNKNOWN, 4096, stream_read, hs, stream_free);
   if (!resp) {
     stream_free(hs);
     return NULL;
