@@ -451,7 +451,7 @@ static int read_filter(const api_call *c, ev_filter *w) {
     return -1;
   }
   if (got)
-    snprintf(w->pool, sizeof w->pool, "%s", v);
+    memcpy(w->pool, v, strlen(v) + 1); /* a valid name fits */
   static const struct {
     const char *name, *prefix;
   } ids[] = {{"task", "task-"}, {"job", "job-"}};
@@ -468,7 +468,7 @@ static int read_filter(const api_call *c, ev_filter *w) {
       return -1;
     }
     if (got)
-      snprintf(i == 0 ? w->task : w->job, GR_RECORD_ID_MAX, "%s", v);
+      memcpy(i == 0 ? w->task : w->job, v, len + 1); /* checked above */
   }
   got = api__query_param(c->req, "function", v, sizeof v, r);
   if (got < 0)
@@ -479,7 +479,7 @@ static int read_filter(const api_call *c, ev_filter *w) {
     return -1;
   }
   if (got)
-    snprintf(w->function, sizeof w->function, "%s", v);
+    memcpy(w->function, v, strlen(v) + 1); /* checked above */
   return 0;
 }
 

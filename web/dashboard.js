@@ -1,7 +1,8 @@
 
 // The goroutined dashboard: polls /v1/pools, /v1/stats and /v1/functions,
 // keeps a few minutes of samples in memory to draw rates, and drives the
-// two forms; the task it follows shows its progress and log lines.
+// two forms; the task it follows (from the event stream) shows its
+// progress and log lines as they come.
 // Plain DOM, no framework; every text from the server goes in with
 // textContent, never as markup.
 'use strict';
@@ -9,7 +10,7 @@
   const POLL_MS = 1500;
   const WINDOW_MS = 5 * 60 * 1000; // what the charts keep
   const MIN_SPAN_MS = 30 * 1000; // the narrowest a chart's time axis gets
-  const FOLLOW_WAIT_S = 1; // the followed task's long poll: its progress moves
+  const FOLLOW_WAIT_S = 1; // long polls, if the event stream cannot be read
   const QUEUE_MARGIN_MS = 120 * 1000; // time a followed task may wait queued
   const TOKEN_KEY = 'goroutined.token';
   const TERMINAL = new Set(['succeeded', 'failed', 'timed_out', 'cancelled']);
@@ -582,8 +583,10 @@
     if (accepted.length) follow(job.pool, accepted[0], job.body.timeout_ms);
   }
 
-  // Long-polls one task until it ends, and shows it: each answer at most
-  // FOLLOW_WAIT_S after the last, so its progress and log lines move.
+  // Follows one task until it ends, and shows it: from the event stream
+  // (GET /v1/events?task=ID, read with fetch so that the token goes in a
+  // header, which EventSource cannot send), or, if the stream cannot be
+  // read, by long polls at most FOLLOW_WAIT_S apart.
   async function follow(pool, id, timeoutMs) {
     const run = ++state.taskRun;
     const base = `/v1/pools/${encodeURIComponent(pool)}/tasks/${encodeURIComponent(id)}`;
@@ -592,6 +595,13 @@
     const giveUp = Date.now() + (timeoutMs || 600000) + QUEUE_MARGIN_MS;
     showTask(id, { state: 'queued' });
     $('result-log').textContent = '(none yet)';
+    const shown = (task) => {
+      if (run !== state.taskRun) return true;
+      showTask(id, task);
+      showLogs(run, pool, id);
+      return TERMINAL.has(task.state);
+    };
+    if (await followStream(run, base, id, giveUp, shown)) return;
     while (run === state.taskRun && Date.now() < giveUp) {
       let task;
       try {
@@ -600,12 +610,47 @@
         if (run === state.taskRun) showTaskError(id, err.message);
         return;
       }
-      if (run !== state.taskRun) return;
-      showTask(id, task);
-      await showLogs(run, pool, id);
-      if (TERMINAL.has(task.state)) return;
+      if (shown(task)) return;
     }
     if (run === state.taskRun) showTaskError(id, 'still not finished; stopped waiting for it here');
+  }
+
+  // The task's events, each record handed to shown until it says the task
+  // ended: true once it did (or another task is followed now), false when
+  // the stream could not be read (the caller then polls).
+  async function followStream(run, base, id, giveUp, shown) {
+    const headers = { Accept: 'text/event-stream' };
+    if (memoryToken) headers.Authorization = `Bearer ${memoryToken}`;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), Math.max(0, giveUp - Date.now()));
+    try {
+      const res = await fetch(`/v1/events?task=${encodeURIComponent(id)}`, {
+        headers, cache: 'no-store', credentials: 'omit', signal: abort.signal,
+      });
+      if (!res.ok || !res.body) return false;
+      const reader = res.body.getReader();
+      const decoder = new TextDecoder();
+      let text = '';
+      // The stream is open: what happened before it came is in the record.
+      if (shown((await api('GET', base)).data)) return true;
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done || run !== state.taskRun) return run !== state.taskRun;
+        text += decoder.decode(value, { stream: true });
+        let end;
+        while ((end = text.indexOf('\n\n')) >= 0) {
+          const frame = text.slice(0, end);
+          text = text.slice(end + 2);
+          const data = frame.split('\n').find((l) => l.startsWith('data: '));
+          if (data && shown(JSON.parse(data.slice(6)))) return true;
+        }
+      }
+    } catch (err) {
+      return run !== state.taskRun;
+    } finally {
+      clearTimeout(timer);
+      abort.abort();
+    }
   }
 
   function showTask(id, task) {

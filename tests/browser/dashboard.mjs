@@ -18,6 +18,8 @@ import { once } from 'node:events';
 import assert from 'node:assert/strict';
 import test from 'node:test';
 
+const following = []; // how the page followed its task: the URLs it read
+
 const { values: opt } = parseArgs({
   options: {
     bin: { type: 'string' },
@@ -97,6 +99,7 @@ async function openPage(browser, base, colorScheme = 'light') {
   context.on('request', (req) => {
     const url = req.url();
     if (!(url === base || url.startsWith(`${base}/`))) problems.push(`request outside the server: ${url}`);
+    if (url.includes('/v1/events') || url.includes('?wait=')) following.push(url.slice(base.length));
   });
   await context.addInitScript(() => {
     document.addEventListener('securitypolicyviolation', (e) => {
@@ -266,6 +269,9 @@ test('the dashboard in Chromium', async (t) => {
         assert.equal(await text(page, '#result-state'), 'running');
         await waitForText(page, '#result-state', /^succeeded$/);
         await waitForText(page, '#result-log', /warn {2}step two/);
+        // ... pushed by the event stream, not polled
+        assert.ok(following.some((u) => u.startsWith('/v1/events?task=task-')), `the page read the task's events: ${following}`);
+        assert.ok(!following.some((u) => u.includes('?wait=')), `the page did not poll: ${following}`);
 
         await page.screenshot({ path: opt.out, fullPage: true });
         console.log(`# screenshot: ${opt.out}`);
