@@ -305,9 +305,50 @@ static ev_frame *next_from_ring(api_stream *s) {
   return f;
 }
 
+/* When the record of f last changed, as gr_store_ops.changed tells it. */
+static int64_t changed_ms(gr_future *f) {
+  gr_result r;
+  gr_future_result(f, &r);
+  double fraction;
+  int64_t at = 0;
+  gr_future_progress(f, &fraction, NULL, 0, &at);
+  int64_t ms = r.created_ms;
+  ms = r.started_ms > ms ? r.started_ms : ms;
+  ms = r.finished_ms > ms ? r.finished_ms : ms;
+  return at > ms ? at : ms;
+}
+
+/* The replay of a stream on one task or job: that record alone, as it is
+ * now, if it changed in the replay's time (NULL when not). */
+static ev_frame *replay_one(api_ctx *api, api_stream *s, const char *id) {
+  s->replaying = 0;
+  char pool[GR_POOL_NAME_MAX + 1];
+  gr_future *f = gr_record_find(api->cfg.rt, id, pool, sizeof pool);
+  if (!f)
+    return NULL;
+  gr_result res;
+  gr_future_result(f, &res);
+  int64_t ms = changed_ms(f);
+  ev_frame *frame = NULL;
+  if (ms >= s->after_ms && ms <= s->until_ms &&
+      matches(&s->filter, id, pool, res.function ? res.function : "")) {
+    api_out rec = {0};
+    api__out_record(&rec, id, pool, f);
+    if (!rec.oom)
+      frame = frame_new((uint64_t)ms * 1000, api__outcome_state(f), rec.buf,
+                        rec.len);
+    free(rec.buf);
+  }
+  gr_future_unref(f);
+  return frame;
+}
+
 /* The next page of the store's replay as one frame of events (NULL when
  * the page had none for s); the replay ends with a short page. */
 static ev_frame *next_from_store(api_ctx *api, api_stream *s) {
+  if (s->filter.task[0] || s->filter.job[0])
+    return replay_one(api, s,
+                      s->filter.task[0] ? s->filter.task : s->filter.job);
   gr_record_entry page[EV_REPLAY_PAGE];
   size_t n = gr_records_changed(api->cfg.rt, s->after_ms, s->after_seq, page,
                                 EV_REPLAY_PAGE);
