@@ -3,10 +3,10 @@
  *
  * Writes are committed in groups, by the callers themselves when nobody
  * else is committing, or by the committer thread (sqlite_commit.c); a
- * caller that must wait (add, pool_put, pool_drop, forget) waits for its
- * group's commit, an update and add_async do not: their done is called
- * after the commit. Reads run on a
- * connection of their own (sqlite_reads.c). Records not finished yet are
+ * caller that must wait (add, pool_put, pool_drop, forget, deliver) waits
+ * for its group's commit, an update and add_async do not: their done is
+ * called after the commit. Reads run on a connection of their own
+ * (sqlite_reads.c). Records not finished yet are
  * live (sqlite_live.c): their futures are kept here, by id, for whoever
  * waits on them.
  *
@@ -52,12 +52,14 @@ static st_op *add_op(const gr_record *r, st_live *live) {
          error = size_of_text(r->error), key = size_of_text(r->idem_key),
          digest = size_of_text(r->idem_digest),
          function = size_of_text(r->function),
-         message = size_of_text(r->progress_message);
+         message = size_of_text(r->progress_message),
+         callback = size_of_text(r->callback);
   size_t work = r->work ? r->work_len : 0,
          values = r->values ? r->values_len : 0,
          history = r->history ? r->history_len : 0;
-  st_op *op = malloc(sizeof *op + sizeof(gr_record) + id + pool + error + key +
-                     digest + function + message + work + values + history);
+  st_op *op =
+      malloc(sizeof *op + sizeof(gr_record) + id + pool + error + key + digest +
+             function + message + callback + work + values + history);
   if (!op)
     return NULL;
   memset(op, 0, sizeof *op);
@@ -71,6 +73,7 @@ static st_op *add_op(const gr_record *r, st_live *live) {
   c->idem_digest = copy_out(&at, r->idem_digest, digest);
   c->function = copy_out(&at, r->function, function);
   c->progress_message = copy_out(&at, r->progress_message, message);
+  c->callback = copy_out(&at, r->callback, callback);
   c->work = copy_out(&at, r->work, work);
   c->values = copy_out(&at, r->values, values);
   c->history = copy_out(&at, r->history, history);
@@ -189,6 +192,8 @@ static st_op *update_op(const gr_record *r, st_live *live) {
     op->logs_len = logs_len;
   }
   op->logs_dropped = r->logs_dropped;
+  op->delivery = r->delivery;
+  op->delivery.last_error = NULL; /* none at a record's end */
   return op;
 }
 
@@ -259,6 +264,12 @@ static int st_fn_drop(gr_store *base, const char *name) {
   return rc == GR_ECLOSED ? GR_ESTORE : rc;
 }
 
+static int st_deliver(gr_store *base, const char *id, const gr_delivery *d) {
+  st_op op = {.kind = ST_OP_DELIVER, .name = id, .delivery = *d};
+  int rc = st_submit_wait((st_store *)base, &op);
+  return rc == GR_ECLOSED ? GR_OK : rc; /* frozen: resumed at the next start */
+}
+
 static void st_freeze(gr_store *base) {
   st_commit_freeze((st_store *)base);
 }
@@ -307,6 +318,8 @@ static const gr_store_ops sqlite_ops = {
     .fn_list = st_fn_list,
     .fn_drop = st_fn_drop,
     .read_logs = st_read_logs,
+    .deliver = st_deliver,
+    .pending_deliveries = st_pending_deliveries,
     .freeze = st_freeze,
     .error = st_error,
     .destroy = st_destroy,
