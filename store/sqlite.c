@@ -3,12 +3,11 @@
  *
  * Writes are committed in groups, by the callers themselves when nobody
  * else is committing, or by the committer thread (sqlite_commit.c); a
- * caller that must wait (add, pool_put, pool_drop, forget, deliver) waits
- * for its group's commit, an update and add_async do not: their done is
- * called after the commit. Reads run on a connection of their own
- * (sqlite_reads.c). Records not finished yet are
- * live (sqlite_live.c): their futures are kept here, by id, for whoever
- * waits on them.
+ * caller that must wait (add, pool_put, pool_drop, forget) waits for its
+ * group's commit, an update, add_async and deliver do not (the first two
+ * have their done called after the commit). Reads run on a connection of their
+ * own (sqlite_reads.c). Records not finished yet are live (sqlite_live.c):
+ * their futures are kept here, by id, for whoever waits on them.
  *
  * After freeze, nothing reaches the file any more: adds fail with
  * GR_ECLOSED, updates are answered done(ud, 1) at once, and the file
@@ -264,10 +263,27 @@ static int st_fn_drop(gr_store *base, const char *name) {
   return rc == GR_ECLOSED ? GR_ESTORE : rc;
 }
 
-static int st_deliver(gr_store *base, const char *id, const gr_delivery *d) {
-  st_op op = {.kind = ST_OP_DELIVER, .name = id, .delivery = *d};
-  int rc = st_submit_wait((st_store *)base, &op);
-  return rc == GR_ECLOSED ? GR_OK : rc; /* frozen: resumed at the next start */
+/* Committed by the committer thread (or whoever has the turn): the
+ * caller, a webhook's delivery, never waits for the disk. */
+static void st_deliver(gr_store *base, const char *id, const gr_delivery *d) {
+  st_store *st = (st_store *)base;
+  size_t id_size = strlen(id) + 1, error_size = size_of_text(d->last_error);
+  st_op *op = malloc(sizeof *op + id_size + error_size);
+  if (!op) {
+    char why[sizeof st->error];
+    snprintf(why, sizeof why, "the store %s ran out of memory", st->path);
+    st_set_failing(st, why);
+    return;
+  }
+  memset(op, 0, sizeof *op);
+  char *at = (char *)(op + 1);
+  op->kind = ST_OP_DELIVER;
+  op->name = memcpy(at, id, id_size);
+  op->delivery = *d;
+  if (d->last_error)
+    op->delivery.last_error = memcpy(at + id_size, d->last_error, error_size);
+  if (st_submit_async(st, op) != 0) /* frozen: resumed at the next start */
+    free(op);
 }
 
 static void st_freeze(gr_store *base) {

@@ -166,12 +166,12 @@ enum st_op_kind {
   ST_OP_BARRIER, /* writes nothing: freeze waits for what came before */
 };
 
-/* One write. A blocking op (every kind but update) lives on its caller's
- * stack, the caller waiting on cv until finished (or handed the turn: it
- * then commits the queue itself); its pointers are the caller's. An
- * update is allocated, with a copy of the change after the struct, and
- * freed once its done is called; so is an add given without waiting,
- * once its added is called. */
+/* One write. A blocking op (every kind but update and deliver) lives on
+ * its caller's stack, the caller waiting on cv until finished (or handed
+ * the turn: it then commits the queue itself); its pointers are the
+ * caller's. An update is allocated, with a copy of the change after the
+ * struct, and freed once its done is called; so is an add given without
+ * waiting, once its added is called, and a deliver once committed. */
 typedef struct st_op {
   struct st_op *next;
   int kind;

@@ -736,10 +736,11 @@ typedef struct gr_store_ops {
   int (*read_logs)(gr_store *st, const char *id, void **bytes, size_t *len,
                    uint64_t *dropped);
   /* The delivery of finished record id's callback changed (a final
-   * update was written before: this is not one). Returns once durable:
-   * GR_OK, GR_ENOTFOUND (dropped, or running again), GR_ESTORE. NULL:
-   * the store keeps the futures themselves, which hold it (memory). */
-  int (*deliver)(gr_store *st, const char *id, const gr_delivery *d);
+   * update was written before: this is not one). Given without waiting
+   * (d is copied): it is written soon, unless the record is gone or runs
+   * again; a failed write shows in the error op. NULL: the store keeps
+   * the futures themselves, which hold it (memory). */
+  void (*deliver)(gr_store *st, const char *id, const gr_delivery *d);
   /* Calls fn with the id of every finished record whose delivery is
    * pending, oldest first (at start, to resume them). NULL: none outlive
    * the process. */
@@ -838,9 +839,9 @@ typedef void (*gr_record_event_fn)(void *ud, gr_future *f, const char *id,
 void gr_records_on_event(gr_runtime *rt, gr_record_event_fn fn, void *ud);
 
 /* The delivery of the callback of finished record id (whose future is f)
- * changed: f shows it and the store keeps it (durable on return). GR_OK;
- * GR_EBUSY when f is no longer final (replayed) or has no callback;
- * GR_ENOTFOUND, GR_ESTORE as the store's deliver. */
+ * changed: f shows it at once, and the store is given it without waiting
+ * (gr_store_ops.deliver). GR_OK; GR_EBUSY when f is no longer final
+ * (replayed) or has no callback; GR_ENOMEM. */
 int gr_record_deliver(gr_runtime *rt, const char *id, gr_future *f,
                       const gr_delivery *d);
 /* At start: fn(ud, id) for every finished record whose callback was
