@@ -22,11 +22,8 @@
 static void record_event(void *ud, gr_future *f, const char *id,
                          const char *pool, int kind) {
   api_ctx *api = ud;
-  (void)api;
-  (void)f;
-  (void)id;
-  (void)pool;
-  (void)kind;
+  if (kind == GR_EVENT_FINAL)
+    api__webhooks_final(api, f, id, pool);
 }
 
 api_ctx *api_new(const api_config *cfg) {
@@ -60,7 +57,7 @@ api_ctx *api_new(const api_config *cfg) {
   api->cfg.read_token = api->read_token;
   api->watch = api__watch_new();
   pthread_mutex_init(&api->pending_mu, NULL);
-  if (!api->watch) {
+  if (!api->watch || api__webhooks_new(api) != 0) {
     api_free(api);
     return NULL;
   }
@@ -72,6 +69,7 @@ api_ctx *api_new(const api_config *cfg) {
 void api_free(api_ctx *api) {
   if (!api)
     return;
+  api__webhooks_free(api);
   pthread_mutex_destroy(&api->pending_mu);
   api__watch_free(api->watch);
   free(api->token);
