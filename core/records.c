@@ -662,8 +662,11 @@ gr_future *gr_record_find(gr_runtime *rt, const char *id, char *pool,
 int gr_record_deliver(gr_runtime *rt, const char *id, gr_future *f,
                       const gr_delivery *d) {
   int rc = gr__future_set_delivery(f, d);
-  if (rc == GR_OK && rt->store->ops->deliver)
-    rt->store->ops->deliver(rt->store, id, d);
+  if (rc == GR_OK && rt->store->ops->deliver) {
+    gr_result res;
+    gr_future_result(f, &res);
+    rt->store->ops->deliver(rt->store, id, res.attempt, d);
+  }
   return rc;
 }
 

@@ -265,7 +265,8 @@ static int st_fn_drop(gr_store *base, const char *name) {
 
 /* Committed by the committer thread (or whoever has the turn): the
  * caller, a webhook's delivery, never waits for the disk. */
-static void st_deliver(gr_store *base, const char *id, const gr_delivery *d) {
+static void st_deliver(gr_store *base, const char *id, int attempt,
+                       const gr_delivery *d) {
   st_store *st = (st_store *)base;
   size_t id_size = strlen(id) + 1, error_size = size_of_text(d->last_error);
   st_op *op = malloc(sizeof *op + id_size + error_size);
@@ -279,6 +280,7 @@ static void st_deliver(gr_store *base, const char *id, const gr_delivery *d) {
   char *at = (char *)(op + 1);
   op->kind = ST_OP_DELIVER;
   op->name = memcpy(at, id, id_size);
+  op->attempt = attempt;
   op->delivery = *d;
   if (d->last_error)
     op->delivery.last_error = memcpy(at + id_size, d->last_error, error_size);

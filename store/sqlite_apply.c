@@ -274,8 +274,8 @@ static int apply_fn_drop(st_store *st, st_op *op) {
   return rc;
 }
 
-/* A finished record's webhook delivery; GR_ENOTFOUND when the record is
- * gone or runs again. */
+/* A finished record's webhook delivery, for the end of op's attempt;
+ * GR_ENOTFOUND when the record is gone, runs again or ended another. */
 static int apply_deliver(st_store *st, st_op *op) {
   const gr_delivery *d = &op->delivery;
   sqlite3_stmt *s = st->stmt[ST_DELIVER];
@@ -288,6 +288,7 @@ static int apply_deliver(st_store *st, st_op *op) {
     sqlite3_bind_null(s, 4);
   bind_text(s, 5, d->last_error);
   sqlite3_bind_int64(s, 6, d->at_ms);
+  sqlite3_bind_int(s, 7, op->attempt);
   int rc = st_run(s);
   op->rc = sqlite3_changes(st->wdb) > 0 ? GR_OK : GR_ENOTFOUND;
   return rc;

@@ -180,7 +180,7 @@ static const char *const stmt_sql[ST_NSTMTS] = {
                    " callback_attempts = ?3, callback_status = ?4,"
                    " callback_error = ?5, callback_at = ?6"
                    " WHERE id = ?1 AND finished_order IS NOT NULL"
-                   " AND callback IS NOT NULL",
+                   " AND callback IS NOT NULL AND attempt = ?7",
     [ST_POOL_PUT] = "INSERT OR REPLACE INTO pools(name, workers, queue_size,"
                     " created_ms) VALUES(?1, ?2, ?3, ?4)",
     [ST_POOL_DROP] = "DELETE FROM pools WHERE name = ?1",

@@ -1036,12 +1036,14 @@ START_TEST(a_callback_and_its_delivery_are_kept) {
                    .last_status = 500,
                    .last_error = "the receiver answered 500",
                    .at_ms = 1700000009000};
-  st->ops->deliver(st, "task-hook", &d);
+  st->ops->deliver(st, "task-hook", 1, &d);
   /* an unfinished record, or an unknown one, gets no delivery */
-  st->ops->deliver(st, "task-plain", &d);
-  st->ops->deliver(st, "task-none", &d);
-  st->ops->destroy(st); /* writes what it was given */
-  st = open_store();    /* read back from the file */
+  st->ops->deliver(st, "task-plain", 1, &d);
+  st->ops->deliver(st, "task-none", 1, &d);
+  gr_delivery other = {.state = GR_DELIVERY_FAILED, .attempts = 9};
+  st->ops->deliver(st, "task-hook", 2, &other); /* not the attempt that ended */
+  st->ops->destroy(st);                         /* writes what it was given */
+  st = open_store();                            /* read back from the file */
   ck_assert_int_eq(pending_count(st), 1);
   gr_future *f = st->ops->find(st, "task-hook", NULL, 0);
   ck_assert_ptr_nonnull(f);
@@ -1059,7 +1061,7 @@ START_TEST(a_callback_and_its_delivery_are_kept) {
                     .attempts = 3,
                     .last_status = 204,
                     .at_ms = 1700000010000};
-  st->ops->deliver(st, "task-hook", &d);
+  st->ops->deliver(st, "task-hook", 1, &d);
   st->ops->destroy(st);
   st = open_store();
   ck_assert_int_eq(pending_count(st), 0);

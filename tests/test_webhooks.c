@@ -334,6 +334,59 @@ START_TEST(a_receiver_that_never_answers_fails_after_the_deadline) {
 }
 END_TEST
 
+/* The callback state of task id's record (a new string). */
+static char *callback_state_of(const char *id) {
+  char path[128];
+  snprintf(path, sizeof path, "/v1/pools/p/tasks/%s", id);
+  ts_resp r = ts_call(&srv, "GET", path, NULL, NULL);
+  ck_assert_int_eq(r.status, 200);
+  json_t *cb = json_object_get(r.json, "callback");
+  char *state = strdup(json_string_value(json_object_get(cb, "state")));
+  ts_release(&r);
+  return state;
+}
+
+START_TEST(past_the_cap_of_held_deliveries_one_fails_at_once) {
+  int fd;
+  int port = silent_receiver(&fd);
+  const char *extra[] = {"--callback-timeout", "60000", "--callback-max-queued",
+                         "1", NULL};
+  server_start(port, extra);
+  char ids[2][64];
+  submit("/v1/pools/p/tasks", with_callback("return 1", port), ids[0],
+         sizeof ids[0]);
+  submit("/v1/pools/p/tasks", with_callback("return 2", port), ids[1],
+         sizeof ids[1]);
+  /* whichever ended second found the first held (its attempt waits for
+   * a minute): it failed at once */
+  int failed = -1;
+  for (int i = 0; i < 600 && failed < 0; i++) {
+    for (int k = 0; k < 2 && failed < 0; k++) {
+      char *state = callback_state_of(ids[k]);
+      if (strcmp(state, "failed") == 0)
+        failed = k;
+      free(state);
+    }
+    if (failed < 0)
+      usleep(50000);
+  }
+  ck_assert_int_ge(failed, 0);
+  char path[160];
+  snprintf(path, sizeof path, "/v1/pools/p/tasks/%s", ids[failed]);
+  json_t *cb = callback_in_state(path, "failed");
+  ck_assert_int_eq(int_of(cb, "attempts"), 0);
+  const char *error = json_string_value(json_object_get(cb, "last_error"));
+  ck_assert_msg(error && strstr(error, "--callback-max-queued"),
+                "last_error: %s", error ? error : "(none)");
+  json_decref(cb);
+  char *other = callback_state_of(ids[1 - failed]);
+  ck_assert_str_eq(other, "pending"); /* still held, still trying */
+  free(other);
+  server_stop();
+  close(fd);
+}
+END_TEST
+
 /* path's list of records holds none. */
 static void nothing_stored(const char *path) {
   ts_resp r = ts_call(&srv, "GET", path, NULL, NULL);
@@ -481,6 +534,7 @@ static Suite *webhooks_suite(void) {
   tcase_add_test(tc, a_finished_task_and_job_are_posted_with_a_valid_signature);
   tcase_add_test(tc, answers_of_500_are_retried_until_a_2xx);
   tcase_add_test(tc, a_receiver_that_never_answers_fails_after_the_deadline);
+  tcase_add_test(tc, past_the_cap_of_held_deliveries_one_fails_at_once);
   tcase_add_test(tc, a_host_not_allowed_is_refused_at_submit);
   tcase_add_test(tc, bad_callback_shapes_are_refused);
   tcase_add_test(tc, without_callback_allow_every_callback_is_refused);

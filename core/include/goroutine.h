@@ -736,11 +736,14 @@ typedef struct gr_store_ops {
   int (*read_logs)(gr_store *st, const char *id, void **bytes, size_t *len,
                    uint64_t *dropped);
   /* The delivery of finished record id's callback changed (a final
-   * update was written before: this is not one). Given without waiting
-   * (d is copied): it is written soon, unless the record is gone or runs
-   * again; a failed write shows in the error op. NULL: the store keeps
-   * the futures themselves, which hold it (memory). */
-  void (*deliver)(gr_store *st, const char *id, const gr_delivery *d);
+   * update was written before: this is not one), for the end of its
+   * attempt (a replay's end is delivered anew). Given without waiting
+   * (d is copied): it is written soon, unless the record is gone, runs
+   * again or ended another attempt since; a failed write shows in the
+   * error op. NULL: the store keeps the futures themselves, which hold
+   * it (memory). */
+  void (*deliver)(gr_store *st, const char *id, int attempt,
+                  const gr_delivery *d);
   /* Calls fn with the id of every finished record whose delivery is
    * pending, oldest first (at start, to resume them). NULL: none outlive
    * the process. */
