@@ -314,9 +314,12 @@ void api__webhooks_free(api_ctx *api);
  * it has one, is delivered. Never waits. */
 void api__webhooks_final(api_ctx *api, gr_future *f, const char *id,
                          const char *pool);
-/* The body's "callback": {"url": URL}, checked (http or https, a host of
- * --callback-allow) into url (len bytes; "" when absent). 0, or -1 with
- * the 400 answer set. */
+/* Whether callbacks may go to host (as curl_url gives it) and port: 1 or
+ * 0; -1 when this server allows callbacks to no host at all. */
+int api__webhooks_allow(api_ctx *api, const char *host, long port);
+/* callback.c: the body's "callback": {"url": URL}, checked (http or
+ * https, a host of --callback-allow) into url (len bytes; "" when
+ * absent). 0, or -1 with the 400 answer set. */
 int api__callback_field(api_ctx *api, json_t *body, char *url, size_t len,
                         api_response *r);
 
