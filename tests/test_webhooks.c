@@ -4,11 +4,12 @@
  * process, on 127.0.0.1, that checks the signature itself (HMAC-SHA256 of
  * "timestamp.body" under the server's --callback-secret) and answers as
  * each test tells it. Covered: a signed delivery (task and job), retries
- * after 500s with the attempts on the record, a receiver that never
- * answers (each attempt times out, the delivery fails after the deadline),
- * a host not allowed and bad callback shapes refused at submit with
- * nothing stored, no --callback-allow at all, and a delivery still pending
- * at a stop resumed by the next start.
+ * after 500s with the attempts on the record (and a retry by hand
+ * delivered anew), a receiver that never answers (each attempt times
+ * out, the delivery fails after the deadline), the cap on held
+ * deliveries, a host not allowed and bad callback shapes refused at
+ * submit with nothing stored, no --callback-allow at all, and a delivery
+ * still pending at a stop resumed by the next start.
  *
  * Every wait is a bounded poll of what the record or the receiver shows;
  * nothing is timed.
@@ -300,6 +301,21 @@ START_TEST(answers_of_500_are_retried_until_a_2xx) {
   pthread_mutex_lock(&rcv.mu);
   ck_assert_int_eq(rcv.received, 3);
   ck_assert_int_eq(rcv.signed_ok, 3); /* each attempt signed afresh */
+  pthread_mutex_unlock(&rcv.mu);
+  /* a retry by hand is delivered anew once it ends */
+  char retry[160];
+  snprintf(retry, sizeof retry, "%s/retry", path);
+  ts_resp r = ts_call(&srv, "POST", retry, NULL, NULL);
+  ck_assert_int_eq(r.status, 202);
+  ts_release(&r);
+  for (int i = 0; i < 600 && received() < 4; i++)
+    usleep(50000);
+  cb = callback_in_state(path, "delivered");
+  ck_assert_int_eq(int_of(cb, "attempts"), 1);
+  json_decref(cb);
+  pthread_mutex_lock(&rcv.mu);
+  ck_assert_int_eq(rcv.received, 4);
+  ck_assert_int_eq(json_integer_value(json_object_get(rcv.last, "attempt")), 2);
   pthread_mutex_unlock(&rcv.mu);
   server_stop();
   receiver_stop();
