@@ -84,6 +84,8 @@ static const char serve_usage[] =
     "                         refused) [GOROUTINED_CALLBACK_ALLOW]\n"
     "  --callback-secret SECRET  signs each webhook delivery (HMAC-SHA256;\n"
     "                         none: unsigned) [GOROUTINED_CALLBACK_SECRET]\n"
+    "  --callback-secret-file FILE  the same, read from FILE\n"
+    "                         [GOROUTINED_CALLBACK_SECRET_FILE]\n"
     "  --callback-timeout MS  one delivery attempt at most (10000)\n"
     "                         [GOROUTINED_CALLBACK_TIMEOUT]\n"
     "  --callback-backoff MS  the first retry's delay, doubled after each\n"
@@ -137,6 +139,7 @@ enum {
   O_HTTP_ALLOW,
   O_CALLBACK_ALLOW,
   O_CALLBACK_SECRET,
+  O_CALLBACK_SECRET_FILE,
   O_CALLBACK_TIMEOUT,
   O_CALLBACK_BACKOFF,
   O_CALLBACK_DEADLINE,
@@ -186,6 +189,8 @@ static cm_option options[O_COUNT] = {
     [O_CALLBACK_ALLOW] = {"--callback-allow", "GOROUTINED_CALLBACK_ALLOW", ""},
     [O_CALLBACK_SECRET] = {"--callback-secret", "GOROUTINED_CALLBACK_SECRET",
                            NULL},
+    [O_CALLBACK_SECRET_FILE] = {"--callback-secret-file",
+                                "GOROUTINED_CALLBACK_SECRET_FILE", NULL},
     [O_CALLBACK_TIMEOUT] = {"--callback-timeout", "GOROUTINED_CALLBACK_TIMEOUT",
                             "10000"},
     [O_CALLBACK_BACKOFF] = {"--callback-backoff", "GOROUTINED_CALLBACK_BACKOFF",
@@ -359,11 +364,12 @@ static int parse_listen(const char *spec, struct sockaddr_storage *out,
 
 #define MAX_TOKEN 1024
 
-/* The token of option k, read from the file of option kf if that is set,
- * into *out (NULL when neither is). A file's trailing newline is ignored.
- * -1 after complaining: an unreadable file, an empty token, or one that a
- * header cannot carry (it must be printable ASCII without spaces). */
-static int load_token(int k, int kf, char **out) {
+/* The token (or secret: what) of option k, read from the file of option
+ * kf if that is set, into *out (NULL when neither is). A file's trailing
+ * newline is ignored. -1 after complaining: an unreadable file, an empty
+ * token, or one that a header cannot carry (it must be printable ASCII
+ * without spaces). */
+static int load_secret(int k, int kf, const char *what, char **out) {
   char buf[MAX_TOKEN + 2];
   const char *from = options[k].name, *token = options[k].value;
   *out = NULL;
@@ -391,7 +397,7 @@ static int load_token(int k, int kf, char **out) {
     if (*c <= ' ' || *c > '~')
       why = "must be printable ASCII without spaces";
   if (why) {
-    fprintf(stderr, "goroutined serve: the token of %s %s\n", from, why);
+    fprintf(stderr, "goroutined serve: the %s of %s %s\n", what, from, why);
     return -1;
   }
   *out = strdup(token);
@@ -401,9 +407,9 @@ static int load_token(int k, int kf, char **out) {
 /* The submit and read tokens; -1 after complaining. */
 static int load_tokens(char **token, char **read_token) {
   *read_token = NULL;
-  if (load_token(O_TOKEN, O_TOKEN_FILE, token) != 0)
+  if (load_secret(O_TOKEN, O_TOKEN_FILE, "token", token) != 0)
     return -1;
-  if (load_token(O_READ_TOKEN, O_READ_TOKEN_FILE, read_token) != 0) {
+  if (load_secret(O_READ_TOKEN, O_READ_TOKEN_FILE, "token", read_token) != 0) {
     free(*token);
     return -1;
   }
@@ -494,8 +500,9 @@ int serve_settings_read(int argc, char **argv, serve_settings *s, int *status) {
     return -1;
   s->http_allow = options[O_HTTP_ALLOW].value;
   s->callback_allow = options[O_CALLBACK_ALLOW].value;
-  s->callback_secret = options[O_CALLBACK_SECRET].value;
-  if (read_callback_allow(s->callback_allow) != 0) {
+  if (read_callback_allow(s->callback_allow) != 0 ||
+      load_secret(O_CALLBACK_SECRET, O_CALLBACK_SECRET_FILE, "secret",
+                  &s->callback_secret) != 0) {
     serve_settings_free(s);
     return -1;
   }
@@ -519,5 +526,6 @@ int serve_settings_read(int argc, char **argv, serve_settings *s, int *status) {
 void serve_settings_free(serve_settings *s) {
   free(s->token);
   free(s->read_token);
-  s->token = s->read_token = NULL;
+  free(s->callback_secret);
+  s->token = s->read_token = s->callback_secret = NULL;
 }

@@ -69,12 +69,12 @@ typedef struct serve_settings {
   const char *listen; /* HOST:PORT as given, for messages */
   struct sockaddr_storage addr;
   char host[256];
-  char *token, *read_token;    /* NULL when not set */
-  const char *http_allow;      /* "" when snippets get no `http` */
-  const char *callback_allow;  /* "" when callbacks are refused */
-  const char *callback_secret; /* NULL: deliveries are not signed */
-  const char *store;           /* the store's URL */
-  int sync_full;               /* --sync full */
+  char *token, *read_token;   /* NULL when not set */
+  const char *http_allow;     /* "" when snippets get no `http` */
+  const char *callback_allow; /* "" when callbacks are refused */
+  char *callback_secret;      /* NULL: deliveries are not signed */
+  const char *store;          /* the store's URL */
+  int sync_full;              /* --sync full */
   long long workers, http_threads, max_body, memory_limit, default_timeout_ms,
       max_timeout_ms, max_wait_ms, result_ttl_s, max_results, max_connections,
       inline_budget_us, grace_ms, idle_timeout_s, max_url, max_head, max_pools,
