@@ -378,15 +378,13 @@ static void reap(api_webhooks *w) {
 }
 
 /* Starts the waiting deliveries that are due (MAX_RUNNING at most run
- * at once); returns the ms until the next one is (at most POLL_MS). */
-static int start_due(api_webhooks *w) {
-  int64_t now = gr_now_ms(), wait = POLL_MS;
+ * at once). */
+static void start_due(api_webhooks *w) {
+  int64_t now = gr_now_ms();
   delivery **at = &w->waiting;
   while (*at) {
     delivery *d = *at;
     if (d->due_ms > now || w->nrunning == MAX_RUNNING) {
-      if (d->due_ms > now && d->due_ms - now < wait)
-        wait = d->due_ms - now;
       at = &d->next;
       continue;
     }
@@ -405,6 +403,15 @@ static int start_due(api_webhooks *w) {
     w->running = d;
     w->nrunning++;
   }
+}
+
+/* How long the thread may wait for its transfers: until the next
+ * waiting delivery is due, POLL_MS at most. */
+static int ms_until_due(api_webhooks *w) {
+  int64_t now = gr_now_ms(), wait = POLL_MS;
+  for (delivery *d = w->waiting; d && w->nrunning < MAX_RUNNING; d = d->next)
+    if (d->due_ms - now < wait)
+      wait = d->due_ms > now ? d->due_ms - now : 0;
   return (int)wait;
 }
 
@@ -424,10 +431,11 @@ static void *deliver_main(void *arg) {
     }
     if (stopping)
       break;
-    int wait = start_due(w), running;
+    int running;
+    start_due(w);
     curl_multi_perform(w->multi, &running);
     reap(w);
-    curl_multi_poll(w->multi, NULL, 0, wait, NULL);
+    curl_multi_poll(w->multi, NULL, 0, ms_until_due(w), NULL);
   }
   return NULL;
 }
