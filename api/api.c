@@ -23,6 +23,8 @@ static void record_event(void *ud, gr_future *f, const char *id,
                          const char *pool, int kind) {
   api_ctx *api = ud;
   api__events_record(api, f, id, pool, kind);
+  if (kind == GR_EVENT_FINAL)
+    api__webhooks_final(api, f, id, pool);
 }
 
 api_ctx *api_new(const api_config *cfg) {
@@ -59,7 +61,7 @@ api_ctx *api_new(const api_config *cfg) {
   api->watch = api__watch_new();
   api->events = api__events_new();
   pthread_mutex_init(&api->pending_mu, NULL);
-  if (!api->watch || !api->events) {
+  if (!api->watch || !api->events || api__webhooks_new(api) != 0) {
     api_free(api);
     return NULL;
   }
@@ -71,6 +73,7 @@ api_ctx *api_new(const api_config *cfg) {
 void api_free(api_ctx *api) {
   if (!api)
     return;
+  api__webhooks_free(api);
   pthread_mutex_destroy(&api->pending_mu);
   api__watch_free(api->watch);
   api__events_free(api->events);

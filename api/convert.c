@@ -477,12 +477,15 @@ static int parse_snippet(api_ctx *api, json_t *body, api_snippet *s,
   static const char *const fields[] = {"code", "function",   "version",
                                        "args", "timeout_ms", NULL};
   static const char *const recorded[] = {
-      "code",       "function",     "version",    "args",
-      "timeout_ms", "max_attempts", "backoff_ms", NULL};
+      "code",         "function",   "version",  "args", "timeout_ms",
+      "max_attempts", "backoff_ms", "callback", NULL};
   s->function[0] = '\0';
   s->function_version = 0;
+  s->callback[0] = '\0';
   if (api__check_fields(body, s->recorded ? recorded : fields, r) != 0 ||
-      (s->recorded && read_retries(body, s, r) != 0))
+      (s->recorded && read_retries(body, s, r) != 0) ||
+      (s->recorded &&
+       api__callback_field(api, body, s->callback, sizeof s->callback, r) != 0))
     return -1;
   json_t *code_v = json_object_get(body, "code");
   json_t *fn_v = json_object_get(body, "function");

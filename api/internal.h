@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 
 typedef struct api_job api_job;
+typedef struct api_webhooks api_webhooks;
 typedef struct api_watch api_watch;   /* metrics.c: the HTTP counters */
 typedef struct api_events api_events; /* events.c: the event streams */
 
@@ -30,6 +31,7 @@ struct api_ctx {
   atomic_long waiting;      /* slots held by requests that wait */
   atomic_long jobs_running; /* jobs accepted and not finished */
   api_events *events;       /* GET /v1/events */
+  api_webhooks *webhooks;   /* NULL when they could not be set up */
 };
 
 /* ---- responses (response.c) ------------------------------------------ */
@@ -130,6 +132,9 @@ void api__path_free(api_path *a);
 /* s with what is not a plain path character percent-encoded. */
 void api__path_escape(char *out, size_t outlen, const char *s);
 
+/* The longest callback URL (webhooks.c). */
+#define API_CALLBACK_URL_MAX 2048
+
 /* What a task or job may ask of its retries (gr_spawn.max_attempts and
  * backoff_ms). */
 #define API_MAX_ATTEMPTS 100
@@ -143,6 +148,7 @@ typedef struct api_snippet {
   int64_t backoff_ms;
   char function[GR_FUNCTION_NAME_MAX + 1]; /* the stored one called, or "" */
   int64_t function_version;
+  char callback[API_CALLBACK_URL_MAX + 1]; /* recorded only: a URL, or "" */
 } api_snippet;
 /* The body's "code": a string without NUL; 0, or -1 with the 400 set. */
 int api__code_field(json_t *body, const char **code, size_t *len,
@@ -150,8 +156,8 @@ int api__code_field(json_t *body, const char **code, size_t *len,
 /* 400 syntax-error: the compiler's message and its line. */
 void api__syntax_error(api_response *r, const char *err, int line);
 /* Reads a body {code or function (and version?), args?, timeout_ms?}
- * and, when recorded, {max_attempts?, backoff_ms?}; 0, or -1 with the
- * answer set. */
+ * and, when recorded, {max_attempts?, backoff_ms?, callback?}; 0, or -1
+ * with the answer set. */
 int api__read_snippet(api_ctx *api, const api_request *req, api_snippet *s,
                       api_response *r);
 
@@ -310,6 +316,27 @@ void *api__pending_data(api_pending *p);
 /* The timeout_ms of a bounded wait (pool wait, await): 30 s unless the
  * server's longest wait is shorter; -1 with the answer set. */
 int api__wait_field(api_ctx *api, json_t *body, int64_t *out, api_response *r);
+
+/* ---- webhooks (webhooks.c) ---------------------------------------------- */
+
+/* Sets up api->webhooks from the configuration, and queues again the
+ * deliveries a durable store kept pending; 0, or -1 (a bad
+ * callback_allow, or out of memory). */
+int api__webhooks_new(api_ctx *api);
+/* Stops them (api_webhooks_stop) and frees what they hold. */
+void api__webhooks_free(api_ctx *api);
+/* The record id (pool: "" for a job) of future f ended: its callback, if
+ * it has one, is delivered. Never waits. */
+void api__webhooks_final(api_ctx *api, gr_future *f, const char *id,
+                         const char *pool);
+/* Whether callbacks may go to host (as curl_url gives it) and port: 1 or
+ * 0; -1 when this server allows callbacks to no host at all. */
+int api__webhooks_allow(api_ctx *api, const char *host, long port);
+/* callback.c: the body's "callback": {"url": URL}, checked (http or
+ * https, a host of --callback-allow) into url (len bytes; "" when
+ * absent). 0, or -1 with the 400 answer set. */
+int api__callback_field(api_ctx *api, json_t *body, char *url, size_t len,
+                        api_response *r);
 
 /* ---- routes (routes.c) -------------------------------------------------- */
 

@@ -146,6 +146,56 @@ static void out_attempts(api_out *o, const gr_pack *history) {
   api__out_raw(o, "]", 1);
 }
 
+static const char *delivery_state_name(int state) {
+  switch (state) {
+  case GR_DELIVERY_PENDING:
+    return "pending";
+  case GR_DELIVERY_DELIVERED:
+    return "delivered";
+  case GR_DELIVERY_FAILED:
+    return "failed";
+  default:
+    return "waiting"; /* for the record to end */
+  }
+}
+
+/* ,"callback": {url, state, attempts, last_status?, last_error?, next_at
+ * or delivered_at or failed_at?} when the record has one. */
+static void out_callback(api_out *o, gr_future *f, int *first) {
+  gr_delivery d;
+  char error[512];
+  const char *url = gr_future_delivery(f, &d, error, sizeof error);
+  if (!url)
+    return;
+  api__out_key(o, "callback", first);
+  int inner = 1;
+  api__out_raw(o, "{", 1);
+  api__out_key(o, "url", &inner);
+  api__out_str(o, url, strlen(url));
+  api__out_key(o, "state", &inner);
+  const char *state = delivery_state_name(d.state);
+  api__out_str(o, state, strlen(state));
+  api__out_key(o, "attempts", &inner);
+  api__out_int(o, d.attempts);
+  if (d.last_status) {
+    api__out_key(o, "last_status", &inner);
+    api__out_int(o, d.last_status);
+  }
+  if (d.last_error) {
+    api__out_key(o, "last_error", &inner);
+    out_error_text(o, d.last_error, strlen(d.last_error));
+  }
+  if (d.at_ms) {
+    api__out_key(o,
+                 d.state == GR_DELIVERY_PENDING     ? "next_at"
+                 : d.state == GR_DELIVERY_DELIVERED ? "delivered_at"
+                                                    : "failed_at",
+                 &inner);
+    api__out_time(o, d.at_ms);
+  }
+  api__out_raw(o, "}", 1);
+}
+
 void api__out_record(api_out *o, const char *id, const char *pool,
                      gr_future *f) {
   api__out_raw(o, "{", 1);
@@ -191,6 +241,7 @@ void api__out_record(api_out *o, const char *id, const char *pool,
     api__out_int(o, r.function_version);
     api__out_raw(o, "}", 1);
   }
+  out_callback(o, f, &first);
   api__out_raw(o, "}", 1);
 }
 

@@ -27,6 +27,8 @@ gr_spawn api__spawn_for(api_ctx *api, api_snippet *s, gr_future *f) {
   s->pack = NULL;          /* consumed by the spawn */
   if (f && s->function[0]) /* its record names it (memory permitting) */
     gr_future_set_function(f, s->function, s->function_version);
+  if (f && s->recorded && s->callback[0])
+    gr_future_set_callback(f, s->callback);
   return sp;
 }
 

@@ -53,6 +53,9 @@ struct gr_future {
   gr_event_sink *events;     /* with store: who is told of its changes */
   char pool_name[GR_POOL_NAME_MAX + 1]; /* "" for a job's */
   int64_t progress_told_ms;             /* the last progress event */
+  char *callback;                       /* its webhook's URL, or NULL */
+  gr_delivery delivery;                 /* its last_error: delivery_error */
+  char *delivery_error;
 };
 
 static void future_destroy(gr_object *obj) {
@@ -73,6 +76,8 @@ static void future_destroy(gr_object *obj) {
   free(f->error);
   free(f->function);
   free(f->progress_message);
+  free(f->callback);
+  free(f->delivery_error);
   gr__logbuf_free(atomic_load(&f->logs));
   free(f);
 }
@@ -203,6 +208,57 @@ int gr_future_set_function(gr_future *f, const char *name, int64_t version) {
   return GR_OK;
 }
 
+int gr_future_set_callback(gr_future *f, const char *url) {
+  char *copy = url ? gr__strdup(url) : NULL;
+  if (url && !copy)
+    return GR_ENOMEM;
+  gr__spin_lock(&f->lock);
+  char *old = f->callback;
+  f->callback = copy;
+  gr__spin_unlock(&f->lock);
+  free(old);
+  return GR_OK;
+}
+
+const char *gr_future_delivery(gr_future *f, gr_delivery *out, char *error,
+                               size_t len) {
+  gr__spin_lock(&f->lock);
+  const char *url = f->callback;
+  *out = f->delivery;
+  out->last_error = NULL;
+  if (f->delivery_error && len) {
+    snprintf(error, len, "%s", f->delivery_error);
+    out->last_error = error;
+  }
+  gr__spin_unlock(&f->lock);
+  return url;
+}
+
+/* Caller holds f->lock: d becomes f's delivery, with *error_copy (made
+ * before the lock; NULL when d has no error) as its error; *error_copy
+ * gets the old one back, for the caller to free after the lock. */
+static void set_delivery_locked(gr_future *f, const gr_delivery *d,
+                                char **error_copy) {
+  char *old = f->delivery_error;
+  f->delivery = *d;
+  f->delivery_error = *error_copy;
+  f->delivery.last_error = NULL;
+  *error_copy = old;
+}
+
+int gr__future_set_delivery(gr_future *f, const gr_delivery *d) {
+  char *copy = d->last_error ? gr__strdup(d->last_error) : NULL;
+  if (d->last_error && !copy)
+    return GR_ENOMEM;
+  gr__spin_lock(&f->lock);
+  int ok = f->callback && GR_STATE_FINAL(f->state) && !f->committing;
+  if (ok)
+    set_delivery_locked(f, d, &copy);
+  gr__spin_unlock(&f->lock);
+  free(copy);
+  return ok ? GR_OK : GR_EBUSY;
+}
+
 void gr__future_set_record(gr_future *f, gr_store *store, gr_event_sink *events,
                            const char *id, void *handle, int attempt,
                            int max_attempts) {
@@ -238,6 +294,9 @@ static void record_of(gr_future *f, int state, gr_record *r, void **bytes) {
   r->error = f->error;
   r->progress = f->progress;
   r->progress_ms = f->progress_ms;
+  r->callback = f->callback;
+  if (GR_STATE_FINAL(state))
+    r->delivery = f->delivery; /* pending (see gr__future_complete) */
   /* A copy: the work may replace its message once the lock is let go,
    * before the store has copied this one. */
   if (f->progress_message && gr__store_durable(f->store))
@@ -352,8 +411,14 @@ void gr__future_complete(gr_future *f, int state, gr_pack *values,
   f->values = values;
   f->error = error;
   f->finished_ms = gr__wall_ms();
+  char *old_error = NULL;
+  if (f->callback) { /* written with the final state, to be delivered */
+    gr_delivery d = {.state = GR_DELIVERY_PENDING, .at_ms = f->finished_ms};
+    set_delivery_locked(f, &d, &old_error);
+  }
   gr_store *store = f->store;
   gr__spin_unlock(&f->lock);
+  free(old_error);
   gr_future_ref(f);
   if (store)
     report(f, state, publish, f);
@@ -422,7 +487,8 @@ int gr__future_load(gr_future *f, const gr_record *r) {
       r->history ? gr_pack_from_bytes(r->history, r->history_len) : NULL;
   if (r->history && !h)
     return -1;
-  if (gr_future_set_function(f, r->function, r->function_version) != GR_OK) {
+  if (gr_future_set_function(f, r->function, r->function_version) != GR_OK ||
+      gr_future_set_callback(f, r->callback) != GR_OK) {
     gr_pack_free(h);
     return -1;
   }
@@ -487,9 +553,18 @@ gr_future *gr_future_new_final(const gr_record *r) {
   f->progress_ms = r->progress_ms;
   if (r->progress_message)
     f->progress_message = gr__strdup(r->progress_message);
+  if (r->callback) {
+    f->callback = gr__strdup(r->callback);
+    f->delivery = r->delivery;
+    f->delivery.last_error = NULL;
+  }
+  if (r->callback && r->delivery.last_error)
+    f->delivery_error = gr__strdup(r->delivery.last_error);
   if ((r->values && !f->values) || (r->history && !f->history) ||
       (r->error && !f->error) || (r->function && !f->function) ||
-      (r->progress_message && !f->progress_message)) {
+      (r->progress_message && !f->progress_message) ||
+      (r->callback && !f->callback) ||
+      (r->callback && r->delivery.last_error && !f->delivery_error)) {
     gr_future_unref(f);
     return NULL;
   }

@@ -498,9 +498,12 @@ int gr__future_outcome(gr_future *f);
  * attempts left and was not cancelled, it goes back to QUEUED as the next
  * attempt (the store is told) and 1 is returned; else 0. */
 int gr__future_retry(gr_future *f, int state, const char *error);
-/* Takes a stored record's created time, attempts and history; 0, or -1
- * when out of memory. */
+/* Takes a stored record's created time, attempts, history, function and
+ * callback URL; 0, or -1 when out of memory. */
 int gr__future_load(gr_future *f, const gr_record *r);
+/* d becomes the delivery of f's callback (gr_record_deliver): GR_OK, or
+ * GR_EBUSY when f has no callback or is not final, GR_ENOMEM. */
+int gr__future_set_delivery(gr_future *f, const gr_delivery *d);
 /* A record's log buffer (record_logs.c). */
 typedef struct gr_logbuf gr_logbuf;
 gr_logbuf *gr__logbuf_new(void);

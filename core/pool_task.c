@@ -400,6 +400,9 @@ static gr_record task_record(gr_pool_task *task, const gr_spawn *s, int claimed,
                              void **work) {
   gr_result res;
   gr_future_result(task->spawn.future, &res);
+  gr_delivery delivery;
+  const char *callback =
+      gr_future_delivery(task->spawn.future, &delivery, NULL, 0);
   size_t work_len = 0;
   *work =
       task->spawn.pack ? gr_pack_to_bytes(task->spawn.pack, &work_len) : NULL;
@@ -415,7 +418,8 @@ static gr_record task_record(gr_pool_task *task, const gr_spawn *s, int claimed,
                  .idem_key = s->idem_key,
                  .idem_digest = s->idem_digest,
                  .function = res.function,
-                 .function_version = res.function_version};
+                 .function_version = res.function_version,
+                 .callback = callback};
   return r;
 }
 
@@ -721,6 +725,8 @@ static void replay_copy(void *ud, const gr_record *r) {
   rr->r.values = rr->r.history = NULL;
   rr->r.idem_key = rr->r.idem_digest = NULL;
   rr->r.function = rr->r.progress_message = NULL; /* set again, or none */
+  rr->r.callback = NULL;
+  rr->r.delivery = (gr_delivery){0}; /* delivered again at the new end */
   rr->r.progress_ms = 0;
   snprintf(rr->pool, sizeof rr->pool, "%s", r->pool ? r->pool : "");
   rr->r.pool = NULL;
@@ -767,6 +773,8 @@ int gr_record_replay(gr_runtime *rt, const char *id) {
     r.started_ms = r.finished_ms = 0;
     r.function = res.function;
     r.function_version = res.function_version;
+    gr_delivery delivery;
+    r.callback = gr_future_delivery(old, &delivery, NULL, 0);
     gr__future_load(f, &r);
     gr__future_copy_history(f, res.history);
     gr__future_add_history(f, res.attempt, res.state, res.error);

@@ -715,6 +715,24 @@ gr_future *gr_record_find(gr_runtime *rt, const char *id, char *pool,
   return rt->store->ops->find(rt->store, id, pool, poollen);
 }
 
+int gr_record_deliver(gr_runtime *rt, const char *id, gr_future *f,
+                      const gr_delivery *d) {
+  int rc = gr__future_set_delivery(f, d);
+  if (rc == GR_OK && rt->store->ops->deliver) {
+    gr_result res;
+    gr_future_result(f, &res);
+    rt->store->ops->deliver(rt->store, id, res.attempt, d);
+  }
+  return rc;
+}
+
+void gr_records_pending_deliveries(gr_runtime *rt,
+                                   void (*fn)(void *ud, const char *id),
+                                   void *ud) {
+  if (rt->store->ops->pending_deliveries)
+    rt->store->ops->pending_deliveries(rt->store, fn, ud);
+}
+
 int gr_record_forget(gr_runtime *rt, const char *id) {
   gr_future *f = gr_record_find(rt, id, NULL, 0);
   if (!f)

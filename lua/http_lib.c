@@ -18,6 +18,8 @@
  */
 #include "internal.h"
 
+#include "gr_common.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,14 +34,9 @@
 
 /* ---- per-runtime settings: the allow-list and the driver ----------------- */
 
-typedef struct allowed_host {
-  char host[256]; /* lowercase; IPv6 in brackets, as curl's URL API has it */
-  long port;      /* 0: any */
-} allowed_host;
-
 typedef struct http_runtime {
   pthread_mutex_t mu;
-  allowed_host *allowed;
+  cm_host *allowed;
   size_t n_allowed;
   gl_http_driver *driver; /* started by the first request */
 } http_runtime;
@@ -83,72 +80,15 @@ static gl_http_driver *driver_of(http_runtime *h) {
   return d;
 }
 
-static int parse_port(const char *s, size_t n, long *port) {
-  long p = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9' || (p = p * 10 + (s[i] - '0')) > 65535)
-      return -1;
-  }
-  *port = p;
-  return n && p > 0 ? 0 : -1;
-}
-
-/* One entry of the list: "host", "host:port", "[v6]", "[v6]:port", "v6". */
-static int parse_allowed(const char *s, size_t n, allowed_host *out) {
-  const char *port = NULL;
-  size_t hostlen = n;
-  const char *colon = memchr(s, ':', n);
-  if (s[0] == '[') {
-    const char *close = memchr(s, ']', n);
-    if (!close)
-      return -1;
-    hostlen = (size_t)(close - s) + 1;
-    if (hostlen < n && s[hostlen] != ':')
-      return -1;
-    port = hostlen < n ? s + hostlen + 1 : NULL;
-  } else if (colon && !memchr(colon + 1, ':', n - (size_t)(colon - s) - 1)) {
-    hostlen = (size_t)(colon - s);
-    port = colon + 1;
-  }
-  int bare_v6 = colon && !port && s[0] != '[';
-  if (hostlen == 0 || hostlen + 2 * bare_v6 >= sizeof out->host)
-    return -1;
-  out->port = 0;
-  if (port && parse_port(port, n - (size_t)(port - s), &out->port) != 0)
-    return -1;
-  char *h = out->host;
-  if (bare_v6)
-    *h++ = '[';
-  for (size_t i = 0; i < hostlen; i++) {
-    if (strchr(" \t/@?#\\", s[i]))
-      return -1;
-    *h++ = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
-  }
-  if (bare_v6)
-    *h++ = ']';
-  *h = '\0';
-  return 0;
-}
-
 int gr_lua_http_allow(gr_runtime *rt, const char *hosts) {
-  size_t cap = 1, n = 0;
-  for (const char *p = hosts ? hosts : ""; *p; p++)
-    cap += *p == ',';
-  allowed_host *list = calloc(cap, sizeof *list);
+  size_t cap = cm_hosts_count(hosts);
+  cm_host *list = calloc(cap, sizeof *list);
   if (!list)
     return GR_ENOMEM;
-  for (const char *p = hosts ? hosts : ""; *p;) {
-    size_t len = strcspn(p, ",");
-    const char *s = p, *end = p + len;
-    while (s < end && (*s == ' ' || *s == '\t'))
-      s++;
-    while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
-      end--;
-    if (end > s && parse_allowed(s, (size_t)(end - s), &list[n++]) != 0) {
-      free(list);
-      return GR_EINVAL;
-    }
-    p += len + (p[len] == ',');
+  long n = cm_hosts_parse(hosts, list, cap);
+  if (n < 0) {
+    free(list);
+    return GR_EINVAL;
   }
   http_runtime *h = settings_of(rt, 1);
   if (!h) {
@@ -156,9 +96,9 @@ int gr_lua_http_allow(gr_runtime *rt, const char *hosts) {
     return GR_ENOMEM;
   }
   pthread_mutex_lock(&h->mu);
-  allowed_host *old = h->allowed;
+  cm_host *old = h->allowed;
   h->allowed = list;
-  h->n_allowed = n;
+  h->n_allowed = (size_t)n;
   pthread_mutex_unlock(&h->mu);
   free(old);
   return GR_OK;
@@ -184,11 +124,8 @@ static int url_allowed(http_runtime *h, CURLU *url, char *out, size_t len) {
   long port_number = 0;
   if (curl_url_get(url, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
     port_number = strtol(port, NULL, 10);
-  int ok = 0;
   pthread_mutex_lock(&h->mu);
-  for (size_t i = 0; i < h->n_allowed && !ok; i++)
-    ok = strcasecmp(h->allowed[i].host, host) == 0 &&
-         (!h->allowed[i].port || h->allowed[i].port == port_number);
+  int ok = cm_hosts_allow(h->allowed, h->n_allowed, host, port_number);
   pthread_mutex_unlock(&h->mu);
   curl_free(host);
   curl_free(port);

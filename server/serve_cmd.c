@@ -112,6 +112,7 @@ static void shut_down(http_server *srv, api_ctx *api, gr_runtime *rt,
   if (durable) /* queued work waits in the store for the next start */
     gr_pools_hold(rt);
   wait_for_work(srv, api, rt, signals, grace_ms);
+  api_webhooks_stop(api); /* those not delivered stay pending in the store */
   if (durable) { /* what still runs is interrupted: the store keeps it so */
     gr_records_freeze(rt);
     SRV_LOG(GR_LOG_ALWAYS,
@@ -221,6 +222,12 @@ static api_ctx *start_api(const serve_settings *s, gr_runtime *rt) {
       .job_memory_limit = (size_t)s->job_memory_limit,
       .job_max_goroutines = (uint32_t)s->job_max_goroutines,
       .on_job_end = log_job_end,
+      .callback_allow = s->callback_allow,
+      .callback_secret = s->callback_secret,
+      .callback_timeout_ms = s->callback_timeout_ms,
+      .callback_backoff_ms = s->callback_backoff_ms,
+      .callback_deadline_ms = s->callback_deadline_s * 1000,
+      .callback_max_queued = (size_t)s->callback_max_queued,
   };
   api_ctx *api = api_new(&acfg);
   if (!api)
@@ -281,6 +288,8 @@ int cmd_serve(int argc, char **argv) {
   http_options hopt;
   http_server *srv = api ? start_http(&s, api, &hopt) : NULL;
   if (!srv) {
+    if (api)
+      api_webhooks_stop(api);
     gr_runtime_free(rt);
     api_free(api);
     serve_settings_free(&s);

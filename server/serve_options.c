@@ -83,6 +83,24 @@ static const char serve_usage[] =
     "  --http-allow HOSTS     hosts that snippets may reach with `http`:\n"
     "                         host or host:port, comma-separated (none:\n"
     "                         snippets get no `http`) [GOROUTINED_HTTP_ALLOW]\n"
+    "  --callback-allow HOSTS hosts a task's or job's \"callback\" URL may\n"
+    "                         name, as --http-allow (none: callbacks are\n"
+    "                         refused) [GOROUTINED_CALLBACK_ALLOW]\n"
+    "  --callback-secret SECRET  signs each webhook delivery (HMAC-SHA256;\n"
+    "                         none: unsigned) [GOROUTINED_CALLBACK_SECRET]\n"
+    "  --callback-secret-file FILE  the same, read from FILE\n"
+    "                         [GOROUTINED_CALLBACK_SECRET_FILE]\n"
+    "  --callback-timeout MS  one delivery attempt at most (10000)\n"
+    "                         [GOROUTINED_CALLBACK_TIMEOUT]\n"
+    "  --callback-backoff MS  the first retry's delay, doubled after each\n"
+    "                         (at most 5 min) (1000) "
+    "[GOROUTINED_CALLBACK_BACKOFF]\n"
+    "  --callback-deadline S  retries stop S seconds after the record's end:\n"
+    "                         the delivery has failed (3600)\n"
+    "                         [GOROUTINED_CALLBACK_DEADLINE]\n"
+    "  --callback-max-queued N  deliveries held at once; past it, a new one\n"
+    "                         fails at once (10000)\n"
+    "                         [GOROUTINED_CALLBACK_MAX_QUEUED]\n"
     "  --log-level LEVEL      debug, info, warn or error (info) "
     "[GOROUTINED_LOG_LEVEL]\n"
     "  --log-format FORMAT    logfmt or json (logfmt) "
@@ -123,6 +141,13 @@ enum {
   O_MAX_CONNECTIONS,
   O_INLINE_BUDGET,
   O_HTTP_ALLOW,
+  O_CALLBACK_ALLOW,
+  O_CALLBACK_SECRET,
+  O_CALLBACK_SECRET_FILE,
+  O_CALLBACK_TIMEOUT,
+  O_CALLBACK_BACKOFF,
+  O_CALLBACK_DEADLINE,
+  O_CALLBACK_MAX_QUEUED,
   O_LOG_LEVEL,
   O_MAX_POOLS,
   O_MAX_QUEUED,
@@ -167,6 +192,19 @@ static cm_option options[O_COUNT] = {
                            "20000"},
     [O_INLINE_BUDGET] = {"--inline-budget", "GOROUTINED_INLINE_BUDGET", "500"},
     [O_HTTP_ALLOW] = {"--http-allow", "GOROUTINED_HTTP_ALLOW", ""},
+    [O_CALLBACK_ALLOW] = {"--callback-allow", "GOROUTINED_CALLBACK_ALLOW", ""},
+    [O_CALLBACK_SECRET] = {"--callback-secret", "GOROUTINED_CALLBACK_SECRET",
+                           NULL},
+    [O_CALLBACK_SECRET_FILE] = {"--callback-secret-file",
+                                "GOROUTINED_CALLBACK_SECRET_FILE", NULL},
+    [O_CALLBACK_TIMEOUT] = {"--callback-timeout", "GOROUTINED_CALLBACK_TIMEOUT",
+                            "10000"},
+    [O_CALLBACK_BACKOFF] = {"--callback-backoff", "GOROUTINED_CALLBACK_BACKOFF",
+                            "1000"},
+    [O_CALLBACK_DEADLINE] = {"--callback-deadline",
+                             "GOROUTINED_CALLBACK_DEADLINE", "3600"},
+    [O_CALLBACK_MAX_QUEUED] = {"--callback-max-queued",
+                               "GOROUTINED_CALLBACK_MAX_QUEUED", "10000"},
     [O_LOG_LEVEL] = {"--log-level", "GOROUTINED_LOG_LEVEL", "info"},
     [O_MAX_POOLS] = {"--max-pools", "GOROUTINED_MAX_POOLS", "1000"},
     [O_MAX_QUEUED] = {"--max-queued", "GOROUTINED_MAX_QUEUED", "10000"},
@@ -266,6 +304,10 @@ static int read_numbers(serve_settings *s) {
       {O_EVENT_HEARTBEAT, 1, 3600, 0, &s->event_heartbeat_s},
       {O_JOB_MEMORY, 0, 1LL << 40, 1, &s->job_memory_limit},
       {O_JOB_GOROUTINES, 0, 100000000, 0, &s->job_max_goroutines},
+      {O_CALLBACK_TIMEOUT, 1, 3600 * 1000, 0, &s->callback_timeout_ms},
+      {O_CALLBACK_BACKOFF, 1, 3600 * 1000, 0, &s->callback_backoff_ms},
+      {O_CALLBACK_DEADLINE, 1, 30LL * 24 * 3600, 0, &s->callback_deadline_s},
+      {O_CALLBACK_MAX_QUEUED, 1, 10000000, 0, &s->callback_max_queued},
   };
   int rc = 0;
   for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
@@ -334,11 +376,12 @@ static int parse_listen(const char *spec, struct sockaddr_storage *out,
 
 #define MAX_TOKEN 1024
 
-/* The token of option k, read from the file of option kf if that is set,
- * into *out (NULL when neither is). A file's trailing newline is ignored.
- * -1 after complaining: an unreadable file, an empty token, or one that a
- * header cannot carry (it must be printable ASCII without spaces). */
-static int load_token(int k, int kf, char **out) {
+/* The token (or secret: what) of option k, read from the file of option
+ * kf if that is set, into *out (NULL when neither is). A file's trailing
+ * newline is ignored. -1 after complaining: an unreadable file, an empty
+ * token, or one that a header cannot carry (it must be printable ASCII
+ * without spaces). */
+static int load_secret(int k, int kf, const char *what, char **out) {
   char buf[MAX_TOKEN + 2];
   const char *from = options[k].name, *token = options[k].value;
   *out = NULL;
@@ -366,7 +409,7 @@ static int load_token(int k, int kf, char **out) {
     if (*c <= ' ' || *c > '~')
       why = "must be printable ASCII without spaces";
   if (why) {
-    fprintf(stderr, "goroutined serve: the token of %s %s\n", from, why);
+    fprintf(stderr, "goroutined serve: the %s of %s %s\n", what, from, why);
     return -1;
   }
   *out = strdup(token);
@@ -376,9 +419,9 @@ static int load_token(int k, int kf, char **out) {
 /* The submit and read tokens; -1 after complaining. */
 static int load_tokens(char **token, char **read_token) {
   *read_token = NULL;
-  if (load_token(O_TOKEN, O_TOKEN_FILE, token) != 0)
+  if (load_secret(O_TOKEN, O_TOKEN_FILE, "token", token) != 0)
     return -1;
-  if (load_token(O_READ_TOKEN, O_READ_TOKEN_FILE, read_token) != 0) {
+  if (load_secret(O_READ_TOKEN, O_READ_TOKEN_FILE, "token", read_token) != 0) {
     free(*token);
     return -1;
   }
@@ -424,6 +467,22 @@ static int setup_log(void) {
   return 0;
 }
 
+/* --callback-allow must be a list of hosts (the api reads it again);
+ * -1 after complaining. */
+static int read_callback_allow(const char *hosts) {
+  size_t cap = cm_hosts_count(hosts);
+  cm_host *list = calloc(cap, sizeof *list);
+  long n = list ? cm_hosts_parse(hosts, list, cap) : -1;
+  free(list);
+  if (n >= 0)
+    return 0;
+  fprintf(stderr,
+          "goroutined serve: --callback-allow (or GOROUTINED_CALLBACK_ALLOW) "
+          "must be host or host:port entries separated by commas, not '%s'\n",
+          hosts);
+  return -1;
+}
+
 /* The listening address: a loopback one, or any with a token; -1 after
  * complaining. */
 static int read_listen(serve_settings *s) {
@@ -452,6 +511,13 @@ int serve_settings_read(int argc, char **argv, serve_settings *s, int *status) {
       load_tokens(&s->token, &s->read_token) != 0)
     return -1;
   s->http_allow = options[O_HTTP_ALLOW].value;
+  s->callback_allow = options[O_CALLBACK_ALLOW].value;
+  if (read_callback_allow(s->callback_allow) != 0 ||
+      load_secret(O_CALLBACK_SECRET, O_CALLBACK_SECRET_FILE, "secret",
+                  &s->callback_secret) != 0) {
+    serve_settings_free(s);
+    return -1;
+  }
   s->store = options[O_STORE].value;
   const char *sync = options[O_SYNC].value;
   s->sync_full = strcmp(sync, "full") == 0;
@@ -472,5 +538,6 @@ int serve_settings_read(int argc, char **argv, serve_settings *s, int *status) {
 void serve_settings_free(serve_settings *s) {
   free(s->token);
   free(s->read_token);
-  s->token = s->read_token = NULL;
+  free(s->callback_secret);
+  s->token = s->read_token = s->callback_secret = NULL;
 }

@@ -69,15 +69,19 @@ typedef struct serve_settings {
   const char *listen; /* HOST:PORT as given, for messages */
   struct sockaddr_storage addr;
   char host[256];
-  char *token, *read_token; /* NULL when not set */
-  const char *http_allow;   /* "" when snippets get no `http` */
-  const char *store;        /* the store's URL */
-  int sync_full;            /* --sync full */
+  char *token, *read_token;   /* NULL when not set */
+  const char *http_allow;     /* "" when snippets get no `http` */
+  const char *callback_allow; /* "" when callbacks are refused */
+  char *callback_secret;      /* NULL: deliveries are not signed */
+  const char *store;          /* the store's URL */
+  int sync_full;              /* --sync full */
   long long workers, http_threads, max_body, memory_limit, default_timeout_ms,
       max_timeout_ms, max_wait_ms, result_ttl_s, max_results, max_connections,
       inline_budget_us, grace_ms, idle_timeout_s, max_url, max_head, max_pools,
       max_queued, max_jobs, max_long_polls, max_event_streams,
-      event_heartbeat_s, job_memory_limit, job_max_goroutines;
+      event_heartbeat_s, job_memory_limit, job_max_goroutines,
+      callback_timeout_ms, callback_backoff_ms, callback_deadline_s,
+      callback_max_queued;
 } serve_settings;
 /* Reads serve's options from argv and the environment, checks them and
  * sets up the log: 0 to serve with s (then serve_settings_free), or -1

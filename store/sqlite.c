@@ -4,11 +4,10 @@
  * Writes are committed in groups, by the callers themselves when nobody
  * else is committing, or by the committer thread (sqlite_commit.c); a
  * caller that must wait (add, pool_put, pool_drop, forget) waits for its
- * group's commit, an update and add_async do not: their done is called
- * after the commit. Reads run on a
- * connection of their own (sqlite_reads.c). Records not finished yet are
- * live (sqlite_live.c): their futures are kept here, by id, for whoever
- * waits on them.
+ * group's commit, an update, add_async and deliver do not (the first two
+ * have their done called after the commit). Reads run on a connection of their
+ * own (sqlite_reads.c). Records not finished yet are live (sqlite_live.c):
+ * their futures are kept here, by id, for whoever waits on them.
  *
  * After freeze, nothing reaches the file any more: adds fail with
  * GR_ECLOSED, updates are answered done(ud, 1) at once, and the file
@@ -52,12 +51,14 @@ static st_op *add_op(const gr_record *r, st_live *live) {
          error = size_of_text(r->error), key = size_of_text(r->idem_key),
          digest = size_of_text(r->idem_digest),
          function = size_of_text(r->function),
-         message = size_of_text(r->progress_message);
+         message = size_of_text(r->progress_message),
+         callback = size_of_text(r->callback);
   size_t work = r->work ? r->work_len : 0,
          values = r->values ? r->values_len : 0,
          history = r->history ? r->history_len : 0;
-  st_op *op = malloc(sizeof *op + sizeof(gr_record) + id + pool + error + key +
-                     digest + function + message + work + values + history);
+  st_op *op =
+      malloc(sizeof *op + sizeof(gr_record) + id + pool + error + key + digest +
+             function + message + callback + work + values + history);
   if (!op)
     return NULL;
   memset(op, 0, sizeof *op);
@@ -71,6 +72,7 @@ static st_op *add_op(const gr_record *r, st_live *live) {
   c->idem_digest = copy_out(&at, r->idem_digest, digest);
   c->function = copy_out(&at, r->function, function);
   c->progress_message = copy_out(&at, r->progress_message, message);
+  c->callback = copy_out(&at, r->callback, callback);
   c->work = copy_out(&at, r->work, work);
   c->values = copy_out(&at, r->values, values);
   c->history = copy_out(&at, r->history, history);
@@ -189,6 +191,8 @@ static st_op *update_op(const gr_record *r, st_live *live) {
     op->logs_len = logs_len;
   }
   op->logs_dropped = r->logs_dropped;
+  op->delivery = r->delivery;
+  op->delivery.last_error = NULL; /* none at a record's end */
   return op;
 }
 
@@ -259,6 +263,31 @@ static int st_fn_drop(gr_store *base, const char *name) {
   return rc == GR_ECLOSED ? GR_ESTORE : rc;
 }
 
+/* Committed by the committer thread (or whoever has the turn): the
+ * caller, a webhook's delivery, never waits for the disk. */
+static void st_deliver(gr_store *base, const char *id, int attempt,
+                       const gr_delivery *d) {
+  st_store *st = (st_store *)base;
+  size_t id_size = strlen(id) + 1, error_size = size_of_text(d->last_error);
+  st_op *op = malloc(sizeof *op + id_size + error_size);
+  if (!op) {
+    char why[sizeof st->error];
+    snprintf(why, sizeof why, "the store %s ran out of memory", st->path);
+    st_set_failing(st, why);
+    return;
+  }
+  memset(op, 0, sizeof *op);
+  char *at = (char *)(op + 1);
+  op->kind = ST_OP_DELIVER;
+  op->name = memcpy(at, id, id_size);
+  op->attempt = attempt;
+  op->delivery = *d;
+  if (d->last_error)
+    op->delivery.last_error = memcpy(at + id_size, d->last_error, error_size);
+  if (st_submit_async(st, op) != 0) /* frozen: resumed at the next start */
+    free(op);
+}
+
 static void st_freeze(gr_store *base) {
   st_commit_freeze((st_store *)base);
 }
@@ -308,6 +337,8 @@ static const gr_store_ops sqlite_ops = {
     .fn_list = st_fn_list,
     .fn_drop = st_fn_drop,
     .read_logs = st_read_logs,
+    .deliver = st_deliver,
+    .pending_deliveries = st_pending_deliveries,
     .freeze = st_freeze,
     .error = st_error,
     .destroy = st_destroy,

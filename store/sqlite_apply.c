@@ -67,6 +67,14 @@ static void bind_progress(sqlite3_stmt *s, int i, double fraction,
   sqlite3_bind_int64(s, i + 2, at_ms);
 }
 
+/* A webhook's delivery state: NULL for a record without one. */
+static void bind_delivery_state(sqlite3_stmt *s, int i, const gr_delivery *d) {
+  if (d->state != GR_DELIVERY_NONE)
+    sqlite3_bind_int(s, i, d->state);
+  else
+    sqlite3_bind_null(s, i);
+}
+
 /* ---- applying ops, inside the batch's transaction ------------------------ */
 
 /* An idempotency key a kept record has already: 1 with op's answer set,
@@ -129,6 +137,9 @@ static int apply_add(st_store *st, st_op *op) {
     sqlite3_bind_null(s, 1 + ST_COL_FUNCTION_VERSION);
   bind_progress(s, 1 + ST_COL_PROGRESS, r->progress, r->progress_message,
                 r->progress_ms);
+  bind_text(s, 1 + ST_COL_CALLBACK, r->callback);
+  for (int col = ST_COL_CALLBACK_STATE; col <= ST_COL_CALLBACK_AT; col++)
+    sqlite3_bind_null(s, 1 + col); /* nothing to deliver before its end */
   bind_blob(s, 1 + ST_COL_WORK, r->work, r->work_len);
   if ((rc = st_run(s)) != SQLITE_OK)
     return rc;
@@ -184,6 +195,8 @@ static int apply_update(st_store *st, st_op *op) {
   if (final) {
     bind_blob(s, 14, op->logs, op->logs_len);
     sqlite3_bind_int64(s, 15, (sqlite3_int64)op->logs_dropped);
+    bind_delivery_state(s, 16, &op->delivery);
+    sqlite3_bind_int64(s, 17, op->delivery.at_ms);
   }
   int rc = st_run(s);
   if (rc == SQLITE_OK && final)
@@ -261,6 +274,26 @@ static int apply_fn_drop(st_store *st, st_op *op) {
   return rc;
 }
 
+/* A finished record's webhook delivery, for the end of op's attempt;
+ * GR_ENOTFOUND when the record is gone, runs again or ended another. */
+static int apply_deliver(st_store *st, st_op *op) {
+  const gr_delivery *d = &op->delivery;
+  sqlite3_stmt *s = st->stmt[ST_DELIVER];
+  bind_text(s, 1, op->name);
+  bind_delivery_state(s, 2, d);
+  sqlite3_bind_int(s, 3, d->attempts);
+  if (d->last_status)
+    sqlite3_bind_int(s, 4, d->last_status);
+  else
+    sqlite3_bind_null(s, 4);
+  bind_text(s, 5, d->last_error);
+  sqlite3_bind_int64(s, 6, d->at_ms);
+  sqlite3_bind_int(s, 7, op->attempt);
+  int rc = st_run(s);
+  op->rc = sqlite3_changes(st->wdb) > 0 ? GR_OK : GR_ENOTFOUND;
+  return rc;
+}
+
 static int apply_op(st_store *st, st_op *op) {
   switch (op->kind) {
   case ST_OP_ADD:
@@ -278,6 +311,8 @@ static int apply_op(st_store *st, st_op *op) {
     return apply_fn_put(st, op);
   case ST_OP_FN_DROP:
     return apply_fn_drop(st, op);
+  case ST_OP_DELIVER:
+    return apply_deliver(st, op);
   default:
     return SQLITE_OK; /* a barrier */
   }

@@ -105,6 +105,13 @@ static void answer_added(st_store *st, st_op *op, int ok) {
   free(op);
 }
 
+/* Whether a caller blocks on op (on its stack) until it is committed:
+ * not for an update, an add given without waiting, or a delivery's
+ * state, which are allocated and freed here. */
+static int op_blocks(const st_op *op) {
+  return op->kind != ST_OP_UPDATE && op->kind != ST_OP_DELIVER && !op->added;
+}
+
 /* Answers a batch's ops once its transaction ended (ok: committed). A
  * committed final update takes its record out of the live hash before
  * its done runs. The blocking ops go first, in one section: once woken,
@@ -115,7 +122,7 @@ static void finish_batch(st_store *st, st_op *ops, int ok) {
   pthread_mutex_lock(&st->mu);
   for (st_op *op = ops, *next; op; op = next) {
     next = op->next;
-    if (op->kind == ST_OP_UPDATE || op->added) {
+    if (!op_blocks(op)) {
       *tail = op;
       tail = &op->next;
       continue;
@@ -131,6 +138,10 @@ static void finish_batch(st_store *st, st_op *ops, int ok) {
     next = op->next;
     if (op->added) {
       answer_added(st, op, ok);
+      continue;
+    }
+    if (op->kind == ST_OP_DELIVER) { /* a failed write says so (error op) */
+      free(op);
       continue;
     }
     if (ok && GR_STATE_FINAL(op->state)) {
@@ -229,7 +240,7 @@ static void release_turn_locked(st_store *st) {
  * caller's now). 0 when none is blocked. */
 static int pass_to_blocked_locked(st_store *st) {
   for (st_op *op = st->head; op; op = op->next) {
-    if (op->kind != ST_OP_UPDATE && !op->added) { /* a caller waits on it */
+    if (op_blocks(op)) { /* a caller waits on it */
       op->lead = 1;
       pthread_cond_signal(&op->cv);
       return 1;

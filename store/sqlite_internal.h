@@ -78,6 +78,7 @@ enum st_stmt {
   ST_FINISH, /* to a final state */
   ST_REOPEN,
   ST_IS_STORED,
+  ST_DELIVER,
   ST_POOL_PUT,
   ST_POOL_DROP,
   ST_FORGET,
@@ -95,6 +96,7 @@ enum st_stmt {
   ST_LIST_JOBS_STATE,
   ST_LIST_POOL_STATE,
   ST_LOGS,
+  ST_PENDING_CALLBACKS,
   ST_FN_GET,
   ST_FN_LIST,
   ST_FN_VERSIONS,
@@ -132,6 +134,12 @@ enum st_column {
   ST_COL_PROGRESS,
   ST_COL_PROGRESS_MESSAGE,
   ST_COL_PROGRESS_MS,
+  ST_COL_CALLBACK,
+  ST_COL_CALLBACK_STATE,
+  ST_COL_CALLBACK_ATTEMPTS,
+  ST_COL_CALLBACK_STATUS,
+  ST_COL_CALLBACK_ERROR,
+  ST_COL_CALLBACK_AT,
   ST_COL_WORK,
 };
 /* The select list for those columns, work included or not. */
@@ -140,7 +148,8 @@ enum st_column {
   "profile, result_flags, timeout_ms, memory_limit, job_memory_limit, "        \
   "job_max_goroutines, max_attempts, backoff_ms, results, error, history, "    \
   "idem_key, idem_digest, function, function_version, progress, "              \
-  "progress_message, progress_ms"
+  "progress_message, progress_ms, callback, callback_state, "                  \
+  "callback_attempts, callback_status, callback_error, callback_at"
 #define ST_RECORD_COLUMNS_WORK ST_RECORD_COLUMNS ", work"
 
 /* ---- the store ----------------------------------------------------------- */
@@ -154,15 +163,16 @@ enum st_op_kind {
   ST_OP_FORGET,
   ST_OP_FN_PUT,  /* a function's next version */
   ST_OP_FN_DROP, /* a function's every version */
+  ST_OP_DELIVER, /* a finished record's webhook delivery */
   ST_OP_BARRIER, /* writes nothing: freeze waits for what came before */
 };
 
-/* One write. A blocking op (every kind but update) lives on its caller's
- * stack, the caller waiting on cv until finished (or handed the turn: it
- * then commits the queue itself); its pointers are the caller's. An
- * update is allocated, with a copy of the change after the struct, and
- * freed once its done is called; so is an add given without waiting,
- * once its added is called. */
+/* One write. A blocking op (every kind but update and deliver) lives on
+ * its caller's stack, the caller waiting on cv until finished (or handed
+ * the turn: it then commits the queue itself); its pointers are the
+ * caller's. An update is allocated, with a copy of the change after the
+ * struct, and freed once its done is called; so is an add given without
+ * waiting, once its added is called, and a deliver once committed. */
 typedef struct st_op {
   struct st_op *next;
   int kind;
@@ -198,6 +208,9 @@ typedef struct st_op {
   const void *logs;
   size_t logs_len;
   uint64_t logs_dropped;
+  /* a final update (without its error) and deliver; deliver: the id in
+   * name */
+  gr_delivery delivery;
 } st_op;
 
 typedef struct st_store {
@@ -359,6 +372,9 @@ int st_restore(gr_store *base, const gr_restore_fns *fns);
 /* The store's read_logs. */
 int st_read_logs(gr_store *base, const char *id, void **bytes, size_t *len,
                  uint64_t *dropped);
+/* The store's pending_deliveries. */
+void st_pending_deliveries(gr_store *base, void (*fn)(void *ud, const char *id),
+                           void *ud);
 /* The store's fn_get and fn_list. */
 int st_fn_get(gr_store *base, const char *name, int64_t version,
               gr_function_info *out, char **code, size_t *len);

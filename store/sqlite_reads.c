@@ -60,6 +60,12 @@ void st_row_record(sqlite3_stmt *s, gr_record *r, int with_work) {
   r->progress = sqlite3_column_double(s, ST_COL_PROGRESS);
   r->progress_message = column_text(s, ST_COL_PROGRESS_MESSAGE);
   r->progress_ms = sqlite3_column_int64(s, ST_COL_PROGRESS_MS);
+  r->callback = column_text(s, ST_COL_CALLBACK);
+  r->delivery.state = sqlite3_column_int(s, ST_COL_CALLBACK_STATE);
+  r->delivery.attempts = sqlite3_column_int(s, ST_COL_CALLBACK_ATTEMPTS);
+  r->delivery.last_status = sqlite3_column_int(s, ST_COL_CALLBACK_STATUS);
+  r->delivery.last_error = column_text(s, ST_COL_CALLBACK_ERROR);
+  r->delivery.at_ms = sqlite3_column_int64(s, ST_COL_CALLBACK_AT);
   if (with_work)
     r->work = column_blob(s, ST_COL_WORK, &r->work_len);
 }
@@ -120,7 +126,7 @@ static gr_record *record_copy(const gr_record *r) {
   size_t size = sizeof *r + text_size(r->id) + text_size(r->pool) +
                 r->work_len + r->values_len + text_size(r->error) +
                 r->history_len + text_size(r->idem_key) +
-                text_size(r->idem_digest);
+                text_size(r->idem_digest) + text_size(r->callback);
   gr_record *copy = malloc(size);
   if (!copy)
     return NULL;
@@ -134,6 +140,8 @@ static gr_record *record_copy(const gr_record *r) {
   copy->history = put(&at, r->history, r->history_len);
   copy->idem_key = PUT_TEXT(&at, r->idem_key);
   copy->idem_digest = PUT_TEXT(&at, r->idem_digest);
+  copy->callback = PUT_TEXT(&at, r->callback);
+  copy->delivery.last_error = NULL;
   return copy;
 }
 
@@ -306,6 +314,36 @@ int st_restore(gr_store *base, const gr_restore_fns *fns) {
   }
   sqlite3_close(db); /* ends the read transaction */
   return rc;
+}
+
+/* ---- webhooks still to deliver ------------------------------------------- */
+
+/* The ids are read first, then handed out with no lock held: fn may call
+ * the store. */
+void st_pending_deliveries(gr_store *base, void (*fn)(void *ud, const char *id),
+                           void *ud) {
+  st_store *st = (st_store *)base;
+  char(*ids)[GR_RECORD_ID_MAX] = NULL;
+  size_t n = 0, cap = 0;
+  pthread_mutex_lock(&st->read_mu);
+  sqlite3_stmt *s = st->stmt[ST_PENDING_CALLBACKS];
+  while (sqlite3_step(s) == SQLITE_ROW) {
+    const char *id = column_text(s, 0);
+    if (n == cap) {
+      size_t more = cap ? 2 * cap : 64;
+      void *grown = realloc(ids, more * sizeof *ids);
+      if (!grown)
+        break; /* out of memory: those read so far are resumed */
+      ids = grown;
+      cap = more;
+    }
+    snprintf(ids[n++], sizeof ids[0], "%s", id ? id : "");
+  }
+  finish(s);
+  pthread_mutex_unlock(&st->read_mu);
+  for (size_t i = 0; i < n; i++)
+    fn(ud, ids[i]);
+  free(ids);
 }
 
 /* ---- logs ---------------------------------------------------------------- */

@@ -7,7 +7,8 @@
  * A file is ours when its header carries our application id; its schema
  * version is the header's user_version. A file with neither and no tables
  * is new (or empty): the schema is made there; one of an older version
- * is brought to this one (from 1: its indexes). Anything else is refused
+ * is brought to this one (from 1: its indexes; from 2: functions,
+ * progress and logs; from 3: webhooks). Anything else is refused
  * with a message that names the file: a store never starts empty over a
  * file it could not read. Opening reads the header, the schema (by
  * preparing every statement) and three figures off the indexes (the last
@@ -25,7 +26,7 @@
 
 /* "grtd" in the file's header (PRAGMA application_id). */
 #define ST_APPLICATION_ID 0x67727464
-#define ST_SCHEMA_VERSION 3
+#define ST_SCHEMA_VERSION 4
 /* Every connection waits this long for another process's lock. */
 #define ST_BUSY_TIMEOUT_MS 5000
 /* The WAL file is cut back to this size after a checkpoint. */
@@ -51,6 +52,13 @@
 #define FINISH_INDEX_SQL                                                       \
   "CREATE INDEX records_by_finish ON records(finished_order)"                  \
   " WHERE finished_order IS NOT NULL;"
+
+/* The finished records whose webhook is still to be delivered (state 1,
+ * GR_DELIVERY_PENDING), for a start to resume them: only those rows are
+ * in the index, so a record without a callback costs it nothing. */
+#define CALLBACK_INDEX_SQL                                                     \
+  "CREATE INDEX records_pending_callbacks ON records(seq)"                     \
+  " WHERE callback_state = 1;"
 
 /* Stored functions: every version of each name, its code as text. */
 #define FUNCTIONS_SQL                                                          \
@@ -96,12 +104,18 @@ static const char schema_sql[] =
     " progress REAL,"
     " progress_message TEXT,"
     " progress_ms INTEGER,"
+    " callback TEXT,"
+    " callback_state INTEGER,"
+    " callback_attempts INTEGER,"
+    " callback_status INTEGER,"
+    " callback_error TEXT,"
+    " callback_at INTEGER,"
     " work BLOB,"
     " logs BLOB,"
     " logs_dropped INTEGER);"
     "CREATE INDEX records_by_pool ON records(pool, seq);" FINISH_INDEX_SQL
     "CREATE UNIQUE INDEX records_by_idem_key ON records(idem_key)"
-    " WHERE idem_key IS NOT NULL;" FUNCTIONS_SQL;
+    " WHERE idem_key IS NOT NULL;" FUNCTIONS_SQL CALLBACK_INDEX_SQL;
 
 /* Version 1 indexed every record by finish and by (pool, state, seq). */
 static const char upgrade_from_1_sql[] =
@@ -117,6 +131,15 @@ static const char upgrade_from_2_sql[] =
     "ALTER TABLE records ADD COLUMN progress_ms INTEGER;"
     "ALTER TABLE records ADD COLUMN logs BLOB;"
     "ALTER TABLE records ADD COLUMN logs_dropped INTEGER;" FUNCTIONS_SQL;
+/* Version 3 had no webhooks: a record's callback URL and its delivery
+ * (state, attempts, the last answer's status or error, and when). */
+static const char upgrade_from_3_sql[] =
+    "ALTER TABLE records ADD COLUMN callback TEXT;"
+    "ALTER TABLE records ADD COLUMN callback_state INTEGER;"
+    "ALTER TABLE records ADD COLUMN callback_attempts INTEGER;"
+    "ALTER TABLE records ADD COLUMN callback_status INTEGER;"
+    "ALTER TABLE records ADD COLUMN callback_error TEXT;"
+    "ALTER TABLE records ADD COLUMN callback_at INTEGER;" CALLBACK_INDEX_SQL;
 
 #define LIST_SQL(where)                                                        \
   "SELECT " ST_RECORD_COLUMNS " FROM records WHERE " where                     \
@@ -134,7 +157,8 @@ static const char *const stmt_sql[ST_NSTMTS] = {
                      " WHERE idem_key = ?1",
     [ST_INSERT] = "INSERT INTO records(" ST_RECORD_COLUMNS_WORK
                   ", finished_order) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                  " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                  " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                  " ?, ?, ?, NULL)",
     [ST_UPDATE] = "UPDATE records SET state = ?2, attempt = ?3,"
                   " started_ms = ?4, finished_ms = ?5, results = ?6,"
                   " error = ?7, history = ?8, max_attempts = ?9,"
@@ -145,13 +169,22 @@ static const char *const stmt_sql[ST_NSTMTS] = {
                   " error = ?7, history = ?8, max_attempts = ?9,"
                   " finished_order = ?10, progress = ?11,"
                   " progress_message = ?12, progress_ms = ?13, logs = ?14,"
-                  " logs_dropped = ?15"
+                  " logs_dropped = ?15, callback_state = ?16,"
+                  " callback_attempts = 0, callback_status = NULL,"
+                  " callback_error = NULL, callback_at = ?17"
                   " WHERE seq = ?1 AND finished_order IS NULL",
     [ST_REOPEN] = "UPDATE records SET state = ?2, attempt = ?3,"
                   " started_ms = ?4, finished_ms = ?5, max_attempts = ?6,"
-                  " finished_order = NULL"
+                  " finished_order = NULL, callback_state = NULL,"
+                  " callback_attempts = NULL, callback_status = NULL,"
+                  " callback_error = NULL, callback_at = NULL"
                   " WHERE seq = ?1 AND finished_order IS NOT NULL",
     [ST_IS_STORED] = "SELECT 1 FROM records WHERE seq = ?1",
+    [ST_DELIVER] = "UPDATE records SET callback_state = ?2,"
+                   " callback_attempts = ?3, callback_status = ?4,"
+                   " callback_error = ?5, callback_at = ?6"
+                   " WHERE id = ?1 AND finished_order IS NOT NULL"
+                   " AND callback IS NOT NULL AND attempt = ?7",
     [ST_POOL_PUT] = "INSERT OR REPLACE INTO pools(name, workers, queue_size,"
                     " created_ms) VALUES(?1, ?2, ?3, ?4)",
     [ST_POOL_DROP] = "DELETE FROM pools WHERE name = ?1",
@@ -175,6 +208,8 @@ static const char *const stmt_sql[ST_NSTMTS] = {
     [ST_LIST_JOBS_STATE] = LIST_SQL("pool IS NULL AND state = ?4"),
     [ST_LIST_POOL_STATE] = LIST_SQL("pool = ?1 AND state = ?4"),
     [ST_LOGS] = "SELECT logs, logs_dropped FROM records WHERE id = ?1",
+    [ST_PENDING_CALLBACKS] = "SELECT id FROM records WHERE callback_state = 1"
+                             " ORDER BY seq",
     [ST_FN_GET] = "SELECT name, version, sha256, created_ms, code"
                   " FROM functions WHERE name = ?1 AND (?2 = 0 OR version = ?2)"
                   " ORDER BY version DESC LIMIT 1",
@@ -275,14 +310,16 @@ static sqlite3 *connect(const st_store *st, int create, char *err,
   return db;
 }
 
-/* Inside the writer's first transaction: brings a file of version 1 or 2
- * to this one. 0, or -1 with a message in err. */
+/* Inside the writer's first transaction: brings a file of version 1, 2
+ * or 3 to this one. 0, or -1 with a message in err. */
 static int upgrade(st_store *st, int64_t version, char *err, size_t errlen) {
   char sql[64];
   snprintf(sql, sizeof sql, "PRAGMA user_version = %d", ST_SCHEMA_VERSION);
   int rc = version < 2 ? exec(st->wdb, upgrade_from_1_sql) : SQLITE_OK;
-  if (rc == SQLITE_OK)
+  if (rc == SQLITE_OK && version < 3)
     rc = exec(st->wdb, upgrade_from_2_sql);
+  if (rc == SQLITE_OK)
+    rc = exec(st->wdb, upgrade_from_3_sql);
   if (rc == SQLITE_OK)
     rc = exec(st->wdb, sql);
   if (rc != SQLITE_OK) {
@@ -328,7 +365,7 @@ static int identify_or_create(st_store *st, char *err, size_t errlen) {
              st->path);
     return -1;
   }
-  if (version == 1 || version == 2)
+  if (version >= 1 && version <= 3)
     return upgrade(st, version, err, errlen);
   if (version != ST_SCHEMA_VERSION) {
     snprintf(err, errlen,

@@ -300,6 +300,10 @@ static void setup(void) {
                         "64K",
                         "--max-wait",
                         "20000",
+                        "--callback-allow",
+                        "127.0.0.1:9",
+                        "--callback-backoff",
+                        "60000",
                         NULL};
   server_start(&srv, args, NULL);
 }
@@ -458,6 +462,31 @@ START_TEST(jobs_over_http) {
   release(&r);
   r = request(&srv, "GET", loc, NULL);
   expect_problem(&r, 404, "not found");
+  release(&r);
+}
+END_TEST
+
+/* The record of a job with a callback shows its delivery (the webhook
+ * tests, test_webhooks.c, deliver them; here, for the contract check,
+ * nobody listens on port 9). */
+START_TEST(callbacks_over_http) {
+  response r = request(&srv, "POST", "/v1/jobs",
+                       "{\"code\":\"return 1\",\"callback\":{\"url\":"
+                       "\"http://127.0.0.1:9/done\"}}");
+  ck_assert_int_eq(r.status, 202);
+  char loc[128], path[200];
+  header(&r, "location", loc, sizeof loc);
+  release(&r);
+  snprintf(path, sizeof path, "%s?wait=10", loc);
+  r = request(&srv, "GET", path, NULL);
+  ck_assert_str_eq(jstr(&r, "state"), "succeeded");
+  ck_assert_ptr_nonnull(strstr(r.body, "\"callback\":{\"url\":"
+                                       "\"http://127.0.0.1:9/done\""));
+  release(&r);
+  r = request(&srv, "POST", "/v1/jobs",
+              "{\"code\":\"return 1\",\"callback\":{\"url\":"
+              "\"http://127.0.0.1:10/done\"}}");
+  expect_problem(&r, 400, "--callback-allow");
   release(&r);
 }
 END_TEST
@@ -840,6 +869,7 @@ static Suite *http_suite(void) {
   tcase_add_test(tc, pools_over_http);
   tcase_add_test(tc, tasks_over_http);
   tcase_add_test(tc, jobs_over_http);
+  tcase_add_test(tc, callbacks_over_http);
   tcase_add_test(tc, run_over_http);
   tcase_add_test(tc, error_statuses);
   tcase_add_test(tc, oversized_and_malformed_bodies);

@@ -900,8 +900,20 @@ static int64_t select_raw(const char *name, const char *sql) {
   return n;
 }
 
-/* What version 3 added, taken away from a file made now. */
+/* What version 4 added, taken away from a file made now. */
+#define WITHOUT_VERSION_4                                                      \
+  "DROP INDEX records_pending_callbacks;"                                      \
+  "ALTER TABLE records DROP COLUMN callback;"                                  \
+  "ALTER TABLE records DROP COLUMN callback_state;"                            \
+  "ALTER TABLE records DROP COLUMN callback_attempts;"                         \
+  "ALTER TABLE records DROP COLUMN callback_status;"                           \
+  "ALTER TABLE records DROP COLUMN callback_error;"                            \
+  "ALTER TABLE records DROP COLUMN callback_at;"
+
+/* What version 3 added (and 4 after it), taken away from a file made
+ * now. */
 #define WITHOUT_VERSION_3                                                      \
+  WITHOUT_VERSION_4                                                            \
   "ALTER TABLE records DROP COLUMN function;"                                  \
   "ALTER TABLE records DROP COLUMN function_version;"                          \
   "ALTER TABLE records DROP COLUMN progress;"                                  \
@@ -931,7 +943,7 @@ START_TEST(a_version_1_file_is_upgraded) {
   ck_assert_int_eq(rs.nrecords, 1);
   ck_assert_str_eq(rs.ids[0], "task-waiting");
   st->ops->destroy(st);
-  ck_assert_int_eq(select_raw("records.db", "PRAGMA user_version"), 3);
+  ck_assert_int_eq(select_raw("records.db", "PRAGMA user_version"), 4);
   ck_assert_int_eq(select_raw("records.db",
                               "SELECT count(*) FROM sqlite_master"
                               " WHERE name = 'records_by_pool_state'"),
@@ -973,11 +985,112 @@ START_TEST(a_version_2_file_is_upgraded) {
   ck_assert_int_eq(st->ops->add(st, &r, f, &handle, existing), GR_OK);
   gr_future_unref(f);
   st->ops->destroy(st);
-  ck_assert_int_eq(select_raw("records.db", "PRAGMA user_version"), 3);
+  ck_assert_int_eq(select_raw("records.db", "PRAGMA user_version"), 4);
   ck_assert_int_eq(
       select_raw("records.db",
                  "SELECT function_version FROM records WHERE id = 'task-fn'"),
       1);
+}
+END_TEST
+
+/* A record with a callback, added and finished: its delivery is pending
+ * (as core writes a final state with a callback). */
+static void add_with_callback(gr_store *st, const char *id) {
+  gr_record r = queued(id, "p");
+  r.callback = "http://127.0.0.1:9/hook";
+  gr_future *f = gr_future_new();
+  void *handle = NULL;
+  char existing[GR_RECORD_ID_MAX] = "";
+  ck_assert_int_eq(st->ops->add(st, &r, f, &handle, existing), GR_OK);
+  gr_future_unref(f);
+  ck_assert_int_eq(update_to(st, handle, id, GR_RUNNING, 1, NULL), 1);
+  gr_record end = {
+      .id = id,
+      .state = GR_SUCCEEDED,
+      .attempt = 1,
+      .finished_ms = 1700000000200,
+      .opts = {.max_attempts = 3},
+      .delivery = {.state = GR_DELIVERY_PENDING, .at_ms = 1700000000200}};
+  ck_assert_int_eq(update_wait(st, handle, &end), 1);
+}
+
+static void count_id(void *ud, const char *id) {
+  (void)id;
+  ++*(int *)ud;
+}
+
+/* How many records pending_deliveries hands out. */
+static int pending_count(gr_store *st) {
+  int n = 0;
+  st->ops->pending_deliveries(st, count_id, &n);
+  return n;
+}
+
+START_TEST(a_callback_and_its_delivery_are_kept) {
+  gr_store *st = open_store();
+  add_with_callback(st, "task-hook");
+  add_ok(st, "task-plain", "p", NULL, NULL);
+  ck_assert_int_eq(pending_count(st), 1);
+  gr_delivery d = {.state = GR_DELIVERY_PENDING,
+                   .attempts = 2,
+                   .last_status = 500,
+                   .last_error = "the receiver answered 500",
+                   .at_ms = 1700000009000};
+  st->ops->deliver(st, "task-hook", 1, &d);
+  /* an unfinished record, or an unknown one, gets no delivery */
+  st->ops->deliver(st, "task-plain", 1, &d);
+  st->ops->deliver(st, "task-none", 1, &d);
+  gr_delivery other = {.state = GR_DELIVERY_FAILED, .attempts = 9};
+  st->ops->deliver(st, "task-hook", 2, &other); /* not the attempt that ended */
+  st->ops->destroy(st);                         /* writes what it was given */
+  st = open_store();                            /* read back from the file */
+  ck_assert_int_eq(pending_count(st), 1);
+  gr_future *f = st->ops->find(st, "task-hook", NULL, 0);
+  ck_assert_ptr_nonnull(f);
+  gr_delivery got;
+  char error[64];
+  const char *url = gr_future_delivery(f, &got, error, sizeof error);
+  ck_assert_str_eq(url, "http://127.0.0.1:9/hook");
+  ck_assert_int_eq(got.state, GR_DELIVERY_PENDING);
+  ck_assert_int_eq(got.attempts, 2);
+  ck_assert_int_eq(got.last_status, 500);
+  ck_assert_str_eq(got.last_error, "the receiver answered 500");
+  ck_assert_int_eq(got.at_ms, 1700000009000);
+  gr_future_unref(f);
+  d = (gr_delivery){.state = GR_DELIVERY_DELIVERED,
+                    .attempts = 3,
+                    .last_status = 204,
+                    .at_ms = 1700000010000};
+  st->ops->deliver(st, "task-hook", 1, &d);
+  st->ops->destroy(st);
+  st = open_store();
+  ck_assert_int_eq(pending_count(st), 0);
+  st->ops->destroy(st);
+  ck_assert_int_eq(select_raw("records.db",
+                              "SELECT callback_state FROM records WHERE"
+                              " id = 'task-hook'"),
+                   GR_DELIVERY_DELIVERED);
+}
+END_TEST
+
+START_TEST(a_version_3_file_is_upgraded) {
+  gr_store *st = open_store();
+  void *h = add_ok(st, "task-done", "p", NULL, NULL);
+  finish(st, h, "task-done");
+  st->ops->destroy(st);
+  /* Version 3 had no webhooks. */
+  exec_raw("records.db", WITHOUT_VERSION_4 "PRAGMA user_version = 3;");
+  st = open_store();
+  ck_assert_int_eq(found_state(st, "task-done"), GR_FAILED);
+  ck_assert_int_eq(pending_count(st), 0);
+  /* what version 4 adds works at once */
+  add_with_callback(st, "task-hook");
+  ck_assert_int_eq(pending_count(st), 1);
+  st->ops->destroy(st);
+  ck_assert_int_eq(select_raw("records.db", "PRAGMA user_version"), 4);
+  ck_assert_int_eq(select_raw("records.db", "SELECT callback_state FROM records"
+                                            " WHERE id = 'task-hook'"),
+                   GR_DELIVERY_PENDING);
 }
 END_TEST
 
@@ -1585,6 +1698,8 @@ static Suite *store_suite(void) {
   tcase_add_test(tc, other_databases_and_versions_are_refused);
   tcase_add_test(tc, a_version_1_file_is_upgraded);
   tcase_add_test(tc, a_version_2_file_is_upgraded);
+  tcase_add_test(tc, a_version_3_file_is_upgraded);
+  tcase_add_test(tc, a_callback_and_its_delivery_are_kept);
   tcase_add_test(tc, functions_are_kept_in_versions);
   tcase_add_test(tc, the_memory_store_keeps_functions_too);
   tcase_add_test(tc, a_record_names_its_function);

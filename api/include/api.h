@@ -50,11 +50,28 @@ typedef struct api_config {
   void *on_job_end_ud;
   size_t max_event_streams;   /* GET /v1/events open at once (429); 0 = none */
   int64_t event_heartbeat_ms; /* a comment on an idle stream; default 15 s */
+  /* Webhooks: a task's or job's "callback" URL must name a host of
+   * callback_allow (host or host:port, comma-separated; NULL or "": every
+   * callback is refused); callback_secret (NULL: none) signs each
+   * delivery. An attempt may take callback_timeout_ms (10 s); a failed
+   * one is tried again after callback_backoff_ms (1 s), doubled each
+   * time (at most 5 min), until callback_deadline_ms after the record's
+   * end (1 h); at most callback_max_queued (10,000) deliveries are held
+   * at once. 0: the default. */
+  const char *callback_allow;
+  const char *callback_secret;
+  int64_t callback_timeout_ms, callback_backoff_ms, callback_deadline_ms;
+  size_t callback_max_queued;
 } api_config;
 
 /* Jobs the runtime already has unfinished (brought back from a durable
- * store) count under max_jobs from now on, as if started here. */
+ * store) count under max_jobs from now on, as if started here, and the
+ * webhooks it kept pending are delivered. NULL when out of memory or
+ * callback_allow is not a list of hosts. */
 api_ctx *api_new(const api_config *cfg);
+/* Stops delivering webhooks: call it before gr_runtime_free. Those not
+ * delivered yet stay pending in a durable store, for the next start. */
+void api_webhooks_stop(api_ctx *api);
 /* Call after gr_runtime_free: every job's future must be final, since their
  * completion callbacks use the api. Every pending request must have been
  * finished too (api_wake_all, then api_finish each). */

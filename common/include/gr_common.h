@@ -3,8 +3,9 @@
  * handling that every layer needs and that must behave the same in each.
  *
  * UTF-8 validation, JSON text (string escapes, numbers, the nesting limit),
- * percent-decoding, sizes and numbers from the command line, and a parser
- * for command-line options described by a table. Nothing here allocates,
+ * percent-decoding, sizes and numbers from the command line, a parser
+ * for command-line options described by a table, and lists of allowed
+ * hosts. Nothing here allocates,
  * prints or knows Lua, HTTP or the runtime: errors are returned (a code, or
  * text in a buffer the caller gives), and what is written goes to a
  * function the caller gives. Every function is safe to call from any
@@ -108,6 +109,27 @@ int cm_parse_duration(const char *s, long long unit_ms, long long max_ms,
  * 1024) and an 'i', then optionally B (64M, 64Mi, 64MiB, 64MB, 512k, 4096,
  * 4096B); at most CM_SIZE_MAX. 0 with *out, or -1. */
 int cm_parse_size(const char *s, long long *out);
+
+/* ---- lists of allowed hosts (hosts.c) ------------------------------------
+ *
+ * "host" or "host:port" entries separated by commas, blanks around them
+ * ignored: "example.org, 127.0.0.1:8080, [::1]:9000". Hosts are kept in
+ * lowercase; an IPv6 address in brackets, as URL parsers give it (a bare
+ * "::1" is taken as "[::1]").
+ */
+
+typedef struct cm_host {
+  char host[256];
+  long port; /* 0: any */
+} cm_host;
+
+/* Room enough for every entry of hosts (an upper bound). */
+size_t cm_hosts_count(const char *hosts);
+/* The entries of hosts into out (cap of them): how many, or -1 when one
+ * is not a host or host:port (a port is 1 to 65535). */
+long cm_hosts_parse(const char *hosts, cm_host *out, size_t cap);
+/* Whether host (as a URL parser gives it) and port are on the list. */
+int cm_hosts_allow(const cm_host *list, size_t n, const char *host, long port);
 
 /* ---- command-line options (options.c) ------------------------------------
  *

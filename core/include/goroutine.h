@@ -322,6 +322,30 @@ int gr_future_progress(gr_future *f, double *fraction, char *message,
  * given to a spawn or submit: its record keeps them. GR_OK or GR_ENOMEM. */
 int gr_future_set_function(gr_future *f, const char *name, int64_t version);
 int gr_future_state(gr_future *f);
+/* A record's webhook: the URL its final state is POSTed to (the api
+ * delivers it; core and the store keep it with the record), and how the
+ * delivery went. */
+enum gr_delivery_state {
+  GR_DELIVERY_NONE = 0,  /* no callback, or the record is not final yet */
+  GR_DELIVERY_PENDING,   /* to be delivered: at at_ms (again) */
+  GR_DELIVERY_DELIVERED, /* a 2xx answer came, at at_ms */
+  GR_DELIVERY_FAILED,    /* given up at at_ms */
+};
+typedef struct gr_delivery {
+  int state;              /* enum gr_delivery_state */
+  int attempts;           /* POSTs made so far */
+  int last_status;        /* the last answer's HTTP status; 0: none */
+  const char *last_error; /* why the last attempt failed, or NULL */
+  int64_t at_ms;          /* wall clock, as the state says; 0: none */
+} gr_delivery;
+/* Gives f's record a callback URL, before f is given to a submit (as
+ * gr_future_set_function). GR_OK or GR_ENOMEM. */
+int gr_future_set_callback(gr_future *f, const char *url);
+/* f's callback URL (valid while the caller holds f), or NULL when it has
+ * none; *out gets its delivery, its last_error copied into error (len
+ * bytes, cut to fit; out->last_error points there, or is NULL). */
+const char *gr_future_delivery(gr_future *f, gr_delivery *out, char *error,
+                               size_t len);
 /* 1, once, if the future failed or timed out and nobody has read its
  * result: the caller should report it. */
 int gr_future_claim_unobserved(gr_future *f);
@@ -589,6 +613,10 @@ typedef struct gr_record {
   const void *logs;
   size_t logs_len;
   uint64_t logs_dropped;
+  /* Its webhook's URL (NULL: none), written with the record's add; the
+   * delivery, with a final state (pending then, when there is a URL). */
+  const char *callback;
+  gr_delivery delivery;
 } gr_record;
 
 /* One record of a list: id, pool ("" for a job) and its future (a
@@ -716,6 +744,20 @@ typedef struct gr_store_ops {
    * hold them while they are kept). */
   int (*read_logs)(gr_store *st, const char *id, void **bytes, size_t *len,
                    uint64_t *dropped);
+  /* The delivery of finished record id's callback changed (a final
+   * update was written before: this is not one), for the end of its
+   * attempt (a replay's end is delivered anew). Given without waiting
+   * (d is copied): it is written soon, unless the record is gone, runs
+   * again or ended another attempt since; a failed write shows in the
+   * error op. NULL: the store keeps the futures themselves, which hold
+   * it (memory). */
+  void (*deliver)(gr_store *st, const char *id, int attempt,
+                  const gr_delivery *d);
+  /* Calls fn with the id of every finished record whose delivery is
+   * pending, oldest first (at start, to resume them). NULL: none outlive
+   * the process. */
+  void (*pending_deliveries)(gr_store *st, void (*fn)(void *ud, const char *id),
+                             void *ud);
 } gr_store_ops;
 struct gr_store {
   const gr_store_ops *ops;
@@ -814,6 +856,17 @@ void gr_records_on_event(gr_runtime *rt, gr_record_event_fn fn, void *ud);
 size_t gr_records_changed(gr_runtime *rt, int64_t after_ms, uint64_t after_seq,
                           gr_record_entry *out, size_t limit);
 
+/* The delivery of the callback of finished record id (whose future is f)
+ * changed: f shows it at once, and the store is given it without waiting
+ * (gr_store_ops.deliver). GR_OK; GR_EBUSY when f is no longer final
+ * (replayed) or has no callback; GR_ENOMEM. */
+int gr_record_deliver(gr_runtime *rt, const char *id, gr_future *f,
+                      const gr_delivery *d);
+/* At start: fn(ud, id) for every finished record whose callback was
+ * still to be delivered when the process stopped (a durable store's). */
+void gr_records_pending_deliveries(gr_runtime *rt,
+                                   void (*fn)(void *ud, const char *id),
+                                   void *ud);
 /* A record's future (caller unrefs) and pool, as gr_store_ops.find. */
 gr_future *gr_record_find(gr_runtime *rt, const char *id, char *pool,
                           size_t poollen);
