@@ -183,6 +183,21 @@ static gr_future *entry_future_locked(st_store *st, const gr_record *r) {
   return gr_future_new_final(r);
 }
 
+/* Caller holds read_mu: the row s stepped on as a list's entry e; 1, or 0
+ * when out of memory (the entry is then left out). */
+static size_t row_entry_locked(st_store *st, sqlite3_stmt *s,
+                               gr_record_entry *e) {
+  gr_record r;
+  st_row_record(s, &r, 0);
+  e->future = entry_future_locked(st, &r);
+  if (!e->future)
+    return 0;
+  snprintf(e->id, sizeof e->id, "%s", r.id);
+  snprintf(e->pool, sizeof e->pool, "%s", r.pool ? r.pool : "");
+  e->seq = r.seq;
+  return 1;
+}
+
 size_t st_list(gr_store *base, const char *pool, int state, uint64_t before,
                gr_record_entry *out, size_t limit) {
   st_store *st = (st_store *)base;
@@ -200,18 +215,8 @@ size_t st_list(gr_store *base, const char *pool, int state, uint64_t before,
   sqlite3_bind_int64(s, 3, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
   if (state >= 0)
     sqlite3_bind_int(s, 4, state);
-  while (n < limit && sqlite3_step(s) == SQLITE_ROW) {
-    gr_record r;
-    st_row_record(s, &r, 0);
-    gr_record_entry *e = &out[n];
-    e->future = entry_future_locked(st, &r);
-    if (!e->future)
-      continue; /* out of memory: the entry is left out */
-    snprintf(e->id, sizeof e->id, "%s", r.id);
-    snprintf(e->pool, sizeof e->pool, "%s", r.pool ? r.pool : "");
-    e->seq = r.seq;
-    n++;
-  }
+  while (n < limit && sqlite3_step(s) == SQLITE_ROW)
+    n += row_entry_locked(st, s, &out[n]);
   finish(s);
   pthread_mutex_unlock(&st->read_mu);
   return n;
@@ -230,17 +235,8 @@ size_t st_changed(gr_store *base, int64_t after_ms, uint64_t after_seq,
                      after_seq > INT64_MAX ? INT64_MAX : (int64_t)after_seq);
   sqlite3_bind_int64(s, 3, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
   while (n < limit && sqlite3_step(s) == SQLITE_ROW) {
-    gr_record r;
-    st_row_record(s, &r, 0);
-    gr_record_entry *e = &out[n];
-    e->future = entry_future_locked(st, &r);
-    if (!e->future)
-      continue; /* out of memory: the entry is left out */
-    snprintf(e->id, sizeof e->id, "%s", r.id);
-    snprintf(e->pool, sizeof e->pool, "%s", r.pool ? r.pool : "");
-    e->seq = r.seq;
-    e->changed_ms = sqlite3_column_int64(s, ST_COL_WORK);
-    n++;
+    out[n].changed_ms = sqlite3_column_int64(s, ST_COL_WORK);
+    n += row_entry_locked(st, s, &out[n]);
   }
   finish(s);
   pthread_mutex_unlock(&st->read_mu);

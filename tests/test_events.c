@@ -222,6 +222,20 @@ static long open_streams(void) {
   return n;
 }
 
+/* The server's resident memory, KiB. */
+static long server_rss_kb(void) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", srv.pid);
+  FILE *f = fopen(path, "r");
+  long kb = 0;
+  while (f && fgets(line, sizeof line, f))
+    if (strncmp(line, "VmRSS:", 6) == 0)
+      kb = atol(line + 6);
+  if (f)
+    fclose(f);
+  return kb;
+}
+
 /* ---- tests --------------------------------------------------------------- */
 
 START_TEST(each_change_is_one_event_in_order) {
@@ -525,17 +539,7 @@ START_TEST(a_reader_that_stops_reading_costs_nothing_and_catches_up) {
   for (int i = 0; i < 500 && open_streams() < 1; i++)
     usleep(10000);
   int threads = t_threads_of(srv.pid);
-  long rss_before = 0;
-  {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", srv.pid);
-    FILE *f = fopen(path, "r");
-    while (f && fgets(line, sizeof line, f))
-      if (strncmp(line, "VmRSS:", 6) == 0)
-        rss_before = atol(line + 6);
-    if (f)
-      fclose(f);
-  }
+  long rss_before = server_rss_kb();
   /* one kept-alive connection for the 2,000 submits: quick, so that the
    * reader is not cut off for its silence (--idle-timeout) meanwhile */
   char last[GR_RECORD_ID_MAX] = "", url[160];
@@ -569,17 +573,7 @@ START_TEST(a_reader_that_stops_reading_costs_nothing_and_catches_up) {
   ck_assert_str_eq(hc_str(&r, "state"), "succeeded");
   hc_release(&r);
   ck_assert_int_eq(t_threads_of(srv.pid), threads);
-  long rss_after = 0;
-  {
-    char p2[64], line[256];
-    snprintf(p2, sizeof p2, "/proc/%d/status", srv.pid);
-    FILE *f = fopen(p2, "r");
-    while (f && fgets(line, sizeof line, f))
-      if (strncmp(line, "VmRSS:", 6) == 0)
-        rss_after = atol(line + 6);
-    if (f)
-      fclose(f);
-  }
+  long rss_after = server_rss_kb();
   /* the ring (4,096 frames of a few hundred bytes) and the records: far
    * less than the 6,000 events would take held for this reader and more */
   ck_assert_msg(rss_after - rss_before < 64 * 1024, "grew %ld KiB",
