@@ -332,6 +332,7 @@ struct gr_runtime {
   gr_timer **heap;
   size_t heap_len, heap_cap;
   int64_t monitor_wake_ns;
+  int64_t monitor_poked_ns; /* the last gr__monitor_poke (under timer_mu) */
   bool monitor_stop;
   pthread_t monitor;
   bool monitor_started;

@@ -11,6 +11,10 @@
 
 #include <stdlib.h>
 
+/* How long the monitor keeps waking every half slice after the last
+ * goroutine started while none was alive (see gr__monitor_poke). */
+#define MONITOR_LINGER_NS ((int64_t)1000000000)
+
 static bool heap_less(gr_timer *a, gr_timer *b) {
   return a->when_ns < b->when_ns;
 }
@@ -106,10 +110,16 @@ int gr__timer_cancel(gr_runtime *rt, gr_timer *t) {
 /* A goroutine started while none was alive: the monitor may be in its long
  * idle sleep, but must now watch time slices. It reads `alive` under this
  * lock when it picks its next wake-up, so either it saw this goroutine, or
- * its long sleep is visible here and is cut short. */
+ * its long sleep is visible here and is cut short. The monitor keeps its
+ * short wake-ups for MONITOR_LINGER_NS after a poke: a server running many
+ * short goroutines one after another goes from none alive to one for each,
+ * and waking the monitor each time cost a signal, a context switch and a
+ * contended lock per request. */
 void gr__monitor_poke(gr_runtime *rt) {
-  int64_t soon = gr_now_ns() + (int64_t)rt->cfg.slice_ms * 1000000 / 2;
+  int64_t now = gr_now_ns();
+  int64_t soon = now + (int64_t)rt->cfg.slice_ms * 1000000 / 2;
   pthread_mutex_lock(&rt->timer_mu);
+  rt->monitor_poked_ns = now;
   if (rt->monitor_wake_ns > soon)
     pthread_cond_signal(&rt->timer_cond);
   pthread_mutex_unlock(&rt->timer_mu);
@@ -167,7 +177,9 @@ static void *monitor_main(void *arg) {
     int64_t wake = now + 1000000000; /* idle: once a second */
     if (rt->heap_len > 0 && rt->heap[0]->when_ns < wake)
       wake = rt->heap[0]->when_ns;
-    if (atomic_load(&rt->alive) > 0 && now + half_slice < wake)
+    int watch = atomic_load(&rt->alive) > 0 ||
+                now - rt->monitor_poked_ns < MONITOR_LINGER_NS;
+    if (watch && now + half_slice < wake)
       wake = now + half_slice;
     rt->monitor_wake_ns = wake;
     if (wake > now && !rt->monitor_stop) {
