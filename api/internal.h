@@ -48,6 +48,9 @@ void api__set_header(api_response *r, const char *name, const char *fmt, ...)
 /* 503 with Retry-After: the record store cannot write (GR_ESTORE); the
  * detail says why, as the store tells it. */
 void api__store_unavailable(api_ctx *api, api_response *r);
+/* 503 with Retry-After: the record store cannot be read now (a read that
+ * found nothing may be wrong). */
+void api__store_unreadable(api_ctx *api, api_response *r);
 /* JSON text with floats in their shortest exact form; NULL when out of
  * memory. */
 char *api__json_dumps(json_t *v, size_t *len);

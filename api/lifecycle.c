@@ -42,6 +42,10 @@ static void record_path(const api_call *c, const char *id, char *out,
 }
 
 static void record_missing(const api_call *c) {
+  if (!gr_record_store_readable(c->api->cfg.rt)) { /* it may be there */
+    api__store_unreadable(c->api, c->resp);
+    return;
+  }
   char shown[96];
   api__quote(shown, sizeof shown, c->id, strlen(c->id));
   api__problem(c->resp, 404, "not-found", "Not Found",
@@ -148,6 +152,11 @@ int api__list_records(const api_call *c) {
   }
   size_t n = gr_record_list(c->api->cfg.rt, c->name, q.state,
                             (uint64_t)q.before, e, (size_t)q.limit + 1);
+  if (n == 0 && !gr_record_store_readable(c->api->cfg.rt)) {
+    free(e);
+    api__store_unreadable(c->api, r);
+    return API_DONE;
+  }
   size_t shown = n > (size_t)q.limit ? (size_t)q.limit : n;
   api_out o = {0};
   api__out_cstr(&o, "{\"items\":[");

@@ -89,6 +89,20 @@ void api__reply_out(api_response *r, int status, api_out *o) {
                  "not enough memory to write the answer");
 }
 
+void api__store_unreadable(api_ctx *api, api_response *r) {
+  gr_runtime *rt = api->cfg.rt;
+  char why[400] = "", shown[420];
+  if (!gr_record_store_error(rt, why, sizeof why) || !why[0])
+    snprintf(why, sizeof why, "a read failed");
+  api__quote(shown, sizeof shown, why, strlen(why));
+  const char *store = gr_record_store_name(rt);
+  api__problem(r, 503, "store-unavailable", "Service Unavailable",
+               json_pack("{s:s}", "store", store),
+               "the record store (%s) cannot be read now: %s; retry later",
+               store, shown);
+  api__set_header(r, "Retry-After", "1");
+}
+
 void api__store_unavailable(api_ctx *api, api_response *r) {
   gr_runtime *rt = api->cfg.rt;
   char why[400] = "", shown[420];

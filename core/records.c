@@ -665,6 +665,11 @@ int gr_record_store_durable(gr_runtime *rt) {
   return gr__store_durable(rt->store);
 }
 
+int gr_record_store_readable(gr_runtime *rt) {
+  const gr_store_ops *ops = rt->store->ops;
+  return !ops->readable || ops->readable(rt->store);
+}
+
 const char *gr_record_store_name(gr_runtime *rt) {
   return rt->store->ops->name ? rt->store->ops->name : "unnamed";
 }

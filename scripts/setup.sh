@@ -15,6 +15,7 @@ packages=(
   libjemalloc-dev
   libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
   libsqlite3-dev   # the durable record store (store/)
+  libhiredis-dev   # the Redis record store (store/redis*.c)
   check libsubunit-dev
   curl   # the README's session talks to the server with it
   libssl-dev   # libcrypto: SHA-256 of requests with an Idempotency-Key (api/)
@@ -24,6 +25,7 @@ if [ "${1:-all}" != build ]; then
     clang libclang-rt-14-dev llvm   # libFuzzer and its symbolizer (scripts/fuzz.sh)
     prometheus   # promtool checks the /metrics output (tests/test_metrics.c)
     chromium     # the dashboard's browser test (tests/browser)
+    redis-server # the Redis store's tests start their own (tests/redis_server.c)
     git clang-format   # the format check of scripts/test.sh (git ls-files)
     procps iproute2    # ps and ss (bench/http_bench.sh)
   )

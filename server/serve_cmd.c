@@ -165,7 +165,8 @@ static gr_runtime *start_runtime(const serve_settings *s, int *status) {
   cfg.hooks.log_record = srv_log_record_hook;
   gr_sqlite_options so = {.sync_full = s->sync_full,
                           .ttl_ms = cfg.result_ttl_ms,
-                          .max_finished = cfg.max_results};
+                          .max_finished = cfg.max_results,
+                          .prefix = s->store_prefix};
   char err[512];
   *status = 1;
   cfg.store = gr_store_open_url(s->store, &so, err, sizeof err);
@@ -173,6 +174,10 @@ static gr_runtime *start_runtime(const serve_settings *s, int *status) {
     fprintf(stderr, "goroutined serve: --store %s: %s\n", s->store, err);
     return NULL;
   }
+  if (strcmp(cfg.store->ops->name, "redis") == 0 &&
+      gr_store_redis_warnings(cfg.store, err, sizeof err) > 0)
+    SRV_LOG(GR_LOG_WARN, "the store can lose accepted work",
+            SRV_STR("store", s->store), SRV_STR("why", err));
   gr_lua_setup(&cfg);
   gr_runtime *rt = gr_runtime_new(&cfg);
   if (rt)

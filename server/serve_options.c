@@ -112,8 +112,11 @@ static const char serve_usage[] =
     "                         [GOROUTINED_GRACE_MS]\n"
     "  --store URL            where tasks, jobs and pools are kept:\n"
     "                         sqlite:PATH (durable; sqlite:goroutined.db,\n"
-    "                         in the working directory) or memory: (lost\n"
-    "                         at exit) [GOROUTINED_STORE]\n"
+    "                         in the working directory), redis://HOST:PORT\n"
+    "                         [/DB] (a Redis server) or memory: (lost at\n"
+    "                         exit) [GOROUTINED_STORE]\n"
+    "  --store-prefix TEXT    a Redis store's keys start with it\n"
+    "                         (goroutined:) [GOROUTINED_STORE_PREFIX]\n"
     "  --sync MODE            normal: a record survives a crash of the\n"
     "                         process; full: a power loss too (slower)\n"
     "                         (normal) [GOROUTINED_SYNC]\n"
@@ -166,6 +169,7 @@ enum {
   O_MAX_URL,
   O_MAX_HEAD,
   O_STORE,
+  O_STORE_PREFIX,
   O_SYNC,
   O_HELP,
   O_HELP_SHORT,
@@ -229,10 +233,28 @@ static cm_option options[O_COUNT] = {
     [O_MAX_URL] = {"--max-url", "GOROUTINED_MAX_URL", "8K"},
     [O_MAX_HEAD] = {"--max-head", "GOROUTINED_MAX_HEAD", "16K"},
     [O_STORE] = {"--store", "GOROUTINED_STORE", "sqlite:goroutined.db"},
+    [O_STORE_PREFIX] = {"--store-prefix", "GOROUTINED_STORE_PREFIX",
+                        "goroutined:"},
     [O_SYNC] = {"--sync", "GOROUTINED_SYNC", "normal"},
     [O_HELP] = {"--help", .no_value = 1, .set = cm_option_stop},
     [O_HELP_SHORT] = {"-h", .no_value = 1, .set = cm_option_stop},
 };
+
+/* A Redis key prefix: printable, no space or brace (a brace would make
+ * a hash tag of its own), at most 64 bytes. 0, or -1 after complaining. */
+static int read_store_prefix(const char *prefix) {
+  size_t len = strlen(prefix);
+  int ok = len > 0 && len <= 64;
+  for (size_t i = 0; ok && i < len; i++)
+    ok = prefix[i] > ' ' && prefix[i] < 127 && prefix[i] != '{' &&
+         prefix[i] != '}';
+  if (!ok)
+    fprintf(stderr,
+            "goroutined serve: --store-prefix must be 1 to 64 printable "
+            "characters without spaces or braces, not '%s'\n",
+            prefix);
+  return ok ? 0 : -1;
+}
 
 /* Reads the variables, then the flags: 0 to go on, 1 after --help, 2 after
  * a complaint. */
@@ -519,6 +541,11 @@ int serve_settings_read(int argc, char **argv, serve_settings *s, int *status) {
     return -1;
   }
   s->store = options[O_STORE].value;
+  s->store_prefix = options[O_STORE_PREFIX].value;
+  if (read_store_prefix(s->store_prefix) != 0) {
+    serve_settings_free(s);
+    return -1;
+  }
   const char *sync = options[O_SYNC].value;
   s->sync_full = strcmp(sync, "full") == 0;
   if (!s->sync_full && strcmp(sync, "normal") != 0) {

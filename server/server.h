@@ -74,6 +74,7 @@ typedef struct serve_settings {
   const char *callback_allow; /* "" when callbacks are refused */
   char *callback_secret;      /* NULL: deliveries are not signed */
   const char *store;          /* the store's URL */
+  const char *store_prefix;   /* a Redis store's keys' prefix */
   int sync_full;              /* --sync full */
   long long workers, http_threads, max_body, memory_limit, default_timeout_ms,
       max_timeout_ms, max_wait_ms, result_ttl_s, max_results, max_connections,

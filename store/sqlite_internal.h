@@ -9,7 +9,7 @@
  *   sqlite_writer.c  the writer thread: retention, checkpoints, and the
  *                    writes no caller committed
  *   sqlite_reads.c   find, read, list and restore on the read connection
- *   sqlite_live.c    the unfinished records by id, with their futures
+ *   live.c    the unfinished records by id, with their futures
  *   sqlite_vfs.c     the VFS: a commit's WAL frames in one write
  *
  * Three connections: the writer's (used by whoever has the turn to
@@ -22,48 +22,13 @@
 #ifndef ST_SQLITE_INTERNAL_H
 #define ST_SQLITE_INTERNAL_H
 
+#include "live.h"
 #include "store.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdint.h>
 #include <time.h>
-
-/* ---- live records (sqlite_live.c) ---------------------------------------
- *
- * A record is live from its add until its final update is committed: the
- * entry holds its future, so find gives waiters the future itself. The
- * entry is the handle add gives back. */
-
-typedef struct st_live {
-  struct st_live *next; /* in its bucket */
-  gr_future *future;    /* a reference */
-  uint64_t seq;         /* its row; set by the writer before add returns */
-  size_t hash;
-  int is_job;
-  char id[GR_RECORD_ID_MAX];
-  char pool[GR_POOL_NAME_MAX + 1];
-} st_live;
-
-typedef struct st_live_table {
-  pthread_mutex_t mu; /* a leaf: nothing else is taken under it */
-  st_live **buckets;  /* a power of two of them */
-  size_t nbuckets, count;
-} st_live_table;
-
-int st_live_init(st_live_table *t);
-/* Frees every entry left, dropping their futures. */
-void st_live_free(st_live_table *t);
-/* A new entry (not in the table yet), with a reference to f; NULL when out
- * of memory or id or pool does not fit. */
-st_live *st_live_new(const char *id, const char *pool, gr_future *f);
-void st_live_entry_free(st_live *e);
-/* 0, or -1 when an entry with that id is there already. */
-int st_live_insert(st_live_table *t, st_live *e);
-void st_live_remove(st_live_table *t, st_live *e);
-/* The future of live record id (a reference) and its pool, or NULL. */
-gr_future *st_live_find(st_live_table *t, const char *id, char *pool,
-                        size_t poollen);
 
 /* ---- statements (sqlite_schema.c) ---------------------------------------- */
 

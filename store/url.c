@@ -6,8 +6,9 @@
  *                               empty host, as in a file: URL) is the same
  *                               as "sqlite:/abs/path"
  *
- * redis:// is reserved for the store of several nodes, not written yet: it
- * is refused with a message that says so.
+ *   redis://HOST[:PORT][/DB]    a Redis server (port 6379, database 0);
+ *                               rediss:// (TLS) is refused: this build
+ *                               speaks plain TCP only
  */
 #include "store.h"
 
@@ -16,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define USAGE "use memory: or sqlite:PATH"
+#define USAGE "use memory:, sqlite:PATH or redis://HOST:PORT"
 
 /* Reads the query after '?' (only max_pages=N is known). */
 static int parse_query(const char *url, const char *query, gr_store_url *out,
@@ -72,6 +73,60 @@ static int parse_sqlite(const char *url, const char *rest, gr_store_url *out,
   return query ? parse_query(url, query + 1, out, err, errlen) : 0;
 }
 
+/* A whole number in [lo, hi] from text (up to end, or its NUL). */
+static int parse_number(const char *text, const char *end, long lo, long hi,
+                        long *out) {
+  char *stop;
+  errno = 0;
+  long v = strtol(text, &stop, 10);
+  if (text == stop || *text < '0' || *text > '9' || errno ||
+      stop != (end ? end : text + strlen(text)) || v < lo || v > hi)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+static int parse_redis(const char *url, const char *rest, gr_store_url *out,
+                       char *err, size_t errlen) {
+  const char *slash = strchr(rest, '/');
+  const char *colon = strchr(rest, ':');
+  if (colon && slash && colon > slash)
+    colon = NULL;
+  const char *host_end = colon ? colon : slash ? slash : rest + strlen(rest);
+  size_t len = (size_t)(host_end - rest);
+  if (strchr(rest, '@') || strchr(rest, '?')) {
+    snprintf(err, errlen,
+             "bad store URL '%s': a redis:// URL takes HOST[:PORT][/DB] "
+             "only (no user, password or settings)",
+             url);
+    return -1;
+  }
+  if (len == 0 || len >= sizeof out->host) {
+    snprintf(err, errlen, "bad store URL '%s': the Redis host is %s", url,
+             len ? "too long" : "missing");
+    return -1;
+  }
+  memcpy(out->host, rest, len);
+  out->host[len] = '\0';
+  long port = 6379, db = 0;
+  if (colon && parse_number(colon + 1, slash, 1, 65535, &port) != 0) {
+    snprintf(err, errlen,
+             "bad store URL '%s': the port must be a number from 1 to 65535",
+             url);
+    return -1;
+  }
+  if (slash && slash[1] && parse_number(slash + 1, NULL, 0, 15, &db) != 0) {
+    snprintf(err, errlen,
+             "bad store URL '%s': the database must be a number from 0 to 15",
+             url);
+    return -1;
+  }
+  out->port = (int)port;
+  out->db = (int)db;
+  out->kind = GR_STORE_REDIS;
+  return 0;
+}
+
 int gr_store_url_parse(const char *url, gr_store_url *out, char *err,
                        size_t errlen) {
   memset(out, 0, sizeof *out);
@@ -81,9 +136,13 @@ int gr_store_url_parse(const char *url, gr_store_url *out, char *err,
   }
   if (strncmp(url, "sqlite:", 7) == 0)
     return parse_sqlite(url, url + 7, out, err, errlen);
-  if (strncmp(url, "redis:", 6) == 0 || strncmp(url, "rediss:", 7) == 0)
+  if (strncmp(url, "redis://", 8) == 0)
+    return parse_redis(url, url + 8, out, err, errlen);
+  if (strncmp(url, "rediss:", 7) == 0)
     snprintf(err, errlen,
-             "store URL '%s': Redis stores are not supported yet: " USAGE, url);
+             "store URL '%s': TLS to Redis (rediss://) is not supported; use "
+             "redis://HOST:PORT on a trusted network or a local tunnel",
+             url);
   else if (strncmp(url, "memory:", 7) == 0)
     snprintf(err, errlen, "bad store URL '%s': memory: takes nothing after it",
              url);
@@ -110,6 +169,14 @@ gr_store *gr_store_open_url(const char *url, const gr_sqlite_options *o,
       st = gr_store_memory_new(settings.ttl_ms, settings.max_finished);
       if (!st)
         snprintf(err, errlen, "cannot make the store in memory: out of memory");
+    } else if (parsed->kind == GR_STORE_REDIS) {
+      gr_redis_options ro = {.host = parsed->host,
+                             .port = parsed->port,
+                             .db = parsed->db,
+                             .prefix = settings.prefix,
+                             .ttl_ms = settings.ttl_ms,
+                             .max_finished = settings.max_finished};
+      st = gr_store_redis_open(&ro, err, errlen);
     } else {
       st = gr_store_sqlite_open(parsed->path, &settings, err, errlen);
     }

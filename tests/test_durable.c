@@ -12,7 +12,11 @@
  *     start and says which file and what to do;
  *   - a full database: submits get 503 with Retry-After, nothing that got a
  *     202 is lost, and reads go on.
+ * The kill -9 and SIGTERM tests run on a Redis store too (a real
+ * redis-server with AOF, started by the test), and Redis going away gives
+ * 503s for submits and for reads it cannot answer, until it is back.
  */
+#include "redis_server.h"
 #include "t_server.h"
 
 #include <pthread.h>
@@ -28,12 +32,31 @@ static void teardown(void) {
   curl_global_cleanup();
 }
 
-/* Starts a server on the store file dir/g.db (with extra, a URL suffix)
- * and the given grace. */
+/* The store the loop tests run on: 0 SQLite, 1 Redis (started in the
+ * test's folder at its first server, stopped by stop_redis). */
+enum { ON_SQLITE, ON_REDIS };
+static int store_kind;
+static t_redis redis;
+
+static void stop_redis(void) {
+  t_redis_stop(&redis, 1);
+  memset(&redis, 0, sizeof redis);
+}
+
+/* Starts a server on the store file dir/g.db (with extra, a URL suffix),
+ * or on the test's Redis, and the given grace. */
 static void start_on(ts_server *s, const char *dir, const char *extra,
                      const char *grace) {
   static char url[256];
   snprintf(url, sizeof url, "sqlite:%s/g.db%s", dir, extra ? extra : "");
+  if (store_kind == ON_REDIS) {
+    if (!redis.pid) {
+      char rdir[128];
+      snprintf(rdir, sizeof rdir, "%s/redis", dir);
+      t_redis_start(&redis, rdir, NULL);
+    }
+    snprintf(url, sizeof url, "%s", redis.url);
+  }
   const char *args[] = {
       "--workers",  "2",   "--http-threads", "2", "--store",    url,
       "--grace-ms", grace, "--max-queued",   "0", "--max-wait", "30000",
@@ -134,6 +157,7 @@ static void *load(void *ud) {
 }
 
 START_TEST(kill_9_under_load_loses_nothing) {
+  store_kind = _i;
   char dir[64];
   t_tmpdir_make(dir, "gr_durable");
   ts_server s;
@@ -177,10 +201,11 @@ START_TEST(kill_9_under_load_loses_nothing) {
   }
   /* only the tasks running at the kill: at most the pool's workers */
   ck_assert_int_le(interrupted, 4);
-  fprintf(stderr, "kill -9: %d tasks accepted, %d interrupted\n", accepted,
-          interrupted);
+  fprintf(stderr, "kill -9 (%s): %d tasks accepted, %d interrupted\n",
+          _i == ON_REDIS ? "redis" : "sqlite", accepted, interrupted);
   ck_assert_int_eq(ts_stop(&again, SIGTERM), 0);
   ts_cleanup(&again);
+  stop_redis();
   t_tmpdir_remove(dir);
 }
 END_TEST
@@ -204,6 +229,7 @@ static ts_resp second_attempt_running(ts_server *s, const char *path) {
 }
 
 START_TEST(sigterm_keeps_queued_work_for_the_next_start) {
+  store_kind = _i;
   char dir[64];
   t_tmpdir_make(dir, "gr_durable");
   ts_server s;
@@ -267,6 +293,7 @@ START_TEST(sigterm_keeps_queued_work_for_the_next_start) {
   ts_release(&r);
   ck_assert_int_eq(ts_stop(&again, SIGTERM), 0);
   ts_cleanup(&again);
+  stop_redis();
   t_tmpdir_remove(dir);
 }
 END_TEST
@@ -456,13 +483,75 @@ START_TEST(full_database_answers_503_and_loses_nothing) {
 }
 END_TEST
 
+/* ---- Redis away: 503s, then back -------------------------------------- */
+
+START_TEST(redis_away_answers_503_and_loses_nothing) {
+  store_kind = ON_REDIS;
+  char dir[64], done_id[GR_RECORD_ID_MAX], id[GR_RECORD_ID_MAX], hv[32];
+  t_tmpdir_make(dir, "gr_durable");
+  ts_server s;
+  start_on(&s, dir, NULL, "300");
+  make_pool(&s, "w", 2, 100);
+  ck_assert_int_eq(
+      submit(&s, "w", "return (...) * 3", 4, done_id, sizeof done_id), 202);
+  ts_resp r = final_record(&s, "w", done_id);
+  ck_assert_str_eq(ts_str(&r, "state"), "succeeded");
+  ts_release(&r);
+
+  t_redis_stop(&redis, 1);
+  r = ts_call(&s, "POST", "/v1/pools/w/tasks", "{\"code\":\"return 1\"}", NULL);
+  ck_assert_msg(r.status == 503, "a submit without Redis: %ld %s", r.status,
+                r.body ? r.body : "");
+  ck_assert_str_eq(ts_str(&r, "type"),
+                   "tag:goroutined,2026:problem/store-unavailable");
+  ck_assert_msg(strstr(ts_str(&r, "detail"), "cannot be reached"), "%s",
+                r.body);
+  ck_assert_ptr_nonnull(ts_header(&r, "retry-after", hv, sizeof hv));
+  ts_release(&r);
+  /* a finished record cannot be read: 503, not 404 */
+  char path[160];
+  snprintf(path, sizeof path, "/v1/pools/w/tasks/%s", done_id);
+  r = ts_call(&s, "GET", path, NULL, NULL);
+  ck_assert_msg(r.status == 503, "a read without Redis: %ld %s", r.status,
+                r.body ? r.body : "");
+  ck_assert_ptr_nonnull(ts_header(&r, "retry-after", hv, sizeof hv));
+  ts_release(&r);
+  r = ts_call(&s, "GET", "/v1/pools/w/tasks", NULL, NULL);
+  ck_assert_int_eq(r.status, 503);
+  ts_release(&r);
+  r = ts_call(&s, "GET", "/healthz", NULL, NULL); /* still serving */
+  ck_assert_int_eq(r.status, 200);
+  ts_release(&r);
+
+  t_redis_restart(&redis); /* on its AOF: nothing accepted was lost */
+  ck_assert_int_eq(submit(&s, "w", "return (...) * 3", 5, id, sizeof id), 202);
+  r = final_record(&s, "w", id);
+  ck_assert_int_eq(
+      json_integer_value(json_array_get(json_object_get(r.json, "values"), 0)),
+      15);
+  ts_release(&r);
+  r = final_record(&s, "w", done_id);
+  ck_assert_int_eq(
+      json_integer_value(json_array_get(json_object_get(r.json, "values"), 0)),
+      12);
+  ts_release(&r);
+  ck_assert_int_eq(ts_stop(&s, SIGTERM), 0);
+  ts_cleanup(&s);
+  stop_redis();
+  t_tmpdir_remove(dir);
+}
+END_TEST
+
 static Suite *durable_suite(void) {
   Suite *s = suite_create("durable");
   TCase *tc = tcase_create("store");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 240);
-  tcase_add_test(tc, kill_9_under_load_loses_nothing);
-  tcase_add_test(tc, sigterm_keeps_queued_work_for_the_next_start);
+  tcase_add_loop_test(tc, kill_9_under_load_loses_nothing, ON_SQLITE,
+                      ON_REDIS + 1);
+  tcase_add_loop_test(tc, sigterm_keeps_queued_work_for_the_next_start,
+                      ON_SQLITE, ON_REDIS + 1);
+  tcase_add_test(tc, redis_away_answers_503_and_loses_nothing);
   tcase_add_test(tc, restored_jobs_count_under_max_jobs);
   tcase_add_test(tc, corrupt_or_foreign_files_refuse_to_start);
   tcase_add_test(tc, full_database_answers_503_and_loses_nothing);

@@ -758,6 +758,11 @@ typedef struct gr_store_ops {
    * the process. */
   void (*pending_deliveries)(gr_store *st, void (*fn)(void *ud, const char *id),
                              void *ud);
+  /* 1 when the store can be read now; 0 when it cannot (a server that
+   * does not answer): a find or list that gave nothing may then be wrong,
+   * and the caller should say "try later", not "not found". NULL: a store
+   * that is always readable. */
+  int (*readable)(gr_store *st);
 } gr_store_ops;
 struct gr_store {
   const gr_store_ops *ops;
@@ -886,6 +891,8 @@ size_t gr_record_list(gr_runtime *rt, const char *pool, int state,
                       uint64_t before, gr_record_entry *out, size_t limit);
 /* 0 while the store writes; else 1 with why in msg. */
 int gr_record_store_error(gr_runtime *rt, char *msg, size_t len);
+/* As gr_store_ops.readable, for the runtime's store. */
+int gr_record_store_readable(gr_runtime *rt);
 /* Whether the store keeps records beyond the process (not "memory"). */
 int gr_record_store_durable(gr_runtime *rt);
 /* The store's name (gr_store_ops.name): "memory", "sqlite", ... */

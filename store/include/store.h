@@ -5,8 +5,9 @@
  *
  * A store is named by a URL: "memory:" (core's store in memory: nothing
  * survives the process) or "sqlite:PATH" (a SQLite file in WAL mode,
- * writes committed in groups). Later, "redis://..." for several nodes. No
- * SQL appears outside store/.
+ * writes committed in groups) or "redis://HOST:PORT/DB" (a Redis server:
+ * one script per change; several nodes sharing one are the next step).
+ * No SQL and no Redis command appears outside store/.
  *
  * The SQLite store calls an update's done after the commit, with no lock
  * held, on the thread that committed it: the caller's own (before update
@@ -31,7 +32,30 @@ typedef struct gr_sqlite_options {
   size_t max_finished; /* at most this many finished records (0 = 10,000) */
   int64_t max_pages;   /* 0 = no limit; else the file's size in pages at
                           most (PRAGMA max_page_count) */
+  const char *prefix;  /* a Redis store's keys start with it (NULL:
+                          "goroutined:"); the SQLite store ignores it */
 } gr_sqlite_options;
+
+/* Where a Redis store is, and how it keeps records. */
+typedef struct gr_redis_options {
+  const char *host;
+  int port, db;
+  const char *prefix;  /* NULL: "goroutined:" */
+  int timeout_ms;      /* to connect and for each answer (0: 2 s) */
+  int64_t ttl_ms;      /* as gr_sqlite_options */
+  size_t max_finished; /* as gr_sqlite_options */
+} gr_redis_options;
+
+/* Opens the store on the Redis server o names (connecting once, to check
+ * it answers and to load the store's scripts). NULL with a message in err
+ * naming the server and why. The store connects again by itself after
+ * an error; while it cannot, writes fail with GR_ESTORE and its error op
+ * says why. */
+gr_store *gr_store_redis_open(const gr_redis_options *o, char *err,
+                              size_t errlen);
+/* Settings of the store's Redis server that can lose accepted work (no
+ * AOF, an eviction policy): how many, described in out ("" when none). */
+int gr_store_redis_warnings(gr_store *st, char *out, size_t len);
 
 /* Opens the store at path, creating it when missing. NULL, with a message
  * in err that names the file and what to do, when it cannot be opened,
@@ -43,7 +67,7 @@ typedef struct gr_sqlite_options {
 gr_store *gr_store_sqlite_open(const char *path, const gr_sqlite_options *o,
                                char *err, size_t errlen);
 
-enum gr_store_kind { GR_STORE_MEMORY, GR_STORE_SQLITE };
+enum gr_store_kind { GR_STORE_MEMORY, GR_STORE_SQLITE, GR_STORE_REDIS };
 
 /* Room for a path in a store URL, its NUL included. */
 #define GR_STORE_PATH_MAX 4096
@@ -53,13 +77,15 @@ typedef struct gr_store_url {
   int kind;                     /* enum gr_store_kind */
   char path[GR_STORE_PATH_MAX]; /* GR_STORE_SQLITE: the file */
   int64_t max_pages;            /* from "?max_pages=N"; 0 when absent */
+  char host[256];               /* GR_STORE_REDIS: the server */
+  int port, db;                 /* ... its port (6379) and database (0) */
 } gr_store_url;
 
 /* Parses a store URL:
  *   memory:                      the store in memory
  *   sqlite:PATH[?max_pages=N]    a SQLite file (sqlite:///abs/path too)
- * Returns 0, or -1 with a message in err (a scheme not supported yet, such
- * as redis://, is refused with one that says so). */
+ *   redis://HOST[:PORT][/DB]     a Redis server (port 6379, database 0)
+ * Returns 0, or -1 with a message in err. */
 int gr_store_url_parse(const char *url, gr_store_url *out, char *err,
                        size_t errlen);
 

@@ -1,13 +1,14 @@
 /*
- * sqlite_live.c - the SQLite store's unfinished records, by id.
+ * live.c - a store's unfinished records, by id (the SQLite and Redis
+ * stores).
  *
- * The file holds every record, but a waiter needs the record's future,
+ * The store holds every record, but a waiter needs the record's future,
  * which only this process has: from add until its final update is
- * committed, a record is "live" here, an entry holding its future. find
- * looks here first, and reads the file only for a record that is not
+ * written, a record is "live" here, an entry holding its future. find
+ * looks here first, and reads the store only for a record that is not
  * live. A chained hash under one mutex; the sections are short.
  */
-#include "sqlite_internal.h"
+#include "live.h"
 
 #include <assert.h>
 #include <stdio.h>

@@ -1,0 +1,1359 @@
+/*
+ * redis.c - the Redis store: gr_store_ops over a Redis server, for one
+ * node. Every change to a record is one script (redis_scripts.lua), run
+ * atomically by Redis; an op returns (or calls done) once Redis answered
+ * it, which is as durable as the server's persistence makes it (AOF with
+ * appendfsync always or everysec: see the README). Unfinished records
+ * are live here (live.c), with their futures; finished ones are read back
+ * from their hashes as final futures. A trimmer thread applies retention
+ * (--max-results, --result-ttl) in batches.
+ *
+ * Several nodes sharing one server (claims, leases, fencing) are the next
+ * step (docs/ARCHITECTURE.md, "Several nodes on Redis"); until then a
+ * node restores every unfinished record at its start, as with SQLite.
+ */
+#include "redis_internal.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DEFAULT_MAX_FINISHED 10000
+#define TRIM_BATCH 100
+#define KEY_MAX 512
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- keys ------------------------------------------------------------------
+ */
+
+void rd_tag(const char *pool, char *out, size_t len) {
+  if (pool && *pool)
+    snprintf(out, len, "{p:%s}", pool);
+  else
+    snprintf(out, len, "{jobs}");
+}
+
+/* PREFIX{tag}:what (what may be "r:" with id after it). */
+static void pool_key(const rd_store *st, char *out, const char *pool,
+                     const char *what, const char *id) {
+  char tag[GR_POOL_NAME_MAX + 8];
+  rd_tag(pool, tag, sizeof tag);
+  snprintf(out, KEY_MAX, "%s%s:%s%s", st->prefix, tag, what, id ? id : "");
+}
+
+/* PREFIX what (a key of the whole store). */
+static void store_key(const rd_store *st, char *out, const char *what,
+                      const char *id) {
+  snprintf(out, KEY_MAX, "%s%s%s", st->prefix, what, id ? id : "");
+}
+
+/* The keys of a record's state sets, 0 to 5, appended to a. */
+typedef struct state_keys {
+  char k[6][KEY_MAX];
+} state_keys;
+
+static void add_state_keys(const rd_store *st, rd_args *a, state_keys *sk,
+                           const char *pool) {
+  for (int s = 0; s <= GR_CANCELLED; s++) {
+    char what[16];
+    snprintf(what, sizeof what, "s:%d", s);
+    pool_key(st, sk->k[s], pool, what, NULL);
+    rd_arg_s(a, sk->k[s]);
+  }
+}
+
+static int frozen(rd_store *st) {
+  pthread_mutex_lock(&st->state_mu);
+  int f = st->frozen;
+  pthread_mutex_unlock(&st->state_mu);
+  return f;
+}
+
+static int restoring(rd_store *st) {
+  pthread_mutex_lock(&st->state_mu);
+  int r = st->restoring;
+  pthread_mutex_unlock(&st->state_mu);
+  return r;
+}
+
+/* A finish stamp: ms x 1000, strictly increasing in this process. */
+static int64_t finish_stamp(rd_store *st) {
+  int64_t stamp = now_ms() * 1000;
+  pthread_mutex_lock(&st->state_mu);
+  if (stamp <= st->last_stamp)
+    stamp = st->last_stamp + 1;
+  st->last_stamp = stamp;
+  st->trim_due = 1;
+  pthread_mutex_unlock(&st->state_mu);
+  return stamp;
+}
+
+static void free_replies(redisReply **r, int n) {
+  for (int i = 0; i < n; i++)
+    if (r[i])
+      freeReplyObject(r[i]);
+}
+
+/* ---- adding
+ * ------------------------------------------------------------------ */
+
+/* A new record: its seq, then the script. GR_OK (live->seq set), GR_EEXIST
+ * or GR_ECONFLICT (existing set), GR_EBUSY, GR_ESTORE. */
+static int add_new(rd_store *st, const gr_record *r, st_live *live,
+                   char *existing) {
+  char seq_key[KEY_MAX], index_key[KEY_MAX], tags_key[KEY_MAX];
+  store_key(st, seq_key, "seq", NULL);
+  store_key(st, index_key, "id:", r->id);
+  store_key(st, tags_key, "pools-used", NULL);
+  rd_args incr = {0}, index = {0}, used = {0};
+  rd_arg_s(&incr, "INCR");
+  rd_arg_s(&incr, seq_key);
+  rd_arg_s(&index, "SET");
+  rd_arg_s(&index, index_key);
+  rd_arg_s(&index, r->pool ? r->pool : "");
+  rd_arg_s(&used, "SADD");
+  rd_arg_s(&used, tags_key);
+  rd_arg_s(&used, r->pool ? r->pool : "");
+  rd_args *first[3] = {&incr, &index, &used};
+  redisReply *rep[3];
+  if (rd_pipeline(st, first, 3, rep) != 0)
+    return GR_ESTORE;
+  int bad = rd_reply_error(st, rep[0], "a new seq") ||
+            rd_reply_error(st, rep[1], "a record's index") ||
+            rd_reply_error(st, rep[2], "a record's pool") ||
+            rep[0]->type != REDIS_REPLY_INTEGER;
+  uint64_t seq = bad ? 0 : (uint64_t)rep[0]->integer;
+  free_replies(rep, 3);
+  if (bad)
+    return GR_ESTORE;
+
+  char rec_key[KEY_MAX], all_key[KEY_MAX], state_key[KEY_MAX],
+      idem_key[KEY_MAX];
+  pool_key(st, rec_key, r->pool, "r:", r->id);
+  pool_key(st, all_key, r->pool, "all", NULL);
+  char what[16];
+  snprintf(what, sizeof what, "s:%d", r->state);
+  pool_key(st, state_key, r->pool, what, NULL);
+  if (r->idem_key)
+    pool_key(st, idem_key, r->pool, "idem:", r->idem_key);
+  else
+    snprintf(idem_key, sizeof idem_key, "%s", rec_key);
+  rd_fields *f = malloc(sizeof *f);
+  rd_args *a = malloc(sizeof *a);
+  if (!f || !a) {
+    free(f);
+    free(a);
+    return GR_ENOMEM;
+  }
+  rd_fields_record(f, r, seq);
+  rd_eval_args(st, a, RD_ADD, 4);
+  rd_arg_s(a, rec_key);
+  rd_arg_s(a, all_key);
+  rd_arg_s(a, state_key);
+  rd_arg_s(a, idem_key);
+  rd_arg_s(a, r->id);
+  rd_arg_i(a, (int64_t)seq);
+  rd_arg_s(a, r->idem_key ? "1" : "0");
+  rd_arg_s(a, r->idem_digest ? r->idem_digest : "");
+  rd_fields_append(a, f);
+  redisReply *rep1 = rd_command(st, a);
+  free(a);
+  free(f);
+  int rc = GR_ESTORE;
+  if (!rd_reply_error(st, rep1, "a new record") &&
+      rep1->type == REDIS_REPLY_ARRAY && rep1->elements >= 1) {
+    const char *word = rep1->element[0]->str;
+    if (strcmp(word, "ok") == 0) {
+      rc = GR_OK;
+    } else if (strcmp(word, "busy") == 0) {
+      rc = GR_EBUSY;
+    } else if (rep1->elements >= 2) {
+      rc = strcmp(word, "exists") == 0 ? GR_EEXIST : GR_ECONFLICT;
+      snprintf(existing, GR_RECORD_ID_MAX, "%s", rep1->element[1]->str);
+    }
+  }
+  if (rep1)
+    freeReplyObject(rep1);
+  if (rc == GR_EEXIST || rc == GR_ECONFLICT) { /* our index is not needed */
+    rd_args del = {0};
+    rd_arg_s(&del, "DEL");
+    rd_arg_s(&del, index_key);
+    redisReply *gone = rd_command(st, &del);
+    if (gone)
+      freeReplyObject(gone);
+  }
+  if (rc == GR_OK) {
+    live->seq = seq;
+    rd_clear_failing(st);
+  }
+  return rc;
+}
+
+/* The fields and state sets of record r changed as f says, by the update
+ * script, with extra commands after it in the same round trip. 1 (done),
+ * 0 (no such record) or -1 (not written: the store's error says why). */
+static int run_update(rd_store *st, const gr_record *r, const rd_fields *f,
+                      rd_args *const *extra, int nextra) {
+  char rec_key[KEY_MAX];
+  pool_key(st, rec_key, r->pool, "r:", r->id);
+  rd_args *a = malloc(sizeof *a);
+  state_keys *sk = malloc(sizeof *sk);
+  if (!a || !sk) {
+    free(a);
+    free(sk);
+    rd_set_failing(st, "the store %s ran out of memory", st->url);
+    return -1;
+  }
+  rd_eval_args(st, a, RD_UPDATE, 7);
+  rd_arg_s(a, rec_key);
+  add_state_keys(st, a, sk, r->pool);
+  rd_arg_s(a, r->id);
+  rd_arg_i(a, r->state);
+  rd_fields_append(a, f);
+  rd_args *cmds[4] = {a};
+  for (int i = 0; i < nextra && i < 3; i++)
+    cmds[1 + i] = extra[i];
+  redisReply *rep[4] = {0};
+  int n = 1 + (nextra < 3 ? nextra : 3);
+  int rc = -1;
+  if (rd_pipeline(st, cmds, n, rep) == 0) {
+    rc = rd_reply_error(st, rep[0], "a record's change")
+             ? -1
+             : (rep[0]->type == REDIS_REPLY_INTEGER && rep[0]->integer == 1);
+    for (int i = 1; i < n && rc >= 0; i++)
+      if (rd_reply_error(st, rep[i], "a record's index"))
+        rc = -1;
+  }
+  free_replies(rep, n);
+  free(a);
+  free(sk);
+  if (rc >= 0)
+    rd_clear_failing(st);
+  return rc;
+}
+
+/* A finished record made unfinished again (a replay), in r's state:
+ * retention leaves it alone from now on. */
+static int reopen(rd_store *st, const gr_record *r) {
+  rd_fields f;
+  memset(&f, 0, sizeof f);
+  rd_arg_s(&f.set, "state");
+  rd_arg_i(&f.set, r->state);
+  rd_arg_s(&f.set, "attempt");
+  rd_arg_i(&f.set, r->attempt);
+  rd_arg_s(&f.set, "started_ms");
+  rd_arg_i(&f.set, r->started_ms);
+  rd_arg_s(&f.set, "finished_ms");
+  rd_arg_i(&f.set, r->finished_ms);
+  rd_arg_s(&f.set, "max_attempts");
+  rd_arg_i(&f.set, r->opts.max_attempts);
+  char done_key[KEY_MAX];
+  store_key(st, done_key, "done", NULL);
+  rd_args unfinish = {0};
+  rd_arg_s(&unfinish, "ZREM");
+  rd_arg_s(&unfinish, done_key);
+  rd_arg_s(&unfinish, r->id);
+  rd_args *extra[1] = {&unfinish};
+  int rc = run_update(st, r, &f, extra, 1);
+  return rc < 0 ? GR_ESTORE : rc == 0 ? GR_ENOTFOUND : GR_OK;
+}
+
+static int rd_add(gr_store *base, gr_record *r, gr_future *f, void **handle,
+                  char *existing) {
+  rd_store *st = (rd_store *)base;
+  st_live *live = st_live_new(r->id, r->pool, f);
+  if (!live)
+    return GR_ENOMEM;
+  if (st_live_insert(&st->live, live) != 0) {
+    st_live_entry_free(live);
+    return GR_EBUSY;
+  }
+  live->seq = r->seq;
+  if (r->seq != 0 && restoring(st)) {
+    *handle = live; /* stored already, as it is */
+    return GR_OK;
+  }
+  int rc = frozen(st) ? GR_ECLOSED
+           : r->seq   ? reopen(st, r)
+                      : add_new(st, r, live, existing);
+  if (rc != GR_OK) {
+    st_live_remove(&st->live, live);
+    st_live_entry_free(live);
+    return rc;
+  }
+  r->seq = live->seq;
+  *handle = live;
+  return GR_OK;
+}
+
+/* ---- updates
+ * ------------------------------------------------------------------ */
+
+static void rd_update(gr_store *base, void *handle, const gr_record *r,
+                      gr_store_done_fn done, void *ud) {
+  rd_store *st = (rd_store *)base;
+  st_live *live = handle;
+  assert(live);
+  if (frozen(st)) { /* the server keeps the record as it was */
+    done(ud, 1);
+    return;
+  }
+  rd_fields *f = malloc(sizeof *f);
+  if (!f) {
+    rd_set_failing(st, "the store %s ran out of memory", st->url);
+    done(ud, 0);
+    return;
+  }
+  rd_fields_update(f, r);
+  int final = GR_STATE_FINAL(r->state);
+  char done_key[KEY_MAX], deliveries_key[KEY_MAX];
+  rd_args finished = {0}, pending = {0};
+  int nextra = 0;
+  rd_args *extra[2];
+  if (final) {
+    int64_t stamp = finish_stamp(st);
+    store_key(st, done_key, "done", NULL);
+    rd_arg_s(&finished, "ZADD");
+    rd_arg_s(&finished, done_key);
+    rd_arg_i(&finished, stamp);
+    rd_arg_s(&finished, r->id);
+    extra[nextra++] = &finished;
+    if (r->delivery.state == GR_DELIVERY_PENDING) {
+      store_key(st, deliveries_key, "deliveries", NULL);
+      rd_arg_s(&pending, "ZADD");
+      rd_arg_s(&pending, deliveries_key);
+      rd_arg_i(&pending, stamp);
+      rd_arg_s(&pending, r->id);
+      extra[nextra++] = &pending;
+    }
+  }
+  gr_record keyed = *r; /* the pool as the record was added */
+  keyed.pool = live->is_job ? NULL : live->pool;
+  keyed.id = live->id;
+  int rc = run_update(st, &keyed, f, extra, nextra);
+  free(f);
+  if (rc < 0) {
+    done(ud, 0);
+    return;
+  }
+  if (final) { /* its final state is stored: reads find it there */
+    st_live_remove(&st->live, live);
+    st_live_entry_free(live);
+    pthread_mutex_lock(&st->state_mu);
+    pthread_cond_signal(&st->trim_cv);
+    pthread_mutex_unlock(&st->state_mu);
+  }
+  done(ud, 1);
+}
+
+/* ---- reads
+ * ---------------------------------------------------------------------- */
+
+/* The pool record id is in (copied into pool: "" for a job); 0, or -1
+ * when the store has no such record (or cannot be read). */
+static int pool_of(rd_store *st, const char *id, char *pool, size_t len) {
+  char index_key[KEY_MAX];
+  store_key(st, index_key, "id:", id);
+  rd_args a = {0};
+  rd_arg_s(&a, "GET");
+  rd_arg_s(&a, index_key);
+  redisReply *r = rd_command(st, &a);
+  int ok = r && r->type == REDIS_REPLY_STRING;
+  if (ok)
+    snprintf(pool, len, "%s", r->str);
+  if (r)
+    freeReplyObject(r);
+  return ok ? 0 : -1;
+}
+
+/* HGETALL of record id of pool; NULL when it cannot be read. */
+static redisReply *read_hash(rd_store *st, const char *pool, const char *id) {
+  char rec_key[KEY_MAX];
+  pool_key(st, rec_key, pool, "r:", id);
+  rd_args a = {0};
+  rd_arg_s(&a, "HGETALL");
+  rd_arg_s(&a, rec_key);
+  return rd_command(st, &a);
+}
+
+static gr_future *rd_find(gr_store *base, const char *id, char *pool,
+                          size_t poollen) {
+  rd_store *st = (rd_store *)base;
+  gr_future *f = st_live_find(&st->live, id, pool, poollen);
+  if (f)
+    return f;
+  char in[GR_POOL_NAME_MAX + 1];
+  if (pool_of(st, id, in, sizeof in) != 0)
+    return NULL;
+  redisReply *rep = read_hash(st, in, id);
+  gr_record r;
+  if (rep && rd_record_from_reply(rep, &r, 0) == 0) {
+    f = gr_future_new_final(&r);
+    if (f && pool && poollen)
+      snprintf(pool, poollen, "%s", in);
+  }
+  if (rep)
+    freeReplyObject(rep);
+  return f;
+}
+
+/* r and everything it points to in one allocation. */
+static gr_record *record_copy(const gr_record *r) {
+#define TEXT_SIZE(s) ((s) ? strlen(s) + 1 : 0)
+  size_t size = sizeof *r + TEXT_SIZE(r->id) + TEXT_SIZE(r->pool) +
+                r->work_len + r->values_len + TEXT_SIZE(r->error) +
+                r->history_len + TEXT_SIZE(r->idem_key) +
+                TEXT_SIZE(r->idem_digest) + TEXT_SIZE(r->callback) +
+                TEXT_SIZE(r->function) + TEXT_SIZE(r->progress_message);
+  gr_record *c = malloc(size);
+  if (!c)
+    return NULL;
+  *c = *r;
+  char *at = (char *)(c + 1);
+#define PUT(field, n)                                                          \
+  do {                                                                         \
+    if (r->field) {                                                            \
+      c->field = memcpy(at, r->field, n);                                      \
+      at += n;                                                                 \
+    }                                                                          \
+  } while (0)
+  PUT(id, TEXT_SIZE(r->id));
+  PUT(pool, TEXT_SIZE(r->pool));
+  PUT(work, r->work_len);
+  PUT(values, r->values_len);
+  PUT(error, TEXT_SIZE(r->error));
+  PUT(history, r->history_len);
+  PUT(idem_key, TEXT_SIZE(r->idem_key));
+  PUT(idem_digest, TEXT_SIZE(r->idem_digest));
+  PUT(callback, TEXT_SIZE(r->callback));
+  PUT(function, TEXT_SIZE(r->function));
+  PUT(progress_message, TEXT_SIZE(r->progress_message));
+#undef PUT
+#undef TEXT_SIZE
+  c->delivery.last_error = NULL;
+  return c;
+}
+
+static int rd_read(gr_store *base, const char *id,
+                   void (*fn)(void *ud, const gr_record *r), void *ud) {
+  rd_store *st = (rd_store *)base;
+  char pool[GR_POOL_NAME_MAX + 1];
+  if (pool_of(st, id, pool, sizeof pool) != 0)
+    return GR_ENOTFOUND;
+  redisReply *rep = read_hash(st, pool, id);
+  gr_record r, *copy = NULL;
+  int rc = GR_ENOTFOUND;
+  if (rep && rd_record_from_reply(rep, &r, 1) == 0) {
+    copy = record_copy(&r);
+    rc = copy ? GR_OK : GR_ENOMEM;
+  }
+  if (rep)
+    freeReplyObject(rep);
+  if (copy) /* no lock held: fn may call the store */
+    fn(ud, copy);
+  free(copy);
+  return rc;
+}
+
+/* The future of a list's record r (read just now): the live one, else
+ * one made from the hash (read again when r was unfinished: it has
+ * finished since, its final fields are stored). */
+static gr_future *entry_future(rd_store *st, const gr_record *r,
+                               const char *pool) {
+  gr_future *f = st_live_find(&st->live, r->id, NULL, 0);
+  if (f || GR_STATE_FINAL(r->state))
+    return f ? f : gr_future_new_final(r);
+  redisReply *again = read_hash(st, pool, r->id);
+  gr_record now;
+  if (again && rd_record_from_reply(again, &now, 0) == 0)
+    f = gr_future_new_final(&now);
+  if (again)
+    freeReplyObject(again);
+  return f;
+}
+
+static size_t rd_list(gr_store *base, const char *pool, int state,
+                      uint64_t before, gr_record_entry *out, size_t limit) {
+  rd_store *st = (rd_store *)base;
+  if (limit == 0)
+    return 0;
+  char set_key[KEY_MAX], what[16];
+  if (state < 0)
+    snprintf(what, sizeof what, "all");
+  else
+    snprintf(what, sizeof what, "s:%d", state);
+  pool_key(st, set_key, pool, what, NULL);
+  rd_args a = {0};
+  rd_arg_s(&a, "ZREVRANGEBYSCORE");
+  rd_arg_s(&a, set_key);
+  if (before)
+    rd_arg_f(&a, "(%llu", (unsigned long long)before);
+  else
+    rd_arg_s(&a, "+inf");
+  rd_arg_s(&a, "-inf");
+  rd_arg_s(&a, "LIMIT");
+  rd_arg_s(&a, "0");
+  rd_arg_i(&a, (int64_t)limit);
+  redisReply *ids = rd_command(st, &a);
+  size_t n = 0;
+  if (!ids || ids->type != REDIS_REPLY_ARRAY) {
+    if (ids)
+      freeReplyObject(ids);
+    return 0;
+  }
+  for (size_t i = 0; i < ids->elements && n < limit; i++) {
+    const char *id = ids->element[i]->str;
+    redisReply *rep = read_hash(st, pool, id);
+    gr_record r;
+    if (rep && rd_record_from_reply(rep, &r, 0) == 0) {
+      gr_record_entry *e = &out[n];
+      e->future = entry_future(st, &r, pool);
+      if (e->future) {
+        snprintf(e->id, sizeof e->id, "%s", r.id);
+        snprintf(e->pool, sizeof e->pool, "%s", pool ? pool : "");
+        e->seq = r.seq;
+        e->changed_ms = 0;
+        n++;
+      }
+    }
+    if (rep)
+      freeReplyObject(rep);
+  }
+  freeReplyObject(ids);
+  return n;
+}
+
+static int rd_read_logs(gr_store *base, const char *id, void **bytes,
+                        size_t *len, uint64_t *dropped) {
+  rd_store *st = (rd_store *)base;
+  *bytes = NULL;
+  *len = 0;
+  *dropped = 0;
+  char pool[GR_POOL_NAME_MAX + 1], rec_key[KEY_MAX];
+  if (pool_of(st, id, pool, sizeof pool) != 0)
+    return GR_ENOTFOUND;
+  pool_key(st, rec_key, pool, "r:", id);
+  rd_args a = {0};
+  rd_arg_s(&a, "HMGET");
+  rd_arg_s(&a, rec_key);
+  rd_arg_s(&a, "state");
+  rd_arg_s(&a, "logs");
+  rd_arg_s(&a, "logs_dropped");
+  redisReply *r = rd_command(st, &a);
+  int rc = GR_ENOTFOUND;
+  if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+      r->element[0]->type == REDIS_REPLY_STRING) {
+    rc = GR_OK;
+    if (r->element[1]->type == REDIS_REPLY_STRING) {
+      *bytes = malloc(r->element[1]->len ? r->element[1]->len : 1);
+      if (!*bytes) {
+        rc = GR_ENOMEM;
+      } else {
+        memcpy(*bytes, r->element[1]->str, r->element[1]->len);
+        *len = r->element[1]->len;
+      }
+    }
+    if (r->element[2]->type == REDIS_REPLY_STRING)
+      *dropped = strtoull(r->element[2]->str, NULL, 10);
+  }
+  if (r)
+    freeReplyObject(r);
+  return rc;
+}
+
+/* ---- dropping records: forget and retention
+ * ------------------------------------- */
+
+/* Drops finished record id: 1, 0 when it is not there, -1 when it is not
+ * finished, -2 when the store could not be reached. */
+static int drop_record(rd_store *st, const char *id) {
+  char pool[GR_POOL_NAME_MAX + 1];
+  char done_key[KEY_MAX], index_key[KEY_MAX], deliveries_key[KEY_MAX];
+  store_key(st, done_key, "done", NULL);
+  store_key(st, index_key, "id:", id);
+  store_key(st, deliveries_key, "deliveries", NULL);
+  if (pool_of(st, id, pool, sizeof pool) != 0) {
+    rd_args gone = {0};
+    rd_arg_s(&gone, "ZREM");
+    rd_arg_s(&gone, done_key);
+    rd_arg_s(&gone, id);
+    redisReply *r = rd_command(st, &gone);
+    if (r)
+      freeReplyObject(r);
+    return 0;
+  }
+  char rec_key[KEY_MAX], all_key[KEY_MAX], idem_key[KEY_MAX];
+  pool_key(st, rec_key, pool, "r:", id);
+  pool_key(st, all_key, pool, "all", NULL);
+  snprintf(idem_key, sizeof idem_key, "%s", rec_key);
+  rd_args get = {0};
+  rd_arg_s(&get, "HGET");
+  rd_arg_s(&get, rec_key);
+  rd_arg_s(&get, "idem_key");
+  redisReply *key = rd_command(st, &get);
+  if (!key)
+    return -2;
+  if (key->type == REDIS_REPLY_STRING)
+    pool_key(st, idem_key, pool, "idem:", key->str);
+  freeReplyObject(key);
+
+  rd_args *a = malloc(sizeof *a);
+  state_keys *sk = malloc(sizeof *sk);
+  if (!a || !sk) {
+    free(a);
+    free(sk);
+    return -2;
+  }
+  rd_eval_args(st, a, RD_DROP, 9);
+  rd_arg_s(a, rec_key);
+  rd_arg_s(a, all_key);
+  add_state_keys(st, a, sk, pool);
+  rd_arg_s(a, idem_key);
+  rd_arg_s(a, id);
+  rd_arg_s(a, "1");
+  rd_args unindex = {0}, undone = {0}, undeliver = {0};
+  rd_arg_s(&undone, "ZREM");
+  rd_arg_s(&undone, done_key);
+  rd_arg_s(&undone, id);
+  redisReply *rep = rd_command(st, a);
+  free(a);
+  free(sk);
+  int rc = rep && rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : -2;
+  if (rep)
+    freeReplyObject(rep);
+  if (rc == 1) {
+    rd_arg_s(&unindex, "DEL");
+    rd_arg_s(&unindex, index_key);
+    rd_arg_s(&undeliver, "ZREM");
+    rd_arg_s(&undeliver, deliveries_key);
+    rd_arg_s(&undeliver, id);
+    rd_args *after[3] = {&unindex, &undone, &undeliver};
+    redisReply *r[3];
+    if (rd_pipeline(st, after, 3, r) == 0)
+      free_replies(r, 3);
+  } else if (rc == 0) {
+    rd_args *after[1] = {&undone};
+    redisReply *r[1];
+    if (rd_pipeline(st, after, 1, r) == 0)
+      free_replies(r, 1);
+  }
+  return rc;
+}
+
+static int rd_forget(gr_store *base, const char *id) {
+  rd_store *st = (rd_store *)base;
+  if (frozen(st))
+    return 0;
+  return drop_record(st, id) == 1;
+}
+
+/* Ids from a sorted set's range command; their count (into ids, each
+ * GR_RECORD_ID_MAX bytes), or -1. */
+static int range_ids(rd_store *st, rd_args *a, char (*ids)[GR_RECORD_ID_MAX],
+                     int max) {
+  redisReply *r = rd_command(st, a);
+  int n = -1;
+  if (r && r->type == REDIS_REPLY_ARRAY) {
+    n = 0;
+    for (size_t i = 0; i < r->elements && n < max; i++)
+      if (r->element[i]->type == REDIS_REPLY_STRING)
+        snprintf(ids[n++], GR_RECORD_ID_MAX, "%s", r->element[i]->str);
+  }
+  if (r)
+    freeReplyObject(r);
+  return n;
+}
+
+/* One round of retention: at most TRIM_BATCH records over the count, then
+ * as many past the TTL. 1 when it dropped a full batch (more may wait). */
+static int trim_once(rd_store *st) {
+  char done_key[KEY_MAX];
+  store_key(st, done_key, "done", NULL);
+  static char ids[TRIM_BATCH][GR_RECORD_ID_MAX];
+  rd_args card = {0};
+  rd_arg_s(&card, "ZCARD");
+  rd_arg_s(&card, done_key);
+  redisReply *r = rd_command(st, &card);
+  long long count = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+  if (r)
+    freeReplyObject(r);
+  if (count < 0)
+    return 0;
+  int full = 0;
+  long long excess = count - (long long)st->max_finished;
+  if (excess > 0) {
+    rd_args a = {0};
+    rd_arg_s(&a, "ZRANGE");
+    rd_arg_s(&a, done_key);
+    rd_arg_s(&a, "0");
+    rd_arg_i(&a, (excess < TRIM_BATCH ? excess : TRIM_BATCH) - 1);
+    int n = range_ids(st, &a, ids, TRIM_BATCH);
+    for (int i = 0; i < n; i++)
+      if (drop_record(st, ids[i]) == -1) { /* running again: not finished */
+        rd_args rm = {0};
+        rd_arg_s(&rm, "ZREM");
+        rd_arg_s(&rm, done_key);
+        rd_arg_s(&rm, ids[i]);
+        redisReply *x = rd_command(st, &rm);
+        if (x)
+          freeReplyObject(x);
+      }
+    full |= n == TRIM_BATCH;
+  }
+  if (st->ttl_ms > 0) {
+    rd_args a = {0};
+    rd_arg_s(&a, "ZRANGEBYSCORE");
+    rd_arg_s(&a, done_key);
+    rd_arg_s(&a, "-inf");
+    rd_arg_i(&a, (now_ms() - st->ttl_ms) * 1000);
+    rd_arg_s(&a, "LIMIT");
+    rd_arg_s(&a, "0");
+    rd_arg_i(&a, TRIM_BATCH);
+    int n = range_ids(st, &a, ids, TRIM_BATCH);
+    for (int i = 0; i < n; i++)
+      drop_record(st, ids[i]);
+    full |= n == TRIM_BATCH;
+  }
+  return full;
+}
+
+/* The trimmer thread: retention after finishes (or once a second for the
+ * TTL), in batches, while the store is not frozen. */
+static void *trimmer_main(void *arg) {
+  rd_store *st = arg;
+  pthread_mutex_lock(&st->state_mu);
+  while (!st->stopping) {
+    if (!st->trim_due) {
+      struct timespec until;
+      clock_gettime(CLOCK_REALTIME, &until);
+      until.tv_sec += 1;
+      pthread_cond_timedwait(&st->trim_cv, &st->state_mu, &until);
+    }
+    if (st->stopping)
+      break;
+    int go = !st->frozen;
+    st->trim_due = 0;
+    pthread_mutex_unlock(&st->state_mu);
+    int more = go ? trim_once(st) : 0;
+    pthread_mutex_lock(&st->state_mu);
+    if (more)
+      st->trim_due = 1;
+  }
+  pthread_mutex_unlock(&st->state_mu);
+  return NULL;
+}
+
+/* ---- pools
+ * ---------------------------------------------------------------------------
+ */
+
+static int rd_pool_put(gr_store *base, const char *name, int64_t workers,
+                       int64_t queue_size) {
+  rd_store *st = (rd_store *)base;
+  if (frozen(st))
+    return GR_OK;
+  char def_key[KEY_MAX], pools_key[KEY_MAX];
+  pool_key(st, def_key, name, "def", NULL);
+  store_key(st, pools_key, "pools", NULL);
+  rd_args put = {0}, add = {0};
+  rd_arg_s(&put, "HSET");
+  rd_arg_s(&put, def_key);
+  rd_arg_s(&put, "workers");
+  rd_arg_i(&put, workers);
+  rd_arg_s(&put, "queue_size");
+  rd_arg_i(&put, queue_size);
+  rd_arg_s(&put, "created_ms");
+  rd_arg_i(&put, now_ms());
+  rd_arg_s(&add, "SADD");
+  rd_arg_s(&add, pools_key);
+  rd_arg_s(&add, name);
+  rd_args *cmds[2] = {&put, &add};
+  redisReply *r[2];
+  if (rd_pipeline(st, cmds, 2, r) != 0)
+    return GR_ESTORE;
+  int bad = rd_reply_error(st, r[0], "a pool's definition") ||
+            rd_reply_error(st, r[1], "a pool's definition");
+  free_replies(r, 2);
+  if (!bad)
+    rd_clear_failing(st);
+  return bad ? GR_ESTORE : GR_OK;
+}
+
+static int rd_pool_drop(gr_store *base, const char *name) {
+  rd_store *st = (rd_store *)base;
+  if (frozen(st))
+    return GR_OK;
+  char def_key[KEY_MAX], pools_key[KEY_MAX];
+  pool_key(st, def_key, name, "def", NULL);
+  store_key(st, pools_key, "pools", NULL);
+  rd_args del = {0}, rem = {0};
+  rd_arg_s(&rem, "SREM");
+  rd_arg_s(&rem, pools_key);
+  rd_arg_s(&rem, name);
+  rd_arg_s(&del, "DEL");
+  rd_arg_s(&del, def_key);
+  rd_args *cmds[2] = {&rem, &del};
+  redisReply *r[2];
+  if (rd_pipeline(st, cmds, 2, r) != 0)
+    return GR_ESTORE;
+  int bad = rd_reply_error(st, r[0], "a pool's removal") ||
+            rd_reply_error(st, r[1], "a pool's removal");
+  free_replies(r, 2);
+  return bad ? GR_ESTORE : GR_OK;
+}
+
+/* ---- restore
+ * ---------------------------------------------------------------------------
+ */
+
+typedef struct unfinished {
+  uint64_t seq;
+  char id[GR_RECORD_ID_MAX];
+  char pool[GR_POOL_NAME_MAX + 1];
+} unfinished;
+
+static int by_seq(const void *a, const void *b) {
+  uint64_t x = ((const unfinished *)a)->seq, y = ((const unfinished *)b)->seq;
+  return x < y ? -1 : x > y;
+}
+
+/* The members of set key (a reply to free), or NULL. */
+static redisReply *members(rd_store *st, const char *key) {
+  rd_args a = {0};
+  rd_arg_s(&a, "SMEMBERS");
+  rd_arg_s(&a, key);
+  redisReply *r = rd_command(st, &a);
+  if (r && r->type != REDIS_REPLY_ARRAY) {
+    rd_reply_error(st, r, "a read of the pools");
+    freeReplyObject(r);
+    r = NULL;
+  }
+  return r;
+}
+
+static int restore_pools(rd_store *st, const gr_restore_fns *fns) {
+  char pools_key[KEY_MAX];
+  store_key(st, pools_key, "pools", NULL);
+  redisReply *names = members(st, pools_key);
+  if (!names)
+    return GR_ESTORE;
+  int rc = GR_OK;
+  for (size_t i = 0; i < names->elements && rc == GR_OK; i++) {
+    const char *name = names->element[i]->str;
+    char def_key[KEY_MAX];
+    pool_key(st, def_key, name, "def", NULL);
+    rd_args a = {0};
+    rd_arg_s(&a, "HMGET");
+    rd_arg_s(&a, def_key);
+    rd_arg_s(&a, "workers");
+    rd_arg_s(&a, "queue_size");
+    redisReply *d = rd_command(st, &a);
+    if (!d || d->type != REDIS_REPLY_ARRAY || d->elements != 2) {
+      rc = GR_ESTORE;
+    } else if (d->element[0]->type == REDIS_REPLY_STRING &&
+               d->element[1]->type == REDIS_REPLY_STRING) {
+      rc = fns->pool(fns->ud, name, strtoll(d->element[0]->str, NULL, 10),
+                     strtoll(d->element[1]->str, NULL, 10));
+    }
+    if (d)
+      freeReplyObject(d);
+  }
+  freeReplyObject(names);
+  return rc;
+}
+
+/* Appends the queued and running records of pool ("" : the jobs) to
+ * *list. 0, or -1. */
+static int gather(rd_store *st, const char *pool, unfinished **list, size_t *n,
+                  size_t *cap) {
+  for (int state = GR_QUEUED; state <= GR_RUNNING; state++) {
+    char set_key[KEY_MAX], what[16];
+    snprintf(what, sizeof what, "s:%d", state);
+    pool_key(st, set_key, pool, what, NULL);
+    rd_args a = {0};
+    rd_arg_s(&a, "ZRANGE");
+    rd_arg_s(&a, set_key);
+    rd_arg_s(&a, "0");
+    rd_arg_s(&a, "-1");
+    rd_arg_s(&a, "WITHSCORES");
+    redisReply *r = rd_command(st, &a);
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+      rd_reply_error(st, r, "a read of unfinished records");
+      if (r)
+        freeReplyObject(r);
+      return -1;
+    }
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+      if (*n == *cap) {
+        size_t more = *cap ? *cap * 2 : 256;
+        unfinished *grown = realloc(*list, more * sizeof **list);
+        if (!grown) {
+          freeReplyObject(r);
+          return -1;
+        }
+        *list = grown;
+        *cap = more;
+      }
+      unfinished *u = &(*list)[(*n)++];
+      snprintf(u->id, sizeof u->id, "%s", r->element[i]->str);
+      snprintf(u->pool, sizeof u->pool, "%s", pool);
+      u->seq = strtoull(r->element[i + 1]->str, NULL, 10);
+    }
+    freeReplyObject(r);
+  }
+  return 0;
+}
+
+static void set_restoring(rd_store *st, int on) {
+  pthread_mutex_lock(&st->state_mu);
+  st->restoring = on;
+  pthread_mutex_unlock(&st->state_mu);
+}
+
+static int rd_restore(gr_store *base, const gr_restore_fns *fns) {
+  rd_store *st = (rd_store *)base;
+  int rc = restore_pools(st, fns);
+  if (rc != GR_OK)
+    return rc;
+  char used_key[KEY_MAX];
+  store_key(st, used_key, "pools-used", NULL);
+  redisReply *used = members(st, used_key);
+  if (!used)
+    return GR_ESTORE;
+  unfinished *list = NULL;
+  size_t n = 0, cap = 0;
+  int jobs_seen = 0;
+  for (size_t i = 0; i < used->elements && rc == GR_OK; i++) {
+    jobs_seen |= used->element[i]->str[0] == '\0';
+    if (gather(st, used->element[i]->str, &list, &n, &cap) != 0)
+      rc = GR_ESTORE;
+  }
+  freeReplyObject(used);
+  if (rc == GR_OK && !jobs_seen && gather(st, "", &list, &n, &cap) != 0)
+    rc = GR_ESTORE;
+  if (rc == GR_OK && n > 0)
+    qsort(list, n, sizeof *list, by_seq);
+  set_restoring(st, 1);
+  for (size_t i = 0; i < n && rc == GR_OK; i++) {
+    redisReply *rep = read_hash(st, list[i].pool, list[i].id);
+    gr_record r;
+    if (!rep)
+      rc = GR_ESTORE;
+    else if (rd_record_from_reply(rep, &r, 1) == 0 && !GR_STATE_FINAL(r.state))
+      rc = fns->record(fns->ud, &r);
+    if (rep)
+      freeReplyObject(rep);
+  }
+  set_restoring(st, 0);
+  free(list);
+  return rc;
+}
+
+/* ---- functions
+ * ----------------------------------------------------------------------- */
+
+static void fn_key(const rd_store *st, char *out, const char *name) {
+  snprintf(out, KEY_MAX, "%s{f:%s}:fn", st->prefix, name);
+}
+
+static int rd_fn_put(gr_store *base, const char *name, const char *code,
+                     size_t len, const char *sha256, int64_t created_ms,
+                     gr_function_info *out, int *created) {
+  rd_store *st = (rd_store *)base;
+  *created = 0;
+  if (frozen(st))
+    return GR_ESTORE;
+  char key[KEY_MAX], names_key[KEY_MAX];
+  fn_key(st, key, name);
+  store_key(st, names_key, "fns", NULL);
+  rd_args a, add = {0};
+  rd_eval_args(st, &a, RD_FN_PUT, 1);
+  rd_arg_s(&a, key);
+  rd_arg_s(&a, sha256);
+  rd_arg_i(&a, created_ms);
+  rd_arg(&a, code, len);
+  rd_arg_s(&add, "ZADD");
+  rd_arg_s(&add, names_key);
+  rd_arg_s(&add, "0");
+  rd_arg_s(&add, name);
+  rd_args *cmds[2] = {&a, &add};
+  redisReply *r[2];
+  if (rd_pipeline(st, cmds, 2, r) != 0)
+    return GR_ESTORE;
+  int rc = GR_ESTORE;
+  if (!rd_reply_error(st, r[0], "a function's version") &&
+      !rd_reply_error(st, r[1], "a function's name") &&
+      r[0]->type == REDIS_REPLY_ARRAY && r[0]->elements == 3) {
+    snprintf(out->name, sizeof out->name, "%s", name);
+    out->version = r[0]->element[0]->integer;
+    *created = r[0]->element[1]->integer == 1;
+    const redisReply *at = r[0]->element[2];
+    out->created_ms = at->type == REDIS_REPLY_STRING
+                          ? strtoll(at->str, NULL, 10)
+                          : at->integer;
+    snprintf(out->sha256, sizeof out->sha256, "%s", sha256);
+    rc = GR_OK;
+    rd_clear_failing(st);
+  }
+  free_replies(r, 2);
+  return rc;
+}
+
+/* The latest version of function key, 0 when there is none, -1 when the
+ * store cannot be read. */
+static int64_t fn_latest(rd_store *st, const char *key) {
+  rd_args a = {0};
+  rd_arg_s(&a, "HGET");
+  rd_arg_s(&a, key);
+  rd_arg_s(&a, "latest");
+  redisReply *r = rd_command(st, &a);
+  int64_t v = !r                              ? -1
+              : r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10)
+              : r->type == REDIS_REPLY_NIL    ? 0
+                                              : -1;
+  if (r)
+    freeReplyObject(r);
+  return v;
+}
+
+/* Version of function name (its hash at key) into out, the code too when
+ * code is not NULL: GR_OK or GR_ENOTFOUND. */
+static int fn_version(rd_store *st, const char *key, const char *name,
+                      int64_t version, gr_function_info *out, char **code,
+                      size_t *len) {
+  rd_args a = {0};
+  rd_arg_s(&a, "HMGET");
+  rd_arg_s(&a, key);
+  rd_arg_f(&a, "%lld:sha", (long long)version);
+  rd_arg_f(&a, "%lld:at", (long long)version);
+  if (code)
+    rd_arg_f(&a, "%lld:code", (long long)version);
+  redisReply *r = rd_command(st, &a);
+  int rc = GR_ENOTFOUND;
+  if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
+      r->element[0]->type == REDIS_REPLY_STRING &&
+      r->element[1]->type == REDIS_REPLY_STRING &&
+      (!code || r->element[2]->type == REDIS_REPLY_STRING)) {
+    snprintf(out->name, sizeof out->name, "%s", name);
+    out->version = version;
+    snprintf(out->sha256, sizeof out->sha256, "%s", r->element[0]->str);
+    out->created_ms = strtoll(r->element[1]->str, NULL, 10);
+    rc = GR_OK;
+    if (code) {
+      *code = malloc(r->element[2]->len + 1);
+      if (!*code) {
+        rc = GR_ENOMEM;
+      } else {
+        memcpy(*code, r->element[2]->str, r->element[2]->len);
+        (*code)[r->element[2]->len] = '\0';
+        *len = r->element[2]->len;
+      }
+    }
+  }
+  if (r)
+    freeReplyObject(r);
+  return rc;
+}
+
+static int rd_fn_get(gr_store *base, const char *name, int64_t version,
+                     gr_function_info *out, char **code, size_t *len) {
+  rd_store *st = (rd_store *)base;
+  char key[KEY_MAX];
+  fn_key(st, key, name);
+  int64_t latest = fn_latest(st, key);
+  if (latest <= 0 || version > latest)
+    return GR_ENOTFOUND;
+  return fn_version(st, key, name, version ? version : latest, out, code, len);
+}
+
+static size_t rd_fn_list(gr_store *base, const char *name, const char *after,
+                         gr_function_info *out, size_t limit) {
+  rd_store *st = (rd_store *)base;
+  char key[KEY_MAX];
+  size_t n = 0;
+  if (name) {
+    fn_key(st, key, name);
+    for (int64_t v = fn_latest(st, key); v > 0 && n < limit; v--)
+      if (fn_version(st, key, name, v, &out[n], NULL, NULL) == GR_OK)
+        n++;
+    return n;
+  }
+  char names_key[KEY_MAX];
+  store_key(st, names_key, "fns", NULL);
+  rd_args a = {0};
+  rd_arg_s(&a, "ZRANGEBYLEX");
+  rd_arg_s(&a, names_key);
+  if (after && *after)
+    rd_arg_f(&a, "(%s", after);
+  else
+    rd_arg_s(&a, "-");
+  rd_arg_s(&a, "+");
+  rd_arg_s(&a, "LIMIT");
+  rd_arg_s(&a, "0");
+  rd_arg_i(&a, (int64_t)limit);
+  redisReply *r = rd_command(st, &a);
+  if (r && r->type == REDIS_REPLY_ARRAY)
+    for (size_t i = 0; i < r->elements && n < limit; i++) {
+      const char *fname = r->element[i]->str;
+      fn_key(st, key, fname);
+      int64_t v = fn_latest(st, key);
+      if (v > 0 && fn_version(st, key, fname, v, &out[n], NULL, NULL) == GR_OK)
+        n++;
+    }
+  if (r)
+    freeReplyObject(r);
+  return n;
+}
+
+static int rd_fn_drop(gr_store *base, const char *name) {
+  rd_store *st = (rd_store *)base;
+  if (frozen(st))
+    return GR_ESTORE;
+  char key[KEY_MAX], names_key[KEY_MAX];
+  fn_key(st, key, name);
+  store_key(st, names_key, "fns", NULL);
+  rd_args del = {0}, rem = {0};
+  rd_arg_s(&del, "DEL");
+  rd_arg_s(&del, key);
+  rd_arg_s(&rem, "ZREM");
+  rd_arg_s(&rem, names_key);
+  rd_arg_s(&rem, name);
+  rd_args *cmds[2] = {&del, &rem};
+  redisReply *r[2];
+  if (rd_pipeline(st, cmds, 2, r) != 0)
+    return GR_ESTORE;
+  int rc = rd_reply_error(st, r[0], "a function's removal")         ? GR_ESTORE
+           : r[0]->type == REDIS_REPLY_INTEGER && r[0]->integer > 0 ? 1
+                                                                    : 0;
+  free_replies(r, 2);
+  return rc;
+}
+
+/* ---- webhook deliveries
+ * ------------------------------------------------------------- */
+
+static void rd_deliver(gr_store *base, const char *id, int attempt,
+                       const gr_delivery *d) {
+  rd_store *st = (rd_store *)base;
+  if (frozen(st))
+    return; /* resumed at the next start */
+  char pool[GR_POOL_NAME_MAX + 1];
+  if (pool_of(st, id, pool, sizeof pool) != 0)
+    return;
+  char rec_key[KEY_MAX], deliveries_key[KEY_MAX];
+  pool_key(st, rec_key, pool, "r:", id);
+  store_key(st, deliveries_key, "deliveries", NULL);
+  rd_fields f;
+  memset(&f, 0, sizeof f);
+  rd_fields_delivery(&f, d);
+  rd_args a, later = {0};
+  rd_eval_args(st, &a, RD_DELIVER, 1);
+  rd_arg_s(&a, rec_key);
+  rd_arg_i(&a, attempt);
+  rd_fields_append(&a, &f);
+  if (d->state == GR_DELIVERY_PENDING) {
+    rd_arg_s(&later, "ZADD");
+    rd_arg_s(&later, deliveries_key);
+    rd_arg_s(&later, "NX");
+    rd_arg_i(&later, now_ms() * 1000);
+    rd_arg_s(&later, id);
+  } else {
+    rd_arg_s(&later, "ZREM");
+    rd_arg_s(&later, deliveries_key);
+    rd_arg_s(&later, id);
+  }
+  rd_args *cmds[2] = {&a, &later};
+  redisReply *r[2];
+  if (rd_pipeline(st, cmds, 2, r) != 0)
+    return;
+  rd_reply_error(st, r[0], "a webhook's delivery");
+  free_replies(r, 2);
+}
+
+static void rd_pending_deliveries(gr_store *base,
+                                  void (*fn)(void *ud, const char *id),
+                                  void *ud) {
+  rd_store *st = (rd_store *)base;
+  char deliveries_key[KEY_MAX];
+  store_key(st, deliveries_key, "deliveries", NULL);
+  rd_args a = {0};
+  rd_arg_s(&a, "ZRANGE");
+  rd_arg_s(&a, deliveries_key);
+  rd_arg_s(&a, "0");
+  rd_arg_s(&a, "-1");
+  redisReply *r = rd_command(st, &a);
+  if (r && r->type == REDIS_REPLY_ARRAY)
+    for (size_t i = 0; i < r->elements; i++)
+      if (r->element[i]->type == REDIS_REPLY_STRING)
+        fn(ud, r->element[i]->str);
+  if (r)
+    freeReplyObject(r);
+}
+
+/* ---- the store
+ * ------------------------------------------------------------------------ */
+
+static void rd_freeze(gr_store *base) {
+  rd_store *st = (rd_store *)base;
+  pthread_mutex_lock(&st->state_mu);
+  st->frozen = 1; /* every write returns before its caller goes on */
+  pthread_mutex_unlock(&st->state_mu);
+}
+
+static int rd_error(gr_store *base, char *msg, size_t len) {
+  rd_store *st = (rd_store *)base;
+  pthread_mutex_lock(&st->state_mu);
+  int failing = st->failing;
+  if (failing && msg && len)
+    snprintf(msg, len, "%s", st->error);
+  pthread_mutex_unlock(&st->state_mu);
+  return failing;
+}
+
+/* Readable when connected, or when a connection can be made now. */
+static int rd_readable(gr_store *base) {
+  return rd_connect((rd_store *)base) == 0;
+}
+
+static void store_free(rd_store *st) {
+  if (st->trimmer_started) {
+    pthread_mutex_lock(&st->state_mu);
+    st->stopping = 1;
+    pthread_cond_signal(&st->trim_cv);
+    pthread_mutex_unlock(&st->state_mu);
+    pthread_join(st->trimmer, NULL);
+  }
+  if (st->c)
+    redisFree(st->c);
+  st_live_free(&st->live);
+  pthread_cond_destroy(&st->trim_cv);
+  pthread_mutex_destroy(&st->state_mu);
+  pthread_mutex_destroy(&st->mu);
+  free(st->url);
+  free(st->host);
+  free(st->prefix);
+  free(st);
+}
+
+static void rd_destroy(gr_store *base) {
+  store_free((rd_store *)base);
+}
+
+static const gr_store_ops redis_ops = {
+    .name = "redis",
+    .add = rd_add,
+    .update = rd_update,
+    .find = rd_find,
+    .forget = rd_forget,
+    .read = rd_read,
+    .list = rd_list,
+    .pool_put = rd_pool_put,
+    .pool_drop = rd_pool_drop,
+    .restore = rd_restore,
+    .fn_put = rd_fn_put,
+    .fn_get = rd_fn_get,
+    .fn_list = rd_fn_list,
+    .fn_drop = rd_fn_drop,
+    .read_logs = rd_read_logs,
+    .deliver = rd_deliver,
+    .pending_deliveries = rd_pending_deliveries,
+    .freeze = rd_freeze,
+    .error = rd_error,
+    .readable = rd_readable,
+    .destroy = rd_destroy,
+};
+
+gr_store *gr_store_redis_open(const gr_redis_options *o, char *err,
+                              size_t errlen) {
+  rd_store *st = calloc(1, sizeof *st);
+  char url[600];
+  snprintf(url, sizeof url, "redis://%s:%d/%d", o->host, o->port, o->db);
+  if (!st || !(st->url = strdup(url)) || !(st->host = strdup(o->host)) ||
+      !(st->prefix = strdup(o->prefix ? o->prefix : "goroutined:")) ||
+      st_live_init(&st->live) != 0) {
+    snprintf(err, errlen, "cannot open the store %s: out of memory", url);
+    if (st) {
+      free(st->url);
+      free(st->host);
+      free(st->prefix);
+    }
+    free(st);
+    return NULL;
+  }
+  st->base.ops = &redis_ops;
+  st->port = o->port;
+  st->db = o->db;
+  st->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 2000;
+  st->ttl_ms = o->ttl_ms > 0 ? o->ttl_ms : 0;
+  st->max_finished = o->max_finished ? o->max_finished : DEFAULT_MAX_FINISHED;
+  pthread_mutex_init(&st->mu, NULL);
+  pthread_mutex_init(&st->state_mu, NULL);
+  pthread_cond_init(&st->trim_cv, NULL);
+  if (rd_connect(st) != 0) {
+    rd_error(&st->base, err, errlen);
+    store_free(st);
+    return NULL;
+  }
+  if (pthread_create(&st->trimmer, NULL, trimmer_main, st) != 0) {
+    snprintf(err, errlen, "cannot open the store %s: no thread to trim it",
+             url);
+    store_free(st);
+    return NULL;
+  }
+  st->trimmer_started = 1;
+  return &st->base;
+}
+
+int gr_store_redis_warnings(gr_store *base, char *out, size_t len) {
+  rd_store *st = (rd_store *)base;
+  out[0] = '\0';
+  rd_args a = {0}, b = {0};
+  rd_arg_s(&a, "CONFIG");
+  rd_arg_s(&a, "GET");
+  rd_arg_s(&a, "appendonly");
+  rd_arg_s(&b, "CONFIG");
+  rd_arg_s(&b, "GET");
+  rd_arg_s(&b, "maxmemory-policy");
+  rd_args *cmds[2] = {&a, &b};
+  redisReply *r[2];
+  if (rd_pipeline(st, cmds, 2, r) != 0) {
+    snprintf(out, len, "cannot read the settings of %s", st->url);
+    return 1;
+  }
+  int n = 0;
+  size_t at = 0;
+  if (r[0] && r[0]->type == REDIS_REPLY_ARRAY && r[0]->elements == 2 &&
+      strcmp(r[0]->element[1]->str, "yes") != 0) {
+    at += (size_t)snprintf(out + at, len - at,
+                           "%s has appendonly %s: a restart of Redis loses "
+                           "what was written since its last snapshot, "
+                           "accepted work included (set appendonly yes)",
+                           st->url, r[0]->element[1]->str);
+    n++;
+  }
+  if (at < len && r[1] && r[1]->type == REDIS_REPLY_ARRAY &&
+      r[1]->elements == 2 && strcmp(r[1]->element[1]->str, "noeviction") != 0) {
+    at += (size_t)snprintf(out + at, len - at,
+                           "%s%s has maxmemory-policy %s: Redis may evict "
+                           "records when full (set maxmemory-policy "
+                           "noeviction)",
+                           n ? "; " : "", st->url, r[1]->element[1]->str);
+    n++;
+  }
+  if (r[0] && r[0]->type == REDIS_REPLY_ERROR) {
+    snprintf(out, len,
+             "cannot read the settings of %s (%s): check by hand that it "
+             "has appendonly yes and maxmemory-policy noeviction",
+             st->url, r[0]->str);
+    n = 1;
+  }
+  free_replies(r, 2);
+  return n;
+}

@@ -1,0 +1,137 @@
+/*
+ * redis_internal.h - what the files of the Redis store share.
+ *
+ *   redis.c          the gr_store_ops: add, update, find, ... and the
+ *                    trimmer thread (retention)
+ *   redis_record.c   a record as a hash's fields, and back
+ *   redis_conn.c     the connection, commands, scripts
+ *   redis_scripts.lua  the scripts, one per kind of change
+ *
+ * Keys (PREFIX is the store's prefix, "goroutined:" by default):
+ *   PREFIX{p:POOL}:r:ID     a pool's record (a hash); PREFIX{jobs}:r:ID a job's
+ *   PREFIX{p:POOL}:all      its pool's records by seq (a sorted set)
+ *   PREFIX{p:POOL}:s:STATE  ... in one state
+ *   PREFIX{p:POOL}:idem:KEY an idempotency key's record (id, digest)
+ *   PREFIX{p:POOL}:def      a pool's definition; PREFIX pools: their names
+ *   PREFIX{f:NAME}:fn       a function's versions; PREFIX fns: the names
+ *   PREFIX id:ID            which pool record ID is in ("" for a job)
+ *   PREFIX seq              the last seq given
+ *   PREFIX done             finished records by finish stamp (retention)
+ *   PREFIX deliveries       finished records whose webhook is pending
+ */
+#ifndef ST_REDIS_INTERNAL_H
+#define ST_REDIS_INTERNAL_H
+
+#include "live.h"
+#include "store.h"
+
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <stdint.h>
+
+enum rd_script {
+  RD_ADD,
+  RD_UPDATE,
+  RD_DROP,
+  RD_DELIVER,
+  RD_FN_PUT,
+  RD_NSCRIPTS
+};
+
+typedef struct rd_store {
+  gr_store base;
+  char *url, *host, *prefix;
+  int port, db;
+  int timeout_ms;
+  int64_t ttl_ms;
+  size_t max_finished;
+  st_live_table live;
+
+  pthread_mutex_t mu; /* the connection: c and sha */
+  redisContext *c;
+  char sha[RD_NSCRIPTS][41];
+
+  pthread_mutex_t state_mu; /* what follows; a leaf */
+  pthread_cond_t trim_cv;
+  int frozen, restoring, stopping;
+  int failing;
+  char error[512];
+  int64_t last_stamp; /* the last finish stamp given */
+  int trim_due;
+  pthread_t trimmer;
+  int trimmer_started;
+} rd_store;
+
+/* ---- commands (redis_conn.c) ----------------------------------------------
+ */
+
+#define RD_MAX_ARGS 160
+#define RD_MAX_NUMS 64
+/* A command's arguments, pointing at the caller's bytes (valid until the
+ * command is sent), numbers formatted into the struct itself. */
+typedef struct rd_args {
+  int n, nnum, overflow;
+  const void *v[RD_MAX_ARGS];
+  size_t len[RD_MAX_ARGS];
+  char num[RD_MAX_NUMS][32];
+} rd_args;
+
+void rd_arg(rd_args *a, const void *p, size_t len);
+void rd_arg_s(rd_args *a, const char *s);
+void rd_arg_i(rd_args *a, int64_t v);
+void rd_arg_f(rd_args *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Appends more's arguments (their bytes are not copied: more must live
+ * as long as a; its numbers included). */
+void rd_args_append(rd_args *a, const rd_args *more);
+/* Starts a (emptied) as EVALSHA of script with nkeys keys to follow. */
+void rd_eval_args(rd_store *st, rd_args *a, int script, int nkeys);
+
+/* Connects when not connected. 0, or -1 (the store's error says why). */
+int rd_connect(rd_store *st);
+/* Sends cmds in one round trip and reads their n replies into out (each
+ * to be freed with freeReplyObject). 0, or -1 with every out[i] NULL and
+ * the store's error set: the server could not be reached (one new
+ * connection is tried first). A reply may be a Redis error. */
+int rd_pipeline(rd_store *st, rd_args *const *cmds, int n, redisReply **out);
+/* One command; its reply, or NULL as rd_pipeline fails. */
+redisReply *rd_command(rd_store *st, rd_args *a);
+/* 1 when r is NULL or a Redis error (noted as the store's error, naming
+ * what was refused), else 0. */
+int rd_reply_error(rd_store *st, const redisReply *r, const char *what);
+void rd_set_failing(rd_store *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void rd_clear_failing(rd_store *st);
+
+/* ---- records (redis_record.c) ----------------------------------------------
+ */
+
+/* A record's fields to write: those to set (name/value pairs) and those
+ * to delete (absent is NULL). */
+typedef struct rd_fields {
+  rd_args set;
+  int ndel;
+  const char *del[48];
+} rd_fields;
+
+/* Every field of a new record r (with its seq, given). */
+void rd_fields_record(rd_fields *f, const gr_record *r, uint64_t seq);
+/* The fields an update of r changes (state, attempt, times, outcome,
+ * progress; the logs and the delivery with a final state). */
+void rd_fields_update(rd_fields *f, const gr_record *r);
+/* The fields of a delivery. */
+void rd_fields_delivery(rd_fields *f, const gr_delivery *d);
+/* Appends f to a script's arguments: the count of fields to delete, their
+ * names, then the pairs. */
+void rd_fields_append(rd_args *a, const rd_fields *f);
+/* r from an HGETALL reply (its pointers into the reply, valid while it
+ * is); 0, or -1 when the reply holds no record. with_work: the work too. */
+int rd_record_from_reply(const redisReply *reply, gr_record *r, int with_work);
+
+/* ---- keys (redis.c) ---------------------------------------------------------
+ */
+
+/* The hash tag of pool's keys ("{p:POOL}", or "{jobs}" for NULL or ""). */
+void rd_tag(const char *pool, char *out, size_t len);
+
+#endif
