@@ -449,6 +449,9 @@ START_TEST(bad_usage_exits_2_and_names_it) {
   expect(2, NULL, "--json takes no value");
   client("pools --url ftp://x");
   expect(2, NULL, "must start with http://");
+  /* a URL where something else answers: not JSON, exit 6 */
+  client("pools --url '%s/openapi.yaml?to='", srv.base);
+  expect(6, NULL, "is not JSON");
   /* the server was asked nothing: no pool exists */
   client("pools --json");
   expect(0, "{\"pools\":[]}", NULL);
