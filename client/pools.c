@@ -99,10 +99,11 @@ static int pool_wait(cl_args *a, cl_conn *c, const char *path) {
       return rc;
     int idle = json_is_true(json_object_get(r.json, "idle"));
     json_t *pool = json_object_get(r.json, "pool");
-    if (idle || timeout_ms >= 0 || json_is_null(pool)) {
+    int closed = json_is_null(pool);
+    if (idle || timeout_ms >= 0 || closed) {
       if (a->json)
         cl_print_json(r.json);
-      else if (json_is_null(pool))
+      else if (closed)
         printf("pool %s was closed\n", a->operands[1]);
       else if (idle)
         printf("pool %s is idle\n", a->operands[1]);
@@ -110,7 +111,7 @@ static int pool_wait(cl_args *a, cl_conn *c, const char *path) {
         printf("pool %s is still busy: %lld active, %lld queued\n",
                a->operands[1], num(pool, "active"), num(pool, "queued"));
       cl_resp_free(&r);
-      return idle || json_is_null(pool) ? CL_EXIT_OK : CL_EXIT_TIMED_OUT;
+      return idle || closed ? CL_EXIT_OK : CL_EXIT_TIMED_OUT;
     }
     cl_resp_free(&r);
   }
