@@ -167,8 +167,7 @@ const char cl_usage_lines[] =
     "  goroutined ls POOL|jobs [--state S] [--limit N] [--all]\n"
     "  goroutined watch [--pool P] [--task ID] [--job ID] [--count N]\n"
     "  goroutined fn put|get|ls|rm ... | call NAME [ARG...]\n"
-    "                                           talk to a server "
-    "(GOROUTINED_URL)\n";
+    "  (the server: GOROUTINED_URL or --url, default http://127.0.0.1:8080)\n";
 
 static const struct command *find(const char *name) {
   for (size_t i = 0; i < NCOMMANDS; i++)

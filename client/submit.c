@@ -104,13 +104,19 @@ static int work_body(cl_args *a, int first, json_t **out) {
   return CL_EXIT_OK;
 }
 
-/* POSTs body to path; prints the new id (or, with --wait, the outcome). */
-static int start_work(cl_args *a, const char *path, json_t *body,
-                      const char *record_base) {
+/* POSTs body to the tasks of pool (NULL: to the jobs); prints the new id
+ * (or, with --wait, the outcome). */
+static int start_work(cl_args *a, const char *pool, json_t *body) {
   cl_conn c;
   int rc = cl_connect(&c, a);
   if (rc)
     return rc;
+  char path[512] = "/v1/jobs";
+  if (pool) {
+    snprintf(path, sizeof path, "/v1/pools");
+    cl_path_add(&c, path, sizeof path, pool);
+    strncat(path, "/tasks", sizeof path - strlen(path) - 1);
+  }
   cl_resp r;
   rc =
       cl_call(&c, "POST", path, body, cl_opt_value(a, "--idempotency-key"), &r);
@@ -128,8 +134,8 @@ static int start_work(cl_args *a, const char *path, json_t *body,
     else
       puts(id);
   } else {
-    char record[512];
-    snprintf(record, sizeof record, "%s", record_base);
+    char record[1024];
+    snprintf(record, sizeof record, "%s", path);
     cl_path_add(&c, record, sizeof record, id);
     cl_resp done;
     rc = cl_wait_record(&c, record, &done);
@@ -172,14 +178,7 @@ int cl_cmd_submit(int argc, char **argv) {
   json_t *body;
   if ((rc = work_body(&a, 1, &body)))
     return rc;
-  char path[512] = "/v1/pools", record[512];
-  CURL *escape = curl_easy_init();
-  char *pool = curl_easy_escape(escape, a.operands[0], 0);
-  snprintf(path, sizeof path, "/v1/pools/%s/tasks", pool ? pool : "");
-  snprintf(record, sizeof record, "%s", path);
-  curl_free(pool);
-  curl_easy_cleanup(escape);
-  rc = start_work(&a, path, body, record);
+  rc = start_work(&a, a.operands[0], body);
   json_decref(body);
   return rc;
 }
@@ -208,7 +207,7 @@ int cl_cmd_job(int argc, char **argv) {
   json_t *body;
   if ((rc = work_body(&a, 0, &body)))
     return rc;
-  rc = start_work(&a, "/v1/jobs", body, "/v1/jobs");
+  rc = start_work(&a, NULL, body);
   json_decref(body);
   return rc;
 }
