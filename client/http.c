@@ -176,8 +176,11 @@ static int answer_error(cl_resp *r) {
 int cl_call(cl_conn *c, const char *method, const char *path, json_t *body,
             const char *key, cl_resp *r) {
   int rc = cl_request(c, method, path, body, key, r);
-  if (rc != CL_EXIT_OK)
-    return rc;
+  return rc != CL_EXIT_OK ? rc : cl_check(r);
+}
+
+int cl_check(cl_resp *r) {
+  int rc;
   if (r->status < 200 || r->status > 299) {
     rc = answer_error(r);
     cl_resp_free(r);

@@ -92,6 +92,10 @@ void cl_resp_free(cl_resp *r);
 int cl_call(cl_conn *c, const char *method, const char *path, json_t *body,
             const char *key, cl_resp *r);
 
+/* cl_call's second half: CL_EXIT_OK for a 2xx answer with a JSON body
+ * (or a 204), else r freed and the exit status of what went wrong, printed. */
+int cl_check(cl_resp *r);
+
 /* One path segment, percent-encoded, appended to path (size bytes). */
 void cl_path_add(cl_conn *c, char *path, size_t size, const char *segment);
 

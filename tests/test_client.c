@@ -143,6 +143,8 @@ START_TEST(pool_commands_create_list_wait_and_close) {
   expect(100, NULL, "name");
   client("pool close checks");
   expect(0, "closed pool checks", NULL);
+  client("pool close nowhere");
+  expect(104, NULL, "not found");
   client("pool stats checks");
   expect(104, NULL, "Not Found (404)");
   ck_assert_ptr_nonnull(strstr(out.err, "checks"));
@@ -189,6 +191,19 @@ START_TEST(submit_wait_exit_status_is_the_outcome) {
   /* an unknown pool: the server's problem, exit 404 - 300 */
   client("submit nowhere -e 'return 1'");
   expect(104, NULL, "pool 'nowhere' not found");
+}
+END_TEST
+
+START_TEST(wait_takes_a_server_with_a_short_max_wait) {
+  const char *args[] = {"--store", "memory:", "--max-wait", "2000", NULL};
+  start(args);
+  client("job start -e 'goroutine.sleep(2500) return \"slow\"' --wait");
+  expect(0, "slow\n", NULL);
+  client("job start -e 'goroutine.sleep(100) return 1'");
+  char id[256];
+  snprintf(id, sizeof id, "%s", first_line());
+  client("get %s --wait", id);
+  expect(0, "state:    succeeded", NULL);
 }
 END_TEST
 
@@ -304,6 +319,14 @@ START_TEST(retry_logs_and_attempts) {
   expect(0, "{\"retried\":0}", NULL);
   client("retry --all-failed nowhere");
   expect(104, NULL, "not found");
+  /* progress, as get shows it */
+  client("job start -e 'goroutine.progress(0.5, \"half way\") return 1' "
+         "--json");
+  ck_assert_int_eq(json_lines(&j), 1);
+  snprintf(id, sizeof id, "%s", json_string_value(json_object_get(j, "id")));
+  json_decref(j);
+  client("get %s --wait", id);
+  expect(0, "progress: 50% half way", NULL);
   /* logs */
   client("submit p -e 'log.info(\"step one\") print(\"step two\") return 1' "
          "--wait");
@@ -351,6 +374,12 @@ START_TEST(functions_put_get_list_call_and_remove) {
   json_decref(j);
   client("fn ls");
   expect(0, "add ", NULL);
+  client("fn ls --json");
+  ck_assert_int_eq(json_lines(&j), 1);
+  ck_assert_str_eq(json_string_value(json_object_get(
+                       json_array_get(json_object_get(j, "items"), 0), "name")),
+                   "add");
+  json_decref(j);
   client("call add 2 3");
   expect(0, "10\n", NULL);
   client("call add@1 2 3");
@@ -599,6 +628,7 @@ static Suite *client_suite(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, pool_commands_create_list_wait_and_close);
   tcase_add_test(tc, submit_wait_exit_status_is_the_outcome);
+  tcase_add_test(tc, wait_takes_a_server_with_a_short_max_wait);
   tcase_add_test(tc, arguments_are_json_when_they_parse_else_strings);
   tcase_add_test(tc, jobs_lists_and_cursors);
   tcase_add_test(tc, retry_logs_and_attempts);
