@@ -1,6 +1,8 @@
 /*
- * main.c - the goroutined command: dispatches to run, version and help.
+ * main.c - the goroutined command: dispatches to serve, run, version, help
+ * and the client commands (client/).
  */
+#include "client.h"
 #include "server.h"
 
 #include <string.h>
@@ -25,12 +27,32 @@ static const char usage[] =
     "  goroutined version                        print the version\n"
     "  goroutined --help                         this text\n"
     "\n"
-    "`goroutined serve --help` and `goroutined run --help` list their\n"
-    "options.\n";
+    "client commands, talking to a running server:\n";
+static const char usage_end[] =
+    "\n"
+    "`goroutined COMMAND --help` (or `goroutined help COMMAND`) lists a\n"
+    "command's options.\n";
+
+static void print_usage(FILE *out) {
+  fputs(usage, out);
+  fputs(cl_usage_lines, out);
+  fputs(usage_end, out);
+}
+
+/* `goroutined help CMD`: what `goroutined CMD --help` prints. */
+static int help_command(const char *cmd) {
+  char help[] = "--help";
+  char *args[] = {help, NULL};
+  if (strcmp(cmd, "run") == 0)
+    return cmd_run(1, args);
+  if (strcmp(cmd, "serve") == 0)
+    return cmd_serve(1, args);
+  return cl_help(cmd);
+}
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fputs(usage, stderr);
+    print_usage(stderr);
     return 2;
   }
   const char *cmd = argv[1];
@@ -42,11 +64,16 @@ int main(int argc, char **argv) {
     printf("goroutined %s (%s)\n", GR_VERSION, LUA_RELEASE);
     return 0;
   }
+  if (cl_is_command(cmd))
+    return cl_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "help") == 0 && argc > 2)
+    return help_command(argv[2]);
   if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
       strcmp(cmd, "help") == 0) {
-    fputs(usage, stdout);
+    print_usage(stdout);
     return 0;
   }
-  fprintf(stderr, "goroutined: unknown command '%s'\n\n%s", cmd, usage);
+  fprintf(stderr, "goroutined: unknown command '%s'\n\n", cmd);
+  print_usage(stderr);
   return 2;
 }

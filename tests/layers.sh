@@ -12,13 +12,14 @@ fail() { echo "layers: $*"; status=1; }
 
 # Public headers and the layers that may include them.
 declare -A allowed=(
-  [gr_common.h]="common core lua api server store"
+  [gr_common.h]="common core lua api server store client"
   [goroutine.h]="core lua api server store"
   [modules.h]="lua server"
   [api.h]="api server"
   [store.h]="store server"
+  [client.h]="client server"
 )
-for layer in common core lua api server store; do
+for layer in common core lua api server store client; do
   [ -d "$layer" ] || continue
   while IFS=: read -r file line text; do
     fail "$file:$line reaches outside its layer: $text"
