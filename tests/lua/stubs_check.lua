@@ -23,6 +23,7 @@ assert(#files > 0, "usage: stubs_check.lua STUB_FILE...")
 local function stub_names(paths)
   local names, tables = {}, {}
   for _, path in ipairs(paths) do
+    assert(loadfile(path)) -- a stub file is Lua too
     local f = assert(io.open(path))
     local class, locals = nil, {}
     for line in f:lines() do
