@@ -15,11 +15,13 @@ trap 'rm -rf "$dir"' EXIT
 STOCK_GLOBALS=$(lua5.4 -e 'for k in pairs(_G) do io.write(k, " ") end')
 export STOCK_GLOBALS
 
-run_check() { # STUB_DIR: runs every way there is; prints what they print
-  "$bin" run "$check" "$1"/*.lua
+run_check() { # STUB_DIR: runs every way there is; fails if any fails
+  local status=0
+  "$bin" run "$check" "$1"/*.lua || status=1
   if [ -n "$module_dir" ]; then
-    LUA_CPATH="$module_dir/?.so;;" lua5.4 "$check" "$1"/*.lua
+    LUA_CPATH="$module_dir/?.so;;" lua5.4 "$check" "$1"/*.lua || status=1
   fi
+  return $status
 }
 
 run_check "$src/types" >"$dir/out" 2>&1 || { cat "$dir/out"; echo "FAIL: the stubs and the modules differ"; exit 1; }
