@@ -33,4 +33,8 @@ build = {
     GR_BUILD_BENCH = "OFF",
     GR_LUA_CMOD_DIR = "$(LIBDIR)",
   },
+  -- The editor types (lua-language-server stubs) go into the rock's own
+  -- folder: `luarocks show --rock-dir goroutine` names it, and its types/
+  -- is what .luarc.json's workspace.library lists.
+  copy_directories = { "types" },
 }

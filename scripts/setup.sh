@@ -18,6 +18,7 @@ packages=(
   libhiredis-dev   # the Redis record store (store/redis*.c)
   check libsubunit-dev
   curl   # the README's session talks to the server with it
+  python3 jq   # docs/COOKBOOK.md's recipes; tests/CMakeLists.txt needs python3 for their test
   libssl-dev   # libcrypto: SHA-256 of requests with an Idempotency-Key (api/)
 )
 if [ "${1:-all}" != build ]; then
