@@ -89,31 +89,29 @@ void api__reply_out(api_response *r, int status, api_out *o) {
                  "not enough memory to write the answer");
 }
 
-void api__store_unreadable(api_ctx *api, api_response *r) {
+/* 503 with Retry-After for a store that cannot write (reading 0) or
+ * cannot be read (1), with the store's own reason. */
+static void store_problem(api_ctx *api, api_response *r, int reading) {
   gr_runtime *rt = api->cfg.rt;
   char why[400] = "", shown[420];
   if (!gr_record_store_error(rt, why, sizeof why) || !why[0])
-    snprintf(why, sizeof why, "a read failed");
+    snprintf(why, sizeof why, reading ? "a read failed" : "a write failed");
   api__quote(shown, sizeof shown, why, strlen(why));
   const char *store = gr_record_store_name(rt);
   api__problem(r, 503, "store-unavailable", "Service Unavailable",
                json_pack("{s:s}", "store", store),
-               "the record store (%s) cannot be read now: %s; retry later",
+               reading ? "the record store (%s) cannot be read now: %s; retry "
+                         "later"
+                       : "the record store (%s) cannot record new work now: "
+                         "%s; retry later (reading tasks and jobs still works)",
                store, shown);
   api__set_header(r, "Retry-After", "1");
 }
 
+void api__store_unreadable(api_ctx *api, api_response *r) {
+  store_problem(api, r, 1);
+}
+
 void api__store_unavailable(api_ctx *api, api_response *r) {
-  gr_runtime *rt = api->cfg.rt;
-  char why[400] = "", shown[420];
-  if (!gr_record_store_error(rt, why, sizeof why) || !why[0])
-    snprintf(why, sizeof why, "a write failed");
-  api__quote(shown, sizeof shown, why, strlen(why));
-  const char *store = gr_record_store_name(rt);
-  api__problem(r, 503, "store-unavailable", "Service Unavailable",
-               json_pack("{s:s}", "store", store),
-               "the record store (%s) cannot record new work now: %s; retry "
-               "later (reading tasks and jobs still works)",
-               store, shown);
-  api__set_header(r, "Retry-After", "1");
+  store_problem(api, r, 0);
 }

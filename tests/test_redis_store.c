@@ -8,10 +8,8 @@
  * deliveries, Redis going away and coming back, the settings warnings,
  * and the redis:// URLs.
  */
-#include "helpers.h"
 #include "redis_server.h"
-
-#include "store.h"
+#include "store_helpers.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -57,85 +55,6 @@ static gr_store *open_with(int64_t ttl_ms, size_t max_finished) {
 
 static gr_store *open_store(void) {
   return open_with(0, 0);
-}
-
-static gr_record queued(const char *id, const char *pool) {
-  return (gr_record){.id = id,
-                     .pool = pool,
-                     .state = GR_QUEUED,
-                     .attempt = 1,
-                     .created_ms = 1700000000000,
-                     .work = id,
-                     .work_len = strlen(id) + 1,
-                     .opts = {.profile = 2,
-                              .timeout_ms = 750,
-                              .memory_limit = 1u << 20,
-                              .max_attempts = 3,
-                              .backoff_ms = 20}};
-}
-
-static void *add_ok(gr_store *st, const char *id, const char *pool,
-                    gr_future **f, uint64_t *seq) {
-  gr_future *future = gr_future_new();
-  gr_record r = queued(id, pool);
-  void *handle = NULL;
-  char existing[GR_RECORD_ID_MAX];
-  int rc = st->ops->add(st, &r, future, &handle, existing);
-  ck_assert_msg(rc == GR_OK, "add %s: %d", id, rc);
-  ck_assert_ptr_nonnull(handle);
-  ck_assert_uint_gt(r.seq, 0);
-  if (seq)
-    *seq = r.seq;
-  if (f)
-    *f = future;
-  else
-    gr_future_unref(future);
-  return handle;
-}
-
-typedef struct answer {
-  int called, ok;
-} answer;
-
-static void on_done(void *ud, int ok) {
-  answer *a = ud;
-  a->called++;
-  a->ok = ok;
-}
-
-/* The Redis store answers before update returns. */
-static int update_now(gr_store *st, void *handle, const gr_record *r) {
-  answer a = {0};
-  st->ops->update(st, handle, r, on_done, &a);
-  ck_assert_int_eq(a.called, 1);
-  return a.ok;
-}
-
-static int update_to(gr_store *st, void *handle, const char *id, int state,
-                     int attempt, const char *error) {
-  gr_record r = {.id = id,
-                 .state = state,
-                 .attempt = attempt,
-                 .created_ms = 1700000000000,
-                 .started_ms = 1700000000100,
-                 .finished_ms = GR_STATE_FINAL(state) ? 1700000000200 : 0,
-                 .error = error,
-                 .opts = {.max_attempts = 3}};
-  return update_now(st, handle, &r);
-}
-
-static void finish(gr_store *st, void *handle, const char *id) {
-  ck_assert_int_eq(update_to(st, handle, id, GR_RUNNING, 1, NULL), 1);
-  ck_assert_int_eq(update_to(st, handle, id, GR_FAILED, 1, "boom"), 1);
-}
-
-static int found_state(gr_store *st, const char *id) {
-  gr_future *f = st->ops->find(st, id, NULL, 0);
-  if (!f)
-    return -1;
-  int state = gr_future_state(f);
-  gr_future_unref(f);
-  return state;
 }
 
 static size_t list_ids(gr_store *st, const char *pool, int state,
@@ -195,7 +114,7 @@ START_TEST(add_then_find_gives_the_live_future_then_the_stored_one) {
                  .logs_len = 9,
                  .logs_dropped = 4,
                  .opts = {.max_attempts = 3}};
-  ck_assert_int_eq(update_now(st, h, &r), 1);
+  ck_assert_int_eq(update_wait(st, h, &r), 1);
   free(vb);
   free(hb);
   found = st->ops->find(st, "task-a", pool, sizeof pool);
@@ -623,7 +542,7 @@ START_TEST(a_callback_and_its_delivery_are_kept) {
                    .finished_ms = 1700000000200,
                    .delivery = {.state = GR_DELIVERY_PENDING},
                    .opts = {.max_attempts = 1}};
-  ck_assert_int_eq(update_now(st, h, &end), 1);
+  ck_assert_int_eq(update_wait(st, h, &end), 1);
   char seen[256] = "";
   st->ops->pending_deliveries(st, count_pending, seen);
   ck_assert_str_eq(seen, "task-cb ");
