@@ -33,6 +33,8 @@
  * it);
  * TASKS sets how many tasks each run of part 1 submits (default 20,000);
  * PHASES=1 also prints how long the submits alone took.
+ * REDIS_URL=redis://127.0.0.1:PORT/DB adds the Redis store to part 1 (a
+ * redis-server the caller runs; its database is flushed before each run).
  */
 #include <curl/curl.h>
 #include <jansson.h>
@@ -388,27 +390,39 @@ int main(int argc, char **argv) {
     int clients = nc ? CLIENTS : sweep[c];
     if (nc && c > 0)
       break; /* CLIENTS set: that one only */
-    double mem[16] = {0}, sql[16] = {0}, mem_cpu[16] = {0}, sql_cpu[16] = {0};
+    double rates[3][16] = {{0}}, cpus[3][16] = {{0}};
+    double *mem = rates[0], *sql = rates[1], *red = rates[2];
+    double *mem_cpu = cpus[0], *sql_cpu = cpus[1], *red_cpu = cpus[2];
+    static const char *const names[3] = {"memory", "sqlite", "redis"};
+    const char *redis_url = getenv("REDIS_URL");
+    int kinds = redis_url ? 3 : 2;
     int saved = CLIENTS;
     CLIENTS = clients;
     for (int r = 0; r < runs; r++) {
-      for (int k = 0; k < 2; k++) {
+      for (int k = 0; k < kinds; k++) {
         const char *only = getenv("ONLY");
-        if (only && strcmp(only, k ? "sqlite" : "memory") != 0)
+        if (only && strcmp(only, names[k]) != 0)
           continue; /* for a profile of one store's server */
+        if (k == 2) {
+          char flush[512];
+          snprintf(flush, sizeof flush, "redis-cli -u '%s' FLUSHDB >/dev/null",
+                   redis_url);
+          if (system(flush) != 0)
+            die("redis-cli FLUSHDB");
+        }
         server s;
-        fresh(&s, k ? "sqlite:goroutined.db" : "memory:");
+        fresh(&s, k == 2 ? redis_url : k ? "sqlite:goroutined.db" : "memory:");
         double cpu0 = process_cpu_s(s.pid);
         double rate = run_submits(&s, tasks, 0, NULL, NULL);
         double cpu_us = (process_cpu_s(s.pid) - cpu0) / (double)tasks * 1e6;
-        (k ? sql : mem)[r] = rate;
-        (k ? sql_cpu : mem_cpu)[r] = cpu_us;
+        rates[k][r] = rate;
+        cpus[k][r] = cpu_us;
         server_stop(&s);
         remove_dir(s.dir);
         fprintf(stderr,
                 "%d clients, run %d %s: %.0f tasks/s, the server's CPU %.0f "
                 "us/task\n",
-                clients, r + 1, k ? "sqlite" : "memory", rate, cpu_us);
+                clients, r + 1, names[k], rate, cpu_us);
       }
     }
     CLIENTS = saved;
@@ -416,6 +430,8 @@ int main(int argc, char **argv) {
     qsort(sql, (size_t)runs, sizeof *sql, cmp_double);
     qsort(mem_cpu, (size_t)runs, sizeof *mem_cpu, cmp_double);
     qsort(sql_cpu, (size_t)runs, sizeof *sql_cpu, cmp_double);
+    qsort(red, (size_t)runs, sizeof *red, cmp_double);
+    qsort(red_cpu, (size_t)runs, sizeof *red_cpu, cmp_double);
     double m = mem[runs / 2], q = sql[runs / 2];
     if (c == 0 || nc)
       printf("1. submit+complete over HTTP, `return 1`, pool of 2 (medians of "
@@ -426,6 +442,12 @@ int main(int argc, char **argv) {
            "sqlite %.0f us\n",
            clients, m, q, m > 0 ? q / m : 0, mem_cpu[runs / 2],
            sql_cpu[runs / 2]);
+    if (redis_url)
+      printf("   %2d clients: redis %.0f tasks/s: redis/memory = %.2fx, "
+             "redis/sqlite = %.2fx; the server's CPU per task %.0f us "
+             "(redis-server's own not counted)\n",
+             clients, red[runs / 2], m > 0 ? red[runs / 2] / m : 0,
+             q > 0 ? red[runs / 2] / q : 0, red_cpu[runs / 2]);
     fflush(stdout);
   }
 

@@ -90,7 +90,10 @@ static int64_t finish_stamp(rd_store *st) {
   if (stamp <= st->last_stamp)
     stamp = st->last_stamp + 1;
   st->last_stamp = stamp;
-  st->trim_due = 1;
+  if (++st->finals_since_trim >= TRIM_BATCH / 2) {
+    st->trim_due = 1; /* the count may be over: look now */
+    pthread_cond_signal(&st->trim_cv);
+  }
   pthread_mutex_unlock(&st->state_mu);
   return stamp;
 }
@@ -104,35 +107,36 @@ static void free_replies(redisReply **r, int n) {
 /* ---- adding
  * ------------------------------------------------------------------ */
 
-/* A new record: its seq, then the script. GR_OK (live->seq set), GR_EEXIST
- * or GR_ECONFLICT (existing set), GR_EBUSY, GR_ESTORE. */
+/* A new record's seq: its time in ms x 1024, made strictly increasing in
+ * this process, so that seqs go on across restarts (and stay below 2^53,
+ * exact as the score of a sorted set). */
+static uint64_t next_seq(rd_store *st) {
+  uint64_t seq = (uint64_t)now_ms() << 10;
+  pthread_mutex_lock(&st->state_mu);
+  if (seq <= st->last_seq)
+    seq = st->last_seq + 1;
+  st->last_seq = seq;
+  pthread_mutex_unlock(&st->state_mu);
+  return seq;
+}
+
+/* A new record: its index and its pool's name, then the script, in one
+ * round trip. GR_OK (live->seq set), GR_EEXIST or GR_ECONFLICT (existing
+ * set), GR_EBUSY, GR_ESTORE. */
 static int add_new(rd_store *st, const gr_record *r, st_live *live,
                    char *existing) {
-  char seq_key[KEY_MAX], index_key[KEY_MAX], tags_key[KEY_MAX];
-  store_key(st, seq_key, "seq", NULL);
+  char index_key[KEY_MAX], tags_key[KEY_MAX];
   store_key(st, index_key, "id:", r->id);
   store_key(st, tags_key, "pools-used", NULL);
-  rd_args incr = {0}, index = {0}, used = {0};
-  rd_arg_s(&incr, "INCR");
-  rd_arg_s(&incr, seq_key);
+  rd_args index = {0}, used = {0};
   rd_arg_s(&index, "SET");
   rd_arg_s(&index, index_key);
   rd_arg_s(&index, r->pool ? r->pool : "");
+  rd_arg_s(&index, "NX"); /* an id added again keeps its own */
   rd_arg_s(&used, "SADD");
   rd_arg_s(&used, tags_key);
   rd_arg_s(&used, r->pool ? r->pool : "");
-  rd_args *first[3] = {&incr, &index, &used};
-  redisReply *rep[3];
-  if (rd_pipeline(st, first, 3, rep) != 0)
-    return GR_ESTORE;
-  int bad = rd_reply_error(st, rep[0], "a new seq") ||
-            rd_reply_error(st, rep[1], "a record's index") ||
-            rd_reply_error(st, rep[2], "a record's pool") ||
-            rep[0]->type != REDIS_REPLY_INTEGER;
-  uint64_t seq = bad ? 0 : (uint64_t)rep[0]->integer;
-  free_replies(rep, 3);
-  if (bad)
-    return GR_ESTORE;
+  uint64_t seq = next_seq(st);
 
   char rec_key[KEY_MAX], all_key[KEY_MAX], state_key[KEY_MAX],
       idem_key[KEY_MAX];
@@ -163,11 +167,19 @@ static int add_new(rd_store *st, const gr_record *r, st_live *live,
   rd_arg_s(a, r->idem_key ? "1" : "0");
   rd_arg_s(a, r->idem_digest ? r->idem_digest : "");
   rd_fields_append(a, f);
-  redisReply *rep1 = rd_command(st, a);
+  rd_args *cmds[3] = {&index, &used, a};
+  redisReply *rep[3];
+  int sent = rd_pipeline(st, cmds, 3, rep) == 0;
   free(a);
   free(f);
+  if (!sent)
+    return GR_ESTORE;
+  redisReply *rep1 = rep[2];
+  int indexed = rep[0] && rep[0]->type == REDIS_REPLY_STATUS;
   int rc = GR_ESTORE;
-  if (!rd_reply_error(st, rep1, "a new record") &&
+  if (!rd_reply_error(st, rep[0], "a record's index") &&
+      !rd_reply_error(st, rep[1], "a record's pool") &&
+      !rd_reply_error(st, rep1, "a new record") &&
       rep1->type == REDIS_REPLY_ARRAY && rep1->elements >= 1) {
     const char *word = rep1->element[0]->str;
     if (strcmp(word, "ok") == 0) {
@@ -179,9 +191,8 @@ static int add_new(rd_store *st, const gr_record *r, st_live *live,
       snprintf(existing, GR_RECORD_ID_MAX, "%s", rep1->element[1]->str);
     }
   }
-  if (rep1)
-    freeReplyObject(rep1);
-  if (rc == GR_EEXIST || rc == GR_ECONFLICT) { /* our index is not needed */
+  free_replies(rep, 3);
+  if (indexed && rc != GR_OK && rc != GR_EBUSY) { /* not needed after all */
     rd_args del = {0};
     rd_arg_s(&del, "DEL");
     rd_arg_s(&del, index_key);
@@ -346,9 +357,6 @@ static void rd_update(gr_store *base, void *handle, const gr_record *r,
   if (final) { /* its final state is stored: reads find it there */
     st_live_remove(&st->live, live);
     st_live_entry_free(live);
-    pthread_mutex_lock(&st->state_mu);
-    pthread_cond_signal(&st->trim_cv);
-    pthread_mutex_unlock(&st->state_mu);
   }
   done(ud, 1);
 }
@@ -724,8 +732,8 @@ static int trim_once(rd_store *st) {
   return full;
 }
 
-/* The trimmer thread: retention after finishes (or once a second for the
- * TTL), in batches, while the store is not frozen. */
+/* The trimmer thread: retention once a second, or sooner after many
+ * finishes, in batches, while the store is not frozen. */
 static void *trimmer_main(void *arg) {
   rd_store *st = arg;
   pthread_mutex_lock(&st->state_mu);
@@ -740,6 +748,7 @@ static void *trimmer_main(void *arg) {
       break;
     int go = !st->frozen;
     st->trim_due = 0;
+    st->finals_since_trim = 0;
     pthread_mutex_unlock(&st->state_mu);
     int more = go ? trim_once(st) : 0;
     pthread_mutex_lock(&st->state_mu);
@@ -1217,9 +1226,16 @@ static int rd_error(gr_store *base, char *msg, size_t len) {
   return failing;
 }
 
-/* Readable when connected, or when a connection can be made now. */
+/* Readable when the server answers a PING now (on a connection that
+ * worked before, or a new one). */
 static int rd_readable(gr_store *base) {
-  return rd_connect((rd_store *)base) == 0;
+  rd_args a = {0};
+  rd_arg_s(&a, "PING");
+  redisReply *r = rd_command((rd_store *)base, &a);
+  int ok = r && r->type == REDIS_REPLY_STATUS;
+  if (r)
+    freeReplyObject(r);
+  return ok;
 }
 
 static void store_free(rd_store *st) {
@@ -1230,12 +1246,10 @@ static void store_free(rd_store *st) {
     pthread_mutex_unlock(&st->state_mu);
     pthread_join(st->trimmer, NULL);
   }
-  if (st->c)
-    redisFree(st->c);
+  rd_conns_free(st);
   st_live_free(&st->live);
   pthread_cond_destroy(&st->trim_cv);
   pthread_mutex_destroy(&st->state_mu);
-  pthread_mutex_destroy(&st->mu);
   free(st->url);
   free(st->host);
   free(st->prefix);
@@ -1293,7 +1307,7 @@ gr_store *gr_store_redis_open(const gr_redis_options *o, char *err,
   st->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 2000;
   st->ttl_ms = o->ttl_ms > 0 ? o->ttl_ms : 0;
   st->max_finished = o->max_finished ? o->max_finished : DEFAULT_MAX_FINISHED;
-  pthread_mutex_init(&st->mu, NULL);
+  rd_conns_init(st);
   pthread_mutex_init(&st->state_mu, NULL);
   pthread_cond_init(&st->trim_cv, NULL);
   if (rd_connect(st) != 0) {

@@ -1,8 +1,9 @@
 /*
- * redis_conn.c - the Redis store's connection: one hiredis context under
- * a mutex, connected again after any error, its scripts loaded on each
- * new connection and called by their SHA; commands built as argument
- * arrays (binary-safe), alone or several in one round trip.
+ * redis_conn.c - the Redis store's connections: a few hiredis contexts,
+ * each under its own mutex (a command takes a free one), connected again
+ * after any error, the scripts loaded on each new connection and called
+ * by their SHA; commands built as argument arrays (binary-safe), alone or
+ * several in one round trip.
  */
 #include "redis_internal.h"
 
@@ -90,18 +91,20 @@ void rd_clear_failing(rd_store *st) {
   pthread_mutex_unlock(&st->state_mu);
 }
 
-/* Caller holds mu: the connection is dropped (it is made again at the
- * next command) after an error, which is remembered for the error op. */
-static void drop_locked(rd_store *st, const char *what) {
+typedef struct rd_conn rd_conn;
+
+/* Caller holds k->mu: the connection is dropped (it is made again at its
+ * next use) after an error, which is remembered for the error op. */
+static void drop_locked(rd_store *st, rd_conn *k, const char *what) {
   rd_set_failing(st, "the store %s cannot be reached: %s", st->url,
                  what && *what ? what : "the connection was lost");
-  if (st->c) {
-    redisFree(st->c);
-    st->c = NULL;
+  if (k->c) {
+    redisFree(k->c);
+    k->c = NULL;
   }
 }
 
-/* Caller holds mu: the script's text (between its "-- @NAME" line and the
+/* The script's text (between its "-- @NAME" line and the
  * next one) into a new string. */
 static char *script_text(const char *name) {
   char marker[32];
@@ -121,69 +124,103 @@ static char *script_text(const char *name) {
   return text;
 }
 
-/* Caller holds mu, with a connection: loads every script, keeping their
- * SHAs. 0, or -1 (the connection is dropped). */
-static int load_scripts_locked(rd_store *st) {
+/* Caller holds k->mu, with a connection: loads every script. Their SHAs
+ * (of their text: the same each time) are kept at the open, when one
+ * thread alone runs this. 0, or -1 (the connection is dropped). */
+static int load_scripts_locked(rd_store *st, rd_conn *k) {
   for (int i = 0; i < RD_NSCRIPTS; i++) {
     char *text = script_text(script_names[i]);
     if (!text) {
-      drop_locked(st, "a script of this build is missing");
+      drop_locked(st, k, "a script of this build is missing");
       return -1;
     }
-    redisReply *r = redisCommand(st->c, "SCRIPT LOAD %s", text);
+    redisReply *r = redisCommand(k->c, "SCRIPT LOAD %s", text);
     free(text);
     if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
       char why[256];
       snprintf(why, sizeof why, "SCRIPT LOAD failed: %s",
-               r && r->type == REDIS_REPLY_ERROR ? r->str : st->c->errstr);
+               r && r->type == REDIS_REPLY_ERROR ? r->str : k->c->errstr);
       if (r)
         freeReplyObject(r);
-      drop_locked(st, why);
+      drop_locked(st, k, why);
       return -1;
     }
-    memcpy(st->sha[i], r->str, 40);
-    st->sha[i][40] = '\0';
+    if (!st->sha_known) {
+      memcpy(st->sha[i], r->str, 40);
+      st->sha[i][40] = '\0';
+    }
     freeReplyObject(r);
   }
+  st->sha_known = 1;
   return 0;
 }
 
-/* Caller holds mu: a connection, made now if there is none (with its
- * database selected and the scripts loaded). 0, or -1 (the reason is
+/* Caller holds k->mu: its connection, made now if there is none (with
+ * its database selected and the scripts loaded). 0, or -1 (the reason is
  * the store's error). */
-static int connect_locked(rd_store *st) {
-  if (st->c)
+static int connect_locked(rd_store *st, rd_conn *k) {
+  if (k->c)
     return 0;
   struct timeval tv = {st->timeout_ms / 1000, (st->timeout_ms % 1000) * 1000};
-  st->c = redisConnectWithTimeout(st->host, st->port, tv);
-  if (!st->c || st->c->err) {
+  k->c = redisConnectWithTimeout(st->host, st->port, tv);
+  if (!k->c || k->c->err) {
     char why[256];
-    snprintf(why, sizeof why, "%s", st->c ? st->c->errstr : "out of memory");
-    drop_locked(st, why);
+    snprintf(why, sizeof why, "%s", k->c ? k->c->errstr : "out of memory");
+    drop_locked(st, k, why);
     return -1;
   }
-  redisSetTimeout(st->c, tv);
-  redisEnableKeepAlive(st->c);
+  redisSetTimeout(k->c, tv);
+  redisEnableKeepAlive(k->c);
   if (st->db > 0) {
-    redisReply *r = redisCommand(st->c, "SELECT %d", st->db);
+    redisReply *r = redisCommand(k->c, "SELECT %d", st->db);
     int ok = r && r->type == REDIS_REPLY_STATUS;
     char why[256];
     snprintf(why, sizeof why, "SELECT %d failed: %s", st->db,
-             r && r->type == REDIS_REPLY_ERROR ? r->str : st->c->errstr);
+             r && r->type == REDIS_REPLY_ERROR ? r->str : k->c->errstr);
     if (r)
       freeReplyObject(r);
     if (!ok) {
-      drop_locked(st, why);
+      drop_locked(st, k, why);
       return -1;
     }
   }
-  return load_scripts_locked(st);
+  return load_scripts_locked(st, k);
+}
+
+void rd_conns_init(rd_store *st) {
+  for (int i = 0; i < RD_CONNS; i++) {
+    pthread_mutex_init(&st->conns[i].mu, NULL);
+    st->conns[i].c = NULL;
+  }
+  atomic_init(&st->next_conn, 0);
+}
+
+void rd_conns_free(rd_store *st) {
+  for (int i = 0; i < RD_CONNS; i++) {
+    if (st->conns[i].c)
+      redisFree(st->conns[i].c);
+    pthread_mutex_destroy(&st->conns[i].mu);
+  }
+}
+
+/* A connection, locked: the first free one from a rotating start, else
+ * the start itself (waited for). */
+static rd_conn *take_conn(rd_store *st) {
+  unsigned start = atomic_fetch_add(&st->next_conn, 1) % RD_CONNS;
+  for (unsigned i = 0; i < RD_CONNS; i++) {
+    rd_conn *k = &st->conns[(start + i) % RD_CONNS];
+    if (pthread_mutex_trylock(&k->mu) == 0)
+      return k;
+  }
+  rd_conn *k = &st->conns[start];
+  pthread_mutex_lock(&k->mu);
+  return k;
 }
 
 int rd_connect(rd_store *st) {
-  pthread_mutex_lock(&st->mu);
-  int rc = connect_locked(st);
-  pthread_mutex_unlock(&st->mu);
+  rd_conn *k = take_conn(st);
+  int rc = connect_locked(st, k);
+  pthread_mutex_unlock(&k->mu);
   return rc;
 }
 
@@ -202,17 +239,17 @@ int rd_pipeline(rd_store *st, rd_args *const *cmds, int n, redisReply **out) {
       return -1;
     }
   }
-  pthread_mutex_lock(&st->mu);
+  rd_conn *k = take_conn(st);
   for (int round = 0; round < 2; round++) {
-    if (connect_locked(st) != 0)
+    if (connect_locked(st, k) != 0)
       break;
     int i, lost = 0, again = 0;
     for (i = 0; i < n; i++)
-      redisAppendCommandArgv(st->c, cmds[i]->n, (const char **)cmds[i]->v,
+      redisAppendCommandArgv(k->c, cmds[i]->n, (const char **)cmds[i]->v,
                              cmds[i]->len);
     for (i = 0; i < n; i++) {
       void *r = NULL;
-      if (redisGetReply(st->c, &r) != REDIS_OK) {
+      if (redisGetReply(k->c, &r) != REDIS_OK) {
         lost = 1;
         break;
       }
@@ -225,11 +262,11 @@ int rd_pipeline(rd_store *st, rd_args *const *cmds, int n, redisReply **out) {
           freeReplyObject(out[j]);
         out[j] = NULL;
       }
-      drop_locked(st, st->c ? st->c->errstr : NULL);
+      drop_locked(st, k, k->c ? k->c->errstr : NULL);
       continue; /* once more on a new connection */
     }
     if (!again) {
-      pthread_mutex_unlock(&st->mu);
+      pthread_mutex_unlock(&k->mu);
       return 0;
     }
     /* Someone flushed the scripts: load them and send it all again (each
@@ -238,10 +275,10 @@ int rd_pipeline(rd_store *st, rd_args *const *cmds, int n, redisReply **out) {
       freeReplyObject(out[j]);
       out[j] = NULL;
     }
-    if (load_scripts_locked(st) != 0) /* a SHA is the text's: the same */
+    if (load_scripts_locked(st, k) != 0)
       break;
   }
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&k->mu);
   return -1;
 }
 

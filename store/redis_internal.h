@@ -15,7 +15,6 @@
  *   PREFIX{p:POOL}:def      a pool's definition; PREFIX pools: their names
  *   PREFIX{f:NAME}:fn       a function's versions; PREFIX fns: the names
  *   PREFIX id:ID            which pool record ID is in ("" for a job)
- *   PREFIX seq              the last seq given
  *   PREFIX done             finished records by finish stamp (retention)
  *   PREFIX deliveries       finished records whose webhook is pending
  */
@@ -27,7 +26,11 @@
 
 #include <hiredis/hiredis.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
+
+/* Connections to the server a store keeps. */
+#define RD_CONNS 4
 
 enum rd_script {
   RD_ADD,
@@ -47,9 +50,15 @@ typedef struct rd_store {
   size_t max_finished;
   st_live_table live;
 
-  pthread_mutex_t mu; /* the connection: c and sha */
-  redisContext *c;
-  char sha[RD_NSCRIPTS][41];
+  /* Connections, each under its own lock: the HTTP threads and the
+   * workers do not wait for each other's round trips. */
+  struct rd_conn {
+    pthread_mutex_t mu;
+    redisContext *c; /* NULL: connected at its next use */
+  } conns[RD_CONNS];
+  atomic_uint next_conn;     /* where the next command looks first */
+  char sha[RD_NSCRIPTS][41]; /* set at the open, read-only after */
+  int sha_known;
 
   pthread_mutex_t state_mu; /* what follows; a leaf */
   pthread_cond_t trim_cv;
@@ -57,7 +66,8 @@ typedef struct rd_store {
   int failing;
   char error[512];
   int64_t last_stamp; /* the last finish stamp given */
-  int trim_due;
+  uint64_t last_seq;  /* the last seq given */
+  int trim_due, finals_since_trim;
   pthread_t trimmer;
   int trimmer_started;
 } rd_store;
@@ -87,8 +97,11 @@ void rd_args_append(rd_args *a, const rd_args *more);
 /* Starts a (emptied) as EVALSHA of script with nkeys keys to follow. */
 void rd_eval_args(rd_store *st, rd_args *a, int script, int nkeys);
 
-/* Connects when not connected. 0, or -1 (the store's error says why). */
+/* Makes sure one connection is up (connecting it when it is not). 0, or
+ * -1 (the store's error says why). */
 int rd_connect(rd_store *st);
+void rd_conns_init(rd_store *st);
+void rd_conns_free(rd_store *st);
 /* Sends cmds in one round trip and reads their n replies into out (each
  * to be freed with freeReplyObject). 0, or -1 with every out[i] NULL and
  * the store's error set: the server could not be reached (one new
