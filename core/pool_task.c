@@ -419,7 +419,9 @@ static gr_record task_record(gr_pool_task *task, const gr_spawn *s, int claimed,
                  .idem_digest = s->idem_digest,
                  .function = res.function,
                  .function_version = res.function_version,
-                 .callback = callback};
+                 .callback = callback,
+                 .request_id = res.request_id,
+                 .traceparent = res.traceparent};
   return r;
 }
 
@@ -982,6 +984,19 @@ gr_future *gr__g_record(gr_g *g) {
   if (f && gr__future_is_record(f))
     return f;
   return g->future && gr__future_is_record(g->future) ? g->future : NULL;
+}
+
+int gr_g_traceparent(gr_g *g, char *out, size_t len) {
+  if (!g)
+    return 0;
+  gr_future *f = gr__g_record(g);
+  if (f && gr__future_traceparent(f, out, len))
+    return 1;
+  /* POST /v1/run: no record, but its root's future has the request's */
+  f = gr__job_record(g->job);
+  if (f && gr__future_traceparent(f, out, len))
+    return 1;
+  return g->future && gr__future_traceparent(g->future, out, len);
 }
 
 int gr_record_progress(gr_g *g, double fraction, const char *message,
