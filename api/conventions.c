@@ -281,8 +281,7 @@ void api__etag(const api_request *req, api_response *r) {
   snprintf(tag, sizeof tag, "\"%016llx\"",
            (unsigned long long)fnv1a(r->body, r->body_len));
   api__set_header(r, "ETag", "%s", tag);
-  if (r->status != 200 || !req->if_none_match ||
-      !none_match_names(req->if_none_match, tag))
+  if (!req->if_none_match || !none_match_names(req->if_none_match, tag))
     return;
   free(r->body); /* 304: the client's copy is current */
   r->body = NULL;
