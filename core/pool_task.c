@@ -727,7 +727,7 @@ static void replay_copy(void *ud, const gr_record *r) {
   rr->r.values = rr->r.history = NULL;
   rr->r.idem_key = rr->r.idem_digest = NULL;
   rr->r.function = rr->r.progress_message = NULL; /* set again, or none */
-  rr->r.callback = NULL;
+  rr->r.callback = rr->r.request_id = rr->r.traceparent = NULL;
   rr->r.delivery = (gr_delivery){0}; /* delivered again at the new end */
   rr->r.progress_ms = 0;
   snprintf(rr->pool, sizeof rr->pool, "%s", r->pool ? r->pool : "");
@@ -775,6 +775,8 @@ int gr_record_replay(gr_runtime *rt, const char *id) {
     r.started_ms = r.finished_ms = 0;
     r.function = res.function;
     r.function_version = res.function_version;
+    r.request_id = res.request_id; /* the request that made it, still */
+    r.traceparent = res.traceparent;
     gr_delivery delivery;
     r.callback = gr_future_delivery(old, &delivery, NULL, 0);
     gr__future_load(f, &r);

@@ -155,7 +155,7 @@ START_TEST(a_request_id_is_echoed_or_made) {
                   bad[i]);
     header_of(&r, "x-request-id", v, sizeof v);
     ck_assert_msg(strlen(v) == 32 && is_hex(v, 32), "made id: %s", v);
-    snprintf(seen[i], sizeof seen[i], "%s", v);
+    snprintf(seen[i], sizeof seen[i], "%.32s", v);
     for (int j = 0; j < i; j++)
       ck_assert_str_ne(seen[i], seen[j]);
     ts_release(&r);
@@ -182,6 +182,8 @@ END_TEST
 
 #define TRACE_ID "4bf92f3577b34da6a3ce929d0e0e4736"
 #define TRACE "00-" TRACE_ID "-00f067aa0ba902b7-01"
+
+static const char *const good_retry_id[] = {"X-Request-Id: the-retry", NULL};
 
 START_TEST(records_keep_the_request_id_and_traceparent) {
   ts_server s;
@@ -218,6 +220,20 @@ START_TEST(records_keep_the_request_id_and_traceparent) {
   ck_assert_str_eq(json_string_value(json_object_get(job, "traceparent")),
                    "00-" TRACE_ID "-00f067aa0ba902b7-00");
   json_decref(job);
+  /* a retry by hand is the same record: it keeps them (its own request
+   * has another id) */
+  char retry[200];
+  snprintf(retry, sizeof retry, "%s/retry", path);
+  r = call_with(&s, "POST", retry, NULL, NULL, good_retry_id);
+  ck_assert_int_eq(r.status, 202);
+  ts_release(&r);
+  job = final_record(&s, path);
+  ck_assert_int_eq(json_integer_value(json_object_get(job, "attempt")), 2);
+  ck_assert_str_eq(json_string_value(json_object_get(job, "request_id")),
+                   "job-1");
+  ck_assert_str_eq(json_string_value(json_object_get(job, "traceparent")),
+                   "00-" TRACE_ID "-00f067aa0ba902b7-00");
+  json_decref(job);
   /* malformed traceparents are not kept; the record still has its id */
   const char *malformed[] = {
       "00-" TRACE_ID "-00f067aa0ba902b7-01-extra", /* 00 has no more fields */
@@ -246,6 +262,37 @@ START_TEST(records_keep_the_request_id_and_traceparent) {
   }
   ck_assert_int_eq(ts_stop(&s, SIGTERM), 0);
   ts_cleanup(&s);
+}
+END_TEST
+
+START_TEST(the_sqlite_store_keeps_them_across_a_restart) {
+  char dir[64], url[160];
+  t_tmpdir_make(dir, "gr_conv");
+  snprintf(url, sizeof url, "sqlite:%s/g.db", dir);
+  const char *args[] = {"--workers", "1", "--store", url, NULL};
+  ts_server s;
+  ts_start(&s, args, NULL);
+  const char *traced[] = {"X-Request-Id: kept-on-disk", "traceparent: " TRACE,
+                          NULL};
+  ts_resp r = call_with(&s, "POST", "/v1/jobs", "{\"code\":\"return 1\"}", NULL,
+                        traced);
+  ck_assert_int_eq(r.status, 202);
+  char path[160];
+  snprintf(path, sizeof path, "/v1/jobs/%s", ts_str(&r, "id"));
+  ts_release(&r);
+  json_decref(final_record(&s, path));
+  ck_assert_int_eq(ts_stop(&s, SIGTERM), 0);
+  ts_cleanup(&s);
+  ts_start(&s, args, NULL); /* read back from the file */
+  json_t *job = final_record(&s, path);
+  ck_assert_str_eq(json_string_value(json_object_get(job, "request_id")),
+                   "kept-on-disk");
+  ck_assert_str_eq(json_string_value(json_object_get(job, "traceparent")),
+                   TRACE);
+  json_decref(job);
+  ck_assert_int_eq(ts_stop(&s, SIGTERM), 0);
+  ts_cleanup(&s);
+  t_tmpdir_remove(dir);
 }
 END_TEST
 
@@ -805,6 +852,7 @@ static Suite *httpconv_suite(void) {
   tcase_add_test(tc, an_answer_holds_every_header_it_is_given);
   tcase_add_test(tc, a_request_id_is_echoed_or_made);
   tcase_add_test(tc, records_keep_the_request_id_and_traceparent);
+  tcase_add_test(tc, the_sqlite_store_keeps_them_across_a_restart);
   tcase_add_test(tc, http_calls_carry_the_trace_on);
   tcase_add_test(tc, cors_answers_listed_origins_only);
   tcase_add_test(tc, cors_is_off_without_the_option_and_star_allows_any);
