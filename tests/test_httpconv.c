@@ -15,9 +15,12 @@
  *   - ETag and If-None-Match -> 304 on the polled reads;
  *   - every problem slug the sources use leads to a page that describes
  *     it (/problems/SLUG), and GET /problems lists them.
+ *
+ * Every exchange but the preflights (OPTIONS, which the contract leaves
+ * to its description) is checked against openapi.yaml at the end.
  */
 #include "../api/internal.h"
-#include "t_server.h"
+#include "http_client.h"
 
 #include <dirent.h>
 
@@ -39,7 +42,16 @@ static ts_resp call_with(ts_server *s, const char *method, const char *path,
   ts_finish(c, &r);
   curl_slist_free_all(h);
   curl_easy_cleanup(c);
+  if (strcmp(method, "OPTIONS") != 0) {
+    hc_req q = {.method = method, .path = path, .body = body};
+    hc_capture(&q, &r);
+  }
   return r;
+}
+
+static ts_resp call(ts_server *s, const char *method, const char *path,
+                    const char *body, const char *token) {
+  return call_with(s, method, path, body, token, NULL);
 }
 
 static int has_header(ts_resp *r, const char *name) {
@@ -78,7 +90,7 @@ static json_t *final_record(ts_server *s, const char *path) {
   for (int i = 0; i < 200; i++) {
     char waited[256];
     snprintf(waited, sizeof waited, "%s?wait=5", path);
-    ts_resp r = ts_call(s, "GET", waited, NULL, NULL);
+    ts_resp r = call(s, "GET", waited, NULL, NULL);
     ck_assert_int_eq(r.status, 200);
     const char *state = ts_str(&r, "state");
     if (state && strcmp(state, "queued") != 0 &&
@@ -189,7 +201,7 @@ START_TEST(records_keep_the_request_id_and_traceparent) {
   ts_server s;
   start_plain(&s, NULL);
   ts_resp r =
-      ts_call(&s, "POST", "/v1/pools", "{\"name\":\"p\",\"workers\":1}", NULL);
+      call(&s, "POST", "/v1/pools", "{\"name\":\"p\",\"workers\":1}", NULL);
   ck_assert_int_eq(r.status, 201);
   ts_release(&r);
   const char *traced[] = {"X-Request-Id: submit-1", "traceparent: " TRACE,
@@ -260,8 +272,7 @@ START_TEST(records_keep_the_request_id_and_traceparent) {
                      made);
     json_decref(job);
   }
-  ck_assert_int_eq(ts_stop(&s, SIGTERM), 0);
-  ts_cleanup(&s);
+  ck_assert_int_eq(hc_stop(&s), 0);
 }
 END_TEST
 
@@ -281,8 +292,7 @@ START_TEST(the_sqlite_store_keeps_them_across_a_restart) {
   snprintf(path, sizeof path, "/v1/jobs/%s", ts_str(&r, "id"));
   ts_release(&r);
   json_decref(final_record(&s, path));
-  ck_assert_int_eq(ts_stop(&s, SIGTERM), 0);
-  ts_cleanup(&s);
+  ck_assert_int_eq(hc_stop(&s), 0);
   ts_start(&s, args, NULL); /* read back from the file */
   json_t *job = final_record(&s, path);
   ck_assert_str_eq(json_string_value(json_object_get(job, "request_id")),
@@ -290,8 +300,7 @@ START_TEST(the_sqlite_store_keeps_them_across_a_restart) {
   ck_assert_str_eq(json_string_value(json_object_get(job, "traceparent")),
                    TRACE);
   json_decref(job);
-  ck_assert_int_eq(ts_stop(&s, SIGTERM), 0);
-  ts_cleanup(&s);
+  ck_assert_int_eq(hc_stop(&s), 0);
   t_tmpdir_remove(dir);
 }
 END_TEST
@@ -352,8 +361,7 @@ START_TEST(http_calls_carry_the_trace_on) {
   inner = inner_job(&s, "X-Nothing: 1", NULL);
   ck_assert_ptr_null(json_object_get(inner, "traceparent"));
   json_decref(inner);
-  ck_assert_int_eq(ts_stop(&s, SIGTERM), 0);
-  ts_cleanup(&s);
+  ck_assert_int_eq(hc_stop(&s), 0);
 }
 END_TEST
 
@@ -424,8 +432,7 @@ START_TEST(cors_answers_listed_origins_only) {
   r = call_with(&s, "OPTIONS", "/v1/pools", NULL, "secret", from_app);
   ck_assert_int_eq(r.status, 405);
   ts_release(&r);
-  ck_assert_int_eq(ts_stop(&s, SIGTERM), 0);
-  ts_cleanup(&s);
+  ck_assert_int_eq(hc_stop(&s), 0);
 }
 END_TEST
 
@@ -443,11 +450,10 @@ START_TEST(cors_is_off_without_the_option_and_star_allows_any) {
   ck_assert(!has_header(&r, "access-control-allow-origin"));
   ck_assert(!has_header(&r, "vary"));
   ts_release(&r);
-  ck_assert_int_eq(ts_stop(&s, SIGTERM), 0);
-  ts_cleanup(&s);
+  ck_assert_int_eq(hc_stop(&s), 0);
 
   const char *any[] = {"--cors-origin", "*", NULL};
-  start_plain(&s, any);
+  hc_start(&s, any, NULL);
   const char *other[] = {"Origin: http://anything.example:8080",
                          "Access-Control-Request-Method: PUT", NULL};
   r = call_with(&s, "OPTIONS", "/v1/functions/f", NULL, NULL, other);
@@ -456,8 +462,7 @@ START_TEST(cors_is_off_without_the_option_and_star_allows_any) {
   ck_assert_str_eq(header_of(&r, "access-control-allow-origin", v, sizeof v),
                    "http://anything.example:8080");
   ts_release(&r);
-  ck_assert_int_eq(ts_stop(&s, SIGTERM), 0);
-  ts_cleanup(&s);
+  ck_assert_int_eq(hc_stop(&s), 0);
 }
 END_TEST
 
@@ -519,20 +524,20 @@ START_TEST(readyz_is_200_and_503_while_draining) {
   ts_server s;
   const char *more[] = {"--token", "secret", "--grace-ms", "20000", NULL};
   start_plain(&s, more);
-  ts_resp r = ts_call(&s, "GET", "/readyz", NULL, NULL); /* no token */
+  ts_resp r = call(&s, "GET", "/readyz", NULL, NULL); /* no token */
   ck_assert_int_eq(r.status, 200);
   ck_assert_str_eq(ts_str(&r, "status"), "ready");
   ts_release(&r);
   /* a job that keeps the server draining for a while */
-  r = ts_call(&s, "POST", "/v1/jobs",
-              "{\"code\":\"goroutine.sleep(15000)\",\"timeout_ms\":20000}",
-              "secret");
+  r = call(&s, "POST", "/v1/jobs",
+           "{\"code\":\"goroutine.sleep(15000)\",\"timeout_ms\":20000}",
+           "secret");
   ck_assert_int_eq(r.status, 202);
   ts_release(&r);
   kill(s.pid, SIGTERM);
   long status = 200;
   for (int i = 0; i < 500 && status == 200; i++) { /* up to 5 s */
-    r = ts_call(&s, "GET", "/readyz", NULL, NULL);
+    r = call(&s, "GET", "/readyz", NULL, NULL);
     status = r.status;
     if (status == 200) {
       ts_release(&r);
@@ -545,7 +550,7 @@ START_TEST(readyz_is_200_and_503_while_draining) {
   char v[16];
   ck_assert_str_eq(header_of(&r, "retry-after", v, sizeof v), "5");
   ts_release(&r);
-  r = ts_call(&s, "GET", "/healthz", NULL, NULL); /* still alive */
+  r = call(&s, "GET", "/healthz", NULL, NULL); /* still alive */
   ck_assert_int_eq(r.status, 200);
   ts_release(&r);
   kill(s.pid, SIGKILL); /* the job is not worth its grace */
@@ -564,8 +569,8 @@ START_TEST(readyz_is_503_while_the_store_cannot_write) {
                         "--max-queued", "0", NULL};
   ts_start(&s, args, NULL);
   ts_resp r =
-      ts_call(&s, "POST", "/v1/pools",
-              "{\"name\":\"f\",\"workers\":1,\"queue_size\":100000}", NULL);
+      call(&s, "POST", "/v1/pools",
+           "{\"name\":\"f\",\"workers\":1,\"queue_size\":100000}", NULL);
   ck_assert_int_eq(r.status, 201);
   ts_release(&r);
   /* 8 KB per task: the 256 KB database fills within 60 of them */
@@ -575,23 +580,22 @@ START_TEST(readyz_is_503_while_the_store_cannot_write) {
     int n = snprintf(body, 9000, "{\"code\":\"return 1\",\"args\":[\"%04d", i);
     memset(body + n, 'x', 8000);
     snprintf(body + n + 8000, 9000 - (size_t)n - 8000, "\"]}");
-    r = ts_call(&s, "POST", "/v1/pools/f/tasks", body, NULL);
+    r = call(&s, "POST", "/v1/pools/f/tasks", body, NULL);
     status = r.status;
     ts_release(&r);
   }
   free(body);
   ck_assert_int_eq(status, 503);
-  r = ts_call(&s, "GET", "/readyz", NULL, NULL);
+  r = call(&s, "GET", "/readyz", NULL, NULL);
   ts_expect_problem(&r, 503, "full");
   ck_assert_str_eq(ts_str(&r, "reason"), "store-unavailable");
   char v[16];
   ck_assert_str_eq(header_of(&r, "retry-after", v, sizeof v), "1");
   ts_release(&r);
-  r = ts_call(&s, "GET", "/healthz", NULL, NULL);
+  r = call(&s, "GET", "/healthz", NULL, NULL);
   ck_assert_int_eq(r.status, 200);
   ts_release(&r);
-  ck_assert_int_eq(ts_stop(&s, SIGTERM), 0);
-  ts_cleanup(&s);
+  ck_assert_int_eq(hc_stop(&s), 0);
   t_tmpdir_remove(dir);
 }
 END_TEST
@@ -621,19 +625,19 @@ START_TEST(etags_answer_304_while_nothing_changed) {
   ts_server s;
   start_plain(&s, NULL);
   ts_resp r =
-      ts_call(&s, "POST", "/v1/pools", "{\"name\":\"p\",\"workers\":1}", NULL);
+      call(&s, "POST", "/v1/pools", "{\"name\":\"p\",\"workers\":1}", NULL);
   ck_assert_int_eq(r.status, 201);
   ts_release(&r);
-  r = ts_call(&s, "POST", "/v1/pools/p/tasks", "{\"code\":\"return 7\"}", NULL);
+  r = call(&s, "POST", "/v1/pools/p/tasks", "{\"code\":\"return 7\"}", NULL);
   ck_assert_int_eq(r.status, 202);
   char task[160];
   snprintf(task, sizeof task, "/v1/pools/p/tasks/%s", ts_str(&r, "id"));
   ts_release(&r);
   json_decref(final_record(&s, task));
-  r = ts_call(&s, "PUT", "/v1/functions/f", "{\"code\":\"return 1\"}", NULL);
+  r = hc_call(&s, "PUT", "/v1/functions/f", "{\"code\":\"return 1\"}");
   ck_assert_int_eq(r.status, 201);
   ts_release(&r);
-  r = ts_call(&s, "POST", "/v1/jobs", "{\"code\":\"return 1\"}", NULL);
+  r = call(&s, "POST", "/v1/jobs", "{\"code\":\"return 1\"}", NULL);
   ck_assert_int_eq(r.status, 202);
   char job[160];
   snprintf(job, sizeof job, "/v1/jobs/%s", ts_str(&r, "id"));
@@ -667,7 +671,7 @@ START_TEST(etags_answer_304_while_nothing_changed) {
   char before[64], after[64];
   ck_assert_int_eq(get_if(&s, "/v1/pools/p/tasks", NULL, before, sizeof before),
                    200);
-  r = ts_call(&s, "POST", "/v1/pools/p/tasks", "{\"code\":\"return 8\"}", NULL);
+  r = call(&s, "POST", "/v1/pools/p/tasks", "{\"code\":\"return 8\"}", NULL);
   ck_assert_int_eq(r.status, 202);
   ts_release(&r);
   ck_assert_int_eq(get_if(&s, "/v1/pools/p/tasks", before, after, sizeof after),
@@ -682,18 +686,17 @@ START_TEST(etags_answer_304_while_nothing_changed) {
   ck_assert_int_eq(get_if(&s, "/v1/pools/none", "*", before, sizeof before),
                    404);
   ck_assert_str_eq(before, "");
-  ck_assert_int_eq(ts_stop(&s, SIGTERM), 0);
-  ts_cleanup(&s);
+  ck_assert_int_eq(hc_stop(&s), 0);
 }
 END_TEST
 
 START_TEST(an_answer_that_waited_has_no_etag) {
   ts_server s;
   start_plain(&s, NULL);
-  ts_resp r = ts_call(&s, "POST", "/v1/jobs",
-                      "{\"code\":\"goroutine.sleep(60000)\",\"timeout_ms\":"
-                      "90000}",
-                      NULL);
+  ts_resp r = call(&s, "POST", "/v1/jobs",
+                   "{\"code\":\"goroutine.sleep(60000)\",\"timeout_ms\":"
+                   "90000}",
+                   NULL);
   ck_assert_int_eq(r.status, 202);
   char path[200], tag[64];
   snprintf(path, sizeof path, "/v1/jobs/%s", ts_str(&r, "id"));
@@ -705,10 +708,9 @@ START_TEST(an_answer_that_waited_has_no_etag) {
   ck_assert_int_eq(get_if(&s, waited, tag, tag, sizeof tag), 200);
   ck_assert_str_eq(tag, ""); /* held, then answered: no ETag, no 304 */
   snprintf(waited, sizeof waited, "%s/cancel", path);
-  r = ts_call(&s, "POST", waited, NULL, NULL);
+  r = call(&s, "POST", waited, NULL, NULL);
   ts_release(&r);
-  ck_assert_int_eq(ts_stop(&s, SIGTERM), 0);
-  ts_cleanup(&s);
+  ck_assert_int_eq(hc_stop(&s), 0);
 }
 END_TEST
 
@@ -807,7 +809,7 @@ START_TEST(every_problem_type_leads_to_its_description) {
   ck_assert_int_ge(l.n, 35); /* the scan found the calls */
   ts_server s;
   start_plain(&s, NULL);
-  ts_resp all = ts_call(&s, "GET", "/problems", NULL, NULL);
+  ts_resp all = call(&s, "GET", "/problems", NULL, NULL);
   ck_assert_int_eq(all.status, 200);
   char ct[64];
   ck_assert_str_eq(header_of(&all, "content-type", ct, sizeof ct),
@@ -815,7 +817,7 @@ START_TEST(every_problem_type_leads_to_its_description) {
   for (int i = 0; i < l.n; i++) {
     char path[96], head[96];
     snprintf(path, sizeof path, "/problems/%s", l.slug[i]);
-    ts_resp r = ts_call(&s, "GET", path, NULL, NULL);
+    ts_resp r = call(&s, "GET", path, NULL, NULL);
     ck_assert_msg(r.status == 200, "%s: %ld", path, r.status);
     snprintf(head, sizeof head, "%s (HTTP ", l.slug[i]);
     ck_assert_msg(strncmp(r.body, head, strlen(head)) == 0, "%s: %s", path,
@@ -826,22 +828,21 @@ START_TEST(every_problem_type_leads_to_its_description) {
   }
   ts_release(&all);
   /* a problem's type is the page's path */
-  ts_resp r = ts_call(&s, "GET", "/v1/pools/nope", NULL, NULL);
+  ts_resp r = call(&s, "GET", "/v1/pools/nope", NULL, NULL);
   ck_assert_int_eq(r.status, 404);
   char type[96];
   snprintf(type, sizeof type, "%s", ts_str(&r, "type"));
   ck_assert_str_eq(type, "/problems/pool-not-found");
   ts_release(&r);
-  r = ts_call(&s, "GET", type, NULL, NULL);
+  r = call(&s, "GET", type, NULL, NULL);
   ck_assert_int_eq(r.status, 200);
   ck_assert_ptr_nonnull(strstr(r.body, "No pool has this name."));
   ts_release(&r);
   /* an unknown slug */
-  r = ts_call(&s, "GET", "/problems/no-such-thing", NULL, NULL);
+  r = call(&s, "GET", "/problems/no-such-thing", NULL, NULL);
   ts_expect_problem(&r, 404, "no such problem type: 'no-such-thing'");
   ts_release(&r);
-  ck_assert_int_eq(ts_stop(&s, SIGTERM), 0);
-  ts_cleanup(&s);
+  ck_assert_int_eq(hc_stop(&s), 0);
 }
 END_TEST
 
@@ -863,15 +864,8 @@ static Suite *httpconv_suite(void) {
   tcase_add_test(tc, an_answer_that_waited_has_no_etag);
   tcase_add_test(tc, every_problem_type_leads_to_its_description);
   suite_add_tcase(s, tc);
+  hc_add_contract_case(s);
   return s;
 }
 
-int main(void) {
-  curl_global_init(CURL_GLOBAL_DEFAULT);
-  SRunner *sr = srunner_create(httpconv_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  curl_global_cleanup();
-  return failed ? 1 : 0;
-}
+HC_MAIN("httpconv", httpconv_suite)
