@@ -357,6 +357,31 @@ START_TEST(http_calls_carry_the_trace_on) {
   ck_assert_str_eq(json_string_value(json_object_get(inner, "traceparent")),
                    own);
   json_decref(inner);
+  /* a /v1/run snippet has no record, but carries its request's trace */
+  char code[600], body[800];
+  snprintf(code, sizeof code,
+           "local r = assert(http.post('%s/v1/jobs', '{\"code\":\"return "
+           "1\"}', {headers = {['Content-Type'] = 'application/json'}})) "
+           "return json.decode(r.body).id",
+           s.base);
+  json_t *j = json_pack("{s:s}", "code", code);
+  char *text = json_dumps(j, 0);
+  snprintf(body, sizeof body, "%s", text);
+  free(text);
+  json_decref(j);
+  const char *traced[] = {"traceparent: " TRACE, NULL};
+  ts_resp r = call_with(&s, "POST", "/v1/run", body, NULL, traced);
+  ck_assert_int_eq(r.status, 200);
+  char path[160];
+  snprintf(
+      path, sizeof path, "/v1/jobs/%s",
+      json_string_value(json_array_get(json_object_get(r.json, "values"), 0)));
+  ts_release(&r);
+  inner = final_record(&s, path);
+  tp = json_string_value(json_object_get(inner, "traceparent"));
+  ck_assert_msg(tp && strncmp(tp, "00-" TRACE_ID "-", 36) == 0, "run: %s",
+                tp ? tp : "(none)");
+  json_decref(inner);
   /* without one, none is made up */
   inner = inner_job(&s, "X-Nothing: 1", NULL);
   ck_assert_ptr_null(json_object_get(inner, "traceparent"));
