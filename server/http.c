@@ -428,14 +428,14 @@ static enum MHD_Result first_call(http_server *srv, conn_state *cs,
   const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_AUTHORIZATION);
   long long declared = content_length(conn);
-  if (api_preflight(
+  /* a CORS preflight is answered here, before the token is looked at */
+  if (head_too_large(srv, conn, url, &r) ||
+      api_preflight(
           srv->api, cs->target, method,
           MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"),
           MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                       "Access-Control-Request-Method"),
-          &r))
-    return send_response(cs, &r);
-  if (head_too_large(srv, conn, url, &r) ||
+          &r) ||
       api_precheck_target(srv->api, cs->target, method, auth, declared, &r)) {
     if (r.status == 413 && drain_declared(srv, conn, declared)) {
       api_response_free(&r); /* the same 413 comes after the body */

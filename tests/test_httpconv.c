@@ -12,17 +12,14 @@
  *     nothing at all without the option, a bad option refused at start;
  *   - /readyz: 200, 503 while draining or while the store cannot write,
  *     while /healthz stays 200;
- *   - ETag and If-None-Match -> 304 on the polled reads;
- *   - every problem slug the sources use leads to a page that describes
- *     it (/problems/SLUG), and GET /problems lists them.
+ *   - ETag and If-None-Match -> 304 on the polled reads.
+ * (The problem types' pages are test_problems.c's.)
  *
  * Every exchange but the preflights (OPTIONS, which the contract leaves
  * to its description) is checked against openapi.yaml at the end.
  */
 #include "../api/internal.h"
 #include "http_client.h"
-
-#include <dirent.h>
 
 /* ---- requests with headers of our own ------------------------------------ */
 
@@ -739,138 +736,6 @@ START_TEST(an_answer_that_waited_has_no_etag) {
 }
 END_TEST
 
-/* ---- problem types ----------------------------------------------------------
- */
-
-/* The slugs the sources pass to api__problem and api_transport_problem
- * (their third argument, a string literal), and the "/problems/SLUG" the
- * server writes by hand. */
-typedef struct slug_list {
-  char slug[64][48];
-  int n;
-} slug_list;
-
-static void add_slug(slug_list *l, const char *s, size_t n, const char *file) {
-  ck_assert_msg(n > 0 && n < 48, "%s: a slug of %zu bytes", file, n);
-  for (int i = 0; i < l->n; i++)
-    if (strlen(l->slug[i]) == n && strncmp(l->slug[i], s, n) == 0)
-      return;
-  ck_assert_int_lt(l->n, 64);
-  snprintf(l->slug[l->n++], 48, "%.*s", (int)n, s);
-}
-
-/* After "NAME(" at p: the start of argument number k (0-based), skipping
- * strings and nested parentheses; NULL when the call has fewer. */
-static const char *argument(const char *p, int k) {
-  int depth = 0;
-  for (; *p; p++) {
-    if (k == 0 && depth == 0) {
-      while (isspace((unsigned char)*p))
-        p++;
-      return p;
-    }
-    if (*p == '"') {
-      for (p++; *p && *p != '"'; p++)
-        if (*p == '\\')
-          p++;
-    } else if (*p == '(') {
-      depth++;
-    } else if (*p == ')') {
-      if (depth-- == 0)
-        return NULL;
-    } else if (*p == ',' && depth == 0) {
-      k--;
-    }
-  }
-  return NULL;
-}
-
-static void scan_calls(slug_list *l, const char *text, const char *call,
-                       const char *file) {
-  for (const char *p = strstr(text, call); p; p = strstr(p + 1, call)) {
-    const char *arg = argument(p + strlen(call), 2);
-    ck_assert_msg(arg, "%s: a call to %s without a slug", file, call);
-    if (*arg == '"') {
-      const char *end = strchr(arg + 1, '"');
-      add_slug(l, arg + 1, (size_t)(end - arg - 1), file);
-    } else { /* passed on: only the problem writers themselves do that */
-      ck_assert_msg(strstr(file, "response.c"),
-                    "%s: a slug that is not a literal: %.40s", file, arg);
-    }
-  }
-  const char *mark = "/problems/";
-  for (const char *p = strstr(text, mark); p; p = strstr(p + 1, mark)) {
-    const char *s = p + strlen(mark);
-    size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz-");
-    if (n && s[n] == '\\') /* in a C string of JSON: "/problems/x\"" */
-      add_slug(l, s, n, file);
-  }
-}
-
-static void scan_folder(slug_list *l, const char *folder) {
-  char path[512];
-  snprintf(path, sizeof path, "%s/%s", SOURCE_DIR, folder);
-  DIR *d = opendir(path);
-  ck_assert_msg(d, "cannot read %s", path);
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    size_t n = strlen(e->d_name);
-    if (n < 3 || strcmp(e->d_name + n - 2, ".c") != 0)
-      continue;
-    char file[800];
-    snprintf(file, sizeof file, "%s/%s", path, e->d_name);
-    char *text = ts_read_file(file);
-    scan_calls(l, text, "api__problem(", file);
-    scan_calls(l, text, "api_transport_problem(", file);
-    free(text);
-  }
-  closedir(d);
-}
-
-START_TEST(every_problem_type_leads_to_its_description) {
-  slug_list l = {.n = 0};
-  scan_folder(&l, "api");
-  scan_folder(&l, "server");
-  ck_assert_int_ge(l.n, 35); /* the scan found the calls */
-  ts_server s;
-  start_plain(&s, NULL);
-  ts_resp all = call(&s, "GET", "/problems", NULL, NULL);
-  ck_assert_int_eq(all.status, 200);
-  char ct[64];
-  ck_assert_str_eq(header_of(&all, "content-type", ct, sizeof ct),
-                   "text/plain; charset=utf-8");
-  for (int i = 0; i < l.n; i++) {
-    char path[96], head[96];
-    snprintf(path, sizeof path, "/problems/%s", l.slug[i]);
-    ts_resp r = call(&s, "GET", path, NULL, NULL);
-    ck_assert_msg(r.status == 200, "%s: %ld", path, r.status);
-    snprintf(head, sizeof head, "%s (HTTP ", l.slug[i]);
-    ck_assert_msg(strncmp(r.body, head, strlen(head)) == 0, "%s: %s", path,
-                  r.body);
-    ck_assert_msg(strstr(r.body, "What to do: "), "%s: %s", path, r.body);
-    ck_assert_msg(strstr(all.body, r.body), "/problems lacks %s", l.slug[i]);
-    ts_release(&r);
-  }
-  ts_release(&all);
-  /* a problem's type is the page's path */
-  ts_resp r = call(&s, "GET", "/v1/pools/nope", NULL, NULL);
-  ck_assert_int_eq(r.status, 404);
-  char type[96];
-  snprintf(type, sizeof type, "%s", ts_str(&r, "type"));
-  ck_assert_str_eq(type, "/problems/pool-not-found");
-  ts_release(&r);
-  r = call(&s, "GET", type, NULL, NULL);
-  ck_assert_int_eq(r.status, 200);
-  ck_assert_ptr_nonnull(strstr(r.body, "No pool has this name."));
-  ts_release(&r);
-  /* an unknown slug */
-  r = call(&s, "GET", "/problems/no-such-thing", NULL, NULL);
-  ts_expect_problem(&r, 404, "no such problem type: 'no-such-thing'");
-  ts_release(&r);
-  ck_assert_int_eq(hc_stop(&s), 0);
-}
-END_TEST
-
 static Suite *httpconv_suite(void) {
   Suite *s = suite_create("httpconv");
   TCase *tc = tcase_create("conventions");
@@ -887,7 +752,6 @@ static Suite *httpconv_suite(void) {
   tcase_add_test(tc, readyz_is_503_while_the_store_cannot_write);
   tcase_add_test(tc, etags_answer_304_while_nothing_changed);
   tcase_add_test(tc, an_answer_that_waited_has_no_etag);
-  tcase_add_test(tc, every_problem_type_leads_to_its_description);
   suite_add_tcase(s, tc);
   hc_add_contract_case(s);
   return s;
