@@ -56,6 +56,11 @@ api_ctx *api_new(const api_config *cfg) {
     api->read_token = strdup(cfg->read_token);
     api->read_token_len = strlen(api->read_token);
   }
+  char why[300];
+  if (api_cors_check(cfg->cors_origin, why, sizeof why) != 0) {
+    api_free(api);
+    return NULL;
+  }
   api->cfg.token = api->token;
   api->cfg.read_token = api->read_token;
   api->watch = api__watch_new();
@@ -194,9 +199,14 @@ int api_handle(api_ctx *api, const api_request *req, api_response *resp,
   else
     api__match(&own, req->method, req->path);
   int rc = API_DONE;
-  if (!precheck(api, m, req->method, req->authorization,
-                (long long)req->body_len, resp))
+  if (!api__preflight(api, m, req->method, req->origin,
+                      req->access_control_request_method, resp) &&
+      !precheck(api, m, req->method, req->authorization,
+                (long long)req->body_len, resp)) {
     rc = api__dispatch(api, m, req, resp, pending, wake, ud);
+    if (rc == API_DONE && (api__match_flags(m) & API_ETAG))
+      api__etag(req, resp);
+  }
   if (!req->target)
     api__match_free(&own);
   return rc;

@@ -559,6 +559,8 @@ int api__read_snippet(api_ctx *api, const api_request *req, api_snippet *s,
     return -1;
   int rc = parse_snippet(api, body, s, r);
   json_decref(body);
+  s->request_id = req->request_id;
+  s->traceparent = req->traceparent;
   return rc;
 }
 

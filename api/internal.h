@@ -152,6 +152,8 @@ typedef struct api_snippet {
   char function[GR_FUNCTION_NAME_MAX + 1]; /* the stored one called, or "" */
   int64_t function_version;
   char callback[API_CALLBACK_URL_MAX + 1]; /* recorded only: a URL, or "" */
+  /* The request's id and trace context (api_request), or NULL. */
+  const char *request_id, *traceparent;
 } api_snippet;
 /* The body's "code": a string without NUL; 0, or -1 with the 400 set. */
 int api__code_field(json_t *body, const char **code, size_t *len,
@@ -349,6 +351,7 @@ enum {
   API_READ = 1 << 1,        /* the read-only token may call it */
   API_STARTS_WORK = 1 << 2, /* refused with 503 while the server drains */
   API_MAY_WAIT = 1 << 3,    /* may answer API_PENDING */
+  API_ETAG = 1 << 4, /* an answer at once gets an ETag, and 304 for a match */
 };
 
 /* The methods a route may serve, in the order an Allow header lists them.
@@ -383,7 +386,7 @@ typedef struct api_route {
   api_operation op[API_NMETHODS];
 } api_route;
 
-#define API_NROUTES 24
+#define API_NROUTES 27
 extern const api_route api__routes[]; /* API_NROUTES of them */
 
 /* A request's path and method looked up in the table. */
@@ -483,6 +486,9 @@ gr_spawn api__spawn_for(api_ctx *api, api_snippet *s, gr_future *f);
 
 /* observe.c, metrics.c, dashboard.c */
 int api__healthz(const api_call *c);
+/* GET /readyz: 200, or 503 not-ready while draining or while the store
+ * cannot write. */
+int api__readyz(const api_call *c);
 int api__openapi(const api_call *c);
 /* GET /metrics: Prometheus text format 0.0.4. */
 int api__metrics(const api_call *c);
@@ -491,5 +497,19 @@ int api__metrics(const api_call *c);
 int api__server_stats(const api_call *c);
 /* GET /: the dashboard page (embedded at build time). */
 int api__dashboard(const api_call *c);
+
+/* problems.c: GET /problems and /problems/{name}, each problem type's
+ * description; whether slug is one of them. */
+int api__problem_types(const api_call *c);
+int api__problem_type(const api_call *c);
+int api__problem_known(const char *slug);
+
+/* conventions.c: a CORS preflight for m (see api_preflight); and the ETag
+ * of a 200 answer with a body, turned into a 304 when req's If-None-Match
+ * names it. */
+int api__preflight(api_ctx *api, const api_match *m, const char *method,
+                   const char *origin, const char *request_method,
+                   api_response *r);
+void api__etag(const api_request *req, api_response *r);
 
 #endif

@@ -241,6 +241,14 @@ void api__out_record(api_out *o, const char *id, const char *pool,
     api__out_int(o, r.function_version);
     api__out_raw(o, "}", 1);
   }
+  if (r.request_id) {
+    api__out_key(o, "request_id", &first);
+    api__out_str(o, r.request_id, strlen(r.request_id));
+  }
+  if (r.traceparent) {
+    api__out_key(o, "traceparent", &first);
+    api__out_str(o, r.traceparent, strlen(r.traceparent));
+  }
   out_callback(o, f, &first);
   api__out_raw(o, "}", 1);
 }

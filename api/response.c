@@ -3,6 +3,7 @@
  */
 #include "internal.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,31 @@ void api_response_free(api_response *resp) {
   free(resp->body);
   resp->body = NULL;
   resp->body_len = 0;
+  free(resp->more);
+  resp->more = NULL;
+  resp->nheaders = resp->more_cap = 0;
+}
+
+const api_header *api_response_header(const api_response *r, int i) {
+  return i < API_INLINE_HEADERS ? &r->headers[i]
+                                : &r->more[i - API_INLINE_HEADERS];
+}
+
+/* Room for one more header; NULL when out of memory. */
+static api_header *new_header(api_response *r) {
+  if (r->nheaders < API_INLINE_HEADERS)
+    return &r->headers[r->nheaders++];
+  int extra = r->nheaders - API_INLINE_HEADERS;
+  if (extra == r->more_cap) {
+    int cap = r->more_cap ? r->more_cap * 2 : 4;
+    api_header *more = realloc(r->more, (size_t)cap * sizeof *more);
+    if (!more)
+      return NULL;
+    r->more = more;
+    r->more_cap = cap;
+  }
+  r->nheaders++;
+  return &r->more[extra];
 }
 
 void api__reply_json(api_response *r, int status, json_t *body) {
@@ -27,13 +53,16 @@ void api__reply_json(api_response *r, int status, json_t *body) {
 
 void api__set_header(api_response *r, const char *name, const char *fmt, ...) {
   api_header *h = NULL;
-  for (int i = 0; i < r->nheaders; i++)
-    if (strcmp(r->headers[i].name, name) == 0)
-      h = &r->headers[i];
-  if (!h) {
-    if (r->nheaders == API_MAX_HEADERS)
-      return;
-    h = &r->headers[r->nheaders++];
+  for (int i = 0; i < r->nheaders && !h; i++)
+    if (strcmp(api_response_header(r, i)->name, name) == 0)
+      h = (api_header *)api_response_header(r, i);
+  if (!h && !(h = new_header(r))) {
+    /* Never an answer without a header it should have: a 500 instead. */
+    free(r->body);
+    r->body = NULL;
+    api__problem(r, 500, "internal", "Internal Server Error", NULL,
+                 "not enough memory for the answer's %s header", name);
+    return;
   }
   h->name = name;
   va_list ap;
@@ -49,8 +78,10 @@ void api__problem(api_response *r, int status, const char *slug,
   va_start(ap, fmt);
   vsnprintf(detail, sizeof detail, fmt, ap);
   va_end(ap);
+  /* every type is described at its URL (problems.c) */
+  assert(api__problem_known(slug));
   char type[128];
-  snprintf(type, sizeof type, "tag:goroutined,2026:problem/%s", slug);
+  snprintf(type, sizeof type, "/problems/%s", slug);
   json_t *body = json_object();
   json_object_set_new(body, "type", json_string(type));
   json_object_set_new(body, "title", json_string(title));

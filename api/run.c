@@ -29,6 +29,8 @@ gr_spawn api__spawn_for(api_ctx *api, api_snippet *s, gr_future *f) {
     gr_future_set_function(f, s->function, s->function_version);
   if (f && s->recorded && s->callback[0])
     gr_future_set_callback(f, s->callback);
+  if (f && (s->request_id || s->traceparent))
+    gr_future_set_trace(f, s->request_id, s->traceparent);
   return sp;
 }
 

@@ -56,6 +56,7 @@ struct gr_future {
   char *callback;                       /* its webhook's URL, or NULL */
   gr_delivery delivery;                 /* its last_error: delivery_error */
   char *delivery_error;
+  char *request_id, *traceparent; /* the request that made it, or NULL */
 };
 
 static void future_destroy(gr_object *obj) {
@@ -78,6 +79,8 @@ static void future_destroy(gr_object *obj) {
   free(f->progress_message);
   free(f->callback);
   free(f->delivery_error);
+  free(f->request_id);
+  free(f->traceparent);
   gr__logbuf_free(atomic_load(&f->logs));
   free(f);
 }
@@ -220,6 +223,34 @@ int gr_future_set_callback(gr_future *f, const char *url) {
   return GR_OK;
 }
 
+int gr_future_set_trace(gr_future *f, const char *request_id,
+                        const char *traceparent) {
+  char *id = request_id ? gr__strdup(request_id) : NULL;
+  char *tp = traceparent ? gr__strdup(traceparent) : NULL;
+  if ((request_id && !id) || (traceparent && !tp)) {
+    free(id);
+    free(tp);
+    return GR_ENOMEM;
+  }
+  gr__spin_lock(&f->lock);
+  char *old_id = f->request_id, *old_tp = f->traceparent;
+  f->request_id = id;
+  f->traceparent = tp;
+  gr__spin_unlock(&f->lock);
+  free(old_id);
+  free(old_tp);
+  return GR_OK;
+}
+
+int gr__future_traceparent(gr_future *f, char *out, size_t len) {
+  gr__spin_lock(&f->lock);
+  int ok = f->traceparent && strlen(f->traceparent) < len;
+  if (ok)
+    memcpy(out, f->traceparent, strlen(f->traceparent) + 1);
+  gr__spin_unlock(&f->lock);
+  return ok;
+}
+
 const char *gr_future_delivery(gr_future *f, gr_delivery *out, char *error,
                                size_t len) {
   gr__spin_lock(&f->lock);
@@ -295,6 +326,8 @@ static void record_of(gr_future *f, int state, gr_record *r, void **bytes) {
   r->progress = f->progress;
   r->progress_ms = f->progress_ms;
   r->callback = f->callback;
+  r->request_id = f->request_id;
+  r->traceparent = f->traceparent;
   if (GR_STATE_FINAL(state))
     r->delivery = f->delivery; /* pending (see gr__future_complete) */
   /* A copy: the work may replace its message once the lock is let go,
@@ -488,7 +521,8 @@ int gr__future_load(gr_future *f, const gr_record *r) {
   if (r->history && !h)
     return -1;
   if (gr_future_set_function(f, r->function, r->function_version) != GR_OK ||
-      gr_future_set_callback(f, r->callback) != GR_OK) {
+      gr_future_set_callback(f, r->callback) != GR_OK ||
+      gr_future_set_trace(f, r->request_id, r->traceparent) != GR_OK) {
     gr_pack_free(h);
     return -1;
   }
@@ -560,8 +594,14 @@ gr_future *gr_future_new_final(const gr_record *r) {
   }
   if (r->callback && r->delivery.last_error)
     f->delivery_error = gr__strdup(r->delivery.last_error);
-  if ((r->values && !f->values) || (r->history && !f->history) ||
-      (r->error && !f->error) || (r->function && !f->function) ||
+  if (r->request_id)
+    f->request_id = gr__strdup(r->request_id);
+  if (r->traceparent)
+    f->traceparent = gr__strdup(r->traceparent);
+  if ((r->request_id && !f->request_id) ||
+      (r->traceparent && !f->traceparent) || (r->values && !f->values) ||
+      (r->history && !f->history) || (r->error && !f->error) ||
+      (r->function && !f->function) ||
       (r->progress_message && !f->progress_message) ||
       (r->callback && !f->callback) ||
       (r->callback && r->delivery.last_error && !f->delivery_error)) {
@@ -599,6 +639,8 @@ void gr_future_result(gr_future *f, gr_result *out) {
   out->function_version = f->function_version;
   out->progress = f->progress;
   out->progress_ms = f->progress_ms;
+  out->request_id = f->request_id;
+  out->traceparent = f->traceparent;
   gr__spin_unlock(&f->lock);
 }
 

@@ -526,6 +526,9 @@ int gr__future_is_record(gr_future *f);
  * GR_ENOMEM. */
 int gr__future_set_progress(gr_future *f, double fraction, const char *message,
                             size_t len);
+/* f's traceparent copied into out: 1, or 0 when it has none (or it does
+ * not fit in len). */
+int gr__future_traceparent(gr_future *f, char *out, size_t len);
 /* What the store's add gave back for f. */
 void *gr__future_handle(gr_future *f);
 /* Sets f's history to a copy of history (NULL: none); 0 or -1. */

@@ -419,7 +419,9 @@ static gr_record task_record(gr_pool_task *task, const gr_spawn *s, int claimed,
                  .idem_digest = s->idem_digest,
                  .function = res.function,
                  .function_version = res.function_version,
-                 .callback = callback};
+                 .callback = callback,
+                 .request_id = res.request_id,
+                 .traceparent = res.traceparent};
   return r;
 }
 
@@ -725,7 +727,7 @@ static void replay_copy(void *ud, const gr_record *r) {
   rr->r.values = rr->r.history = NULL;
   rr->r.idem_key = rr->r.idem_digest = NULL;
   rr->r.function = rr->r.progress_message = NULL; /* set again, or none */
-  rr->r.callback = NULL;
+  rr->r.callback = rr->r.request_id = rr->r.traceparent = NULL;
   rr->r.delivery = (gr_delivery){0}; /* delivered again at the new end */
   rr->r.progress_ms = 0;
   snprintf(rr->pool, sizeof rr->pool, "%s", r->pool ? r->pool : "");
@@ -773,6 +775,8 @@ int gr_record_replay(gr_runtime *rt, const char *id) {
     r.started_ms = r.finished_ms = 0;
     r.function = res.function;
     r.function_version = res.function_version;
+    r.request_id = res.request_id; /* the request that made it, still */
+    r.traceparent = res.traceparent;
     gr_delivery delivery;
     r.callback = gr_future_delivery(old, &delivery, NULL, 0);
     gr__future_load(f, &r);
@@ -982,6 +986,19 @@ gr_future *gr__g_record(gr_g *g) {
   if (f && gr__future_is_record(f))
     return f;
   return g->future && gr__future_is_record(g->future) ? g->future : NULL;
+}
+
+int gr_g_traceparent(gr_g *g, char *out, size_t len) {
+  if (!g)
+    return 0;
+  gr_future *f = gr__g_record(g);
+  if (f && gr__future_traceparent(f, out, len))
+    return 1;
+  /* POST /v1/run: no record, but its root's future has the request's */
+  f = gr__job_record(g->job);
+  if (f && gr__future_traceparent(f, out, len))
+    return 1;
+  return g->future && gr__future_traceparent(g->future, out, len);
 }
 
 int gr_record_progress(gr_g *g, double fraction, const char *message,

@@ -374,7 +374,9 @@ static int mem_read(gr_store *base, const char *id,
                  .idem_key = m->idem_key,
                  .idem_digest = m->idem_digest,
                  .function = res.function,
-                 .function_version = res.function_version};
+                 .function_version = res.function_version,
+                 .request_id = res.request_id,
+                 .traceparent = res.traceparent};
   fn(ud, &r); /* under the lock: fn must not call the store */
   pthread_mutex_unlock(&st->mu);
   return GR_OK;

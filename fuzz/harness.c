@@ -101,8 +101,8 @@ static int known_status(int status) {
 
 static const char *header(const api_response *r, const char *name) {
   for (int i = 0; i < r->nheaders; i++)
-    if (strcasecmp(r->headers[i].name, name) == 0)
-      return r->headers[i].value;
+    if (strcasecmp(api_response_header(r, i)->name, name) == 0)
+      return api_response_header(r, i)->value;
   return NULL;
 }
 
@@ -113,8 +113,7 @@ static void check_problem(const api_request *req, const api_response *r,
   json_t *status = json_object_get(doc, "status");
   json_t *detail = json_object_get(doc, "detail");
   if (!json_is_string(type) ||
-      strncmp(json_string_value(type), "tag:goroutined,2026:problem/", 28) !=
-          0 ||
+      strncmp(json_string_value(type), "/problems/", 10) != 0 ||
       !json_is_string(title) || !json_is_integer(status) ||
       json_integer_value(status) != r->status || !json_is_string(detail) ||
       json_string_length(detail) == 0)

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 #define DEFAULT_TIMEOUT_MS 30000
 #define MAX_TIMEOUT_S 86400.0
@@ -236,11 +237,29 @@ static struct curl_slist *append_header(lua_State *L, gl_transfer *t,
   return t->request_headers = list;
 }
 
+/* The W3C trace context goes on: a request made by work that an HTTP
+ * request with a traceparent started carries the same trace-id, the same
+ * flags and a new parent-id (this call's), unless the snippet set its own
+ * traceparent header. */
+static void carry_trace(lua_State *L, gl_transfer *t, gr_g *g) {
+  char tp[64];
+  uint64_t span = 0;
+  if (!g || !gr_g_traceparent(g, tp, sizeof tp) || strlen(tp) != 55)
+    return;
+  while (!span) /* a parent-id of zeros is invalid */
+    if (getrandom(&span, sizeof span, 0) != (ssize_t)sizeof span)
+      span = (uint64_t)gr_now_ns() * 0x9e3779b97f4a7c15u;
+  char line[96];
+  snprintf(line, sizeof line, "traceparent: 00-%.32s-%016llx-%.2s", tp + 3,
+           (unsigned long long)span, tp + 53);
+  append_header(L, t, line);
+}
+
 /* Request headers from the table: names and values are strings (values may
  * be numbers), without line breaks. */
 static void set_headers(lua_State *L, gl_transfer *t, const request *req,
-                        int arg) {
-  int has_expect = 0;
+                        int arg, gr_g *g) {
+  int has_expect = 0, has_trace = 0;
   if (req->headers) {
     lua_pushnil(L);
     while (lua_next(L, req->headers)) {
@@ -257,6 +276,7 @@ static void set_headers(lua_State *L, gl_transfer *t, const request *req,
         luaL_argerror(L, arg,
                       "headers must map header names to strings on one line");
       has_expect |= strcasecmp(name, "expect") == 0;
+      has_trace |= strcasecmp(name, "traceparent") == 0;
       /* "Name;" is curl's way to send a header with an empty value. */
       lua_pushfstring(L, vlen ? "%s: %s" : "%s;", name, value);
       append_header(L, t, lua_tostring(L, -1));
@@ -265,6 +285,8 @@ static void set_headers(lua_State *L, gl_transfer *t, const request *req,
   }
   if (req->body && !has_expect)
     append_header(L, t, "Expect:"); /* no 100-continue round trip */
+  if (!has_trace)
+    carry_trace(L, t, g);
   curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->request_headers);
 }
 
@@ -418,7 +440,7 @@ static int perform(lua_State *L, const request *req, int arg) {
   t->max_response =
       limit && limit < MAX_RESPONSE_BYTES ? limit : MAX_RESPONSE_BYTES;
   configure(t, req, untrusted);
-  set_headers(L, t, req, arg);
+  set_headers(L, t, req, arg, g);
   gl_http_driver *d = driver_of(h);
   if (!d)
     return luaL_error(L, "http: cannot start the transfer thread");

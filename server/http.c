@@ -86,8 +86,10 @@ typedef struct conn_state {
   size_t received; /* the body's bytes so far, kept or dropped */
   int too_large;
   int status;
-  size_t bytes;       /* the answer's body */
-  pthread_mutex_t mu; /* woken, suspended */
+  size_t bytes;                              /* the answer's body */
+  char request_id[API_REQUEST_ID_MAX + 1];   /* X-Request-Id, given or made */
+  char traceparent[API_TRACEPARENT_LEN + 1]; /* "" when none or malformed */
+  pthread_mutex_t mu;                        /* woken, suspended */
   int woken, suspended;
   api_pending *pending;
 } conn_state;
@@ -255,6 +257,10 @@ static enum MHD_Result send_response(conn_state *cs, api_response *r) {
     api_response_free(r);
     return MHD_NO; /* the reaper answered 408 */
   }
+  api_answer_headers(
+      cs->srv->api,
+      MHD_lookup_connection_value(cs->conn, MHD_HEADER_KIND, "Origin"),
+      cs->request_id, r);
   struct MHD_Response *resp =
       r->stream ? stream_response(cs, r)
       : r->body
@@ -271,11 +277,13 @@ static enum MHD_Result send_response(conn_state *cs, api_response *r) {
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             r->content_type);
   for (int i = 0; i < r->nheaders; i++)
-    MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
+    MHD_add_response_header(resp, api_response_header(r, i)->name,
+                            api_response_header(r, i)->value);
   cs->status = r->status;
   enum MHD_Result rc =
       MHD_queue_response(cs->conn, (unsigned int)r->status, resp);
   MHD_destroy_response(resp);
+  api_response_free(r); /* the headers MHD copied */
   return rc;
 }
 
@@ -307,6 +315,13 @@ static conn_state *new_state(http_server *srv, struct MHD_Connection *conn,
     return NULL;
   }
   cs->route = api_target_route(cs->target);
+  api_request_id(
+      MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id"),
+      cs->request_id);
+  if (!api_traceparent(
+          MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent"),
+          cs->traceparent))
+    cs->traceparent[0] = '\0';
   const union MHD_ConnectionInfo *info =
       MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
   cs->track = info ? info->socket_context : NULL;
@@ -413,7 +428,14 @@ static enum MHD_Result first_call(http_server *srv, conn_state *cs,
   const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_AUTHORIZATION);
   long long declared = content_length(conn);
+  /* a CORS preflight is answered here, before the token is looked at */
   if (head_too_large(srv, conn, url, &r) ||
+      api_preflight(
+          srv->api, cs->target, method,
+          MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"),
+          MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                      "Access-Control-Request-Method"),
+          &r) ||
       api_precheck_target(srv->api, cs->target, method, auth, declared, &r)) {
     if (r.status == 413 && drain_declared(srv, conn, declared)) {
       api_response_free(&r); /* the same 413 comes after the body */
@@ -517,6 +539,13 @@ static enum MHD_Result last_call(http_server *srv, conn_state *cs,
           MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key"),
       .last_event_id =
           MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID"),
+      .access_control_request_method = MHD_lookup_connection_value(
+          conn, MHD_HEADER_KIND, "Access-Control-Request-Method"),
+      .if_none_match = MHD_lookup_connection_value(
+          conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH),
+      .origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"),
+      .request_id = cs->request_id,
+      .traceparent = cs->traceparent[0] ? cs->traceparent : NULL,
       .body = cs->body ? cs->body : "",
       .body_len = cs->len,
       .target = cs->target,
@@ -580,14 +609,15 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     SRV_LOG(GR_LOG_INFO, "http", SRV_STR("method", cs->method),
             SRV_STR("path", cs->path), SRV_INT("status", cs->status),
             SRV_NUM("duration_ms", (double)ns / 1e6),
-            SRV_STR("route", cs->route),
-            SRV_INT("bytes", (long long)cs->bytes));
+            SRV_STR("route", cs->route), SRV_INT("bytes", (long long)cs->bytes),
+            SRV_STR("request_id", cs->request_id));
   else
     SRV_LOG(GR_LOG_INFO, "http", SRV_STR("method", cs->method),
             SRV_STR("path", cs->path), SRV_INT("status", cs->status),
             SRV_NUM("duration_ms", (double)ns / 1e6),
             SRV_STR("route", cs->route), SRV_INT("bytes", 0),
-            SRV_STR("ended", ending(toe)));
+            SRV_STR("ended", ending(toe)),
+            SRV_STR("request_id", cs->request_id));
   api_request_ended(srv->api, cs->method, cs->route, ok ? cs->status : 0, ns);
   conn_track *t = cs->track;
   int busy = C_BUSY;
@@ -627,7 +657,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
 static void prepare_timeout_answer(http_server *srv, int timeout_s) {
   char body[300];
   int n = snprintf(body, sizeof body,
-                   "{\"type\":\"tag:goroutined,2026:problem/request-timeout\","
+                   "{\"type\":\"/problems/request-timeout\","
                    "\"title\":\"Request Timeout\",\"status\":408,\"detail\":"
                    "\"the request did not arrive whole within %d s; the "
                    "connection is closed\"}",

@@ -228,6 +228,7 @@ static api_ctx *start_api(const serve_settings *s, gr_runtime *rt) {
       .job_max_goroutines = (uint32_t)s->job_max_goroutines,
       .on_job_end = log_job_end,
       .callback_allow = s->callback_allow,
+      .cors_origin = s->cors_origin,
       .callback_secret = s->callback_secret,
       .callback_timeout_ms = s->callback_timeout_ms,
       .callback_backoff_ms = s->callback_backoff_ms,

@@ -101,6 +101,10 @@ static const char serve_usage[] =
     "  --callback-max-queued N  deliveries held at once; past it, a new one\n"
     "                         fails at once (10000)\n"
     "                         [GOROUTINED_CALLBACK_MAX_QUEUED]\n"
+    "  --cors-origin LIST     origins whose pages may call the API from a\n"
+    "                         browser: scheme://host[:port], comma-\n"
+    "                         separated, or * for any (none: CORS off)\n"
+    "                         [GOROUTINED_CORS_ORIGIN]\n"
     "  --log-level LEVEL      debug, info, warn or error (info) "
     "[GOROUTINED_LOG_LEVEL]\n"
     "  --log-format FORMAT    logfmt or json (logfmt) "
@@ -168,6 +172,7 @@ enum {
   O_IDLE_TIMEOUT,
   O_MAX_URL,
   O_MAX_HEAD,
+  O_CORS_ORIGIN,
   O_STORE,
   O_STORE_PREFIX,
   O_SYNC,
@@ -197,6 +202,7 @@ static cm_option options[O_COUNT] = {
     [O_INLINE_BUDGET] = {"--inline-budget", "GOROUTINED_INLINE_BUDGET", "500"},
     [O_HTTP_ALLOW] = {"--http-allow", "GOROUTINED_HTTP_ALLOW", ""},
     [O_CALLBACK_ALLOW] = {"--callback-allow", "GOROUTINED_CALLBACK_ALLOW", ""},
+    [O_CORS_ORIGIN] = {"--cors-origin", "GOROUTINED_CORS_ORIGIN", ""},
     [O_CALLBACK_SECRET] = {"--callback-secret", "GOROUTINED_CALLBACK_SECRET",
                            NULL},
     [O_CALLBACK_SECRET_FILE] = {"--callback-secret-file",
@@ -534,6 +540,16 @@ int serve_settings_read(int argc, char **argv, serve_settings *s, int *status) {
     return -1;
   s->http_allow = options[O_HTTP_ALLOW].value;
   s->callback_allow = options[O_CALLBACK_ALLOW].value;
+  s->cors_origin = options[O_CORS_ORIGIN].value;
+  char why[300];
+  if (api_cors_check(s->cors_origin, why, sizeof why) != 0) {
+    fprintf(stderr,
+            "goroutined serve: --cors-origin (or GOROUTINED_CORS_ORIGIN): "
+            "%s\n",
+            why);
+    serve_settings_free(s);
+    return -1;
+  }
   if (read_callback_allow(s->callback_allow) != 0 ||
       load_secret(O_CALLBACK_SECRET, O_CALLBACK_SECRET_FILE, "secret",
                   &s->callback_secret) != 0) {

@@ -72,6 +72,7 @@ typedef struct serve_settings {
   char *token, *read_token;   /* NULL when not set */
   const char *http_allow;     /* "" when snippets get no `http` */
   const char *callback_allow; /* "" when callbacks are refused */
+  const char *cors_origin;    /* "" when CORS is off */
   char *callback_secret;      /* NULL: deliveries are not signed */
   const char *store;          /* the store's URL */
   const char *store_prefix;   /* a Redis store's keys' prefix */

@@ -140,6 +140,8 @@ static int apply_add(st_store *st, st_op *op) {
   bind_text(s, 1 + ST_COL_CALLBACK, r->callback);
   for (int col = ST_COL_CALLBACK_STATE; col <= ST_COL_CALLBACK_AT; col++)
     sqlite3_bind_null(s, 1 + col); /* nothing to deliver before its end */
+  bind_text(s, 1 + ST_COL_REQUEST_ID, r->request_id);
+  bind_text(s, 1 + ST_COL_TRACEPARENT, r->traceparent);
   bind_blob(s, 1 + ST_COL_WORK, r->work, r->work_len);
   if ((rc = st_run(s)) != SQLITE_OK)
     return rc;

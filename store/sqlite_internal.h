@@ -105,6 +105,8 @@ enum st_column {
   ST_COL_CALLBACK_STATUS,
   ST_COL_CALLBACK_ERROR,
   ST_COL_CALLBACK_AT,
+  ST_COL_REQUEST_ID,
+  ST_COL_TRACEPARENT,
   ST_COL_WORK,
 };
 /* The select list for those columns, work included or not. */
@@ -114,7 +116,8 @@ enum st_column {
   "job_max_goroutines, max_attempts, backoff_ms, results, error, history, "    \
   "idem_key, idem_digest, function, function_version, progress, "              \
   "progress_message, progress_ms, callback, callback_state, "                  \
-  "callback_attempts, callback_status, callback_error, callback_at"
+  "callback_attempts, callback_status, callback_error, callback_at, "          \
+  "request_id, traceparent"
 #define ST_RECORD_COLUMNS_WORK ST_RECORD_COLUMNS ", work"
 
 /* ---- the store ----------------------------------------------------------- */

@@ -66,6 +66,8 @@ void st_row_record(sqlite3_stmt *s, gr_record *r, int with_work) {
   r->delivery.last_status = sqlite3_column_int(s, ST_COL_CALLBACK_STATUS);
   r->delivery.last_error = column_text(s, ST_COL_CALLBACK_ERROR);
   r->delivery.at_ms = sqlite3_column_int64(s, ST_COL_CALLBACK_AT);
+  r->request_id = column_text(s, ST_COL_REQUEST_ID);
+  r->traceparent = column_text(s, ST_COL_TRACEPARENT);
   if (with_work)
     r->work = column_blob(s, ST_COL_WORK, &r->work_len);
 }
@@ -126,7 +128,9 @@ static gr_record *record_copy(const gr_record *r) {
   size_t size = sizeof *r + text_size(r->id) + text_size(r->pool) +
                 r->work_len + r->values_len + text_size(r->error) +
                 r->history_len + text_size(r->idem_key) +
-                text_size(r->idem_digest) + text_size(r->callback);
+                text_size(r->idem_digest) + text_size(r->callback) +
+                text_size(r->function) + text_size(r->request_id) +
+                text_size(r->traceparent);
   gr_record *copy = malloc(size);
   if (!copy)
     return NULL;
@@ -141,6 +145,9 @@ static gr_record *record_copy(const gr_record *r) {
   copy->idem_key = PUT_TEXT(&at, r->idem_key);
   copy->idem_digest = PUT_TEXT(&at, r->idem_digest);
   copy->callback = PUT_TEXT(&at, r->callback);
+  copy->function = PUT_TEXT(&at, r->function);
+  copy->request_id = PUT_TEXT(&at, r->request_id);
+  copy->traceparent = PUT_TEXT(&at, r->traceparent);
   copy->delivery.last_error = NULL;
   return copy;
 }

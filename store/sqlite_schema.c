@@ -8,7 +8,8 @@
  * version is the header's user_version. A file with neither and no tables
  * is new (or empty): the schema is made there; one of an older version
  * is brought to this one (from 1: its indexes; from 2: functions,
- * progress and logs; from 3: webhooks). Anything else is refused
+ * progress and logs; from 3: webhooks; from 4: the request ids and
+ * trace contexts of records). Anything else is refused
  * with a message that names the file: a store never starts empty over a
  * file it could not read. Opening reads the header, the schema (by
  * preparing every statement) and three figures off the indexes (the last
@@ -26,7 +27,7 @@
 
 /* "grtd" in the file's header (PRAGMA application_id). */
 #define ST_APPLICATION_ID 0x67727464
-#define ST_SCHEMA_VERSION 4
+#define ST_SCHEMA_VERSION 5
 /* Every connection waits this long for another process's lock. */
 #define ST_BUSY_TIMEOUT_MS 5000
 /* The WAL file is cut back to this size after a checkpoint. */
@@ -110,6 +111,8 @@ static const char schema_sql[] =
     " callback_status INTEGER,"
     " callback_error TEXT,"
     " callback_at INTEGER,"
+    " request_id TEXT,"
+    " traceparent TEXT,"
     " work BLOB,"
     " logs BLOB,"
     " logs_dropped INTEGER);"
@@ -140,6 +143,11 @@ static const char upgrade_from_3_sql[] =
     "ALTER TABLE records ADD COLUMN callback_status INTEGER;"
     "ALTER TABLE records ADD COLUMN callback_error TEXT;"
     "ALTER TABLE records ADD COLUMN callback_at INTEGER;" CALLBACK_INDEX_SQL;
+/* Version 4 kept neither the X-Request-Id nor the traceparent of the
+ * request that made a record (the records written before have none). */
+static const char upgrade_from_4_sql[] =
+    "ALTER TABLE records ADD COLUMN request_id TEXT;"
+    "ALTER TABLE records ADD COLUMN traceparent TEXT;";
 
 #define LIST_SQL(where)                                                        \
   "SELECT " ST_RECORD_COLUMNS " FROM records WHERE " where                     \
@@ -158,7 +166,7 @@ static const char *const stmt_sql[ST_NSTMTS] = {
     [ST_INSERT] = "INSERT INTO records(" ST_RECORD_COLUMNS_WORK
                   ", finished_order) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
                   " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                  " ?, ?, ?, NULL)",
+                  " ?, ?, ?, ?, ?, NULL)",
     [ST_UPDATE] = "UPDATE records SET state = ?2, attempt = ?3,"
                   " started_ms = ?4, finished_ms = ?5, results = ?6,"
                   " error = ?7, history = ?8, max_attempts = ?9,"
@@ -310,16 +318,18 @@ static sqlite3 *connect(const st_store *st, int create, char *err,
   return db;
 }
 
-/* Inside the writer's first transaction: brings a file of version 1, 2
- * or 3 to this one. 0, or -1 with a message in err. */
+/* Inside the writer's first transaction: brings a file of version 1 to 4
+ * to this one. 0, or -1 with a message in err. */
 static int upgrade(st_store *st, int64_t version, char *err, size_t errlen) {
   char sql[64];
   snprintf(sql, sizeof sql, "PRAGMA user_version = %d", ST_SCHEMA_VERSION);
   int rc = version < 2 ? exec(st->wdb, upgrade_from_1_sql) : SQLITE_OK;
   if (rc == SQLITE_OK && version < 3)
     rc = exec(st->wdb, upgrade_from_2_sql);
-  if (rc == SQLITE_OK)
+  if (rc == SQLITE_OK && version < 4)
     rc = exec(st->wdb, upgrade_from_3_sql);
+  if (rc == SQLITE_OK)
+    rc = exec(st->wdb, upgrade_from_4_sql);
   if (rc == SQLITE_OK)
     rc = exec(st->wdb, sql);
   if (rc != SQLITE_OK) {
@@ -365,7 +375,7 @@ static int identify_or_create(st_store *st, char *err, size_t errlen) {
              st->path);
     return -1;
   }
-  if (version >= 1 && version <= 3)
+  if (version >= 1 && version <= 4)
     return upgrade(st, version, err, errlen);
   if (version != ST_SCHEMA_VERSION) {
     snprintf(err, errlen,

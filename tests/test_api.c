@@ -58,7 +58,7 @@ static void on_wake(void *ud) {
 typedef struct reply {
   int status;
   json_t *json; /* the parsed body, or NULL */
-  char headers[API_MAX_HEADERS][600];
+  char headers[16][600];
   int nheaders;
   char content_type[64];
   int64_t took_ms;
@@ -128,10 +128,11 @@ static reply call_with(api_ctx *a, const char *method, const char *path,
   if (resp.content_type)
     snprintf(out.content_type, sizeof out.content_type, "%s",
              resp.content_type);
-  for (int i = 0; i < resp.nheaders; i++)
+  for (int i = 0; i < resp.nheaders && i < 16; i++)
     snprintf(out.headers[i], sizeof out.headers[i], "%s: %s",
-             resp.headers[i].name, resp.headers[i].value);
-  out.nheaders = resp.nheaders;
+             api_response_header(&resp, i)->name,
+             api_response_header(&resp, i)->value);
+  out.nheaders = resp.nheaders < 16 ? resp.nheaders : 16;
   api_response_free(&resp);
   return out;
 }

@@ -904,8 +904,9 @@ static void expect_unavailable(api_ctx *api, const char *path,
                                "store-unavailable"));
   int retry_after = 0;
   for (int i = 0; i < resp.nheaders; i++)
-    retry_after |= strcmp(resp.headers[i].name, "Retry-After") == 0 &&
-                   strcmp(resp.headers[i].value, "1") == 0;
+    retry_after |=
+        strcmp(api_response_header(&resp, i)->name, "Retry-After") == 0 &&
+        strcmp(api_response_header(&resp, i)->value, "1") == 0;
   ck_assert(retry_after);
   json_decref(j);
   api_response_free(&resp);

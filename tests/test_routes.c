@@ -218,8 +218,8 @@ static op_request request_for(const spec_op *op, const char *context) {
 
 static const char *header(const api_response *r, const char *name) {
   for (int i = 0; i < r->nheaders; i++)
-    if (strcmp(r->headers[i].name, name) == 0)
-      return r->headers[i].value;
+    if (strcmp(api_response_header(r, i)->name, name) == 0)
+      return api_response_header(r, i)->value;
   return NULL;
 }
 
@@ -400,6 +400,8 @@ START_TEST(draining_refuses_only_new_work) {
       const char *retry = header(&r, "Retry-After");
       ck_assert_msg(retry && strcmp(retry, "5") == 0, "%s: Retry-After %s",
                     q.what, retry ? retry : "(none)");
+    } else if (strcmp(op->path, "/readyz") == 0) {
+      expect_problem(&r, 503, "shutting down", q.what); /* what it is for */
     } else {
       ck_assert_msg(r.status != 503, "%s: 503", q.what);
     }

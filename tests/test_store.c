@@ -802,8 +802,14 @@ static int64_t select_raw(const char *name, const char *sql) {
   return n;
 }
 
-/* What version 4 added, taken away from a file made now. */
+/* What version 5 added, taken away from a file made now. */
+#define WITHOUT_VERSION_5                                                      \
+  "ALTER TABLE records DROP COLUMN request_id;"                                \
+  "ALTER TABLE records DROP COLUMN traceparent;"
+
+/* What version 4 added (and 5 after it), taken away from a file made now. */
 #define WITHOUT_VERSION_4                                                      \
+  WITHOUT_VERSION_5                                                            \
   "DROP INDEX records_pending_callbacks;"                                      \
   "ALTER TABLE records DROP COLUMN callback;"                                  \
   "ALTER TABLE records DROP COLUMN callback_state;"                            \
@@ -845,7 +851,7 @@ START_TEST(a_version_1_file_is_upgraded) {
   ck_assert_int_eq(rs.nrecords, 1);
   ck_assert_str_eq(rs.ids[0], "task-waiting");
   st->ops->destroy(st);
-  ck_assert_int_eq(select_raw("records.db", "PRAGMA user_version"), 4);
+  ck_assert_int_eq(select_raw("records.db", "PRAGMA user_version"), 5);
   ck_assert_int_eq(select_raw("records.db",
                               "SELECT count(*) FROM sqlite_master"
                               " WHERE name = 'records_by_pool_state'"),
@@ -887,7 +893,7 @@ START_TEST(a_version_2_file_is_upgraded) {
   ck_assert_int_eq(st->ops->add(st, &r, f, &handle, existing), GR_OK);
   gr_future_unref(f);
   st->ops->destroy(st);
-  ck_assert_int_eq(select_raw("records.db", "PRAGMA user_version"), 4);
+  ck_assert_int_eq(select_raw("records.db", "PRAGMA user_version"), 5);
   ck_assert_int_eq(
       select_raw("records.db",
                  "SELECT function_version FROM records WHERE id = 'task-fn'"),
@@ -989,10 +995,79 @@ START_TEST(a_version_3_file_is_upgraded) {
   add_with_callback(st, "task-hook");
   ck_assert_int_eq(pending_count(st), 1);
   st->ops->destroy(st);
-  ck_assert_int_eq(select_raw("records.db", "PRAGMA user_version"), 4);
+  ck_assert_int_eq(select_raw("records.db", "PRAGMA user_version"), 5);
   ck_assert_int_eq(select_raw("records.db", "SELECT callback_state FROM records"
                                             " WHERE id = 'task-hook'"),
                    GR_DELIVERY_PENDING);
+}
+END_TEST
+
+/* A record with the request that made it, added and read back. */
+static void add_with_trace(gr_store *st, const char *id) {
+  gr_record r = queued(id, "p");
+  r.request_id = "req-42";
+  r.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  gr_future *f = gr_future_new(); /* core's future has them too */
+  ck_assert_int_eq(gr_future_set_trace(f, r.request_id, r.traceparent), GR_OK);
+  void *handle = NULL;
+  char existing[GR_RECORD_ID_MAX] = "";
+  ck_assert_int_eq(st->ops->add(st, &r, f, &handle, existing), GR_OK);
+  gr_future_unref(f);
+}
+
+static void expect_trace(gr_store *st, const char *id) {
+  gr_future *f = st->ops->find(st, id, NULL, 0);
+  ck_assert_ptr_nonnull(f);
+  gr_result res;
+  gr_future_result(f, &res);
+  ck_assert_str_eq(res.request_id, "req-42");
+  ck_assert_str_eq(res.traceparent,
+                   "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  gr_future_unref(f);
+}
+
+START_TEST(a_record_keeps_its_request_id_and_traceparent) {
+  gr_store *st = open_store();
+  add_with_trace(st, "task-traced");
+  void *h = add_ok(st, "task-plain", "p", NULL, NULL);
+  finish(st, h, "task-plain");
+  st->ops->destroy(st);
+  st = open_store(); /* read back from the file */
+  expect_trace(st, "task-traced");
+  gr_future *f = st->ops->find(st, "task-plain", NULL, 0);
+  gr_result res;
+  gr_future_result(f, &res);
+  ck_assert_ptr_null(res.request_id);
+  ck_assert_ptr_null(res.traceparent);
+  gr_future_unref(f);
+  restored rs; /* and restore gives them to the unfinished one */
+  ck_assert_int_eq(restore_into(st, &rs), GR_OK);
+  ck_assert_int_eq(rs.nrecords, 1);
+  st->ops->destroy(st);
+  ck_assert_int_eq(select_raw("records.db",
+                              "SELECT count(*) FROM records WHERE"
+                              " request_id = 'req-42' AND traceparent LIKE"
+                              " '00-0af7%'"),
+                   1);
+}
+END_TEST
+
+START_TEST(a_version_4_file_is_upgraded) {
+  gr_store *st = open_store();
+  void *h = add_ok(st, "task-done", "p", NULL, NULL);
+  finish(st, h, "task-done");
+  st->ops->destroy(st);
+  /* Version 4 kept no request ids or trace contexts. */
+  exec_raw("records.db", WITHOUT_VERSION_5 "PRAGMA user_version = 4;");
+  st = open_store();
+  ck_assert_int_eq(found_state(st, "task-done"), GR_FAILED);
+  add_with_trace(st, "task-traced"); /* what version 5 adds works at once */
+  expect_trace(st, "task-traced");
+  st->ops->destroy(st);
+  ck_assert_int_eq(select_raw("records.db", "PRAGMA user_version"), 5);
+  st = open_store();
+  expect_trace(st, "task-traced");
+  st->ops->destroy(st);
 }
 END_TEST
 
@@ -1604,6 +1679,8 @@ static Suite *store_suite(void) {
   tcase_add_test(tc, a_version_1_file_is_upgraded);
   tcase_add_test(tc, a_version_2_file_is_upgraded);
   tcase_add_test(tc, a_version_3_file_is_upgraded);
+  tcase_add_test(tc, a_version_4_file_is_upgraded);
+  tcase_add_test(tc, a_record_keeps_its_request_id_and_traceparent);
   tcase_add_test(tc, a_callback_and_its_delivery_are_kept);
   tcase_add_test(tc, functions_are_kept_in_versions);
   tcase_add_test(tc, the_memory_store_keeps_functions_too);

@@ -62,7 +62,16 @@ typedef struct api_config {
   const char *callback_secret;
   int64_t callback_timeout_ms, callback_backoff_ms, callback_deadline_ms;
   size_t callback_max_queued;
+  /* CORS: the origins a browser page may call from ("https://a.example,
+   * http://localhost:8080", or "*" for any); NULL or "": CORS is off (no
+   * CORS headers, OPTIONS is not answered). See api_cors_check. */
+  const char *cors_origin;
 } api_config;
+
+/* Whether list is a valid cors_origin: "*", or origins separated by
+ * commas, each scheme://host or scheme://host:port (http or https, no
+ * path). 0, or -1 with why in err. */
+int api_cors_check(const char *list, char *err, size_t errlen);
 
 /* Jobs the runtime already has unfinished (brought back from a durable
  * store) count under max_jobs from now on, as if started here, and the
@@ -94,13 +103,23 @@ typedef struct api_request {
   const char *authorization;   /* the header's value, or NULL */
   const char *idempotency_key; /* the Idempotency-Key header, or NULL */
   const char *last_event_id;   /* the Last-Event-ID header, or NULL */
+  const char *if_none_match;   /* the If-None-Match header, or NULL */
+  const char *origin;          /* the Origin header, or NULL */
+  /* Access-Control-Request-Method (a CORS preflight's), or NULL */
+  const char *access_control_request_method;
+  /* The request's id (api_request_id) and its W3C trace context
+   * (api_traceparent), or NULL: records the request makes keep them. */
+  const char *request_id;
+  const char *traceparent;
   const char *body;
   size_t body_len;
   /* method and path matched already, or NULL (api_handle matches them) */
   const api_target *target;
 } api_request;
 
-#define API_MAX_HEADERS 4
+/* Headers an answer holds without allocating; more go to a block that
+ * grows as needed (api_response_free frees it). */
+#define API_INLINE_HEADERS 8
 
 typedef struct api_header {
   const char *name;
@@ -114,14 +133,43 @@ typedef struct api_response {
   char *body; /* malloc'd, or NULL */
   size_t body_len;
   const char *content_type; /* static; NULL when there is no body */
-  api_header headers[API_MAX_HEADERS];
-  int nheaders;
+  /* Its headers: nheaders in all, the first API_INLINE_HEADERS in
+   * headers, the rest in more (read them with api_response_header). */
+  api_header headers[API_INLINE_HEADERS];
+  api_header *more;
+  int nheaders, more_cap;
   /* Instead of body: a stream (GET /v1/events) whose bytes come as they
    * are made (api_stream_read); the server owns it (api_stream_close). */
   api_stream *stream;
 } api_response;
 
 void api_response_free(api_response *resp);
+/* The header number i (0 <= i < resp->nheaders). */
+const api_header *api_response_header(const api_response *resp, int i);
+
+/* ---- HTTP conventions every answer follows (conventions.c) -------------
+ * X-Request-Id: the request's own when it is 1 to API_REQUEST_ID_MAX of
+ * [A-Za-z0-9._:-], else a new one (32 random hex digits), into out
+ * (API_REQUEST_ID_MAX + 1 bytes). */
+#define API_REQUEST_ID_MAX 128
+void api_request_id(const char *given, char *out);
+/* A W3C traceparent (version-traceid-parentid-flags, lowercase hex, the
+ * ids not all zero) copied into out (API_TRACEPARENT_LEN + 1 bytes) as
+ * version 00: 1, or 0 when it is malformed (it is then ignored). */
+#define API_TRACEPARENT_LEN 55
+int api_traceparent(const char *given, char *out);
+/* A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method,
+ * CORS on): 1 with resp filled (204 with the Access-Control-Allow-*
+ * headers for an allowed origin on a known path, 403 for an origin not
+ * allowed); 0 when it is not one (answer it as any request). It needs no
+ * token. */
+int api_preflight(api_ctx *api, const api_target *t, const char *method,
+                  const char *origin, const char *request_method,
+                  api_response *resp);
+/* What the server adds to every answer, whoever made it: X-Request-Id
+ * (request_id, may be NULL), and the CORS headers for an allowed origin. */
+void api_answer_headers(api_ctx *api, const char *origin,
+                        const char *request_id, api_response *resp);
 
 typedef void (*api_wake_fn)(void *ud);
 

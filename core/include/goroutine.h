@@ -310,6 +310,10 @@ typedef struct gr_result {
    * the work may replace at any time, only through gr_future_progress. */
   double progress;
   int64_t progress_ms;
+  /* The request that made it, as the HTTP API gave them
+   * (gr_future_set_trace): its X-Request-Id and its W3C traceparent, or
+   * NULL. */
+  const char *request_id, *traceparent;
 } gr_result;
 /* A snapshot; pointers stay valid while the caller holds a reference. */
 void gr_future_result(gr_future *f, gr_result *out);
@@ -321,6 +325,12 @@ int gr_future_progress(gr_future *f, double *fraction, char *message,
 /* Names the stored function (and its version) f's work runs, before f is
  * given to a spawn or submit: its record keeps them. GR_OK or GR_ENOMEM. */
 int gr_future_set_function(gr_future *f, const char *name, int64_t version);
+/* Names the request that made f's record (either may be NULL), before f
+ * is given to a spawn or submit: the record keeps them, and the work's
+ * outgoing HTTP calls carry the trace on (gr_g_traceparent). GR_OK or
+ * GR_ENOMEM. */
+int gr_future_set_trace(gr_future *f, const char *request_id,
+                        const char *traceparent);
 int gr_future_state(gr_future *f);
 /* A record's webhook: the URL its final state is POSTed to (the api
  * delivers it; core and the store keep it with the record), and how the
@@ -418,6 +428,10 @@ int64_t gr_go_here(gr_runtime *rt, const gr_spawn *s, int64_t budget_us);
 
 /* The goroutine that owns L (any thread of its state), or NULL. */
 gr_g *gr_current(lua_State *L);
+/* The traceparent of the request that made g's record (its pool task's,
+ * else its job's or its own), copied into out: 1, or 0 when it has none
+ * (or it does not fit). */
+int gr_g_traceparent(gr_g *g, char *out, size_t len);
 /* Lets a state the runtime did not make (the stock interpreter's) start
  * goroutines and wait for them: a wait there blocks the calling thread.
  * The runtime must outlive every wait. */
@@ -617,6 +631,9 @@ typedef struct gr_record {
    * delivery, with a final state (pending then, when there is a URL). */
   const char *callback;
   gr_delivery delivery;
+  /* The request that made it (gr_future_set_trace), written with the
+   * record's add; NULL: none. */
+  const char *request_id, *traceparent;
 } gr_record;
 
 /* One record of a list: id, pool ("" for a job) and its future (a
