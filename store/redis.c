@@ -419,7 +419,8 @@ static gr_record *record_copy(const gr_record *r) {
                 r->work_len + r->values_len + TEXT_SIZE(r->error) +
                 r->history_len + TEXT_SIZE(r->idem_key) +
                 TEXT_SIZE(r->idem_digest) + TEXT_SIZE(r->callback) +
-                TEXT_SIZE(r->function) + TEXT_SIZE(r->progress_message);
+                TEXT_SIZE(r->function) + TEXT_SIZE(r->progress_message) +
+                TEXT_SIZE(r->request_id) + TEXT_SIZE(r->traceparent);
   gr_record *c = malloc(size);
   if (!c)
     return NULL;
@@ -443,6 +444,8 @@ static gr_record *record_copy(const gr_record *r) {
   PUT(callback, TEXT_SIZE(r->callback));
   PUT(function, TEXT_SIZE(r->function));
   PUT(progress_message, TEXT_SIZE(r->progress_message));
+  PUT(request_id, TEXT_SIZE(r->request_id));
+  PUT(traceparent, TEXT_SIZE(r->traceparent));
 #undef PUT
 #undef TEXT_SIZE
   c->delivery.last_error = NULL;

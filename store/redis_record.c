@@ -90,6 +90,8 @@ void rd_fields_record(rd_fields *f, const gr_record *r, uint64_t seq) {
     set_int(f, "function_version", r->function_version);
   set_progress(f, r);
   set_text(f, "callback", r->callback);
+  set_text(f, "request_id", r->request_id);
+  set_text(f, "traceparent", r->traceparent);
   set_blob(f, "work", r->work, r->work_len);
   f->ndel = 0; /* a new record has no field to delete */
 }
@@ -192,6 +194,8 @@ int rd_record_from_reply(const redisReply *reply, gr_record *r, int with_work) {
   r->delivery.last_status = (int)num(field(reply, "callback_status"));
   r->delivery.last_error = text(field(reply, "callback_error"));
   r->delivery.at_ms = num(field(reply, "callback_at"));
+  r->request_id = text(field(reply, "request_id"));
+  r->traceparent = text(field(reply, "traceparent"));
   if (with_work)
     r->work = blob(field(reply, "work"), &r->work_len);
   return 0;

@@ -158,6 +158,7 @@ END_TEST
 typedef struct read_check {
   int called;
   char id[GR_RECORD_ID_MAX], pool[16], work[32], error[32], message[32];
+  char request_id[32], traceparent[64];
   int state, attempt, max_attempts;
   int64_t timeout_ms, backoff_ms;
   double progress;
@@ -173,6 +174,10 @@ static void on_read(void *ud, const gr_record *r) {
   snprintf(c->error, sizeof c->error, "%s", r->error ? r->error : "");
   snprintf(c->message, sizeof c->message, "%s",
            r->progress_message ? r->progress_message : "");
+  snprintf(c->request_id, sizeof c->request_id, "%s",
+           r->request_id ? r->request_id : "");
+  snprintf(c->traceparent, sizeof c->traceparent, "%s",
+           r->traceparent ? r->traceparent : "");
   c->state = r->state;
   c->attempt = r->attempt;
   c->max_attempts = r->opts.max_attempts;
@@ -532,6 +537,8 @@ START_TEST(a_callback_and_its_delivery_are_kept) {
   gr_future *f = gr_future_new();
   gr_record r = queued("task-cb", "web");
   r.callback = "http://127.0.0.1:9/hook";
+  r.request_id = "req-42";
+  r.traceparent = "00-0af7651916cd43dd8448eb211cc319c1-b7ad6b7169203331-01";
   void *h = NULL;
   char existing[GR_RECORD_ID_MAX];
   ck_assert_int_eq(st->ops->add(st, &r, f, &h, existing), GR_OK);
@@ -546,6 +553,11 @@ START_TEST(a_callback_and_its_delivery_are_kept) {
   char seen[256] = "";
   st->ops->pending_deliveries(st, count_pending, seen);
   ck_assert_str_eq(seen, "task-cb ");
+  read_check c = {0}; /* the request that made it is kept */
+  ck_assert_int_eq(st->ops->read(st, "task-cb", on_read, &c), GR_OK);
+  ck_assert_str_eq(c.request_id, "req-42");
+  ck_assert_str_eq(c.traceparent,
+                   "00-0af7651916cd43dd8448eb211cc319c1-b7ad6b7169203331-01");
 
   gr_delivery d = {.state = GR_DELIVERY_PENDING,
                    .attempts = 1,
