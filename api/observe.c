@@ -27,7 +27,10 @@ int api__readyz(const api_call *c) {
                  "the server is shutting down: it finishes the work it has "
                  "and accepts no new work");
     api__set_header(r, "Retry-After", "5");
-  } else if (gr_record_store_error(api->cfg.rt, why, sizeof why)) {
+  } else if (!gr_record_store_readable(api->cfg.rt) ||
+             gr_record_store_error(api->cfg.rt, why, sizeof why)) {
+    if (!why[0] && !gr_record_store_error(api->cfg.rt, why, sizeof why))
+      snprintf(why, sizeof why, "it cannot be read");
     char shown[420];
     api__quote(shown, sizeof shown, why, strlen(why));
     api__problem(r, 503, "not-ready", "Service Unavailable",

@@ -78,6 +78,7 @@ void rd_eval_args(rd_store *st, rd_args *a, int script, int nkeys) {
 void rd_set_failing(rd_store *st, const char *fmt, ...) {
   pthread_mutex_lock(&st->state_mu);
   st->failing = 1;
+  st->unreachable = 0; /* drop_locked says when it is only that */
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(st->error, sizeof st->error, fmt, ap);
@@ -87,21 +88,34 @@ void rd_set_failing(rd_store *st, const char *fmt, ...) {
 
 void rd_clear_failing(rd_store *st) {
   pthread_mutex_lock(&st->state_mu);
-  st->failing = 0;
+  st->failing = st->unreachable = 0;
   pthread_mutex_unlock(&st->state_mu);
 }
 
 typedef struct rd_conn rd_conn;
 
 /* Caller holds k->mu: the connection is dropped (it is made again at its
- * next use) after an error, which is remembered for the error op. */
+ * next use) after an error, which is remembered for the error op until a
+ * connection or a write succeeds. */
 static void drop_locked(rd_store *st, rd_conn *k, const char *what) {
   rd_set_failing(st, "the store %s cannot be reached: %s", st->url,
                  what && *what ? what : "the connection was lost");
+  pthread_mutex_lock(&st->state_mu);
+  st->unreachable = 1;
+  pthread_mutex_unlock(&st->state_mu);
   if (k->c) {
     redisFree(k->c);
     k->c = NULL;
   }
+}
+
+/* A connection was made: a failure that was only the server being away
+ * is over (one that Redis refused stays until a write succeeds). */
+static void reached(rd_store *st) {
+  pthread_mutex_lock(&st->state_mu);
+  if (st->unreachable)
+    st->failing = st->unreachable = 0;
+  pthread_mutex_unlock(&st->state_mu);
 }
 
 /* The script's text (between its "-- @NAME" line and the
@@ -184,7 +198,10 @@ static int connect_locked(rd_store *st, rd_conn *k) {
       return -1;
     }
   }
-  return load_scripts_locked(st, k);
+  if (load_scripts_locked(st, k) != 0)
+    return -1;
+  reached(st);
+  return 0;
 }
 
 void rd_conns_init(rd_store *st) {

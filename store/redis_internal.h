@@ -64,6 +64,7 @@ typedef struct rd_store {
   pthread_cond_t trim_cv;
   int frozen, restoring, stopping;
   int failing;
+  int unreachable; /* the failure is the server being away (see reached) */
   char error[512];
   int64_t last_stamp; /* the last finish stamp given */
   uint64_t last_seq;  /* the last seq given */

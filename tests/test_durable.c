@@ -521,8 +521,16 @@ START_TEST(redis_away_answers_503_and_loses_nothing) {
   r = ts_call(&s, "GET", "/healthz", NULL, NULL); /* still serving */
   ck_assert_int_eq(r.status, 200);
   ts_release(&r);
+  r = ts_call(&s, "GET", "/readyz", NULL, NULL); /* but not ready */
+  ck_assert_msg(r.status == 503 && strstr(r.body, "store-unavailable"),
+                "readyz without Redis: %ld %s", r.status, r.body);
+  ts_release(&r);
 
   t_redis_restart(&redis); /* on its AOF: nothing accepted was lost */
+  r = ts_call(&s, "GET", "/readyz", NULL, NULL); /* ready again by itself */
+  ck_assert_msg(r.status == 200, "readyz with Redis back: %ld %s", r.status,
+                r.body);
+  ts_release(&r);
   ck_assert_int_eq(submit(&s, "w", "return (...) * 3", 5, id, sizeof id), 202);
   r = final_record(&s, "w", id);
   ck_assert_int_eq(
