@@ -120,90 +120,104 @@ static uint64_t next_seq(rd_store *st) {
   return seq;
 }
 
-/* A new record: its index and its pool's name, then the script, in one
- * round trip. GR_OK (live->seq set), GR_EEXIST or GR_ECONFLICT (existing
- * set), GR_EBUSY, GR_ESTORE. */
-static int add_new(rd_store *st, const gr_record *r, st_live *live,
-                   char *existing) {
-  char index_key[KEY_MAX], tags_key[KEY_MAX];
-  store_key(st, index_key, "id:", r->id);
-  store_key(st, tags_key, "pools-used", NULL);
-  rd_args index = {0}, used = {0};
-  rd_arg_s(&index, "SET");
-  rd_arg_s(&index, index_key);
-  rd_arg_s(&index, r->pool ? r->pool : "");
-  rd_arg_s(&index, "NX"); /* an id added again keeps its own */
-  rd_arg_s(&used, "SADD");
-  rd_arg_s(&used, tags_key);
-  rd_arg_s(&used, r->pool ? r->pool : "");
-  uint64_t seq = next_seq(st);
+/* The three commands that add a record (its index, its pool's name, the
+ * script), with the room their arguments point into. */
+typedef struct add_cmds {
+  char index_key[KEY_MAX], tags_key[KEY_MAX], rec_key[KEY_MAX],
+      all_key[KEY_MAX], state_key[KEY_MAX], idem_key[KEY_MAX];
+  rd_args index, used, eval;
+  rd_fields fields;
+  uint64_t seq;
+} add_cmds;
 
-  char rec_key[KEY_MAX], all_key[KEY_MAX], state_key[KEY_MAX],
-      idem_key[KEY_MAX];
-  pool_key(st, rec_key, r->pool, "r:", r->id);
-  pool_key(st, all_key, r->pool, "all", NULL);
+/* Fills c for record r (whose pointers must outlive c's use). */
+static void add_prepare(rd_store *st, const gr_record *r, add_cmds *c) {
+  memset(&c->index, 0, sizeof c->index);
+  memset(&c->used, 0, sizeof c->used);
+  store_key(st, c->index_key, "id:", r->id);
+  store_key(st, c->tags_key, "pools-used", NULL);
+  rd_arg_s(&c->index, "SET");
+  rd_arg_s(&c->index, c->index_key);
+  rd_arg_s(&c->index, r->pool ? r->pool : "");
+  rd_arg_s(&c->index, "NX"); /* an id added again keeps its own */
+  rd_arg_s(&c->used, "SADD");
+  rd_arg_s(&c->used, c->tags_key);
+  rd_arg_s(&c->used, r->pool ? r->pool : "");
+  c->seq = next_seq(st);
+  pool_key(st, c->rec_key, r->pool, "r:", r->id);
+  pool_key(st, c->all_key, r->pool, "all", NULL);
   char what[16];
   snprintf(what, sizeof what, "s:%d", r->state);
-  pool_key(st, state_key, r->pool, what, NULL);
+  pool_key(st, c->state_key, r->pool, what, NULL);
   if (r->idem_key)
-    pool_key(st, idem_key, r->pool, "idem:", r->idem_key);
+    pool_key(st, c->idem_key, r->pool, "idem:", r->idem_key);
   else
-    snprintf(idem_key, sizeof idem_key, "%s", rec_key);
-  rd_fields *f = malloc(sizeof *f);
-  rd_args *a = malloc(sizeof *a);
-  if (!f || !a) {
-    free(f);
-    free(a);
-    return GR_ENOMEM;
-  }
-  rd_fields_record(f, r, seq);
-  rd_eval_args(st, a, RD_ADD, 4);
-  rd_arg_s(a, rec_key);
-  rd_arg_s(a, all_key);
-  rd_arg_s(a, state_key);
-  rd_arg_s(a, idem_key);
-  rd_arg_s(a, r->id);
-  rd_arg_i(a, (int64_t)seq);
-  rd_arg_s(a, r->idem_key ? "1" : "0");
-  rd_arg_s(a, r->idem_digest ? r->idem_digest : "");
-  rd_fields_append(a, f);
-  rd_args *cmds[3] = {&index, &used, a};
-  redisReply *rep[3];
-  int sent = rd_pipeline(st, cmds, 3, rep) == 0;
-  free(a);
-  free(f);
-  if (!sent)
+    snprintf(c->idem_key, sizeof c->idem_key, "%s", c->rec_key);
+  rd_fields_record(&c->fields, r, c->seq);
+  rd_eval_args(st, &c->eval, RD_ADD, 4);
+  rd_arg_s(&c->eval, c->rec_key);
+  rd_arg_s(&c->eval, c->all_key);
+  rd_arg_s(&c->eval, c->state_key);
+  rd_arg_s(&c->eval, c->idem_key);
+  rd_arg_s(&c->eval, r->id);
+  rd_arg_i(&c->eval, (int64_t)c->seq);
+  rd_arg_s(&c->eval, r->idem_key ? "1" : "0");
+  rd_arg_s(&c->eval, r->idem_digest ? r->idem_digest : "");
+  rd_fields_append(&c->eval, &c->fields);
+}
+
+/* What the replies to c's commands say (rep NULL: they were not sent):
+ * GR_OK (live->seq set), GR_EEXIST or GR_ECONFLICT (existing set),
+ * GR_EBUSY, GR_ESTORE. Frees the replies. */
+static int add_answer(rd_store *st, add_cmds *c, redisReply **rep,
+                      st_live *live, char *existing) {
+  if (!rep)
     return GR_ESTORE;
-  redisReply *rep1 = rep[2];
+  redisReply *script = rep[2];
   int indexed = rep[0] && rep[0]->type == REDIS_REPLY_STATUS;
   int rc = GR_ESTORE;
   if (!rd_reply_error(st, rep[0], "a record's index") &&
       !rd_reply_error(st, rep[1], "a record's pool") &&
-      !rd_reply_error(st, rep1, "a new record") &&
-      rep1->type == REDIS_REPLY_ARRAY && rep1->elements >= 1) {
-    const char *word = rep1->element[0]->str;
+      !rd_reply_error(st, script, "a new record") &&
+      script->type == REDIS_REPLY_ARRAY && script->elements >= 1) {
+    const char *word = script->element[0]->str;
     if (strcmp(word, "ok") == 0) {
       rc = GR_OK;
     } else if (strcmp(word, "busy") == 0) {
       rc = GR_EBUSY;
-    } else if (rep1->elements >= 2) {
+    } else if (script->elements >= 2) {
       rc = strcmp(word, "exists") == 0 ? GR_EEXIST : GR_ECONFLICT;
-      snprintf(existing, GR_RECORD_ID_MAX, "%s", rep1->element[1]->str);
+      snprintf(existing, GR_RECORD_ID_MAX, "%s", script->element[1]->str);
     }
   }
   free_replies(rep, 3);
   if (indexed && rc != GR_OK && rc != GR_EBUSY) { /* not needed after all */
     rd_args del = {0};
     rd_arg_s(&del, "DEL");
-    rd_arg_s(&del, index_key);
+    rd_arg_s(&del, c->index_key);
     redisReply *gone = rd_command(st, &del);
     if (gone)
       freeReplyObject(gone);
   }
   if (rc == GR_OK) {
-    live->seq = seq;
+    live->seq = c->seq;
     rd_clear_failing(st);
   }
+  return rc;
+}
+
+/* A new record, in one round trip: as add_answer. */
+static int add_new(rd_store *st, const gr_record *r, st_live *live,
+                   char *existing) {
+  add_cmds *c = malloc(sizeof *c);
+  if (!c)
+    return GR_ENOMEM;
+  add_prepare(st, r, c);
+  rd_args *cmds[3] = {&c->index, &c->used, &c->eval};
+  redisReply *rep[3];
+  int sent = rd_pipeline(st, cmds, 3, rep) == 0;
+  int rc = add_answer(st, c, sent ? rep : NULL, live, existing);
+  free(c);
   return rc;
 }
 
@@ -577,6 +591,146 @@ static int rd_read_logs(gr_store *base, const char *id, void **bytes,
   if (r)
     freeReplyObject(r);
   return rc;
+}
+
+/* ---- adds given without waiting ---------------------------------------------
+ *
+ * An HTTP thread must not wait for a round trip: add_async makes the record
+ * live at once and queues a copy; the sender thread sends what is queued
+ * in one pipeline (up to SEND_BATCH records) and answers each. So the
+ * records of requests that came meanwhile share a round trip. */
+
+#define SEND_BATCH 64
+
+typedef struct rd_pending {
+  struct rd_pending *next;
+  gr_record *rec; /* a copy (record_copy) */
+  st_live *live;
+  gr_store_added_fn done;
+  void *ud;
+} rd_pending;
+
+static void rd_add_async(gr_store *base, const gr_record *r, gr_future *f,
+                         gr_store_added_fn done, void *ud) {
+  rd_store *st = (rd_store *)base;
+  assert(r->seq == 0);
+  st_live *live = st_live_new(r->id, r->pool, f);
+  rd_pending *p = live ? calloc(1, sizeof *p) : NULL;
+  gr_record *copy = p ? record_copy(r) : NULL;
+  if (!copy) {
+    free(p);
+    if (live)
+      st_live_entry_free(live);
+    done(ud, GR_ENOMEM, NULL, "");
+    return;
+  }
+  if (st_live_insert(&st->live, live) != 0) {
+    free(copy);
+    free(p);
+    st_live_entry_free(live);
+    done(ud, GR_EBUSY, NULL, "");
+    return;
+  }
+  p->rec = copy;
+  p->live = live;
+  p->done = done;
+  p->ud = ud;
+  pthread_mutex_lock(&st->state_mu);
+  int closed = st->frozen || st->stopping;
+  if (!closed) {
+    if (st->send_tail)
+      st->send_tail->next = p;
+    else
+      st->send_head = p;
+    st->send_tail = p;
+    pthread_cond_signal(&st->send_cv);
+  }
+  pthread_mutex_unlock(&st->state_mu);
+  if (closed) {
+    st_live_remove(&st->live, live);
+    st_live_entry_free(live);
+    free(copy);
+    free(p);
+    done(ud, GR_ECLOSED, NULL, "");
+  }
+}
+
+/* Sends one batch (a list of n, at most SEND_BATCH) and answers each. */
+static void send_batch(rd_store *st, rd_pending *batch, int n) {
+  add_cmds *c = malloc((size_t)n * sizeof *c);
+  rd_args **cmds = malloc((size_t)n * 3 * sizeof *cmds);
+  redisReply **rep = malloc((size_t)n * 3 * sizeof *rep);
+  int sent = 0;
+  if (c && cmds && rep) {
+    int i = 0;
+    for (rd_pending *p = batch; p; p = p->next, i++) {
+      add_prepare(st, p->rec, &c[i]);
+      cmds[3 * i] = &c[i].index;
+      cmds[3 * i + 1] = &c[i].used;
+      cmds[3 * i + 2] = &c[i].eval;
+    }
+    sent = rd_pipeline(st, cmds, 3 * n, rep) == 0;
+  } else {
+    rd_set_failing(st, "the store %s ran out of memory", st->url);
+  }
+  int i = 0;
+  while (batch) {
+    rd_pending *p = batch;
+    batch = p->next;
+    char existing[GR_RECORD_ID_MAX] = "";
+    int rc = c && sent ? add_answer(st, &c[i], &rep[3 * i], p->live, existing)
+                       : GR_ESTORE;
+    i++;
+    void *handle = p->live;
+    if (rc != GR_OK) {
+      st_live_remove(&st->live, p->live);
+      st_live_entry_free(p->live);
+      handle = NULL;
+    }
+    p->done(p->ud, rc, handle, existing);
+    free(p->rec);
+    free(p);
+  }
+  free(c);
+  free(cmds);
+  free(rep);
+}
+
+/* The sender thread: sends what add_async queued until the store stops
+ * (freeze and destroy wait for what was queued before them). */
+static void *sender_main(void *arg) {
+  rd_store *st = arg;
+  pthread_mutex_lock(&st->state_mu);
+  for (;;) {
+    while (!st->send_head && !st->stopping)
+      pthread_cond_wait(&st->send_cv, &st->state_mu);
+    if (!st->send_head)
+      break; /* stopping, nothing left */
+    rd_pending *batch = st->send_head, *last = batch;
+    int n = 1;
+    while (n < SEND_BATCH && last->next) {
+      last = last->next;
+      n++;
+    }
+    st->send_head = last->next;
+    if (!st->send_head)
+      st->send_tail = NULL;
+    last->next = NULL;
+    st->sending = 1;
+    pthread_mutex_unlock(&st->state_mu);
+    send_batch(st, batch, n);
+    pthread_mutex_lock(&st->state_mu);
+    st->sending = 0;
+    pthread_cond_broadcast(&st->sent_cv);
+  }
+  pthread_mutex_unlock(&st->state_mu);
+  return NULL;
+}
+
+/* Caller holds state_mu: waits until the sender has sent what was queued. */
+static void wait_sent_locked(rd_store *st) {
+  while (st->sender_started && (st->send_head || st->sending))
+    pthread_cond_wait(&st->sent_cv, &st->state_mu);
 }
 
 /* ---- dropping records: forget and retention
@@ -1215,7 +1369,8 @@ static void rd_pending_deliveries(gr_store *base,
 static void rd_freeze(gr_store *base) {
   rd_store *st = (rd_store *)base;
   pthread_mutex_lock(&st->state_mu);
-  st->frozen = 1; /* every write returns before its caller goes on */
+  st->frozen = 1; /* other writes return before their callers go on */
+  wait_sent_locked(st);
   pthread_mutex_unlock(&st->state_mu);
 }
 
@@ -1242,16 +1397,20 @@ static int rd_readable(gr_store *base) {
 }
 
 static void store_free(rd_store *st) {
-  if (st->trimmer_started) {
-    pthread_mutex_lock(&st->state_mu);
-    st->stopping = 1;
-    pthread_cond_signal(&st->trim_cv);
-    pthread_mutex_unlock(&st->state_mu);
+  pthread_mutex_lock(&st->state_mu);
+  st->stopping = 1; /* the sender sends what is queued first */
+  pthread_cond_signal(&st->trim_cv);
+  pthread_cond_signal(&st->send_cv);
+  pthread_mutex_unlock(&st->state_mu);
+  if (st->sender_started)
+    pthread_join(st->sender, NULL);
+  if (st->trimmer_started)
     pthread_join(st->trimmer, NULL);
-  }
   rd_conns_free(st);
   st_live_free(&st->live);
   pthread_cond_destroy(&st->trim_cv);
+  pthread_cond_destroy(&st->send_cv);
+  pthread_cond_destroy(&st->sent_cv);
   pthread_mutex_destroy(&st->state_mu);
   free(st->url);
   free(st->host);
@@ -1266,6 +1425,7 @@ static void rd_destroy(gr_store *base) {
 static const gr_store_ops redis_ops = {
     .name = "redis",
     .add = rd_add,
+    .add_async = rd_add_async,
     .update = rd_update,
     .find = rd_find,
     .forget = rd_forget,
@@ -1313,6 +1473,8 @@ gr_store *gr_store_redis_open(const gr_redis_options *o, char *err,
   rd_conns_init(st);
   pthread_mutex_init(&st->state_mu, NULL);
   pthread_cond_init(&st->trim_cv, NULL);
+  pthread_cond_init(&st->send_cv, NULL);
+  pthread_cond_init(&st->sent_cv, NULL);
   if (rd_connect(st) != 0) {
     rd_error(&st->base, err, errlen);
     store_free(st);
@@ -1325,6 +1487,13 @@ gr_store *gr_store_redis_open(const gr_redis_options *o, char *err,
     return NULL;
   }
   st->trimmer_started = 1;
+  if (pthread_create(&st->sender, NULL, sender_main, st) != 0) {
+    snprintf(err, errlen, "cannot open the store %s: no thread to write it",
+             url);
+    store_free(st);
+    return NULL;
+  }
+  st->sender_started = 1;
   return &st->base;
 }
 

@@ -71,6 +71,12 @@ typedef struct rd_store {
   int trim_due, finals_since_trim;
   pthread_t trimmer;
   int trimmer_started;
+  /* Adds given without waiting, for the sender thread (redis.c). */
+  struct rd_pending *send_head, *send_tail;
+  int sending;
+  pthread_cond_t send_cv, sent_cv;
+  pthread_t sender;
+  int sender_started;
 } rd_store;
 
 /* ---- commands (redis_conn.c) ----------------------------------------------

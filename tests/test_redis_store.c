@@ -705,6 +705,107 @@ START_TEST(redis_urls) {
 }
 END_TEST
 
+/* ---- adds given without waiting ---------------------------------------- */
+
+typedef struct added {
+  pthread_mutex_t mu;
+  pthread_cond_t cond;
+  int called, rc;
+  void *handle;
+  char existing[GR_RECORD_ID_MAX];
+} added;
+
+static void on_added(void *ud, int rc, void *handle, const char *existing) {
+  added *a = ud;
+  pthread_mutex_lock(&a->mu);
+  a->called++;
+  a->rc = rc;
+  a->handle = handle;
+  snprintf(a->existing, sizeof a->existing, "%s", existing);
+  pthread_cond_signal(&a->cond);
+  pthread_mutex_unlock(&a->mu);
+}
+
+/* add_async of r, waited for: its rc (handle and existing in *a). */
+static int add_async_wait(gr_store *st, const gr_record *r, added *a) {
+  memset(a, 0, sizeof *a);
+  pthread_mutex_init(&a->mu, NULL);
+  pthread_cond_init(&a->cond, NULL);
+  gr_future *f = gr_future_new();
+  st->ops->add_async(st, r, f, on_added, a);
+  gr_future_unref(f);
+  pthread_mutex_lock(&a->mu);
+  while (!a->called)
+    pthread_cond_wait(&a->cond, &a->mu);
+  pthread_mutex_unlock(&a->mu);
+  pthread_mutex_destroy(&a->mu);
+  pthread_cond_destroy(&a->cond);
+  ck_assert_int_eq(a->called, 1);
+  return a->rc;
+}
+
+START_TEST(add_async_answers_once_stored_and_its_refusals) {
+  gr_store *st = open_store();
+  added a;
+  gr_record r = queued("task-as1", "web");
+  r.idem_key = "k1";
+  r.idem_digest = "d1";
+  ck_assert_int_eq(add_async_wait(st, &r, &a), GR_OK);
+  ck_assert_ptr_nonnull(a.handle);
+  ck_assert_int_eq(found_state(st, "task-as1"), GR_QUEUED);
+  ck_assert_str_eq(t_redis_cli(&redis, "HGET t:{p:web}:r:task-as1 state"), "0");
+  finish(st, a.handle, "task-as1");
+  ck_assert_int_eq(found_state(st, "task-as1"), GR_FAILED);
+
+  gr_record again = queued("task-as2", "web");
+  again.idem_key = "k1";
+  again.idem_digest = "d1";
+  ck_assert_int_eq(add_async_wait(st, &again, &a), GR_EEXIST);
+  ck_assert_str_eq(a.existing, "task-as1");
+  ck_assert_ptr_null(a.handle);
+  again.idem_digest = "d2";
+  ck_assert_int_eq(add_async_wait(st, &again, &a), GR_ECONFLICT);
+  ck_assert_int_eq(found_state(st, "task-as2"), -1);
+
+  /* many at once share round trips, and each is answered */
+  enum { MANY = 200 };
+  static added many[MANY];
+  static char ids[MANY][16];
+  for (int i = 0; i < MANY; i++) {
+    snprintf(ids[i], sizeof ids[i], "task-m%03d", i);
+    gr_record m = queued(ids[i], "bulk");
+    memset(&many[i], 0, sizeof many[i]);
+    pthread_mutex_init(&many[i].mu, NULL);
+    pthread_cond_init(&many[i].cond, NULL);
+    gr_future *f = gr_future_new();
+    st->ops->add_async(st, &m, f, on_added, &many[i]);
+    gr_future_unref(f);
+  }
+  for (int i = 0; i < MANY; i++) {
+    pthread_mutex_lock(&many[i].mu);
+    while (!many[i].called)
+      pthread_cond_wait(&many[i].cond, &many[i].mu);
+    pthread_mutex_unlock(&many[i].mu);
+    ck_assert_int_eq(many[i].rc, GR_OK);
+  }
+  ck_assert_uint_eq(list_ids(st, "bulk", -1, 0, NULL, NULL, 64), 64);
+  ck_assert_str_eq(t_redis_cli(&redis, "ZCARD t:{p:bulk}:all"), "200");
+
+  /* Redis away: refused with GR_ESTORE, and nothing live is left */
+  t_redis_stop(&redis, 1);
+  gr_record lost = queued("task-as3", "web");
+  ck_assert_int_eq(add_async_wait(st, &lost, &a), GR_ESTORE);
+  ck_assert_ptr_null(st->ops->find(st, "task-as3", NULL, 0));
+  t_redis_restart(&redis);
+
+  /* after freeze: refused at once */
+  st->ops->freeze(st);
+  gr_record late = queued("task-as4", "web");
+  ck_assert_int_eq(add_async_wait(st, &late, &a), GR_ECLOSED);
+  st->ops->destroy(st);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("redis_store");
   TCase *tc = tcase_create("redis_store");
@@ -727,6 +828,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, open_names_a_server_that_does_not_answer);
   tcase_add_test(tc, settings_that_can_lose_work_are_named);
   tcase_add_test(tc, redis_urls);
+  tcase_add_test(tc, add_async_answers_once_stored_and_its_refusals);
   suite_add_tcase(s, tc);
   return s;
 }
