@@ -19,6 +19,7 @@
   const RELOAD_GAP_MS = 500; // the least time between two loads of the list
   const STREAM_RETRY_MS = 5000; // how long the page polls before it tries the stream again
   const LOG_LINES = 50; // the last log lines shown
+  const SUBMITTED_KEPT = 1000; // submits whose code and arguments the tab remembers
   const TOKEN_KEY = 'goroutined.token';
   const TERMINAL = new Set(['succeeded', 'failed', 'timed_out', 'cancelled']);
   const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -765,7 +766,9 @@
     $('records').focus();
   }
 
-  function turnPage(to) {
+  // A pager button that the new page disables hands the focus on to its
+  // neighbour rather than dropping it.
+  async function turnPage(to) {
     if (to === 'next') {
       if (!list.next) return;
       list.cursors[list.page + 1] = list.next;
@@ -775,7 +778,9 @@
     } else {
       list.page = 0;
     }
-    loadList();
+    await loadList();
+    const focused = document.activeElement;
+    if (focused && focused.disabled) $(to === 'next' ? 'page-prev' : 'page-next').focus();
   }
 
   // ---- pool actions ---------------------------------------------------------------
@@ -1253,6 +1258,11 @@
       b.disabled = false;
     }
     for (const id of accepted) state.submitted.set(id, { code: job.body.code, args: job.body.args });
+    // The oldest go first beyond SUBMITTED_KEPT (a Map keeps insertion order).
+    for (const id of state.submitted.keys()) {
+      if (state.submitted.size <= SUBMITTED_KEPT) break;
+      state.submitted.delete(id);
+    }
     const problem = refused.length ? refused[0] : null;
     if (problem) markInvalid(form, problem.problem && problem.problem.field);
     let text;

@@ -367,9 +367,13 @@ test('the dashboard in Chromium', async (t) => {
         await page.click('#page-next');
         await waitForText(page, '#page-label', /^Page 2, 5 tasks shown/);
         assert.notEqual(await page.locator('#list-body tr').first().getAttribute('data-id'), first);
-        await page.click('#page-next');
+        // ... by keyboard too: on the last page the focus moves from
+        // "Next page", now disabled, to "Previous page".
+        await page.focus('#page-next');
+        await page.keyboard.press('Enter');
         await waitForText(page, '#page-label', /^Page 3 \(the last\), 1 tasks shown/);
         assert.ok(await page.locator('#page-next').isDisabled());
+        await page.waitForFunction(() => document.activeElement.id === 'page-prev');
         await page.click('#page-first');
         await waitForText(page, '#page-label', /^Page 1, 5 tasks shown/);
         assert.equal(await page.locator('#list-body tr').first().getAttribute('data-id'), first);
@@ -501,7 +505,8 @@ test('the dashboard in Chromium', async (t) => {
         await page.selectOption('#list-source', 'jobs');
         await page.locator(`#list-body tr[data-id="${job.body.id}"]`).waitFor();
         assert.equal(await text(page, `#list-body tr[data-id="${job.body.id}"] [data-field="outcome"]`), '[21]');
-        await page.click(`#list-body tr[data-id="${job.body.id}"] [data-field="id"] button`);
+        await page.focus(`#list-body tr[data-id="${job.body.id}"] [data-field="id"] button`);
+        await page.keyboard.press('Enter');
         await waitForText(page, '#detail-kind', /^Job$/);
         assert.equal(await text(page, '#detail-fields [data-field="function"] dd'), 'resize, version 1');
         assert.equal(await page.locator('#detail-fields [data-field="pool"]').count(), 0);
