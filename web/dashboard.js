@@ -19,6 +19,7 @@
   const RELOAD_GAP_MS = 500; // the least time between two loads of the list
   const STREAM_RETRY_MS = 5000; // how long the page polls before it tries the stream again
   const LOG_LINES = 50; // the last log lines shown
+  const REQUEST_TIMEOUT_MS = 20000; // a long poll waits FALLBACK_WAIT_S at most
   const SUBMITTED_KEPT = 1000; // submits whose code and arguments the tab remembers
   const TOKEN_KEY = 'goroutined.token';
   const TERMINAL = new Set(['succeeded', 'failed', 'timed_out', 'cancelled']);
@@ -84,7 +85,8 @@
   async function api(method, path, body) {
     const headers = { Accept: 'application/json, application/problem+json' };
     if (memoryToken) headers.Authorization = `Bearer ${memoryToken}`;
-    const init = { method, headers, cache: 'no-store', credentials: 'omit' };
+    // A request that never answers must not stop the polls that wait for it.
+    const init = { method, headers, cache: 'no-store', credentials: 'omit', signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) };
     if (body !== undefined) {
       headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);
@@ -597,6 +599,14 @@
 
   async function poll() {
     if (state.authNeeded) return;
+    try {
+      await pollOnce();
+    } finally {
+      if (!state.authNeeded) pollSoon(POLL_MS);
+    }
+  }
+
+  async function pollOnce() {
     const [pools, stats, functions] = await Promise.allSettled([
       api('GET', '/v1/pools'),
       api('GET', '/v1/stats'),
@@ -619,7 +629,6 @@
     syncStream();
     // Without the event stream, the list and the open record are polled.
     if (stream.down) await Promise.allSettled([loadList(), refreshDetail(true)]);
-    pollSoon(POLL_MS);
   }
 
   // ---- the list of tasks or jobs ------------------------------------------------

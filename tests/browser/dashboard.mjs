@@ -112,9 +112,22 @@ async function openPage(browser, base, colorScheme = 'light') {
       console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || 'inline'}`);
     });
   });
+  // Requests still open when the context closes (the event streams
+  // aside): a test that failed on a wait prints them.
+  const open = new Map();
+  context.on('request', (req) => open.set(req, Date.now()));
+  context.on('requestfinished', (req) => open.delete(req));
+  context.on('requestfailed', (req) => open.delete(req));
+  context.on('close', () => {
+    for (const [req, at] of open)
+      if (!req.url().includes('/v1/events')) console.log(`# still open after ${Date.now() - at} ms: ${req.method()} ${req.url()}`);
+  });
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT_MS);
-  page.on('pageerror', (err) => problems.push(`script error: ${err.message}`));
+  page.on('pageerror', (err) => {
+    problems.push(`script error: ${err.message}`);
+    console.log(`# script error: ${err.stack || err.message}`); // shown even when a wait fails first
+  });
   page.on('console', (msg) => {
     // Answers with an error status are the page's business (it shows
     // them); anything else on the error console is a fault.
