@@ -112,15 +112,16 @@ async function openPage(browser, base, colorScheme = 'light') {
       console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || 'inline'}`);
     });
   });
-  // Requests still open when the context closes (the event streams
-  // aside): a test that failed on a wait prints them.
+  // Requests open for over 2 s when the context closes (the event
+  // streams aside): a test that failed on a wait prints them.
   const open = new Map();
   context.on('request', (req) => open.set(req, Date.now()));
   context.on('requestfinished', (req) => open.delete(req));
   context.on('requestfailed', (req) => open.delete(req));
   context.on('close', () => {
     for (const [req, at] of open)
-      if (!req.url().includes('/v1/events')) console.log(`# still open after ${Date.now() - at} ms: ${req.method()} ${req.url()}`);
+      if (!req.url().includes('/v1/events') && Date.now() - at > 2000)
+        console.log(`# still open after ${Date.now() - at} ms: ${req.method()} ${req.url()}`);
   });
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT_MS);
