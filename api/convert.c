@@ -538,18 +538,35 @@ static int parse_snippet(api_ctx *api, json_t *body, api_snippet *s,
       api__syntax_error(r, err, line);
       return -1;
     }
+    if (s->recorded) { /* kept with the record, to be shown */
+      if (!(s->source = malloc(len + 1))) {
+        gr_pack_free(s->pack);
+        s->pack = NULL;
+        api__no_memory(r);
+        return -1;
+      }
+      memcpy(s->source, code, len);
+      s->source[len] = '\0';
+      s->source_len = len;
+    }
   }
   size_t i;
   json_t *item;
   json_array_foreach(args, i, item) {
     if (api__json_to_pack(s->pack, item, err, sizeof err) != 0) {
-      gr_pack_free(s->pack);
-      s->pack = NULL;
+      api__snippet_drop(s);
       api__bad_field(r, "args", "item %zu: %s", i + 1, err);
       return -1;
     }
   }
   return 0;
+}
+
+void api__snippet_drop(api_snippet *s) {
+  gr_pack_free(s->pack);
+  s->pack = NULL;
+  free(s->source);
+  s->source = NULL;
 }
 
 int api__read_snippet(api_ctx *api, const api_request *req, api_snippet *s,

@@ -75,6 +75,10 @@ void api__out_json(api_out *o, json_t *v);
 /* The values of a plain pack as an array; -1 with err (nothing written)
  * for a value JSON cannot hold. */
 int api__out_values(api_out *o, const gr_pack *p, char *err, size_t errlen);
+/* As api__out_values, without the pack's first skip values (a work pack's
+ * function, before its arguments). */
+int api__out_values_from(api_out *o, const gr_pack *p, int skip, char *err,
+                         size_t errlen);
 /* Client bytes (a path, a name, an id) made fit to quote in a problem's
  * detail: valid UTF-8 is kept, control characters and bytes that are not
  * UTF-8 become \xNN, and what does not fit in outlen ends in "...". */
@@ -154,7 +158,12 @@ typedef struct api_snippet {
   char callback[API_CALLBACK_URL_MAX + 1]; /* recorded only: a URL, or "" */
   /* The request's id and trace context (api_request), or NULL. */
   const char *request_id, *traceparent;
+  char *source; /* recorded only: the code as given (malloc'd), or NULL */
+  size_t source_len;
 } api_snippet;
+/* Frees what a snippet holds (its pack, unless a spawn took it, and its
+ * source). */
+void api__snippet_drop(api_snippet *s);
 /* The body's "code": a string without NUL; 0, or -1 with the 400 set. */
 int api__code_field(json_t *body, const char **code, size_t *len,
                     api_response *r);
@@ -386,7 +395,7 @@ typedef struct api_route {
   api_operation op[API_NMETHODS];
 } api_route;
 
-#define API_NROUTES 27
+#define API_NROUTES 29
 extern const api_route api__routes[]; /* API_NROUTES of them */
 
 /* A request's path and method looked up in the table. */
@@ -456,6 +465,9 @@ api_job *api__record_of(const api_call *c);
 /* GET .../logs: the log lines its work wrote, oldest first, and how many
  * older ones were cut. */
 int api__get_logs(const api_call *c);
+/* GET .../work: what the record runs, as it was given: the code (or the
+ * stored function's name and version) and the arguments. */
+int api__get_work(const api_call *c);
 /* GET: a page of records, newest first (?state, ?limit, ?cursor). */
 int api__list_records(const api_call *c);
 /* POST .../cancel: 202 with the record once asked to stop, 200 if it had

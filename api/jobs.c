@@ -192,7 +192,7 @@ int api__create_job(const api_call *c) {
     return API_DONE;
   }
   if (job_room(api, r) != 0) {
-    gr_pack_free(s.pack);
+    api__snippet_drop(&s);
     free(w);
     return API_DONE;
   }
@@ -202,7 +202,7 @@ int api__create_job(const api_call *c) {
       f ? api__pending_new_write(api, job_build, c->wake, c->ud) : NULL;
   if (!p) { /* nothing new was accepted */
     atomic_fetch_sub(&api->jobs_running, 1);
-    gr_pack_free(s.pack);
+    api__snippet_drop(&s);
     if (f)
       gr_future_unref(f);
     free(je);
@@ -220,6 +220,7 @@ int api__create_job(const api_call *c) {
   sp.idem_digest = w->idem.key ? w->idem.digest : NULL;
   /* a goroutine that cannot start is recorded as failed */
   gr_go_recorded_async(api->cfg.rt, &sp, job_started, w);
+  api__snippet_drop(&s); /* the record has its copy of the source */
   return api__write_returned(&w->write, c, job_build);
 }
 

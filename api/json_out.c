@@ -360,18 +360,27 @@ static int write_value(api_out *o, gr_pack_reader *r, const gr_item *it,
 }
 
 int api__out_values(api_out *o, const gr_pack *p, char *err, size_t errlen) {
+  return api__out_values_from(o, p, 0, err, errlen);
+}
+
+int api__out_values_from(api_out *o, const gr_pack *p, int skip, char *err,
+                         size_t errlen) {
   gr_pack_reader r;
   gr_pack_reader_init(&r, p);
   size_t mark = o->len;
   api__out_raw(o, "[", 1);
   gr_item it;
   int n = 0;
+  for (int i = 0; i < skip; i++)
+    if (gr_pack_skip_function(&r) != 0 && gr_pack_next(&r, &it) != GR_ITEM_END)
+      skip_value(&r, &it); /* a table whole */
   while (gr_pack_next(&r, &it) != GR_ITEM_END) {
     if (n++)
       api__out_raw(o, ",", 1);
     char why[256];
     if (write_value(o, &r, &it, 0, why, sizeof why) != 0) {
-      snprintf(err, errlen, "return value #%d: %s", n, why);
+      snprintf(err, errlen, "%s #%d: %s", skip ? "argument" : "return value", n,
+               why);
       o->len = mark; /* take back what was written */
       if (o->buf)
         o->buf[mark] = '\0';

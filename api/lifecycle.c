@@ -353,3 +353,64 @@ int api__get_logs(const api_call *c) {
   api__reply_out(r, 200, &o);
   return API_DONE;
 }
+
+/* ---- what a record runs ----------------------------------------------- */
+
+typedef struct work_view {
+  api_out *o;
+  int found, failed;
+  char err[300];
+} work_view;
+
+/* Writes the rest of the view from the stored record (called with the
+ * store's lock held, for the memory store: it only writes). */
+static void out_work(void *ud, const gr_record *r) {
+  work_view *w = ud;
+  api_out *o = w->o;
+  w->found = 1;
+  if (r->function) {
+    api__out_cstr(o, ",\"function\":{\"name\":");
+    api__out_str(o, r->function, strlen(r->function));
+    api__out_cstr(o, ",\"version\":");
+    api__out_int(o, r->function_version);
+    api__out_raw(o, "}", 1);
+  }
+  if (r->source) {
+    api__out_cstr(o, ",\"code\":");
+    api__out_str(o, r->source, r->source_len);
+  }
+  gr_pack *p = r->work ? gr_pack_from_bytes(r->work, r->work_len) : NULL;
+  if (p) {
+    api__out_cstr(o, ",\"args\":");
+    if (api__out_values_from(o, p, 1, w->err, sizeof w->err) != 0)
+      w->failed = 1;
+    gr_pack_free(p);
+  }
+}
+
+int api__get_work(const api_call *c) {
+  api_response *r = c->resp;
+  api_job *job = api__record_of(c);
+  if (!job)
+    return API_DONE;
+  api__job_free(job);
+  api_out o = {0};
+  api__out_cstr(&o, "{\"id\":");
+  api__out_str(&o, c->id, strlen(c->id));
+  work_view w = {.o = &o};
+  int rc = gr_record_work(c->api->cfg.rt, c->id, out_work, &w);
+  api__out_raw(&o, "}", 1);
+  if (rc != GR_OK || !w.found) { /* it expired meanwhile */
+    free(o.buf);
+    record_missing(c);
+    return API_DONE;
+  }
+  if (w.failed) { /* stored from Lua with values JSON cannot hold */
+    free(o.buf);
+    api__problem(r, 500, "internal", "Internal Server Error", NULL,
+                 "the record's arguments cannot be shown as JSON: %s", w.err);
+    return API_DONE;
+  }
+  api__reply_out(r, 200, &o);
+  return API_DONE;
+}

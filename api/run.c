@@ -23,7 +23,9 @@ gr_spawn api__spawn_for(api_ctx *api, api_snippet *s, gr_future *f) {
                  .job_memory_limit = api->cfg.job_memory_limit,
                  .job_max_goroutines = api->cfg.job_max_goroutines,
                  .max_attempts = s->max_attempts,
-                 .backoff_ms = s->backoff_ms};
+                 .backoff_ms = s->backoff_ms,
+                 .source = s->source,
+                 .source_len = s->source_len};
   s->pack = NULL;          /* consumed by the spawn */
   if (f && s->function[0]) /* its record names it (memory permitting) */
     gr_future_set_function(f, s->function, s->function_version);
@@ -84,7 +86,7 @@ int api__run(const api_call *c) {
     return API_DONE;
   /* A run may wait: it needs a slot before it starts. */
   if (api__wait_slot_take(api, r) != 0) {
-    gr_pack_free(s.pack);
+    api__snippet_drop(&s);
     return API_DONE;
   }
   int64_t grace = s.timeout_ms + RUN_GRACE_MS;

@@ -135,7 +135,7 @@ int api__submit_task(const api_call *c) {
       !(p = api__pending_new_write(api, submit_build, c->wake, c->ud))) {
     if (r->status == 0)
       api__no_memory(r);
-    gr_pack_free(s.pack);
+    api__snippet_drop(&s);
     if (f)
       gr_future_unref(f);
     gr_pool_unref(pool);
@@ -151,6 +151,7 @@ int api__submit_task(const api_call *c) {
   sp.idem_key = w->idem.key;
   sp.idem_digest = w->idem.key ? w->idem.digest : NULL;
   gr_pool_submit_async(pool, &sp, 0, task_submitted, w);
+  api__snippet_drop(&s); /* the record has its copy of the source */
   return api__write_returned(&w->write, c, submit_build);
 }
 

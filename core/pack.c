@@ -343,3 +343,66 @@ int gr_pack_next(gr_pack_reader *r, gr_item *out) {
   }
   return out->kind;
 }
+
+/* Moves past one upvalue of a function being skipped: 1, or 0 when it is
+ * not one of the simple kinds. */
+static int skip_upvalue(gr_pack_reader *r, int *ok) {
+  const gr_pack *p = r->p;
+  if (r->pos >= p->len)
+    return 0;
+  uint8_t tag = p->buf[r->pos++];
+  switch (tag) {
+  case T_NIL:
+  case T_FALSE:
+  case T_TRUE:
+  case T_GLOBALS:
+    return 1;
+  case T_INT:
+  case T_NUM:
+    r->pos += 8;
+    return r->pos <= p->len;
+  case T_STR:
+  case T_NAMED: {
+    uint64_t len = read_varint(r, ok);
+    if (!*ok || p->len - r->pos < len)
+      return 0;
+    r->pos += len;
+    return 1;
+  }
+  case T_REF:
+    read_varint(r, ok);
+    return *ok;
+  case T_UPJOIN:
+    read_varint(r, ok);
+    r->pos++;
+    return *ok && r->pos <= p->len;
+  default:
+    return 0;
+  }
+}
+
+int gr_pack_skip_function(gr_pack_reader *r) {
+  const gr_pack *p = r->p;
+  size_t start = r->pos;
+  int ok = 1;
+  if (r->pos + 2 > p->len || p->buf[r->pos] != T_FUNC)
+    return -1;
+  r->pos += 2; /* the tag, the flags */
+  read_varint(r, &ok);
+  uint32_t len;
+  if (!ok || p->len - r->pos < sizeof len + 1)
+    goto fail;
+  memcpy(&len, p->buf + r->pos, sizeof len);
+  r->pos += sizeof len;
+  if (p->len - r->pos < (size_t)len + 1)
+    goto fail;
+  r->pos += len;
+  int nups = p->buf[r->pos++];
+  for (int i = 0; i < nups; i++)
+    if (!skip_upvalue(r, &ok))
+      goto fail;
+  return 0;
+fail:
+  r->pos = start;
+  return -1;
+}

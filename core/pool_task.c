@@ -373,7 +373,9 @@ static gr_pool_task *task_new(gr_pool *pool, const gr_spawn *s) {
   task->submit_ns = gr_now_ns();
   task->spawn = *s;
   task->spawn.future = future;
-  task->spawn.idem_key = task->spawn.idem_digest = NULL;
+  task->spawn.idem_key = task->spawn.idem_digest = NULL; /* the call's */
+  task->spawn.source = NULL;
+  task->spawn.source_len = 0;
   if (task->spawn.max_attempts < 1)
     task->spawn.max_attempts = 1;
   task->spare = spare;
@@ -421,7 +423,9 @@ static gr_record task_record(gr_pool_task *task, const gr_spawn *s, int claimed,
                  .function_version = res.function_version,
                  .callback = callback,
                  .request_id = res.request_id,
-                 .traceparent = res.traceparent};
+                 .traceparent = res.traceparent,
+                 .source = s->source,
+                 .source_len = s->source ? s->source_len : 0};
   return r;
 }
 

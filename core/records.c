@@ -39,6 +39,8 @@ typedef struct mem_record {
   int64_t finished_ms; /* monotonic, once finished (with a TTL) */
   void *work;          /* pack bytes, or NULL */
   size_t work_len;
+  char *source; /* the code as submitted, or NULL */
+  size_t source_len;
   gr_work_options opts;
   char *idem_key, *idem_digest; /* or NULL */
   char text[];                  /* id, NUL, then the pool name, NUL */
@@ -80,6 +82,7 @@ static size_t hash_text(const char *s) {
 static void record_free(mem_record *r) {
   gr_future_unref(r->future);
   free(r->work);
+  free(r->source);
   free(r->idem_key);
   free(r->idem_digest);
   free(r);
@@ -238,9 +241,15 @@ static int mem_add(gr_store *base, gr_record *r, gr_future *f, void **handle,
     m->idem_key = gr__strdup(r->idem_key);
     m->idem_digest = gr__strdup(r->idem_digest ? r->idem_digest : "");
   }
-  if ((r->work && !m->work) ||
+  if (r->source && (m->source = malloc(r->source_len + 1)) != NULL) {
+    memcpy(m->source, r->source, r->source_len);
+    m->source[r->source_len] = '\0';
+    m->source_len = r->source_len;
+  }
+  if ((r->work && !m->work) || (r->source && !m->source) ||
       (r->idem_key && (!m->idem_key || !m->idem_digest))) {
     free(m->work);
+    free(m->source);
     free(m->idem_key);
     free(m->idem_digest);
     free(m);
@@ -376,7 +385,9 @@ static int mem_read(gr_store *base, const char *id,
                  .function = res.function,
                  .function_version = res.function_version,
                  .request_id = res.request_id,
-                 .traceparent = res.traceparent};
+                 .traceparent = res.traceparent,
+                 .source = m->source,
+                 .source_len = m->source_len};
   fn(ud, &r); /* under the lock: fn must not call the store */
   pthread_mutex_unlock(&st->mu);
   return GR_OK;
@@ -665,6 +676,11 @@ int gr__store_durable(const gr_store *st) {
 
 int gr_record_store_durable(gr_runtime *rt) {
   return gr__store_durable(rt->store);
+}
+
+int gr_record_work(gr_runtime *rt, const char *id,
+                   void (*fn)(void *ud, const gr_record *r), void *ud) {
+  return rt->store->ops->read(rt->store, id, fn, ud);
 }
 
 int gr_record_store_readable(gr_runtime *rt) {

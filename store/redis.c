@@ -434,7 +434,8 @@ static gr_record *record_copy(const gr_record *r) {
                 r->history_len + TEXT_SIZE(r->idem_key) +
                 TEXT_SIZE(r->idem_digest) + TEXT_SIZE(r->callback) +
                 TEXT_SIZE(r->function) + TEXT_SIZE(r->progress_message) +
-                TEXT_SIZE(r->request_id) + TEXT_SIZE(r->traceparent);
+                TEXT_SIZE(r->request_id) + TEXT_SIZE(r->traceparent) +
+                (r->source ? r->source_len + 1 : 0);
   gr_record *c = malloc(size);
   if (!c)
     return NULL;
@@ -460,6 +461,7 @@ static gr_record *record_copy(const gr_record *r) {
   PUT(progress_message, TEXT_SIZE(r->progress_message));
   PUT(request_id, TEXT_SIZE(r->request_id));
   PUT(traceparent, TEXT_SIZE(r->traceparent));
+  PUT(source, r->source_len + 1);
 #undef PUT
 #undef TEXT_SIZE
   c->delivery.last_error = NULL;

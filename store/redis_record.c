@@ -93,6 +93,7 @@ void rd_fields_record(rd_fields *f, const gr_record *r, uint64_t seq) {
   set_text(f, "request_id", r->request_id);
   set_text(f, "traceparent", r->traceparent);
   set_blob(f, "work", r->work, r->work_len);
+  set_blob(f, "source", r->source, r->source_len);
   f->ndel = 0; /* a new record has no field to delete */
 }
 
@@ -196,7 +197,9 @@ int rd_record_from_reply(const redisReply *reply, gr_record *r, int with_work) {
   r->delivery.at_ms = num(field(reply, "callback_at"));
   r->request_id = text(field(reply, "request_id"));
   r->traceparent = text(field(reply, "traceparent"));
-  if (with_work)
+  if (with_work) {
     r->work = blob(field(reply, "work"), &r->work_len);
+    r->source = blob(field(reply, "source"), &r->source_len);
+  }
   return 0;
 }

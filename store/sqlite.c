@@ -54,13 +54,14 @@ static st_op *add_op(const gr_record *r, st_live *live) {
          message = size_of_text(r->progress_message),
          callback = size_of_text(r->callback),
          request_id = size_of_text(r->request_id),
-         traceparent = size_of_text(r->traceparent);
+         traceparent = size_of_text(r->traceparent),
+         source = r->source ? r->source_len + 1 : 0;
   size_t work = r->work ? r->work_len : 0,
          values = r->values ? r->values_len : 0,
          history = r->history ? r->history_len : 0;
   st_op *op = malloc(sizeof *op + sizeof(gr_record) + id + pool + error + key +
                      digest + function + message + callback + request_id +
-                     traceparent + work + values + history);
+                     traceparent + source + work + values + history);
   if (!op)
     return NULL;
   memset(op, 0, sizeof *op);
@@ -77,6 +78,7 @@ static st_op *add_op(const gr_record *r, st_live *live) {
   c->callback = copy_out(&at, r->callback, callback);
   c->request_id = copy_out(&at, r->request_id, request_id);
   c->traceparent = copy_out(&at, r->traceparent, traceparent);
+  c->source = copy_out(&at, r->source, source);
   c->work = copy_out(&at, r->work, work);
   c->values = copy_out(&at, r->values, values);
   c->history = copy_out(&at, r->history, history);

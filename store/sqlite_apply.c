@@ -143,6 +143,11 @@ static int apply_add(st_store *st, st_op *op) {
   bind_text(s, 1 + ST_COL_REQUEST_ID, r->request_id);
   bind_text(s, 1 + ST_COL_TRACEPARENT, r->traceparent);
   bind_blob(s, 1 + ST_COL_WORK, r->work, r->work_len);
+  if (r->source)
+    sqlite3_bind_text64(s, 1 + ST_COL_SOURCE, r->source, r->source_len,
+                        SQLITE_STATIC, SQLITE_UTF8);
+  else
+    sqlite3_bind_null(s, 1 + ST_COL_SOURCE);
   if ((rc = st_run(s)) != SQLITE_OK)
     return rc;
   op->live->seq = st->next_seq++;

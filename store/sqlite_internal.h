@@ -108,6 +108,7 @@ enum st_column {
   ST_COL_REQUEST_ID,
   ST_COL_TRACEPARENT,
   ST_COL_WORK,
+  ST_COL_SOURCE, /* with work only */
 };
 /* The select list for those columns, work included or not. */
 #define ST_RECORD_COLUMNS                                                      \
@@ -118,7 +119,7 @@ enum st_column {
   "progress_message, progress_ms, callback, callback_state, "                  \
   "callback_attempts, callback_status, callback_error, callback_at, "          \
   "request_id, traceparent"
-#define ST_RECORD_COLUMNS_WORK ST_RECORD_COLUMNS ", work"
+#define ST_RECORD_COLUMNS_WORK ST_RECORD_COLUMNS ", work, source"
 
 /* ---- the store ----------------------------------------------------------- */
 

@@ -68,8 +68,12 @@ void st_row_record(sqlite3_stmt *s, gr_record *r, int with_work) {
   r->delivery.at_ms = sqlite3_column_int64(s, ST_COL_CALLBACK_AT);
   r->request_id = column_text(s, ST_COL_REQUEST_ID);
   r->traceparent = column_text(s, ST_COL_TRACEPARENT);
-  if (with_work)
+  if (with_work) {
     r->work = column_blob(s, ST_COL_WORK, &r->work_len);
+    r->source = column_text(s, ST_COL_SOURCE);
+    r->source_len =
+        r->source ? (size_t)sqlite3_column_bytes(s, ST_COL_SOURCE) : 0;
+  }
 }
 
 static void finish(sqlite3_stmt *s) {
@@ -130,7 +134,7 @@ static gr_record *record_copy(const gr_record *r) {
                 r->history_len + text_size(r->idem_key) +
                 text_size(r->idem_digest) + text_size(r->callback) +
                 text_size(r->function) + text_size(r->request_id) +
-                text_size(r->traceparent);
+                text_size(r->traceparent) + (r->source ? r->source_len + 1 : 0);
   gr_record *copy = malloc(size);
   if (!copy)
     return NULL;
@@ -148,6 +152,7 @@ static gr_record *record_copy(const gr_record *r) {
   copy->function = PUT_TEXT(&at, r->function);
   copy->request_id = PUT_TEXT(&at, r->request_id);
   copy->traceparent = PUT_TEXT(&at, r->traceparent);
+  copy->source = put(&at, r->source, r->source ? r->source_len + 1 : 0);
   copy->delivery.last_error = NULL;
   return copy;
 }

@@ -27,7 +27,7 @@
 
 /* "grtd" in the file's header (PRAGMA application_id). */
 #define ST_APPLICATION_ID 0x67727464
-#define ST_SCHEMA_VERSION 5
+#define ST_SCHEMA_VERSION 6
 /* Every connection waits this long for another process's lock. */
 #define ST_BUSY_TIMEOUT_MS 5000
 /* The WAL file is cut back to this size after a checkpoint. */
@@ -115,7 +115,8 @@ static const char schema_sql[] =
     " traceparent TEXT,"
     " work BLOB,"
     " logs BLOB,"
-    " logs_dropped INTEGER);"
+    " logs_dropped INTEGER,"
+    " source TEXT);"
     "CREATE INDEX records_by_pool ON records(pool, seq);" FINISH_INDEX_SQL
     "CREATE UNIQUE INDEX records_by_idem_key ON records(idem_key)"
     " WHERE idem_key IS NOT NULL;" FUNCTIONS_SQL CALLBACK_INDEX_SQL;
@@ -148,6 +149,10 @@ static const char upgrade_from_3_sql[] =
 static const char upgrade_from_4_sql[] =
     "ALTER TABLE records ADD COLUMN request_id TEXT;"
     "ALTER TABLE records ADD COLUMN traceparent TEXT;";
+/* Version 5 did not keep the code as it was submitted (the records
+ * written before show none). */
+static const char upgrade_from_5_sql[] =
+    "ALTER TABLE records ADD COLUMN source TEXT;";
 
 #define LIST_SQL(where)                                                        \
   "SELECT " ST_RECORD_COLUMNS " FROM records WHERE " where                     \
@@ -166,7 +171,7 @@ static const char *const stmt_sql[ST_NSTMTS] = {
     [ST_INSERT] = "INSERT INTO records(" ST_RECORD_COLUMNS_WORK
                   ", finished_order) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
                   " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                  " ?, ?, ?, ?, ?, NULL)",
+                  " ?, ?, ?, ?, ?, ?, NULL)",
     [ST_UPDATE] = "UPDATE records SET state = ?2, attempt = ?3,"
                   " started_ms = ?4, finished_ms = ?5, results = ?6,"
                   " error = ?7, history = ?8, max_attempts = ?9,"
@@ -318,7 +323,7 @@ static sqlite3 *connect(const st_store *st, int create, char *err,
   return db;
 }
 
-/* Inside the writer's first transaction: brings a file of version 1 to 4
+/* Inside the writer's first transaction: brings a file of version 1 to 5
  * to this one. 0, or -1 with a message in err. */
 static int upgrade(st_store *st, int64_t version, char *err, size_t errlen) {
   char sql[64];
@@ -328,8 +333,10 @@ static int upgrade(st_store *st, int64_t version, char *err, size_t errlen) {
     rc = exec(st->wdb, upgrade_from_2_sql);
   if (rc == SQLITE_OK && version < 4)
     rc = exec(st->wdb, upgrade_from_3_sql);
-  if (rc == SQLITE_OK)
+  if (rc == SQLITE_OK && version < 5)
     rc = exec(st->wdb, upgrade_from_4_sql);
+  if (rc == SQLITE_OK)
+    rc = exec(st->wdb, upgrade_from_5_sql);
   if (rc == SQLITE_OK)
     rc = exec(st->wdb, sql);
   if (rc != SQLITE_OK) {
@@ -375,7 +382,7 @@ static int identify_or_create(st_store *st, char *err, size_t errlen) {
              st->path);
     return -1;
   }
-  if (version >= 1 && version <= 4)
+  if (version >= 1 && version < ST_SCHEMA_VERSION)
     return upgrade(st, version, err, errlen);
   if (version != ST_SCHEMA_VERSION) {
     snprintf(err, errlen,

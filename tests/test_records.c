@@ -508,6 +508,86 @@ START_TEST(a_finished_job_runs_again) {
 }
 END_TEST
 
+/* ---- what a record runs ------------------------------------------------- */
+
+/* GET path: 200 expected; the caller releases it. */
+static hc_resp get_ok(const char *path) {
+  hc_resp r = hc_call(&srv, "GET", path, NULL);
+  expect_status(&r, 200);
+  return r;
+}
+
+/* On the default store (SQLite, _i 0) and in memory (_i 1). */
+START_TEST(the_work_of_a_record_is_shown_as_given) {
+  const char *memory[] = {"--store", "memory:", NULL};
+  start(_i ? memory : NULL);
+  make_pool("w", 2, 10);
+  char task[64], fn_task[64], path[200];
+  submit("w",
+         "{\"code\":\"local a, b = ... return a\",\"args\":"
+         "[2,{\"x\":[1,true]},\"s\",null]}",
+         task, sizeof task);
+  snprintf(path, sizeof path, "/v1/pools/w/tasks/%s/work", task);
+  hc_resp r = get_ok(path);
+  ck_assert_str_eq(str_of(r.json, "id"), task);
+  ck_assert_str_eq(str_of(r.json, "code"), "local a, b = ... return a");
+  char *args = json_dumps(json_object_get(r.json, "args"), JSON_COMPACT);
+  ck_assert_str_eq(args, "[2,{\"x\":[1,true]},\"s\",null]");
+  free(args);
+  ck_assert_ptr_null(json_object_get(r.json, "function"));
+  hc_release(&r);
+
+  /* a stored function: its name and version, no code */
+  r = hc_call(&srv, "PUT", "/v1/functions/twice",
+              "{\"code\":\"return (...) * 2\"}");
+  expect_status(&r, 201);
+  hc_release(&r);
+  submit("w", "{\"function\":\"twice\",\"args\":[21]}", fn_task,
+         sizeof fn_task);
+  snprintf(path, sizeof path, "/v1/pools/w/tasks/%s/work", fn_task);
+  r = get_ok(path);
+  ck_assert_ptr_null(json_object_get(r.json, "code"));
+  json_t *fn = json_object_get(r.json, "function");
+  ck_assert_str_eq(str_of(fn, "name"), "twice");
+  ck_assert_int_eq(int_of(fn, "version"), 1);
+  args = json_dumps(json_object_get(r.json, "args"), JSON_COMPACT);
+  ck_assert_str_eq(args, "[21]");
+  free(args);
+  hc_release(&r);
+
+  /* a job, after it ended (read back from the store) */
+  r = hc_call(&srv, "POST", "/v1/jobs", "{\"code\":\"return 7\"}");
+  expect_status(&r, 202);
+  char job[64];
+  snprintf(job, sizeof job, "%s", hc_str(&r, "id"));
+  hc_release(&r);
+  r = await_record(NULL, job);
+  hc_release(&r);
+  snprintf(path, sizeof path, "/v1/jobs/%s/work", job);
+  r = get_ok(path);
+  ck_assert_str_eq(str_of(r.json, "code"), "return 7");
+  args = json_dumps(json_object_get(r.json, "args"), JSON_COMPACT);
+  ck_assert_str_eq(args, "[]");
+  free(args);
+  hc_release(&r);
+
+  /* unknown ids, a task under another pool, a task as a job: 404 */
+  r = hc_call(&srv, "GET", "/v1/pools/w/tasks/task-none/work", NULL);
+  hc_expect_problem(&r, 404, "not found");
+  hc_release(&r);
+  make_pool("other", 1, 1);
+  snprintf(path, sizeof path, "/v1/pools/other/tasks/%s/work", task);
+  r = hc_call(&srv, "GET", path, NULL);
+  hc_expect_problem(&r, 404, "not found");
+  hc_release(&r);
+  snprintf(path, sizeof path, "/v1/jobs/%s/work", task);
+  r = hc_call(&srv, "GET", path, NULL);
+  hc_expect_problem(&r, 404, "not found");
+  hc_release(&r);
+  stop();
+}
+END_TEST
+
 /* ---- idempotency keys ---------------------------------------------------- */
 
 /* A request with an Idempotency-Key header, and no check library calls:
@@ -1134,6 +1214,7 @@ static Suite *records_suite(void) {
   tcase_add_test(life, a_running_task_is_not_replayed);
   tcase_add_test(life, every_failed_task_of_a_pool_runs_again);
   tcase_add_test(life, a_finished_job_runs_again);
+  tcase_add_loop_test(life, the_work_of_a_record_is_shown_as_given, 0, 2);
   suite_add_tcase(s, life);
   TCase *keys = tcase_create("idempotency");
   tcase_add_checked_fixture(keys, NULL, teardown);

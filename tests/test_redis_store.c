@@ -158,7 +158,7 @@ END_TEST
 typedef struct read_check {
   int called;
   char id[GR_RECORD_ID_MAX], pool[16], work[32], error[32], message[32];
-  char request_id[32], traceparent[64];
+  char request_id[32], traceparent[64], source[32];
   int state, attempt, max_attempts;
   int64_t timeout_ms, backoff_ms;
   double progress;
@@ -174,6 +174,8 @@ static void on_read(void *ud, const gr_record *r) {
   snprintf(c->error, sizeof c->error, "%s", r->error ? r->error : "");
   snprintf(c->message, sizeof c->message, "%s",
            r->progress_message ? r->progress_message : "");
+  snprintf(c->source, sizeof c->source, "%.*s", (int)r->source_len,
+           r->source ? r->source : "");
   snprintf(c->request_id, sizeof c->request_id, "%s",
            r->request_id ? r->request_id : "");
   snprintf(c->traceparent, sizeof c->traceparent, "%s",
@@ -538,6 +540,8 @@ START_TEST(a_callback_and_its_delivery_are_kept) {
   gr_record r = queued("task-cb", "web");
   r.callback = "http://127.0.0.1:9/hook";
   r.request_id = "req-42";
+  r.source = "return 42";
+  r.source_len = 9;
   r.traceparent = "00-0af7651916cd43dd8448eb211cc319c1-b7ad6b7169203331-01";
   void *h = NULL;
   char existing[GR_RECORD_ID_MAX];
@@ -556,6 +560,7 @@ START_TEST(a_callback_and_its_delivery_are_kept) {
   read_check c = {0}; /* the request that made it is kept */
   ck_assert_int_eq(st->ops->read(st, "task-cb", on_read, &c), GR_OK);
   ck_assert_str_eq(c.request_id, "req-42");
+  ck_assert_str_eq(c.source, "return 42");
   ck_assert_str_eq(c.traceparent,
                    "00-0af7651916cd43dd8448eb211cc319c1-b7ad6b7169203331-01");
 

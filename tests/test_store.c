@@ -803,7 +803,11 @@ static int64_t select_raw(const char *name, const char *sql) {
 }
 
 /* What version 5 added, taken away from a file made now. */
+#define WITHOUT_VERSION_6 "ALTER TABLE records DROP COLUMN source;"
+
+/* What version 5 added (and 6 after it), taken away from a file made now. */
 #define WITHOUT_VERSION_5                                                      \
+  WITHOUT_VERSION_6                                                            \
   "ALTER TABLE records DROP COLUMN request_id;"                                \
   "ALTER TABLE records DROP COLUMN traceparent;"
 
@@ -851,7 +855,7 @@ START_TEST(a_version_1_file_is_upgraded) {
   ck_assert_int_eq(rs.nrecords, 1);
   ck_assert_str_eq(rs.ids[0], "task-waiting");
   st->ops->destroy(st);
-  ck_assert_int_eq(select_raw("records.db", "PRAGMA user_version"), 5);
+  ck_assert_int_eq(select_raw("records.db", "PRAGMA user_version"), 6);
   ck_assert_int_eq(select_raw("records.db",
                               "SELECT count(*) FROM sqlite_master"
                               " WHERE name = 'records_by_pool_state'"),
@@ -893,7 +897,7 @@ START_TEST(a_version_2_file_is_upgraded) {
   ck_assert_int_eq(st->ops->add(st, &r, f, &handle, existing), GR_OK);
   gr_future_unref(f);
   st->ops->destroy(st);
-  ck_assert_int_eq(select_raw("records.db", "PRAGMA user_version"), 5);
+  ck_assert_int_eq(select_raw("records.db", "PRAGMA user_version"), 6);
   ck_assert_int_eq(
       select_raw("records.db",
                  "SELECT function_version FROM records WHERE id = 'task-fn'"),
@@ -995,7 +999,7 @@ START_TEST(a_version_3_file_is_upgraded) {
   add_with_callback(st, "task-hook");
   ck_assert_int_eq(pending_count(st), 1);
   st->ops->destroy(st);
-  ck_assert_int_eq(select_raw("records.db", "PRAGMA user_version"), 5);
+  ck_assert_int_eq(select_raw("records.db", "PRAGMA user_version"), 6);
   ck_assert_int_eq(select_raw("records.db", "SELECT callback_state FROM records"
                                             " WHERE id = 'task-hook'"),
                    GR_DELIVERY_PENDING);
@@ -1064,9 +1068,44 @@ START_TEST(a_version_4_file_is_upgraded) {
   add_with_trace(st, "task-traced"); /* what version 5 adds works at once */
   expect_trace(st, "task-traced");
   st->ops->destroy(st);
-  ck_assert_int_eq(select_raw("records.db", "PRAGMA user_version"), 5);
+  ck_assert_int_eq(select_raw("records.db", "PRAGMA user_version"), 6);
   st = open_store();
   expect_trace(st, "task-traced");
+  st->ops->destroy(st);
+}
+END_TEST
+
+/* What read gives of a record's source, copied. */
+static void read_source(void *ud, const gr_record *r) {
+  char *out = ud;
+  snprintf(out, 64, "%s", r->source ? r->source : "(none)");
+  if (r->source && strlen(r->source) != r->source_len)
+    snprintf(out, 64, "(bad length)");
+}
+
+START_TEST(a_version_5_file_is_upgraded) {
+  gr_store *st = open_store();
+  void *h = add_ok(st, "task-done", "p", NULL, NULL);
+  finish(st, h, "task-done");
+  st->ops->destroy(st);
+  /* Version 5 did not keep the code as submitted. */
+  exec_raw("records.db", WITHOUT_VERSION_6 "PRAGMA user_version = 5;");
+  st = open_store();
+  char source[64];
+  ck_assert_int_eq(st->ops->read(st, "task-done", read_source, source), GR_OK);
+  ck_assert_str_eq(source, "(none)");
+  gr_future *f = gr_future_new();
+  gr_record r = queued("task-src", "p");
+  r.source = "return 1 + 1";
+  r.source_len = strlen(r.source);
+  char existing[GR_RECORD_ID_MAX];
+  ck_assert_int_eq(st->ops->add(st, &r, f, &h, existing), GR_OK);
+  gr_future_unref(f);
+  st->ops->destroy(st);
+  ck_assert_int_eq(select_raw("records.db", "PRAGMA user_version"), 6);
+  st = open_store();
+  ck_assert_int_eq(st->ops->read(st, "task-src", read_source, source), GR_OK);
+  ck_assert_str_eq(source, "return 1 + 1");
   st->ops->destroy(st);
 }
 END_TEST
@@ -1679,6 +1718,7 @@ static Suite *store_suite(void) {
   tcase_add_test(tc, a_version_1_file_is_upgraded);
   tcase_add_test(tc, a_version_2_file_is_upgraded);
   tcase_add_test(tc, a_version_3_file_is_upgraded);
+  tcase_add_test(tc, a_version_5_file_is_upgraded);
   tcase_add_test(tc, a_version_4_file_is_upgraded);
   tcase_add_test(tc, a_record_keeps_its_request_id_and_traceparent);
   tcase_add_test(tc, a_callback_and_its_delivery_are_kept);

@@ -20,7 +20,6 @@
   const STREAM_RETRY_MS = 5000; // how long the page polls before it tries the stream again
   const LOG_LINES = 50; // the last log lines shown
   const REQUEST_TIMEOUT_MS = 20000; // a long poll waits FALLBACK_WAIT_S at most
-  const SUBMITTED_KEPT = 1000; // submits whose code and arguments the tab remembers
   const TOKEN_KEY = 'goroutined.token';
   const TERMINAL = new Set(['succeeded', 'failed', 'timed_out', 'cancelled']);
   const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -36,7 +35,6 @@
     poolNames: [],
     createdPool: null, // selected in the task form once it is listed
     access: null, // 'read' or 'submit' once the probe answered
-    submitted: new Map(), // id -> {code, args} of the work this tab submitted
     timer: 0,
   };
 
@@ -852,7 +850,8 @@
 
   // ---- one record, opened ---------------------------------------------------------
 
-  // {id, pool (null for a job), record, logsTimer, generation}
+  // {id, pool (null for a job), record, work (GET .../work, once), logsTimer,
+  // generation}
   let detail = null;
 
   function openRecord(rec) {
@@ -863,8 +862,23 @@
     $('detail-log').textContent = '(none yet)';
     renderDetail();
     refreshDetail(false);
+    showWork(detail);
     syncStream();
     $('detail').focus();
+  }
+
+  // What the record runs, as it was given (its code or function, and its
+  // arguments): read once, since it never changes.
+  async function showWork(d) {
+    try {
+      const work = (await api('GET', `${recordPath(d.record)}/work`)).data;
+      if (detail !== d) return;
+      d.work = work;
+    } catch (err) {
+      if (detail !== d) return;
+      d.work = { error: err.message };
+    }
+    renderDetail();
   }
 
   function hideDetail() {
@@ -937,20 +951,20 @@
       $('detail-progress-text').textContent = `${pct}%${rec.progress.message ? ` \u2014 ${rec.progress.message}` : ''}`;
     }
 
-    // The record's view has no code and no arguments: the page shows the
-    // stored function it names, or what this tab itself submitted.
+    // The code (or the stored function) and the arguments come from
+    // GET .../work, read once when the record is opened.
     const dl = el('dl', undefined, 'fields');
     dl.id = 'detail-fields';
     if (rec.pool) field(dl, 'Pool', 'pool', rec.pool);
-    const mine = state.submitted.get(rec.id);
+    const work = detail.work;
     if (rec.function) {
       field(dl, 'Function', 'function', button(`${rec.function.name}, version ${rec.function.version}`, `Open function ${rec.function.name}`, () => openFunction(rec.function.name), 'link'));
-    } else if (mine) {
-      field(dl, 'Code (as submitted from this tab)', 'code', el('pre', mine.code));
+    } else if (work && typeof work.code === 'string') {
+      field(dl, 'Code', 'code', el('pre', work.code));
     } else {
-      field(dl, 'Code', 'code', 'not in the record: the server does not show it');
+      field(dl, 'Code', 'code', !work ? 'reading\u2026' : work.error ? `cannot read it: ${work.error}` : 'not kept (submitted from Lua)');
     }
-    if (mine) field(dl, 'Arguments (as submitted from this tab)', 'args', mine.args ? JSON.stringify(mine.args) : 'none', true);
+    if (work && Array.isArray(work.args)) field(dl, 'Arguments', 'args', work.args.length ? JSON.stringify(work.args) : 'none', true);
     field(dl, 'Attempt', 'attempt', `${rec.attempt || 1} of ${rec.max_attempts || 1}`);
     field(dl, 'Created', 'created', when(rec.created_at));
     field(dl, 'Started', 'started', when(rec.started_at));
@@ -1265,12 +1279,6 @@
       }
     } finally {
       b.disabled = false;
-    }
-    for (const id of accepted) state.submitted.set(id, { code: job.body.code, args: job.body.args });
-    // The oldest go first beyond SUBMITTED_KEPT (a Map keeps insertion order).
-    for (const id of state.submitted.keys()) {
-      if (state.submitted.size <= SUBMITTED_KEPT) break;
-      state.submitted.delete(id);
     }
     const problem = refused.length ? refused[0] : null;
     if (problem) markInvalid(form, problem.problem && problem.problem.field);

@@ -270,6 +270,10 @@ typedef struct gr_pack_reader {
 } gr_pack_reader;
 void gr_pack_reader_init(gr_pack_reader *r, const gr_pack *p);
 int gr_pack_next(gr_pack_reader *r, gr_item *out);
+/* Moves r past the Lua function at its place (a call's function, before
+ * its arguments) when its upvalues are simple (the globals, names,
+ * scalars): 0, or -1 when it is not such a function (r stays). */
+int gr_pack_skip_function(gr_pack_reader *r);
 
 /* ---- futures: the result of one goroutine --------------------------- */
 
@@ -403,6 +407,12 @@ typedef struct gr_spawn {
    * (GR_EEXIST with the same digest, GR_ECONFLICT with another). NULL:
    * none. Read during the call only. */
   const char *idem_key, *idem_digest;
+  /* For a recorded submit: the code as the client sent it (source_len
+   * bytes, then a NUL), kept with the record so that it can be shown (GET
+   * .../work); NULL: none (a stored function, or code from Lua). Read during
+   * the call only. */
+  const char *source;
+  size_t source_len;
   /* The root counts as the first of the max goroutines, and a goroutine
    * counts from its start whether or not it finished, so neither a fork
    * bomb nor an endless chain of short goroutines gets past the limit.
@@ -634,6 +644,11 @@ typedef struct gr_record {
   /* The request that made it (gr_future_set_trace), written with the
    * record's add; NULL: none. */
   const char *request_id, *traceparent;
+  /* The code as submitted (gr_spawn.source): source_len bytes, then a
+   * NUL; written with the record's add and read back with its work only;
+   * NULL: none. */
+  const char *source;
+  size_t source_len;
 } gr_record;
 
 /* One record of a list: id, pool ("" for a job) and its future (a
@@ -908,6 +923,11 @@ size_t gr_record_list(gr_runtime *rt, const char *pool, int state,
                       uint64_t before, gr_record_entry *out, size_t limit);
 /* 0 while the store writes; else 1 with why in msg. */
 int gr_record_store_error(gr_runtime *rt, char *msg, size_t len);
+/* The stored record id with its work and the code as submitted, as
+ * gr_store_ops.read gives it (fn must not call the store): GR_OK or
+ * GR_ENOTFOUND. */
+int gr_record_work(gr_runtime *rt, const char *id,
+                   void (*fn)(void *ud, const gr_record *r), void *ud);
 /* As gr_store_ops.readable, for the runtime's store. */
 int gr_record_store_readable(gr_runtime *rt);
 /* Whether the store keeps records beyond the process (not "memory"). */

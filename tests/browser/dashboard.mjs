@@ -406,7 +406,10 @@ test('the dashboard in Chromium', async (t) => {
         assert.match(await text(page, '#detail-body'), /^snippet:1: db-2 is down/);
         assert.equal(await text(page, '#detail-body-title'), 'Error');
         await waitForText(page, '#detail-log', /#1 error attempt failing\n#2 error attempt failing/);
-        assert.match(await text(page, '#detail-fields [data-field="code"]'), /not in the record/);
+        // submitted outside the page: its code and arguments come from
+        // the record's work (GET .../work)
+        await waitForText(page, '#detail-fields [data-field="code"]', /log\.error\('attempt failing'\)/);
+        assert.equal(await text(page, '#detail-fields [data-field="args"] dd'), '[2]');
 
         // Retry it by hand: a third attempt, which fails too; the open
         // task and its row follow the events.
