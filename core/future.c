@@ -149,8 +149,7 @@ gr_logbuf *gr__future_logbuf(gr_future *f) {
   return atomic_load(&f->logs);
 }
 
-void gr__future_log(gr_future *f, int level, uint64_t gid, const char *text,
-                    size_t len, char *id) {
+gr_logbuf *gr__future_logbuf_make(gr_future *f) {
   gr_logbuf *b = atomic_load(&f->logs);
   if (!b) {
     gr_logbuf *made = gr__logbuf_new();
@@ -159,6 +158,12 @@ void gr__future_log(gr_future *f, int level, uint64_t gid, const char *text,
     else if (made)
       b = made;
   }
+  return b;
+}
+
+void gr__future_log(gr_future *f, int level, uint64_t gid, const char *text,
+                    size_t len, char *id) {
+  gr_logbuf *b = gr__future_logbuf_make(f);
   gr__spin_lock(&f->lock);
   int attempt = f->attempt > 0 ? f->attempt : 1;
   memcpy(id, f->id, GR_RECORD_ID_MAX);

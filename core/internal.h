@@ -520,6 +520,12 @@ void gr__future_log(gr_future *f, int level, uint64_t gid, const char *text,
                     size_t len, char *id);
 /* f's buffer, or NULL when it has none. */
 gr_logbuf *gr__future_logbuf(gr_future *f);
+/* f's buffer, made now when it has none; NULL when out of memory. */
+gr_logbuf *gr__future_logbuf_make(gr_future *f);
+/* The kept log lines of record id (its earlier attempts, for a replay),
+ * and how many were cut, copied into the buffer of future to, which must
+ * not be the record's own. */
+void gr__record_logs_carry(gr_runtime *rt, const char *id, gr_future *to);
 /* Whether f is a record's (a store writes its states). */
 int gr__future_is_record(gr_future *f);
 /* Sets what the work said of its progress (ignored once final). GR_OK or

@@ -786,6 +786,7 @@ int gr_record_replay(gr_runtime *rt, const char *id) {
     gr__future_load(f, &r);
     gr__future_copy_history(f, res.history);
     gr__future_add_history(f, res.attempt, res.state, res.error);
+    gr__record_logs_carry(rt, id, f); /* every attempt's lines, still */
     task = task_from_record(pool, &r, f, &rc);
     if (task) {
       gr_record q = r;

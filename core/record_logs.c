@@ -198,3 +198,19 @@ int gr_record_logs(gr_runtime *rt, const char *id, gr_log_line_fn fn, void *ud,
   gr_future_unref(f);
   return rc;
 }
+
+static void carry_line(void *ud, const gr_log_line *l) {
+  gr__logbuf_add(ud, l->at_ms, l->level, l->attempt, l->gid, l->text, l->len);
+}
+
+void gr__record_logs_carry(gr_runtime *rt, const char *id, gr_future *to) {
+  gr_logbuf *b = gr__future_logbuf_make(to);
+  if (!b)
+    return;
+  uint64_t dropped = 0;
+  if (gr_record_logs(rt, id, carry_line, b, &dropped) != GR_OK)
+    return;
+  pthread_mutex_lock(&b->mu);
+  b->dropped += dropped;
+  pthread_mutex_unlock(&b->mu);
+}

@@ -581,6 +581,21 @@ START_TEST(a_jobs_log_lines_are_kept_with_its_record) {
   ck_assert_uint_eq(json_array_size(json_object_get(r.json, "lines")), 7);
   ck_assert_str_eq(line_of(&r, 2), "warn 1 from a child");
   hc_release(&r);
+  /* a retry by hand keeps the lines of the attempts before it */
+  char retry[200];
+  snprintf(retry, sizeof retry, "%s/retry", path);
+  r = hc_call(&srv, "POST", retry, NULL);
+  expect_status(&r, 202);
+  hc_release(&r);
+  r = await_final(path);
+  ck_assert_int_eq(json_integer_value(json_object_get(r.json, "attempt")), 3);
+  hc_release(&r);
+  r = get_logs(path);
+  ck_assert_uint_eq(json_array_size(json_object_get(r.json, "lines")), 11);
+  ck_assert_str_eq(line_of(&r, 0), "info 1 start 1");
+  ck_assert_str_eq(line_of(&r, 6), "error 2 second attempt\nends");
+  ck_assert_str_eq(line_of(&r, 7), "info 3 start 1");
+  hc_release(&r);
   r = hc_call(&srv, "GET", "/v1/jobs/job-nope/logs", NULL);
   hc_expect_problem(&r, 404, "not found");
   hc_release(&r);
