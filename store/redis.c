@@ -221,13 +221,40 @@ static int add_new(rd_store *st, const gr_record *r, st_live *live,
   return rc;
 }
 
+/* The update script's command for record r changing as f says, into a
+ * (its keys in sk); the pointers are r's, f's and sk's. */
+static void update_command(rd_store *st, const gr_record *r, const rd_fields *f,
+                           rd_args *a, state_keys *sk, char *rec_key) {
+  pool_key(st, rec_key, r->pool, "r:", r->id);
+  rd_eval_args(st, a, RD_UPDATE, 7);
+  rd_arg_s(a, rec_key);
+  add_state_keys(st, a, sk, r->pool);
+  rd_arg_s(a, r->id);
+  rd_arg_i(a, r->state);
+  rd_fields_append(a, f);
+}
+
+/* What an update's n replies say: 1 (done), 0 (no such record) or -1
+ * (not written: the store's error says why). Frees them. */
+static int update_result(rd_store *st, redisReply **rep, int n) {
+  int rc = rd_reply_error(st, rep[0], "a record's change")
+               ? -1
+               : (rep[0]->type == REDIS_REPLY_INTEGER && rep[0]->integer == 1);
+  for (int i = 1; i < n && rc >= 0; i++)
+    if (rd_reply_error(st, rep[i], "a record's index"))
+      rc = -1;
+  free_replies(rep, n);
+  if (rc >= 0)
+    rd_clear_failing(st);
+  return rc;
+}
+
 /* The fields and state sets of record r changed as f says, by the update
- * script, with extra commands after it in the same round trip. 1 (done),
- * 0 (no such record) or -1 (not written: the store's error says why). */
+ * script, with extra commands after it in the same round trip: as
+ * update_result. */
 static int run_update(rd_store *st, const gr_record *r, const rd_fields *f,
                       rd_args *const *extra, int nextra) {
   char rec_key[KEY_MAX];
-  pool_key(st, rec_key, r->pool, "r:", r->id);
   rd_args *a = malloc(sizeof *a);
   state_keys *sk = malloc(sizeof *sk);
   if (!a || !sk) {
@@ -236,31 +263,15 @@ static int run_update(rd_store *st, const gr_record *r, const rd_fields *f,
     rd_set_failing(st, "the store %s ran out of memory", st->url);
     return -1;
   }
-  rd_eval_args(st, a, RD_UPDATE, 7);
-  rd_arg_s(a, rec_key);
-  add_state_keys(st, a, sk, r->pool);
-  rd_arg_s(a, r->id);
-  rd_arg_i(a, r->state);
-  rd_fields_append(a, f);
+  update_command(st, r, f, a, sk, rec_key);
   rd_args *cmds[4] = {a};
   for (int i = 0; i < nextra && i < 3; i++)
     cmds[1 + i] = extra[i];
   redisReply *rep[4] = {0};
   int n = 1 + (nextra < 3 ? nextra : 3);
-  int rc = -1;
-  if (rd_pipeline(st, cmds, n, rep) == 0) {
-    rc = rd_reply_error(st, rep[0], "a record's change")
-             ? -1
-             : (rep[0]->type == REDIS_REPLY_INTEGER && rep[0]->integer == 1);
-    for (int i = 1; i < n && rc >= 0; i++)
-      if (rd_reply_error(st, rep[i], "a record's index"))
-        rc = -1;
-  }
-  free_replies(rep, n);
+  int rc = rd_pipeline(st, cmds, n, rep) == 0 ? update_result(st, rep, n) : -1;
   free(a);
   free(sk);
-  if (rc >= 0)
-    rd_clear_failing(st);
   return rc;
 }
 
@@ -321,6 +332,119 @@ static int rd_add(gr_store *base, gr_record *r, gr_future *f, void **handle,
 /* ---- updates
  * ------------------------------------------------------------------ */
 
+/* An update whose record is stored now: a final one leaves the live
+ * records (reads find it in Redis), then its caller is told. */
+static void updated(rd_store *st, st_live *live, int final, int rc,
+                    gr_store_done_fn done, void *ud) {
+  if (rc >= 0 && final) {
+    st_live_remove(&st->live, live);
+    st_live_entry_free(live);
+  }
+  done(ud, rc >= 0);
+}
+
+/* ---- updates deferred: a task's end and the next claim in one trip -------
+ *
+ * Between defer(1) and defer(0), a thread's updates are kept (their
+ * commands with copies of their bytes) and sent in one pipeline by the
+ * outermost defer(0), which then answers each in order. */
+
+#define DEFER_CMDS 3
+
+typedef struct deferred {
+  struct deferred *next;
+  rd_args *cmds[DEFER_CMDS]; /* owned copies */
+  int n, final;
+  st_live *live;
+  gr_store_done_fn done;
+  void *ud;
+} deferred;
+
+static __thread struct {
+  rd_store *st;
+  int depth;
+  deferred *head, *tail;
+} tl_defer;
+
+static void deferred_free(deferred *d) {
+  for (int i = 0; i < d->n; i++)
+    free(d->cmds[i]);
+  free(d);
+}
+
+/* Keeps the update (cmds, n of them) for this thread's defer(0): 1, or 0
+ * when it must be sent now (no deferral, or out of memory). */
+static int defer_update(rd_store *st, rd_args *const *cmds, int n,
+                        st_live *live, int final, gr_store_done_fn done,
+                        void *ud) {
+  if (tl_defer.depth == 0 || tl_defer.st != st)
+    return 0;
+  deferred *d = calloc(1, sizeof *d);
+  if (!d)
+    return 0;
+  for (int i = 0; i < n; i++)
+    if (!(d->cmds[d->n++] = rd_args_own(cmds[i]))) {
+      deferred_free(d);
+      return 0;
+    }
+  d->final = final;
+  d->live = live;
+  d->done = done;
+  d->ud = ud;
+  if (tl_defer.tail)
+    tl_defer.tail->next = d;
+  else
+    tl_defer.head = d;
+  tl_defer.tail = d;
+  return 1;
+}
+
+/* Sends the kept updates in one round trip and answers each, in order. */
+static void send_deferred(rd_store *st, deferred *list) {
+  int total = 0;
+  for (deferred *d = list; d; d = d->next)
+    total += d->n;
+  rd_args **cmds = malloc((size_t)total * sizeof *cmds);
+  redisReply **rep = malloc((size_t)total * sizeof *rep);
+  int sent = 0;
+  if (cmds && rep) {
+    int i = 0;
+    for (deferred *d = list; d; d = d->next)
+      for (int k = 0; k < d->n; k++)
+        cmds[i++] = d->cmds[k];
+    sent = rd_pipeline(st, cmds, total, rep) == 0;
+  } else {
+    rd_set_failing(st, "the store %s ran out of memory", st->url);
+  }
+  int i = 0;
+  while (list) {
+    deferred *d = list;
+    list = d->next;
+    int rc = sent ? update_result(st, &rep[i], d->n) : -1;
+    i += d->n;
+    updated(st, d->live, d->final, rc, d->done, d->ud);
+    deferred_free(d);
+  }
+  free(cmds);
+  free(rep);
+}
+
+static void rd_defer(gr_store *base, int on) {
+  rd_store *st = (rd_store *)base;
+  if (on) {
+    if (tl_defer.depth++ == 0)
+      tl_defer.st = st;
+    return;
+  }
+  if (tl_defer.depth == 0 || --tl_defer.depth > 0)
+    return;
+  deferred *list = tl_defer.head; /* the answers may update again: now */
+  tl_defer.head = tl_defer.tail = NULL;
+  tl_defer.st = NULL;
+  if (list)
+    send_deferred(st, list);
+}
+
 static void rd_update(gr_store *base, void *handle, const gr_record *r,
                       gr_store_done_fn done, void *ud) {
   rd_store *st = (rd_store *)base;
@@ -331,48 +455,52 @@ static void rd_update(gr_store *base, void *handle, const gr_record *r,
     return;
   }
   rd_fields *f = malloc(sizeof *f);
-  if (!f) {
+  rd_args *a = malloc(sizeof *a);
+  state_keys *sk = malloc(sizeof *sk);
+  if (!f || !a || !sk) {
+    free(f);
+    free(a);
+    free(sk);
     rd_set_failing(st, "the store %s ran out of memory", st->url);
     done(ud, 0);
     return;
   }
   rd_fields_update(f, r);
   int final = GR_STATE_FINAL(r->state);
-  char done_key[KEY_MAX], deliveries_key[KEY_MAX];
+  char done_key[KEY_MAX], deliveries_key[KEY_MAX], rec_key[KEY_MAX];
   rd_args finished = {0}, pending = {0};
-  int nextra = 0;
-  rd_args *extra[2];
+  rd_args *cmds[3] = {a};
+  int n = 1;
   if (final) {
     int64_t stamp = finish_stamp(st);
     store_key(st, done_key, "done", NULL);
     rd_arg_s(&finished, "ZADD");
     rd_arg_s(&finished, done_key);
     rd_arg_i(&finished, stamp);
-    rd_arg_s(&finished, r->id);
-    extra[nextra++] = &finished;
+    rd_arg_s(&finished, live->id);
+    cmds[n++] = &finished;
     if (r->delivery.state == GR_DELIVERY_PENDING) {
       store_key(st, deliveries_key, "deliveries", NULL);
       rd_arg_s(&pending, "ZADD");
       rd_arg_s(&pending, deliveries_key);
       rd_arg_i(&pending, stamp);
-      rd_arg_s(&pending, r->id);
-      extra[nextra++] = &pending;
+      rd_arg_s(&pending, live->id);
+      cmds[n++] = &pending;
     }
   }
   gr_record keyed = *r; /* the pool as the record was added */
   keyed.pool = live->is_job ? NULL : live->pool;
   keyed.id = live->id;
-  int rc = run_update(st, &keyed, f, extra, nextra);
+  update_command(st, &keyed, f, a, sk, rec_key);
+  if (!defer_update(st, cmds, n, live, final, done, ud)) {
+    redisReply *rep[3] = {0};
+    int rc =
+        rd_pipeline(st, cmds, n, rep) == 0 ? update_result(st, rep, n) : -1;
+    updated(st, live, final, rc, done, ud);
+  }
   free(f);
-  if (rc < 0) {
-    done(ud, 0);
-    return;
-  }
-  if (final) { /* its final state is stored: reads find it there */
-    st_live_remove(&st->live, live);
-    st_live_entry_free(live);
-  }
-  done(ud, 1);
+  free(a);
+  free(sk);
 }
 
 /* ---- reads
@@ -1429,6 +1557,7 @@ static const gr_store_ops redis_ops = {
     .add = rd_add,
     .add_async = rd_add_async,
     .update = rd_update,
+    .defer = rd_defer,
     .find = rd_find,
     .forget = rd_forget,
     .read = rd_read,

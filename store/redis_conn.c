@@ -65,6 +65,26 @@ void rd_args_append(rd_args *a, const rd_args *more) {
     a->overflow = 1;
 }
 
+rd_args *rd_args_own(const rd_args *a) {
+  size_t total = 0;
+  for (int i = 0; i < a->n; i++)
+    total += a->len[i];
+  rd_args *c = malloc(sizeof *c + total);
+  if (!c)
+    return NULL;
+  c->n = a->n;
+  c->nnum = 0;
+  c->overflow = a->overflow;
+  char *at = (char *)(c + 1);
+  for (int i = 0; i < a->n; i++) {
+    memcpy(at, a->v[i], a->len[i]);
+    c->v[i] = at;
+    c->len[i] = a->len[i];
+    at += a->len[i];
+  }
+  return c;
+}
+
 void rd_eval_args(rd_store *st, rd_args *a, int script, int nkeys) {
   memset(a, 0, sizeof *a);
   rd_arg_s(a, "EVALSHA");

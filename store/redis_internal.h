@@ -101,6 +101,9 @@ void rd_arg_f(rd_args *a, const char *fmt, ...)
 /* Appends more's arguments (their bytes are not copied: more must live
  * as long as a; its numbers included). */
 void rd_args_append(rd_args *a, const rd_args *more);
+/* A copy of a that owns its bytes (one allocation, freed with free), or
+ * NULL when out of memory. */
+rd_args *rd_args_own(const rd_args *a);
 /* Starts a (emptied) as EVALSHA of script with nkeys keys to follow. */
 void rd_eval_args(rd_store *st, rd_args *a, int script, int nkeys);
 

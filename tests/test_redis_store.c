@@ -811,6 +811,69 @@ START_TEST(add_async_answers_once_stored_and_its_refusals) {
 }
 END_TEST
 
+/* ---- deferred updates -----------------------------------------------------
+ */
+
+typedef struct counted {
+  int called, ok;
+} counted;
+
+static void count_done(void *ud, int ok) {
+  counted *c = ud;
+  c->called++;
+  c->ok = ok;
+}
+
+START_TEST(deferred_updates_go_together_at_the_outer_undefer) {
+  gr_store *st = open_store();
+  void *a = add_ok(st, "task-d1", "web", NULL, NULL);
+  void *b = add_ok(st, "task-d2", "web", NULL, NULL);
+  ck_assert_int_eq(update_to(st, a, "task-d1", GR_RUNNING, 1, NULL), 1);
+  counted end = {0}, claim = {0};
+  st->ops->defer(st, 1);
+  st->ops->defer(st, 1); /* nested: only the outer one sends */
+  char error[16] = "it broke";
+  gr_record fin = {.id = "task-d1",
+                   .state = GR_FAILED,
+                   .attempt = 1,
+                   .finished_ms = 1700000000200,
+                   .error = error,
+                   .opts = {.max_attempts = 3}};
+  st->ops->update(st, a, &fin, count_done, &end);
+  memcpy(error, "overwritten", 12); /* the update kept its own copy */
+  gr_record run = {.id = "task-d2",
+                   .state = GR_RUNNING,
+                   .attempt = 1,
+                   .started_ms = 1700000000300,
+                   .opts = {.max_attempts = 3}};
+  st->ops->update(st, b, &run, count_done, &claim);
+  st->ops->defer(st, 0);
+  ck_assert_int_eq(end.called + claim.called, 0); /* not sent yet */
+  ck_assert_str_eq(t_redis_cli(&redis, "HGET t:{p:web}:r:task-d1 state"), "1");
+  st->ops->defer(st, 0);
+  ck_assert_int_eq(end.called, 1);
+  ck_assert_int_eq(end.ok, 1);
+  ck_assert_int_eq(claim.called, 1);
+  ck_assert_int_eq(claim.ok, 1);
+  ck_assert_str_eq(t_redis_cli(&redis, "HGET t:{p:web}:r:task-d1 error"),
+                   "it broke");
+  ck_assert_str_eq(t_redis_cli(&redis, "HGET t:{p:web}:r:task-d2 state"), "1");
+  ck_assert_int_eq(found_state(st, "task-d1"), GR_FAILED); /* read back */
+  /* Redis away: every kept update is answered, not stored */
+  void *c = add_ok(st, "task-d3", "web", NULL, NULL);
+  t_redis_stop(&redis, 1);
+  counted lost = {0};
+  st->ops->defer(st, 1);
+  run.id = "task-d3";
+  st->ops->update(st, c, &run, count_done, &lost);
+  st->ops->defer(st, 0);
+  ck_assert_int_eq(lost.called, 1);
+  ck_assert_int_eq(lost.ok, 0);
+  t_redis_restart(&redis);
+  st->ops->destroy(st);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("redis_store");
   TCase *tc = tcase_create("redis_store");
@@ -834,6 +897,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, settings_that_can_lose_work_are_named);
   tcase_add_test(tc, redis_urls);
   tcase_add_test(tc, add_async_answers_once_stored_and_its_refusals);
+  tcase_add_test(tc, deferred_updates_go_together_at_the_outer_undefer);
   suite_add_tcase(s, tc);
   return s;
 }
