@@ -17,7 +17,7 @@
 typedef struct problem_type {
   const char *slug;
   int status; /* the usual one */
-  const char *meaning, *todo;
+  const char *meaning, *advice;
 } problem_type;
 
 static const problem_type problem_types[] = {
@@ -172,7 +172,7 @@ static void describe(api_out *o, const problem_type *t) {
   api__out_raw(o, head, (size_t)n);
   api__out_cstr(o, t->meaning);
   api__out_cstr(o, "\n\nWhat to do: ");
-  api__out_cstr(o, t->todo);
+  api__out_cstr(o, t->advice);
   api__out_cstr(o, "\n");
 }
 

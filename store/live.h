@@ -1,8 +1,8 @@
 /*
- * live.h - the unfinished records of a store by id, with their futures
- * (live.c): the SQLite and Redis stores keep them, so that find gives
- * whoever waits on a record the future its work will end. Private to
- * store/.
+ * live.h - what the SQLite and Redis stores share (live.c): their
+ * unfinished records by id, with their futures, so that find gives
+ * whoever waits on a record the future its work will end; and a record
+ * copied whole. Private to store/.
  */
 #ifndef ST_LIVE_H
 #define ST_LIVE_H
@@ -46,5 +46,10 @@ void st_live_remove(st_live_table *t, st_live *e);
 /* The future of live record id (a reference) and its pool, or NULL. */
 gr_future *st_live_find(st_live_table *t, const char *id, char *pool,
                         size_t poollen);
+
+/* r and every text and byte array it points to, in one allocation (free
+ * it whole): its logs and its delivery's last error are left out. NULL
+ * when out of memory. */
+gr_record *st_record_copy(const gr_record *r);
 
 #endif

@@ -554,48 +554,6 @@ static gr_future *rd_find(gr_store *base, const char *id, char *pool,
   return f;
 }
 
-/* r and everything it points to in one allocation. */
-static gr_record *record_copy(const gr_record *r) {
-#define TEXT_SIZE(s) ((s) ? strlen(s) + 1 : 0)
-  size_t size = sizeof *r + TEXT_SIZE(r->id) + TEXT_SIZE(r->pool) +
-                r->work_len + r->values_len + TEXT_SIZE(r->error) +
-                r->history_len + TEXT_SIZE(r->idem_key) +
-                TEXT_SIZE(r->idem_digest) + TEXT_SIZE(r->callback) +
-                TEXT_SIZE(r->function) + TEXT_SIZE(r->progress_message) +
-                TEXT_SIZE(r->request_id) + TEXT_SIZE(r->traceparent) +
-                (r->source ? r->source_len + 1 : 0);
-  gr_record *c = malloc(size);
-  if (!c)
-    return NULL;
-  *c = *r;
-  char *at = (char *)(c + 1);
-#define PUT(field, n)                                                          \
-  do {                                                                         \
-    if (r->field) {                                                            \
-      c->field = memcpy(at, r->field, n);                                      \
-      at += n;                                                                 \
-    }                                                                          \
-  } while (0)
-  PUT(id, TEXT_SIZE(r->id));
-  PUT(pool, TEXT_SIZE(r->pool));
-  PUT(work, r->work_len);
-  PUT(values, r->values_len);
-  PUT(error, TEXT_SIZE(r->error));
-  PUT(history, r->history_len);
-  PUT(idem_key, TEXT_SIZE(r->idem_key));
-  PUT(idem_digest, TEXT_SIZE(r->idem_digest));
-  PUT(callback, TEXT_SIZE(r->callback));
-  PUT(function, TEXT_SIZE(r->function));
-  PUT(progress_message, TEXT_SIZE(r->progress_message));
-  PUT(request_id, TEXT_SIZE(r->request_id));
-  PUT(traceparent, TEXT_SIZE(r->traceparent));
-  PUT(source, r->source_len + 1);
-#undef PUT
-#undef TEXT_SIZE
-  c->delivery.last_error = NULL;
-  return c;
-}
-
 static int rd_read(gr_store *base, const char *id,
                    void (*fn)(void *ud, const gr_record *r), void *ud) {
   rd_store *st = (rd_store *)base;
@@ -606,7 +564,7 @@ static int rd_read(gr_store *base, const char *id,
   gr_record r, *copy = NULL;
   int rc = GR_ENOTFOUND;
   if (rep && rd_record_from_reply(rep, &r, 1) == 0) {
-    copy = record_copy(&r);
+    copy = st_record_copy(&r);
     rc = copy ? GR_OK : GR_ENOMEM;
   }
   if (rep)
@@ -734,7 +692,7 @@ static int rd_read_logs(gr_store *base, const char *id, void **bytes,
 
 typedef struct rd_pending {
   struct rd_pending *next;
-  gr_record *rec; /* a copy (record_copy) */
+  gr_record *rec; /* a copy (st_record_copy) */
   st_live *live;
   gr_store_added_fn done;
   void *ud;
@@ -746,7 +704,7 @@ static void rd_add_async(gr_store *base, const gr_record *r, gr_future *f,
   assert(r->seq == 0);
   st_live *live = st_live_new(r->id, r->pool, f);
   rd_pending *p = live ? calloc(1, sizeof *p) : NULL;
-  gr_record *copy = p ? record_copy(r) : NULL;
+  gr_record *copy = p ? st_record_copy(r) : NULL;
   if (!copy) {
     free(p);
     if (live)
@@ -1050,6 +1008,20 @@ static void *trimmer_main(void *arg) {
  * ---------------------------------------------------------------------------
  */
 
+/* Two writes in one round trip: GR_OK when both were done, else
+ * GR_ESTORE (the store's error names what, and why). */
+static int write_pair(rd_store *st, rd_args *a, rd_args *b, const char *what) {
+  rd_args *cmds[2] = {a, b};
+  redisReply *r[2];
+  if (rd_pipeline(st, cmds, 2, r) != 0)
+    return GR_ESTORE;
+  int bad = rd_reply_error(st, r[0], what) || rd_reply_error(st, r[1], what);
+  free_replies(r, 2);
+  if (!bad)
+    rd_clear_failing(st);
+  return bad ? GR_ESTORE : GR_OK;
+}
+
 static int rd_pool_put(gr_store *base, const char *name, int64_t workers,
                        int64_t queue_size) {
   rd_store *st = (rd_store *)base;
@@ -1070,16 +1042,7 @@ static int rd_pool_put(gr_store *base, const char *name, int64_t workers,
   rd_arg_s(&add, "SADD");
   rd_arg_s(&add, pools_key);
   rd_arg_s(&add, name);
-  rd_args *cmds[2] = {&put, &add};
-  redisReply *r[2];
-  if (rd_pipeline(st, cmds, 2, r) != 0)
-    return GR_ESTORE;
-  int bad = rd_reply_error(st, r[0], "a pool's definition") ||
-            rd_reply_error(st, r[1], "a pool's definition");
-  free_replies(r, 2);
-  if (!bad)
-    rd_clear_failing(st);
-  return bad ? GR_ESTORE : GR_OK;
+  return write_pair(st, &put, &add, "a pool's definition");
 }
 
 static int rd_pool_drop(gr_store *base, const char *name) {
@@ -1095,14 +1058,7 @@ static int rd_pool_drop(gr_store *base, const char *name) {
   rd_arg_s(&rem, name);
   rd_arg_s(&del, "DEL");
   rd_arg_s(&del, def_key);
-  rd_args *cmds[2] = {&rem, &del};
-  redisReply *r[2];
-  if (rd_pipeline(st, cmds, 2, r) != 0)
-    return GR_ESTORE;
-  int bad = rd_reply_error(st, r[0], "a pool's removal") ||
-            rd_reply_error(st, r[1], "a pool's removal");
-  free_replies(r, 2);
-  return bad ? GR_ESTORE : GR_OK;
+  return write_pair(st, &rem, &del, "a pool's removal");
 }
 
 /* ---- restore

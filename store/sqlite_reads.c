@@ -112,51 +112,6 @@ gr_future *st_find(gr_store *base, const char *id, char *pool, size_t poollen) {
 
 /* ---- read: one whole record, copied out for its callback ----------------- */
 
-/* Appends n bytes of p to *at; the copy, or NULL for NULL. */
-static const void *put(char **at, const void *p, size_t n) {
-  if (!p)
-    return NULL;
-  void *copy = memcpy(*at, p, n);
-  *at += n;
-  return copy;
-}
-
-static size_t text_size(const char *s) {
-  return s ? strlen(s) + 1 : 0;
-}
-
-#define PUT_TEXT(at, s) ((const char *)put(at, s, text_size(s)))
-
-/* r and everything it points to in one allocation (free it whole). */
-static gr_record *record_copy(const gr_record *r) {
-  size_t size = sizeof *r + text_size(r->id) + text_size(r->pool) +
-                r->work_len + r->values_len + text_size(r->error) +
-                r->history_len + text_size(r->idem_key) +
-                text_size(r->idem_digest) + text_size(r->callback) +
-                text_size(r->function) + text_size(r->request_id) +
-                text_size(r->traceparent) + (r->source ? r->source_len + 1 : 0);
-  gr_record *copy = malloc(size);
-  if (!copy)
-    return NULL;
-  char *at = (char *)(copy + 1);
-  *copy = *r;
-  copy->id = PUT_TEXT(&at, r->id);
-  copy->pool = PUT_TEXT(&at, r->pool);
-  copy->work = put(&at, r->work, r->work_len);
-  copy->values = put(&at, r->values, r->values_len);
-  copy->error = PUT_TEXT(&at, r->error);
-  copy->history = put(&at, r->history, r->history_len);
-  copy->idem_key = PUT_TEXT(&at, r->idem_key);
-  copy->idem_digest = PUT_TEXT(&at, r->idem_digest);
-  copy->callback = PUT_TEXT(&at, r->callback);
-  copy->function = PUT_TEXT(&at, r->function);
-  copy->request_id = PUT_TEXT(&at, r->request_id);
-  copy->traceparent = PUT_TEXT(&at, r->traceparent);
-  copy->source = put(&at, r->source, r->source ? r->source_len + 1 : 0);
-  copy->delivery.last_error = NULL;
-  return copy;
-}
-
 int st_read(gr_store *base, const char *id,
             void (*fn)(void *ud, const gr_record *r), void *ud) {
   st_store *st = (st_store *)base;
@@ -168,7 +123,7 @@ int st_read(gr_store *base, const char *id,
   if (sqlite3_step(s) == SQLITE_ROW) {
     gr_record r;
     st_row_record(s, &r, 1);
-    copy = record_copy(&r);
+    copy = st_record_copy(&r);
     rc = copy ? GR_OK : GR_ENOMEM;
   }
   finish(s);
