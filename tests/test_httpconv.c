@@ -587,19 +587,24 @@ START_TEST(readyz_is_503_while_the_store_cannot_write) {
   char dir[64];
   t_tmpdir_make(dir, "gr_conv");
   snprintf(url, sizeof url, "sqlite:%s/g.db?max_pages=64", dir);
-  const char *args[] = {"--workers",    "1", "--store", url,
-                        "--max-queued", "0", NULL};
+  const char *args[] = {
+      "--workers", "1",          "--store", url, "--max-queued",
+      "0",         "--grace-ms", "200",     NULL};
   ts_start(&s, args, NULL);
   ts_resp r =
       call(&s, "POST", "/v1/pools",
            "{\"name\":\"f\",\"workers\":1,\"queue_size\":100000}", NULL);
   ck_assert_int_eq(r.status, 201);
   ts_release(&r);
-  /* 8 KB per task: the 256 KB database fills within 60 of them */
+  /* 8 KB per task: the 256 KB database fills within 60 of them. The tasks
+   * sleep, so no task's end is written after the database is full: such a
+   * write can succeed (it needs no new page), and a write that succeeds
+   * rightly makes the store ready again. */
   char *body = malloc(9000);
   long status = 202;
   for (int i = 0; i < 200 && status == 202; i++) {
-    int n = snprintf(body, 9000, "{\"code\":\"return 1\",\"args\":[\"%04d", i);
+    int n = snprintf(
+        body, 9000, "{\"code\":\"goroutine.sleep(60000)\",\"args\":[\"%04d", i);
     memset(body + n, 'x', 8000);
     snprintf(body + n + 8000, 9000 - (size_t)n - 8000, "\"]}");
     r = call(&s, "POST", "/v1/pools/f/tasks", body, NULL);
