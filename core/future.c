@@ -33,6 +33,8 @@ struct gr_future {
   gr_pool *pool; /* the pool it is queued in, for cancel */
   int cancel_requested;
   int observed;   /* someone read the outcome */
+  int snapshot;   /* an unfinished record as read from the store: another
+                     node's work, which this one cannot change */
   int committing; /* completed; the store makes the outcome durable */
   int pending;    /* with committing: the final state to publish */
   int attempt, max_attempts;
@@ -569,7 +571,8 @@ gr_future *gr_future_new_final(const gr_record *r) {
   gr_future *f = gr_future_new();
   if (!f)
     return NULL;
-  f->state = GR_STATE_FINAL(r->state) ? r->state : GR_FAILED;
+  f->state = r->state;
+  f->snapshot = !GR_STATE_FINAL(r->state);
   f->created_ms = r->created_ms;
   f->started_ms = r->started_ms;
   f->finished_ms = r->finished_ms;
@@ -656,9 +659,16 @@ int gr_future_state(gr_future *f) {
   return state;
 }
 
+int gr_future_is_snapshot(gr_future *f) {
+  gr__spin_lock(&f->lock);
+  int snapshot = f->snapshot;
+  gr__spin_unlock(&f->lock);
+  return snapshot;
+}
+
 int gr_future_cancel(gr_future *f) {
   gr__spin_lock(&f->lock);
-  if (GR_STATE_FINAL(f->state) || f->committing) {
+  if (GR_STATE_FINAL(f->state) || f->committing || f->snapshot) {
     gr__spin_unlock(&f->lock);
     return 0;
   }

@@ -151,6 +151,25 @@ static void take_signals(sigset_t *signals) {
   signal(SIGPIPE, SIG_IGN);
 }
 
+/* A pool another node defined in the shared store: made here too. */
+static void cluster_pool(void *ud, const char *name, int64_t workers,
+                         int64_t queue_size) {
+  int rc = gr_pool_define(ud, name, workers, queue_size);
+  if (rc != GR_OK)
+    SRV_LOG(GR_LOG_WARN, "cannot make a pool another node defined",
+            SRV_STR("pool", name), SRV_STR("why", gr_strerror(rc)));
+}
+
+/* A record of a gone node, taken over: it runs here now. */
+static int cluster_adopt(void *ud, const gr_record *r, const char *node) {
+  int rc = gr_record_adopt(ud, r, node);
+  SRV_LOG(rc == GR_OK ? GR_LOG_DEBUG : GR_LOG_WARN,
+          "took over a record of a gone node", SRV_STR("id", r->id),
+          SRV_STR("from", node), SRV_STR("state", gr_state_name(r->state)),
+          SRV_STR("result", gr_strerror(rc)));
+  return rc;
+}
+
 /* The runtime with the settings' limits, or NULL after complaining, with
  * the exit status in *status. */
 static gr_runtime *start_runtime(const serve_settings *s, int *status) {
@@ -166,7 +185,9 @@ static gr_runtime *start_runtime(const serve_settings *s, int *status) {
   gr_sqlite_options so = {.sync_full = s->sync_full,
                           .ttl_ms = cfg.result_ttl_ms,
                           .max_finished = cfg.max_results,
-                          .prefix = s->store_prefix};
+                          .prefix = s->store_prefix,
+                          .node_id = s->node_id,
+                          .lease_ms = s->lease_ms};
   char err[512];
   *status = 1;
   cfg.store = gr_store_open_url(s->store, &so, err, sizeof err);
@@ -204,6 +225,17 @@ static gr_runtime *start_runtime(const serve_settings *s, int *status) {
   }
   SRV_LOG(GR_LOG_INFO, "store ready", SRV_STR("store", s->store),
           SRV_INT("restore_ms", gr_now_ms() - t0));
+  if (strcmp(cfg.store->ops->name, "redis") == 0) {
+    gr_cluster_hooks hooks = {rt, cluster_pool, cluster_adopt};
+    if (gr_store_redis_cluster(cfg.store, &hooks) != GR_OK) {
+      fprintf(stderr, "goroutined serve: cannot start the cluster thread\n");
+      gr_runtime_free(rt);
+      return NULL;
+    }
+    SRV_LOG(GR_LOG_INFO, "node joined the cluster",
+            SRV_STR("node", gr_store_node(cfg.store)),
+            SRV_INT("lease_ms", s->lease_ms));
+  }
   return rt;
 }
 

@@ -23,6 +23,8 @@ typedef struct st_live {
   uint64_t seq;         /* its place; set by the store before add returns */
   size_t hash;
   int is_job;
+  int64_t fence; /* the Redis store's claim of it (0: none held) */
+  int later;     /* the Redis store's writes of it that wait */
   char id[GR_RECORD_ID_MAX];
   char pool[GR_POOL_NAME_MAX + 1];
 } st_live;
