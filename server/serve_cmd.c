@@ -151,6 +151,24 @@ static void take_signals(sigset_t *signals) {
   signal(SIGPIPE, SIG_IGN);
 }
 
+/* The shared store of a node in a cluster (a Redis store), or NULL. */
+static gr_store *cluster_store;
+
+static int cluster_nodes(void *ud, char (*member)[96], int *self, int max) {
+  gr_cluster_node nodes[64];
+  int n = gr_store_redis_nodes(ud, nodes, max < 64 ? max : 64);
+  for (int i = 0; i < n; i++) {
+    snprintf(member[i], 96, "%.90s", nodes[i].member);
+    self[i] = nodes[i].self;
+  }
+  return n;
+}
+
+static int cluster_pool_figures(void *ud, const char *pool, int64_t *queued,
+                                int64_t *running) {
+  return gr_store_redis_pool_figures(ud, pool, queued, running);
+}
+
 /* A pool another node defined in the shared store: made here too. */
 static void cluster_pool(void *ud, const char *name, int64_t workers,
                          int64_t queue_size) {
@@ -232,6 +250,7 @@ static gr_runtime *start_runtime(const serve_settings *s, int *status) {
       gr_runtime_free(rt);
       return NULL;
     }
+    cluster_store = cfg.store;
     SRV_LOG(GR_LOG_INFO, "node joined the cluster",
             SRV_STR("node", gr_store_node(cfg.store)),
             SRV_INT("lease_ms", s->lease_ms));
@@ -267,6 +286,11 @@ static api_ctx *start_api(const serve_settings *s, gr_runtime *rt) {
       .callback_deadline_ms = s->callback_deadline_s * 1000,
       .callback_max_queued = (size_t)s->callback_max_queued,
   };
+  if (cluster_store) {
+    acfg.cluster_nodes = cluster_nodes;
+    acfg.cluster_pool = cluster_pool_figures;
+    acfg.cluster_ud = cluster_store;
+  }
   api_ctx *api = api_new(&acfg);
   if (!api)
     fprintf(stderr, "goroutined serve: cannot start the runtime\n");

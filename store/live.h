@@ -49,6 +49,10 @@ void st_live_remove(st_live_table *t, st_live *e);
 gr_future *st_live_find(st_live_table *t, const char *id, char *pool,
                         size_t poollen);
 
+/* Up to max of t's entries into out; they stay valid only as long as no
+ * other thread removes entries (the caller's own table). */
+size_t st_live_entries(st_live_table *t, st_live **out, size_t max);
+
 /* r and every text and byte array it points to, in one allocation (free
  * it whole): its logs and its delivery's last error are left out. NULL
  * when out of memory. */

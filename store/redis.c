@@ -675,6 +675,8 @@ static gr_future *rd_find(gr_store *base, const char *id, char *pool,
                           size_t poollen) {
   rd_store *st = (rd_store *)base;
   gr_future *f = st_live_find(&st->live, id, pool, poollen);
+  if (!f)
+    f = st_live_find(&st->remote, id, pool, poollen);
   if (f)
     return f;
   char in[GR_POOL_NAME_MAX + 1];
@@ -686,6 +688,20 @@ static gr_future *rd_find(gr_store *base, const char *id, char *pool,
     f = gr_future_new_final(&r);
     if (f && pool && poollen)
       snprintf(pool, poollen, "%s", in);
+    /* another node's work: watched until it ends, so its waiters wake */
+    st_live *e = f && !GR_STATE_FINAL(r.state)
+                     ? st_live_new(id, in[0] ? in : NULL, f)
+                     : NULL;
+    if (e && st_live_insert(&st->remote, e) != 0) {
+      st_live_entry_free(e); /* found by another meanwhile: that one */
+      gr_future *other = st_live_find(&st->remote, id, NULL, 0);
+      if (other) {
+        gr_future_unref(f);
+        f = other;
+      }
+    } else if (e) {
+      rd_cluster_wake(st);
+    }
   }
   if (rep)
     freeReplyObject(rep);
@@ -1562,6 +1578,7 @@ static void store_free(rd_store *st) {
     rd_node_leave(st);
   rd_conns_free(st);
   st_live_free(&st->live);
+  st_live_free(&st->remote);
   pthread_cond_destroy(&st->trim_cv);
   pthread_cond_destroy(&st->send_cv);
   pthread_cond_destroy(&st->sent_cv);
@@ -1611,7 +1628,7 @@ gr_store *gr_store_redis_open(const gr_redis_options *o, char *err,
   snprintf(url, sizeof url, "redis://%s:%d/%d", o->host, o->port, o->db);
   if (!st || !(st->url = strdup(url)) || !(st->host = strdup(o->host)) ||
       !(st->prefix = strdup(o->prefix ? o->prefix : "goroutined:")) ||
-      st_live_init(&st->live) != 0) {
+      st_live_init(&st->live) != 0 || st_live_init(&st->remote) != 0) {
     snprintf(err, errlen, "cannot open the store %s: out of memory", url);
     if (st) {
       free(st->url);

@@ -595,6 +595,72 @@ static int retry_later(rd_store *st) {
   return kept != NULL;
 }
 
+/* ---- other nodes' records waited for here ------------------------------ */
+
+#define WATCH_MS 100
+#define WATCH_BATCH 256
+
+/* Reads the watched records' states again; those that ended settle their
+ * snapshots (their waiters wake). */
+static void settle_watched(rd_store *st) {
+  st_live *e[WATCH_BATCH];
+  size_t n = st_live_entries(&st->remote, e, WATCH_BATCH);
+  if (n == 0)
+    return;
+  rd_args *a = calloc(n, sizeof *a);
+  rd_args **cmds = malloc(n * sizeof *cmds);
+  redisReply **rep = calloc(n, sizeof *rep);
+  char(*keys)[RD_KEY_MAX] = malloc(n * sizeof *keys);
+  if (!a || !cmds || !rep || !keys) {
+    free(a);
+    free(cmds);
+    free(rep);
+    free(keys);
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    rd_pool_key(st, keys[i], e[i]->is_job ? NULL : e[i]->pool, "r:", e[i]->id);
+    rd_arg_s(&a[i], "HGET");
+    rd_arg_s(&a[i], keys[i]);
+    rd_arg_s(&a[i], "state");
+    cmds[i] = &a[i];
+  }
+  if (rd_pipeline(st, cmds, (int)n, rep) == 0) {
+    for (size_t i = 0; i < n; i++) {
+      int gone = rep[i] && rep[i]->type == REDIS_REPLY_NIL;
+      int ended = rep[i] && rep[i]->type == REDIS_REPLY_STRING &&
+                  atoi(rep[i]->str) >= GR_SUCCEEDED;
+      if (ended) {
+        redisReply *h =
+            rd_read_hash(st, e[i]->is_job ? NULL : e[i]->pool, e[i]->id);
+        gr_record r;
+        if (h && rd_record_from_reply(h, &r, 0) == 0)
+          gr_future_settle(e[i]->future, &r);
+        else
+          ended = 0;
+        if (h)
+          freeReplyObject(h);
+      }
+      if (ended || gone) { /* gone: forgotten; its waiters time out */
+        st_live_remove(&st->remote, e[i]);
+        st_live_entry_free(e[i]);
+      }
+      if (rep[i])
+        freeReplyObject(rep[i]);
+    }
+  }
+  free(a);
+  free(cmds);
+  free(rep);
+  free(keys);
+}
+
+void rd_cluster_wake(rd_store *st) {
+  pthread_mutex_lock(&st->state_mu);
+  pthread_cond_signal(&st->cluster_cv);
+  pthread_mutex_unlock(&st->state_mu);
+}
+
 /* ---- the thread ------------------------------------------------------- */
 
 static void renew_lease(rd_store *st) {
@@ -628,8 +694,8 @@ static gr_cluster_hooks hooks_now(rd_store *st) {
 
 static void *cluster_main(void *arg) {
   rd_store *st = arg;
-  int64_t next_renew = 0, next_reap = 0;
-  int waiting = 0;
+  int64_t next_renew = 0, next_reap = 0, next_watch = 0;
+  int waiting = 0, watching = 0;
   pthread_mutex_lock(&st->state_mu);
   while (!st->cluster_stop) {
     pthread_mutex_unlock(&st->state_mu);
@@ -649,7 +715,15 @@ static void *cluster_main(void *arg) {
       }
     }
     waiting = retry_later(st);
+    if (mono_ms() >= next_watch) {
+      settle_watched(st);
+      next_watch = mono_ms() + WATCH_MS;
+    }
+    st_live *any;
+    watching = st_live_entries(&st->remote, &any, 1) > 0;
     int64_t until = next_renew < next_reap ? next_renew : next_reap;
+    if (watching && until > next_watch)
+      until = next_watch;
     if (waiting && until > mono_ms() + RETRY_MS)
       until = mono_ms() + RETRY_MS;
     pthread_mutex_lock(&st->state_mu);

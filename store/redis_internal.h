@@ -66,6 +66,10 @@ typedef struct rd_store {
   int64_t ttl_ms;
   size_t max_finished;
   st_live_table live;
+  /* Other nodes' unfinished records found here (snapshots, whose waiters
+   * wait for them to end): the cluster thread reads them again until
+   * they end, then settles them; only it removes entries. */
+  st_live_table remote;
 
   /* Connections, each under its own lock: the HTTP threads and the
    * workers do not wait for each other's round trips. */
@@ -218,6 +222,8 @@ void rd_later_flush_frozen(rd_store *st);
 /* Starts the cluster thread (at the open: the lease is renewed from then
  * on); 0, or -1. Stops it (a freeze, a destroy), waiting for it. */
 int rd_cluster_start(rd_store *st);
+/* Wakes the cluster thread (a record to watch, a write to send). */
+void rd_cluster_wake(rd_store *st);
 void rd_cluster_stop(rd_store *st);
 /* Set while a record taken over is handed to the runtime (its add then
  * only makes it live here). */

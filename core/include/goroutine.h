@@ -815,6 +815,11 @@ gr_store *gr_store_memory_new(int64_t ttl_ms, size_t max_finished);
 gr_future *gr_future_new_final(const gr_record *r);
 /* 1 when f is such a snapshot of another node's unfinished record. */
 int gr_future_is_snapshot(gr_future *f);
+/* The snapshot f's record is final now (r, read again from the store): f
+ * takes its outcome and its waiters are woken, as if it had ended here.
+ * 1 when it did, 0 when r is not final or f is no snapshot, -1 when out
+ * of memory. */
+int gr_future_settle(gr_future *f, const gr_record *r);
 /* Makes pool name here from the definition another node stored, unless a
  * pool of that name is open here (nothing is written): GR_OK, or GR_ENAME,
  * GR_EINVAL, GR_EMAXPOOLS, GR_ENOMEM. */
