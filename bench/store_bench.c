@@ -44,8 +44,9 @@
  * no task of the pool is queued or running (as the first server lists them:
  * the lists are the store's, whichever node ran a task). Prints one JSON
  * line: the rate, p50 and p99 of each task's end-to-end latency
- * (created_at -> finished_at of its record) and of the 202, and the count
- * of records that succeeded. No GOROUTINED argument is needed then.
+ * (created_at -> finished_at of its record) and of the 202, and how many
+ * records the list showed succeeded, in another state, or not at all. No
+ * GOROUTINED argument is needed then.
  */
 #include <curl/curl.h>
 #include <jansson.h>
@@ -454,9 +455,11 @@ static void run_targets(const char *targets, long total) {
   qsort(e2e, (size_t)(ok ? ok : 1), sizeof *e2e, cmp_double);
   printf("{\"nodes\":%d,\"tasks\":%ld,\"seconds\":%.3f,\"rate\":%.1f,"
          "\"p50_ms\":%.0f,\"p99_ms\":%.0f,\"accept_p50_ms\":%.2f,"
-         "\"accept_p99_ms\":%.2f,\"succeeded\":%ld,\"other\":%ld}\n",
+         "\"accept_p99_ms\":%.2f,\"succeeded\":%ld,\"other\":%ld,"
+         "\"unlisted\":%ld}\n",
          n, want, took, (double)want / took, e2e[ok / 2], e2e[ok * 99 / 100],
-         accept[want / 2] * 1e3, accept[want * 99 / 100] * 1e3, ok, other);
+         accept[want / 2] * 1e3, accept[want * 99 / 100] * 1e3, ok, other,
+         want - ok - other);
   free(accept);
   free(e2e);
 }
