@@ -624,7 +624,11 @@ static void rd_update(gr_store *base, void *handle, const gr_record *r,
   rd_write w = {
       .live = live, .final = final, .claim = claim, .done = done, .ud = ud};
   rd_write *own = NULL;
-  if (rd_later_holds(st, live) || tl_defer.depth > 0) {
+  /* A claim given outside a deferral (a new task's start, on the thread
+   * that answers adds) goes to the cluster thread, which sends the claims
+   * waiting in one round trip: the caller does not wait for Redis. */
+  int hand_off = claim && tl_defer.depth == 0;
+  if (rd_later_holds(st, live) || tl_defer.depth > 0 || hand_off) {
     own = rd_write_new(cmds, n, live, final, claim, done, ud);
     if (!own) {
       rd_set_failing(st, "the store %s ran out of memory", st->url);
