@@ -1583,6 +1583,9 @@ static void store_free(rd_store *st) {
   rd_conns_free(st);
   st_live_free(&st->live);
   st_live_free(&st->remote);
+  for (size_t i = 0; i < st->npools_seen; i++)
+    free(st->pools_seen[i]);
+  free(st->pools_seen);
   pthread_cond_destroy(&st->trim_cv);
   pthread_cond_destroy(&st->send_cv);
   pthread_cond_destroy(&st->sent_cv);

@@ -475,6 +475,22 @@ static void sync_pools(rd_store *st, const gr_cluster_hooks *h) {
       freeReplyObject(names);
     return;
   }
+  /* Those seen at the last look and gone now were closed elsewhere (a
+   * pool made here since then was not seen: it is left alone). */
+  for (size_t k = 0; k < st->npools_seen; k++) {
+    int still = 0;
+    for (size_t i = 0; i < names->elements && !still; i++)
+      still = strcmp(names->element[i]->str, st->pools_seen[k]) == 0;
+    if (!still && h->pool_gone)
+      h->pool_gone(h->ud, st->pools_seen[k]);
+    free(st->pools_seen[k]);
+  }
+  free(st->pools_seen);
+  st->npools_seen = 0;
+  st->pools_seen = malloc((names->elements + 1) * sizeof *st->pools_seen);
+  for (size_t i = 0; i < names->elements && st->pools_seen; i++)
+    if ((st->pools_seen[st->npools_seen] = strdup(names->element[i]->str)))
+      st->npools_seen++;
   for (size_t i = 0; i < names->elements; i++) {
     const char *name = names->element[i]->str;
     char def_key[RD_KEY_MAX];
