@@ -1625,6 +1625,7 @@ static const gr_store_ops redis_ops = {
     .freeze = rd_freeze,
     .error = rd_error,
     .readable = rd_readable,
+    .pool_figures = gr_store_redis_pool_figures,
     .destroy = rd_destroy,
 };
 
