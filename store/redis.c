@@ -621,8 +621,12 @@ static void rd_update(gr_store *base, void *handle, const gr_record *r,
     update_command(st, &keyed, f, a, k, live->fence, 0);
   if (!final && !claim)
     live->fence = 0; /* a retry: the claim is given back */
-  rd_write w = {
-      .live = live, .final = final, .claim = claim, .done = done, .ud = ud};
+  rd_write w = {.n = n,
+                .live = live,
+                .final = final,
+                .claim = claim,
+                .done = done,
+                .ud = ud};
   rd_write *own = NULL;
   /* A claim given outside a deferral (a new task's start, on the thread
    * that answers adds) goes to the cluster thread, which sends the claims
