@@ -178,6 +178,14 @@ static void cluster_pool(void *ud, const char *name, int64_t workers,
             SRV_STR("pool", name), SRV_STR("why", gr_strerror(rc)));
 }
 
+/* A pool another node closed: closed here too. */
+static void cluster_pool_gone(void *ud, const char *name) {
+  int64_t cancelled = 0;
+  if (gr_pool_close(ud, name, &cancelled) == GR_OK)
+    SRV_LOG(GR_LOG_INFO, "closed a pool another node closed",
+            SRV_STR("pool", name), SRV_INT("cancelled", cancelled));
+}
+
 /* A record of a gone node, taken over: it runs here now. */
 static int cluster_adopt(void *ud, const gr_record *r, const char *node) {
   int rc = gr_record_adopt(ud, r, node);
@@ -244,7 +252,8 @@ static gr_runtime *start_runtime(const serve_settings *s, int *status) {
   SRV_LOG(GR_LOG_INFO, "store ready", SRV_STR("store", s->store),
           SRV_INT("restore_ms", gr_now_ms() - t0));
   if (strcmp(cfg.store->ops->name, "redis") == 0) {
-    gr_cluster_hooks hooks = {rt, cluster_pool, cluster_adopt};
+    gr_cluster_hooks hooks = {rt, cluster_pool, cluster_pool_gone,
+                              cluster_adopt};
     if (gr_store_redis_cluster(cfg.store, &hooks) != GR_OK) {
       fprintf(stderr, "goroutined serve: cannot start the cluster thread\n");
       gr_runtime_free(rt);

@@ -475,6 +475,22 @@ static void sync_pools(rd_store *st, const gr_cluster_hooks *h) {
       freeReplyObject(names);
     return;
   }
+  /* Those seen at the last look and gone now were closed elsewhere (a
+   * pool made here since then was not seen: it is left alone). */
+  for (size_t k = 0; k < st->npools_seen; k++) {
+    int still = 0;
+    for (size_t i = 0; i < names->elements && !still; i++)
+      still = strcmp(names->element[i]->str, st->pools_seen[k]) == 0;
+    if (!still && h->pool_gone)
+      h->pool_gone(h->ud, st->pools_seen[k]);
+    free(st->pools_seen[k]);
+  }
+  free(st->pools_seen);
+  st->npools_seen = 0;
+  st->pools_seen = malloc((names->elements + 1) * sizeof *st->pools_seen);
+  for (size_t i = 0; i < names->elements && st->pools_seen; i++)
+    if ((st->pools_seen[st->npools_seen] = strdup(names->element[i]->str)))
+      st->npools_seen++;
   for (size_t i = 0; i < names->elements; i++) {
     const char *name = names->element[i]->str;
     char def_key[RD_KEY_MAX];
@@ -554,43 +570,58 @@ void rd_later_flush_frozen(rd_store *st) {
   }
 }
 
-/* Sends each write that waits, in order; one Redis cannot take stops the
- * pass (it and those after it wait on). Returns 1 when some still wait. */
+#define LATER_BATCH 256
+
+/* Sends the writes that wait (up to LATER_BATCH of them) in one round trip
+ * and answers each, in order; a claim of a pool whose workers are all busy,
+ * and everything when Redis cannot be reached, waits on. Returns 1 when
+ * some still wait. */
 static int retry_later(rd_store *st) {
-  rd_write *list = later_take(st), *kept = NULL, *kept_tail = NULL;
-  char full[8][GR_POOL_NAME_MAX + 1]; /* pools found full in this pass */
-  int nfull = 0, away = 0;
-  while (list) {
-    rd_write *w = list;
-    list = w->next;
-    w->next = NULL;
-    int skip = away;
-    for (int i = 0; i < nfull && !skip && w->claim; i++)
-      skip = strcmp(full[i], w->pool) == 0;
-    if (!skip) {
-      redisReply *rep[RD_WRITE_CMDS] = {0};
-      int sent = rd_pipeline(st, w->cmds, w->n, rep) == 0;
-      pthread_mutex_lock(&st->state_mu);
-      w->live->later--;
-      pthread_mutex_unlock(&st->state_mu);
-      if (rd_write_answer(st, w, sent ? rep : NULL) == 0) {
-        rd_write_free(w);
-        continue;
-      }
-      pthread_mutex_lock(&st->state_mu);
-      w->live->later++;
-      pthread_mutex_unlock(&st->state_mu);
-      if (!sent)
-        away = 1;
-      else if (w->claim && nfull < 8)
-        snprintf(full[nfull++], sizeof full[0], "%s", w->pool);
+  rd_write *list = later_take(st);
+  if (!list)
+    return 0;
+  rd_write *batch[LATER_BATCH];
+  rd_args *cmds[LATER_BATCH * RD_WRITE_CMDS];
+  redisReply *rep[LATER_BATCH * RD_WRITE_CMDS];
+  int n = 0, ncmds = 0;
+  rd_write *rest = list;
+  while (rest && n < LATER_BATCH) {
+    batch[n++] = rest;
+    for (int k = 0; k < rest->n; k++)
+      cmds[ncmds++] = rest->cmds[k];
+    rest = rest->next;
+  }
+  for (int i = 0; i < n; i++)
+    batch[i]->next = NULL;
+  int sent = rd_pipeline(st, cmds, ncmds, rep) == 0;
+  rd_write *kept = NULL, *kept_tail = NULL;
+  for (int i = 0, at = 0; i < n; i++) {
+    rd_write *w = batch[i];
+    redisReply **answers = &rep[at];
+    at += w->n; /* before w may be freed */
+    pthread_mutex_lock(&st->state_mu);
+    w->live->later--;
+    pthread_mutex_unlock(&st->state_mu);
+    if (rd_write_answer(st, w, sent ? answers : NULL) == 0) {
+      rd_write_free(w);
+      continue;
     }
+    pthread_mutex_lock(&st->state_mu);
+    w->live->later++;
+    pthread_mutex_unlock(&st->state_mu);
     if (kept_tail)
       kept_tail->next = w;
     else
       kept = w;
     kept_tail = w;
   }
+  if (kept_tail) /* the ones not sent this time come after */
+    kept_tail->next = rest;
+  else
+    kept = rest;
+  kept_tail = NULL;
+  for (rd_write *w = kept; w; w = w->next)
+    kept_tail = w;
   later_put_back(st, kept, kept_tail);
   return kept != NULL;
 }

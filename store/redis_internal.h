@@ -112,6 +112,9 @@ typedef struct rd_store {
   int cluster_started, cluster_stop; /* stop: under state_mu */
   gr_cluster_hooks hooks;            /* set before the thread starts */
   int64_t up_since; /* monotonic ms since which Redis answered (0: not) */
+  /* The pools the cluster thread saw defined at its last look (its own). */
+  char **pools_seen;
+  size_t npools_seen;
 } rd_store;
 
 /* ---- commands (redis_conn.c) ----------------------------------------------

@@ -65,6 +65,10 @@ typedef struct gr_cluster_hooks {
   /* A pool that is defined in the store (maybe by another node): make
    * it here if it is not (nothing is written). */
   void (*pool)(void *ud, const char *name, int64_t workers, int64_t queue_size);
+  /* A pool this node saw defined in the store is not any more (another
+   * node closed it): close it here too (its queued tasks here are
+   * cancelled). */
+  void (*pool_gone)(void *ud, const char *name);
   /* An unfinished record this node took over from node, which is gone:
    * a queued one runs here; a running one was interrupted (as after a
    * restart). GR_OK or a GR_E code. */
