@@ -180,13 +180,14 @@ static int load_scripts_locked(rd_store *st, rd_conn *k) {
       drop_locked(st, k, why);
       return -1;
     }
-    if (!st->sha_known) {
+    if (!atomic_load(&st->sha_known)) { /* at the open: one thread alone */
       memcpy(st->sha[i], r->str, 40);
       st->sha[i][40] = '\0';
     }
     freeReplyObject(r);
   }
-  st->sha_known = 1;
+  if (!atomic_load(&st->sha_known))
+    atomic_store(&st->sha_known, 1);
   return 0;
 }
 
