@@ -1,0 +1,619 @@
+/*
+ * test_cluster.c - several goroutined nodes sharing one real redis-server
+ * (AOF, fsync at every write), each started as `goroutined serve --store
+ * redis://... --node-id nN --lease-ms 1000` and spoken to over HTTP:
+ *   - three nodes, one killed with SIGKILL under load: every task that got
+ *     a 202 ends, succeeded or (only those the dead node was running, at
+ *     most the pool's workers) failed as interrupted on that node; none
+ *     ran twice, and the pool's workers held cluster-wide;
+ *   - a node paused past its lease is fenced: its late outcomes are
+ *     refused, it exits with 75 ("lease lost"), and the records keep what
+ *     the cluster decided;
+ *   - Redis killed and restarted on its AOF under load: submits answer 503
+ *     with Retry-After while it is away, never a 202 for a record not
+ *     stored; the nodes go on, and everything accepted ends;
+ *   - a bad --node-id is refused at start.
+ * Check runs each case in a process group of its own and kills what is
+ * left of it when the case ends, so a failed case leaves no server behind.
+ */
+#include "redis_server.h"
+#include "t_server.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <time.h>
+
+#define LEASE_MS "1000"
+#define MAX_NODES 3
+
+static void setup(void) {
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void teardown(void) {
+  curl_global_cleanup();
+}
+
+/* ---- a cluster: one Redis, nodes n1..nN on it ------------------------- */
+
+typedef struct cluster {
+  char dir[64];
+  t_redis redis;
+  int count;
+  ts_server node[MAX_NODES];
+} cluster;
+
+static void node_start(cluster *c, int i) {
+  char name[16];
+  snprintf(name, sizeof name, "n%d", i + 1);
+  const char *args[] = {"--store",        c->redis.url, "--node-id",  name,
+                        "--lease-ms",     LEASE_MS,     "--workers",  "2",
+                        "--http-threads", "2",          "--grace-ms", "300",
+                        "--max-queued",   "0",          NULL};
+  ts_start(&c->node[i], args, NULL);
+}
+
+static void cluster_start(cluster *c, int nodes) {
+  memset(c, 0, sizeof *c);
+  t_tmpdir_make(c->dir, "gr_cluster");
+  char rdir[128];
+  snprintf(rdir, sizeof rdir, "%s/redis", c->dir);
+  t_redis_start(&c->redis, rdir, NULL);
+  c->count = nodes;
+  for (int i = 0; i < nodes; i++)
+    node_start(c, i);
+}
+
+/* Whether node i has not exited (a zombie counts as exited). */
+static bool node_alive(cluster *c, int i) {
+  return ts_wait_exit(&c->node[i], 0) < 0;
+}
+
+/* Stops the nodes still alive (each must exit 0 on SIGTERM), then Redis. */
+static void cluster_stop(cluster *c) {
+  for (int i = 0; i < c->count; i++) {
+    if (node_alive(c, i))
+      ck_assert_msg(ts_stop(&c->node[i], SIGTERM) == 0, "n%d stopped badly",
+                    i + 1);
+    ts_cleanup(&c->node[i]);
+  }
+  t_redis_stop(&c->redis, 1);
+  t_tmpdir_remove(c->dir);
+}
+
+/* One request that may get no answer (a node killed or gone): CURLE_OK
+ * or the error; *r holds the answer either way (ts_release it). */
+static CURLcode try_call(ts_server *s, const char *method, const char *path,
+                         const char *body, ts_resp *r) {
+  struct curl_slist *h;
+  CURL *c = ts_prepare(NULL, s, method, path, body, NULL, r, &h);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+  CURLcode rc = curl_easy_perform(c);
+  ts_finish(c, r);
+  curl_slist_free_all(h);
+  curl_easy_cleanup(c);
+  return rc;
+}
+
+/* Creates the pool on n1 and waits (up to 10 s) until every other node
+ * knows it. */
+static void make_pool(cluster *c, const char *name, int workers,
+                      int queue_size) {
+  char body[128], path[96];
+  snprintf(body, sizeof body,
+           "{\"name\":\"%s\",\"workers\":%d,\"queue_size\":%d}", name, workers,
+           queue_size);
+  ts_resp r = ts_call(&c->node[0], "POST", "/v1/pools", body, NULL);
+  ck_assert_msg(r.status == 201, "pool create: %ld %s", r.status,
+                r.body ? r.body : "");
+  ts_release(&r);
+  snprintf(path, sizeof path, "/v1/pools/%s", name);
+  for (int i = 1; i < c->count; i++) {
+    long status = 0;
+    for (int64_t end = gr_now_ms() + 10000;
+         status != 200 && gr_now_ms() < end;) {
+      r = ts_call(&c->node[i], "GET", path, NULL, NULL);
+      status = r.status;
+      ts_release(&r);
+      if (status != 200)
+        usleep(20000);
+    }
+    ck_assert_msg(status == 200, "n%d did not learn of pool %s in 10 s: %ld",
+                  i + 1, name, status);
+  }
+}
+
+/* Submits code with one integer argument and max_attempts; the status (0:
+ * no answer) and, on a 202, the id. On a 503, *retry_after tells whether
+ * the answer had a Retry-After header (retry_after may be NULL). */
+static long submit(ts_server *s, const char *pool, const char *code, long arg,
+                   int attempts, char *id, bool *retry_after) {
+  char path[96], body[512], value[32];
+  snprintf(path, sizeof path, "/v1/pools/%s/tasks", pool);
+  snprintf(body, sizeof body,
+           "{\"code\":\"%s\",\"args\":[%ld],\"max_attempts\":%d}", code, arg,
+           attempts);
+  ts_resp r;
+  CURLcode rc = try_call(s, "POST", path, body, &r);
+  long status = rc == CURLE_OK ? r.status : 0;
+  id[0] = '\0';
+  if (status == 202)
+    snprintf(id, GR_RECORD_ID_MAX, "%s", ts_str(&r, "id"));
+  if (retry_after)
+    *retry_after =
+        ts_header(&r, "retry-after", value, sizeof value) && atoi(value) > 0;
+  if (status != 202 && status != 503 && status != 0)
+    fprintf(stderr, "submit to %s: %ld %s\n", s->base, status,
+            r.body ? r.body : "");
+  ts_release(&r);
+  return status;
+}
+
+static bool is_final(const char *state) {
+  return state && strcmp(state, "queued") != 0 && strcmp(state, "running") != 0;
+}
+
+/* GET the task's record on s until it is final or deadline_ms (a
+ * gr_now_ms time) passes; the record (caller releases). A 404 fails the
+ * test: a 202 was sent for it. */
+static ts_resp final_record(ts_server *s, const char *pool, const char *id,
+                            int64_t deadline_ms) {
+  char path[160];
+  snprintf(path, sizeof path, "/v1/pools/%s/tasks/%s", pool, id);
+  for (;;) {
+    ts_resp r = ts_call(s, "GET", path, NULL, NULL);
+    ck_assert_msg(r.status == 200, "GET %s on %s: %ld %s", path, s->base,
+                  r.status, r.body ? r.body : "");
+    if (is_final(ts_str(&r, "state")))
+      return r;
+    ck_assert_msg(gr_now_ms() < deadline_ms, "%s is still %s: %s", id,
+                  ts_str(&r, "state"), r.body);
+    ts_release(&r);
+    usleep(20000);
+  }
+}
+
+/* The record's state, read once on s ("" when not 200). */
+static void read_state(ts_server *s, const char *pool, const char *id,
+                       char *state, size_t len) {
+  char path[160];
+  snprintf(path, sizeof path, "/v1/pools/%s/tasks/%s", pool, id);
+  ts_resp r = ts_call(s, "GET", path, NULL, NULL);
+  const char *v = r.status == 200 ? ts_str(&r, "state") : NULL;
+  snprintf(state, len, "%s", v ? v : "");
+  ts_release(&r);
+}
+
+static long record_attempt(ts_resp *r) {
+  return (long)json_integer_value(json_object_get(r->json, "attempt"));
+}
+
+static long first_value(ts_resp *r) {
+  return (long)json_integer_value(
+      json_array_get(json_object_get(r->json, "values"), 0));
+}
+
+/* An RFC 3339 UTC time with milliseconds ("2026-11-26T21:31:38.352Z") in
+ * ms since the epoch, or -1 when it is not one. */
+static int64_t time_ms(const char *text) {
+  struct tm tm = {0};
+  int ms = 0, used = 0;
+  if (!text ||
+      sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ%n", &tm.tm_year, &tm.tm_mon,
+             &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms,
+             &used) != 7 ||
+      used != (int)strlen(text))
+    return -1;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+/* ---- three nodes, one killed -------------------------------------------
+ */
+
+#define KILL_TASKS 300
+#define KILL_WORKERS 4
+/* A record's started_at may be read before the claim that let it run
+ * reached Redis (and a finished_at before the finish that freed its
+ * place): the overlaps are counted on [started_at + this, finished_at),
+ * intervals no run can be outside of if that lag is below this. Each task
+ * sleeps 40 ms, so a fifth one running beside four still shows. */
+#define CLOCK_SLACK_MS 10
+
+typedef struct interval {
+  int64_t at;
+  int delta; /* +1 a start, -1 an end */
+} interval;
+
+static int by_time(const void *a, const void *b) {
+  const interval *x = a, *y = b;
+  if (x->at != y->at)
+    return x->at < y->at ? -1 : 1;
+  return x->delta - y->delta; /* ends first: [start, end) */
+}
+
+/* The most intervals [start + slack, end) that hold one instant. */
+static int max_overlap(const int64_t *start, const int64_t *end, int n,
+                       int slack) {
+  interval *ev = calloc((size_t)n * 2 + 1, sizeof *ev);
+  int m = 0;
+  for (int i = 0; i < n; i++)
+    if (start[i] + slack < end[i]) {
+      ev[m++] = (interval){start[i] + slack, +1};
+      ev[m++] = (interval){end[i], -1};
+    }
+  qsort(ev, (size_t)m, sizeof *ev, by_time);
+  int now = 0, most = 0;
+  for (int i = 0; i < m; i++) {
+    now += ev[i].delta;
+    if (now > most)
+      most = now;
+  }
+  free(ev);
+  return most;
+}
+
+typedef struct kill_run {
+  char ids[KILL_TASKS][GR_RECORD_ID_MAX];
+  int node[KILL_TASKS]; /* the node that answered 202 */
+  long arg[KILL_TASKS];
+  int accepted;
+  int64_t start[KILL_TASKS], end[KILL_TASKS];
+  int succeeded;
+} kill_run;
+
+/* Submits KILL_TASKS round-robin over the live nodes, killing n2 with
+ * SIGKILL halfway. */
+static void submit_and_kill(cluster *c, kill_run *k) {
+  const char *code = "goroutine.sleep(40) return (...)";
+  for (int i = 0, turn = 0; i < KILL_TASKS; i++, turn++) {
+    if (i == KILL_TASKS / 2) {
+      char state[32] = "";
+      for (int j = k->accepted - 1; j >= 0 && !state[0]; j--)
+        if (k->node[j] == 1)
+          read_state(&c->node[0], "k", k->ids[j], state, sizeof state);
+      kill(c->node[1].pid, SIGKILL);
+      ck_assert_int_eq(ts_wait_exit(&c->node[1], 10000), 128 + SIGKILL);
+      fprintf(stderr,
+              "three_nodes_kill9: n2 killed after %d submits; its "
+              "last task was %s\n",
+              i, state);
+    }
+    int n = turn % 3;
+    if (n == 1 && !node_alive(c, 1))
+      n = (++turn) % 3;
+    char id[GR_RECORD_ID_MAX];
+    long status = submit(&c->node[n], "k", code, i, 1, id, NULL);
+    ck_assert_msg(status == 202, "submit %d to n%d: %ld", i, n + 1, status);
+    snprintf(k->ids[k->accepted], GR_RECORD_ID_MAX, "%s", id);
+    k->node[k->accepted] = n;
+    k->arg[k->accepted++] = i;
+  }
+}
+
+/* One task's final record, read on n1 or n3: its outcome checked, its
+ * run time kept when it succeeded; 1 when it was interrupted. */
+static int check_killed_run(cluster *c, kill_run *k, int i, int64_t deadline) {
+  ts_resp r = final_record(&c->node[i % 2 ? 2 : 0], "k", k->ids[i], deadline);
+  ck_assert_msg(record_attempt(&r) == 1 &&
+                    json_array_size(json_object_get(r.json, "attempts")) == 0,
+                "%s ran more than once: %s", k->ids[i], r.body);
+  const char *state = ts_str(&r, "state");
+  int interrupted = 0;
+  if (strcmp(state, "succeeded") == 0) {
+    ck_assert_msg(first_value(&r) == k->arg[i], "%s: %s", k->ids[i], r.body);
+    int64_t s = time_ms(ts_str(&r, "started_at"));
+    int64_t e = time_ms(ts_str(&r, "finished_at"));
+    ck_assert_msg(s > 0 && e >= s, "%s: times %s", k->ids[i], r.body);
+    k->start[k->succeeded] = s;
+    k->end[k->succeeded++] = e;
+  } else {
+    const char *error = ts_str(&r, "error");
+    ck_assert_msg(strcmp(state, "failed") == 0 && k->node[i] == 1 && error &&
+                      strstr(error, "interrupted") && strstr(error, "n2"),
+                  "%s (submitted to n%d) did not succeed, nor was it "
+                  "interrupted on n2: %s",
+                  k->ids[i], k->node[i] + 1, r.body);
+    interrupted = 1;
+  }
+  ts_release(&r);
+  return interrupted;
+}
+
+START_TEST(three_nodes_kill9) {
+  cluster c;
+  cluster_start(&c, 3);
+  make_pool(&c, "k", KILL_WORKERS, 100000);
+  static kill_run k;
+  memset(&k, 0, sizeof k);
+  submit_and_kill(&c, &k);
+  int interrupted = 0;
+  int64_t deadline = gr_now_ms() + 60000;
+  for (int i = 0; i < k.accepted; i++)
+    interrupted += check_killed_run(&c, &k, i, deadline);
+  /* only the tasks n2 was running at the kill */
+  ck_assert_int_le(interrupted, KILL_WORKERS);
+  int most = max_overlap(k.start, k.end, k.succeeded, CLOCK_SLACK_MS);
+  fprintf(stderr,
+          "three_nodes_kill9: %d accepted, %d interrupted; at most %d "
+          "running at once (%d counting the records' times as they are)\n",
+          k.accepted, interrupted, most,
+          max_overlap(k.start, k.end, k.succeeded, 0));
+  ck_assert_msg(most <= KILL_WORKERS,
+                "%d tasks of a pool of %d workers ran at once", most,
+                KILL_WORKERS);
+  cluster_stop(&c);
+}
+END_TEST
+
+/* ---- a paused node is fenced ------------------------------------------ */
+
+/* Waits (up to ms) until the task is in state want on s, in its given
+ * attempt (0: any). */
+static bool state_becomes(ts_server *s, const char *pool, const char *id,
+                          const char *want, long attempt, int ms) {
+  char path[160];
+  snprintf(path, sizeof path, "/v1/pools/%s/tasks/%s", pool, id);
+  for (int64_t end = gr_now_ms() + ms; gr_now_ms() < end; usleep(20000)) {
+    ts_resp r = ts_call(s, "GET", path, NULL, NULL);
+    bool there = r.status == 200 && ts_str(&r, "state") &&
+                 strcmp(ts_str(&r, "state"), want) == 0 &&
+                 (!attempt || record_attempt(&r) == attempt);
+    ts_release(&r);
+    if (there)
+      return true;
+  }
+  return false;
+}
+
+START_TEST(paused_node_is_fenced) {
+  cluster c;
+  cluster_start(&c, 2);
+  make_pool(&c, "f", 2, 100);
+  ts_server *n1 = &c.node[0], *n2 = &c.node[1];
+  const char *slow = "goroutine.sleep(1500) return (...)";
+  char once[GR_RECORD_ID_MAX], twice[GR_RECORD_ID_MAX];
+  char quick[3][GR_RECORD_ID_MAX];
+  ck_assert_int_eq(submit(n2, "f", slow, 1, 1, once, NULL), 202);
+  ck_assert_int_eq(submit(n2, "f", slow, 2, 2, twice, NULL), 202);
+  for (int i = 0; i < 3; i++) /* queued behind them */
+    ck_assert_int_eq(
+        submit(n2, "f", "return (...) + 1", 10 + i, 1, quick[i], NULL), 202);
+  ck_assert(state_becomes(n1, "f", once, "running", 1, 5000));
+  ck_assert(state_becomes(n1, "f", twice, "running", 1, 5000));
+
+  /* Paused past its lease: n1 adopts its records. n2 wakes while the
+   * second attempt of `twice` runs on n1, its own runs long over. */
+  kill(n2->pid, SIGSTOP);
+  int64_t stopped = gr_now_ms();
+  ts_resp r = final_record(n1, "f", once, stopped + 8000);
+  int64_t adopted = gr_now_ms() - stopped;
+  ck_assert_msg(state_becomes(n1, "f", twice, "running", 2, 3000),
+                "the second attempt does not run on n1");
+  usleep(300 * 1000);
+  kill(n2->pid, SIGCONT);
+  ck_assert_msg(strcmp(ts_str(&r, "state"), "failed") == 0 &&
+                    strstr(ts_str(&r, "error"), "interrupted") &&
+                    strstr(ts_str(&r, "error"), "n2"),
+                "%s", r.body);
+  ts_release(&r);
+  fprintf(stderr,
+          "paused_node_is_fenced: n1 adopted n2's records %lld ms "
+          "after the pause\n",
+          (long long)adopted);
+
+  ck_assert_int_eq(ts_wait_exit(n2, 15000), 75);
+  char *log = ts_read_file(n2->log);
+  ck_assert_msg(strstr(log, "lease lost"), "n2's stderr: %s", log);
+  free(log);
+
+  int64_t deadline = gr_now_ms() + 15000;
+  r = final_record(n1, "f", once, deadline);
+  ck_assert_msg(strcmp(ts_str(&r, "state"), "failed") == 0 &&
+                    record_attempt(&r) == 1,
+                "n2's late finish changed it: %s", r.body);
+  ts_release(&r);
+  r = final_record(n1, "f", twice, deadline);
+  json_t *earlier = json_array_get(json_object_get(r.json, "attempts"), 0);
+  const char *why = json_string_value(json_object_get(earlier, "error"));
+  ck_assert_msg(strcmp(ts_str(&r, "state"), "succeeded") == 0 &&
+                    record_attempt(&r) == 2 && first_value(&r) == 2 && why &&
+                    strstr(why, "interrupted"),
+                "the second attempt, on n1: %s", r.body);
+  ts_release(&r);
+  for (int i = 0; i < 3; i++) {
+    r = final_record(n1, "f", quick[i], deadline);
+    ck_assert_msg(strcmp(ts_str(&r, "state"), "succeeded") == 0 &&
+                      record_attempt(&r) == 1 && first_value(&r) == 11 + i,
+                  "queued on n2, run on n1: %s", r.body);
+    ts_release(&r);
+  }
+  cluster_stop(&c);
+}
+END_TEST
+
+/* ---- Redis killed and restarted under load ---------------------------- */
+
+#define LOAD_MAX 20000
+
+typedef struct loader {
+  cluster *c;
+  char ids[LOAD_MAX][GR_RECORD_ID_MAX];
+  long arg[LOAD_MAX];
+  atomic_int accepted, unavailable, no_retry_after, other;
+  atomic_bool stop;
+  char other_what[200];
+} loader;
+
+/* Submits to n1 and n2 in turn until told to stop: every answer is a 202
+ * (kept) or a 503 with Retry-After (counted); anything else is counted
+ * and the first one described. */
+static void *load(void *ud) {
+  loader *l = ud;
+  for (long i = 0; i < LOAD_MAX && !atomic_load(&l->stop); i++) {
+    char id[GR_RECORD_ID_MAX];
+    bool retry_after = false;
+    ts_server *s = &l->c->node[i % 2];
+    long status = submit(s, "r", "goroutine.sleep(5) return (...)", i, 1, id,
+                         &retry_after);
+    if (status == 202) {
+      int n = atomic_load(&l->accepted);
+      snprintf(l->ids[n], sizeof l->ids[n], "%s", id);
+      l->arg[n] = i;
+      atomic_store(&l->accepted, n + 1);
+    } else if (status == 503) {
+      atomic_fetch_add(&l->unavailable, 1);
+      if (!retry_after)
+        atomic_fetch_add(&l->no_retry_after, 1);
+      usleep(10000);
+    } else if (atomic_fetch_add(&l->other, 1) == 0) {
+      snprintf(l->other_what, sizeof l->other_what, "submit %ld to n%ld: %ld",
+               i, i % 2 + 1, status);
+    }
+  }
+  return NULL;
+}
+
+/* Waits (up to ms) until *counter passes above. */
+static bool count_passes(atomic_int *counter, int above, int ms) {
+  for (int64_t end = gr_now_ms() + ms; gr_now_ms() < end; usleep(10000))
+    if (atomic_load(counter) > above)
+      return true;
+  return false;
+}
+
+START_TEST(redis_restart_mid_load) {
+  cluster c;
+  cluster_start(&c, 2);
+  make_pool(&c, "r", 2, 100000);
+  pid_t pids[2] = {c.node[0].pid, c.node[1].pid};
+  static loader l;
+  memset(&l, 0, sizeof l);
+  l.c = &c;
+  pthread_t th;
+  pthread_create(&th, NULL, load, &l);
+  ck_assert(count_passes(&l.accepted, 100, 20000));
+
+  t_redis_stop(&c.redis, 1);
+  int before = atomic_load(&l.accepted);
+  usleep(1000 * 1000);
+  int unavailable = atomic_load(&l.unavailable);
+  t_redis_restart(&c.redis); /* on its AOF */
+  int at_restart = atomic_load(&l.accepted);
+  bool back = count_passes(&l.accepted, at_restart + 50, 20000);
+  atomic_store(&l.stop, true);
+  pthread_join(th, NULL);
+  int accepted = atomic_load(&l.accepted);
+  fprintf(stderr,
+          "redis_restart_mid_load: %d accepted (%d before the kill, %d "
+          "while Redis was away), %d answered 503\n",
+          accepted, before, at_restart - before, atomic_load(&l.unavailable));
+  ck_assert_msg(atomic_load(&l.other) == 0, "%d other answers, first: %s",
+                atomic_load(&l.other), l.other_what);
+  ck_assert_msg(unavailable > 0, "no 503 while Redis was away");
+  ck_assert_int_eq(atomic_load(&l.no_retry_after), 0);
+  ck_assert_msg(back, "submits were not accepted again within 20 s");
+
+  int interrupted = 0;
+  int64_t deadline = gr_now_ms() + 30000;
+  for (int i = 0; i < accepted; i++) {
+    ts_resp r = final_record(&c.node[i % 2], "r", l.ids[i], deadline);
+    if (strcmp(ts_str(&r, "state"), "succeeded") == 0) {
+      ck_assert_msg(record_attempt(&r) == 1 && first_value(&r) == l.arg[i],
+                    "%s: %s", l.ids[i], r.body);
+    } else {
+      /* a node that could not renew its lease gives up what it runs */
+      ck_assert_msg(strcmp(ts_str(&r, "state"), "failed") == 0 &&
+                        strstr(ts_str(&r, "error"), "interrupted"),
+                    "%s: %s", l.ids[i], r.body);
+      interrupted++;
+    }
+    ts_release(&r);
+  }
+  ck_assert_int_le(interrupted, 2);
+  for (int i = 0; i < 2; i++) {
+    ck_assert_msg(node_alive(&c, i) && c.node[i].pid == pids[i],
+                  "n%d exited (%d) after Redis came back", i + 1,
+                  c.node[i].status);
+    ts_still_serving(&c.node[i], NULL);
+  }
+  cluster_stop(&c);
+}
+END_TEST
+
+/* ---- a bad --node-id ---------------------------------------------------- */
+
+/* Runs serve with the extra options until it exits (at most 15 s): its
+ * exit status (-1: it kept running, and was killed), its stderr into err.
+ */
+static int serve_once(const char *const *extra, char *err, size_t errlen) {
+  char dir[64], log[128];
+  t_tmpdir_make(dir, "gr_node_id");
+  snprintf(log, sizeof log, "%s/stderr.log", dir);
+  const char *argv[16] = {GOROUTINED_BIN, "serve", "--listen", "127.0.0.1:0"};
+  for (int i = 0; extra[i] && i < 11; i++)
+    argv[4 + i] = extra[i];
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 2);
+    close(fd);
+    if (chdir(dir) == 0)
+      execv(argv[0], (char **)argv);
+    _exit(127);
+  }
+  int st = -1;
+  for (int64_t end = gr_now_ms() + 15000; gr_now_ms() < end; usleep(10000))
+    if (waitpid(pid, &st, WNOHANG) == pid)
+      break;
+    else
+      st = -1;
+  if (st == -1) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+  }
+  char *text = ts_read_file(log);
+  snprintf(err, errlen, "%s", text);
+  free(text);
+  t_tmpdir_remove(dir);
+  return st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+START_TEST(bad_node_id_is_refused) {
+  cluster c;
+  cluster_start(&c, 1); /* n1 starts: a good id, on this Redis */
+  const char *bad[] = {"", "two words", "a/b", "tab\there"};
+  char err[4096];
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    const char *extra[] = {"--store",    c.redis.url, "--node-id", bad[i],
+                           "--lease-ms", LEASE_MS,    NULL};
+    int status = serve_once(extra, err, sizeof err);
+    ck_assert_msg(status == 2 && strstr(err, "--node-id"),
+                  "--node-id '%s': exit %d, stderr: %s", bad[i], status, err);
+  }
+  const char *lease[] = {"--store",    c.redis.url, "--node-id", "n9",
+                         "--lease-ms", "soon",      NULL};
+  int status = serve_once(lease, err, sizeof err);
+  ck_assert_msg(status == 2 && strstr(err, "--lease-ms"),
+                "--lease-ms soon: exit %d, stderr: %s", status, err);
+  cluster_stop(&c);
+}
+END_TEST
+
+static Suite *cluster_suite(void) {
+  Suite *s = suite_create("cluster");
+  TCase *tc = tcase_create("nodes");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 150);
+  tcase_add_test(tc, three_nodes_kill9);
+  tcase_add_test(tc, paused_node_is_fenced);
+  tcase_add_test(tc, redis_restart_mid_load);
+  tcase_add_test(tc, bad_node_id_is_refused);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+T_MAIN(cluster_suite)
