@@ -589,7 +589,10 @@ static int serve_once(const char *const *extra, char *err, size_t errlen) {
 START_TEST(bad_node_id_is_refused) {
   cluster c;
   cluster_start(&c, 1); /* n1 starts: a good id, on this Redis */
-  const char *bad[] = {"", "two words", "a/b", "tab\there"};
+  char long_id[101];
+  memset(long_id, 'n', 100);
+  long_id[100] = '\0';
+  const char *bad[] = {"", "two words", "a/b", "tab\there", long_id};
   char err[4096];
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     const char *extra[] = {"--store",    c.redis.url, "--node-id", bad[i],
