@@ -192,6 +192,18 @@ int api__cancel_record(const api_call *c) {
     return API_DONE;
   gr_future *f = api__job_future(job);
   int was = gr_future_state(f);
+  if (gr_future_is_snapshot(f)) {
+    char shown[96];
+    api__quote(shown, sizeof shown, c->id, strlen(c->id));
+    api__problem(
+        c->resp, 409, "other-node", "Conflict",
+        json_pack("{s:s,s:s}", "id", shown, "state", gr_state_name(was)),
+        "%s '%s' is %s on another node; cancel it on the node that "
+        "accepted it",
+        kind_of(c), shown, gr_state_name(was));
+    api__job_free(job);
+    return API_DONE;
+  }
   int requested = gr_future_cancel(f);
   /* A queued one ends at once, but a durable store shows its end only once
    * it is written (a commit: well under a second); answer with it. */

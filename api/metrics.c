@@ -463,6 +463,16 @@ int api__server_stats(const api_call *c) {
     api__quote(shown, sizeof shown, why, strlen(why));
   json_object_set_new(body, "event_streams",
                       json_integer((json_int_t)api__events_open(api)));
+  if (api->cfg.cluster_nodes) { /* the live nodes sharing the store */
+    char member[64][96];
+    int self[64];
+    int n = api->cfg.cluster_nodes(api->cfg.cluster_ud, member, self, 64);
+    json_t *nodes = n >= 0 ? json_array() : json_null();
+    for (int i = 0; i < n && nodes; i++)
+      json_array_append_new(
+          nodes, json_pack("{s:s,s:b}", "node", member[i], "self", self[i]));
+    json_object_set_new(body, "nodes", nodes);
+  }
   json_object_set_new(body, "store",
                       json_pack("{s:s,s:b,s:o}", "kind",
                                 gr_record_store_name(api->cfg.rt), "durable",

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void out_stats(api_out *o, const gr_pool_stats *st) {
+static void out_stats(const api_ctx *api, api_out *o, const gr_pool_stats *st) {
   const struct {
     const char *key;
     int64_t value;
@@ -31,12 +31,25 @@ static void out_stats(api_out *o, const gr_pool_stats *st) {
     api__out_key(o, fields[i].key, &first);
     api__out_int(o, fields[i].value);
   }
+  int64_t queued, running;
+  if (api->cfg.cluster_pool &&
+      api->cfg.cluster_pool(api->cfg.cluster_ud, st->name, &queued, &running) ==
+          0) {
+    /* the whole cluster's: the figures above are this node's own */
+    api__out_key(o, "cluster", &first);
+    api__out_cstr(o, "{\"queued\":");
+    api__out_int(o, queued);
+    api__out_cstr(o, ",\"running\":");
+    api__out_int(o, running);
+    api__out_raw(o, "}", 1);
+  }
   api__out_raw(o, "}", 1);
 }
 
-static void reply_stats(api_response *r, int status, const gr_pool_stats *st) {
+static void reply_stats(const api_ctx *api, api_response *r, int status,
+                        const gr_pool_stats *st) {
   api_out o = {0};
-  out_stats(&o, st);
+  out_stats(api, &o, st);
   api__reply_out(r, status, &o);
 }
 
@@ -81,7 +94,7 @@ int api__list_pools(const api_call *c) {
     if (gr_pool_stats_get(api->cfg.rt, names[i], &st) == GR_OK) {
       if (any++)
         api__out_raw(&o, ",", 1);
-      out_stats(&o, &st);
+      out_stats(api, &o, &st);
     }
     free(names[i]);
   }
@@ -160,7 +173,7 @@ int api__create_pool(const api_call *c) {
   } else {
     gr_pool_stats st;
     gr_pool_stats_get(api->cfg.rt, n, &st);
-    reply_stats(r, 201, &st);
+    reply_stats(api, r, 201, &st);
     api__set_header(r, "Location", "/v1/pools/%s", n);
   }
 out:
@@ -174,7 +187,7 @@ int api__get_pool(const api_call *c) {
   if (rc != GR_OK)
     api__pool_missing(c->resp, c->name, rc);
   else
-    reply_stats(c->resp, 200, &st);
+    reply_stats(c->api, c->resp, 200, &st);
   return API_DONE;
 }
 
@@ -250,7 +263,7 @@ static void reply_pool_wait(api_ctx *api, const char *name, api_response *r) {
   api__out_cstr(&o, st.active == 0 && st.queued == 0
                         ? "{\"idle\":true,\"pool\":"
                         : "{\"idle\":false,\"pool\":");
-  out_stats(&o, &st);
+  out_stats(api, &o, &st);
   api__out_raw(&o, "}", 1);
   api__reply_out(r, 200, &o);
 }

@@ -95,6 +95,11 @@ static const problem_type problem_types[] = {
      "The task's work held live objects (a channel, a handle, a wait group) "
      "that only its first run could use, so it cannot run again.",
      "Submit the work again as a new task instead."},
+    {"other-node", 409,
+     "The task or job is queued or running on another node of the cluster "
+     "(the nodes share a Redis store), and only that node can change it.",
+     "Send the request to the node that accepted the work, or wait until "
+     "it ends."},
     {"pool-closed", 409,
      "The pool of the task was closed (deleted) and runs no more work.",
      "Create the pool again, then retry the task."},

@@ -33,6 +33,8 @@ struct gr_future {
   gr_pool *pool; /* the pool it is queued in, for cancel */
   int cancel_requested;
   int observed;   /* someone read the outcome */
+  int snapshot;   /* an unfinished record as read from the store: another
+                     node's work, which this one cannot change */
   int committing; /* completed; the store makes the outcome durable */
   int pending;    /* with committing: the final state to publish */
   int attempt, max_attempts;
@@ -569,7 +571,8 @@ gr_future *gr_future_new_final(const gr_record *r) {
   gr_future *f = gr_future_new();
   if (!f)
     return NULL;
-  f->state = GR_STATE_FINAL(r->state) ? r->state : GR_FAILED;
+  f->state = r->state;
+  f->snapshot = !GR_STATE_FINAL(r->state);
   f->created_ms = r->created_ms;
   f->started_ms = r->started_ms;
   f->finished_ms = r->finished_ms;
@@ -656,9 +659,74 @@ int gr_future_state(gr_future *f) {
   return state;
 }
 
+int gr_future_settle(gr_future *f, const gr_record *r) {
+  if (!GR_STATE_FINAL(r->state))
+    return 0;
+  gr_pack *values =
+      r->values ? gr_pack_from_bytes(r->values, r->values_len) : NULL;
+  gr_pack *history =
+      r->history ? gr_pack_from_bytes(r->history, r->history_len) : NULL;
+  char *error = r->error ? gr__strdup(r->error) : NULL;
+  char *delivery_error = r->callback && r->delivery.last_error
+                             ? gr__strdup(r->delivery.last_error)
+                             : NULL;
+  if ((r->values && !values) || (r->history && !history) ||
+      (r->error && !error) ||
+      (r->callback && r->delivery.last_error && !delivery_error)) {
+    gr_pack_free(values);
+    gr_pack_free(history);
+    free(error);
+    free(delivery_error);
+    return -1;
+  }
+  gr__spin_lock(&f->lock);
+  /* A snapshot holds no values, error or delivery error yet (it was read
+   * unfinished), so nothing a reader may hold is freed here; its history
+   * is retired as any replaced one is. */
+  if (!f->snapshot || f->values || f->error || f->delivery_error) {
+    gr__spin_unlock(&f->lock);
+    gr_pack_free(values);
+    gr_pack_free(history);
+    free(error);
+    free(delivery_error);
+    return 0;
+  }
+  f->values = values;
+  f->error = error;
+  if (history)
+    set_history_locked(f, history);
+  f->started_ms = r->started_ms;
+  f->finished_ms = r->finished_ms;
+  f->attempt = r->attempt;
+  f->max_attempts = r->opts.max_attempts;
+  if (f->callback) {
+    f->delivery = r->delivery;
+    f->delivery.last_error = NULL;
+    f->delivery_error = delivery_error;
+    delivery_error = NULL;
+  }
+  f->state = r->state;
+  f->snapshot = 0;
+  gr_waiter *waiters = f->waiters;
+  gr_callback *callbacks = gr__callbacks_take(&f->callbacks);
+  f->waiters = NULL;
+  gr__spin_unlock(&f->lock);
+  free(delivery_error);
+  gr__waiters_wake_all(waiters);
+  gr__callbacks_run(callbacks, call_done, f);
+  return 1;
+}
+
+int gr_future_is_snapshot(gr_future *f) {
+  gr__spin_lock(&f->lock);
+  int snapshot = f->snapshot;
+  gr__spin_unlock(&f->lock);
+  return snapshot;
+}
+
 int gr_future_cancel(gr_future *f) {
   gr__spin_lock(&f->lock);
-  if (GR_STATE_FINAL(f->state) || f->committing) {
+  if (GR_STATE_FINAL(f->state) || f->committing || f->snapshot) {
     gr__spin_unlock(&f->lock);
     return 0;
   }

@@ -295,6 +295,12 @@ int gr__pool_restore(gr_runtime *rt, const char *name, int64_t workers,
   return create_pool(rt, name, workers, queue_size, 1);
 }
 
+int gr_pool_define(gr_runtime *rt, const char *name, int64_t workers,
+                   int64_t queue_size) {
+  int rc = create_pool(rt, name, workers, queue_size, 1);
+  return rc == GR_EEXIST ? GR_OK : rc;
+}
+
 size_t gr_pool_names(gr_runtime *rt, char ***names) {
   gr_pool_registry *reg = rt->pools;
   pthread_mutex_lock(&reg->mu);

@@ -92,7 +92,8 @@ gr_pool *gr__pool_new(gr_runtime *rt, const char *name, int64_t workers,
 /* pool.c: creates a pool from its stored definition (nothing written). */
 int gr__pool_restore(gr_runtime *rt, const char *name, int64_t workers,
                      int64_t queue_size);
-/* pool_task.c: brings back a stored unfinished record (restore). */
-int gr__task_restore(gr_runtime *rt, const gr_record *r);
+/* pool_task.c: brings back a stored unfinished record (restore; node:
+ * the gone node it was taken over from, NULL for this node's own). */
+int gr__task_restore(gr_runtime *rt, const gr_record *r, const char *node);
 
 #endif

@@ -499,8 +499,13 @@ static int submit_end(gr_pool_task *task, int admitted, int rc,
   size_t len = strlen(task->id);
   assert(len < idlen);
   memcpy(task_id, task->id, len + 1);
-  if (admitted == 1) { /* its claim went with its record */
+  if (admitted == 1 && !pool->rt->store->ops->claims_apart) {
+    /* its claim went with its record */
     start_tasks(pool->rt, run_task(pool->rt, task));
+    return GR_OK;
+  }
+  if (admitted == 1) { /* its claim is a write of its own */
+    start_tasks(pool->rt, task);
     return GR_OK;
   }
   admitted = place_task(pool, task);
@@ -537,7 +542,8 @@ int gr_pool_submit(gr_pool *pool, const gr_spawn *s, char *task_id,
     return admitted;
   gr_store *store = pool->rt->store;
   void *work = NULL, *handle = NULL;
-  gr_record r = task_record(task, s, admitted == 1, &work);
+  gr_record r =
+      task_record(task, s, admitted == 1 && !store->ops->claims_apart, &work);
   char existing[GR_RECORD_ID_MAX] = "";
   int rc = store->ops->add(store, &r, task->spawn.future, &handle, existing);
   free(work);
@@ -575,7 +581,8 @@ void gr_pool_submit_async(gr_pool *pool, const gr_spawn *s, int flags,
   task->submitted = done;
   task->submitted_ud = ud;
   void *work = NULL;
-  gr_record r = task_record(task, s, admitted == 1, &work);
+  gr_record r =
+      task_record(task, s, admitted == 1 && !store->ops->claims_apart, &work);
   store->ops->add_async(store, &r, task->spawn.future, task_added, task);
   free(work);
 }
@@ -665,8 +672,8 @@ static gr_pool *pool_of_record(gr_runtime *rt, const char *name) {
   return gr_pool_find(rt, name);
 }
 
-int gr__task_restore(gr_runtime *rt, const gr_record *r) {
-  char why[160] = "";
+int gr__task_restore(gr_runtime *rt, const gr_record *r, const char *node) {
+  char why[256] = "";
   gr_record cur = *r;
   gr_future *f = gr_future_new();
   if (!f || gr__future_load(f, r) != 0) {
@@ -675,9 +682,15 @@ int gr__task_restore(gr_runtime *rt, const gr_record *r) {
     return GR_ENOMEM;
   }
   if (r->state == GR_RUNNING) {
-    snprintf(why, sizeof why,
-             "interrupted by a server stop during attempt %d (of %d)",
-             r->attempt, r->opts.max_attempts);
+    if (node)
+      snprintf(why, sizeof why,
+               "interrupted by a server stop during attempt %d (of %d), on "
+               "node %s (its lease lapsed or it left)",
+               r->attempt, r->opts.max_attempts, node);
+    else
+      snprintf(why, sizeof why,
+               "interrupted by a server stop during attempt %d (of %d)",
+               r->attempt, r->opts.max_attempts);
     if (r->attempt < r->opts.max_attempts && r->work) {
       gr__future_add_history(f, r->attempt, GR_FAILED, why);
       cur.attempt = r->attempt + 1;
@@ -970,7 +983,11 @@ static int restore_pool(void *ud, const char *name, int64_t workers,
 }
 
 static int restore_record(void *ud, const gr_record *r) {
-  return gr__task_restore(ud, r);
+  return gr__task_restore(ud, r, NULL);
+}
+
+int gr_record_adopt(gr_runtime *rt, const gr_record *r, const char *node) {
+  return gr__task_restore(rt, r, node ? node : "?");
 }
 
 int gr_records_restore(gr_runtime *rt, char *err, size_t errlen) {

@@ -151,6 +151,51 @@ static void take_signals(sigset_t *signals) {
   signal(SIGPIPE, SIG_IGN);
 }
 
+/* The shared store of a node in a cluster (a Redis store), or NULL. */
+static gr_store *cluster_store;
+
+static int cluster_nodes(void *ud, char (*member)[96], int *self, int max) {
+  gr_cluster_node nodes[64];
+  int n = gr_store_redis_nodes(ud, nodes, max < 64 ? max : 64);
+  for (int i = 0; i < n; i++) {
+    snprintf(member[i], 96, "%.90s", nodes[i].member);
+    self[i] = nodes[i].self;
+  }
+  return n;
+}
+
+static int cluster_pool_figures(void *ud, const char *pool, int64_t *queued,
+                                int64_t *running) {
+  return gr_store_redis_pool_figures(ud, pool, queued, running);
+}
+
+/* A pool another node defined in the shared store: made here too. */
+static void cluster_pool(void *ud, const char *name, int64_t workers,
+                         int64_t queue_size) {
+  int rc = gr_pool_define(ud, name, workers, queue_size);
+  if (rc != GR_OK)
+    SRV_LOG(GR_LOG_WARN, "cannot make a pool another node defined",
+            SRV_STR("pool", name), SRV_STR("why", gr_strerror(rc)));
+}
+
+/* A pool another node closed: closed here too. */
+static void cluster_pool_gone(void *ud, const char *name) {
+  int64_t cancelled = 0;
+  if (gr_pool_close(ud, name, &cancelled) == GR_OK)
+    SRV_LOG(GR_LOG_INFO, "closed a pool another node closed",
+            SRV_STR("pool", name), SRV_INT("cancelled", cancelled));
+}
+
+/* A record of a gone node, taken over: it runs here now. */
+static int cluster_adopt(void *ud, const gr_record *r, const char *node) {
+  int rc = gr_record_adopt(ud, r, node);
+  SRV_LOG(rc == GR_OK ? GR_LOG_DEBUG : GR_LOG_WARN,
+          "took over a record of a gone node", SRV_STR("id", r->id),
+          SRV_STR("from", node), SRV_STR("state", gr_state_name(r->state)),
+          SRV_STR("result", gr_strerror(rc)));
+  return rc;
+}
+
 /* The runtime with the settings' limits, or NULL after complaining, with
  * the exit status in *status. */
 static gr_runtime *start_runtime(const serve_settings *s, int *status) {
@@ -166,7 +211,9 @@ static gr_runtime *start_runtime(const serve_settings *s, int *status) {
   gr_sqlite_options so = {.sync_full = s->sync_full,
                           .ttl_ms = cfg.result_ttl_ms,
                           .max_finished = cfg.max_results,
-                          .prefix = s->store_prefix};
+                          .prefix = s->store_prefix,
+                          .node_id = s->node_id,
+                          .lease_ms = s->lease_ms};
   char err[512];
   *status = 1;
   cfg.store = gr_store_open_url(s->store, &so, err, sizeof err);
@@ -204,6 +251,19 @@ static gr_runtime *start_runtime(const serve_settings *s, int *status) {
   }
   SRV_LOG(GR_LOG_INFO, "store ready", SRV_STR("store", s->store),
           SRV_INT("restore_ms", gr_now_ms() - t0));
+  if (strcmp(cfg.store->ops->name, "redis") == 0) {
+    gr_cluster_hooks hooks = {rt, cluster_pool, cluster_pool_gone,
+                              cluster_adopt};
+    if (gr_store_redis_cluster(cfg.store, &hooks) != GR_OK) {
+      fprintf(stderr, "goroutined serve: cannot start the cluster thread\n");
+      gr_runtime_free(rt);
+      return NULL;
+    }
+    cluster_store = cfg.store;
+    SRV_LOG(GR_LOG_INFO, "node joined the cluster",
+            SRV_STR("node", gr_store_node(cfg.store)),
+            SRV_INT("lease_ms", s->lease_ms));
+  }
   return rt;
 }
 
@@ -235,6 +295,11 @@ static api_ctx *start_api(const serve_settings *s, gr_runtime *rt) {
       .callback_deadline_ms = s->callback_deadline_s * 1000,
       .callback_max_queued = (size_t)s->callback_max_queued,
   };
+  if (cluster_store) {
+    acfg.cluster_nodes = cluster_nodes;
+    acfg.cluster_pool = cluster_pool_figures;
+    acfg.cluster_ud = cluster_store;
+  }
   api_ctx *api = api_new(&acfg);
   if (!api)
     fprintf(stderr, "goroutined serve: cannot start the runtime\n");

@@ -12,6 +12,7 @@
  */
 #include "http.h"
 #include "server.h"
+#include "store.h"
 
 #include "gr_common.h"
 
@@ -121,6 +122,13 @@ static const char serve_usage[] =
     "                         exit) [GOROUTINED_STORE]\n"
     "  --store-prefix TEXT    a Redis store's keys start with it\n"
     "                         (goroutined:) [GOROUTINED_STORE_PREFIX]\n"
+    "  --node-id ID           this node's name among the nodes sharing a\n"
+    "                         Redis store: letters, digits, '.', '_', '-'\n"
+    "                         (the host's name, '-', the pid)\n"
+    "                         [GOROUTINED_NODE_ID]\n"
+    "  --lease-ms MS          a node whose lease goes unrenewed this long\n"
+    "                         is taken for gone: the others take over its\n"
+    "                         work (3000) [GOROUTINED_LEASE_MS]\n"
     "  --sync MODE            normal: a record survives a crash of the\n"
     "                         process; full: a power loss too (slower)\n"
     "                         (normal) [GOROUTINED_SYNC]\n"
@@ -175,6 +183,8 @@ enum {
   O_CORS_ORIGIN,
   O_STORE,
   O_STORE_PREFIX,
+  O_NODE_ID,
+  O_LEASE,
   O_SYNC,
   O_HELP,
   O_HELP_SHORT,
@@ -241,6 +251,8 @@ static cm_option options[O_COUNT] = {
     [O_STORE] = {"--store", "GOROUTINED_STORE", "sqlite:goroutined.db"},
     [O_STORE_PREFIX] = {"--store-prefix", "GOROUTINED_STORE_PREFIX",
                         "goroutined:"},
+    [O_NODE_ID] = {"--node-id", "GOROUTINED_NODE_ID", NULL},
+    [O_LEASE] = {"--lease-ms", "GOROUTINED_LEASE_MS", "3000"},
     [O_SYNC] = {"--sync", "GOROUTINED_SYNC", "normal"},
     [O_HELP] = {"--help", .no_value = 1, .set = cm_option_stop},
     [O_HELP_SHORT] = {"-h", .no_value = 1, .set = cm_option_stop},
@@ -321,6 +333,7 @@ static int read_numbers(serve_settings *s) {
       {O_MAX_CONNECTIONS, 16, 1000000, 0, &s->max_connections},
       {O_INLINE_BUDGET, 0, 100000, 0, &s->inline_budget_us},
       {O_GRACE, 0, 3600 * 1000, 0, &s->grace_ms},
+      {O_LEASE, 300, 600 * 1000, 0, &s->lease_ms},
       {O_IDLE_TIMEOUT, 1, 3600, 0, &s->idle_timeout_s},
       {O_MAX_URL, 256, HTTP_MAX_URL_LIMIT, 1, &s->max_url},
       {O_MAX_HEAD, 1024, HTTP_MAX_HEAD_LIMIT, 1, &s->max_head},
@@ -559,6 +572,15 @@ int serve_settings_read(int argc, char **argv, serve_settings *s, int *status) {
   s->store = options[O_STORE].value;
   s->store_prefix = options[O_STORE_PREFIX].value;
   if (read_store_prefix(s->store_prefix) != 0) {
+    serve_settings_free(s);
+    return -1;
+  }
+  s->node_id = options[O_NODE_ID].value;
+  if (s->node_id && !gr_node_id_valid(s->node_id)) {
+    fprintf(stderr,
+            "goroutined serve: --node-id (or GOROUTINED_NODE_ID) must be 1 "
+            "to %d letters, digits, '.', '_' or '-', not '%s'\n",
+            GR_NODE_ID_MAX, s->node_id);
     serve_settings_free(s);
     return -1;
   }

@@ -76,6 +76,7 @@ typedef struct serve_settings {
   char *callback_secret;      /* NULL: deliveries are not signed */
   const char *store;          /* the store's URL */
   const char *store_prefix;   /* a Redis store's keys' prefix */
+  const char *node_id;        /* a Redis store's node (NULL: host-pid) */
   int sync_full;              /* --sync full */
   long long workers, http_threads, max_body, memory_limit, default_timeout_ms,
       max_timeout_ms, max_wait_ms, result_ttl_s, max_results, max_connections,
@@ -83,7 +84,7 @@ typedef struct serve_settings {
       max_queued, max_jobs, max_long_polls, max_event_streams,
       event_heartbeat_s, job_memory_limit, job_max_goroutines,
       callback_timeout_ms, callback_backoff_ms, callback_deadline_s,
-      callback_max_queued;
+      callback_max_queued, lease_ms;
 } serve_settings;
 /* Reads serve's options from argv and the environment, checks them and
  * sets up the log: 0 to serve with s (then serve_settings_free), or -1

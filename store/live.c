@@ -186,3 +186,13 @@ gr_record *st_record_copy(const gr_record *r) {
   copy->logs_len = 0;
   return copy;
 }
+
+size_t st_live_entries(st_live_table *t, st_live **out, size_t max) {
+  size_t n = 0;
+  pthread_mutex_lock(&t->mu);
+  for (size_t b = 0; b < t->nbuckets && n < max; b++)
+    for (st_live *e = t->buckets[b]; e && n < max; e = e->next)
+      out[n++] = e;
+  pthread_mutex_unlock(&t->mu);
+  return n;
+}

@@ -23,6 +23,8 @@ typedef struct st_live {
   uint64_t seq;         /* its place; set by the store before add returns */
   size_t hash;
   int is_job;
+  int64_t fence; /* the Redis store's claim of it (0: none held) */
+  int later;     /* the Redis store's writes of it that wait */
   char id[GR_RECORD_ID_MAX];
   char pool[GR_POOL_NAME_MAX + 1];
 } st_live;
@@ -46,6 +48,10 @@ void st_live_remove(st_live_table *t, st_live *e);
 /* The future of live record id (a reference) and its pool, or NULL. */
 gr_future *st_live_find(st_live_table *t, const char *id, char *pool,
                         size_t poollen);
+
+/* Up to max of t's entries into out; they stay valid only as long as no
+ * other thread removes entries (the caller's own table). */
+size_t st_live_entries(st_live_table *t, st_live **out, size_t max);
 
 /* r and every text and byte array it points to, in one allocation (free
  * it whole): its logs and its delivery's last error are left out. NULL

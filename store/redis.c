@@ -8,9 +8,11 @@
  * from their hashes as final futures. A trimmer thread applies retention
  * (--max-results, --result-ttl) in batches.
  *
- * Several nodes sharing one server (claims, leases, fencing) are the next
- * step (docs/ARCHITECTURE.md, "Several nodes on Redis"); until then a
- * node restores every unfinished record at its start, as with SQLite.
+ * Several nodes may share one server: each record is owned by the node
+ * that added it (or took it over), each start is a claim of a worker of
+ * its pool in the whole cluster with a fencing token, and a node's
+ * writes are refused once its records were taken over (redis_cluster.c,
+ * docs/ARCHITECTURE.md "Several nodes on Redis").
  */
 #include "redis_internal.h"
 
@@ -22,7 +24,7 @@
 
 #define DEFAULT_MAX_FINISHED 10000
 #define TRIM_BATCH 100
-#define KEY_MAX 512
+#define KEY_MAX RD_KEY_MAX
 
 static int64_t now_ms(void) {
   struct timespec ts;
@@ -40,17 +42,15 @@ void rd_tag(const char *pool, char *out, size_t len) {
     snprintf(out, len, "{jobs}");
 }
 
-/* PREFIX{tag}:what (what may be "r:" with id after it). */
-static void pool_key(const rd_store *st, char *out, const char *pool,
-                     const char *what, const char *id) {
+void rd_pool_key(const rd_store *st, char *out, const char *pool,
+                 const char *what, const char *id) {
   char tag[GR_POOL_NAME_MAX + 8];
   rd_tag(pool, tag, sizeof tag);
   snprintf(out, KEY_MAX, "%s%s:%s%s", st->prefix, tag, what, id ? id : "");
 }
 
-/* PREFIX what (a key of the whole store). */
-static void store_key(const rd_store *st, char *out, const char *what,
-                      const char *id) {
+void rd_store_key(const rd_store *st, char *out, const char *what,
+                  const char *id) {
   snprintf(out, KEY_MAX, "%s%s%s", st->prefix, what, id ? id : "");
 }
 
@@ -64,7 +64,7 @@ static void add_state_keys(const rd_store *st, rd_args *a, state_keys *sk,
   for (int s = 0; s <= GR_CANCELLED; s++) {
     char what[16];
     snprintf(what, sizeof what, "s:%d", s);
-    pool_key(st, sk->k[s], pool, what, NULL);
+    rd_pool_key(st, sk->k[s], pool, what, NULL);
     rd_arg_s(a, sk->k[s]);
   }
 }
@@ -124,7 +124,7 @@ static uint64_t next_seq(rd_store *st) {
  * script), with the room their arguments point into. */
 typedef struct add_cmds {
   char index_key[KEY_MAX], tags_key[KEY_MAX], rec_key[KEY_MAX],
-      all_key[KEY_MAX], state_key[KEY_MAX], idem_key[KEY_MAX];
+      all_key[KEY_MAX], state_key[KEY_MAX], idem_key[KEY_MAX], own_key[KEY_MAX];
   rd_args index, used, eval;
   rd_fields fields;
   uint64_t seq;
@@ -134,8 +134,8 @@ typedef struct add_cmds {
 static void add_prepare(rd_store *st, const gr_record *r, add_cmds *c) {
   memset(&c->index, 0, sizeof c->index);
   memset(&c->used, 0, sizeof c->used);
-  store_key(st, c->index_key, "id:", r->id);
-  store_key(st, c->tags_key, "pools-used", NULL);
+  rd_store_key(st, c->index_key, "id:", r->id);
+  rd_store_key(st, c->tags_key, "pools-used", NULL);
   rd_arg_s(&c->index, "SET");
   rd_arg_s(&c->index, c->index_key);
   rd_arg_s(&c->index, r->pool ? r->pool : "");
@@ -144,21 +144,25 @@ static void add_prepare(rd_store *st, const gr_record *r, add_cmds *c) {
   rd_arg_s(&c->used, c->tags_key);
   rd_arg_s(&c->used, r->pool ? r->pool : "");
   c->seq = next_seq(st);
-  pool_key(st, c->rec_key, r->pool, "r:", r->id);
-  pool_key(st, c->all_key, r->pool, "all", NULL);
+  rd_pool_key(st, c->rec_key, r->pool, "r:", r->id);
+  rd_pool_key(st, c->all_key, r->pool, "all", NULL);
   char what[16];
   snprintf(what, sizeof what, "s:%d", r->state);
-  pool_key(st, c->state_key, r->pool, what, NULL);
+  rd_pool_key(st, c->state_key, r->pool, what, NULL);
   if (r->idem_key)
-    pool_key(st, c->idem_key, r->pool, "idem:", r->idem_key);
+    rd_pool_key(st, c->idem_key, r->pool, "idem:", r->idem_key);
   else
     snprintf(c->idem_key, sizeof c->idem_key, "%s", c->rec_key);
+  rd_pool_key(st, c->own_key, r->pool, "own:", st->node);
   rd_fields_record(&c->fields, r, c->seq);
-  rd_eval_args(st, &c->eval, RD_ADD, 4);
+  rd_arg_s(&c->fields.set, "node");
+  rd_arg_s(&c->fields.set, st->node);
+  rd_eval_args(st, &c->eval, RD_ADD, 5);
   rd_arg_s(&c->eval, c->rec_key);
   rd_arg_s(&c->eval, c->all_key);
   rd_arg_s(&c->eval, c->state_key);
   rd_arg_s(&c->eval, c->idem_key);
+  rd_arg_s(&c->eval, c->own_key);
   rd_arg_s(&c->eval, r->id);
   rd_arg_i(&c->eval, (int64_t)c->seq);
   rd_arg_s(&c->eval, r->idem_key ? "1" : "0");
@@ -221,25 +225,78 @@ static int add_new(rd_store *st, const gr_record *r, st_live *live,
   return rc;
 }
 
+/* The keys of an update or a claim, and the numbers they format. */
+typedef struct write_keys {
+  state_keys sk;
+  char rec[KEY_MAX], running[KEY_MAX], own[KEY_MAX], fence[KEY_MAX],
+      def[KEY_MAX];
+  char fence_num[32];
+} write_keys;
+
 /* The update script's command for record r changing as f says, into a
- * (its keys in sk); the pointers are r's, f's and sk's. */
+ * (its keys in k); the pointers are r's, f's and k's. fence: this node's
+ * claim of it (0: none); reopen: the record becomes this node's. */
 static void update_command(rd_store *st, const gr_record *r, const rd_fields *f,
-                           rd_args *a, state_keys *sk, char *rec_key) {
-  pool_key(st, rec_key, r->pool, "r:", r->id);
-  rd_eval_args(st, a, RD_UPDATE, 7);
-  rd_arg_s(a, rec_key);
-  add_state_keys(st, a, sk, r->pool);
+                           rd_args *a, write_keys *k, int64_t fence,
+                           int reopen) {
+  rd_pool_key(st, k->rec, r->pool, "r:", r->id);
+  rd_pool_key(st, k->running, r->pool, "running", NULL);
+  rd_pool_key(st, k->own, r->pool, "own:", st->node);
+  rd_eval_args(st, a, RD_UPDATE, 9);
+  rd_arg_s(a, k->rec);
+  add_state_keys(st, a, &k->sk, r->pool);
+  rd_arg_s(a, k->running);
+  rd_arg_s(a, k->own);
   rd_arg_s(a, r->id);
   rd_arg_i(a, r->state);
+  rd_arg_s(a, st->node);
+  if (fence > 0)
+    snprintf(k->fence_num, sizeof k->fence_num, "%lld", (long long)fence);
+  else
+    k->fence_num[0] = '\0';
+  rd_arg_s(a, k->fence_num);
+  rd_arg_s(a, reopen ? "1" : "0");
   rd_fields_append(a, f);
 }
 
-/* What an update's n replies say: 1 (done), 0 (no such record) or -1
- * (not written: the store's error says why). Frees them. */
+/* The claim script's command for record r (in state from, a job when its
+ * pool is NULL) starting as f says, into a (its keys in k). */
+static void claim_command(rd_store *st, const gr_record *r, int from,
+                          const rd_fields *f, rd_args *a, write_keys *k) {
+  rd_pool_key(st, k->rec, r->pool, "r:", r->id);
+  rd_pool_key(st, k->running, r->pool, "running", NULL);
+  rd_pool_key(st, k->fence, r->pool, "fence", NULL);
+  if (r->pool && *r->pool)
+    rd_pool_key(st, k->def, r->pool, "def", NULL);
+  else
+    snprintf(k->def, sizeof k->def, "%s", k->rec); /* jobs: no limit */
+  for (int s = 0; s <= GR_RUNNING; s++) {
+    char what[16];
+    snprintf(what, sizeof what, "s:%d", s);
+    rd_pool_key(st, k->sk.k[s], r->pool, what, NULL);
+  }
+  rd_eval_args(st, a, RD_CLAIM, 6);
+  rd_arg_s(a, k->rec);
+  rd_arg_s(a, k->sk.k[from == GR_RUNNING ? GR_RUNNING : GR_QUEUED]);
+  rd_arg_s(a, k->sk.k[GR_RUNNING]);
+  rd_arg_s(a, k->running);
+  rd_arg_s(a, k->fence);
+  rd_arg_s(a, k->def);
+  rd_arg_s(a, r->id);
+  rd_arg_s(a, st->node);
+  rd_fields_append(a, f);
+}
+
+/* What an update's n replies say: 1 (done), 0 (no such record), -2
+ * (fenced: another node owns it now) or -1 (not written: the store's
+ * error says why). Frees them. */
 static int update_result(rd_store *st, redisReply **rep, int n) {
-  int rc = rd_reply_error(st, rep[0], "a record's change")
-               ? -1
-               : (rep[0]->type == REDIS_REPLY_INTEGER && rep[0]->integer == 1);
+  int rc = -1;
+  if (!rd_reply_error(st, rep[0], "a record's change"))
+    rc = rep[0]->type != REDIS_REPLY_INTEGER ? -1
+         : rep[0]->integer == 1              ? 1
+         : rep[0]->integer == -2             ? -2
+                                             : 0;
   for (int i = 1; i < n && rc >= 0; i++)
     if (rd_reply_error(st, rep[i], "a record's index"))
       rc = -1;
@@ -253,17 +310,16 @@ static int update_result(rd_store *st, redisReply **rep, int n) {
  * script, with extra commands after it in the same round trip: as
  * update_result. */
 static int run_update(rd_store *st, const gr_record *r, const rd_fields *f,
-                      rd_args *const *extra, int nextra) {
-  char rec_key[KEY_MAX];
+                      rd_args *const *extra, int nextra, int reopen) {
   rd_args *a = malloc(sizeof *a);
-  state_keys *sk = malloc(sizeof *sk);
-  if (!a || !sk) {
+  write_keys *k = malloc(sizeof *k);
+  if (!a || !k) {
     free(a);
-    free(sk);
+    free(k);
     rd_set_failing(st, "the store %s ran out of memory", st->url);
     return -1;
   }
-  update_command(st, r, f, a, sk, rec_key);
+  update_command(st, r, f, a, k, 0, reopen);
   rd_args *cmds[4] = {a};
   for (int i = 0; i < nextra && i < 3; i++)
     cmds[1 + i] = extra[i];
@@ -271,12 +327,12 @@ static int run_update(rd_store *st, const gr_record *r, const rd_fields *f,
   int n = 1 + (nextra < 3 ? nextra : 3);
   int rc = rd_pipeline(st, cmds, n, rep) == 0 ? update_result(st, rep, n) : -1;
   free(a);
-  free(sk);
+  free(k);
   return rc;
 }
 
-/* A finished record made unfinished again (a replay), in r's state:
- * retention leaves it alone from now on. */
+/* A finished record made unfinished again (a replay), in r's state, and
+ * this node's: retention leaves it alone from now on. */
 static int reopen(rd_store *st, const gr_record *r) {
   rd_fields f;
   memset(&f, 0, sizeof f);
@@ -291,13 +347,13 @@ static int reopen(rd_store *st, const gr_record *r) {
   rd_arg_s(&f.set, "max_attempts");
   rd_arg_i(&f.set, r->opts.max_attempts);
   char done_key[KEY_MAX];
-  store_key(st, done_key, "done", NULL);
+  rd_store_key(st, done_key, "done", NULL);
   rd_args unfinish = {0};
   rd_arg_s(&unfinish, "ZREM");
   rd_arg_s(&unfinish, done_key);
   rd_arg_s(&unfinish, r->id);
   rd_args *extra[1] = {&unfinish};
-  int rc = run_update(st, r, &f, extra, 1);
+  int rc = run_update(st, r, &f, extra, 1, 1);
   return rc < 0 ? GR_ESTORE : rc == 0 ? GR_ENOTFOUND : GR_OK;
 }
 
@@ -312,7 +368,7 @@ static int rd_add(gr_store *base, gr_record *r, gr_future *f, void **handle,
     return GR_EBUSY;
   }
   live->seq = r->seq;
-  if (r->seq != 0 && restoring(st)) {
+  if (r->seq != 0 && (restoring(st) || rd_adopting)) {
     *handle = live; /* stored already, as it is */
     return GR_OK;
   }
@@ -343,73 +399,135 @@ static void updated(rd_store *st, st_live *live, int final, int rc,
   done(ud, rc >= 0);
 }
 
+void rd_write_free(rd_write *w) {
+  for (int i = 0; i < w->n; i++)
+    free(w->cmds[i]);
+  free(w);
+}
+
+rd_write *rd_write_new(rd_args *const *cmds, int n, st_live *live, int final,
+                       int claim, gr_store_done_fn done, void *ud) {
+  rd_write *w = calloc(1, sizeof *w);
+  if (!w)
+    return NULL;
+  for (int i = 0; i < n && i < RD_WRITE_CMDS; i++)
+    if (!(w->cmds[w->n++] = rd_args_own(cmds[i]))) {
+      rd_write_free(w);
+      return NULL;
+    }
+  w->live = live;
+  w->final = final;
+  w->claim = claim;
+  w->done = done;
+  w->ud = ud;
+  if (live && !live->is_job)
+    snprintf(w->pool, sizeof w->pool, "%s", live->pool);
+  return w;
+}
+
+/* A claim's answer: 1 granted (the fence kept), 0 full, -1 not written
+ * (Redis away or an error), -2 lost, -3 gone. Frees the replies. */
+static int claim_result(rd_store *st, st_live *live, redisReply **rep) {
+  redisReply *r = rep[0];
+  int rc = -1;
+  if (!rd_reply_error(st, r, "a task's claim") &&
+      r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+      r->element[0]->type == REDIS_REPLY_STRING) {
+    const char *word = r->element[0]->str;
+    if (strcmp(word, "ok") == 0 && r->elements >= 2) {
+      live->fence = r->element[1]->integer;
+      rc = 1;
+    } else if (strcmp(word, "full") == 0) {
+      rc = 0;
+    } else if (strcmp(word, "lost") == 0) {
+      rc = -2;
+    } else {
+      rc = -3;
+    }
+  }
+  if (r)
+    freeReplyObject(r);
+  if (rc != -1)
+    rd_clear_failing(st);
+  return rc;
+}
+
+int rd_write_answer(rd_store *st, rd_write *w, redisReply **rep) {
+  if (!rep)
+    return 1; /* Redis away: written once it is back */
+  int rc;
+  if (w->claim) {
+    rc = claim_result(st, w->live, rep);
+    free_replies(rep + 1, w->n - 1);
+    if (rc == 0 || rc == -1)
+      return 1;
+    if (rc == -2)
+      rd_lease_lost(st, "a claim was refused: another node owns the task");
+    /* gone: the record ended or went meanwhile; its next write says so */
+    updated(st, w->live, 0, 1, w->done, w->ud);
+    return 0;
+  }
+  rc = update_result(st, rep, w->n);
+  if (rc == -1)
+    return 1;
+  if (rc == -2)
+    rd_lease_lost(st, "a write was refused: another node owns the record");
+  updated(st, w->live, w->final, rc, w->done, w->ud);
+  return 0;
+}
+
+/* Sends w now (cmds not owned: w's own are NULL) or keeps it; answers. */
+static void send_write(rd_store *st, rd_args *const *cmds, int n, rd_write *w) {
+  redisReply *rep[RD_WRITE_CMDS] = {0};
+  int sent = rd_pipeline(st, cmds, n, rep) == 0;
+  if (rd_write_answer(st, w, sent ? rep : NULL) == 0)
+    return;
+  rd_write *kept =
+      rd_write_new(cmds, n, w->live, w->final, w->claim, w->done, w->ud);
+  if (!kept) {
+    rd_set_failing(st, "the store %s ran out of memory", st->url);
+    w->done(w->ud, 0);
+    return;
+  }
+  rd_later_push(st, kept);
+}
+
 /* ---- updates deferred: a task's end and the next claim in one trip -------
  *
  * Between defer(1) and defer(0), a thread's updates are kept (their
  * commands with copies of their bytes) and sent in one pipeline by the
  * outermost defer(0), which then answers each in order. */
 
-#define DEFER_CMDS 3
-
-typedef struct deferred {
-  struct deferred *next;
-  rd_args *cmds[DEFER_CMDS]; /* owned copies */
-  int n, final;
-  st_live *live;
-  gr_store_done_fn done;
-  void *ud;
-} deferred;
-
 static __thread struct {
   rd_store *st;
   int depth;
-  deferred *head, *tail;
+  rd_write *head, *tail;
 } tl_defer;
 
-static void deferred_free(deferred *d) {
-  for (int i = 0; i < d->n; i++)
-    free(d->cmds[i]);
-  free(d);
-}
-
-/* Keeps the update (cmds, n of them) for this thread's defer(0): 1, or 0
- * when it must be sent now (no deferral, or out of memory). */
-static int defer_update(rd_store *st, rd_args *const *cmds, int n,
-                        st_live *live, int final, gr_store_done_fn done,
-                        void *ud) {
+/* Keeps w for this thread's defer(0): 1, or 0 when it must be sent now
+ * (no deferral). */
+static int defer_write(rd_store *st, rd_write *w) {
   if (tl_defer.depth == 0 || tl_defer.st != st)
     return 0;
-  deferred *d = calloc(1, sizeof *d);
-  if (!d)
-    return 0;
-  for (int i = 0; i < n; i++)
-    if (!(d->cmds[d->n++] = rd_args_own(cmds[i]))) {
-      deferred_free(d);
-      return 0;
-    }
-  d->final = final;
-  d->live = live;
-  d->done = done;
-  d->ud = ud;
   if (tl_defer.tail)
-    tl_defer.tail->next = d;
+    tl_defer.tail->next = w;
   else
-    tl_defer.head = d;
-  tl_defer.tail = d;
+    tl_defer.head = w;
+  tl_defer.tail = w;
   return 1;
 }
 
-/* Sends the kept updates in one round trip and answers each, in order. */
-static void send_deferred(rd_store *st, deferred *list) {
+/* Sends the kept writes in one round trip and answers each, in order. */
+static void send_deferred(rd_store *st, rd_write *list) {
   int total = 0;
-  for (deferred *d = list; d; d = d->next)
+  for (rd_write *d = list; d; d = d->next)
     total += d->n;
   rd_args **cmds = malloc((size_t)total * sizeof *cmds);
   redisReply **rep = malloc((size_t)total * sizeof *rep);
   int sent = 0;
   if (cmds && rep) {
     int i = 0;
-    for (deferred *d = list; d; d = d->next)
+    for (rd_write *d = list; d; d = d->next)
       for (int k = 0; k < d->n; k++)
         cmds[i++] = d->cmds[k];
     sent = rd_pipeline(st, cmds, total, rep) == 0;
@@ -418,12 +536,15 @@ static void send_deferred(rd_store *st, deferred *list) {
   }
   int i = 0;
   while (list) {
-    deferred *d = list;
+    rd_write *d = list;
     list = d->next;
-    int rc = sent ? update_result(st, &rep[i], d->n) : -1;
+    d->next = NULL;
+    int wait = rd_write_answer(st, d, sent ? &rep[i] : NULL);
     i += d->n;
-    updated(st, d->live, d->final, rc, d->done, d->ud);
-    deferred_free(d);
+    if (wait)
+      rd_later_push(st, d);
+    else
+      rd_write_free(d);
   }
   free(cmds);
   free(rep);
@@ -438,7 +559,7 @@ static void rd_defer(gr_store *base, int on) {
   }
   if (tl_defer.depth == 0 || --tl_defer.depth > 0)
     return;
-  deferred *list = tl_defer.head; /* the answers may update again: now */
+  rd_write *list = tl_defer.head; /* the answers may update again: now */
   tl_defer.head = tl_defer.tail = NULL;
   tl_defer.st = NULL;
   if (list)
@@ -456,31 +577,34 @@ static void rd_update(gr_store *base, void *handle, const gr_record *r,
   }
   rd_fields *f = malloc(sizeof *f);
   rd_args *a = malloc(sizeof *a);
-  state_keys *sk = malloc(sizeof *sk);
-  if (!f || !a || !sk) {
+  write_keys *k = malloc(sizeof *k);
+  if (!f || !a || !k) {
     free(f);
     free(a);
-    free(sk);
+    free(k);
     rd_set_failing(st, "the store %s ran out of memory", st->url);
     done(ud, 0);
     return;
   }
   rd_fields_update(f, r);
   int final = GR_STATE_FINAL(r->state);
-  char done_key[KEY_MAX], deliveries_key[KEY_MAX], rec_key[KEY_MAX];
+  /* A start is a claim: of a slot of its pool, with a fence, unless this
+   * node holds one already (a job's start after its claim). */
+  int claim = r->state == GR_RUNNING && live->fence == 0;
+  char done_key[KEY_MAX], deliveries_key[KEY_MAX];
   rd_args finished = {0}, pending = {0};
   rd_args *cmds[3] = {a};
   int n = 1;
   if (final) {
     int64_t stamp = finish_stamp(st);
-    store_key(st, done_key, "done", NULL);
+    rd_store_key(st, done_key, "done", NULL);
     rd_arg_s(&finished, "ZADD");
     rd_arg_s(&finished, done_key);
     rd_arg_i(&finished, stamp);
     rd_arg_s(&finished, live->id);
     cmds[n++] = &finished;
     if (r->delivery.state == GR_DELIVERY_PENDING) {
-      store_key(st, deliveries_key, "deliveries", NULL);
+      rd_store_key(st, deliveries_key, "deliveries", NULL);
       rd_arg_s(&pending, "ZADD");
       rd_arg_s(&pending, deliveries_key);
       rd_arg_i(&pending, stamp);
@@ -491,16 +615,35 @@ static void rd_update(gr_store *base, void *handle, const gr_record *r,
   gr_record keyed = *r; /* the pool as the record was added */
   keyed.pool = live->is_job ? NULL : live->pool;
   keyed.id = live->id;
-  update_command(st, &keyed, f, a, sk, rec_key);
-  if (!defer_update(st, cmds, n, live, final, done, ud)) {
-    redisReply *rep[3] = {0};
-    int rc =
-        rd_pipeline(st, cmds, n, rep) == 0 ? update_result(st, rep, n) : -1;
-    updated(st, live, final, rc, done, ud);
+  if (claim)
+    claim_command(st, &keyed, GR_QUEUED, f, a, k);
+  else
+    update_command(st, &keyed, f, a, k, live->fence, 0);
+  if (!final && !claim)
+    live->fence = 0; /* a retry: the claim is given back */
+  rd_write w = {
+      .live = live, .final = final, .claim = claim, .done = done, .ud = ud};
+  rd_write *own = NULL;
+  /* A claim given outside a deferral (a new task's start, on the thread
+   * that answers adds) goes to the cluster thread, which sends the claims
+   * waiting in one round trip: the caller does not wait for Redis. */
+  int hand_off = claim && tl_defer.depth == 0;
+  if (rd_later_holds(st, live) || tl_defer.depth > 0 || hand_off) {
+    own = rd_write_new(cmds, n, live, final, claim, done, ud);
+    if (!own) {
+      rd_set_failing(st, "the store %s ran out of memory", st->url);
+      done(ud, 0);
+    } else if (rd_later_holds(st, live)) {
+      rd_later_push(st, own);
+    } else if (!defer_write(st, own)) {
+      rd_later_push(st, own);
+    }
+  } else {
+    send_write(st, cmds, n, &w);
   }
   free(f);
   free(a);
-  free(sk);
+  free(k);
 }
 
 /* ---- reads
@@ -510,7 +653,7 @@ static void rd_update(gr_store *base, void *handle, const gr_record *r,
  * when the store has no such record (or cannot be read). */
 static int pool_of(rd_store *st, const char *id, char *pool, size_t len) {
   char index_key[KEY_MAX];
-  store_key(st, index_key, "id:", id);
+  rd_store_key(st, index_key, "id:", id);
   rd_args a = {0};
   rd_arg_s(&a, "GET");
   rd_arg_s(&a, index_key);
@@ -523,10 +666,9 @@ static int pool_of(rd_store *st, const char *id, char *pool, size_t len) {
   return ok ? 0 : -1;
 }
 
-/* HGETALL of record id of pool; NULL when it cannot be read. */
-static redisReply *read_hash(rd_store *st, const char *pool, const char *id) {
+redisReply *rd_read_hash(rd_store *st, const char *pool, const char *id) {
   char rec_key[KEY_MAX];
-  pool_key(st, rec_key, pool, "r:", id);
+  rd_pool_key(st, rec_key, pool, "r:", id);
   rd_args a = {0};
   rd_arg_s(&a, "HGETALL");
   rd_arg_s(&a, rec_key);
@@ -537,17 +679,33 @@ static gr_future *rd_find(gr_store *base, const char *id, char *pool,
                           size_t poollen) {
   rd_store *st = (rd_store *)base;
   gr_future *f = st_live_find(&st->live, id, pool, poollen);
+  if (!f)
+    f = st_live_find(&st->remote, id, pool, poollen);
   if (f)
     return f;
   char in[GR_POOL_NAME_MAX + 1];
   if (pool_of(st, id, in, sizeof in) != 0)
     return NULL;
-  redisReply *rep = read_hash(st, in, id);
+  redisReply *rep = rd_read_hash(st, in, id);
   gr_record r;
   if (rep && rd_record_from_reply(rep, &r, 0) == 0) {
     f = gr_future_new_final(&r);
     if (f && pool && poollen)
       snprintf(pool, poollen, "%s", in);
+    /* another node's work: watched until it ends, so its waiters wake */
+    st_live *e = f && !GR_STATE_FINAL(r.state)
+                     ? st_live_new(id, in[0] ? in : NULL, f)
+                     : NULL;
+    if (e && st_live_insert(&st->remote, e) != 0) {
+      st_live_entry_free(e); /* found by another meanwhile: that one */
+      gr_future *other = st_live_find(&st->remote, id, NULL, 0);
+      if (other) {
+        gr_future_unref(f);
+        f = other;
+      }
+    } else if (e) {
+      rd_cluster_wake(st);
+    }
   }
   if (rep)
     freeReplyObject(rep);
@@ -560,7 +718,7 @@ static int rd_read(gr_store *base, const char *id,
   char pool[GR_POOL_NAME_MAX + 1];
   if (pool_of(st, id, pool, sizeof pool) != 0)
     return GR_ENOTFOUND;
-  redisReply *rep = read_hash(st, pool, id);
+  redisReply *rep = rd_read_hash(st, pool, id);
   gr_record r, *copy = NULL;
   int rc = GR_ENOTFOUND;
   if (rep && rd_record_from_reply(rep, &r, 1) == 0) {
@@ -583,7 +741,7 @@ static gr_future *entry_future(rd_store *st, const gr_record *r,
   gr_future *f = st_live_find(&st->live, r->id, NULL, 0);
   if (f || GR_STATE_FINAL(r->state))
     return f ? f : gr_future_new_final(r);
-  redisReply *again = read_hash(st, pool, r->id);
+  redisReply *again = rd_read_hash(st, pool, r->id);
   gr_record now;
   if (again && rd_record_from_reply(again, &now, 0) == 0)
     f = gr_future_new_final(&now);
@@ -602,7 +760,7 @@ static size_t rd_list(gr_store *base, const char *pool, int state,
     snprintf(what, sizeof what, "all");
   else
     snprintf(what, sizeof what, "s:%d", state);
-  pool_key(st, set_key, pool, what, NULL);
+  rd_pool_key(st, set_key, pool, what, NULL);
   rd_args a = {0};
   rd_arg_s(&a, "ZREVRANGEBYSCORE");
   rd_arg_s(&a, set_key);
@@ -623,7 +781,7 @@ static size_t rd_list(gr_store *base, const char *pool, int state,
   }
   for (size_t i = 0; i < ids->elements && n < limit; i++) {
     const char *id = ids->element[i]->str;
-    redisReply *rep = read_hash(st, pool, id);
+    redisReply *rep = rd_read_hash(st, pool, id);
     gr_record r;
     if (rep && rd_record_from_reply(rep, &r, 0) == 0) {
       gr_record_entry *e = &out[n];
@@ -652,7 +810,7 @@ static int rd_read_logs(gr_store *base, const char *id, void **bytes,
   char pool[GR_POOL_NAME_MAX + 1], rec_key[KEY_MAX];
   if (pool_of(st, id, pool, sizeof pool) != 0)
     return GR_ENOTFOUND;
-  pool_key(st, rec_key, pool, "r:", id);
+  rd_pool_key(st, rec_key, pool, "r:", id);
   rd_args a = {0};
   rd_arg_s(&a, "HMGET");
   rd_arg_s(&a, rec_key);
@@ -829,9 +987,9 @@ static void wait_sent_locked(rd_store *st) {
 static int drop_record(rd_store *st, const char *id) {
   char pool[GR_POOL_NAME_MAX + 1];
   char done_key[KEY_MAX], index_key[KEY_MAX], deliveries_key[KEY_MAX];
-  store_key(st, done_key, "done", NULL);
-  store_key(st, index_key, "id:", id);
-  store_key(st, deliveries_key, "deliveries", NULL);
+  rd_store_key(st, done_key, "done", NULL);
+  rd_store_key(st, index_key, "id:", id);
+  rd_store_key(st, deliveries_key, "deliveries", NULL);
   if (pool_of(st, id, pool, sizeof pool) != 0) {
     rd_args gone = {0};
     rd_arg_s(&gone, "ZREM");
@@ -843,8 +1001,8 @@ static int drop_record(rd_store *st, const char *id) {
     return 0;
   }
   char rec_key[KEY_MAX], all_key[KEY_MAX], idem_key[KEY_MAX];
-  pool_key(st, rec_key, pool, "r:", id);
-  pool_key(st, all_key, pool, "all", NULL);
+  rd_pool_key(st, rec_key, pool, "r:", id);
+  rd_pool_key(st, all_key, pool, "all", NULL);
   snprintf(idem_key, sizeof idem_key, "%s", rec_key);
   rd_args get = {0};
   rd_arg_s(&get, "HGET");
@@ -854,7 +1012,7 @@ static int drop_record(rd_store *st, const char *id) {
   if (!key)
     return -2;
   if (key->type == REDIS_REPLY_STRING)
-    pool_key(st, idem_key, pool, "idem:", key->str);
+    rd_pool_key(st, idem_key, pool, "idem:", key->str);
   freeReplyObject(key);
 
   rd_args *a = malloc(sizeof *a);
@@ -928,7 +1086,7 @@ static int range_ids(rd_store *st, rd_args *a, char (*ids)[GR_RECORD_ID_MAX],
  * as many past the TTL. 1 when it dropped a full batch (more may wait). */
 static int trim_once(rd_store *st) {
   char done_key[KEY_MAX];
-  store_key(st, done_key, "done", NULL);
+  rd_store_key(st, done_key, "done", NULL);
   static char ids[TRIM_BATCH][GR_RECORD_ID_MAX];
   rd_args card = {0};
   rd_arg_s(&card, "ZCARD");
@@ -1028,8 +1186,8 @@ static int rd_pool_put(gr_store *base, const char *name, int64_t workers,
   if (frozen(st))
     return GR_OK;
   char def_key[KEY_MAX], pools_key[KEY_MAX];
-  pool_key(st, def_key, name, "def", NULL);
-  store_key(st, pools_key, "pools", NULL);
+  rd_pool_key(st, def_key, name, "def", NULL);
+  rd_store_key(st, pools_key, "pools", NULL);
   rd_args put = {0}, add = {0};
   rd_arg_s(&put, "HSET");
   rd_arg_s(&put, def_key);
@@ -1050,8 +1208,8 @@ static int rd_pool_drop(gr_store *base, const char *name) {
   if (frozen(st))
     return GR_OK;
   char def_key[KEY_MAX], pools_key[KEY_MAX];
-  pool_key(st, def_key, name, "def", NULL);
-  store_key(st, pools_key, "pools", NULL);
+  rd_pool_key(st, def_key, name, "def", NULL);
+  rd_store_key(st, pools_key, "pools", NULL);
   rd_args del = {0}, rem = {0};
   rd_arg_s(&rem, "SREM");
   rd_arg_s(&rem, pools_key);
@@ -1064,17 +1222,6 @@ static int rd_pool_drop(gr_store *base, const char *name) {
 /* ---- restore
  * ---------------------------------------------------------------------------
  */
-
-typedef struct unfinished {
-  uint64_t seq;
-  char id[GR_RECORD_ID_MAX];
-  char pool[GR_POOL_NAME_MAX + 1];
-} unfinished;
-
-static int by_seq(const void *a, const void *b) {
-  uint64_t x = ((const unfinished *)a)->seq, y = ((const unfinished *)b)->seq;
-  return x < y ? -1 : x > y;
-}
 
 /* The members of set key (a reply to free), or NULL. */
 static redisReply *members(rd_store *st, const char *key) {
@@ -1092,7 +1239,7 @@ static redisReply *members(rd_store *st, const char *key) {
 
 static int restore_pools(rd_store *st, const gr_restore_fns *fns) {
   char pools_key[KEY_MAX];
-  store_key(st, pools_key, "pools", NULL);
+  rd_store_key(st, pools_key, "pools", NULL);
   redisReply *names = members(st, pools_key);
   if (!names)
     return GR_ESTORE;
@@ -1100,7 +1247,7 @@ static int restore_pools(rd_store *st, const gr_restore_fns *fns) {
   for (size_t i = 0; i < names->elements && rc == GR_OK; i++) {
     const char *name = names->element[i]->str;
     char def_key[KEY_MAX];
-    pool_key(st, def_key, name, "def", NULL);
+    rd_pool_key(st, def_key, name, "def", NULL);
     rd_args a = {0};
     rd_arg_s(&a, "HMGET");
     rd_arg_s(&a, def_key);
@@ -1121,90 +1268,24 @@ static int restore_pools(rd_store *st, const gr_restore_fns *fns) {
   return rc;
 }
 
-/* Appends the queued and running records of pool ("" : the jobs) to
- * *list. 0, or -1. */
-static int gather(rd_store *st, const char *pool, unfinished **list, size_t *n,
-                  size_t *cap) {
-  for (int state = GR_QUEUED; state <= GR_RUNNING; state++) {
-    char set_key[KEY_MAX], what[16];
-    snprintf(what, sizeof what, "s:%d", state);
-    pool_key(st, set_key, pool, what, NULL);
-    rd_args a = {0};
-    rd_arg_s(&a, "ZRANGE");
-    rd_arg_s(&a, set_key);
-    rd_arg_s(&a, "0");
-    rd_arg_s(&a, "-1");
-    rd_arg_s(&a, "WITHSCORES");
-    redisReply *r = rd_command(st, &a);
-    if (!r || r->type != REDIS_REPLY_ARRAY) {
-      rd_reply_error(st, r, "a read of unfinished records");
-      if (r)
-        freeReplyObject(r);
-      return -1;
-    }
-    for (size_t i = 0; i + 1 < r->elements; i += 2) {
-      if (*n == *cap) {
-        size_t more = *cap ? *cap * 2 : 256;
-        unfinished *grown = realloc(*list, more * sizeof **list);
-        if (!grown) {
-          freeReplyObject(r);
-          return -1;
-        }
-        *list = grown;
-        *cap = more;
-      }
-      unfinished *u = &(*list)[(*n)++];
-      snprintf(u->id, sizeof u->id, "%s", r->element[i]->str);
-      snprintf(u->pool, sizeof u->pool, "%s", pool);
-      u->seq = strtoull(r->element[i + 1]->str, NULL, 10);
-    }
-    freeReplyObject(r);
-  }
-  return 0;
-}
-
 static void set_restoring(rd_store *st, int on) {
   pthread_mutex_lock(&st->state_mu);
   st->restoring = on;
   pthread_mutex_unlock(&st->state_mu);
 }
 
+/* Every pool definition, then the unfinished records of this node's id's
+ * earlier incarnations (a restart of the node), taken over now. Other
+ * nodes' records stay theirs; those of a node that is gone are taken
+ * over by the cluster thread's reaping (gr_store_redis_cluster). */
 static int rd_restore(gr_store *base, const gr_restore_fns *fns) {
   rd_store *st = (rd_store *)base;
   int rc = restore_pools(st, fns);
   if (rc != GR_OK)
     return rc;
-  char used_key[KEY_MAX];
-  store_key(st, used_key, "pools-used", NULL);
-  redisReply *used = members(st, used_key);
-  if (!used)
-    return GR_ESTORE;
-  unfinished *list = NULL;
-  size_t n = 0, cap = 0;
-  int jobs_seen = 0;
-  for (size_t i = 0; i < used->elements && rc == GR_OK; i++) {
-    jobs_seen |= used->element[i]->str[0] == '\0';
-    if (gather(st, used->element[i]->str, &list, &n, &cap) != 0)
-      rc = GR_ESTORE;
-  }
-  freeReplyObject(used);
-  if (rc == GR_OK && !jobs_seen && gather(st, "", &list, &n, &cap) != 0)
-    rc = GR_ESTORE;
-  if (rc == GR_OK && n > 0)
-    qsort(list, n, sizeof *list, by_seq);
   set_restoring(st, 1);
-  for (size_t i = 0; i < n && rc == GR_OK; i++) {
-    redisReply *rep = read_hash(st, list[i].pool, list[i].id);
-    gr_record r;
-    if (!rep)
-      rc = GR_ESTORE;
-    else if (rd_record_from_reply(rep, &r, 1) == 0 && !GR_STATE_FINAL(r.state))
-      rc = fns->record(fns->ud, &r);
-    if (rep)
-      freeReplyObject(rep);
-  }
+  rc = rd_reap_own_past(st, fns->record, fns->ud);
   set_restoring(st, 0);
-  free(list);
   return rc;
 }
 
@@ -1224,7 +1305,7 @@ static int rd_fn_put(gr_store *base, const char *name, const char *code,
     return GR_ESTORE;
   char key[KEY_MAX], names_key[KEY_MAX];
   fn_key(st, key, name);
-  store_key(st, names_key, "fns", NULL);
+  rd_store_key(st, names_key, "fns", NULL);
   rd_args a, add = {0};
   rd_eval_args(st, &a, RD_FN_PUT, 1);
   rd_arg_s(&a, key);
@@ -1338,7 +1419,7 @@ static size_t rd_fn_list(gr_store *base, const char *name, const char *after,
     return n;
   }
   char names_key[KEY_MAX];
-  store_key(st, names_key, "fns", NULL);
+  rd_store_key(st, names_key, "fns", NULL);
   rd_args a = {0};
   rd_arg_s(&a, "ZRANGEBYLEX");
   rd_arg_s(&a, names_key);
@@ -1370,7 +1451,7 @@ static int rd_fn_drop(gr_store *base, const char *name) {
     return GR_ESTORE;
   char key[KEY_MAX], names_key[KEY_MAX];
   fn_key(st, key, name);
-  store_key(st, names_key, "fns", NULL);
+  rd_store_key(st, names_key, "fns", NULL);
   rd_args del = {0}, rem = {0};
   rd_arg_s(&del, "DEL");
   rd_arg_s(&del, key);
@@ -1400,8 +1481,8 @@ static void rd_deliver(gr_store *base, const char *id, int attempt,
   if (pool_of(st, id, pool, sizeof pool) != 0)
     return;
   char rec_key[KEY_MAX], deliveries_key[KEY_MAX];
-  pool_key(st, rec_key, pool, "r:", id);
-  store_key(st, deliveries_key, "deliveries", NULL);
+  rd_pool_key(st, rec_key, pool, "r:", id);
+  rd_store_key(st, deliveries_key, "deliveries", NULL);
   rd_fields f;
   memset(&f, 0, sizeof f);
   rd_fields_delivery(&f, d);
@@ -1434,7 +1515,7 @@ static void rd_pending_deliveries(gr_store *base,
                                   void *ud) {
   rd_store *st = (rd_store *)base;
   char deliveries_key[KEY_MAX];
-  store_key(st, deliveries_key, "deliveries", NULL);
+  rd_store_key(st, deliveries_key, "deliveries", NULL);
   rd_args a = {0};
   rd_arg_s(&a, "ZRANGE");
   rd_arg_s(&a, deliveries_key);
@@ -1458,6 +1539,8 @@ static void rd_freeze(gr_store *base) {
   st->frozen = 1; /* other writes return before their callers go on */
   wait_sent_locked(st);
   pthread_mutex_unlock(&st->state_mu);
+  rd_cluster_stop(st); /* nothing is taken over or made here from now on */
+  rd_later_flush_frozen(st);
 }
 
 static int rd_error(gr_store *base, char *msg, size_t len) {
@@ -1487,16 +1570,26 @@ static void store_free(rd_store *st) {
   st->stopping = 1; /* the sender sends what is queued first */
   pthread_cond_signal(&st->trim_cv);
   pthread_cond_signal(&st->send_cv);
+  pthread_cond_signal(&st->cluster_cv);
   pthread_mutex_unlock(&st->state_mu);
   if (st->sender_started)
     pthread_join(st->sender, NULL);
   if (st->trimmer_started)
     pthread_join(st->trimmer, NULL);
+  rd_cluster_stop(st);
+  rd_later_flush_frozen(st);
+  if (st->node[0])
+    rd_node_leave(st);
   rd_conns_free(st);
   st_live_free(&st->live);
+  st_live_free(&st->remote);
+  for (size_t i = 0; i < st->npools_seen; i++)
+    free(st->pools_seen[i]);
+  free(st->pools_seen);
   pthread_cond_destroy(&st->trim_cv);
   pthread_cond_destroy(&st->send_cv);
   pthread_cond_destroy(&st->sent_cv);
+  pthread_cond_destroy(&st->cluster_cv);
   pthread_mutex_destroy(&st->state_mu);
   free(st->url);
   free(st->host);
@@ -1510,6 +1603,7 @@ static void rd_destroy(gr_store *base) {
 
 static const gr_store_ops redis_ops = {
     .name = "redis",
+    .claims_apart = 1,
     .add = rd_add,
     .add_async = rd_add_async,
     .update = rd_update,
@@ -1541,7 +1635,7 @@ gr_store *gr_store_redis_open(const gr_redis_options *o, char *err,
   snprintf(url, sizeof url, "redis://%s:%d/%d", o->host, o->port, o->db);
   if (!st || !(st->url = strdup(url)) || !(st->host = strdup(o->host)) ||
       !(st->prefix = strdup(o->prefix ? o->prefix : "goroutined:")) ||
-      st_live_init(&st->live) != 0) {
+      st_live_init(&st->live) != 0 || st_live_init(&st->remote) != 0) {
     snprintf(err, errlen, "cannot open the store %s: out of memory", url);
     if (st) {
       free(st->url);
@@ -1562,8 +1656,14 @@ gr_store *gr_store_redis_open(const gr_redis_options *o, char *err,
   pthread_cond_init(&st->trim_cv, NULL);
   pthread_cond_init(&st->send_cv, NULL);
   pthread_cond_init(&st->sent_cv, NULL);
+  pthread_cond_init(&st->cluster_cv, NULL);
+  st->lease_ms = o->lease_ms > 0 ? o->lease_ms : 3000;
   if (rd_connect(st) != 0) {
     rd_error(&st->base, err, errlen);
+    store_free(st);
+    return NULL;
+  }
+  if (rd_node_join(st, o->node_id, err, errlen) != 0) {
     store_free(st);
     return NULL;
   }
@@ -1581,6 +1681,14 @@ gr_store *gr_store_redis_open(const gr_redis_options *o, char *err,
     return NULL;
   }
   st->sender_started = 1;
+  if (rd_cluster_start(st) != 0) {
+    snprintf(err, errlen,
+             "cannot open the store %s: no thread to renew its "
+             "lease",
+             url);
+    store_free(st);
+    return NULL;
+  }
   return &st->base;
 }
 

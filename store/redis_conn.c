@@ -15,8 +15,9 @@
 extern const char st_redis_scripts_lua[];
 extern const size_t st_redis_scripts_lua_len;
 
-static const char *const script_names[RD_NSCRIPTS] = {"add", "update", "drop",
-                                                      "deliver", "fn_put"};
+static const char *const script_names[RD_NSCRIPTS] = {
+    "add",  "update", "claim",   "reap",  "renew",
+    "bury", "drop",   "deliver", "fn_put"};
 
 /* ---- arguments ------------------------------------------------------------
  */

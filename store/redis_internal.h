@@ -5,6 +5,9 @@
  *                    trimmer thread (retention)
  *   redis_record.c   a record as a hash's fields, and back
  *   redis_conn.c     the connection, commands, scripts
+ *   redis_cluster.c  the node in its cluster: its lease, writes that wait
+ *                    (a claim for a free worker, a write while Redis is
+ *                    away), taking over gone nodes' records, pools
  *   redis_scripts.lua  the scripts, one per kind of change
  *
  * Keys (PREFIX is the store's prefix, "goroutined:" by default):
@@ -17,6 +20,16 @@
  *   PREFIX id:ID            which pool record ID is in ("" for a job)
  *   PREFIX done             finished records by finish stamp (retention)
  *   PREFIX deliveries       finished records whose webhook is pending
+ *   PREFIX{p:POOL}:own:NODE the pool's unfinished records NODE owns (the
+ *                           node whose queue holds them, or runs them)
+ *   PREFIX{p:POOL}:running  its claims: id -> "NODE FENCE" (at most
+ *                           workers of them, whatever node holds them)
+ *   PREFIX{p:POOL}:fence    the counter the fences come from
+ *   PREFIX{nodes}:all       the nodes: NODE -> "live" or "gone MS"
+ *   PREFIX{nodes}:lease:NODE  a node's lease (a key with a TTL)
+ *   PREFIX{nodes}:inc       the counter of nodes' incarnations
+ * A NODE is "ID#N": the node's id and its incarnation (each start is a
+ * new one), so a record is owned by one process, never by its restart.
  */
 #ifndef ST_REDIS_INTERNAL_H
 #define ST_REDIS_INTERNAL_H
@@ -35,6 +48,10 @@
 enum rd_script {
   RD_ADD,
   RD_UPDATE,
+  RD_CLAIM,
+  RD_REAP,
+  RD_RENEW,
+  RD_BURY,
   RD_DROP,
   RD_DELIVER,
   RD_FN_PUT,
@@ -49,6 +66,10 @@ typedef struct rd_store {
   int64_t ttl_ms;
   size_t max_finished;
   st_live_table live;
+  /* Other nodes' unfinished records found here (snapshots, whose waiters
+   * wait for them to end): the cluster thread reads them again until
+   * they end, then settles them; only it removes entries. */
+  st_live_table remote;
 
   /* Connections, each under its own lock: the HTTP threads and the
    * workers do not wait for each other's round trips. */
@@ -77,6 +98,23 @@ typedef struct rd_store {
   pthread_cond_t send_cv, sent_cv;
   pthread_t sender;
   int sender_started;
+
+  /* The node (redis_cluster.c); set at the open, read-only after. */
+  char node_id[GR_NODE_ID_MAX + 1];
+  char node[GR_NODE_ID_MAX + 24]; /* "ID#N" */
+  char token[40];                 /* its lease's value */
+  int64_t lease_ms;
+  /* Writes that wait (under state_mu): claims of a pool that has no free
+   * worker, and writes made while Redis was away, in order. */
+  struct rd_write *later_head, *later_tail;
+  pthread_cond_t cluster_cv;
+  pthread_t cluster;
+  int cluster_started, cluster_stop; /* stop: under state_mu */
+  gr_cluster_hooks hooks;            /* set before the thread starts */
+  int64_t up_since; /* monotonic ms since which Redis answered (0: not) */
+  /* The pools the cluster thread saw defined at its last look (its own). */
+  char **pools_seen;
+  size_t npools_seen;
 } rd_store;
 
 /* ---- commands (redis_conn.c) ----------------------------------------------
@@ -150,6 +188,72 @@ void rd_fields_append(rd_args *a, const rd_fields *f);
 /* r from an HGETALL reply (its pointers into the reply, valid while it
  * is); 0, or -1 when the reply holds no record. with_work: the work too. */
 int rd_record_from_reply(const redisReply *reply, gr_record *r, int with_work);
+
+/* ---- writes of records (redis.c, redis_cluster.c) -------------------------
+ */
+
+#define RD_WRITE_CMDS 3
+/* A record's change as commands (owned copies), with whom to tell. */
+typedef struct rd_write {
+  struct rd_write *next;
+  rd_args *cmds[RD_WRITE_CMDS];
+  int n, final, claim;
+  char pool[GR_POOL_NAME_MAX + 1]; /* a claim's pool (its queue) */
+  st_live *live;
+  gr_store_done_fn done;
+  void *ud;
+} rd_write;
+
+void rd_write_free(rd_write *w);
+/* A write of cmds (n of them) with owned copies, or NULL (out of memory). */
+rd_write *rd_write_new(rd_args *const *cmds, int n, st_live *live, int final,
+                       int claim, gr_store_done_fn done, void *ud);
+/* What the replies to w's commands say (rep NULL: Redis could not be
+ * reached): 0 when w was answered (its caller told; the caller frees w
+ * and the replies), 1 when it must wait (a claim for a full pool, or
+ * Redis away: the caller keeps it for later; the replies are freed). A
+ * write refused by fencing ends the process (rd_lease_lost). */
+int rd_write_answer(rd_store *st, rd_write *w, redisReply **rep);
+/* Keeps w for the cluster thread, after the writes of its record that
+ * wait already. */
+void rd_later_push(rd_store *st, rd_write *w);
+/* 1 when a write of live waits (its next ones must wait after it). */
+int rd_later_holds(rd_store *st, const st_live *live);
+/* Answers every write that waits as written (a freeze: the records stay
+ * as they are for the next start). */
+void rd_later_flush_frozen(rd_store *st);
+/* Starts the cluster thread (at the open: the lease is renewed from then
+ * on); 0, or -1. Stops it (a freeze, a destroy), waiting for it. */
+int rd_cluster_start(rd_store *st);
+/* Wakes the cluster thread (a record to watch, a write to send). */
+void rd_cluster_wake(rd_store *st);
+void rd_cluster_stop(rd_store *st);
+/* Set while a record taken over is handed to the runtime (its add then
+ * only makes it live here). */
+extern __thread int rd_adopting;
+/* This node's records were taken over: says so and ends the process. */
+void rd_lease_lost(rd_store *st, const char *why) __attribute__((noreturn));
+/* The node's identity and first lease (at the open); 0, or -1 with err. */
+int rd_node_join(rd_store *st, const char *node_id, char *err, size_t errlen);
+/* The node's lease let go (a clean stop: others may take over at once). */
+void rd_node_leave(rd_store *st);
+/* Takes over the records of the earlier incarnations of this node's id
+ * (a restart), handing each to fn in seq order (at the restore). */
+int rd_reap_own_past(rd_store *st, int (*fn)(void *ud, const gr_record *r),
+                     void *ud);
+
+/* ---- keys (redis.c) ---------------------------------------------------------
+ */
+
+#define RD_KEY_MAX 512
+/* PREFIX{tag}:what (what may be "r:" with id after it). */
+void rd_pool_key(const rd_store *st, char *out, const char *pool,
+                 const char *what, const char *id);
+/* PREFIX what (a key of the whole store). */
+void rd_store_key(const rd_store *st, char *out, const char *what,
+                  const char *id);
+/* HGETALL of record id of pool; NULL when it cannot be read. */
+redisReply *rd_read_hash(rd_store *st, const char *pool, const char *id);
 
 /* ---- keys (redis.c) ---------------------------------------------------------
  */

@@ -175,7 +175,9 @@ gr_store *gr_store_open_url(const char *url, const gr_sqlite_options *o,
                              .db = parsed->db,
                              .prefix = settings.prefix,
                              .ttl_ms = settings.ttl_ms,
-                             .max_finished = settings.max_finished};
+                             .max_finished = settings.max_finished,
+                             .node_id = settings.node_id,
+                             .lease_ms = settings.lease_ms};
       st = gr_store_redis_open(&ro, err, errlen);
     } else {
       st = gr_store_sqlite_open(parsed->path, &settings, err, errlen);

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -591,6 +592,25 @@ START_TEST(a_callback_and_its_delivery_are_kept) {
 }
 END_TEST
 
+/* An update's answer (given on any thread: the store's own threads send
+ * the writes that wait). */
+typedef struct counted {
+  atomic_int called, ok;
+} counted;
+
+static void count_done(void *ud, int ok) {
+  counted *c = ud;
+  atomic_store(&c->ok, ok);
+  atomic_fetch_add(&c->called, 1);
+}
+
+/* Waits (up to 10 s) until c was answered; its count. */
+static int answered(counted *c) {
+  for (int i = 0; i < 1000 && atomic_load(&c->called) == 0; i++)
+    usleep(10000);
+  return atomic_load(&c->called);
+}
+
 /* ---- Redis away
  * ---------------------------------------------------------------------- */
 
@@ -609,13 +629,27 @@ START_TEST(writes_fail_while_redis_is_away_and_work_again_after) {
   ck_assert_int_eq(st->ops->error(st, why, sizeof why), 1);
   ck_assert_msg(strstr(why, "cannot be reached") && strstr(why, redis.url),
                 "error: %s", why);
-  ck_assert_int_eq(update_to(st, h, "task-before", GR_RUNNING, 1, NULL), 0);
+  /* an update of a record that is stored waits, and is written once Redis
+   * is back: the outcome of work that ran is not lost */
+  gr_record start = {.id = "task-before",
+                     .state = GR_RUNNING,
+                     .attempt = 1,
+                     .started_ms = 1700000000100,
+                     .opts = {.max_attempts = 3}};
+  counted later = {0};
+  st->ops->update(st, h, &start, count_done, &later);
   ck_assert_int_eq(st->ops->pool_put(st, "web", 4, 100), GR_ESTORE);
+  usleep(300000);
+  ck_assert_int_eq(atomic_load(&later.called), 0);
 
   t_redis_restart(&redis);
+  ck_assert_int_eq(answered(&later), 1);
+  ck_assert_int_eq(atomic_load(&later.ok), 1);
+  ck_assert_str_eq(t_redis_cli(&redis, "HGET t:{p:web}:r:task-before state"),
+                   "1");
   ck_assert_int_eq(st->ops->add(st, &r, f, &h2, existing), GR_OK);
   ck_assert_int_eq(st->ops->error(st, why, sizeof why), 0);
-  ck_assert_int_eq(update_to(st, h, "task-before", GR_RUNNING, 1, NULL), 1);
+  ck_assert_int_eq(update_to(st, h, "task-before", GR_FAILED, 1, "x"), 1);
   ck_assert_int_eq(found_state(st, "task-during"), GR_QUEUED);
   gr_future_unref(f);
   st->ops->destroy(st);
@@ -814,16 +848,6 @@ END_TEST
 /* ---- deferred updates -----------------------------------------------------
  */
 
-typedef struct counted {
-  int called, ok;
-} counted;
-
-static void count_done(void *ud, int ok) {
-  counted *c = ud;
-  c->called++;
-  c->ok = ok;
-}
-
 START_TEST(deferred_updates_go_together_at_the_outer_undefer) {
   gr_store *st = open_store();
   void *a = add_ok(st, "task-d1", "web", NULL, NULL);
@@ -848,28 +872,32 @@ START_TEST(deferred_updates_go_together_at_the_outer_undefer) {
                    .opts = {.max_attempts = 3}};
   st->ops->update(st, b, &run, count_done, &claim);
   st->ops->defer(st, 0);
-  ck_assert_int_eq(end.called + claim.called, 0); /* not sent yet */
+  ck_assert_int_eq(atomic_load(&end.called) + atomic_load(&claim.called),
+                   0); /* not sent yet */
   ck_assert_str_eq(t_redis_cli(&redis, "HGET t:{p:web}:r:task-d1 state"), "1");
   st->ops->defer(st, 0);
-  ck_assert_int_eq(end.called, 1);
-  ck_assert_int_eq(end.ok, 1);
-  ck_assert_int_eq(claim.called, 1);
-  ck_assert_int_eq(claim.ok, 1);
+  ck_assert_int_eq(atomic_load(&end.called), 1);
+  ck_assert_int_eq(atomic_load(&end.ok), 1);
+  ck_assert_int_eq(atomic_load(&claim.called), 1);
+  ck_assert_int_eq(atomic_load(&claim.ok), 1);
   ck_assert_str_eq(t_redis_cli(&redis, "HGET t:{p:web}:r:task-d1 error"),
                    "it broke");
   ck_assert_str_eq(t_redis_cli(&redis, "HGET t:{p:web}:r:task-d2 state"), "1");
   ck_assert_int_eq(found_state(st, "task-d1"), GR_FAILED); /* read back */
-  /* Redis away: every kept update is answered, not stored */
+  /* Redis away: a kept update waits, and is written once it is back */
   void *c = add_ok(st, "task-d3", "web", NULL, NULL);
   t_redis_stop(&redis, 1);
-  counted lost = {0};
+  counted later = {0};
   st->ops->defer(st, 1);
   run.id = "task-d3";
-  st->ops->update(st, c, &run, count_done, &lost);
+  st->ops->update(st, c, &run, count_done, &later);
   st->ops->defer(st, 0);
-  ck_assert_int_eq(lost.called, 1);
-  ck_assert_int_eq(lost.ok, 0);
+  usleep(200000);
+  ck_assert_int_eq(atomic_load(&later.called), 0);
   t_redis_restart(&redis);
+  ck_assert_int_eq(answered(&later), 1);
+  ck_assert_int_eq(atomic_load(&later.ok), 1);
+  ck_assert_str_eq(t_redis_cli(&redis, "HGET t:{p:web}:r:task-d3 state"), "1");
   st->ops->destroy(st);
 }
 END_TEST

@@ -66,6 +66,14 @@ typedef struct api_config {
    * http://localhost:8080", or "*" for any); NULL or "": CORS is off (no
    * CORS headers, OPTIONS is not answered). See api_cors_check. */
   const char *cors_origin;
+  /* Several nodes sharing a store: the live nodes (each a member name, and
+   * whether it is this one; returns how many, at most max, or -1), and a
+   * pool's figures in the whole cluster (0, or -1 when unknown), shown by
+   * /v1/stats and the pool stats. NULL: one node alone. */
+  int (*cluster_nodes)(void *ud, char (*member)[96], int *self, int max);
+  int (*cluster_pool)(void *ud, const char *pool, int64_t *queued,
+                      int64_t *running);
+  void *cluster_ud;
 } api_config;
 
 /* Whether list is a valid cors_origin: "*", or origins separated by

@@ -683,6 +683,10 @@ typedef void (*gr_store_added_fn)(void *ud, int rc, void *handle,
 
 typedef struct gr_store_ops {
   const char *name; /* "memory", "sqlite", ... */
+  /* 1: a record is never added RUNNING (claimed with its add); each start
+   * is an update to RUNNING of its own, which the store may hold until
+   * the work may start (a claim of a worker shared by several nodes). */
+  int claims_apart;
   /* A record accepted now (state QUEUED), whose outcome f carries (the
    * store takes a reference). Returns once the record is durable: GR_OK;
    * GR_ESTORE when it could not be written (the work is then refused);
@@ -804,8 +808,30 @@ struct gr_store {
 gr_store *gr_store_memory_new(int64_t ttl_ms, size_t max_finished);
 /* A final future as a store reads a finished record back: state, values,
  * error, times, attempts (r's pointers are copied). NULL when out of
- * memory. */
+ * memory. An unfinished record (another node's work, read from a shared
+ * store) gives a snapshot: its state as read, which never changes here
+ * (read the record again to see it end) and which cannot be cancelled
+ * here (gr_future_cancel answers 0). */
 gr_future *gr_future_new_final(const gr_record *r);
+/* 1 when f is such a snapshot of another node's unfinished record. */
+int gr_future_is_snapshot(gr_future *f);
+/* The snapshot f's record is final now (r, read again from the store): f
+ * takes its outcome and its waiters are woken, as if it had ended here.
+ * 1 when it did, 0 when r is not final or f is no snapshot, -1 when out
+ * of memory. */
+int gr_future_settle(gr_future *f, const gr_record *r);
+/* Makes pool name here from the definition another node stored, unless a
+ * pool of that name is open here (nothing is written): GR_OK, or GR_ENAME,
+ * GR_EINVAL, GR_EMAXPOOLS, GR_ENOMEM. */
+int gr_pool_define(gr_runtime *rt, const char *name, int64_t workers,
+                   int64_t queue_size);
+/* Brings an unfinished record taken over from node (gone: its lease
+ * lapsed) into this runtime, as a restart brings back its own: a queued
+ * one is queued here; a running one was interrupted, and is queued for
+ * its next attempt if it has one, else ends failed (the error names the
+ * node). The store has made the record this node's already. GR_OK or a
+ * GR_E code. */
+int gr_record_adopt(gr_runtime *rt, const gr_record *r, const char *node);
 
 /* Starts a goroutine recorded as a job: its outcome is s->future's
  * (required), its id is written to id (GR_RECORD_ID_MAX bytes). Returns

@@ -34,6 +34,9 @@ typedef struct gr_sqlite_options {
                           most (PRAGMA max_page_count) */
   const char *prefix;  /* a Redis store's keys start with it (NULL:
                           "goroutined:"); the SQLite store ignores it */
+  const char *node_id; /* a Redis store's node (NULL: host-pid); */
+  int64_t lease_ms;    /* its lease (0: 3000); the SQLite store ignores
+                          both */
 } gr_sqlite_options;
 
 /* Where a Redis store is, and how it keeps records. */
@@ -44,7 +47,59 @@ typedef struct gr_redis_options {
   int timeout_ms;      /* to connect and for each answer (0: 2 s) */
   int64_t ttl_ms;      /* as gr_sqlite_options */
   size_t max_finished; /* as gr_sqlite_options */
+  const char *node_id; /* this node's name (GR_NODE_ID_RULE; NULL: the
+                          host's name, "-", the pid) */
+  int64_t lease_ms;    /* how long a node's lease lasts unrenewed (0:
+                          3000; renewed six times as often) */
 } gr_redis_options;
+
+/* A node's id: 1 to 64 letters, digits, '.', '_' or '-'. */
+#define GR_NODE_ID_MAX 64
+/* 1 when id is a valid node id. */
+int gr_node_id_valid(const char *id);
+
+/* What a Redis store tells the runtime of the cluster it belongs to (the
+ * server wires them to core), called on the store's cluster thread. */
+typedef struct gr_cluster_hooks {
+  void *ud;
+  /* A pool that is defined in the store (maybe by another node): make
+   * it here if it is not (nothing is written). */
+  void (*pool)(void *ud, const char *name, int64_t workers, int64_t queue_size);
+  /* A pool this node saw defined in the store is not any more (another
+   * node closed it): close it here too (its queued tasks here are
+   * cancelled). */
+  void (*pool_gone)(void *ud, const char *name);
+  /* An unfinished record this node took over from node, which is gone:
+   * a queued one runs here; a running one was interrupted (as after a
+   * restart). GR_OK or a GR_E code. */
+  int (*adopt)(void *ud, const gr_record *r, const char *node);
+} gr_cluster_hooks;
+/* Starts the node's cluster work on a Redis store opened by
+ * gr_store_redis_open (after the runtime restored it): the lease renewed,
+ * gone nodes' records taken over, pools defined elsewhere made here,
+ * claims that wait for a free worker of their pool retried. A node that
+ * finds its records were taken over (it could not renew its lease in
+ * time: paused, cut off) stops the process at once, exit status
+ * GR_EXIT_LEASE_LOST: its late writes are refused anyway. GR_OK, or
+ * GR_ENOMEM when its thread cannot start. */
+int gr_store_redis_cluster(gr_store *st, const gr_cluster_hooks *hooks);
+#define GR_EXIT_LEASE_LOST 75
+/* This node's member name in the cluster ("NODE#N": the node id and its
+ * incarnation); "" for a store that is not a Redis one. */
+const char *gr_store_node(gr_store *st);
+
+/* A live node as the cluster knows it. */
+typedef struct gr_cluster_node {
+  char member[GR_NODE_ID_MAX + 24];
+  int self;
+} gr_cluster_node;
+/* The live members (at most max into out; returns how many), or -1 when
+ * the store cannot be read. */
+int gr_store_redis_nodes(gr_store *st, gr_cluster_node *out, int max);
+/* A pool's figures in the whole cluster: how many of its records are
+ * queued and running (claims held). 0, or -1 when unknown. */
+int gr_store_redis_pool_figures(gr_store *st, const char *pool, int64_t *queued,
+                                int64_t *running);
 
 /* Opens the store on the Redis server o names (connecting once, to check
  * it answers and to load the store's scripts). NULL with a message in err
