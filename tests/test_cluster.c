@@ -262,10 +262,26 @@ typedef struct kill_run {
   int accepted;
   int64_t start[KILL_TASKS], end[KILL_TASKS];
   int succeeded;
+  long most_claims; /* the most running the pool's stats said */
 } kill_run;
 
+/* The pool's claims held in the whole cluster, as s sees them. */
+static long cluster_running(ts_server *s, const char *pool) {
+  char path[96];
+  snprintf(path, sizeof path, "/v1/pools/%s", pool);
+  ts_resp r = ts_call(s, "GET", path, NULL, NULL);
+  json_t *running =
+      json_object_get(json_object_get(r.json, "cluster"), "running");
+  ck_assert_msg(r.status == 200 && json_is_integer(running), "GET %s: %ld %s",
+                path, r.status, r.body ? r.body : "");
+  long n = (long)json_integer_value(running);
+  ts_release(&r);
+  return n;
+}
+
 /* Submits KILL_TASKS round-robin over the live nodes, killing n2 with
- * SIGKILL halfway. */
+ * SIGKILL halfway; every tenth submit, the pool's running count in the
+ * whole cluster is read too (never above its workers). */
 static void submit_and_kill(cluster *c, kill_run *k) {
   const char *code = "goroutine.sleep(40) return (...)";
   for (int i = 0, turn = 0; i < KILL_TASKS; i++, turn++) {
@@ -290,6 +306,13 @@ static void submit_and_kill(cluster *c, kill_run *k) {
     snprintf(k->ids[k->accepted], GR_RECORD_ID_MAX, "%s", id);
     k->node[k->accepted] = n;
     k->arg[k->accepted++] = i;
+    if (i % 10 == 9) {
+      long running = cluster_running(&c->node[i % 20 == 9 ? 0 : 2], "k");
+      ck_assert_msg(running <= KILL_WORKERS, "%ld running in the cluster",
+                    running);
+      if (running > k->most_claims)
+        k->most_claims = running;
+    }
   }
 }
 
@@ -338,9 +361,10 @@ START_TEST(three_nodes_kill9) {
   int most = max_overlap(k.start, k.end, k.succeeded, CLOCK_SLACK_MS);
   fprintf(stderr,
           "three_nodes_kill9: %d accepted, %d interrupted; at most %d "
-          "running at once (%d counting the records' times as they are)\n",
+          "running at once (%d counting the records' times as they are; "
+          "the pool's stats said %ld)\n",
           k.accepted, interrupted, most,
-          max_overlap(k.start, k.end, k.succeeded, 0));
+          max_overlap(k.start, k.end, k.succeeded, 0), k.most_claims);
   ck_assert_msg(most <= KILL_WORKERS,
                 "%d tasks of a pool of %d workers ran at once", most,
                 KILL_WORKERS);
@@ -406,7 +430,10 @@ START_TEST(paused_node_is_fenced) {
 
   ck_assert_int_eq(ts_wait_exit(n2, 15000), 75);
   char *log = ts_read_file(n2->log);
-  ck_assert_msg(strstr(log, "lease lost"), "n2's stderr: %s", log);
+  const char *lost = strstr(log, "lease lost");
+  ck_assert_msg(lost, "n2's stderr: %s", log);
+  fprintf(stderr, "paused_node_is_fenced: n2 said: ...%.*s\n",
+          (int)strcspn(lost, "\n"), lost);
   free(log);
 
   int64_t deadline = gr_now_ms() + 15000;
@@ -499,7 +526,7 @@ START_TEST(redis_restart_mid_load) {
   t_redis_stop(&c.redis, 1);
   usleep(100 * 1000); /* the answer to a write Redis made before it died */
   int before = atomic_load(&l.accepted);
-  usleep(900 * 1000);
+  usleep(1900 * 1000); /* longer than a lease: none is renewed meanwhile */
   int unavailable = atomic_load(&l.unavailable);
   int while_away = atomic_load(&l.accepted) - before;
   t_redis_restart(&c.redis); /* on its AOF */
@@ -536,6 +563,7 @@ START_TEST(redis_restart_mid_load) {
     }
     ts_release(&r);
   }
+  fprintf(stderr, "redis_restart_mid_load: %d interrupted\n", interrupted);
   ck_assert_int_le(interrupted, 2);
   for (int i = 0; i < 2; i++) {
     ck_assert_msg(node_alive(&c, i) && c.node[i].pid == pids[i],
