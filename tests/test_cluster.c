@@ -511,44 +511,77 @@ static bool count_passes(atomic_int *counter, int above, int ms) {
   return false;
 }
 
+/* What the loader saw around Redis's death. */
+typedef struct outage {
+  int before;      /* 202s before it died */
+  int while_away;  /* 202s while it was dead (none should be) */
+  int unavailable; /* 503s while it was dead */
+  int at_restart;  /* 202s when it answered again */
+  bool back;       /* whether submits were accepted again */
+} outage;
+
+/* Loads the pool "r" through Redis's death and restart (on its AOF);
+ * Redis stays away for longer than a lease. Just before it dies, one task
+ * of the pool "h" starts on each node (ids into held) that ends while it
+ * is away. */
+static void load_through_outage(cluster *c, loader *l, outage *o,
+                                char held[2][GR_RECORD_ID_MAX]) {
+  pthread_t th;
+  pthread_create(&th, NULL, load, l);
+  ck_assert(count_passes(&l->accepted, 100, 20000));
+  const char *code = "goroutine.sleep(500) return (...)";
+  for (int i = 0; i < 2; i++)
+    ck_assert_int_eq(submit(&c->node[i], "h", code, i, 1, held[i], NULL), 202);
+  for (int i = 0; i < 2; i++)
+    ck_assert(state_becomes(&c->node[0], "h", held[i], "running", 1, 5000));
+  t_redis_stop(&c->redis, 1);
+  usleep(100 * 1000); /* the answer to a write Redis made before it died */
+  o->before = atomic_load(&l->accepted);
+  usleep(1900 * 1000);
+  o->unavailable = atomic_load(&l->unavailable);
+  o->while_away = atomic_load(&l->accepted) - o->before;
+  t_redis_restart(&c->redis);
+  o->at_restart = atomic_load(&l->accepted);
+  o->back = count_passes(&l->accepted, o->at_restart + 50, 20000);
+  atomic_store(&l->stop, true);
+  pthread_join(th, NULL);
+}
+
 START_TEST(redis_restart_mid_load) {
   cluster c;
   cluster_start(&c, 2);
   make_pool(&c, "r", 2, 100000);
+  make_pool(&c, "h", 2, 10);
   pid_t pids[2] = {c.node[0].pid, c.node[1].pid};
   static loader l;
   memset(&l, 0, sizeof l);
   l.c = &c;
-  pthread_t th;
-  pthread_create(&th, NULL, load, &l);
-  ck_assert(count_passes(&l.accepted, 100, 20000));
-
-  t_redis_stop(&c.redis, 1);
-  usleep(100 * 1000); /* the answer to a write Redis made before it died */
-  int before = atomic_load(&l.accepted);
-  usleep(1900 * 1000); /* longer than a lease: none is renewed meanwhile */
-  int unavailable = atomic_load(&l.unavailable);
-  int while_away = atomic_load(&l.accepted) - before;
-  t_redis_restart(&c.redis); /* on its AOF */
-  int at_restart = atomic_load(&l.accepted);
-  bool back = count_passes(&l.accepted, at_restart + 50, 20000);
-  atomic_store(&l.stop, true);
-  pthread_join(th, NULL);
+  outage o;
+  char held[2][GR_RECORD_ID_MAX];
+  load_through_outage(&c, &l, &o, held);
   int accepted = atomic_load(&l.accepted);
   fprintf(stderr,
           "redis_restart_mid_load: %d accepted (%d before the kill, %d "
           "more as Redis came back), %d answered 503\n",
-          accepted, before, at_restart - before, atomic_load(&l.unavailable));
+          accepted, o.before, o.at_restart - o.before,
+          atomic_load(&l.unavailable));
   ck_assert_msg(atomic_load(&l.other) == 0, "%d other answers, first: %s",
                 atomic_load(&l.other), l.other_what);
-  ck_assert_msg(unavailable > 0, "no 503 while Redis was away");
-  ck_assert_msg(while_away == 0, "%d submits got 202 while Redis was away",
-                while_away);
+  ck_assert_msg(o.unavailable > 0, "no 503 while Redis was away");
+  ck_assert_msg(o.while_away == 0, "%d submits got 202 while Redis was away",
+                o.while_away);
   ck_assert_int_eq(atomic_load(&l.no_retry_after), 0);
-  ck_assert_msg(back, "submits were not accepted again within 20 s");
+  ck_assert_msg(o.back, "submits were not accepted again within 20 s");
 
-  int interrupted = 0;
   int64_t deadline = gr_now_ms() + 30000;
+  for (int i = 0; i < 2; i++) { /* its outcome waited for Redis */
+    ts_resp r = final_record(&c.node[1 - i], "h", held[i], deadline);
+    ck_assert_msg(strcmp(ts_str(&r, "state"), "succeeded") == 0 &&
+                      record_attempt(&r) == 1 && first_value(&r) == i,
+                  "ended while Redis was away: %s", r.body);
+    ts_release(&r);
+  }
+  int interrupted = 0;
   for (int i = 0; i < accepted; i++) {
     ts_resp r = final_record(&c.node[i % 2], "r", l.ids[i], deadline);
     if (strcmp(ts_str(&r, "state"), "succeeded") == 0) {
