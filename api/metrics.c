@@ -293,6 +293,33 @@ static void pool_histograms(api_out *o, const pool_rows *p, const char *name,
   }
 }
 
+/* With several nodes: each pool's tasks queued and running in the whole
+ * cluster (the families above are this node's own). */
+static void pool_cluster(api_ctx *api, api_out *o, const pool_rows *p) {
+  if (!api->cfg.cluster_pool)
+    return;
+  int64_t *q = p->n ? calloc(p->n, 2 * sizeof *q) : NULL;
+  if (p->n && !q)
+    return;
+  for (size_t i = 0; i < p->n; i++)
+    if (api->cfg.cluster_pool(api->cfg.cluster_ud, p->all[i].name, &q[2 * i],
+                              &q[2 * i + 1]) != 0)
+      q[2 * i] = q[2 * i + 1] = -1;
+  static const char *const names[2] = {"goroutined_cluster_pool_tasks_queued",
+                                       "goroutined_cluster_pool_tasks_running"};
+  static const char *const helps[2] = {
+      "Tasks of a pool queued on any node of the cluster.",
+      "Tasks of a pool running on any node of the cluster (claims held)."};
+  for (int k = 0; k < 2; k++) {
+    family(o, names[k], "gauge", helps[k]);
+    for (size_t i = 0; i < p->n; i++)
+      if (q[2 * i + k] >= 0)
+        outf(o, "%s{pool=\"%s\"} %lld\n", names[k], p->names[i],
+             (long long)q[2 * i + k]);
+  }
+  free(q);
+}
+
 static void pool_metrics(api_ctx *api, api_out *o) {
   pool_rows p;
   p.n = gr_pool_stats_all(api->cfg.rt, &p.all);
@@ -302,6 +329,7 @@ static void pool_metrics(api_ctx *api, api_out *o) {
   for (size_t i = 0; i < p.n; i++)
     label_value(p.names[i], sizeof p.names[i], p.all[i].name);
   pool_value_families(o, &p);
+  pool_cluster(api, o, &p);
   pool_rejected(o, &p);
   pool_histograms(o, &p, "goroutined_pool_task_queue_seconds",
                   "Time tasks waited in a pool's queue before they started.",

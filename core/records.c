@@ -772,6 +772,15 @@ size_t gr_record_list(gr_runtime *rt, const char *pool, int state,
   return rt->store->ops->list(rt->store, pool, state, before, out, limit);
 }
 
+int gr_pool_cluster_figures(gr_runtime *rt, const char *name, int64_t *queued,
+                            int64_t *running) {
+  gr_store *st = rt->store;
+  if (!st->ops->pool_figures ||
+      st->ops->pool_figures(st, name, queued, running) != 0)
+    return GR_ENOTFOUND;
+  return GR_OK;
+}
+
 int gr_record_store_error(gr_runtime *rt, char *msg, size_t len) {
   return rt->store->ops->error(rt->store, msg, len);
 }

@@ -399,5 +399,14 @@ int gl_pool_stats(lua_State *L) {
     lua_pushinteger(L, (lua_Integer)fields[i].value);
     lua_setfield(L, -2, fields[i].key);
   }
+  int64_t queued, running; /* several nodes: the whole cluster's too */
+  if (gr_pool_cluster_figures(rt, name, &queued, &running) == GR_OK) {
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, (lua_Integer)queued);
+    lua_setfield(L, -2, "queued");
+    lua_pushinteger(L, (lua_Integer)running);
+    lua_setfield(L, -2, "running");
+    lua_setfield(L, -2, "cluster");
+  }
   return 1;
 }

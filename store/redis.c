@@ -124,7 +124,8 @@ static uint64_t next_seq(rd_store *st) {
  * script), with the room their arguments point into. */
 typedef struct add_cmds {
   char index_key[KEY_MAX], tags_key[KEY_MAX], rec_key[KEY_MAX],
-      all_key[KEY_MAX], state_key[KEY_MAX], idem_key[KEY_MAX], own_key[KEY_MAX];
+      all_key[KEY_MAX], state_key[KEY_MAX], idem_key[KEY_MAX], own_key[KEY_MAX],
+      seq_key[KEY_MAX];
   rd_args index, used, eval;
   rd_fields fields;
   uint64_t seq;
@@ -154,15 +155,17 @@ static void add_prepare(rd_store *st, const gr_record *r, add_cmds *c) {
   else
     snprintf(c->idem_key, sizeof c->idem_key, "%s", c->rec_key);
   rd_pool_key(st, c->own_key, r->pool, "own:", st->node);
+  rd_pool_key(st, c->seq_key, r->pool, "seq", NULL);
   rd_fields_record(&c->fields, r, c->seq);
   rd_arg_s(&c->fields.set, "node");
   rd_arg_s(&c->fields.set, st->node);
-  rd_eval_args(st, &c->eval, RD_ADD, 5);
+  rd_eval_args(st, &c->eval, RD_ADD, 6);
   rd_arg_s(&c->eval, c->rec_key);
   rd_arg_s(&c->eval, c->all_key);
   rd_arg_s(&c->eval, c->state_key);
   rd_arg_s(&c->eval, c->idem_key);
   rd_arg_s(&c->eval, c->own_key);
+  rd_arg_s(&c->eval, c->seq_key);
   rd_arg_s(&c->eval, r->id);
   rd_arg_i(&c->eval, (int64_t)c->seq);
   rd_arg_s(&c->eval, r->idem_key ? "1" : "0");
@@ -187,6 +190,9 @@ static int add_answer(rd_store *st, add_cmds *c, redisReply **rep,
     const char *word = script->element[0]->str;
     if (strcmp(word, "ok") == 0) {
       rc = GR_OK;
+      if (script->elements >= 2 &&
+          script->element[1]->type == REDIS_REPLY_INTEGER)
+        c->seq = (uint64_t)script->element[1]->integer; /* the pool's */
     } else if (strcmp(word, "busy") == 0) {
       rc = GR_EBUSY;
     } else if (script->elements >= 2) {
@@ -621,8 +627,12 @@ static void rd_update(gr_store *base, void *handle, const gr_record *r,
     update_command(st, &keyed, f, a, k, live->fence, 0);
   if (!final && !claim)
     live->fence = 0; /* a retry: the claim is given back */
-  rd_write w = {
-      .live = live, .final = final, .claim = claim, .done = done, .ud = ud};
+  rd_write w = {.n = n,
+                .live = live,
+                .final = final,
+                .claim = claim,
+                .done = done,
+                .ud = ud};
   rd_write *own = NULL;
   /* A claim given outside a deferral (a new task's start, on the thread
    * that answers adds) goes to the cluster thread, which sends the claims
@@ -1625,6 +1635,7 @@ static const gr_store_ops redis_ops = {
     .freeze = rd_freeze,
     .error = rd_error,
     .readable = rd_readable,
+    .pool_figures = gr_store_redis_pool_figures,
     .destroy = rd_destroy,
 };
 

@@ -595,12 +595,14 @@ static int retry_later(rd_store *st) {
     batch[i]->next = NULL;
   int sent = rd_pipeline(st, cmds, ncmds, rep) == 0;
   rd_write *kept = NULL, *kept_tail = NULL;
-  for (int i = 0, at = 0; i < n; at += batch[i]->n, i++) {
+  for (int i = 0, at = 0; i < n; i++) {
     rd_write *w = batch[i];
+    redisReply **answers = &rep[at];
+    at += w->n; /* before w may be freed */
     pthread_mutex_lock(&st->state_mu);
     w->live->later--;
     pthread_mutex_unlock(&st->state_mu);
-    if (rd_write_answer(st, w, sent ? &rep[at] : NULL) == 0) {
+    if (rd_write_answer(st, w, sent ? answers : NULL) == 0) {
       rd_write_free(w);
       continue;
     }

@@ -14,11 +14,14 @@
 -- A new record, owned by the node that adds it. KEYS: 1 the record, 2
 -- its pool's (or the jobs') "all" set, 3 the set of its state, 4 its
 -- idempotency key (the record's own key again when it has none), 5 the
--- set of the pool's unfinished records this node owns. ARGV: 1 id, 2
--- seq, 3 whether it has a key ("1" or "0"), 4 the request's digest (""
--- when none), 5 the field count to delete (always 0 here), then
--- name/value pairs (the owner's "node" among them).
--- Answers {"ok"}, {"exists", id} (the key's record, same digest),
+-- set of the pool's unfinished records this node owns, 6 the pool's seq
+-- counter. ARGV: 1 id, 2 the seq this node would give it, 3 whether it
+-- has a key ("1" or "0"), 4 the request's digest ("" when none), 5 the
+-- field count to delete (always 0 here), then name/value pairs (the
+-- owner's "node" among them). Its seq is the larger of ARGV[2] and one
+-- more than the pool's last, so that records added by several nodes in
+-- the same millisecond still have seqs of their own (lists page by seq).
+-- Answers {"ok", seq}, {"exists", id} (the key's record, same digest),
 -- {"conflict", id} (another digest) or {"busy"} (the id is taken).
 if ARGV[3] == '1' then
   local held = redis.call('HMGET', KEYS[4], 'id', 'digest')
@@ -32,14 +35,21 @@ end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'busy'}
 end
+local seq = tonumber(ARGV[2])
+local last = tonumber(redis.call('GET', KEYS[6]) or '0')
+if seq <= last then
+  seq = last + 1
+end
+redis.call('SET', KEYS[6], seq)
 redis.call('HSET', KEYS[1], unpack(ARGV, 6))
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[1], 'seq', seq)
+redis.call('ZADD', KEYS[2], seq, ARGV[1])
+redis.call('ZADD', KEYS[3], seq, ARGV[1])
 redis.call('SADD', KEYS[5], ARGV[1])
 if ARGV[3] == '1' then
   redis.call('HSET', KEYS[4], 'id', ARGV[1], 'digest', ARGV[4])
 end
-return {'ok'}
+return {'ok', seq}
 
 -- @update
 -- A record's new state and fields, written by the node that owns it (a

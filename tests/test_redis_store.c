@@ -902,6 +902,179 @@ START_TEST(deferred_updates_go_together_at_the_outer_undefer) {
 }
 END_TEST
 
+/* ---- several nodes on one server ------------------------------------------
+ */
+
+static gr_store *open_node(const char *node_id) {
+  gr_redis_options o = {.host = "127.0.0.1",
+                        .port = redis.port,
+                        .prefix = "t:",
+                        .node_id = node_id,
+                        .lease_ms = 1000};
+  char err[512];
+  gr_store *st = gr_store_redis_open(&o, err, sizeof err);
+  if (!st)
+    ck_abort_msg("open %s: %s", node_id, err);
+  return st;
+}
+
+static gr_record running_record(const char *id) {
+  gr_record r = {.id = id,
+                 .state = GR_RUNNING,
+                 .attempt = 1,
+                 .created_ms = 1700000000000,
+                 .started_ms = 1700000000100,
+                 .opts = {.max_attempts = 1}};
+  return r;
+}
+
+START_TEST(a_pools_workers_hold_across_nodes) {
+  gr_store *a = open_node("na"), *b = open_node("nb");
+  ck_assert_str_ne(gr_store_node(a), gr_store_node(b));
+  ck_assert_int_eq(a->ops->pool_put(a, "one", 1, 100), GR_OK);
+  void *ha = add_ok(a, "task-a", "one", NULL, NULL);
+  void *hb = add_ok(b, "task-b", "one", NULL, NULL);
+  counted ca = {0}, cb = {0};
+  gr_record run = running_record("task-a");
+  a->ops->update(a, ha, &run, count_done, &ca);
+  ck_assert_int_eq(answered(&ca), 1);
+  ck_assert_int_eq(atomic_load(&ca.ok), 1);
+  run.id = "task-b";
+  b->ops->update(b, hb, &run, count_done, &cb);
+  usleep(300000); /* the pool's one worker is a's: b's start waits */
+  ck_assert_int_eq(atomic_load(&cb.called), 0);
+  int64_t queued = -1, running = -1;
+  ck_assert_int_eq(gr_store_redis_pool_figures(b, "one", &queued, &running), 0);
+  ck_assert_int_eq(queued, 1);
+  ck_assert_int_eq(running, 1);
+  ck_assert_int_eq(update_to(a, ha, "task-a", GR_SUCCEEDED, 1, NULL), 1);
+  ck_assert_int_eq(answered(&cb), 1); /* a's end freed the worker */
+  ck_assert_int_eq(atomic_load(&cb.ok), 1);
+  ck_assert_str_eq(t_redis_cli(&redis, "HGET t:{p:one}:r:task-b state"), "1");
+  ck_assert_str_eq(t_redis_cli(&redis, "HLEN t:{p:one}:running"), "1");
+  ck_assert_int_eq(update_to(b, hb, "task-b", GR_FAILED, 1, "x"), 1);
+  ck_assert_str_eq(t_redis_cli(&redis, "HLEN t:{p:one}:running"), "0");
+  /* the start the claim stamped is kept with the outcome */
+  ck_assert_str_ne(t_redis_cli(&redis, "HGET t:{p:one}:r:task-b started_ms"),
+                   "1700000000100");
+  a->ops->destroy(a);
+  b->ops->destroy(b);
+}
+END_TEST
+
+START_TEST(another_nodes_work_is_a_snapshot_until_it_ends) {
+  gr_store *a = open_node("na"), *b = open_node("nb");
+  void *h = add_ok(a, "task-s", "web", NULL, NULL);
+  gr_record run = running_record("task-s");
+  counted c = {0};
+  a->ops->update(a, h, &run, count_done, &c);
+  ck_assert_int_eq(answered(&c), 1);
+  char pool[GR_POOL_NAME_MAX + 1];
+  gr_future *f = b->ops->find(b, "task-s", pool, sizeof pool);
+  ck_assert_ptr_nonnull(f);
+  ck_assert_str_eq(pool, "web");
+  ck_assert_int_eq(gr_future_state(f), GR_RUNNING);
+  ck_assert_int_eq(gr_future_is_snapshot(f), 1);
+  ck_assert_int_eq(gr_future_cancel(f), 0); /* a's to cancel, not b's */
+  gr_future *again = b->ops->find(b, "task-s", NULL, 0);
+  ck_assert_ptr_eq(again, f); /* one snapshot, watched */
+  gr_future_unref(again);
+  ck_assert_int_eq(gr_future_wait(f, 200), GR_RUNNING);
+  ck_assert_int_eq(update_to(a, h, "task-s", GR_FAILED, 1, "boom"), 1);
+  ck_assert_int_eq(gr_future_wait(f, 5000), GR_FAILED); /* it woke */
+  gr_result res;
+  gr_future_result(f, &res);
+  ck_assert_str_eq(res.error, "boom");
+  ck_assert_int_eq(gr_future_is_snapshot(f), 0);
+  gr_future_unref(f);
+  a->ops->destroy(a);
+  b->ops->destroy(b);
+}
+END_TEST
+
+typedef struct adopted {
+  pthread_mutex_t mu;
+  int n;
+  char ids[4][GR_RECORD_ID_MAX];
+  int states[4];
+  char from[96];
+} adopted;
+
+static void no_pool(void *ud, const char *name, int64_t workers,
+                    int64_t queue_size) {
+  (void)ud, (void)name, (void)workers, (void)queue_size;
+}
+
+static int note_adopted(void *ud, const gr_record *r, const char *node) {
+  adopted *a = ud;
+  pthread_mutex_lock(&a->mu);
+  if (a->n < 4) {
+    snprintf(a->ids[a->n], GR_RECORD_ID_MAX, "%s", r->id);
+    a->states[a->n++] = r->state;
+    snprintf(a->from, sizeof a->from, "%s", node);
+  }
+  pthread_mutex_unlock(&a->mu);
+  return GR_OK;
+}
+
+START_TEST(a_gone_nodes_records_are_taken_over_once) {
+  gr_store *a = open_node("na"), *b = open_node("nb"), *c = open_node("nc");
+  char a_name[96];
+  snprintf(a_name, sizeof a_name, "%s", gr_store_node(a));
+  ck_assert_int_eq(a->ops->pool_put(a, "web", 4, 100), GR_OK);
+  add_ok(a, "task-q", "web", NULL, NULL);
+  void *h = add_ok(a, "task-r", "web", NULL, NULL);
+  gr_record run = running_record("task-r");
+  counted ran = {0};
+  a->ops->update(a, h, &run, count_done, &ran);
+  ck_assert_int_eq(answered(&ran), 1);
+  a->ops->destroy(a); /* leaves: gone at once */
+  adopted got = {.n = 0};
+  pthread_mutex_init(&got.mu, NULL);
+  gr_cluster_hooks hooks = {&got, no_pool, NULL, note_adopted};
+  ck_assert_int_eq(gr_store_redis_cluster(b, &hooks), GR_OK);
+  ck_assert_int_eq(gr_store_redis_cluster(c, &hooks), GR_OK);
+  for (int i = 0; i < 500; i++) { /* up to 5 s */
+    pthread_mutex_lock(&got.mu);
+    int n = got.n;
+    pthread_mutex_unlock(&got.mu);
+    if (n >= 2)
+      break;
+    usleep(10000);
+  }
+  usleep(1500000); /* a second look by each finds nothing more */
+  pthread_mutex_lock(&got.mu);
+  ck_assert_int_eq(got.n, 2); /* once each, by b or c */
+  ck_assert_str_eq(got.from, a_name);
+  ck_assert_int_eq(got.states[0] + got.states[1], GR_QUEUED + GR_RUNNING);
+  pthread_mutex_unlock(&got.mu);
+  const char *owner = t_redis_cli(&redis, "HGET t:{p:web}:r:task-r node");
+  ck_assert_msg(strcmp(owner, gr_store_node(b)) == 0 ||
+                    strcmp(owner, gr_store_node(c)) == 0,
+                "owner %s", owner);
+  ck_assert_str_eq(t_redis_cli(&redis, "HLEN t:{p:web}:running"), "0");
+  b->ops->destroy(b);
+  c->ops->destroy(c);
+  pthread_mutex_destroy(&got.mu);
+}
+END_TEST
+
+START_TEST(a_node_id_is_checked) {
+  ck_assert_int_eq(gr_node_id_valid("node-1.a_b"), 1);
+  ck_assert_int_eq(gr_node_id_valid(""), 0);
+  ck_assert_int_eq(gr_node_id_valid("a b"), 0);
+  ck_assert_int_eq(gr_node_id_valid("a#1"), 0);
+  ck_assert_int_eq(gr_node_id_valid("a/b"), 0);
+  gr_redis_options o = {.host = "127.0.0.1",
+                        .port = redis.port,
+                        .prefix = "t:",
+                        .node_id = "bad id"};
+  char err[512];
+  ck_assert_ptr_null(gr_store_redis_open(&o, err, sizeof err));
+  ck_assert_msg(strstr(err, "node id 'bad id'"), "%s", err);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("redis_store");
   TCase *tc = tcase_create("redis_store");
@@ -926,6 +1099,10 @@ static Suite *suite(void) {
   tcase_add_test(tc, redis_urls);
   tcase_add_test(tc, add_async_answers_once_stored_and_its_refusals);
   tcase_add_test(tc, deferred_updates_go_together_at_the_outer_undefer);
+  tcase_add_test(tc, a_pools_workers_hold_across_nodes);
+  tcase_add_test(tc, another_nodes_work_is_a_snapshot_until_it_ends);
+  tcase_add_test(tc, a_gone_nodes_records_are_taken_over_once);
+  tcase_add_test(tc, a_node_id_is_checked);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -109,6 +109,11 @@ function Channel:is_closed() end
 ---@field timed_out integer
 ---@field cancelled integer
 ---@field rejected integer
+---@field cluster? goroutine.ClusterFigures with several nodes on one Redis store: the whole cluster's (the fields above are this node's)
+
+---@class goroutine.ClusterFigures
+---@field queued integer tasks of the pool queued on any node
+---@field running integer tasks of the pool running on any node (at most `workers`)
 
 ---A pool task's record: `state` and `id` alone while it is queued or
 ---running; `success` with `values`, or `error`, once it finished.

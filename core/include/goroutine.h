@@ -799,6 +799,11 @@ typedef struct gr_store_ops {
    * and the caller should say "try later", not "not found". NULL: a store
    * that is always readable. */
   int (*readable)(gr_store *st);
+  /* Several nodes sharing the store: how many of pool's records are
+   * queued and running (claims held) on any node. 0, or -1 when unknown.
+   * NULL: the store has one node's records. */
+  int (*pool_figures)(gr_store *st, const char *pool, int64_t *queued,
+                      int64_t *running);
 } gr_store_ops;
 struct gr_store {
   const gr_store_ops *ops;
@@ -813,6 +818,11 @@ gr_store *gr_store_memory_new(int64_t ttl_ms, size_t max_finished);
  * (read the record again to see it end) and which cannot be cancelled
  * here (gr_future_cancel answers 0). */
 gr_future *gr_future_new_final(const gr_record *r);
+/* Pool name's tasks queued and running in the whole cluster, when several
+ * nodes share the record store (gr_store_ops.pool_figures): GR_OK, or
+ * GR_ENOTFOUND when the store has one node's records or cannot say. */
+int gr_pool_cluster_figures(gr_runtime *rt, const char *name, int64_t *queued,
+                            int64_t *running);
 /* 1 when f is such a snapshot of another node's unfinished record. */
 int gr_future_is_snapshot(gr_future *f);
 /* The snapshot f's record is final now (r, read again from the store): f
