@@ -70,6 +70,20 @@ static bool node_alive(cluster *c, int i) {
   return ts_wait_exit(&c->node[i], 0) < 0;
 }
 
+/* Which nodes have exited, with their status and log (for a failure's
+ * message; static). */
+static const char *exited_nodes(cluster *c) {
+  static char note[1024];
+  size_t used = 0;
+  note[0] = '\0';
+  for (int i = 0; i < c->count && used < sizeof note; i++)
+    if (!node_alive(c, i))
+      used += (size_t)snprintf(note + used, sizeof note - used,
+                               "; n%d exited with %d, see %s", i + 1,
+                               c->node[i].status, c->node[i].log);
+  return note;
+}
+
 /* Stops the nodes still alive (each must exit 0 on SIGTERM), then Redis. */
 static void cluster_stop(cluster *c) {
   for (int i = 0; i < c->count; i++) {
@@ -302,7 +316,8 @@ static void submit_and_kill(cluster *c, kill_run *k) {
       n = (++turn) % 3;
     char id[GR_RECORD_ID_MAX];
     long status = submit(&c->node[n], "k", code, i, 1, id, NULL);
-    ck_assert_msg(status == 202, "submit %d to n%d: %ld", i, n + 1, status);
+    ck_assert_msg(status == 202, "submit %d to n%d: %ld%s", i, n + 1, status,
+                  exited_nodes(c));
     snprintf(k->ids[k->accepted], GR_RECORD_ID_MAX, "%s", id);
     k->node[k->accepted] = n;
     k->arg[k->accepted++] = i;
@@ -469,14 +484,15 @@ typedef struct loader {
   cluster *c;
   char ids[LOAD_MAX][GR_RECORD_ID_MAX];
   long arg[LOAD_MAX];
-  atomic_int accepted, unavailable, no_retry_after, other;
+  atomic_int accepted, unavailable, no_retry_after;
+  atomic_bool other; /* an answer neither 202 nor 503 came */
   atomic_bool stop;
   char other_what[200];
 } loader;
 
 /* Submits to n1 and n2 in turn until told to stop: every answer is a 202
- * (kept) or a 503 with Retry-After (counted); anything else is counted
- * and the first one described. */
+ * (kept) or a 503 with Retry-After (counted); anything else (0: no
+ * answer) is described, and ends the load. */
 static void *load(void *ud) {
   loader *l = ud;
   for (long i = 0; i < LOAD_MAX && !atomic_load(&l->stop); i++) {
@@ -495,18 +511,22 @@ static void *load(void *ud) {
       if (!retry_after)
         atomic_fetch_add(&l->no_retry_after, 1);
       usleep(10000);
-    } else if (atomic_fetch_add(&l->other, 1) == 0) {
+    } else { /* the first one ends the load */
       snprintf(l->other_what, sizeof l->other_what, "submit %ld to n%ld: %ld",
                i, i % 2 + 1, status);
+      atomic_store(&l->other, 1);
+      break;
     }
   }
   return NULL;
 }
 
-/* Waits (up to ms) until *counter passes above. */
-static bool count_passes(atomic_int *counter, int above, int ms) {
-  for (int64_t end = gr_now_ms() + ms; gr_now_ms() < end; usleep(10000))
-    if (atomic_load(counter) > above)
+/* Waits (up to ms) until the loader's 202s pass above; false at once
+ * when it stopped on another answer. */
+static bool accepted_passes(loader *l, int above, int ms) {
+  for (int64_t end = gr_now_ms() + ms;
+       gr_now_ms() < end && !atomic_load(&l->other); usleep(10000))
+    if (atomic_load(&l->accepted) > above)
       return true;
   return false;
 }
@@ -528,7 +548,8 @@ static void load_through_outage(cluster *c, loader *l, outage *o,
                                 char held[2][GR_RECORD_ID_MAX]) {
   pthread_t th;
   pthread_create(&th, NULL, load, l);
-  ck_assert(count_passes(&l->accepted, 100, 20000));
+  ck_assert_msg(accepted_passes(l, 100, 20000), "the load did not start: %s%s",
+                l->other_what, exited_nodes(c));
   const char *code = "goroutine.sleep(500) return (...)";
   for (int i = 0; i < 2; i++)
     ck_assert_int_eq(submit(&c->node[i], "h", code, i, 1, held[i], NULL), 202);
@@ -542,7 +563,7 @@ static void load_through_outage(cluster *c, loader *l, outage *o,
   o->while_away = atomic_load(&l->accepted) - o->before;
   t_redis_restart(&c->redis);
   o->at_restart = atomic_load(&l->accepted);
-  o->back = count_passes(&l->accepted, o->at_restart + 50, 20000);
+  o->back = accepted_passes(l, o->at_restart + 50, 20000);
   atomic_store(&l->stop, true);
   pthread_join(th, NULL);
 }
@@ -565,8 +586,7 @@ START_TEST(redis_restart_mid_load) {
           "more as Redis came back), %d answered 503\n",
           accepted, o.before, o.at_restart - o.before,
           atomic_load(&l.unavailable));
-  ck_assert_msg(atomic_load(&l.other) == 0, "%d other answers, first: %s",
-                atomic_load(&l.other), l.other_what);
+  ck_assert_msg(!atomic_load(&l.other), "%s%s", l.other_what, exited_nodes(&c));
   ck_assert_msg(o.unavailable > 0, "no 503 while Redis was away");
   ck_assert_msg(o.while_away == 0, "%d submits got 202 while Redis was away",
                 o.while_away);
