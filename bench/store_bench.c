@@ -35,6 +35,18 @@
  * PHASES=1 also prints how long the submits alone took.
  * REDIS_URL=redis://127.0.0.1:PORT/DB adds the Redis store to part 1 (a
  * redis-server the caller runs; its database is flushed before each run).
+ *
+ * TARGETS=http://127.0.0.1:P1,http://127.0.0.1:P2,... runs none of the parts
+ * but one submit-and-complete run against servers the caller started (nodes
+ * on one Redis; bench/cluster_bench.sh starts them): a pool b of
+ * POOL_WORKERS (6) workers made on the first, TASKS `return 1+1` tasks from
+ * CLIENTS clients, submit i of each client to the next server in turn, until
+ * no task of the pool is queued or running (as the first server lists them:
+ * the lists are the store's, whichever node ran a task). Prints one JSON
+ * line: the rate, p50 and p99 of each task's end-to-end latency
+ * (created_at -> finished_at of its record) and of the 202, and how many
+ * records the list showed succeeded, in another state, or not at all. No
+ * GOROUTINED argument is needed then.
  */
 #include <curl/curl.h>
 #include <jansson.h>
@@ -229,6 +241,8 @@ typedef struct submitter {
   double *latency;  /* per submit, seconds */
   const char *code; /* JSON string body */
   long failed;
+  server *spread; /* when set: submit i goes to spread[(first+i) % nspread] */
+  int nspread, first;
 } submitter;
 
 static void *submit_loop(void *ud) {
@@ -243,7 +257,9 @@ static void *submit_loop(void *ud) {
         usleep((useconds_t)(wait * 1e6));
     }
     double a = now_s();
-    if (call(&cl, sb->s, "POST", "/v1/pools/b/tasks", sb->code) != 202)
+    server *to =
+        sb->spread ? &sb->spread[(sb->first + i) % sb->nspread] : sb->s;
+    if (call(&cl, to, "POST", "/v1/pools/b/tasks", sb->code) != 202)
       sb->failed++;
     if (sb->latency)
       sb->latency[i] = now_s() - a;
@@ -268,12 +284,11 @@ static double run_submits(server *s, long total, double rate, double *p50,
   double *lat = p99 ? calloc((size_t)total, sizeof *lat) : NULL;
   double t0 = now_s();
   for (int i = 0; i < CLIENTS; i++) {
-    sb[i] = (submitter){s,
-                        total / CLIENTS,
-                        rate / CLIENTS,
-                        lat ? lat + i * (total / CLIENTS) : NULL,
-                        code,
-                        0};
+    sb[i] = (submitter){.s = s,
+                        .count = total / CLIENTS,
+                        .rate = rate / CLIENTS,
+                        .latency = lat ? lat + i * (total / CLIENTS) : NULL,
+                        .code = code};
     pthread_create(&th[i], NULL, submit_loop, &sb[i]);
   }
   long failed = 0;
@@ -317,6 +332,138 @@ static void remove_dir(const char *dir) {
     fprintf(stderr, "store_bench: could not remove %s\n", dir);
 }
 
+/* ---- several nodes: servers the caller started (TARGETS) ------------------
+ */
+
+#define MAX_TARGETS 16
+
+/* Whether the pool b has a record in state (the first of a list). */
+static int pool_has(client *cl, server *s, const char *state) {
+  char path[96];
+  snprintf(path, sizeof path, "/v1/pools/b/tasks?state=%s&limit=1", state);
+  if (call(cl, s, "GET", path, NULL) != 200)
+    die("cannot list the pool's tasks");
+  json_t *o = json_loads(cl->body, 0, NULL);
+  int has = json_array_size(json_object_get(o, "items")) > 0;
+  json_decref(o);
+  return has;
+}
+
+/* A record's time ("2026-11-26T21:31:38.351Z") in ms since the epoch. */
+static double record_ms(json_t *rec, const char *key) {
+  const char *at = json_string_value(json_object_get(rec, key));
+  struct tm tm = {0};
+  int ms = 0;
+  if (!at || sscanf(at, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon,
+                    &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+    return -1;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return (double)timegm(&tm) * 1e3 + ms;
+}
+
+/* Pages through the pool's records (100 a page: a page fits a client's
+ * buffer): the end-to-end latency of each that succeeded, in ms, into lat
+ * (room for max); returns how many succeeded, *other the rest. */
+static long pool_latencies(client *cl, server *s, double *lat, long max,
+                           long *other) {
+  long n = 0;
+  char path[160], cursor[64] = "";
+  *other = 0;
+  for (int page = 0; page < 100000; page++) {
+    snprintf(path, sizeof path, "/v1/pools/b/tasks?limit=100%s%s",
+             cursor[0] ? "&cursor=" : "", cursor);
+    json_t *o = call(cl, s, "GET", path, NULL) == 200
+                    ? json_loads(cl->body, 0, NULL)
+                    : NULL;
+    if (!o)
+      die("cannot read a page of the pool's tasks");
+    size_t i;
+    json_t *rec;
+    json_array_foreach(json_object_get(o, "items"), i, rec) {
+      const char *state = json_string_value(json_object_get(rec, "state"));
+      if (state && strcmp(state, "succeeded") == 0 && n < max)
+        lat[n++] = record_ms(rec, "finished_at") - record_ms(rec, "created_at");
+      else
+        (*other)++;
+    }
+    const char *next = json_string_value(json_object_get(o, "next_cursor"));
+    snprintf(cursor, sizeof cursor, "%s", next ? next : "");
+    json_decref(o);
+    if (!cursor[0])
+      break;
+  }
+  return n;
+}
+
+static void run_targets(const char *targets, long total) {
+  server nodes[MAX_TARGETS];
+  int n = 0;
+  for (const char *at = targets; *at && n < MAX_TARGETS; n++) {
+    memset(&nodes[n], 0, sizeof nodes[n]);
+    if (sscanf(at, "http://127.0.0.1:%d", &nodes[n].port) != 1)
+      die("TARGETS: http://127.0.0.1:PORT, comma-separated (loopback only)");
+    at = strchr(at, ',') ? strchr(at, ',') + 1 : at + strlen(at);
+  }
+  const char *pw = getenv("POOL_WORKERS");
+  make_pool(&nodes[0], "b", pw && atoi(pw) > 0 ? atoi(pw) : 6, 1000000);
+  client cl;
+  client_init(&cl);
+  for (int k = 1; k < n; k++) { /* until every node knows the pool: 30 s */
+    int i = 0;
+    while (call(&cl, &nodes[k], "GET", "/v1/pools/b", NULL) != 200 &&
+           i++ < 3000)
+      usleep(10000);
+    if (i > 3000)
+      die("a node did not see the pool within 30 s");
+  }
+  long each = total / CLIENTS, want = each * CLIENTS;
+  double *accept = calloc((size_t)want, sizeof *accept);
+  double *e2e = calloc((size_t)want, sizeof *e2e);
+  submitter sb[MAX_CLIENTS];
+  pthread_t th[MAX_CLIENTS];
+  double t0 = now_s();
+  for (int i = 0; i < CLIENTS; i++) {
+    sb[i] = (submitter){.count = each,
+                        .latency = accept + i * each,
+                        .code = "{\"code\":\"return 1+1\"}",
+                        .spread = nodes,
+                        .nspread = n,
+                        .first = i % n};
+    pthread_create(&th[i], NULL, submit_loop, &sb[i]);
+  }
+  long failed = 0;
+  for (int i = 0; i < CLIENTS; i++) {
+    pthread_join(th[i], NULL);
+    failed += sb[i].failed;
+  }
+  if (failed)
+    die("submits were refused");
+  int pending = 1;
+  for (int i = 0; i < 120000 && pending; i++) { /* up to 10 minutes */
+    pending = pool_has(&cl, &nodes[0], "queued") ||
+              pool_has(&cl, &nodes[0], "running");
+    if (pending)
+      usleep(5000);
+  }
+  if (pending)
+    die("tasks were still queued or running 10 minutes after the submits");
+  double took = now_s() - t0;
+  long other = 0, ok = pool_latencies(&cl, &nodes[0], e2e, want, &other);
+  client_free(&cl);
+  qsort(accept, (size_t)want, sizeof *accept, cmp_double);
+  qsort(e2e, (size_t)(ok ? ok : 1), sizeof *e2e, cmp_double);
+  printf("{\"nodes\":%d,\"tasks\":%ld,\"seconds\":%.3f,\"rate\":%.1f,"
+         "\"p50_ms\":%.0f,\"p99_ms\":%.0f,\"accept_p50_ms\":%.2f,"
+         "\"accept_p99_ms\":%.2f,\"succeeded\":%ld,\"other\":%ld,"
+         "\"unlisted\":%ld}\n",
+         n, want, took, (double)want / took, e2e[ok / 2], e2e[ok * 99 / 100],
+         accept[want / 2] * 1e3, accept[want * 99 / 100] * 1e3, ok, other,
+         want - ok - other);
+  free(accept);
+  free(e2e);
+}
+
 /* ---- the floor -------------------------------------------------------------
  */
 
@@ -357,6 +504,19 @@ static long long file_size(const char *path) {
 }
 
 int main(int argc, char **argv) {
+  const char *nc = getenv("CLIENTS");
+  if (nc && atoi(nc) > 0 && atoi(nc) <= MAX_CLIENTS)
+    CLIENTS = atoi(nc);
+  const char *nt = getenv("TASKS");
+  long tasks = nt && atol(nt) > 0 ? atol(nt) : 20000;
+  const char *targets = getenv("TARGETS");
+  if (targets) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    signal(SIGPIPE, SIG_IGN);
+    run_targets(targets, tasks);
+    curl_global_cleanup();
+    return 0;
+  }
   if (argc < 2) {
     fprintf(stderr, "usage: %s GOROUTINED [RUNS]\n", argv[0]);
     return 2;
@@ -366,13 +526,8 @@ int main(int argc, char **argv) {
     die("no such server binary");
   bin = abs_bin; /* the servers run in folders of their own */
   int runs = argc > 2 ? atoi(argv[2]) : 3;
-  const char *nc = getenv("CLIENTS");
-  if (nc && atoi(nc) > 0 && atoi(nc) <= MAX_CLIENTS)
-    CLIENTS = atoi(nc);
   const char *ft = getenv("FILE_TASKS");
   long file_tasks = ft ? atol(ft) : 1000000;
-  const char *nt = getenv("TASKS");
-  long tasks = nt && atol(nt) > 0 ? atol(nt) : 20000;
   const char *parts = getenv("PARTS");
   if (!parts)
     parts = "1234";
@@ -484,8 +639,9 @@ int main(int argc, char **argv) {
     submitter sb[MAX_CLIENTS];
     pthread_t th[MAX_CLIENTS];
     for (int i = 0; i < CLIENTS; i++) {
-      sb[i] = (submitter){&s,   100000 / CLIENTS,          0,
-                          NULL, "{\"code\":\"return 1\"}", 0};
+      sb[i] = (submitter){.s = &s,
+                          .count = 100000 / CLIENTS,
+                          .code = "{\"code\":\"return 1\"}"};
       pthread_create(&th[i], NULL, submit_loop, &sb[i]);
     }
     for (int i = 0; i < CLIENTS; i++)
@@ -524,8 +680,8 @@ int main(int argc, char **argv) {
       submitter sb[MAX_CLIENTS];
       pthread_t th[MAX_CLIENTS];
       for (int i = 0; i < CLIENTS; i++) {
-        sb[i] =
-            (submitter){&s, n / CLIENTS, 0, NULL, "{\"code\":\"return 1\"}", 0};
+        sb[i] = (submitter){
+            .s = &s, .count = n / CLIENTS, .code = "{\"code\":\"return 1\"}"};
         pthread_create(&th[i], NULL, submit_loop, &sb[i]);
       }
       for (int i = 0; i < CLIENTS; i++)

@@ -213,13 +213,27 @@ static void link_locked(gr_pool_registry *reg, gr_pool *pool) {
   reg->count++;
 }
 
-gr_pool *gr_pool_find(gr_runtime *rt, const char *name) {
+static gr_pool *find_here(gr_runtime *rt, const char *name) {
   gr_pool_registry *reg = rt->pools;
   pthread_mutex_lock(&reg->mu);
   gr_pool *pool = lookup_locked(reg, name);
   if (pool)
     gr__pool_ref(pool);
   pthread_mutex_unlock(&reg->mu);
+  return pool;
+}
+
+gr_pool *gr_pool_find(gr_runtime *rt, const char *name) {
+  gr_pool *pool = find_here(rt, name);
+  /* A store shared by several nodes may know a pool another node made
+   * since this one last looked: made here from its definition. */
+  gr_store *st = rt->store;
+  int64_t workers, queue_size;
+  if (!pool && st && st->ops->pool_get && name &&
+      gr_pool_name_valid(name, strlen(name)) &&
+      st->ops->pool_get(st, name, &workers, &queue_size) == GR_OK &&
+      gr_pool_define(rt, name, workers, queue_size) == GR_OK)
+    pool = find_here(rt, name);
   return pool;
 }
 

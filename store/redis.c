@@ -1210,7 +1210,35 @@ static int rd_pool_put(gr_store *base, const char *name, int64_t workers,
   rd_arg_s(&add, "SADD");
   rd_arg_s(&add, pools_key);
   rd_arg_s(&add, name);
-  return write_pair(st, &put, &add, "a pool's definition");
+  int rc = write_pair(st, &put, &add, "a pool's definition");
+  if (rc == GR_OK)
+    rd_pool_seen(st, name); /* closed by another node: closed here too */
+  return rc;
+}
+
+static int rd_pool_get(gr_store *base, const char *name, int64_t *workers,
+                       int64_t *queue_size) {
+  rd_store *st = (rd_store *)base;
+  char def_key[KEY_MAX];
+  rd_pool_key(st, def_key, name, "def", NULL);
+  rd_args a = {0};
+  rd_arg_s(&a, "HMGET");
+  rd_arg_s(&a, def_key);
+  rd_arg_s(&a, "workers");
+  rd_arg_s(&a, "queue_size");
+  redisReply *d = rd_command(st, &a);
+  int rc = GR_ENOTFOUND;
+  if (d && d->type == REDIS_REPLY_ARRAY && d->elements == 2 &&
+      d->element[0]->type == REDIS_REPLY_STRING &&
+      d->element[1]->type == REDIS_REPLY_STRING) {
+    *workers = strtoll(d->element[0]->str, NULL, 10);
+    *queue_size = strtoll(d->element[1]->str, NULL, 10);
+    rc = GR_OK;
+    rd_pool_seen(st, name);
+  }
+  if (d)
+    freeReplyObject(d);
+  return rc;
 }
 
 static int rd_pool_drop(gr_store *base, const char *name) {
@@ -1636,6 +1664,7 @@ static const gr_store_ops redis_ops = {
     .error = rd_error,
     .readable = rd_readable,
     .pool_figures = gr_store_redis_pool_figures,
+    .pool_get = rd_pool_get,
     .destroy = rd_destroy,
 };
 

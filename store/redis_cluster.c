@@ -463,34 +463,72 @@ static void reap_one(rd_store *st, const char *member, const char *status,
 
 /* ---- pools defined by other nodes ------------------------------------ */
 
+/* Caller holds state_mu: whether name is among the pools seen. */
+static int seen_locked(const rd_store *st, const char *name) {
+  for (size_t k = 0; k < st->npools_seen; k++)
+    if (strcmp(st->pools_seen[k], name) == 0)
+      return 1;
+  return 0;
+}
+
+/* Caller holds state_mu: name joins the pools seen (0, or -1). */
+static int see_locked(rd_store *st, const char *name) {
+  if (seen_locked(st, name))
+    return 0;
+  char **grown = realloc(st->pools_seen, (st->npools_seen + 1) * sizeof *grown);
+  if (!grown)
+    return -1;
+  st->pools_seen = grown;
+  if (!(grown[st->npools_seen] = strdup(name)))
+    return -1;
+  st->npools_seen++;
+  return 0;
+}
+
+void rd_pool_seen(rd_store *st, const char *name) {
+  pthread_mutex_lock(&st->state_mu);
+  see_locked(st, name);
+  pthread_mutex_unlock(&st->state_mu);
+}
+
 static void sync_pools(rd_store *st, const gr_cluster_hooks *h) {
+  /* The pools seen before this look: one of them that the store no
+   * longer has was closed elsewhere. One found here meanwhile (a lookup
+   * fetched it: rd_pool_seen) is not judged by this look, which may
+   * have read the names before it was made. */
+  pthread_mutex_lock(&st->state_mu);
+  char **before = st->pools_seen;
+  size_t nbefore = st->npools_seen;
+  st->pools_seen = NULL;
+  st->npools_seen = 0;
+  pthread_mutex_unlock(&st->state_mu);
   char pools_key[RD_KEY_MAX];
   rd_store_key(st, pools_key, "pools", NULL);
   rd_args m = {0};
   rd_arg_s(&m, "SMEMBERS");
   rd_arg_s(&m, pools_key);
   redisReply *names = rd_command(st, &m);
-  if (!names || names->type != REDIS_REPLY_ARRAY) {
+  int read = names && names->type == REDIS_REPLY_ARRAY;
+  for (size_t k = 0; k < nbefore; k++) {
+    int still = !read;
+    for (size_t i = 0; read && i < names->elements && !still; i++)
+      still = strcmp(names->element[i]->str, before[k]) == 0;
+    if (!still && h->pool_gone)
+      h->pool_gone(h->ud, before[k]);
+    if (still) /* unread: judged at the next look */
+      rd_pool_seen(st, before[k]);
+    free(before[k]);
+  }
+  free(before);
+  if (!read) {
     if (names)
       freeReplyObject(names);
     return;
   }
-  /* Those seen at the last look and gone now were closed elsewhere (a
-   * pool made here since then was not seen: it is left alone). */
-  for (size_t k = 0; k < st->npools_seen; k++) {
-    int still = 0;
-    for (size_t i = 0; i < names->elements && !still; i++)
-      still = strcmp(names->element[i]->str, st->pools_seen[k]) == 0;
-    if (!still && h->pool_gone)
-      h->pool_gone(h->ud, st->pools_seen[k]);
-    free(st->pools_seen[k]);
-  }
-  free(st->pools_seen);
-  st->npools_seen = 0;
-  st->pools_seen = malloc((names->elements + 1) * sizeof *st->pools_seen);
-  for (size_t i = 0; i < names->elements && st->pools_seen; i++)
-    if ((st->pools_seen[st->npools_seen] = strdup(names->element[i]->str)))
-      st->npools_seen++;
+  pthread_mutex_lock(&st->state_mu);
+  for (size_t i = 0; i < names->elements; i++)
+    see_locked(st, names->element[i]->str);
+  pthread_mutex_unlock(&st->state_mu);
   for (size_t i = 0; i < names->elements; i++) {
     const char *name = names->element[i]->str;
     char def_key[RD_KEY_MAX];

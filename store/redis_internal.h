@@ -112,7 +112,8 @@ typedef struct rd_store {
   int cluster_started, cluster_stop; /* stop: under state_mu */
   gr_cluster_hooks hooks;            /* set before the thread starts */
   int64_t up_since; /* monotonic ms since which Redis answered (0: not) */
-  /* The pools the cluster thread saw defined at its last look (its own). */
+  /* The pools seen defined in the store (at the cluster thread's last
+   * look, or by a lookup since): under state_mu. */
   char **pools_seen;
   size_t npools_seen;
 } rd_store;
@@ -222,6 +223,9 @@ int rd_later_holds(rd_store *st, const st_live *live);
 /* Answers every write that waits as written (a freeze: the records stay
  * as they are for the next start). */
 void rd_later_flush_frozen(rd_store *st);
+/* A pool found defined in the store by a lookup (rd_pool_get): the next
+ * looks judge whether it was closed elsewhere. */
+void rd_pool_seen(rd_store *st, const char *name);
 /* Starts the cluster thread (at the open: the lease is renewed from then
  * on); 0, or -1. Stops it (a freeze, a destroy), waiting for it. */
 int rd_cluster_start(rd_store *st);

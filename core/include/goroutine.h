@@ -804,6 +804,11 @@ typedef struct gr_store_ops {
    * NULL: the store has one node's records. */
   int (*pool_figures)(gr_store *st, const char *pool, int64_t *queued,
                       int64_t *running);
+  /* Several nodes sharing the store: pool name's stored definition (one
+   * another node made), for a lookup that found no such pool here. GR_OK
+   * or GR_ENOTFOUND. NULL: the store has one node's pools. */
+  int (*pool_get)(gr_store *st, const char *name, int64_t *workers,
+                  int64_t *queue_size);
 } gr_store_ops;
 struct gr_store {
   const gr_store_ops *ops;
