@@ -205,9 +205,7 @@ static int add_answer(rd_store *st, add_cmds *c, redisReply **rep,
     rd_args del = {0};
     rd_arg_s(&del, "DEL");
     rd_arg_s(&del, c->index_key);
-    redisReply *gone = rd_command(st, &del);
-    if (gone)
-      freeReplyObject(gone);
+    rd_command_only(st, &del);
   }
   if (rc == GR_OK) {
     live->seq = c->seq;
@@ -1005,9 +1003,7 @@ static int drop_record(rd_store *st, const char *id) {
     rd_arg_s(&gone, "ZREM");
     rd_arg_s(&gone, done_key);
     rd_arg_s(&gone, id);
-    redisReply *r = rd_command(st, &gone);
-    if (r)
-      freeReplyObject(r);
+    rd_command_only(st, &gone);
     return 0;
   }
   char rec_key[KEY_MAX], all_key[KEY_MAX], idem_key[KEY_MAX];
@@ -1216,9 +1212,8 @@ static int rd_pool_put(gr_store *base, const char *name, int64_t workers,
   return rc;
 }
 
-static int rd_pool_get(gr_store *base, const char *name, int64_t *workers,
-                       int64_t *queue_size) {
-  rd_store *st = (rd_store *)base;
+int rd_pool_def(rd_store *st, const char *name, int64_t *workers,
+                int64_t *queue_size) {
   char def_key[KEY_MAX];
   rd_pool_key(st, def_key, name, "def", NULL);
   rd_args a = {0};
@@ -1227,18 +1222,27 @@ static int rd_pool_get(gr_store *base, const char *name, int64_t *workers,
   rd_arg_s(&a, "workers");
   rd_arg_s(&a, "queue_size");
   redisReply *d = rd_command(st, &a);
-  int rc = GR_ENOTFOUND;
-  if (d && d->type == REDIS_REPLY_ARRAY && d->elements == 2 &&
-      d->element[0]->type == REDIS_REPLY_STRING &&
-      d->element[1]->type == REDIS_REPLY_STRING) {
-    *workers = strtoll(d->element[0]->str, NULL, 10);
-    *queue_size = strtoll(d->element[1]->str, NULL, 10);
-    rc = GR_OK;
-    rd_pool_seen(st, name);
+  int rc = -1;
+  if (d && d->type == REDIS_REPLY_ARRAY && d->elements == 2) {
+    rc = d->element[0]->type == REDIS_REPLY_STRING &&
+         d->element[1]->type == REDIS_REPLY_STRING;
+    if (rc) {
+      *workers = strtoll(d->element[0]->str, NULL, 10);
+      *queue_size = strtoll(d->element[1]->str, NULL, 10);
+    }
   }
   if (d)
     freeReplyObject(d);
   return rc;
+}
+
+static int rd_pool_get(gr_store *base, const char *name, int64_t *workers,
+                       int64_t *queue_size) {
+  rd_store *st = (rd_store *)base;
+  if (rd_pool_def(st, name, workers, queue_size) != 1)
+    return GR_ENOTFOUND;
+  rd_pool_seen(st, name); /* closed by another node: closed here too */
+  return GR_OK;
 }
 
 static int rd_pool_drop(gr_store *base, const char *name) {
@@ -1284,23 +1288,12 @@ static int restore_pools(rd_store *st, const gr_restore_fns *fns) {
   int rc = GR_OK;
   for (size_t i = 0; i < names->elements && rc == GR_OK; i++) {
     const char *name = names->element[i]->str;
-    char def_key[KEY_MAX];
-    rd_pool_key(st, def_key, name, "def", NULL);
-    rd_args a = {0};
-    rd_arg_s(&a, "HMGET");
-    rd_arg_s(&a, def_key);
-    rd_arg_s(&a, "workers");
-    rd_arg_s(&a, "queue_size");
-    redisReply *d = rd_command(st, &a);
-    if (!d || d->type != REDIS_REPLY_ARRAY || d->elements != 2) {
+    int64_t workers, queue_size;
+    int found = rd_pool_def(st, name, &workers, &queue_size);
+    if (found < 0)
       rc = GR_ESTORE;
-    } else if (d->element[0]->type == REDIS_REPLY_STRING &&
-               d->element[1]->type == REDIS_REPLY_STRING) {
-      rc = fns->pool(fns->ud, name, strtoll(d->element[0]->str, NULL, 10),
-                     strtoll(d->element[1]->str, NULL, 10));
-    }
-    if (d)
-      freeReplyObject(d);
+    else if (found)
+      rc = fns->pool(fns->ud, name, workers, queue_size);
   }
   freeReplyObject(names);
   return rc;

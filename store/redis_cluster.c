@@ -443,9 +443,7 @@ static void reap_one(rd_store *st, const char *member, const char *status,
     rd_arg_s(&a, "HDEL");
     rd_arg_s(&a, all);
     rd_arg_s(&a, member);
-    redisReply *r = rd_command(st, &a);
-    if (r)
-      freeReplyObject(r);
+    rd_command_only(st, &a);
   }
   taken_list l = {0};
   take_over(st, member, &l);
@@ -531,21 +529,9 @@ static void sync_pools(rd_store *st, const gr_cluster_hooks *h) {
   pthread_mutex_unlock(&st->state_mu);
   for (size_t i = 0; i < names->elements; i++) {
     const char *name = names->element[i]->str;
-    char def_key[RD_KEY_MAX];
-    rd_pool_key(st, def_key, name, "def", NULL);
-    rd_args a = {0};
-    rd_arg_s(&a, "HMGET");
-    rd_arg_s(&a, def_key);
-    rd_arg_s(&a, "workers");
-    rd_arg_s(&a, "queue_size");
-    redisReply *d = rd_command(st, &a);
-    if (d && d->type == REDIS_REPLY_ARRAY && d->elements == 2 &&
-        d->element[0]->type == REDIS_REPLY_STRING &&
-        d->element[1]->type == REDIS_REPLY_STRING)
-      h->pool(h->ud, name, strtoll(d->element[0]->str, NULL, 10),
-              strtoll(d->element[1]->str, NULL, 10));
-    if (d)
-      freeReplyObject(d);
+    int64_t workers, queue_size;
+    if (rd_pool_def(st, name, &workers, &queue_size) == 1)
+      h->pool(h->ud, name, workers, queue_size);
   }
   freeReplyObject(names);
 }

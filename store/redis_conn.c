@@ -326,6 +326,12 @@ redisReply *rd_command(rd_store *st, rd_args *a) {
   return rd_pipeline(st, cmds, 1, &r) == 0 ? r : NULL;
 }
 
+void rd_command_only(rd_store *st, rd_args *a) {
+  redisReply *r = rd_command(st, a);
+  if (r)
+    freeReplyObject(r);
+}
+
 int rd_reply_error(rd_store *st, const redisReply *r, const char *what) {
   if (!r)
     return 1; /* the store's error says why already */

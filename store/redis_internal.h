@@ -158,6 +158,9 @@ void rd_conns_free(rd_store *st);
 int rd_pipeline(rd_store *st, rd_args *const *cmds, int n, redisReply **out);
 /* One command; its reply, or NULL as rd_pipeline fails. */
 redisReply *rd_command(rd_store *st, rd_args *a);
+/* One command whose answer does not matter (a cleanup that a later pass
+ * does again if it fails). */
+void rd_command_only(rd_store *st, rd_args *a);
 /* 1 when r is NULL or a Redis error (noted as the store's error, naming
  * what was refused), else 0. */
 int rd_reply_error(rd_store *st, const redisReply *r, const char *what);
@@ -256,6 +259,9 @@ void rd_pool_key(const rd_store *st, char *out, const char *pool,
 /* PREFIX what (a key of the whole store). */
 void rd_store_key(const rd_store *st, char *out, const char *what,
                   const char *id);
+/* Pool name's stored definition: 1 (set), 0 (none), -1 (unreadable). */
+int rd_pool_def(rd_store *st, const char *name, int64_t *workers,
+                int64_t *queue_size);
 /* HGETALL of record id of pool; NULL when it cannot be read. */
 redisReply *rd_read_hash(rd_store *st, const char *pool, const char *id);
 
