@@ -594,7 +594,12 @@ test('the dashboard in Chromium', async (t) => {
         await page.click('tr[data-pool="browser-demo"] button');
         assert.ok(await page.locator('#retry-failed').isHidden());
         assert.ok(await page.locator('#close-pool').isHidden());
-        await page.locator('#list-body [data-field="id"] button').first().click();
+        // the list shows the pool's tasks once it has read them: a
+        // succeeded one of that pool, not a row of the list shown before
+        await page.waitForFunction(() => document.querySelector('#list-source').value === 'pool:browser-demo');
+        const done = page.locator('#list-body tr[data-state="succeeded"] [data-field="id"] button').first();
+        await done.waitFor();
+        await done.click();
         await waitForText(page, '#detail-state', /^succeeded$/);
         assert.ok(await page.locator('#detail-retry').isHidden());
         assert.ok(await page.locator('#detail-cancel').isHidden());
