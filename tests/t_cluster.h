@@ -164,7 +164,10 @@ static TS_UNUSED ts_resp final_record(ts_server *s, const char *pool,
   char path[160];
   snprintf(path, sizeof path, "/v1/pools/%s/tasks/%s", pool, id);
   for (;;) {
-    ts_resp r = ts_call(s, "GET", path, NULL, NULL);
+    ts_resp r;
+    CURLcode rc = try_call(s, "GET", path, NULL, &r);
+    ck_assert_msg(rc == CURLE_OK, "GET %s on %s: %s (its log: %s)", path,
+                  s->base, curl_easy_strerror(rc), s->log);
     ck_assert_msg(r.status == 200, "GET %s on %s: %ld %s", path, s->base,
                   r.status, r.body ? r.body : "");
     if (is_final(ts_str(&r, "state")))
