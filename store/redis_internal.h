@@ -79,7 +79,7 @@ typedef struct rd_store {
   } conns[RD_CONNS];
   atomic_uint next_conn;     /* where the next command looks first */
   char sha[RD_NSCRIPTS][41]; /* set at the open, read-only after */
-  atomic_int sha_known; /* set once at the open; read on any thread */
+  atomic_int sha_known;      /* set once at the open; read on any thread */
 
   pthread_mutex_t state_mu; /* what follows; a leaf */
   pthread_cond_t trim_cv;
