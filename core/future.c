@@ -717,6 +717,20 @@ int gr_future_settle(gr_future *f, const gr_record *r) {
   return 1;
 }
 
+int gr_future_snapshot_moved(gr_future *f, const gr_record *r) {
+  if (GR_STATE_FINAL(r->state))
+    return gr_future_settle(f, r);
+  gr__spin_lock(&f->lock);
+  int moved = f->snapshot && (f->state != r->state || f->attempt != r->attempt);
+  if (moved) {
+    f->state = r->state;
+    f->attempt = r->attempt;
+    f->started_ms = r->started_ms;
+  }
+  gr__spin_unlock(&f->lock);
+  return moved;
+}
+
 int gr_future_is_snapshot(gr_future *f) {
   gr__spin_lock(&f->lock);
   int snapshot = f->snapshot;

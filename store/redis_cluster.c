@@ -655,8 +655,9 @@ static int retry_later(rd_store *st) {
 #define WATCH_MS 100
 #define WATCH_BATCH 256
 
-/* Reads the watched records' states again; those that ended settle their
- * snapshots (their waiters wake). */
+/* Reads the watched records' states again: a snapshot follows its record
+ * (queued, running, queued again for a retry), and one that ended is
+ * settled (its waiters wake) and no longer watched. */
 static void settle_watched(rd_store *st) {
   st_live *e[WATCH_BATCH];
   size_t n = st_live_entries(&st->remote, e, WATCH_BATCH);
@@ -683,16 +684,18 @@ static void settle_watched(rd_store *st) {
   if (rd_pipeline(st, cmds, (int)n, rep) == 0) {
     for (size_t i = 0; i < n; i++) {
       int gone = rep[i] && rep[i]->type == REDIS_REPLY_NIL;
-      int ended = rep[i] && rep[i]->type == REDIS_REPLY_STRING &&
-                  atoi(rep[i]->str) >= GR_SUCCEEDED;
-      if (ended) {
+      int state =
+          rep[i] && rep[i]->type == REDIS_REPLY_STRING ? atoi(rep[i]->str) : -1;
+      int ended = 0;
+      if (state >= 0 &&
+          (GR_STATE_FINAL(state) || state != gr_future_state(e[i]->future))) {
         redisReply *h =
             rd_read_hash(st, e[i]->is_job ? NULL : e[i]->pool, e[i]->id);
         gr_record r;
-        if (h && rd_record_from_reply(h, &r, 0) == 0)
-          gr_future_settle(e[i]->future, &r);
-        else
-          ended = 0;
+        if (h && rd_record_from_reply(h, &r, 0) == 0) {
+          gr_future_snapshot_moved(e[i]->future, &r);
+          ended = GR_STATE_FINAL(r.state);
+        }
         if (h)
           freeReplyObject(h);
       }

@@ -980,6 +980,20 @@ START_TEST(another_nodes_work_is_a_snapshot_until_it_ends) {
   ck_assert_ptr_eq(again, f); /* one snapshot, watched */
   gr_future_unref(again);
   ck_assert_int_eq(gr_future_wait(f, 200), GR_RUNNING);
+  /* a queued one follows its record: queued, then running */
+  void *hq = add_ok(a, "task-q2", "web", NULL, NULL);
+  gr_future *q = b->ops->find(b, "task-q2", NULL, 0);
+  ck_assert_ptr_nonnull(q);
+  ck_assert_int_eq(gr_future_state(q), GR_QUEUED);
+  gr_record start = running_record("task-q2");
+  counted cq = {0};
+  a->ops->update(a, hq, &start, count_done, &cq);
+  ck_assert_int_eq(answered(&cq), 1);
+  for (int i = 0; i < 500 && gr_future_state(q) != GR_RUNNING; i++)
+    usleep(10000); /* up to 5 s: the next look */
+  ck_assert_int_eq(gr_future_state(q), GR_RUNNING);
+  ck_assert_int_eq(gr_future_is_snapshot(q), 1);
+  gr_future_unref(q);
   ck_assert_int_eq(update_to(a, h, "task-s", GR_FAILED, 1, "boom"), 1);
   ck_assert_int_eq(gr_future_wait(f, 5000), GR_FAILED); /* it woke */
   gr_result res;

@@ -835,6 +835,11 @@ int gr_future_is_snapshot(gr_future *f);
  * 1 when it did, 0 when r is not final or f is no snapshot, -1 when out
  * of memory. */
 int gr_future_settle(gr_future *f, const gr_record *r);
+/* The snapshot f's record as read again (r): a final one settles f (as
+ * gr_future_settle); an unfinished one gives f its state, attempt and
+ * start (queued, then running on its node, then queued for a retry).
+ * 1 when f changed, else 0 (or -1 as gr_future_settle). */
+int gr_future_snapshot_moved(gr_future *f, const gr_record *r);
 /* Makes pool name here from the definition another node stored, unless a
  * pool of that name is open here (nothing is written): GR_OK, or GR_ENAME,
  * GR_EINVAL, GR_EMAXPOOLS, GR_ENOMEM. */
