@@ -521,8 +521,7 @@ static int defer_write(rd_store *st, rd_write *w) {
   return 1;
 }
 
-/* Sends the kept writes in one round trip and answers each, in order. */
-static void send_deferred(rd_store *st, rd_write *list) {
+rd_write *rd_writes_send(rd_store *st, rd_write *list, int counted) {
   int total = 0;
   for (rd_write *d = list; d; d = d->next)
     total += d->n;
@@ -538,20 +537,45 @@ static void send_deferred(rd_store *st, rd_write *list) {
   } else {
     rd_set_failing(st, "the store %s ran out of memory", st->url);
   }
+  rd_write *kept = NULL, **tail = &kept;
   int i = 0;
   while (list) {
     rd_write *d = list;
     list = d->next;
     d->next = NULL;
-    int wait = rd_write_answer(st, d, sent ? &rep[i] : NULL);
-    i += d->n;
-    if (wait)
-      rd_later_push(st, d);
-    else
+    redisReply **answers = sent ? &rep[i] : NULL;
+    i += d->n; /* before d may be freed */
+    if (counted) {
+      pthread_mutex_lock(&st->state_mu);
+      d->live->later--;
+      pthread_mutex_unlock(&st->state_mu);
+    }
+    if (rd_write_answer(st, d, answers) == 0) {
       rd_write_free(d);
+      continue;
+    }
+    if (counted) {
+      pthread_mutex_lock(&st->state_mu);
+      d->live->later++;
+      pthread_mutex_unlock(&st->state_mu);
+    }
+    *tail = d;
+    tail = &d->next;
   }
   free(cmds);
   free(rep);
+  return kept;
+}
+
+/* Sends the kept writes in one round trip and answers each, in order;
+ * those that must wait go to the cluster thread. */
+static void send_deferred(rd_store *st, rd_write *list) {
+  rd_write *wait = rd_writes_send(st, list, 0);
+  while (wait) {
+    rd_write *d = wait;
+    wait = d->next;
+    rd_later_push(st, d);
+  }
 }
 
 static void rd_defer(gr_store *base, int on) {
@@ -636,12 +660,13 @@ static void rd_update(gr_store *base, void *handle, const gr_record *r,
    * that answers adds) goes to the cluster thread, which sends the claims
    * waiting in one round trip: the caller does not wait for Redis. */
   int hand_off = claim && tl_defer.depth == 0;
-  if (rd_later_holds(st, live) || tl_defer.depth > 0 || hand_off) {
+  int behind = rd_later_holds(st, live);
+  if (behind || tl_defer.depth > 0 || hand_off) {
     own = rd_write_new(cmds, n, live, final, claim, done, ud);
     if (!own) {
       rd_set_failing(st, "the store %s ran out of memory", st->url);
       done(ud, 0);
-    } else if (rd_later_holds(st, live)) {
+    } else if (behind) {
       rd_later_push(st, own);
     } else if (!defer_write(st, own)) {
       rd_later_push(st, own);
@@ -1265,8 +1290,7 @@ static int rd_pool_drop(gr_store *base, const char *name) {
  * ---------------------------------------------------------------------------
  */
 
-/* The members of set key (a reply to free), or NULL. */
-static redisReply *members(rd_store *st, const char *key) {
+redisReply *rd_members(rd_store *st, const char *key) {
   rd_args a = {0};
   rd_arg_s(&a, "SMEMBERS");
   rd_arg_s(&a, key);
@@ -1282,7 +1306,7 @@ static redisReply *members(rd_store *st, const char *key) {
 static int restore_pools(rd_store *st, const gr_restore_fns *fns) {
   char pools_key[KEY_MAX];
   rd_store_key(st, pools_key, "pools", NULL);
-  redisReply *names = members(st, pools_key);
+  redisReply *names = rd_members(st, pools_key);
   if (!names)
     return GR_ESTORE;
   int rc = GR_OK;

@@ -269,16 +269,9 @@ static int bury(rd_store *st, const char *member) {
 static int take_over(rd_store *st, const char *member, taken_list *l) {
   char used_key[RD_KEY_MAX];
   rd_store_key(st, used_key, "pools-used", NULL);
-  rd_args m = {0};
-  rd_arg_s(&m, "SMEMBERS");
-  rd_arg_s(&m, used_key);
-  redisReply *pools = rd_command(st, &m);
-  if (!pools || pools->type != REDIS_REPLY_ARRAY) {
-    rd_reply_error(st, pools, "a read of the pools");
-    if (pools)
-      freeReplyObject(pools);
+  redisReply *pools = rd_members(st, used_key);
+  if (!pools)
     return -1;
-  }
   int rc = 0;
   for (size_t i = 0; i <= pools->elements && rc == 0; i++) {
     /* the jobs last, whether or not a job was ever added */
@@ -502,11 +495,8 @@ static void sync_pools(rd_store *st, const gr_cluster_hooks *h) {
   pthread_mutex_unlock(&st->state_mu);
   char pools_key[RD_KEY_MAX];
   rd_store_key(st, pools_key, "pools", NULL);
-  rd_args m = {0};
-  rd_arg_s(&m, "SMEMBERS");
-  rd_arg_s(&m, pools_key);
-  redisReply *names = rd_command(st, &m);
-  int read = names && names->type == REDIS_REPLY_ARRAY;
+  redisReply *names = rd_members(st, pools_key);
+  int read = names != NULL;
   for (size_t k = 0; k < nbefore; k++) {
     int still = !read;
     for (size_t i = 0; read && i < names->elements && !still; i++)
@@ -601,49 +591,19 @@ void rd_later_flush_frozen(rd_store *st) {
  * and everything when Redis cannot be reached, waits on. Returns 1 when
  * some still wait. */
 static int retry_later(rd_store *st) {
-  rd_write *list = later_take(st);
-  if (!list)
+  rd_write *batch = later_take(st), *rest = batch;
+  if (!batch)
     return 0;
-  rd_write *batch[LATER_BATCH];
-  rd_args *cmds[LATER_BATCH * RD_WRITE_CMDS];
-  redisReply *rep[LATER_BATCH * RD_WRITE_CMDS];
-  int n = 0, ncmds = 0;
-  rd_write *rest = list;
-  while (rest && n < LATER_BATCH) {
-    batch[n++] = rest;
-    for (int k = 0; k < rest->n; k++)
-      cmds[ncmds++] = rest->cmds[k];
+  for (int n = 1; n < LATER_BATCH && rest->next; n++)
     rest = rest->next;
-  }
-  for (int i = 0; i < n; i++)
-    batch[i]->next = NULL;
-  int sent = rd_pipeline(st, cmds, ncmds, rep) == 0;
-  rd_write *kept = NULL, *kept_tail = NULL;
-  for (int i = 0, at = 0; i < n; i++) {
-    rd_write *w = batch[i];
-    redisReply **answers = &rep[at];
-    at += w->n; /* before w may be freed */
-    pthread_mutex_lock(&st->state_mu);
-    w->live->later--;
-    pthread_mutex_unlock(&st->state_mu);
-    if (rd_write_answer(st, w, sent ? answers : NULL) == 0) {
-      rd_write_free(w);
-      continue;
-    }
-    pthread_mutex_lock(&st->state_mu);
-    w->live->later++;
-    pthread_mutex_unlock(&st->state_mu);
-    if (kept_tail)
-      kept_tail->next = w;
-    else
-      kept = w;
-    kept_tail = w;
-  }
-  if (kept_tail) /* the ones not sent this time come after */
-    kept_tail->next = rest;
-  else
-    kept = rest;
-  kept_tail = NULL;
+  rd_write *last = rest;
+  rest = last->next; /* those not sent this time */
+  last->next = NULL;
+  rd_write *kept = rd_writes_send(st, batch, 1), **tail = &kept;
+  while (*tail)
+    tail = &(*tail)->next;
+  *tail = rest; /* after the ones kept, in order */
+  rd_write *kept_tail = NULL;
   for (rd_write *w = kept; w; w = w->next)
     kept_tail = w;
   later_put_back(st, kept, kept_tail);

@@ -218,6 +218,11 @@ rd_write *rd_write_new(rd_args *const *cmds, int n, st_live *live, int final,
  * Redis away: the caller keeps it for later; the replies are freed). A
  * write refused by fencing ends the process (rd_lease_lost). */
 int rd_write_answer(rd_store *st, rd_write *w, redisReply **rep);
+/* Sends the writes of list (linked, in order) in one round trip and
+ * answers each; returns those that must wait, in order (the others are
+ * freed). counted: they are counted in their records' `later` (the cluster
+ * thread's own), the count taken back while each is answered. */
+rd_write *rd_writes_send(rd_store *st, rd_write *list, int counted);
 /* Keeps w for the cluster thread, after the writes of its record that
  * wait already. */
 void rd_later_push(rd_store *st, rd_write *w);
@@ -262,6 +267,8 @@ void rd_store_key(const rd_store *st, char *out, const char *what,
 /* Pool name's stored definition: 1 (set), 0 (none), -1 (unreadable). */
 int rd_pool_def(rd_store *st, const char *name, int64_t *workers,
                 int64_t *queue_size);
+/* The members of set key (a reply to free), or NULL when unreadable. */
+redisReply *rd_members(rd_store *st, const char *key);
 /* HGETALL of record id of pool; NULL when it cannot be read. */
 redisReply *rd_read_hash(rd_store *st, const char *pool, const char *id);
 
