@@ -42,16 +42,50 @@ void rd_tag(const char *pool, char *out, size_t len) {
     snprintf(out, len, "{jobs}");
 }
 
+/* Copies s to out at *at, within KEY_MAX (one byte kept for the end). */
+static void key_put(char *out, size_t *at, const char *s) {
+  size_t n = strlen(s);
+  if (n > KEY_MAX - 1 - *at)
+    n = KEY_MAX - 1 - *at;
+  memcpy(out + *at, s, n);
+  *at += n;
+}
+
+/* Keys are built on every command of a task's path: by hand, not with
+ * snprintf, whose parsing of the format showed in a profile. */
 void rd_pool_key(const rd_store *st, char *out, const char *pool,
                  const char *what, const char *id) {
-  char tag[GR_POOL_NAME_MAX + 8];
-  rd_tag(pool, tag, sizeof tag);
-  snprintf(out, KEY_MAX, "%s%s:%s%s", st->prefix, tag, what, id ? id : "");
+  size_t at = 0;
+  key_put(out, &at, st->prefix);
+  if (pool && *pool) {
+    key_put(out, &at, "{p:");
+    key_put(out, &at, pool);
+    key_put(out, &at, "}:");
+  } else {
+    key_put(out, &at, "{jobs}:");
+  }
+  key_put(out, &at, what);
+  if (id)
+    key_put(out, &at, id);
+  out[at] = '\0';
 }
 
 void rd_store_key(const rd_store *st, char *out, const char *what,
                   const char *id) {
-  snprintf(out, KEY_MAX, "%s%s%s", st->prefix, what, id ? id : "");
+  size_t at = 0;
+  key_put(out, &at, st->prefix);
+  key_put(out, &at, what);
+  if (id)
+    key_put(out, &at, id);
+  out[at] = '\0';
+}
+
+/* "s:N", the name of state s's set (states are 0 to 5). */
+static void state_what(char *what, int s) {
+  what[0] = 's';
+  what[1] = ':';
+  what[2] = (char)('0' + (s >= 0 && s <= 9 ? s : 0));
+  what[3] = '\0';
 }
 
 /* The keys of a record's state sets, 0 to 5, appended to a. */
@@ -63,7 +97,7 @@ static void add_state_keys(const rd_store *st, rd_args *a, state_keys *sk,
                            const char *pool) {
   for (int s = 0; s <= GR_CANCELLED; s++) {
     char what[16];
-    snprintf(what, sizeof what, "s:%d", s);
+    state_what(what, s);
     rd_pool_key(st, sk->k[s], pool, what, NULL);
     rd_arg_s(a, sk->k[s]);
   }
@@ -133,8 +167,8 @@ typedef struct add_cmds {
 
 /* Fills c for record r (whose pointers must outlive c's use). */
 static void add_prepare(rd_store *st, const gr_record *r, add_cmds *c) {
-  memset(&c->index, 0, sizeof c->index);
-  memset(&c->used, 0, sizeof c->used);
+  rd_args_reset(&c->index);
+  rd_args_reset(&c->used);
   rd_store_key(st, c->index_key, "id:", r->id);
   rd_store_key(st, c->tags_key, "pools-used", NULL);
   rd_arg_s(&c->index, "SET");
@@ -148,7 +182,7 @@ static void add_prepare(rd_store *st, const gr_record *r, add_cmds *c) {
   rd_pool_key(st, c->rec_key, r->pool, "r:", r->id);
   rd_pool_key(st, c->all_key, r->pool, "all", NULL);
   char what[16];
-  snprintf(what, sizeof what, "s:%d", r->state);
+  state_what(what, r->state);
   rd_pool_key(st, c->state_key, r->pool, what, NULL);
   if (r->idem_key)
     rd_pool_key(st, c->idem_key, r->pool, "idem:", r->idem_key);
@@ -276,7 +310,7 @@ static void claim_command(rd_store *st, const gr_record *r, int from,
     snprintf(k->def, sizeof k->def, "%s", k->rec); /* jobs: no limit */
   for (int s = 0; s <= GR_RUNNING; s++) {
     char what[16];
-    snprintf(what, sizeof what, "s:%d", s);
+    state_what(what, s);
     rd_pool_key(st, k->sk.k[s], r->pool, what, NULL);
   }
   rd_eval_args(st, a, RD_CLAIM, 6);
@@ -620,7 +654,9 @@ static void rd_update(gr_store *base, void *handle, const gr_record *r,
    * node holds one already (a job's start after its claim). */
   int claim = r->state == GR_RUNNING && live->fence == 0;
   char done_key[KEY_MAX], deliveries_key[KEY_MAX];
-  rd_args finished = {0}, pending = {0};
+  rd_args finished, pending;
+  rd_args_reset(&finished);
+  rd_args_reset(&pending);
   rd_args *cmds[3] = {a};
   int n = 1;
   if (final) {
@@ -792,7 +828,7 @@ static size_t rd_list(gr_store *base, const char *pool, int state,
   if (state < 0)
     snprintf(what, sizeof what, "all");
   else
-    snprintf(what, sizeof what, "s:%d", state);
+    state_what(what, state);
   rd_pool_key(st, set_key, pool, what, NULL);
   rd_args a = {0};
   rd_arg_s(&a, "ZREVRANGEBYSCORE");
@@ -812,24 +848,46 @@ static size_t rd_list(gr_store *base, const char *pool, int state,
       freeReplyObject(ids);
     return 0;
   }
-  for (size_t i = 0; i < ids->elements && n < limit; i++) {
-    const char *id = ids->element[i]->str;
-    redisReply *rep = rd_read_hash(st, pool, id);
-    gr_record r;
-    if (rep && rd_record_from_reply(rep, &r, 0) == 0) {
-      gr_record_entry *e = &out[n];
-      e->future = entry_future(st, &r, pool);
-      if (e->future) {
-        snprintf(e->id, sizeof e->id, "%s", r.id);
-        snprintf(e->pool, sizeof e->pool, "%s", pool ? pool : "");
-        e->seq = r.seq;
-        e->changed_ms = 0;
-        n++;
-      }
+  /* The records, a chunk of them per round trip (a page of 100 used to
+   * cost 100 trips). */
+  enum { CHUNK = 32 };
+  rd_args *get = malloc(CHUNK * sizeof *get);
+  char(*keys)[KEY_MAX] = malloc(CHUNK * sizeof *keys);
+  rd_args *cmds[CHUNK];
+  redisReply *rep[CHUNK];
+  for (size_t at = 0; get && keys && at < ids->elements && n < limit;) {
+    int k = 0;
+    for (; k < CHUNK && at + (size_t)k < ids->elements; k++) {
+      rd_pool_key(st, keys[k], pool, "r:", ids->element[at + k]->str);
+      rd_args_reset(&get[k]);
+      rd_arg_s(&get[k], "HGETALL");
+      rd_arg_s(&get[k], keys[k]);
+      cmds[k] = &get[k];
     }
-    if (rep)
-      freeReplyObject(rep);
+    at += (size_t)k;
+    if (rd_pipeline(st, cmds, k, rep) != 0)
+      break;
+    for (int j = 0; j < k; j++) {
+      gr_record r;
+      if (n < limit && rd_record_from_reply(rep[j], &r, 0) == 0) {
+        gr_record_entry *e = &out[n];
+        e->future = entry_future(st, &r, pool);
+        if (e->future) {
+          snprintf(e->id, sizeof e->id, "%s", r.id);
+          snprintf(e->pool, sizeof e->pool, "%s", pool ? pool : "");
+          e->seq = r.seq;
+          e->changed_ms = 0;
+          n++;
+        }
+      }
+      if (rep[j])
+        freeReplyObject(rep[j]);
+    }
   }
+  if (!get || !keys)
+    rd_set_failing(st, "the store %s ran out of memory", st->url);
+  free(get);
+  free(keys);
   freeReplyObject(ids);
   return n;
 }

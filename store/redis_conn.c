@@ -8,6 +8,7 @@
 #include "redis_internal.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,9 +42,17 @@ void rd_arg_i(rd_args *a, int64_t v) {
     a->overflow = 1;
     return;
   }
-  char *b = a->num[a->nnum++];
-  snprintf(b, sizeof a->num[0], "%lld", (long long)v);
-  rd_arg_s(a, b);
+  char *b = a->num[a->nnum++], d[24];
+  uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+  int n = 0, len = 0;
+  do
+    d[n++] = (char)('0' + u % 10);
+  while ((u /= 10) > 0);
+  if (v < 0)
+    b[len++] = '-';
+  while (n > 0)
+    b[len++] = d[--n];
+  rd_arg(a, b, (size_t)len);
 }
 
 void rd_arg_f(rd_args *a, const char *fmt, ...) {
@@ -70,13 +79,14 @@ rd_args *rd_args_own(const rd_args *a) {
   size_t total = 0;
   for (int i = 0; i < a->n; i++)
     total += a->len[i];
-  rd_args *c = malloc(sizeof *c + total);
+  size_t head = offsetof(rd_args, num); /* the bytes follow the lengths */
+  rd_args *c = malloc(head + total);
   if (!c)
     return NULL;
   c->n = a->n;
-  c->nnum = 0;
+  c->nnum = RD_MAX_NUMS; /* no room for numbers */
   c->overflow = a->overflow;
-  char *at = (char *)(c + 1);
+  char *at = (char *)c + head;
   for (int i = 0; i < a->n; i++) {
     memcpy(at, a->v[i], a->len[i]);
     c->v[i] = at;
@@ -87,7 +97,7 @@ rd_args *rd_args_own(const rd_args *a) {
 }
 
 void rd_eval_args(rd_store *st, rd_args *a, int script, int nkeys) {
-  memset(a, 0, sizeof *a);
+  rd_args_reset(a);
   rd_arg_s(a, "EVALSHA");
   rd_arg_s(a, st->sha[script]);
   rd_arg_i(a, nkeys);
@@ -269,6 +279,51 @@ static int noscript(const redisReply *r) {
          strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
+/* Writes v in decimal at p; returns the end. */
+static char *put_size(char *p, size_t v) {
+  char d[24];
+  int n = 0;
+  do
+    d[n++] = (char)('0' + v % 10);
+  while ((v /= 10) > 0);
+  while (n > 0)
+    *p++ = d[--n];
+  return p;
+}
+
+/* Appends a to c's output in the protocol's form: formatted here in one
+ * pass (hiredis formats each argument through its printf-like sdscatfmt,
+ * a cost that shows in a profile of a busy node). 0, or -1 out of memory. */
+static int append_command(redisContext *c, const rd_args *a) {
+  size_t total = 16;
+  for (int i = 0; i < a->n; i++)
+    total += a->len[i] + 32;
+  char small[2048];
+  char *buf = total <= sizeof small ? small : malloc(total);
+  if (!buf)
+    return -1;
+  char *p = buf;
+  *p++ = '*';
+  p = put_size(p, (size_t)a->n);
+  *p++ = '\r';
+  *p++ = '\n';
+  for (int i = 0; i < a->n; i++) {
+    *p++ = '$';
+    p = put_size(p, a->len[i]);
+    *p++ = '\r';
+    *p++ = '\n';
+    if (a->len[i])
+      memcpy(p, a->v[i], a->len[i]);
+    p += a->len[i];
+    *p++ = '\r';
+    *p++ = '\n';
+  }
+  int rc = redisAppendFormattedCommand(c, buf, (size_t)(p - buf));
+  if (buf != small)
+    free(buf);
+  return rc == REDIS_OK ? 0 : -1;
+}
+
 int rd_pipeline(rd_store *st, rd_args *const *cmds, int n, redisReply **out) {
   for (int i = 0; i < n; i++) {
     out[i] = NULL;
@@ -284,8 +339,12 @@ int rd_pipeline(rd_store *st, rd_args *const *cmds, int n, redisReply **out) {
       break;
     int i, lost = 0, again = 0;
     for (i = 0; i < n; i++)
-      redisAppendCommandArgv(k->c, cmds[i]->n, (const char **)cmds[i]->v,
-                             cmds[i]->len);
+      if (append_command(k->c, cmds[i]) != 0)
+        break;
+    if (i < n) { /* out of memory: nothing of it is sent */
+      drop_locked(st, k, "out of memory");
+      break;
+    }
     for (i = 0; i < n; i++) {
       void *r = NULL;
       if (redisGetReply(k->c, &r) != REDIS_OK) {

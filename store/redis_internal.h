@@ -129,8 +129,16 @@ typedef struct rd_args {
   int n, nnum, overflow;
   const void *v[RD_MAX_ARGS];
   size_t len[RD_MAX_ARGS];
-  char num[RD_MAX_NUMS][32];
+  char num[RD_MAX_NUMS][32]; /* last: an owned copy (rd_args_own) has none */
 } rd_args;
+
+/* Empties a. Cheaper than zeroing the whole struct (about 4.6 KB), which a
+ * hot path would otherwise do for each command it builds. */
+static inline void rd_args_reset(rd_args *a) {
+  a->n = 0;
+  a->nnum = 0;
+  a->overflow = 0;
+}
 
 void rd_arg(rd_args *a, const void *p, size_t len);
 void rd_arg_s(rd_args *a, const char *s);
@@ -141,7 +149,8 @@ void rd_arg_f(rd_args *a, const char *fmt, ...)
  * as long as a; its numbers included). */
 void rd_args_append(rd_args *a, const rd_args *more);
 /* A copy of a that owns its bytes (one allocation, freed with free), or
- * NULL when out of memory. */
+ * NULL when out of memory. It has no room for numbers: it is sent as it
+ * is (rd_arg_i on it only marks it overflowed). */
 rd_args *rd_args_own(const rd_args *a);
 /* Starts a (emptied) as EVALSHA of script with nkeys keys to follow. */
 void rd_eval_args(rd_store *st, rd_args *a, int script, int nkeys);

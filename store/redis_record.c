@@ -6,6 +6,8 @@
  */
 #include "redis_internal.h"
 
+#include <assert.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,7 +64,8 @@ void rd_fields_delivery(rd_fields *f, const gr_delivery *d) {
 }
 
 void rd_fields_record(rd_fields *f, const gr_record *r, uint64_t seq) {
-  memset(f, 0, sizeof *f);
+  rd_args_reset(&f->set);
+  f->ndel = 0;
   const gr_work_options *o = &r->opts;
   set_int(f, "seq", (int64_t)seq);
   set_text(f, "id", r->id);
@@ -98,7 +101,8 @@ void rd_fields_record(rd_fields *f, const gr_record *r, uint64_t seq) {
 }
 
 void rd_fields_update(rd_fields *f, const gr_record *r) {
-  memset(f, 0, sizeof *f);
+  rd_args_reset(&f->set);
+  f->ndel = 0;
   int final = GR_STATE_FINAL(r->state);
   set_int(f, "state", r->state);
   set_int(f, "attempt", r->attempt);
@@ -144,62 +148,126 @@ static const void *blob(const redisReply *v, size_t *len) {
   return v ? v->str : NULL;
 }
 
-/* The value of field name in an HGETALL reply, or NULL. */
-static const redisReply *field(const redisReply *reply, const char *name) {
+/* The fields a record is read back from, in strcmp order (bsearch). */
+static const char *const known[] = {
+    "attempt",
+    "backoff_ms",
+    "callback",
+    "callback_at",
+    "callback_attempts",
+    "callback_error",
+    "callback_state",
+    "callback_status",
+    "created_ms",
+    "error",
+    "finished_ms",
+    "function",
+    "function_version",
+    "history",
+    "id",
+    "idem_digest",
+    "idem_key",
+    "job_max_goroutines",
+    "job_memory_limit",
+    "max_attempts",
+    "memory_limit",
+    "pool",
+    "profile",
+    "progress",
+    "progress_message",
+    "progress_ms",
+    "request_id",
+    "result_flags",
+    "results",
+    "seq",
+    "source",
+    "started_ms",
+    "state",
+    "timeout_ms",
+    "traceparent",
+    "work",
+};
+#define NKNOWN (sizeof known / sizeof *known)
+
+/* An HGETALL reply's values by known field: one pass over the reply, not
+ * one scan of it per field read. */
+typedef struct fieldset {
+  const redisReply *reply;
+  const redisReply *v[NKNOWN];
+} fieldset;
+
+static int by_name(const void *key, const void *entry) {
+  return strcmp(key, *(const char *const *)entry);
+}
+
+static void index_fields(const redisReply *reply, fieldset *fs) {
+  memset(fs, 0, sizeof *fs);
+  fs->reply = reply;
   for (size_t i = 0; i + 1 < reply->elements; i += 2) {
-    const redisReply *k = reply->element[i];
-    if (k->type == REDIS_REPLY_STRING && strcmp(k->str, name) == 0)
-      return reply->element[i + 1]->type == REDIS_REPLY_STRING
-                 ? reply->element[i + 1]
-                 : NULL;
+    const redisReply *k = reply->element[i], *v = reply->element[i + 1];
+    if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+      continue;
+    const char *const *at =
+        bsearch(k->str, known, NKNOWN, sizeof *known, by_name);
+    if (at && !fs->v[at - known]) /* the first of a name, as a scan finds */
+      fs->v[at - known] = v;
   }
-  return NULL;
+}
+
+/* The value of field name, or NULL. */
+static const redisReply *field(const fieldset *fs, const char *name) {
+  const char *const *at = bsearch(name, known, NKNOWN, sizeof *known, by_name);
+  assert(at); /* every name read is in known */
+  return at ? fs->v[at - known] : NULL;
 }
 
 int rd_record_from_reply(const redisReply *reply, gr_record *r, int with_work) {
   memset(r, 0, sizeof *r);
-  if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
-      !field(reply, "id") || !field(reply, "state"))
+  if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2)
+    return -1;
+  fieldset fs;
+  index_fields(reply, &fs);
+  if (!field(&fs, "id") || !field(&fs, "state"))
     return -1;
   gr_work_options *o = &r->opts;
-  r->seq = (uint64_t)num(field(reply, "seq"));
-  r->id = text(field(reply, "id"));
-  r->pool = text(field(reply, "pool"));
-  r->state = (int)num(field(reply, "state"));
-  r->attempt = (int)num(field(reply, "attempt"));
-  r->created_ms = num(field(reply, "created_ms"));
-  r->started_ms = num(field(reply, "started_ms"));
-  r->finished_ms = num(field(reply, "finished_ms"));
-  o->profile = (int)num(field(reply, "profile"));
-  o->result_flags = (int)num(field(reply, "result_flags"));
-  o->timeout_ms = num(field(reply, "timeout_ms"));
-  o->memory_limit = (uint64_t)num(field(reply, "memory_limit"));
-  o->job_memory_limit = (uint64_t)num(field(reply, "job_memory_limit"));
-  o->job_max_goroutines = (uint32_t)num(field(reply, "job_max_goroutines"));
-  o->max_attempts = (int)num(field(reply, "max_attempts"));
-  o->backoff_ms = num(field(reply, "backoff_ms"));
-  r->values = blob(field(reply, "results"), &r->values_len);
-  r->error = text(field(reply, "error"));
-  r->history = blob(field(reply, "history"), &r->history_len);
-  r->idem_key = text(field(reply, "idem_key"));
-  r->idem_digest = text(field(reply, "idem_digest"));
-  r->function = text(field(reply, "function"));
-  r->function_version = num(field(reply, "function_version"));
-  const redisReply *p = field(reply, "progress");
+  r->seq = (uint64_t)num(field(&fs, "seq"));
+  r->id = text(field(&fs, "id"));
+  r->pool = text(field(&fs, "pool"));
+  r->state = (int)num(field(&fs, "state"));
+  r->attempt = (int)num(field(&fs, "attempt"));
+  r->created_ms = num(field(&fs, "created_ms"));
+  r->started_ms = num(field(&fs, "started_ms"));
+  r->finished_ms = num(field(&fs, "finished_ms"));
+  o->profile = (int)num(field(&fs, "profile"));
+  o->result_flags = (int)num(field(&fs, "result_flags"));
+  o->timeout_ms = num(field(&fs, "timeout_ms"));
+  o->memory_limit = (uint64_t)num(field(&fs, "memory_limit"));
+  o->job_memory_limit = (uint64_t)num(field(&fs, "job_memory_limit"));
+  o->job_max_goroutines = (uint32_t)num(field(&fs, "job_max_goroutines"));
+  o->max_attempts = (int)num(field(&fs, "max_attempts"));
+  o->backoff_ms = num(field(&fs, "backoff_ms"));
+  r->values = blob(field(&fs, "results"), &r->values_len);
+  r->error = text(field(&fs, "error"));
+  r->history = blob(field(&fs, "history"), &r->history_len);
+  r->idem_key = text(field(&fs, "idem_key"));
+  r->idem_digest = text(field(&fs, "idem_digest"));
+  r->function = text(field(&fs, "function"));
+  r->function_version = num(field(&fs, "function_version"));
+  const redisReply *p = field(&fs, "progress");
   r->progress = p ? strtod(p->str, NULL) : 0;
-  r->progress_message = text(field(reply, "progress_message"));
-  r->progress_ms = num(field(reply, "progress_ms"));
-  r->callback = text(field(reply, "callback"));
-  r->delivery.state = (int)num(field(reply, "callback_state"));
-  r->delivery.attempts = (int)num(field(reply, "callback_attempts"));
-  r->delivery.last_status = (int)num(field(reply, "callback_status"));
-  r->delivery.last_error = text(field(reply, "callback_error"));
-  r->delivery.at_ms = num(field(reply, "callback_at"));
-  r->request_id = text(field(reply, "request_id"));
-  r->traceparent = text(field(reply, "traceparent"));
+  r->progress_message = text(field(&fs, "progress_message"));
+  r->progress_ms = num(field(&fs, "progress_ms"));
+  r->callback = text(field(&fs, "callback"));
+  r->delivery.state = (int)num(field(&fs, "callback_state"));
+  r->delivery.attempts = (int)num(field(&fs, "callback_attempts"));
+  r->delivery.last_status = (int)num(field(&fs, "callback_status"));
+  r->delivery.last_error = text(field(&fs, "callback_error"));
+  r->delivery.at_ms = num(field(&fs, "callback_at"));
+  r->request_id = text(field(&fs, "request_id"));
+  r->traceparent = text(field(&fs, "traceparent"));
   if (with_work) {
-    r->work = blob(field(reply, "work"), &r->work_len);
-    r->source = blob(field(reply, "source"), &r->source_len);
+    r->work = blob(field(&fs, "work"), &r->work_len);
+    r->source = blob(field(&fs, "source"), &r->source_len);
   }
   return 0;
 }

@@ -42,7 +42,9 @@ if seq <= last then
 end
 redis.call('SET', KEYS[6], seq)
 redis.call('HSET', KEYS[1], unpack(ARGV, 6))
-redis.call('HSET', KEYS[1], 'seq', seq)
+if seq ~= tonumber(ARGV[2]) then -- the fields carry ARGV[2] as the seq
+  redis.call('HSET', KEYS[1], 'seq', seq)
+end
 redis.call('ZADD', KEYS[2], seq, ARGV[1])
 redis.call('ZADD', KEYS[3], seq, ARGV[1])
 redis.call('SADD', KEYS[5], ARGV[1])
@@ -62,7 +64,7 @@ return {'ok', seq}
 -- delete, their names, then name/value pairs (the state's among them).
 -- Answers 1, 0 when the record is gone, or -2 when this node may no
 -- longer write it (fenced: the record was taken over since).
-local cur = redis.call('HMGET', KEYS[1], 'state', 'node', 'started_ms')
+local cur = redis.call('HMGET', KEYS[1], 'state', 'node', 'started_ms', 'seq')
 local old = cur[1]
 if not old then
   return 0
@@ -77,29 +79,37 @@ if ARGV[5] ~= '1' then
     return -2
   end
 end
-local seq = redis.call('HGET', KEYS[1], 'seq')
 redis.call('ZREM', KEYS[2 + tonumber(old)], ARGV[1])
-redis.call('ZADD', KEYS[2 + tonumber(ARGV[2])], seq, ARGV[1])
+redis.call('ZADD', KEYS[2 + tonumber(ARGV[2])], cur[4], ARGV[1])
 local ndel = tonumber(ARGV[6])
 if ndel > 0 then
   redis.call('HDEL', KEYS[1], unpack(ARGV, 7, 6 + ndel))
 end
-if #ARGV > 6 + ndel then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 7 + ndel))
+local set = {}
+for i = 7 + ndel, #ARGV do
+  set[#set + 1] = ARGV[i]
 end
 if run then
   -- the start the claim stamped stays (its slot was held from then on)
   if cur[3] then
-    redis.call('HSET', KEYS[1], 'started_ms', cur[3])
+    set[#set + 1] = 'started_ms'
+    set[#set + 1] = cur[3]
   end
   redis.call('HDEL', KEYS[8], ARGV[1])
-elseif cur[3] and cur[3] ~= '0' and tonumber(ARGV[2]) >= 2 and
-    redis.call('HGET', KEYS[1], 'started_ms') == '0' then
+elseif cur[3] and cur[3] ~= '0' and tonumber(ARGV[2]) >= 2 then
   -- an attempt that was interrupted (taken over): it did start
-  redis.call('HSET', KEYS[1], 'started_ms', cur[3])
+  for i = 1, #set - 1, 2 do
+    if set[i] == 'started_ms' and set[i + 1] == '0' then
+      set[i + 1] = cur[3]
+    end
+  end
 end
 if ARGV[5] == '1' then
-  redis.call('HSET', KEYS[1], 'node', ARGV[3])
+  set[#set + 1] = 'node'
+  set[#set + 1] = ARGV[3]
+end
+if #set > 0 then
+  redis.call('HSET', KEYS[1], unpack(set))
 end
 if tonumber(ARGV[2]) >= 2 then
   redis.call('SREM', KEYS[9], ARGV[1])
@@ -144,10 +154,15 @@ local ndel = tonumber(ARGV[3])
 if ndel > 0 then
   redis.call('HDEL', KEYS[1], unpack(ARGV, 4, 3 + ndel))
 end
-if #ARGV > 3 + ndel then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 4 + ndel))
+local set = {}
+for i = 4 + ndel, #ARGV do
+  set[#set + 1] = ARGV[i]
 end
-redis.call('HSET', KEYS[1], 'started_ms', now, 'fence', fence)
+set[#set + 1] = 'started_ms' -- last: the claim's start wins
+set[#set + 1] = now
+set[#set + 1] = 'fence'
+set[#set + 1] = fence
+redis.call('HSET', KEYS[1], unpack(set))
 return {'ok', fence, now}
 
 -- @reap

@@ -275,6 +275,31 @@ START_TEST(lists_newest_first_with_a_cursor_and_a_state) {
 }
 END_TEST
 
+/* A page longer than the store reads in one round trip: every record in
+ * it, in order, whatever the page's length. */
+START_TEST(a_long_list_reads_every_record_in_order) {
+  gr_store *st = open_store();
+  enum { N = 70 };
+  for (int i = 0; i < N; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "task-%02d", i);
+    add_ok(st, id, "web", NULL, NULL);
+  }
+  char ids[64][GR_RECORD_ID_MAX];
+  uint64_t seqs[64];
+  ck_assert_uint_eq(list_ids(st, "web", -1, 0, ids, seqs, 64), 64);
+  for (int i = 0; i < 64; i++) {
+    char want[16];
+    snprintf(want, sizeof want, "task-%02d", N - 1 - i);
+    ck_assert_str_eq(ids[i], want);
+  }
+  ck_assert_uint_eq(list_ids(st, "web", -1, seqs[63], ids, seqs, 64), N - 64);
+  ck_assert_str_eq(ids[0], "task-05");
+  ck_assert_str_eq(ids[N - 65], "task-00");
+  st->ops->destroy(st);
+}
+END_TEST
+
 /* ---- restore
  * ------------------------------------------------------------------- */
 
@@ -1098,6 +1123,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, read_gives_the_record_with_its_work);
   tcase_add_test(tc, idempotency_keys);
   tcase_add_test(tc, lists_newest_first_with_a_cursor_and_a_state);
+  tcase_add_test(tc, a_long_list_reads_every_record_in_order);
   tcase_add_test(tc, restore_gives_pools_then_unfinished_records_in_order);
   tcase_add_test(tc, accepted_work_survives_a_kill_of_redis);
   tcase_add_test(tc, a_replay_reopens_a_finished_record);
