@@ -696,16 +696,30 @@ const char *gr_record_store_name(gr_runtime *rt) {
 static const char id_digits[] =
     "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
 
+/* 16 bytes from the kernel's random generator into out; 0, or -1 when it
+ * fails (not expected on Linux >= 3.17). A thread takes them 256 bytes at
+ * a time (at most 256 bytes are never cut short by a signal): a record
+ * then pays a system call once in 16, not each time, and its id is as
+ * unpredictable as before. */
+static int random16(uint8_t *out) {
+  static _Thread_local struct {
+    uint8_t b[256];
+    size_t at;
+  } rnd = {.at = 256};
+  if (rnd.at + 16 > sizeof rnd.b) {
+    if (getrandom(rnd.b, sizeof rnd.b, 0) != (ssize_t)sizeof rnd.b)
+      return -1;
+    rnd.at = 0;
+  }
+  memcpy(out, rnd.b + rnd.at, 16);
+  memset(rnd.b + rnd.at, 0, 16); /* handed out once */
+  rnd.at += 16;
+  return 0;
+}
+
 void gr__record_new_id(const char *prefix, char *id) {
   uint8_t rnd[17];
-  size_t got = 0;
-  while (got < 16) {
-    ssize_t n = getrandom(rnd + got, 16 - got, 0);
-    if (n <= 0)
-      break; /* not expected on Linux >= 3.17; fall back below */
-    got += (size_t)n;
-  }
-  if (got < 16) {
+  if (random16(rnd) != 0) {
     uint64_t a = (uint64_t)gr_now_ns(), b = (uint64_t)(uintptr_t)id ^ a * 31;
     memcpy(rnd, &a, 8);
     memcpy(rnd + 8, &b, 8);
