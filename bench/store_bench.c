@@ -46,7 +46,8 @@
  * line: the rate, p50 and p99 of each task's end-to-end latency
  * (created_at -> finished_at of its record) and of the 202, and how many
  * records the list showed succeeded, in another state, or not at all. No
- * GOROUTINED argument is needed then.
+ * GOROUTINED argument is needed then. TARGET_BODY replaces each submit's
+ * JSON body (bench/redis_peer.sh sends its peer's `a + b` job).
  */
 #include <curl/curl.h>
 #include <jansson.h>
@@ -418,6 +419,9 @@ static void run_targets(const char *targets, long total) {
       die("a node did not see the pool within 30 s");
   }
   long each = total / CLIENTS, want = each * CLIENTS;
+  /* TARGET_BODY: each submit's JSON body (default `return 1+1`) */
+  const char *body = getenv("TARGET_BODY") ? getenv("TARGET_BODY")
+                                           : "{\"code\":\"return 1+1\"}";
   double *accept = calloc((size_t)want, sizeof *accept);
   double *e2e = calloc((size_t)want, sizeof *e2e);
   submitter sb[MAX_CLIENTS];
@@ -426,7 +430,7 @@ static void run_targets(const char *targets, long total) {
   for (int i = 0; i < CLIENTS; i++) {
     sb[i] = (submitter){.count = each,
                         .latency = accept + i * each,
-                        .code = "{\"code\":\"return 1+1\"}",
+                        .code = body,
                         .spread = nodes,
                         .nspread = n,
                         .first = i % n};
