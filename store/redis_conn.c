@@ -23,6 +23,18 @@ static const char *const script_names[RD_NSCRIPTS] = {
 /* ---- arguments ------------------------------------------------------------
  */
 
+/* Writes v in decimal at p; returns the end. */
+static char *put_size(char *p, uint64_t v) {
+  char d[24];
+  int n = 0;
+  do
+    d[n++] = (char)('0' + v % 10);
+  while ((v /= 10) > 0);
+  while (n > 0)
+    *p++ = d[--n];
+  return p;
+}
+
 void rd_arg(rd_args *a, const void *p, size_t len) {
   if (a->n >= RD_MAX_ARGS) {
     a->overflow = 1;
@@ -42,17 +54,11 @@ void rd_arg_i(rd_args *a, int64_t v) {
     a->overflow = 1;
     return;
   }
-  char *b = a->num[a->nnum++], d[24];
-  uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-  int n = 0, len = 0;
-  do
-    d[n++] = (char)('0' + u % 10);
-  while ((u /= 10) > 0);
+  char *b = a->num[a->nnum++], *end = b;
   if (v < 0)
-    b[len++] = '-';
-  while (n > 0)
-    b[len++] = d[--n];
-  rd_arg(a, b, (size_t)len);
+    *end++ = '-';
+  end = put_size(end, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
+  rd_arg(a, b, (size_t)(end - b));
 }
 
 void rd_arg_f(rd_args *a, const char *fmt, ...) {
@@ -277,18 +283,6 @@ int rd_connect(rd_store *st) {
 static int noscript(const redisReply *r) {
   return r && r->type == REDIS_REPLY_ERROR &&
          strncmp(r->str, "NOSCRIPT", 8) == 0;
-}
-
-/* Writes v in decimal at p; returns the end. */
-static char *put_size(char *p, size_t v) {
-  char d[24];
-  int n = 0;
-  do
-    d[n++] = (char)('0' + v % 10);
-  while ((v /= 10) > 0);
-  while (n > 0)
-    *p++ = d[--n];
-  return p;
 }
 
 /* Appends a to c's output in the protocol's form: formatted here in one
