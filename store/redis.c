@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #define DEFAULT_MAX_FINISHED 10000
@@ -267,7 +268,7 @@ static int add_new(rd_store *st, const gr_record *r, st_live *live,
 typedef struct write_keys {
   state_keys sk;
   char rec[KEY_MAX], running[KEY_MAX], own[KEY_MAX], fence[KEY_MAX],
-      def[KEY_MAX];
+      def[KEY_MAX], watched[KEY_MAX];
   char fence_num[32];
 } write_keys;
 
@@ -280,11 +281,13 @@ static void update_command(rd_store *st, const gr_record *r, const rd_fields *f,
   rd_pool_key(st, k->rec, r->pool, "r:", r->id);
   rd_pool_key(st, k->running, r->pool, "running", NULL);
   rd_pool_key(st, k->own, r->pool, "own:", st->node);
-  rd_eval_args(st, a, RD_UPDATE, 9);
+  rd_pool_key(st, k->watched, r->pool, "watched", NULL);
+  rd_eval_args(st, a, RD_UPDATE, 10);
   rd_arg_s(a, k->rec);
   add_state_keys(st, a, &k->sk, r->pool);
   rd_arg_s(a, k->running);
   rd_arg_s(a, k->own);
+  rd_arg_s(a, k->watched);
   rd_arg_s(a, r->id);
   rd_arg_i(a, r->state);
   rd_arg_s(a, st->node);
@@ -313,13 +316,15 @@ static void claim_command(rd_store *st, const gr_record *r, int from,
     state_what(what, s);
     rd_pool_key(st, k->sk.k[s], r->pool, what, NULL);
   }
-  rd_eval_args(st, a, RD_CLAIM, 6);
+  rd_pool_key(st, k->watched, r->pool, "watched", NULL);
+  rd_eval_args(st, a, RD_CLAIM, 7);
   rd_arg_s(a, k->rec);
   rd_arg_s(a, k->sk.k[from == GR_RUNNING ? GR_RUNNING : GR_QUEUED]);
   rd_arg_s(a, k->sk.k[GR_RUNNING]);
   rd_arg_s(a, k->running);
   rd_arg_s(a, k->fence);
   rd_arg_s(a, k->def);
+  rd_arg_s(a, k->watched);
   rd_arg_s(a, r->id);
   rd_arg_s(a, st->node);
   rd_fields_append(a, f);
@@ -773,7 +778,17 @@ static gr_future *rd_find(gr_store *base, const char *id, char *pool,
         f = other;
       }
     } else if (e) {
-      rd_cluster_wake(st);
+      /* Its owner publishes its changes from now on; what changed before
+       * (since the read above) the cluster thread reads again at once. */
+      char watched[KEY_MAX];
+      rd_pool_key(st, watched, in[0] ? in : NULL, "watched", NULL);
+      rd_args add;
+      rd_args_reset(&add);
+      rd_arg_s(&add, "SADD");
+      rd_arg_s(&add, watched);
+      rd_arg_s(&add, id);
+      rd_command_only(st, &add);
+      rd_cluster_recheck(st);
     }
   }
   if (rep)
@@ -1690,6 +1705,8 @@ static void store_free(rd_store *st) {
   if (st->trimmer_started)
     pthread_join(st->trimmer, NULL);
   rd_cluster_stop(st);
+  if (st->sub_stop_fd >= 0)
+    close(st->sub_stop_fd);
   rd_later_flush_frozen(st);
   if (st->node[0])
     rd_node_leave(st);
@@ -1773,6 +1790,9 @@ gr_store *gr_store_redis_open(const gr_redis_options *o, char *err,
   pthread_cond_init(&st->sent_cv, NULL);
   pthread_cond_init(&st->cluster_cv, NULL);
   st->lease_ms = o->lease_ms > 0 ? o->lease_ms : 3000;
+  st->watch_poll_ms = o->watch_poll_ms > 0 ? o->watch_poll_ms : 1000;
+  atomic_init(&st->watch_now, 0);
+  st->sub_stop_fd = -1;
   if (rd_connect(st) != 0) {
     rd_error(&st->base, err, errlen);
     store_free(st);

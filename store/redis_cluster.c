@@ -22,14 +22,20 @@
  * - once a second, makes here the pools other nodes defined (hooks.pool);
  * - sends again the writes that wait: a claim of a pool whose workers are
  *   all busy (every 25 ms), and writes made while Redis was away (in
- *   order, each record's after its earlier ones).
+ *   order, each record's after its earlier ones);
+ * - reads again the other nodes' records that someone here waits for,
+ *   when the subscriber thread hears that one changed, and once a second
+ *   (watch_poll_ms) in case a message was lost.
  */
 #include "redis_internal.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -612,7 +618,6 @@ static int retry_later(rd_store *st) {
 
 /* ---- other nodes' records waited for here ------------------------------ */
 
-#define WATCH_MS 100
 #define WATCH_BATCH 256
 
 /* Reads the watched records' states again: a snapshot follows its record
@@ -679,6 +684,105 @@ void rd_cluster_wake(rd_store *st) {
   pthread_mutex_unlock(&st->state_mu);
 }
 
+void rd_cluster_recheck(rd_store *st) {
+  atomic_store(&st->watch_now, 1);
+  rd_cluster_wake(st); /* the thread looks at watch_now under state_mu */
+}
+
+/* ---- the subscriber -------------------------------------------------------
+ * A connection of its own, subscribed to every pool's watched channel
+ * (PSUBSCRIBE PREFIX*watched, glob characters of the prefix escaped). A
+ * message names a record that changed: the cluster thread reads the
+ * watched records again. Each (re)subscription is followed by such a
+ * read too: what changed while no subscription was up is not missed. */
+
+#define SUB_POLL_MS 200
+#define SUB_RETRY_MS 500
+
+static int stopping_cluster(rd_store *st) {
+  pthread_mutex_lock(&st->state_mu);
+  int stop = st->cluster_stop;
+  pthread_mutex_unlock(&st->state_mu);
+  return stop;
+}
+
+/* The pattern of the watched channels: the prefix with *, ?, [, ] and \
+ * escaped, then "*watched". */
+static void watched_pattern(const rd_store *st, char *out, size_t len) {
+  size_t n = 0;
+  for (const char *p = st->prefix; *p && n + 2 < len; p++) {
+    if (strchr("*?[]\\", *p))
+      out[n++] = '\\';
+    out[n++] = *p;
+  }
+  snprintf(out + n, len - n, "*watched");
+}
+
+static redisContext *subscribe(rd_store *st) {
+  struct timeval tv = {st->timeout_ms / 1000, (st->timeout_ms % 1000) * 1000};
+  redisContext *c = redisConnectWithTimeout(st->host, st->port, tv);
+  if (!c || c->err) {
+    if (c)
+      redisFree(c);
+    return NULL;
+  }
+  redisSetTimeout(c, tv); /* for the subscription's answer */
+  char pattern[RD_KEY_MAX * 2];
+  watched_pattern(st, pattern, sizeof pattern);
+  redisReply *r = redisCommand(c, "PSUBSCRIBE %s", pattern);
+  int ok = r && r->type == REDIS_REPLY_ARRAY;
+  if (r)
+    freeReplyObject(r);
+  if (!ok) {
+    redisFree(c);
+    return NULL;
+  }
+  return c;
+}
+
+static void *subscriber_main(void *arg) {
+  rd_store *st = arg;
+  redisContext *c = NULL;
+  while (!stopping_cluster(st)) {
+    if (!c) {
+      c = subscribe(st);
+      if (!c) { /* Redis away: again soon, or at once when told to stop */
+        struct pollfd p = {.fd = st->sub_stop_fd, .events = POLLIN};
+        poll(&p, 1, SUB_RETRY_MS);
+        continue;
+      }
+      rd_cluster_recheck(st);
+    }
+    struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN},
+                          {.fd = st->sub_stop_fd, .events = POLLIN}};
+    int ready = poll(p, 2, SUB_POLL_MS);
+    if (ready == 0 || (ready < 0 && errno == EINTR) ||
+        (ready > 0 && !(p[0].revents & (POLLIN | POLLERR | POLLHUP))))
+      continue; /* nothing, or told to stop: the loop looks */
+    int lost = ready < 0 || redisBufferRead(c) != REDIS_OK;
+    int news = 0;
+    void *reply = NULL;
+    while (!lost && redisGetReplyFromReader(c, &reply) == REDIS_OK && reply) {
+      redisReply *m = reply;
+      if (m->type == REDIS_REPLY_ARRAY && m->elements == 4 &&
+          m->element[0]->type == REDIS_REPLY_STRING &&
+          strcmp(m->element[0]->str, "pmessage") == 0)
+        news = 1;
+      freeReplyObject(reply);
+      reply = NULL;
+    }
+    if (news)
+      rd_cluster_recheck(st);
+    if (lost || c->err) {
+      redisFree(c);
+      c = NULL;
+    }
+  }
+  if (c)
+    redisFree(c);
+  return NULL;
+}
+
 /* ---- the thread ------------------------------------------------------- */
 
 static void renew_lease(rd_store *st) {
@@ -733,9 +837,9 @@ static void *cluster_main(void *arg) {
       }
     }
     waiting = retry_later(st);
-    if (mono_ms() >= next_watch) {
+    if (atomic_exchange(&st->watch_now, 0) || mono_ms() >= next_watch) {
       settle_watched(st);
-      next_watch = mono_ms() + WATCH_MS;
+      next_watch = mono_ms() + st->watch_poll_ms;
     }
     st_live *any;
     watching = st_live_entries(&st->remote, &any, 1) > 0;
@@ -747,8 +851,8 @@ static void *cluster_main(void *arg) {
     pthread_mutex_lock(&st->state_mu);
     if (st->cluster_stop)
       break;
-    if (!waiting && st->later_head)
-      continue; /* pushed meanwhile: send it now */
+    if ((!waiting && st->later_head) || atomic_load(&st->watch_now))
+      continue; /* pushed or published meanwhile: now */
     int64_t wait = until - mono_ms();
     if (wait > 0) {
       struct timespec ts;
@@ -771,16 +875,30 @@ void rd_cluster_stop(rd_store *st) {
   st->cluster_stop = 1;
   int started = st->cluster_started;
   st->cluster_started = 0;
+  int subscribed = st->subscriber_started;
+  st->subscriber_started = 0;
   pthread_cond_signal(&st->cluster_cv);
   pthread_mutex_unlock(&st->state_mu);
   if (started)
     pthread_join(st->cluster, NULL);
+  if (subscribed) {
+    uint64_t one = 1; /* ends its poll (it looks at cluster_stop then) */
+    if (write(st->sub_stop_fd, &one, sizeof one) < 0) {
+      /* it sees cluster_stop within SUB_POLL_MS anyway */
+    }
+    pthread_join(st->subscriber, NULL);
+  }
 }
 
 int rd_cluster_start(rd_store *st) {
   if (pthread_create(&st->cluster, NULL, cluster_main, st) != 0)
     return -1;
   st->cluster_started = 1;
+  if (st->sub_stop_fd < 0)
+    st->sub_stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (st->sub_stop_fd >= 0 &&
+      pthread_create(&st->subscriber, NULL, subscriber_main, st) == 0)
+    st->subscriber_started = 1; /* else the cluster thread's reads do */
   return 0;
 }
 

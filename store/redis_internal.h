@@ -116,6 +116,15 @@ typedef struct rd_store {
    * look, or by a lookup since): under state_mu. */
   char **pools_seen;
   size_t npools_seen;
+  /* Other nodes' records waited for here: their changes come through
+   * Redis's Pub/Sub to the subscriber thread, which asks the cluster
+   * thread to read them again (watch_now); that thread also reads them
+   * every watch_poll_ms, in case a message was missed. */
+  atomic_int watch_now;
+  int64_t watch_poll_ms;
+  pthread_t subscriber;
+  int subscriber_started;
+  int sub_stop_fd; /* an eventfd: written to end the subscriber's wait */
 } rd_store;
 
 /* ---- commands (redis_conn.c) ----------------------------------------------
@@ -249,6 +258,8 @@ int rd_cluster_start(rd_store *st);
 /* Wakes the cluster thread (a record to watch, a write to send). */
 void rd_cluster_wake(rd_store *st);
 void rd_cluster_stop(rd_store *st);
+/* The cluster thread reads every watched record again now. */
+void rd_cluster_recheck(rd_store *st);
 /* Set while a record taken over is handed to the runtime (its add then
  * only makes it live here). */
 extern __thread int rd_adopting;

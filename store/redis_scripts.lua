@@ -9,6 +9,10 @@
 -- A record is a hash; a field that is absent is NULL (nothing stored).
 -- Field lists come as ARGV: a count of names to delete, those names, then
 -- name/value pairs to set.
+-- A record that a node waits for while another owns it is in its pool's
+-- "watched" set: a change of its state is then published on the channel
+-- named as that set (the watching nodes subscribe to those channels), and
+-- its end takes it out of the set.
 
 -- @add
 -- A new record, owned by the node that adds it. KEYS: 1 the record, 2
@@ -58,7 +62,8 @@ return {'ok', seq}
 -- retry, a final state, or a replay that makes a finished record run
 -- again; a claim is the claim script). KEYS: 1 the record, 2..7 the sets
 -- of states 0..5, 8 the pool's running hash, 9 the set of the pool's
--- unfinished records this node owns. ARGV: 1 id, 2 the new state, 3 this
+-- unfinished records this node owns, 10 the pool's watched set (and the
+-- channel its changes go to). ARGV: 1 id, 2 the new state, 3 this
 -- node, 4 the fence of its claim ("" when it holds none), 5 "1" when the
 -- record is made this node's (a replay), 6 the count of fields to
 -- delete, their names, then name/value pairs (the state's among them).
@@ -116,6 +121,12 @@ if tonumber(ARGV[2]) >= 2 then
 else
   redis.call('SADD', KEYS[9], ARGV[1])
 end
+if ARGV[2] ~= old and redis.call('SISMEMBER', KEYS[10], ARGV[1]) == 1 then
+  redis.call('PUBLISH', KEYS[10], ARGV[1])
+  if tonumber(ARGV[2]) >= 2 then
+    redis.call('SREM', KEYS[10], ARGV[1])
+  end
+end
 return 1
 
 -- @claim
@@ -123,7 +134,8 @@ return 1
 -- the whole cluster. KEYS: 1 the record, 2 the set of its state now, 3
 -- the set of RUNNING, 4 the pool's running hash (id -> "node fence"), 5
 -- its fence counter, 6 its definition (the jobs: the record's key again,
--- no limit). ARGV: 1 id, 2 this node, 3 the count of fields to delete,
+-- no limit), 7 the pool's watched set. ARGV: 1 id, 2 this node, 3 the
+-- count of fields to delete,
 -- their names, then name/value pairs. Answers {"ok", fence, started_ms},
 -- {"full"} (as many run as the pool has workers: try again later),
 -- {"lost"} (another node owns the record now) or {"gone"}.
@@ -163,6 +175,9 @@ set[#set + 1] = now
 set[#set + 1] = 'fence'
 set[#set + 1] = fence
 redis.call('HSET', KEYS[1], unpack(set))
+if cur[1] ~= '1' and redis.call('SISMEMBER', KEYS[7], ARGV[1]) == 1 then
+  redis.call('PUBLISH', KEYS[7], ARGV[1])
+end
 return {'ok', fence, now}
 
 -- @reap

@@ -1031,6 +1031,45 @@ START_TEST(another_nodes_work_is_a_snapshot_until_it_ends) {
 }
 END_TEST
 
+/* With the periodic look a minute apart, only what Redis publishes can
+ * move a snapshot: its record's start, then its end, reach the node that
+ * waits for it, and the end takes the record out of the watched set. */
+START_TEST(a_watched_records_changes_are_published_to_the_waiting_node) {
+  gr_store *a = open_node("pa");
+  gr_redis_options o = {.host = "127.0.0.1",
+                        .port = redis.port,
+                        .prefix = "t:",
+                        .node_id = "pb",
+                        .lease_ms = 1000,
+                        .watch_poll_ms = 60000};
+  char err[512];
+  gr_store *b = gr_store_redis_open(&o, err, sizeof err);
+  if (!b)
+    ck_abort_msg("open pb: %s", err);
+  void *h = add_ok(a, "task-p", "web", NULL, NULL);
+  gr_future *f = b->ops->find(b, "task-p", NULL, 0);
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(gr_future_state(f), GR_QUEUED);
+  ck_assert_str_eq(t_redis_cli(&redis, "SISMEMBER t:{p:web}:watched task-p"),
+                   "1");
+  gr_record start = running_record("task-p");
+  counted c = {0};
+  a->ops->update(a, h, &start, count_done, &c);
+  ck_assert_int_eq(answered(&c), 1);
+  for (int i = 0; i < 500 && gr_future_state(f) != GR_RUNNING; i++)
+    usleep(10000); /* up to 5 s, far less than the next look */
+  ck_assert_int_eq(gr_future_state(f), GR_RUNNING);
+  ck_assert_int_eq(update_to(a, h, "task-p", GR_SUCCEEDED, 1, NULL), 1);
+  ck_assert_int_eq(gr_future_wait(f, 5000), GR_SUCCEEDED);
+  ck_assert_int_eq(gr_future_is_snapshot(f), 0);
+  ck_assert_str_eq(t_redis_cli(&redis, "SISMEMBER t:{p:web}:watched task-p"),
+                   "0");
+  gr_future_unref(f);
+  a->ops->destroy(a);
+  b->ops->destroy(b);
+}
+END_TEST
+
 typedef struct adopted {
   pthread_mutex_t mu;
   int n;
@@ -1141,6 +1180,8 @@ static Suite *suite(void) {
   tcase_add_test(tc, deferred_updates_go_together_at_the_outer_undefer);
   tcase_add_test(tc, a_pools_workers_hold_across_nodes);
   tcase_add_test(tc, another_nodes_work_is_a_snapshot_until_it_ends);
+  tcase_add_test(tc,
+                 a_watched_records_changes_are_published_to_the_waiting_node);
   tcase_add_test(tc, a_gone_nodes_records_are_taken_over_once);
   tcase_add_test(tc, a_node_id_is_checked);
   suite_add_tcase(s, tc);

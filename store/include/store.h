@@ -43,14 +43,17 @@ typedef struct gr_sqlite_options {
 typedef struct gr_redis_options {
   const char *host;
   int port, db;
-  const char *prefix;  /* NULL: "goroutined:" */
-  int timeout_ms;      /* to connect and for each answer (0: 2 s) */
-  int64_t ttl_ms;      /* as gr_sqlite_options */
-  size_t max_finished; /* as gr_sqlite_options */
-  const char *node_id; /* this node's name (GR_NODE_ID_RULE; NULL: the
-                          host's name, "-", the pid) */
-  int64_t lease_ms;    /* how long a node's lease lasts unrenewed (0:
-                          3000; renewed six times as often) */
+  const char *prefix;    /* NULL: "goroutined:" */
+  int timeout_ms;        /* to connect and for each answer (0: 2 s) */
+  int64_t ttl_ms;        /* as gr_sqlite_options */
+  size_t max_finished;   /* as gr_sqlite_options */
+  const char *node_id;   /* this node's name (GR_NODE_ID_RULE; NULL: the
+                            host's name, "-", the pid) */
+  int64_t lease_ms;      /* how long a node's lease lasts unrenewed (0:
+                            3000; renewed six times as often) */
+  int64_t watch_poll_ms; /* how often the records of other nodes waited for
+                            here are read again besides the changes Redis
+                            publishes (0: 1000) */
 } gr_redis_options;
 
 /* A node's id: 1 to 64 letters, digits, '.', '_' or '-'. */
