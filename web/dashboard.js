@@ -704,7 +704,9 @@
     const th = el('th', '', 'mono');
     th.scope = 'row';
     th.dataset.field = 'id';
-    th.appendChild(button(id, `Open ${id}`, () => openRecord(list.items.find((r) => r.id === id)), 'link'));
+    // The row's own record when the list no longer has it: a row stays
+    // shown while another list loads (chooseList empties list.items first).
+    th.appendChild(button(id, `Open ${id}`, () => openRecord(list.items.find((r) => r.id === id) || tr.record), 'link'));
     tr.appendChild(th);
     for (const [field, cls] of [['state'], ['attempt', 'num'], ['created'], ['duration', 'num'], ['outcome', 'summary']]) {
       const td = el('td', '', cls);
@@ -733,6 +735,7 @@
     set('duration', runTime(rec.duration_ms));
     set('outcome', summary(rec));
     tr.dataset.state = rec.state;
+    tr.record = rec;
   }
 
   function renderList(problem) {

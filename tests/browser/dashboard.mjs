@@ -454,6 +454,8 @@ test('the dashboard in Chromium', async (t) => {
         const long = await call(base, 'POST', '/v1/pools/lists/tasks', { code: 'goroutine.sleep(60000)' });
         assert.equal(long.status, 202);
         await page.selectOption('#list-state', 'running');
+        // the running list itself, not a row of the list shown before it
+        await page.waitForFunction(() => [...document.querySelectorAll('#list-body tr')].every((tr) => tr.dataset.state === 'running'));
         await page.locator(`#list-body tr[data-id="${long.body.id}"]`).waitFor();
         await page.click(`#list-body tr[data-id="${long.body.id}"] [data-field="id"] button`);
         await waitForText(page, '#detail-state', /^running$/);
