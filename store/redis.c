@@ -264,12 +264,11 @@ static int add_new(rd_store *st, const gr_record *r, st_live *live,
   return rc;
 }
 
-/* The keys of an update or a claim, and the numbers they format. */
+/* The keys of an update or a claim. */
 typedef struct write_keys {
   state_keys sk;
   char rec[KEY_MAX], running[KEY_MAX], own[KEY_MAX], fence[KEY_MAX],
       def[KEY_MAX], watched[KEY_MAX];
-  char fence_num[32];
 } write_keys;
 
 /* The update script's command for record r changing as f says, into a
@@ -292,10 +291,9 @@ static void update_command(rd_store *st, const gr_record *r, const rd_fields *f,
   rd_arg_i(a, r->state);
   rd_arg_s(a, st->node);
   if (fence > 0)
-    snprintf(k->fence_num, sizeof k->fence_num, "%lld", (long long)fence);
+    rd_arg_i(a, fence);
   else
-    k->fence_num[0] = '\0';
-  rd_arg_s(a, k->fence_num);
+    rd_arg_s(a, ""); /* no claim held */
   rd_arg_s(a, reopen ? "1" : "0");
   rd_fields_append(a, f);
 }

@@ -90,10 +90,7 @@ local ndel = tonumber(ARGV[6])
 if ndel > 0 then
   redis.call('HDEL', KEYS[1], unpack(ARGV, 7, 6 + ndel))
 end
-local set = {}
-for i = 7 + ndel, #ARGV do
-  set[#set + 1] = ARGV[i]
-end
+local set = {unpack(ARGV, 7 + ndel)}
 if run then
   -- the start the claim stamped stays (its slot was held from then on)
   if cur[3] then
@@ -166,10 +163,7 @@ local ndel = tonumber(ARGV[3])
 if ndel > 0 then
   redis.call('HDEL', KEYS[1], unpack(ARGV, 4, 3 + ndel))
 end
-local set = {}
-for i = 4 + ndel, #ARGV do
-  set[#set + 1] = ARGV[i]
-end
+local set = {unpack(ARGV, 4 + ndel)}
 set[#set + 1] = 'started_ms' -- last: the claim's start wins
 set[#set + 1] = now
 set[#set + 1] = 'fence'

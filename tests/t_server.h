@@ -41,9 +41,10 @@ typedef struct ts_server {
   char base[64];
 } ts_server;
 
-/* Starts `goroutined serve --listen 127.0.0.1:0 ARGS...` with the extra
- * environment entries ("NAME=value"); its stderr goes to s->log. */
-static TS_UNUSED void ts_start(ts_server *s, const char *const *args,
+/* Forks `goroutined serve --listen 127.0.0.1:0 ARGS...` with the extra
+ * environment entries ("NAME=value"), in a folder of its own; its stderr
+ * goes to s->log. It does not wait for it to listen. */
+static TS_UNUSED void ts_spawn(ts_server *s, const char *const *args,
                                const char *const *env) {
   memset(s, 0, sizeof *s);
   s->status = -1;
@@ -68,11 +69,17 @@ static TS_UNUSED void ts_start(ts_server *s, const char *const *args,
     execv(argv[0], (char **)argv);
     _exit(127);
   }
+}
+
+/* ts_spawn, then waits until the server listens (its port in s->port). */
+static TS_UNUSED void ts_start(ts_server *s, const char *const *args,
+                               const char *const *env) {
+  ts_spawn(s, args, env);
   const char *mark = "listening on http://127.0.0.1:";
   const char *log = s->log; /* or the --log-file given */
-  for (int i = 4; i + 1 < argc; i++)
-    if (strcmp(argv[i], "--log-file") == 0)
-      log = argv[i + 1];
+  for (int i = 0; args && args[i] && args[i + 1]; i++)
+    if (strcmp(args[i], "--log-file") == 0)
+      log = args[i + 1];
   for (int i = 0; i < 1500 && !s->port; i++) { /* up to 15 s */
     usleep(10000);
     FILE *f = fopen(log, "r");
@@ -142,6 +149,24 @@ static TS_UNUSED int ts_stop(ts_server *s, int sig) {
 
 static TS_UNUSED void ts_cleanup(ts_server *s) {
   t_tmpdir_remove(s->dir);
+}
+
+/* Runs `goroutined serve --listen 127.0.0.1:0 ARGS...` until it exits, at
+ * most ms (a start that must be refused): its exit status (-1: it kept
+ * running and was killed), its stderr into err. */
+static TS_UNUSED int ts_serve_once(const char *const *args, int ms, char *err,
+                                   size_t errlen) {
+  ts_server s;
+  ts_spawn(&s, args, NULL);
+  if (ts_wait_exit(&s, ms) < 0) {
+    kill(s.pid, SIGKILL);
+    waitpid(s.pid, NULL, 0);
+  }
+  char *text = ts_read_file(s.log);
+  snprintf(err, errlen, "%s", text);
+  free(text);
+  ts_cleanup(&s);
+  return s.status;
 }
 
 /* ---- requests -------------------------------------------------------------

@@ -434,43 +434,6 @@ END_TEST
 
 /* ---- a bad --node-id -------------------------------------------------- */
 
-/* Runs serve with the extra options until it exits (at most 15 s): its
- * exit status (-1: it kept running, and was killed), its stderr into err.
- */
-static int serve_once(const char *const *extra, char *err, size_t errlen) {
-  char dir[64], log[128];
-  t_tmpdir_make(dir, "gr_node_id");
-  snprintf(log, sizeof log, "%s/stderr.log", dir);
-  const char *argv[16] = {GOROUTINED_BIN, "serve", "--listen", "127.0.0.1:0"};
-  for (int i = 0; extra[i] && i < 11; i++)
-    argv[4 + i] = extra[i];
-  pid_t pid = fork();
-  ck_assert_int_ge(pid, 0);
-  if (pid == 0) {
-    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 2);
-    close(fd);
-    if (chdir(dir) == 0)
-      execv(argv[0], (char **)argv);
-    _exit(127);
-  }
-  int st = -1;
-  for (int64_t end = gr_now_ms() + 15000; gr_now_ms() < end; usleep(10000))
-    if (waitpid(pid, &st, WNOHANG) == pid)
-      break;
-    else
-      st = -1;
-  if (st == -1) {
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-  }
-  char *text = ts_read_file(log);
-  snprintf(err, errlen, "%s", text);
-  free(text);
-  t_tmpdir_remove(dir);
-  return st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 START_TEST(bad_node_id_is_refused) {
   cluster c;
   cluster_start(&c, 1); /* n1 starts: a good id, on this Redis */
@@ -482,13 +445,13 @@ START_TEST(bad_node_id_is_refused) {
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     const char *extra[] = {"--store",    c.redis.url, "--node-id", bad[i],
                            "--lease-ms", LEASE_MS,    NULL};
-    int status = serve_once(extra, err, sizeof err);
+    int status = ts_serve_once(extra, 15000, err, sizeof err);
     ck_assert_msg(status == 2 && strstr(err, "--node-id"),
                   "--node-id '%s': exit %d, stderr: %s", bad[i], status, err);
   }
   const char *lease[] = {"--store",    c.redis.url, "--node-id", "n9",
                          "--lease-ms", "soon",      NULL};
-  int status = serve_once(lease, err, sizeof err);
+  int status = ts_serve_once(lease, 15000, err, sizeof err);
   ck_assert_msg(status == 2 && strstr(err, "--lease-ms"),
                 "--lease-ms soon: exit %d, stderr: %s", status, err);
   cluster_stop(&c);

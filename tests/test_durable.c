@@ -373,35 +373,8 @@ END_TEST
 /* Runs `goroutined serve` on store url until it exits (at most 20 s):
  * its status, and its stderr into err. */
 static int serve_once(const char *url, char *err, size_t errlen) {
-  char dir[64], log[128];
-  t_tmpdir_make(dir, "gr_refuse");
-  snprintf(log, sizeof log, "%s/stderr.log", dir);
-  pid_t pid = fork();
-  ck_assert_int_ge(pid, 0);
-  if (pid == 0) {
-    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 2);
-    close(fd);
-    execl(GOROUTINED_BIN, GOROUTINED_BIN, "serve", "--listen", "127.0.0.1:0",
-          "--store", url, (char *)NULL);
-    _exit(127);
-  }
-  int st = -1;
-  for (int i = 0; i < 2000; i++) {
-    if (waitpid(pid, &st, WNOHANG) == pid)
-      break;
-    usleep(10000);
-    st = -1;
-  }
-  if (st == -1) {
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-  }
-  char *text = ts_read_file(log);
-  snprintf(err, errlen, "%s", text);
-  free(text);
-  t_tmpdir_remove(dir);
-  return st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+  const char *args[] = {"--store", url, NULL};
+  return ts_serve_once(args, 20000, err, errlen);
 }
 
 START_TEST(corrupt_or_foreign_files_refuse_to_start) {

@@ -492,35 +492,8 @@ END_TEST
  * stderr into err. */
 static int refused_start(const char *option, const char *value, char *err,
                          size_t errlen) {
-  char dir[64], log[128];
-  t_tmpdir_make(dir, "gr_conv");
-  snprintf(log, sizeof log, "%s/stderr.log", dir);
-  pid_t pid = fork();
-  ck_assert_int_ge(pid, 0);
-  if (pid == 0) {
-    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 2);
-    close(fd);
-    execl(GOROUTINED_BIN, GOROUTINED_BIN, "serve", "--listen", "127.0.0.1:0",
-          "--store", "memory:", option, value, (char *)NULL);
-    _exit(127);
-  }
-  int st = -1;
-  for (int i = 0; i < 1000 && st == -1; i++) {
-    if (waitpid(pid, &st, WNOHANG) != pid) {
-      st = -1;
-      usleep(10000);
-    }
-  }
-  if (st == -1) {
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-  }
-  char *text = ts_read_file(log);
-  snprintf(err, errlen, "%s", text);
-  free(text);
-  t_tmpdir_remove(dir);
-  return st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+  const char *args[] = {"--store", "memory:", option, value, NULL};
+  return ts_serve_once(args, 10000, err, errlen);
 }
 
 START_TEST(a_bad_cors_origin_is_refused_at_start) {
