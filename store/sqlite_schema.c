@@ -30,6 +30,13 @@
 #define ST_SCHEMA_VERSION 6
 /* Every connection waits this long for another process's lock. */
 #define ST_BUSY_TIMEOUT_MS 5000
+/* A new file's page size (an existing file keeps its own). Every commit
+ * writes each page it changed whole into the WAL, and a task's commits
+ * change a few rows each, a few hundred bytes on a page or two apiece: with
+ * SQLite's 4 KB default, a task cost some 14 KB of WAL; with 1 KB pages,
+ * 6 KB. Measured here: the 202's p99 at 5,000 submits/s 1.0-1.45 ms against
+ * 1.65 ms, and 7% more submit-and-complete throughput. 512 was slower. */
+#define ST_PAGE_SIZE "1024"
 /* The WAL file is cut back to this size after a checkpoint. */
 #define ST_WAL_SIZE_LIMIT (64 * 1024 * 1024)
 /* Up to this size, opening reads every page once (PRAGMA quick_check,
@@ -414,7 +421,9 @@ static int open_writer(st_store *st, int sync_full, int64_t max_pages,
   st->wdb = connect(st, 1, err, errlen);
   if (!st->wdb)
     return -1;
-  int rc = exec(st->wdb, "BEGIN IMMEDIATE");
+  int rc = exec(st->wdb, "PRAGMA page_size = " ST_PAGE_SIZE);
+  if (rc == SQLITE_OK)
+    rc = exec(st->wdb, "BEGIN IMMEDIATE");
   if (rc != SQLITE_OK) {
     st_describe_error(st, st->wdb, rc, err, errlen);
     return -1;

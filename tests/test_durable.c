@@ -411,7 +411,7 @@ START_TEST(full_database_answers_503_and_loses_nothing) {
   char dir[64];
   t_tmpdir_make(dir, "gr_durable");
   ts_server s;
-  start_on(&s, dir, "?max_pages=64", "1000");
+  start_on(&s, dir, "?max_pages=256", "1000"); /* 1 KB pages */
   make_pool(&s, "f", 1, 100000);
   /* each task carries 8 KB: the 256 KB database fills within 60 of them */
   char *body = malloc(9000), ids[200][GR_RECORD_ID_MAX];

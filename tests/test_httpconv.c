@@ -559,7 +559,7 @@ START_TEST(readyz_is_503_while_the_store_cannot_write) {
   char url[200];
   char dir[64];
   t_tmpdir_make(dir, "gr_conv");
-  snprintf(url, sizeof url, "sqlite:%s/g.db?max_pages=64", dir);
+  snprintf(url, sizeof url, "sqlite:%s/g.db?max_pages=256", dir);
   const char *args[] = {
       "--workers", "1",          "--store", url, "--max-queued",
       "0",         "--grace-ms", "200",     NULL};

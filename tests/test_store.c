@@ -1113,7 +1113,7 @@ END_TEST
 /* ---- errors -------------------------------------------------------------- */
 
 START_TEST(a_full_database_refuses_writes_and_keeps_serving_reads) {
-  gr_sqlite_options o = {.max_pages = 60};
+  gr_sqlite_options o = {.max_pages = 240}; /* 1 KB pages */
   gr_store *st = open_with("full.db", &o);
   gr_future *live;
   void *live_h = add_ok(st, "task-live", "p", &live, NULL), *h;
@@ -1385,7 +1385,7 @@ START_TEST(add_async_refusals) {
 END_TEST
 
 START_TEST(add_async_on_a_full_database_answers_estore) {
-  gr_sqlite_options o = {.max_pages = 60};
+  gr_sqlite_options o = {.max_pages = 240}; /* 1 KB pages */
   gr_store *st = open_with("full.db", &o);
   char *big = malloc(6000);
   memset(big, 'w', 5999);
