@@ -17,6 +17,10 @@
 #      the same code from a file (content_by_lua_file, compiled once and
 #      cached by the Lua module), and against A (the same code shipped in
 #      "code" and compiled for each request).
+#   C  F's POST answered by bench/mhd_fixed with a fixed buffer, its
+#      connection memory sized as goroutined's: the ceiling of any server on
+#      libmicrohttpd for A and F (no routing, JSON or Lua at all), printed
+#      as a ratio to nginx-lua's F.
 # A and B again on a second goroutined at the default log level (a line per
 # request, to a file), to show what the log costs. Beside each figure: the
 # server's CPU time per request (user + system, from /proc, its threads or
@@ -388,13 +392,22 @@ mhd_port=$(free_port)
 "$mhd_fixed" "$mhd_port" &
 mhd_pid=$!
 pids+=("$mhd_pid")
+# The same, as the ceiling of the POSTs (C): 22,528 bytes of memory per
+# connection, what goroutined gives one with the default --max-head (16K)
+# and --max-url (8K) (http_connection_memory in server/http.c).
+mhdc_port=$(free_port)
+"$mhd_fixed" "$mhdc_port" 22528 &
+mhdc_pid=$!
+pids+=("$mhdc_pid")
 
 wait_listening "$gd_pid" "$gd_port" goroutined
 wait_listening "$gdl_pid" "$gdl_port" goroutined
 wait_listening "$nginx_pid" "$ng_port" nginx
 wait_listening "$mhd_pid" "$mhd_port" mhd_fixed
+wait_listening "$mhdc_pid" "$mhdc_port" mhd_fixed
 ng="http://127.0.0.1:$ng_port"
 mhd="http://127.0.0.1:$mhd_port"
+mhdc="http://127.0.0.1:$mhdc_port"
 
 # ---------------------------------------------------------------- checks
 cat >"$work/post_gd.lua" <<'EOF'
@@ -429,6 +442,8 @@ code=$(curl -s -m 10 -o "$work/pool.json" -w '%{http_code}' -X POST "$gd/v1/pool
 [ "$code" = 201 ] || die "creating pool bench: expected 201, got $code: $(cat "$work/pool.json")"
 check_answer "goroutined GET /v1/pools/bench" '"name":"bench"' "$gd/v1/pools/bench"
 check_answer "mhd_fixed GET" '"name":"bench"' "$mhd/v1/pools/bench"
+check_answer "mhd_fixed POST" '"name":"bench"' \
+  -X POST "$mhdc/v1/run" -H 'Content-Type: application/json' -d '{"function":"bench_add"}'
 code=$(curl -s -m 10 -o "$work/pool.json" -w '%{http_code}' -X POST "$gdl/v1/pools" \
   -H 'Content-Type: application/json' -d '{"name":"bench","workers":2}') || true
 [ "$code" = 201 ] || die "creating pool bench (info log): expected 201, got $code: $(cat "$work/pool.json")"
@@ -436,7 +451,8 @@ code=$(curl -s -m 10 -o "$work/pool.json" -w '%{http_code}' -X POST "$gdl/v1/poo
 # Whose CPU each scenario counts: nginx's master and its workers.
 nginx_all="$nginx_pid $(ps -o pid= --ppid "$nginx_pid" | tr '\n' ' ')"
 server_pids=([A_gd]="$gd_pid" [A_ng]="$nginx_all" [B_gd]="$gd_pid" [B_mhd]="$mhd_pid"
-  [A_gdl]="$gdl_pid" [B_gdl]="$gdl_pid" [F_gd]="$gd_pid" [F_ng]="$nginx_all")
+  [A_gdl]="$gdl_pid" [B_gdl]="$gdl_pid" [F_gd]="$gd_pid" [F_ng]="$nginx_all"
+  [C_mhd]="$mhdc_pid")
 
 # The machine's floor, measured now: figures of other machines compare as
 # multiples of it.
@@ -456,16 +472,17 @@ for ((run = 1; run <= RUNS; run++)); do
   bench B_gdl "$gdl/v1/pools/bench"
   bench F_gd "$gd/v1/run" "$work/post_fn.lua"
   bench F_ng "$ng/fn" "$work/post_fn.lua"
+  bench C_mhd "$mhdc/v1/run" "$work/post_fn.lua"
 done
 
 # Servers that died during the runs make the figures meaningless.
-for pid in "$gd_pid" "$gdl_pid" "$nginx_pid" "$mhd_pid"; do
+for pid in "$gd_pid" "$gdl_pid" "$nginx_pid" "$mhd_pid" "$mhdc_pid"; do
   kill -0 "$pid" 2>/dev/null || die "a server (pid $pid) died during the runs"
 done
 
 # ---------------------------------------------------------------- report
 declare -A med_r med_l med_c
-for key in A_gd A_ng A_gdl B_gd B_mhd B_gdl F_gd F_ng; do
+for key in A_gd A_ng A_gdl B_gd B_mhd B_gdl F_gd F_ng C_mhd; do
   # shellcheck disable=SC2086 # the lists are space-separated numbers
   med_r[$key]=$(median ${rps[$key]})
   # shellcheck disable=SC2086
@@ -491,6 +508,8 @@ rla=$(ratio "${med_r[A_gdl]}" "${med_r[A_gd]}")
 rlb=$(ratio "${med_r[B_gdl]}" "${med_r[B_gd]}")
 rf=$(ratio "${med_r[F_gd]}" "${med_r[F_ng]}")
 rfa=$(ratio "${med_r[F_gd]}" "${med_r[A_gd]}")
+rc=$(ratio "${med_r[C_mhd]}" "${med_r[F_ng]}")
+rcc=$(ratio "${med_c[F_ng]}" "${med_c[C_mhd]}")
 
 echo
 echo "HTTP benchmark, 127.0.0.1, wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, median of $RUNS run(s)"
@@ -504,18 +523,22 @@ row "B (fixed JSON body)" "minimal MHD" B_mhd
 row "B GET, default log level" "goroutined (info)" B_gdl
 row "F POST /v1/run stored function" goroutined F_gd
 row "F (content_by_lua_file)" nginx-lua F_ng
+row "C F's POST, fixed answer" "minimal MHD" C_mhd
 echo "ratios: A goroutined/nginx-lua = $ra (target >= 1.1: $(verdict "$ra" 1.1));" \
   "A CPU per request, nginx-lua/goroutined = $rca (target >= 1.0: $(verdict "$rca" 1.0));" \
   "B goroutined/MHD = $rb (target >= 1.0: $(verdict "$rb" 1.0))"
 echo "stored functions: F goroutined/nginx-lua = $rf (target >= 1.0: $(verdict "$rf" 1.0));" \
   "F against A (a stored function against the same code in \"code\") = $rfa"
+echo "the ceiling on libmicrohttpd: C minimal MHD/nginx-lua F = $rc, CPU per request" \
+  "nginx-lua F/C = $rcc (no server on libmicrohttpd does F faster than C)"
 echo "the default log level against warn: A $rla, B $rlb (target >= 0.95:" \
   "A $(verdict "$rla" 0.95), B $(verdict "$rlb" 0.95))"
 # shellcheck disable=SC2086 # the lists are space-separated numbers
 runs_of() { printf '%.0f ' ${rps[$1]} | sed 's/ $//'; }
 echo "each run, req/s: A goroutined $(runs_of A_gd) | A nginx-lua $(runs_of A_ng)" \
   "| A info $(runs_of A_gdl) | B goroutined $(runs_of B_gd) | B MHD $(runs_of B_mhd)" \
-  "| B info $(runs_of B_gdl) | F goroutined $(runs_of F_gd) | F nginx-lua $(runs_of F_ng)"
+  "| B info $(runs_of B_gdl) | F goroutined $(runs_of F_gd) | F nginx-lua $(runs_of F_ng)" \
+  "| C MHD $(runs_of C_mhd)"
 echo "versions: $("$goroutined" version 2>&1);" \
   "$(nginx -v 2>&1 | sed 's/^nginx version: //') + lua module $(dpkg-query -W -f='${Version}' libnginx-mod-http-lua);" \
   "$(wrk -v 2>&1 | head -1 | awk '{ print $1, $2, $3 }');" \

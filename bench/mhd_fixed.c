@@ -11,7 +11,12 @@
  * access handler (queuing it on the first call closes the connection after
  * each reply). It prints nothing but errors and exits 0 on SIGTERM/SIGINT.
  *
- * usage: mhd_fixed PORT
+ * With MEMORY, each connection gets MEMORY bytes of libmicrohttpd's pool
+ * (which it clears for every request) instead of the library's default of
+ * 32 KB: bench/http_bench.sh gives the one it runs as the ceiling of
+ * goroutined's POSTs what goroutined gives its own.
+ *
+ * usage: mhd_fixed PORT [MEMORY]
  */
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -57,10 +62,12 @@ static mhd_result on_request(void *cls, struct MHD_Connection *conn,
 }
 
 int main(int argc, char **argv) {
-  char *end = NULL;
-  long port = argc == 2 ? strtol(argv[1], &end, 10) : 0;
-  if (argc != 2 || *end != '\0' || port < 1 || port > 65535) {
-    fprintf(stderr, "usage: %s PORT\n", argv[0]);
+  char *end = NULL, *mem_end = NULL;
+  long port = argc >= 2 ? strtol(argv[1], &end, 10) : 0;
+  long memory = argc == 3 ? strtol(argv[2], &mem_end, 10) : 32 * 1024;
+  if (argc < 2 || argc > 3 || *end != '\0' || port < 1 || port > 65535 ||
+      (mem_end && *mem_end != '\0') || memory < 4096) {
+    fprintf(stderr, "usage: %s PORT [MEMORY]\n", argv[0]);
     return 2;
   }
 
@@ -92,7 +99,8 @@ int main(int argc, char **argv) {
       NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
       MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(cpus > 0 ? cpus : 1),
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
-      MHD_OPTION_CONNECTION_LIMIT, (unsigned int)10000, MHD_OPTION_END);
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned int)10000,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)memory, MHD_OPTION_END);
   if (!daemon) {
     fprintf(stderr, "mhd_fixed: cannot listen on 127.0.0.1:%ld\n", port);
     MHD_destroy_response(reply);
