@@ -54,14 +54,23 @@ static uint64_t next_random(void) {
   return s[1] + y;
 }
 
+/* v as 16 lowercase hex digits at out (no terminator): for the request id
+ * and the ETag of every answer (snprintf took some 2,000 instructions for
+ * the id alone). */
+static void put_hex64(char *out, uint64_t v) {
+  static const char digits[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; i--, v >>= 4)
+    out[i] = digits[v & 15];
+}
+
 void api_request_id(const char *given, char *out) {
   if (given && valid_request_id(given)) {
     memcpy(out, given, strlen(given) + 1);
     return;
   }
-  snprintf(out, API_REQUEST_ID_MAX + 1, "%016llx%016llx",
-           (unsigned long long)next_random(),
-           (unsigned long long)next_random());
+  put_hex64(out, next_random());
+  put_hex64(out + 16, next_random());
+  out[32] = '\0';
 }
 
 /* ---- traceparent -------------------------------------------------------- */
@@ -243,13 +252,22 @@ void api_answer_headers(api_ctx *api, const char *origin,
 
 /* ---- ETag and If-None-Match --------------------------------------------- */
 
-static uint64_t fnv1a(const char *p, size_t n) {
-  uint64_t h = 0xcbf29ce484222325u;
-  for (size_t i = 0; i < n; i++) {
-    h ^= (unsigned char)p[i];
-    h *= 0x100000001b3u;
+/* A 64-bit hash of a body, eight bytes a step: each step is a bijection of
+ * the state for a given word, so two bodies of one length that differ in
+ * one word always hash apart (the length is in the seed). An ETag only has
+ * to change when the body does; byte-at-a-time FNV-1a cost 1-2% of a
+ * stats GET. */
+static uint64_t body_hash(const char *p, size_t n) {
+  uint64_t h = 0x9e3779b97f4a7c15u ^ (uint64_t)n, w;
+  for (; n >= 8; p += 8, n -= 8) {
+    memcpy(&w, p, 8);
+    h = (h ^ w) * 0xff51afd7ed558ccdu;
+    h ^= h >> 32;
   }
-  return h;
+  w = 0;
+  memcpy(&w, p, n);
+  h = (h ^ w) * 0xc4ceb9fe1a85ec53u;
+  return h ^ (h >> 29);
 }
 
 /* Whether the If-None-Match list names tag ("*", or the tag with or
@@ -277,9 +295,10 @@ static int none_match_names(const char *list, const char *tag) {
 void api__etag(const api_request *req, api_response *r) {
   if (r->status != 200 || !r->body || r->stream)
     return;
-  char tag[24];
-  snprintf(tag, sizeof tag, "\"%016llx\"",
-           (unsigned long long)fnv1a(r->body, r->body_len));
+  char tag[19]; /* the hash in hex, quoted */
+  tag[0] = tag[17] = '"';
+  put_hex64(tag + 1, body_hash(r->body, r->body_len));
+  tag[18] = '\0';
   api__set_header(r, "ETag", "%s", tag);
   if (!req->if_none_match || !none_match_names(req->if_none_match, tag))
     return;

@@ -67,7 +67,16 @@ void api__set_header(api_response *r, const char *name, const char *fmt, ...) {
   h->name = name;
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(h->value, sizeof h->value, fmt, ap);
+  const char *plain = strchr(fmt, '%') ? NULL : fmt; /* a fixed value */
+  if (!plain && strcmp(fmt, "%s") == 0) /* most are: no printf for them */
+    plain = va_arg(ap, const char *);
+  if (plain) {
+    size_t n = strnlen(plain, sizeof h->value - 1);
+    memcpy(h->value, plain, n);
+    h->value[n] = '\0';
+  } else {
+    vsnprintf(h->value, sizeof h->value, fmt, ap);
+  }
   va_end(ap);
 }
 
