@@ -68,8 +68,11 @@ void api__set_header(api_response *r, const char *name, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   const char *plain = strchr(fmt, '%') ? NULL : fmt; /* a fixed value */
-  if (!plain && strcmp(fmt, "%s") == 0) /* most are: no printf for them */
+  if (!plain && strcmp(fmt, "%s") == 0) { /* most are: no printf for them */
     plain = va_arg(ap, const char *);
+    if (!plain)
+      plain = "(null)"; /* as printf has it */
+  }
   if (plain) {
     size_t n = strnlen(plain, sizeof h->value - 1);
     memcpy(h->value, plain, n);

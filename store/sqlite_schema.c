@@ -35,7 +35,8 @@
  * change a few rows each, a few hundred bytes on a page or two apiece: with
  * SQLite's 4 KB default, a task cost some 14 KB of WAL; with 1 KB pages,
  * 6 KB. Measured here: the 202's p99 at 5,000 submits/s 1.0-1.45 ms against
- * 1.65 ms, and 7% more submit-and-complete throughput. 512 was slower. */
+ * 1.65 ms, and a few percent more submit-and-complete throughput (within
+ * the noise). 512 was slower. */
 #define ST_PAGE_SIZE "1024"
 /* The WAL file is cut back to this size after a checkpoint. */
 #define ST_WAL_SIZE_LIMIT (64 * 1024 * 1024)

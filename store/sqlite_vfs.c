@@ -326,8 +326,8 @@ static int registered = SQLITE_ERROR;
 static void register_vfs(void) {
   /* Before SQLite's first use in the process: no count of the memory it
    * holds, which we never read and which took a mutex shared by every
-   * connection at each of its allocations (some 60 a task). Refused
-   * harmlessly when something used SQLite before. */
+   * connection at each of its allocations and frees. Refused harmlessly
+   * when something used SQLite before. */
   sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   base_vfs = sqlite3_vfs_find(ST_VFS_BASE);
   if (!base_vfs || base_vfs->iVersion < 2)
