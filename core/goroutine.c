@@ -193,7 +193,10 @@ int64_t gr__go_task(gr_runtime *rt, gr_spawn *s, struct gr_pool_task *task) {
   int64_t deadline = gr__job_deadline(g, now);
   if (deadline)
     gr__deadline_arm(g, deadline);
-  gr__enqueue(rt, g);
+  if (task)
+    gr__ready_in_order(rt, g);
+  else
+    gr__ready(rt, g);
   return id;
 }
 

@@ -238,6 +238,10 @@ struct gr_worker {
   pthread_cond_t cond; /* a BLOCKED goroutine waits here */
   gr_g *current;       /* under mu */
   int64_t slice_start_ns;
+  /* The goroutine this worker runs next (set under rt->runq_mu, only by
+   * the worker's own thread; taken by it, or spilled to the run queue by
+   * another). */
+  _Atomic(gr_g *) next;
   bool blocked; /* under mu */
   atomic_bool exited;
   gr_spare_state spare[GR_SPARE_STATES]; /* used by this worker only */
@@ -245,7 +249,20 @@ struct gr_worker {
 };
 
 /* The scheduler (sched.c). g is RUNNABLE when queued. */
+/* g goes to the back of the run queue (a preempted goroutine). */
 void gr__enqueue(gr_runtime *rt, gr_g *g);
+/* g was just made runnable (spawned or woken): on a worker's thread it
+ * becomes that worker's next goroutine, which wakes no other worker;
+ * elsewhere it goes to the run queue. */
+void gr__ready(gr_runtime *rt, gr_g *g);
+/* As gr__ready, but only between two slices, when the worker runs g at
+ * once: a pool's task may not overtake those queued before it. */
+void gr__ready_in_order(gr_runtime *rt, gr_g *g);
+/* A goroutine in w's next slot goes to the run queue, where idle workers
+ * see it (w is about to block, or its goroutine runs on). */
+void gr__spill_next(gr_worker *w);
+/* The calling thread's worker while it runs its slices, else NULL. */
+gr_worker *gr__self_worker(void);
 /* Runs one slice of g on w (opening its state first if it has none); g
  * then is finished, parked, or back in the queue. */
 void gr__run_slice(gr_worker *w, gr_g *g);
@@ -272,6 +289,9 @@ void gr__g_finish(gr_g *g, gr_worker *w, int status, int nres,
 /* Preemption, cancellation and deadlines (preempt.c). */
 /* Caller holds g->lock: installs the count hook on L, a thread of g's. */
 void gr__hook_set_locked(gr_g *g, lua_State *L, int count);
+/* g, running on this thread, gets the hook that spills its worker's next
+ * slot (gr__ready), unless it has a hook already. */
+void gr__spill_hook(gr_g *g);
 /* Caller holds g->lock: the hook a slice of g starts with. */
 void gr__hook_slice_start_locked(gr_g *g);
 /* Raises g's cancellation error in L (g is cancelled). */
@@ -317,8 +337,9 @@ struct gr_runtime {
   size_t runq_len;
   atomic_size_t runq_hint; /* runq_len, readable without the lock */
   int idle_workers;
-  bool stopping;   /* workers exit once the queue is empty */
-  bool refuse_new; /* gr_go fails with GR_ECLOSED */
+  atomic_int spinning; /* workers looking at the queue before they sleep */
+  bool stopping;       /* workers exit once the queue is empty */
+  bool refuse_new;     /* gr_go fails with GR_ECLOSED */
 
   pthread_mutex_t workers_mu;
   gr_worker **workers;

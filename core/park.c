@@ -40,7 +40,7 @@ void gr__resume_unlock(gr_g *g) {
     assert(was_parked > 0);
     (void)was_parked;
     atomic_fetch_add(&rt->progress, 1);
-    gr__enqueue(rt, g);
+    gr__ready(rt, g);
   } else if (g->status == G_BLOCKED) {
     gr_worker *w = g->worker;
     gr__spin_unlock(&g->lock);
@@ -118,6 +118,7 @@ static void block_until_woken(gr_g *g) {
   gr__spin_unlock(&g->lock);
   if (g->status != G_BLOCKED)
     return;
+  gr__spill_next(w); /* others run it meanwhile */
   atomic_fetch_add(&rt->blocked_workers, 1);
   pthread_mutex_lock(&w->mu);
   assert(!w->blocked);

@@ -28,6 +28,9 @@
 
 #define CANCEL_HOOK_COUNT 1000
 #define GUEST_HOOK_COUNT 1000
+/* A goroutine left in its worker's next slot waits at most this many
+ * instructions of the running one. */
+#define SPILL_HOOK_COUNT 1000
 
 static void hook(lua_State *L, lua_Debug *ar);
 
@@ -81,11 +84,43 @@ static bool yield_here(gr_g *g, lua_State *L) {
   return true;
 }
 
+/* Whether this worker's next slot holds a goroutine: the thread that runs
+ * on must keep the spill hook, in whichever coroutine it goes on. */
+static bool spill_pending(void) {
+  gr_worker *w = gr__self_worker();
+  return w && atomic_load_explicit(&w->next, memory_order_relaxed);
+}
+
+void gr__spill_hook(gr_g *g) {
+  gr__spin_lock(&g->lock);
+  if (!g->hooked)
+    gr__hook_set_locked(g, g->running_L, SPILL_HOOK_COUNT);
+  gr__spin_unlock(&g->lock);
+}
+
+/* The hook's first duty: the worker's next goroutine, if still there,
+ * goes where idle workers see it; a hook set only for that is removed. */
+static void spill(gr_g *g, lua_State *L) {
+  gr_worker *w = gr__self_worker();
+  if (w)
+    gr__spill_next(w);
+  if (atomic_load(&g->cancel) || atomic_load(&g->preempt) || g->slice_until_ns)
+    return; /* the hook has other work */
+  gr__spin_lock(&g->lock);
+  if (!atomic_load(&g->cancel) && !atomic_load(&g->preempt) &&
+      !g->slice_until_ns) {
+    lua_sethook(L, NULL, 0, 0);
+    g->hooked = 0;
+  }
+  gr__spin_unlock(&g->lock);
+}
+
 static void hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   gr_g *g = gr_current(L);
   if (!g)
     return;
+  spill(g, L);
   if (atomic_load(&g->cancel)) {
     /* Stay hooked while unwinding, so a handler that loops is stopped too. */
     gr__spin_lock(&g->lock);
@@ -140,6 +175,8 @@ void gr_enter_coroutine(lua_State *from, lua_State *co, gr_resume_frame *fr) {
   g->running_L = co;
   if (atomic_load(&g->cancel) || atomic_load(&g->preempt))
     gr__hook_set_locked(g, co, 1);
+  else if (spill_pending())
+    gr__hook_set_locked(g, co, SPILL_HOOK_COUNT);
   else if (lua_gethookmask(co))
     lua_sethook(co, NULL, 0, 0);
   gr__spin_unlock(&g->lock);
@@ -155,6 +192,8 @@ void gr_leave_coroutine(lua_State *from, lua_State *co, gr_resume_frame *fr) {
   g->running_L = fr->prev;
   if (atomic_load(&g->cancel) || atomic_load(&g->preempt))
     gr__hook_set_locked(g, fr->prev, 1);
+  else if (spill_pending())
+    gr__hook_set_locked(g, fr->prev, SPILL_HOOK_COUNT);
   gr__spin_unlock(&g->lock);
 }
 
@@ -269,6 +308,8 @@ void gr__preempt_scan(gr_runtime *rt, int64_t now_ns) {
     gr_g *g = w->current;
     if (g)
       preempt_if_due(w, g, now_ns, slice);
+    if (g) /* its next goroutine waits for a long C call, or its hook */
+      gr__spill_next(w);
     if (g && nstuck < STUCK_REPORT_MAX && stuck_after_stop(w, g, now_ns)) {
       g->reported_early = 1;
       stuck[nstuck++] = gr_g_ref(g);

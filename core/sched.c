@@ -3,7 +3,9 @@
  * slice of a goroutine on a worker.
  *
  * N workers take runnable goroutines from one FIFO queue and lua_resume()
- * each one's state for a slice. A slice ends in one of three ways:
+ * each one's state for a slice. A goroutine spawned or woken by a
+ * worker's goroutine is that worker's next one instead (gr__ready), as
+ * Go's runnext. A slice ends in one of three ways:
  *  - the function returns or fails: the goroutine finishes (goroutine.c);
  *  - gr_park() yielded: the goroutine stays parked until a wake source
  *    puts it back in the queue (park.c);
@@ -23,10 +25,16 @@
 
 /* ---- the run queue ------------------------------------------------------- */
 
-void gr__enqueue(gr_runtime *rt, gr_g *g) {
-  assert(g->status == G_RUNNABLE);
+/* The worker whose slices this thread runs (a worker thread), else NULL. */
+static _Thread_local gr_worker *self;
+
+gr_worker *gr__self_worker(void) {
+  return self;
+}
+
+/* Caller holds runq_mu. */
+static void push_locked(gr_runtime *rt, gr_g *g) {
   g->next = NULL;
-  pthread_mutex_lock(&rt->runq_mu);
   if (rt->runq_tail)
     rt->runq_tail->next = g;
   else
@@ -36,17 +44,99 @@ void gr__enqueue(gr_runtime *rt, gr_g *g) {
   atomic_store_explicit(&rt->runq_hint, rt->runq_len, memory_order_relaxed);
   if (rt->idle_workers > 0)
     pthread_cond_signal(&rt->runq_cond);
+}
+
+/* Caller holds runq_mu, and the queue is not empty. */
+static gr_g *pop_locked(gr_runtime *rt) {
+  gr_g *g = rt->runq_head;
+  assert(g && rt->runq_len > 0);
+  rt->runq_head = g->next;
+  if (!rt->runq_head)
+    rt->runq_tail = NULL;
+  rt->runq_len--;
+  assert((rt->runq_head == NULL) == (rt->runq_len == 0));
+  atomic_store_explicit(&rt->runq_hint, rt->runq_len, memory_order_relaxed);
+  return g;
+}
+
+void gr__enqueue(gr_runtime *rt, gr_g *g) {
+  assert(g->status == G_RUNNABLE);
+  pthread_mutex_lock(&rt->runq_mu);
+  push_locked(rt, g);
   pthread_mutex_unlock(&rt->runq_mu);
+}
+
+/* A goroutine that spawns one and awaits it, or wakes a peer and then
+ * waits for its answer, parks right after: its worker runs the other one
+ * next, warm in its cache, and no idle worker is woken (a wake-up and
+ * a sleep cost more than the goroutine itself). When it does not park,
+ * others must not wait on it: a goroutine already in the slot goes to the
+ * queue, and the running one gets a hook that spills the slot within a
+ * few microseconds of Lua (the monitor does it for a long C call). */
+void gr__ready(gr_runtime *rt, gr_g *g) {
+  gr_worker *w = self;
+  if (!w || w->rt != rt ||
+      (w->current &&
+       atomic_load_explicit(&rt->spinning, memory_order_relaxed) > 0)) {
+    gr__enqueue(rt, g); /* a worker that looks for work takes it at once */
+    return;
+  }
+  assert(g->status == G_RUNNABLE);
+  pthread_mutex_lock(&rt->runq_mu);
+  gr_g *old = atomic_exchange_explicit(&w->next, g, memory_order_relaxed);
+  if (old)
+    push_locked(rt, old);
+  pthread_mutex_unlock(&rt->runq_mu);
+  if (w->current)
+    gr__spill_hook(w->current);
+}
+
+void gr__ready_in_order(gr_runtime *rt, gr_g *g) {
+  if (self && self->current)
+    gr__enqueue(rt, g);
+  else
+    gr__ready(rt, g);
+}
+
+void gr__spill_next(gr_worker *w) {
+  if (!atomic_load_explicit(&w->next, memory_order_relaxed))
+    return;
+  gr_runtime *rt = w->rt;
+  pthread_mutex_lock(&rt->runq_mu);
+  gr_g *g = atomic_exchange_explicit(&w->next, NULL, memory_order_relaxed);
+  if (g)
+    push_locked(rt, g);
+  pthread_mutex_unlock(&rt->runq_mu);
+}
+
+/* The goroutine in w's next slot, if any. When others wait in the queue,
+ * the queue's first goes first and the next one joins the queue's end:
+ * goroutines that hand work to each other never keep a worker from those
+ * waiting, and a pool's tasks start in their order. */
+static gr_g *take_next(gr_worker *w) {
+  if (!atomic_load_explicit(&w->next, memory_order_relaxed))
+    return NULL;
+  gr_runtime *rt = w->rt;
+  pthread_mutex_lock(&rt->runq_mu);
+  gr_g *g = atomic_exchange_explicit(&w->next, NULL, memory_order_relaxed);
+  if (g && rt->runq_head) {
+    push_locked(rt, g);
+    g = pop_locked(rt);
+  }
+  pthread_mutex_unlock(&rt->runq_mu);
+  return g;
 }
 
 /* Before going to sleep, look at the queue for a little while: work often
  * arrives within microseconds, and a sleep plus a wake-up costs more. */
 static void spin_for_work(gr_runtime *rt) {
+  atomic_fetch_add_explicit(&rt->spinning, 1, memory_order_relaxed);
   for (int i = 0; i < 200; i++) {
     if (atomic_load_explicit(&rt->runq_hint, memory_order_relaxed))
-      return;
+      break;
     gr__cpu_relax();
   }
+  atomic_fetch_sub_explicit(&rt->spinning, 1, memory_order_relaxed);
 }
 
 /* Caller holds runq_mu and the queue is empty: sleeps until work comes.
@@ -87,14 +177,7 @@ static gr_g *dequeue(gr_worker *w) {
     pthread_mutex_unlock(&rt->runq_mu);
     return NULL;
   }
-  gr_g *g = rt->runq_head;
-  assert(rt->runq_len > 0);
-  rt->runq_head = g->next;
-  if (!rt->runq_head)
-    rt->runq_tail = NULL;
-  rt->runq_len--;
-  assert((rt->runq_head == NULL) == (rt->runq_len == 0));
-  atomic_store_explicit(&rt->runq_hint, rt->runq_len, memory_order_relaxed);
+  gr_g *g = pop_locked(rt);
   pthread_mutex_unlock(&rt->runq_mu);
   return g;
 }
@@ -196,9 +279,14 @@ void gr__run_slice(gr_worker *w, gr_g *g) {
 
 static void *worker_main(void *arg) {
   gr_worker *w = arg;
-  gr_g *g;
-  while ((g = dequeue(w)) != NULL)
+  self = w;
+  for (;;) {
+    gr_g *g = take_next(w);
+    if (!g && !(g = dequeue(w)))
+      break;
     gr__run_slice(w, g);
+  }
+  self = NULL;
   gr__worker_drop_spares(w);
   int was_alive = atomic_fetch_sub(&w->rt->workers_alive, 1);
   assert(was_alive > 0);

@@ -362,6 +362,87 @@ START_TEST(blocked_worker_gets_a_stand_in) {
 }
 END_TEST
 
+/* A runtime whose slices last a minute: no preemption can help within a
+ * test. The monitor still looks at the workers once a second, and may
+ * hand on a goroutine left waiting. Each round below starts after 50 ms
+ * of the parent's own work, when the other worker has stopped looking for
+ * work and sleeps. */
+static void long_slices(void) {
+  t_runtime_free(rt);
+  gr_config cfg = {.workers = 2, .slice_ms = 60000};
+  rt = t_runtime_with(&cfg);
+}
+
+START_TEST(a_spawned_goroutine_runs_while_its_parent_never_yields) {
+  /* The child waits in its worker's next slot while the parent runs on
+   * without parking: the spill hook hands it to the idle worker within
+   * microseconds. Ten rounds of at most 0.3 s each, and the child must run
+   * in every one: the monitor's looks could save three or four at most. */
+  long_slices();
+  char *v = t_eval(rt, "local ran = 0\n"
+                       "for round = 1, 10 do\n"
+                       "  local t0 = os.clock()\n"
+                       "  while os.clock() - t0 < 0.05 do end\n"
+                       "  local ch = goroutine.channel(1)\n"
+                       "  goroutine.spawn(function() ch:send(1) end)\n"
+                       "  local t = os.clock()\n"
+                       "  while os.clock() - t < 0.3 do\n"
+                       "    if goroutine.select({{ch, 'receive'}},\n"
+                       "                        {default = true}) then\n"
+                       "      ran = ran + 1\n"
+                       "      break\n"
+                       "    end\n"
+                       "  end\n"
+                       "end\n"
+                       "return ran\n");
+  ck_assert_str_eq(v, "10");
+  free(v);
+}
+END_TEST
+
+START_TEST(a_spawned_goroutine_runs_while_its_parent_blocks) {
+  /* The parent blocks its worker (a wait in a comparator cannot yield)
+   * right after the spawn, before any hook: the child, in that worker's
+   * next slot, goes to the queue as the worker blocks, and the other
+   * worker runs it. (Without that, the monitor's next look would; so this
+   * asks only that every round ends, with the child's value.) */
+  long_slices();
+  char *v = t_eval(rt, "local ran = 0\n"
+                       "for round = 1, 3 do\n"
+                       "  local t0 = os.clock()\n"
+                       "  while os.clock() - t0 < 0.05 do end\n"
+                       "  local ch = goroutine.channel(1)\n"
+                       "  goroutine.spawn(function() ch:send(round) end)\n"
+                       "  local got\n"
+                       "  table.sort({2, 1}, function(a, b)\n"
+                       "    got = got or ch:receive()\n"
+                       "    return a < b\n"
+                       "  end)\n"
+                       "  if got == round then ran = ran + 1 end\n"
+                       "end\n"
+                       "return ran\n");
+  ck_assert_str_eq(v, "3");
+  free(v);
+}
+END_TEST
+
+START_TEST(spawn_and_await_one_at_a_time_in_a_long_row) {
+  /* Each child is awaited at once, so it runs on its parent's worker from
+   * the next slot, and the parent, woken by its end, from there again:
+   * every value comes back, and the runtime ends idle. */
+  char *v = t_eval(rt, "local s = 0\n"
+                       "for i = 1, 2000 do\n"
+                       "  local ok, v = goroutine.await(goroutine.async(\n"
+                       "    function(x) return x * 2 end, i))\n"
+                       "  s = s + v\n"
+                       "end\n"
+                       "return s\n");
+  ck_assert_str_eq(v, "4002000");
+  free(v);
+  ck_assert_int_eq(gr_runtime_wait_idle(rt, 5000), GR_OK);
+}
+END_TEST
+
 START_TEST(runtime_stats) {
   gr_future *f = go_code("goroutine.sleep(200)", 0);
   usleep(60 * 1000);
@@ -605,6 +686,9 @@ static Suite *runtime_suite(void) {
   tcase_add_test(tc, pool_task_timeout_counts_as_failed);
   tcase_add_test(tc, a_stopped_goroutines_state_is_not_reused_unstoppable);
   tcase_add_test(tc, blocked_worker_gets_a_stand_in);
+  tcase_add_test(tc, a_spawned_goroutine_runs_while_its_parent_never_yields);
+  tcase_add_test(tc, a_spawned_goroutine_runs_while_its_parent_blocks);
+  tcase_add_test(tc, spawn_and_await_one_at_a_time_in_a_long_row);
   tcase_add_test(tc, runtime_stats);
   tcase_add_test(tc, errors_have_readable_names);
   tcase_add_test(tc, pool_policy_is_enforced_in_core);
