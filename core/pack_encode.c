@@ -348,18 +348,100 @@ static int dump_writer(lua_State *L, const void *data, size_t n, void *ud) {
   return p->oom;
 }
 
+/* ---- bytecode, dumped once per closure ----------------------------------- */
+
+/* A function spawned again and again (goroutine.async(work, i) in a loop)
+ * is dumped once: the sender's state keeps each such closure's bytecode in
+ * a table with weak keys, found in its registry under dump_cache_key. A
+ * closure is kept there from its second encoding on (the last two
+ * closures encoded on this thread are remembered by address only), so a
+ * closure made for one spawn costs the cache nothing. The table goes with
+ * its closures, and a state's memory limit counts it. */
+static const char dump_cache_key = 'D';
+static _Thread_local const void *dumped_last[2];
+
+/* Whether the closure at idx was encoded just before on this thread. */
+static int dumped_lately(lua_State *L, int idx) {
+  const void *ptr = lua_topointer(L, idx);
+  if (dumped_last[0] == ptr || dumped_last[1] == ptr)
+    return 1;
+  dumped_last[1] = dumped_last[0];
+  dumped_last[0] = ptr;
+  return 0;
+}
+
+/* Pushes the cached bytecode of the closure at idx, or nothing (0). Takes
+ * no memory: it cannot raise an error. */
+static int cached_bytecode(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &dump_cache_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, -2) != LUA_TSTRING) {
+    lua_pop(L, 2);
+    return 0;
+  }
+  lua_remove(L, -2);
+  return 1;
+}
+
+/* Protected (it allocates): cache[function] = bytecode, the cache made
+ * first if need be. */
+static int cache_bytecode(lua_State *L) {
+  const char *code = lua_touserdata(L, 2);
+  size_t len = (size_t)lua_tointeger(L, 3);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &dump_cache_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &dump_cache_key);
+  }
+  lua_pushvalue(L, 1);
+  lua_pushlstring(L, code, len);
+  lua_rawset(L, -3);
+  return 0;
+}
+
 /* The bytecode of the function at idx, after its length in 4 bytes. */
 static int enc_bytecode(enc *e, int idx) {
-  size_t len_pos = e->p->len;
+  lua_State *L = e->L;
+  if (!lua_checkstack(L, 6))
+    return fail(e, "a function nested too deeply");
+  int again = dumped_lately(L, idx);
   uint32_t len = 0;
+  if (again && cached_bytecode(L, idx)) {
+    size_t n;
+    const char *code = lua_tolstring(L, -1, &n);
+    len = (uint32_t)n;
+    pack_put_bytes(e->p, &len, sizeof len);
+    pack_put_bytes(e->p, code, n);
+    lua_pop(L, 1);
+    return e->p->oom ? fail(e, "too large a function (out of memory)") : 0;
+  }
+  size_t len_pos = e->p->len;
   pack_put_bytes(e->p, &len, sizeof len);
-  lua_pushvalue(e->L, idx);
-  lua_dump(e->L, dump_writer, e->p, 0);
-  lua_pop(e->L, 1);
+  lua_pushvalue(L, idx);
+  lua_dump(L, dump_writer, e->p, 0);
+  lua_pop(L, 1);
   if (e->p->oom)
     return fail(e, "too large a function (out of memory)");
   len = (uint32_t)(e->p->len - len_pos - sizeof len);
   memcpy(e->p->buf + len_pos, &len, sizeof len);
+  if (again) { /* a failure only leaves it uncached */
+    int at = lua_absindex(L, idx);
+    lua_pushcfunction(L, cache_bytecode);
+    lua_pushvalue(L, at);
+    lua_pushlightuserdata(L, e->p->buf + len_pos + sizeof len);
+    lua_pushinteger(L, (lua_Integer)len);
+    if (lua_pcall(L, 3, 0, 0) != LUA_OK)
+      lua_pop(L, 1);
+  }
   return 0;
 }
 
@@ -528,11 +610,11 @@ static int enc_value(enc *e, int idx) {
 
 int gr_pack_values(gr_pack *p, lua_State *L, int first, int n, int flags,
                    const char *what, int argbase, char *err, size_t errlen) {
-  enc e;
-  memset(&e, 0, sizeof e);
+  enc e; /* its arrays are written before they are read: not cleared */
   e.p = p;
   e.L = L;
   e.flags = flags;
+  e.depth = 0;
   gr_runtime *rt = gr_runtime_for(L);
   e.hooks = rt ? &rt->cfg.hooks : NULL;
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);

@@ -36,6 +36,39 @@ START_TEST(closures_capture_loop_variables) {
 }
 END_TEST
 
+START_TEST(a_function_spawned_again_is_sent_as_it_is_now) {
+  /* From its second spawn on, a closure's bytecode comes from its state's
+   * cache (weak keys). Here each round makes a new function with its own
+   * code and spawns it three times, while the collector frees the last
+   * round's: a new closure at a freed one's address must never get the
+   * old one's code. A closure spawned many times keeps its upvalues live:
+   * they travel each time, only the code is cached. */
+  char *v =
+      t_eval(rt, "local bad = 0\n"
+                 "for i = 1, 300 do\n"
+                 "  local f = load('return ' .. i)\n"
+                 "  for k = 1, 3 do\n"
+                 "    local ok, v = goroutine.await(goroutine.async(f))\n"
+                 "    if v ~= i then bad = bad + 1 end\n"
+                 "  end\n"
+                 "  f = nil\n"
+                 "  collectgarbage()\n"
+                 "end\n"
+                 "local n = 0\n"
+                 "local function add(d) n = n + d return n end\n"
+                 "local sum = 0\n"
+                 "for d = 1, 5 do\n"
+                 "  n = d * 100\n"
+                 "  local ok, v = goroutine.await(goroutine.async(add, d))\n"
+                 "  sum = sum + v\n"
+                 "end\n"
+                 "return bad, sum\n");
+  /* add(d) in the child sees n = d * 100: 101 + 202 + 303 + 404 + 505 */
+  ck_assert_str_eq(v, "0,1515");
+  free(v);
+}
+END_TEST
+
 START_TEST(nested_tables_are_deep_copies) {
   char *v = t_eval(
       rt, "local cfg = {name = 'x', list = {1, 2, {deep = "
@@ -380,6 +413,7 @@ static Suite *transfer_suite(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, closures_capture_loop_variables);
+  tcase_add_test(tc, a_function_spawned_again_is_sent_as_it_is_now);
   tcase_add_test(tc, nested_tables_are_deep_copies);
   tcase_add_test(tc, cycles_and_shared_references_keep_their_shape);
   tcase_add_test(tc, cyclic_results_come_back_cyclic);
