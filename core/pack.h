@@ -58,6 +58,14 @@ struct gr_pack {
 /* Makes room for n more bytes; -1 (and p->oom set) when out of memory. */
 int gr__pack_grow(gr_pack *p, size_t n);
 
+/* gr_pack_push for a goroutine's start pack: its function may be the
+ * closure that ran the same bytecode in this state before (the entry
+ * cache, pack_decode.c). */
+int gr__pack_push_entry(const gr_pack *p, lua_State *L);
+/* Before a state is kept for reuse: the cached closures' upvalues are set
+ * to nil, so that the state holds nothing of the goroutine's values. */
+void gr__pack_entry_release(lua_State *L);
+
 static inline void pack_put_bytes(gr_pack *p, const void *data, size_t n) {
   if (p->len + n <= p->cap || gr__pack_grow(p, n) == 0) {
     memcpy(p->buf + p->len, data, n);

@@ -25,6 +25,7 @@ typedef struct dec {
   lua_State *L;
   int refs; /* stack index of the id -> object table, or 0 */
   const gr_hooks *hooks;
+  int entry; /* the next function may come from the entry cache */
 } dec;
 
 static void corrupt(dec *d) {
@@ -93,6 +94,115 @@ static void dec_table(dec *d) {
   }
 }
 
+/* ---- the entry cache ------------------------------------------------------
+ *
+ * A goroutine's function is the first value of its start pack. A worker's
+ * spare state that ran a function before keeps its closure, found by its
+ * bytecode, and the next goroutine with the same bytecode runs that closure
+ * again instead of loading it anew (a load is about a sixth of a short
+ * goroutine's cost). Only a goroutine's own function comes from here, so
+ * no two values ever share a closure; its upvalues are set from the pack
+ * as a loaded one's are, and put back to nil when the state is released
+ * (gr__pack_entry_release), so a spare state holds nothing of the goroutine
+ * that ran in it. The cache is a table in the registry: bytecode hash ->
+ * {closure, bytecode}, at most ENTRY_CACHE_MAX of them. */
+#define ENTRY_CACHE_MAX 32
+
+static const char entry_cache_key = 'E';
+
+static lua_Integer code_hash(const char *code, size_t len) {
+  uint64_t h = 0x9e3779b97f4a7c15ull ^ len, w;
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    memcpy(&w, code + i, 8);
+    h = (h ^ w) * 0x100000001b3ull;
+    h ^= h >> 29;
+  }
+  for (; i < len; i++)
+    h = (h ^ (unsigned char)code[i]) * 0x100000001b3ull;
+  return (lua_Integer)((h >> 1) | 1); /* key 0 holds the count */
+}
+
+/* Pushes the cached closure of this bytecode, or nothing (0). */
+static int entry_cached(lua_State *L, const char *code, size_t len,
+                        lua_Integer h) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &entry_cache_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (lua_rawgeti(L, -1, h) == LUA_TTABLE) {
+    size_t n;
+    lua_rawgeti(L, -1, 2);
+    const char *kept = lua_tolstring(L, -1, &n);
+    int same = kept && n == len && memcmp(kept, code, len) == 0;
+    lua_pop(L, 1);
+    if (same) {
+      lua_rawgeti(L, -1, 1);
+      lua_replace(L, -3);
+      lua_pop(L, 1);
+      return 1;
+    }
+  }
+  lua_pop(L, 2);
+  return 0;
+}
+
+/* Keeps the closure on the stack's top for this bytecode. */
+static void entry_keep(lua_State *L, const char *code, size_t len,
+                       lua_Integer h) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &entry_cache_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &entry_cache_key);
+  }
+  lua_Integer count = (lua_rawgeti(L, -1, 0), lua_tointeger(L, -1));
+  lua_pop(L, 1);
+  if (count >= ENTRY_CACHE_MAX) { /* full: start over */
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &entry_cache_key);
+    count = 0;
+  }
+  lua_createtable(L, 2, 0);
+  lua_pushvalue(L, -3);
+  lua_rawseti(L, -2, 1);
+  lua_pushlstring(L, code, len);
+  lua_rawseti(L, -2, 2);
+  if (lua_rawgeti(L, -2, h) == LUA_TNIL)
+    count++;
+  lua_pop(L, 1);
+  lua_rawseti(L, -2, h);
+  lua_pushinteger(L, count);
+  lua_rawseti(L, -2, 0);
+  lua_pop(L, 1);
+}
+
+void gr__pack_entry_release(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &entry_cache_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pushnil(L);
+  while (lua_next(L, -2)) { /* the count (key 0) is no table */
+    if (lua_istable(L, -1)) {
+      if (lua_rawgeti(L, -1, 1) == LUA_TFUNCTION) {
+        for (int i = 1;; i++) {
+          lua_pushnil(L);
+          if (!lua_setupvalue(L, -2, i)) {
+            lua_pop(L, 1);
+            break;
+          }
+        }
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
 static void dec_function(dec *d) {
   lua_State *L = d->L;
   uint8_t flags = get_u8(d);
@@ -100,9 +210,16 @@ static void dec_function(dec *d) {
   uint32_t len;
   memcpy(&len, get_bytes(d, sizeof len), sizeof len);
   const char *code = (const char *)get_bytes(d, len);
-  luaL_checkstack(L, 4, "function nested too deeply");
-  if (luaL_loadbufferx(L, code, len, "=goroutine", "b") != LUA_OK)
-    lua_error(L);
+  luaL_checkstack(L, 6, "function nested too deeply");
+  int entry = d->entry;
+  d->entry = 0;
+  lua_Integer h = entry ? code_hash(code, len) : 0;
+  if (!entry || !entry_cached(L, code, len, h)) {
+    if (luaL_loadbufferx(L, code, len, "=goroutine", "b") != LUA_OK)
+      lua_error(L);
+    if (entry)
+      entry_keep(L, code, len, h);
+  }
   remember(d, flags, id);
   int fidx = lua_gettop(L);
   int nups = get_u8(d);
@@ -210,8 +327,8 @@ static void dec_value(dec *d) {
   }
 }
 
-int gr_pack_push(const gr_pack *p, lua_State *L) {
-  dec d = {p, p->buf, p->buf + p->len, L, 0, NULL};
+static int push_values(const gr_pack *p, lua_State *L, int entry) {
+  dec d = {p, p->buf, p->buf + p->len, L, 0, NULL, 0};
   gr_runtime *rt = gr_runtime_for(L);
   d.hooks = rt ? &rt->cfg.hooks : NULL;
   luaL_checkstack(L, (int)(p->count < 100000 ? p->count : 100000) + 8,
@@ -222,10 +339,19 @@ int gr_pack_push(const gr_pack *p, lua_State *L) {
   }
   size_t n = 0;
   while (d.b < d.end) {
+    d.entry = entry && n == 0 && *d.b == T_FUNC;
     dec_value(&d);
     n++;
   }
   if (d.refs)
     lua_remove(L, d.refs);
   return (int)n;
+}
+
+int gr_pack_push(const gr_pack *p, lua_State *L) {
+  return push_values(p, L, 0);
+}
+
+int gr__pack_push_entry(const gr_pack *p, lua_State *L) {
+  return push_values(p, L, 1);
 }

@@ -12,6 +12,7 @@
  * where Lua code registered a finalizer, or that grew large, is closed.
  */
 #include "internal.h"
+#include "pack.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,7 +114,7 @@ static int open_and_push(lua_State *L) {
       rt->cfg.hooks.open_state(rt->cfg.hooks.ud, L, a->g->profile,
                                a->recycled) != 0)
     return lua_error(L);
-  int n = gr_pack_push(a->g->start, L);
+  int n = gr__pack_push_entry(a->g->start, L);
   if (n == 0 || lua_type(L, -n) != LUA_TFUNCTION)
     return luaL_error(L, "a goroutine needs a function to run");
   if (rt->cfg.hooks.prepare_call)
@@ -214,6 +215,7 @@ void gr__state_release(gr_g *g, gr_worker *w, int status) {
     lua_resetthread(L); /* unwinds a failed run, closes pending variables */
     lua_sethook(L, NULL, 0, 0);
     lua_settop(L, 0);
+    gr__pack_entry_release(L);
     keep = rt->cfg.hooks.reset_state(rt->cfg.hooks.ud, L) &&
            lua_status(L) == LUA_OK && !g->no_recycle;
     lua_settop(L, 0);

@@ -69,6 +69,34 @@ START_TEST(a_function_spawned_again_is_sent_as_it_is_now) {
 }
 END_TEST
 
+START_TEST(a_goroutines_function_runs_again_with_new_upvalues) {
+  /* A spare state runs the closure it ran before when the bytecode is the
+   * same (the entry cache): its upvalues must be this spawn's, shared ones
+   * shared as the sender has them, and a recursive function must find
+   * itself. */
+  char *v = t_eval(rt, "local out = {}\n"
+                       "for round = 1, 6 do\n"
+                       "  local a = round * 10\n"
+                       "  local function bump() a = a + 1 return a end\n"
+                       "  local function peek() return a end\n"
+                       "  local ok, x, y = goroutine.await(goroutine.async(\n"
+                       "    function(p) return bump(), p() end, peek))\n"
+                       "  out[#out + 1] = x .. '/' .. y\n"
+                       "end\n"
+                       "local function fact(n)\n"
+                       "  return n <= 1 and 1 or n * fact(n - 1)\n"
+                       "end\n"
+                       "for n = 3, 6 do\n"
+                       "  local ok, f = goroutine.await(goroutine.async(fact, "
+                       "n))\n"
+                       "  out[#out + 1] = f\n"
+                       "end\n"
+                       "return table.concat(out, ' ')\n");
+  ck_assert_str_eq(v, "11/11 21/21 31/31 41/41 51/51 61/61 6 24 120 720");
+  free(v);
+}
+END_TEST
+
 START_TEST(nested_tables_are_deep_copies) {
   char *v = t_eval(
       rt, "local cfg = {name = 'x', list = {1, 2, {deep = "
@@ -414,6 +442,7 @@ static Suite *transfer_suite(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, closures_capture_loop_variables);
   tcase_add_test(tc, a_function_spawned_again_is_sent_as_it_is_now);
+  tcase_add_test(tc, a_goroutines_function_runs_again_with_new_upvalues);
   tcase_add_test(tc, nested_tables_are_deep_copies);
   tcase_add_test(tc, cycles_and_shared_references_keep_their_shape);
   tcase_add_test(tc, cyclic_results_come_back_cyclic);
