@@ -3,7 +3,8 @@
  *  1. spawn + await of a trivial goroutine, goroutines per second (one at a
  *     time, and in batches of 1000);
  *  2. a pool of 2 workers running 200,000 trivial closure tasks, tasks/s;
- *  3. memory per parked goroutine: RSS growth / N with 10,000 sleeping;
+ *  3. memory per parked goroutine: RSS growth / N with 10,000 sleeping,
+ *     measured first, in a process that has run nothing else;
  *  4. the per-state floor: lua_newstate + luaL_openlibs + lua_close per
  *     second, measured in the same run.
  * Each rate is the median of three runs. Not a test: it asserts nothing.
@@ -215,6 +216,12 @@ int main(int argc, char **argv) {
          config.no_state_reuse ? "off" : "on");
   fflush(stdout);
 
+  /* Memory first, in a runtime that has run nothing else: after the other
+   * parts, the parked goroutines would partly reuse pages those freed, and
+   * the figure would depend on what ran before (5.3 to 6.4 KB). */
+  double rss_per, lua_per;
+  measure_memory(rt, 10000, &rss_per, &lua_per);
+
   double one = median_rate(rt, spawn_one_at_a_time, 100000);
   double batch = median_rate(rt, spawn_batches, 200000);
   printf("1. spawn + await, one at a time:      %9.0f goroutines/s "
@@ -229,8 +236,6 @@ int main(int argc, char **argv) {
          pool);
   fflush(stdout);
 
-  double rss_per, lua_per;
-  measure_memory(rt, 10000, &rss_per, &lua_per);
   printf("3. memory per parked goroutine:       %9.0f bytes RSS (Lua heap "
          "%.0f) (target <= 6144)\n",
          rss_per, lua_per);

@@ -97,10 +97,11 @@ static void dec_table(dec *d) {
 /* ---- the entry cache ------------------------------------------------------
  *
  * A goroutine's function is the first value of its start pack. A worker's
- * spare state that ran a function before keeps its closure, found by its
- * bytecode, and the next goroutine with the same bytecode runs that closure
+ * spare state, reused, keeps the closure it loads, found by its bytecode,
+ * and the next goroutine with the same bytecode there runs that closure
  * again instead of loading it anew (a load is about a sixth of a short
- * goroutine's cost). Only a goroutine's own function comes from here, so
+ * goroutine's cost). A new state keeps nothing (state.c): most never run a
+ * second goroutine. Only a goroutine's own function comes from here, so
  * no two values ever share a closure; its upvalues are set from the pack
  * as a loaded one's are, and put back to nil when the state is released
  * (gr__pack_entry_release), so a spare state holds nothing of the goroutine

@@ -114,7 +114,10 @@ static int open_and_push(lua_State *L) {
       rt->cfg.hooks.open_state(rt->cfg.hooks.ud, L, a->g->profile,
                                a->recycled) != 0)
     return lua_error(L);
-  int n = gr__pack_push_entry(a->g->start, L);
+  /* A new state keeps no closure: most never run a second goroutine (they
+   * stay parked, or are closed), and the cache would cost each its bytes. */
+  int n = a->recycled ? gr__pack_push_entry(a->g->start, L)
+                      : gr_pack_push(a->g->start, L);
   if (n == 0 || lua_type(L, -n) != LUA_TFUNCTION)
     return luaL_error(L, "a goroutine needs a function to run");
   if (rt->cfg.hooks.prepare_call)
