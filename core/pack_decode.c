@@ -108,6 +108,9 @@ static void dec_table(dec *d) {
  * that ran in it. The cache is a table in the registry: bytecode hash ->
  * {closure, bytecode}, at most ENTRY_CACHE_MAX of them. */
 #define ENTRY_CACHE_MAX 32
+/* The key (in the cache table) of the closure the state's goroutine got,
+ * the one whose upvalues a release clears. Key 0 holds the count. */
+#define ENTRY_IN_USE (-1)
 
 static const char entry_cache_key = 'E';
 
@@ -139,8 +142,10 @@ static int entry_cached(lua_State *L, const char *code, size_t len,
     lua_pop(L, 1);
     if (same) {
       lua_rawgeti(L, -1, 1);
-      lua_replace(L, -3);
-      lua_pop(L, 1);
+      lua_replace(L, -2);
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, -3, ENTRY_IN_USE); /* an existing key: no allocation */
+      lua_replace(L, -2);
       return 1;
     }
   }
@@ -177,6 +182,8 @@ static void entry_keep(lua_State *L, const char *code, size_t len,
   lua_rawseti(L, -2, h);
   lua_pushinteger(L, count);
   lua_rawseti(L, -2, 0);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, ENTRY_IN_USE);
   lua_pop(L, 1);
 }
 
@@ -185,23 +192,16 @@ void gr__pack_entry_release(lua_State *L) {
     lua_pop(L, 1);
     return;
   }
-  lua_pushnil(L);
-  while (lua_next(L, -2)) { /* the count (key 0) is no table */
-    if (lua_istable(L, -1)) {
-      if (lua_rawgeti(L, -1, 1) == LUA_TFUNCTION) {
-        for (int i = 1;; i++) {
-          lua_pushnil(L);
-          if (!lua_setupvalue(L, -2, i)) {
-            lua_pop(L, 1);
-            break;
-          }
-        }
+  if (lua_rawgeti(L, -1, ENTRY_IN_USE) == LUA_TFUNCTION) {
+    for (int i = 1;; i++) {
+      lua_pushnil(L);
+      if (!lua_setupvalue(L, -2, i)) {
+        lua_pop(L, 1);
+        break;
       }
-      lua_pop(L, 1);
     }
-    lua_pop(L, 1);
   }
-  lua_pop(L, 1);
+  lua_pop(L, 2);
 }
 
 static void dec_function(dec *d) {
