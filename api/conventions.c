@@ -13,6 +13,8 @@
  */
 #include "internal.h"
 
+#include "gr_common.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,24 +254,6 @@ void api_answer_headers(api_ctx *api, const char *origin,
 
 /* ---- ETag and If-None-Match --------------------------------------------- */
 
-/* A 64-bit hash of a body, eight bytes a step: each step is a bijection of
- * the state for a given word, so two bodies of one length that differ in
- * one word always hash apart (the length is in the seed). An ETag only has
- * to change when the body does; byte-at-a-time FNV-1a cost 1-2% of a
- * stats GET. */
-static uint64_t body_hash(const char *p, size_t n) {
-  uint64_t h = 0x9e3779b97f4a7c15u ^ (uint64_t)n, w;
-  for (; n >= 8; p += 8, n -= 8) {
-    memcpy(&w, p, 8);
-    h = (h ^ w) * 0xff51afd7ed558ccdu;
-    h ^= h >> 32;
-  }
-  w = 0;
-  memcpy(&w, p, n);
-  h = (h ^ w) * 0xc4ceb9fe1a85ec53u;
-  return h ^ (h >> 29);
-}
-
 /* Whether the If-None-Match list names tag ("*", or the tag with or
  * without W/: the weak comparison RFC 9110 asks for here). */
 static int none_match_names(const char *list, const char *tag) {
@@ -297,7 +281,7 @@ void api__etag(const api_request *req, api_response *r) {
     return;
   char tag[19]; /* the hash in hex, quoted */
   tag[0] = tag[17] = '"';
-  put_hex64(tag + 1, body_hash(r->body, r->body_len));
+  put_hex64(tag + 1, cm_hash64(r->body, r->body_len));
   tag[18] = '\0';
   api__set_header(r, "ETag", "%s", tag);
   if (!req->if_none_match || !none_match_names(req->if_none_match, tag))

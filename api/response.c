@@ -3,6 +3,8 @@
  */
 #include "internal.h"
 
+#include "gr_common.h"
+
 #include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -74,9 +76,7 @@ void api__set_header(api_response *r, const char *name, const char *fmt, ...) {
       plain = "(null)"; /* as printf has it */
   }
   if (plain) {
-    size_t n = strnlen(plain, sizeof h->value - 1);
-    memcpy(h->value, plain, n);
-    h->value[n] = '\0';
+    cm_copy_text(h->value, sizeof h->value, plain);
   } else {
     vsnprintf(h->value, sizeof h->value, fmt, ap);
   }

@@ -15,6 +15,8 @@
 #include "internal.h"
 #include "pool.h"
 
+#include "gr_common.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,14 +102,6 @@ gr_future *gr_future_new(void) {
   return f;
 }
 
-/* src into dst (cap bytes), cut short if need be, as snprintf("%s") would
- * but without its cost on every task. */
-static void copy_text(char *dst, size_t cap, const char *src) {
-  size_t n = strnlen(src, cap - 1);
-  memcpy(dst, src, n);
-  dst[n] = '\0';
-}
-
 void gr__future_set_pool(gr_future *f, gr_pool *pool) {
   gr__spin_lock(&f->lock);
   if (!f->pool && !GR_STATE_FINAL(f->state)) {
@@ -115,7 +109,7 @@ void gr__future_set_pool(gr_future *f, gr_pool *pool) {
     f->pool = pool;
   }
   if (!pool->jobs)
-    copy_text(f->pool_name, sizeof f->pool_name, pool->name);
+    cm_copy_text(f->pool_name, sizeof f->pool_name, pool->name);
   gr__spin_unlock(&f->lock);
 }
 
@@ -312,7 +306,7 @@ void gr__future_set_record(gr_future *f, gr_store *store, gr_event_sink *events,
   assert(!f->store);
   f->store = store;
   f->events = events;
-  copy_text(f->id, sizeof f->id, id);
+  cm_copy_text(f->id, sizeof f->id, id);
   f->handle = handle;
   f->attempt = attempt;
   f->max_attempts = max_attempts;

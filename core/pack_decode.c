@@ -12,6 +12,8 @@
  */
 #include "pack.h"
 
+#include "gr_common.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -115,16 +117,7 @@ static void dec_table(dec *d) {
 static const char entry_cache_key = 'E';
 
 static lua_Integer code_hash(const char *code, size_t len) {
-  uint64_t h = 0x9e3779b97f4a7c15ull ^ len, w;
-  size_t i = 0;
-  for (; i + 8 <= len; i += 8) {
-    memcpy(&w, code + i, 8);
-    h = (h ^ w) * 0x100000001b3ull;
-    h ^= h >> 29;
-  }
-  for (; i < len; i++)
-    h = (h ^ (unsigned char)code[i]) * 0x100000001b3ull;
-  return (lua_Integer)((h >> 1) | 1); /* key 0 holds the count */
+  return (lua_Integer)((cm_hash64(code, len) >> 1) | 1); /* 0: the count */
 }
 
 /* Pushes the cached closure of this bytecode, or nothing (0). */

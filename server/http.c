@@ -28,6 +28,8 @@
 #include "http.h"
 #include "server.h"
 
+#include "gr_common.h"
+
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -305,8 +307,7 @@ static conn_state *new_state(http_server *srv, struct MHD_Connection *conn,
   cs->srv = srv;
   cs->conn = conn;
   cs->start_ns = gr_now_ns();
-  size_t method_len = strnlen(method, sizeof cs->method - 1);
-  memcpy(cs->method, method, method_len); /* cs is zeroed: it ends there */
+  cm_copy_text(cs->method, sizeof cs->method, method);
   cs->path = strndup(url, 256); /* for the log: enough to tell what it was */
   cs->target = api_target_new(method, url);
   if (!cs->path || !cs->target) {

@@ -272,6 +272,44 @@ static long long size_of(const char *s) {
   return n;
 }
 
+START_TEST(bounded_copies) {
+  char buf[6];
+  ck_assert_uint_eq(cm_copy_text(buf, sizeof buf, "abc"), 3);
+  ck_assert_str_eq(buf, "abc");
+  ck_assert_uint_eq(cm_copy_text(buf, sizeof buf, "abcde"), 5);
+  ck_assert_str_eq(buf, "abcde");
+  ck_assert_uint_eq(cm_copy_text(buf, sizeof buf, "abcdefgh"), 5); /* cut */
+  ck_assert_str_eq(buf, "abcde");
+  ck_assert_uint_eq(cm_copy_text(buf, sizeof buf, ""), 0);
+  ck_assert_str_eq(buf, "");
+  ck_assert_uint_eq(cm_copy_text(buf, 1, "x"), 0);
+  ck_assert_str_eq(buf, "");
+}
+END_TEST
+
+START_TEST(hashes_of_bytes) {
+  /* the same bytes the same hash; one byte changed anywhere, or one more
+   * byte (even a zero), another */
+  char a[40], b[40];
+  for (size_t i = 0; i < sizeof a; i++)
+    a[i] = (char)('a' + i % 26);
+  ck_assert(cm_hash64(a, sizeof a) == cm_hash64(memcpy(b, a, sizeof a), 40));
+  for (size_t len = 0; len <= sizeof a; len++) {
+    uint64_t h = cm_hash64(a, len);
+    for (size_t i = 0; i < len; i++) {
+      memcpy(b, a, len);
+      b[i] ^= 1;
+      ck_assert_msg(cm_hash64(b, len) != h, "len %zu, byte %zu", len, i);
+    }
+    if (len < sizeof a) {
+      memcpy(b, a, len);
+      b[len] = 0;
+      ck_assert(cm_hash64(b, len + 1) != h);
+    }
+  }
+}
+END_TEST
+
 START_TEST(sizes) {
   ck_assert_int_eq(size_of("0"), 0);
   ck_assert_int_eq(size_of("4096"), 4096);
@@ -485,6 +523,8 @@ static Suite *common_suite(void) {
   tcase_add_test(tc, json_doubles_round_trip);
   tcase_add_test(tc, json_doubles_ignore_the_locale);
   tcase_add_test(tc, percent_decoding);
+  tcase_add_test(tc, bounded_copies);
+  tcase_add_test(tc, hashes_of_bytes);
   tcase_add_test(tc, sizes);
   tcase_add_test(tc, whole_numbers);
   tcase_add_test(tc, durations);

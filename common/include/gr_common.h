@@ -4,8 +4,8 @@
  *
  * UTF-8 validation, JSON text (string escapes, numbers, the nesting limit),
  * percent-decoding, sizes and numbers from the command line, a parser
- * for command-line options described by a table, and lists of allowed
- * hosts. Nothing here allocates,
+ * for command-line options described by a table, lists of allowed
+ * hosts, a bounded string copy and a hash of bytes. Nothing here allocates,
  * prints or knows Lua, HTTP or the runtime: errors are returned (a code, or
  * text in a buffer the caller gives), and what is written goes to a
  * function the caller gives. Every function is safe to call from any
@@ -15,6 +15,18 @@
 #define GR_COMMON_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+/* ---- bytes (bytes.c) ------------------------------------------------------
+ */
+
+/* src into dst (cap > 0 bytes), cut short to cap - 1 bytes if need be, as
+ * snprintf(dst, cap, "%s", src) but without its cost; returns the length
+ * copied. */
+size_t cm_copy_text(char *dst, size_t cap, const char *src);
+/* A 64-bit hash of n bytes, eight at a time (not for secrets): for ETags
+ * and cache keys, where a changed input must change the hash. */
+uint64_t cm_hash64(const void *data, size_t n);
 
 /* ---- UTF-8 (utf8.c) ------------------------------------------------------
  *
