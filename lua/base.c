@@ -222,6 +222,28 @@ int gl_next(lua_State *L) {
   return 1;
 }
 
+static int pairs_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)L, (void)status, (void)ctx;
+  return 3;
+}
+
+/* As the stock pairs, but a lazy table is materialized first, so the loop
+ * sees it whole; lazy tables' metatable then needs no __pairs, and each
+ * state's is smaller. */
+static int l_pairs(lua_State *L) {
+  luaL_checkany(L, 1);
+  if (luaL_getmetafield(L, 1, "__pairs") != LUA_TNIL) {
+    lua_pushvalue(L, 1);
+    lua_callk(L, 1, 3, 0, pairs_k);
+    return 3;
+  }
+  gl_materialize_all(L, 1);
+  lua_pushcfunction(L, gl_stock_next);
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  return 3;
+}
+
 static int l_rawget(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checkany(L, 2);
@@ -433,6 +455,7 @@ const gl_override gl_overrides[] = {
     {"_G", "pcall", l_pcall, l_pcall},
     {"_G", "xpcall", l_xpcall, l_xpcall},
     {"_G", "next", gl_next, gl_next},
+    {"_G", "pairs", l_pairs, l_pairs},
     {"_G", "rawget", l_rawget, l_rawget},
     {"_G", "rawset", l_rawset, l_rawset},
     {"_G", "getmetatable", l_getmetatable, l_getmetatable},

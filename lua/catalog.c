@@ -28,7 +28,7 @@ static gl_lib libs[GL_NLIBS];
 static gl_entry *string_meta;
 static int string_meta_n;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-lua_CFunction gl_stock_load, gl_stock_collectgarbage;
+lua_CFunction gl_stock_load, gl_stock_collectgarbage, gl_stock_next;
 
 typedef struct name_slot {
   lua_CFunction fn;
@@ -157,6 +157,8 @@ static void apply_overrides(void) {
       gl_stock_load = e->fn[0];
     if (lib == &libs[GL_LIB_G] && strcmp(o->name, "collectgarbage") == 0)
       gl_stock_collectgarbage = e->fn[0];
+    if (lib == &libs[GL_LIB_G] && strcmp(o->name, "next") == 0)
+      gl_stock_next = e->fn[0];
     e->kind = GL_CFUNC;
     if (o->trusted != gl_keep_stock)
       e->fn[GR_PROFILE_TRUSTED] = o->trusted;
@@ -230,20 +232,25 @@ static void build(void) {
         lua_pushliteral(S, "");
         lua_getmetatable(S, -1);
         string_meta = calloc(32, sizeof *string_meta);
-        gl_lib meta = {"string metatable", NULL, 0, NULL, 1, BOTH, NULL};
+        gl_lib meta = {"string metatable", NULL, 0, NULL, 1, BOTH, NULL, 0};
         read_table(S, &meta, string_meta, &string_meta_n);
         lua_pop(S, 2);
       }
       lua_pop(S, 1);
     }
-    if (n > 64) /* a state keeps one 64-bit mask per library */
-      abort();
     qsort(out, (size_t)n, sizeof *out, cmp_entry);
     lib->entries = out;
     lib->n = n;
   }
   lua_close(S);
   apply_overrides();
+  int first = 0; /* a state keeps one bit per entry: GL_MAX_ENTRIES */
+  for (int l = 0; l < GL_NLIBS; l++) {
+    libs[l].first = first;
+    first += libs[l].n;
+  }
+  if (first > GL_MAX_ENTRIES)
+    abort();
   build_names();
 }
 

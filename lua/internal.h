@@ -49,6 +49,7 @@ typedef struct gl_lib {
   /* When not NULL, also asked whether L may see the library (e.g. http for
    * untrusted code depends on the server's allow-list). */
   int (*visible)(lua_State *L);
+  int first; /* its entries' first bit in gl_state.done */
 } gl_lib;
 
 enum gl_lib_id {
@@ -78,16 +79,20 @@ const gl_entry *gl_string_meta(int *n);
 
 /* ---- lazy libraries in a state (lazy.c) ------------------------------- */
 
-/* Index of the string metatable among gl_state.proxies. */
+/* The string metatable, as a proxy's number beside the libraries'. */
 #define GL_STRING_META GL_NLIBS
 
+/* Bits in gl_state.done: one per entry of every library, together. */
+#define GL_MAX_ENTRIES 256
+
+/* Kept beside every goroutine (the core's per-goroutine area), so it is
+ * small: with the core's gr_g it makes one 512-byte allocation. */
 typedef struct gl_state {
-  uint64_t done[GL_NLIBS]; /* entry i materialized or assigned */
+  /* Bit lib.first + k: entry k of lib was materialized or assigned. */
+  uint64_t done[GL_MAX_ENTRIES / 64];
   const void *tables[GL_NLIBS];
-  /* Untrusted code sees each library through an empty read-only proxy
-   * (the string metatable too, at GL_STRING_META); NULL until made. */
-  const void *proxies[GL_NLIBS + 1];
   int profile;
+  int string_meta_proxied; /* the registry holds its read-only view */
 } gl_state;
 
 gl_state *gl_state_of(lua_State *L); /* NULL outside a goroutine */
@@ -163,7 +168,7 @@ int gl_str_gmatch(lua_State *L);
 int gl_str_gsub(lua_State *L);
 int gl_str_rep(lua_State *L);
 /* Stock functions that the overrides wrap. */
-extern lua_CFunction gl_stock_load, gl_stock_collectgarbage;
+extern lua_CFunction gl_stock_load, gl_stock_collectgarbage, gl_stock_next;
 
 /* ---- the pausable pattern matcher (pattern_match.c) ------------------- */
 

@@ -24,7 +24,6 @@
 
 #include <string.h>
 
-static const char lazy_mt_key = 'L';
 static const char real_require_key = 'R';
 static const char string_meta_proxy_key = 'M';
 static const char lib_keys[GL_NLIBS];
@@ -34,36 +33,91 @@ gl_state *gl_state_of(lua_State *L) {
   return g ? gr_ext(g) : NULL;
 }
 
-static int lib_of(gl_state *st, const void *table) {
+/* Pushes a string, to reach the strings' metatable through: one that Lua
+ * interned when it made the state, so it costs no new object ("" would). */
+static void push_a_string(lua_State *L) {
+  lua_pushliteral(L, "__index");
+}
+
+static int lib_of(const gl_state *st, const void *table) {
   for (int l = 0; l < GL_NLIBS; l++)
     if (st->tables[l] == table)
       return l;
   return -1;
 }
 
-/* Which proxy the table is (a library, or GL_STRING_META), or -1. */
-static int proxy_of(const gl_state *st, const void *table) {
-  for (int k = 0; k <= GL_NLIBS; k++)
-    if (st->proxies[k] == table)
-      return k;
-  return -1;
+static int is_done(const gl_state *st, int lib, int k) {
+  unsigned bit = (unsigned)(gl_catalog()[lib].first + k);
+  return (int)(st->done[bit / 64] >> (bit % 64) & 1u);
+}
+
+static void set_done(gl_state *st, int lib, int k) {
+  unsigned bit = (unsigned)(gl_catalog()[lib].first + k);
+  st->done[bit / 64] |= 1ull << (bit % 64);
+}
+
+static int ro_newindex(lua_State *L);
+
+/* Which read-only proxy the value at idx is (a library, or GL_STRING_META),
+ * or -1. A proxy is known by its metatable, whose __newindex is
+ * ro_newindex and whose __index is the table behind it: a library's, or
+ * else the copy of the string metatable. Only untrusted code has them. */
+static int proxy_of(lua_State *L, const gl_state *st, int idx) {
+  if (st->profile != GR_PROFILE_UNTRUSTED || lua_type(L, idx) != LUA_TTABLE ||
+      !lua_getmetatable(L, idx))
+    return -1;
+  int k = -1;
+  lua_pushliteral(L, "__newindex");
+  if (lua_rawget(L, -2) == LUA_TFUNCTION &&
+      lua_tocfunction(L, -1) == ro_newindex) {
+    lua_pushliteral(L, "__index");
+    lua_rawget(L, -3);
+    k = lib_of(st, lua_topointer(L, -1));
+    if (k < 0)
+      k = GL_STRING_META;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+  return k;
 }
 
 static const char *proxy_name(int k) {
   return k == GL_STRING_META ? "string metatable" : gl_catalog()[k].name;
 }
 
+/* A lazy table's metatable is marked by a metatable of its own: the
+ * registry, which scripts never see, so no table of theirs can pass for
+ * it. The mark costs no field, and the lazy metatable is kept in no
+ * registry entry (which would cost every state a bigger registry): it is
+ * found as _G's metatable. */
+static int is_lazy_mt(lua_State *L, int idx) {
+  if (!lua_getmetatable(L, idx))
+    return 0;
+  int lazy = lua_rawequal(L, -1, LUA_REGISTRYINDEX);
+  lua_pop(L, 1);
+  return lazy;
+}
+
 static int is_lazy(lua_State *L, int idx) {
   if (!lua_getmetatable(L, idx))
     return 0;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &lazy_mt_key);
-  int lazy = lua_rawequal(L, -1, -2);
-  lua_pop(L, 2);
+  int lazy = is_lazy_mt(L, -1);
+  lua_pop(L, 1);
   return lazy;
 }
 
 static int visible(const gl_state *st, unsigned profiles) {
   return (profiles >> st->profile) & 1u;
+}
+
+/* Sets t[name] to the value on top, popping it, without calling the
+ * table's __newindex (lazy_newindex): that call would cost a CallInfo
+ * more, which the state keeps, at the depth of every materialization. t is
+ * an absolute index. */
+static void set_raw(lua_State *L, int t, const char *name) {
+  lua_pushstring(L, name);
+  lua_insert(L, -2);
+  lua_rawset(L, t);
 }
 
 /* Takes every C closure of the library from one call of its real opener, so
@@ -75,12 +129,12 @@ static void materialize_opened(lua_State *L, gl_state *st, int lib, int t) {
   lua_call(L, 0, 1);
   for (int k = 0; k < cat->n; k++) {
     const gl_entry *e = &cat->entries[k];
-    if (e->kind != GL_OPENED || (st->done[lib] >> k & 1u) ||
+    if (e->kind != GL_OPENED || is_done(st, lib, k) ||
         !visible(st, e->profiles))
       continue;
     lua_getfield(L, -1, e->name);
-    lua_setfield(L, t, e->name);
-    st->done[lib] |= 1ull << k;
+    set_raw(L, t, e->name);
+    set_done(st, lib, k);
   }
   lua_pop(L, 1);
 }
@@ -88,7 +142,7 @@ static void materialize_opened(lua_State *L, gl_state *st, int lib, int t) {
 /* Makes entry k of library lib real in the table at t. */
 static void materialize(lua_State *L, gl_state *st, int lib, int t, int k) {
   const gl_entry *e = &gl_catalog()[lib].entries[k];
-  if ((st->done[lib] >> k & 1u) || !visible(st, e->profiles))
+  if (is_done(st, lib, k) || !visible(st, e->profiles))
     return;
   switch (e->kind) {
   case GL_OPENED:
@@ -116,8 +170,8 @@ static void materialize(lua_State *L, gl_state *st, int lib, int t, int k) {
   default:
     return;
   }
-  st->done[lib] |= 1ull << k;
-  lua_setfield(L, t, e->name);
+  set_done(st, lib, k);
+  set_raw(L, t, e->name);
 }
 
 void gl_materialize_all(lua_State *L, int idx) {
@@ -166,19 +220,11 @@ static int lazy_newindex(lua_State *L) {
     int lib = lib_of(st, lua_topointer(L, 1));
     int k;
     if (lib >= 0 && gl_find(&gl_catalog()[lib], lua_tostring(L, 2), &k))
-      st->done[lib] |= 1ull << k; /* the script's value wins from now on */
+      set_done(st, lib, k); /* the script's value wins from now on */
   }
   lua_settop(L, 3);
   lua_rawset(L, 1);
   return 0;
-}
-
-static int lazy_pairs(lua_State *L) {
-  gl_materialize_all(L, 1);
-  lua_pushcfunction(L, gl_next);
-  lua_pushvalue(L, 1);
-  lua_pushnil(L);
-  return 3;
 }
 
 /* Strings find their methods through here until `string` is first used. */
@@ -188,7 +234,7 @@ static int string_index(lua_State *L) {
   if (!gl_push_lib(L, GL_LIB_STRING))
     return 0;
   unproxy_top(L); /* methods are looked up once, in the real table */
-  lua_pushliteral(L, "");
+  push_a_string(L);
   lua_getmetatable(L, -1);
   lua_pushvalue(L, -3);
   lua_setfield(L, -2, "__index");
@@ -205,7 +251,7 @@ void gl_check_writable(lua_State *L, int idx) {
   if (!st || st->profile != GR_PROFILE_UNTRUSTED ||
       lua_type(L, idx) != LUA_TTABLE)
     return;
-  int k = proxy_of(st, lua_topointer(L, idx));
+  int k = proxy_of(L, st, idx);
   if (k >= 0)
     luaL_error(L, "attempt to modify the read-only table '%s'", proxy_name(k));
 }
@@ -224,9 +270,7 @@ static int ro_pairs(lua_State *L) {
 
 int gl_push_backing(lua_State *L, int idx) {
   gl_state *st = gl_state_of(L);
-  if (!st || st->profile != GR_PROFILE_UNTRUSTED ||
-      lua_type(L, idx) != LUA_TTABLE ||
-      proxy_of(st, lua_topointer(L, idx)) < 0 || !lua_getmetatable(L, idx))
+  if (!st || proxy_of(L, st, idx) < 0 || !lua_getmetatable(L, idx))
     return 0;
   lua_pushliteral(L, "__index");
   lua_rawget(L, -2);
@@ -239,7 +283,7 @@ int gl_push_backing(lua_State *L, int idx) {
  * behind it (lazy: nothing is materialized). */
 static void unproxy_top(lua_State *L) {
   gl_state *st = gl_state_of(L);
-  if (!st || proxy_of(st, lua_topointer(L, -1)) < 0 || !lua_getmetatable(L, -1))
+  if (!st || proxy_of(L, st, -1) < 0 || !lua_getmetatable(L, -1))
     return;
   lua_pushliteral(L, "__index");
   lua_rawget(L, -2);
@@ -247,9 +291,8 @@ static void unproxy_top(lua_State *L) {
   lua_pop(L, 1);
 }
 
-/* Replaces the table on top of the stack with a read-only proxy of it,
- * recorded as proxy k. */
-static void push_proxy(lua_State *L, gl_state *st, int k) {
+/* Replaces the table on top of the stack with a read-only proxy of it. */
+static void push_proxy(lua_State *L) {
   lua_createtable(L, 0, 0);
   lua_createtable(L, 0, 3);
   lua_pushvalue(L, -3);
@@ -260,7 +303,6 @@ static void push_proxy(lua_State *L, gl_state *st, int k) {
   lua_setfield(L, -2, "__pairs");
   lua_setmetatable(L, -2);
   lua_replace(L, -2);
-  st->proxies[k] = lua_topointer(L, -1);
 }
 
 /* Untrusted code sees the string metatable through a proxy of a copy: the
@@ -271,7 +313,7 @@ void gl_push_string_meta(lua_State *L) {
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &string_meta_proxy_key) == LUA_TTABLE)
     return;
   lua_pop(L, 1);
-  lua_pushliteral(L, "");
+  push_a_string(L);
   lua_getmetatable(L, -1);
   lua_newtable(L); /* the copy */
   lua_pushnil(L);
@@ -284,9 +326,10 @@ void gl_push_string_meta(lua_State *L) {
     lua_setfield(L, -2, "__index");
   lua_replace(L, -3);
   lua_pop(L, 1);
-  push_proxy(L, st, GL_STRING_META);
+  push_proxy(L);
   lua_pushvalue(L, -1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &string_meta_proxy_key);
+  st->string_meta_proxied = 1;
 }
 
 /* Opens a non-lazy library for real; package's opener also sets a global
@@ -307,6 +350,33 @@ static void open_real(lua_State *L, int lib) {
   lua_pop(L, 1);
 }
 
+/* Two fields, so two slots: pairs() finds lazy tables without a __pairs
+ * (base.c). */
+static void new_lazy_mt(lua_State *L) {
+  lua_createtable(L, 0, 2);
+  lua_pushcfunction(L, lazy_index);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, lazy_newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushvalue(L, LUA_REGISTRYINDEX); /* the mark (is_lazy_mt) */
+  lua_setmetatable(L, -2);
+}
+
+/* Pushes the lazy metatable: _G's, or a new one if _G lost it (every entry
+ * of _G was materialized, or the script gave it a metatable of its own). */
+static void push_lazy_mt(lua_State *L) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+  if (lua_getmetatable(L, -1)) {
+    if (is_lazy_mt(L, -1)) {
+      lua_remove(L, -2);
+      return;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  new_lazy_mt(L);
+}
+
 int gl_push_lib(lua_State *L, int lib) {
   gl_state *st = gl_state_of(L);
   const gl_lib *cat = &gl_catalog()[lib];
@@ -321,7 +391,7 @@ int gl_push_lib(lua_State *L, int lib) {
   lua_pop(L, 1);
   if (cat->lazy) {
     lua_createtable(L, 0, 0);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &lazy_mt_key);
+    push_lazy_mt(L);
     lua_setmetatable(L, -2);
   } else {
     open_real(L, lib);
@@ -335,7 +405,7 @@ int gl_push_lib(lua_State *L, int lib) {
   lua_setfield(L, -2, cat->name);
   lua_pop(L, 1);
   if (st->profile == GR_PROFILE_UNTRUSTED)
-    push_proxy(L, st, lib);
+    push_proxy(L);
   lua_pushvalue(L, -1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &lib_keys[lib]);
   return 1;
@@ -355,24 +425,14 @@ int gl_open_state(lua_State *L, int profile, int recycled) {
   if (recycled)
     return 0; /* gl_reset_state left it as a new state */
 
-  lua_createtable(L, 0, 3);
-  lua_pushcfunction(L, lazy_index);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, lazy_newindex);
-  lua_setfield(L, -2, "__newindex");
-  lua_pushcfunction(L, lazy_pairs);
-  lua_setfield(L, -2, "__pairs");
-  lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &lazy_mt_key);
-
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
-  lua_pushvalue(L, -2);
+  new_lazy_mt(L);
   lua_setmetatable(L, -2);
-  lua_pop(L, 2);
+  lua_pop(L, 1);
 
   int n;
   const gl_entry *meta = gl_string_meta(&n);
-  lua_pushliteral(L, "");
+  push_a_string(L);
   lua_createtable(L, 0, n);
   for (int k = 0; k < n; k++) {
     lua_pushcfunction(L, strcmp(meta[k].name, "__index") == 0 ? string_index
@@ -390,22 +450,22 @@ int gl_open_state(lua_State *L, int profile, int recycled) {
  * (gr_state_no_recycle). */
 int gl_reset_state(lua_State *L) {
   gl_state *st = gl_state_of(L);
+  int top = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
-  lua_pushnil(L);
-  if (lua_next(L, -2)) { /* _G has fields: clear them all */
-    lua_pop(L, 2);
-    lua_pushnil(L);
+  if (!lua_getmetatable(L, -1) || !is_lazy_mt(L, -1)) {
+    lua_settop(L, top + 1); /* the script removed it, or set its own */
+    new_lazy_mt(L);
     lua_setmetatable(L, -2);
-    lua_pushnil(L);
-    while (lua_next(L, -2)) {
-      lua_pop(L, 1);
-      lua_pushvalue(L, -1);
-      lua_pushnil(L);
-      lua_rawset(L, -4); /* clearing fields during a traversal is allowed */
-    }
+  } else {
+    lua_pop(L, 1);
   }
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &lazy_mt_key);
-  lua_setmetatable(L, -2); /* also puts back one the script removed */
+  lua_pushnil(L);
+  while (lua_next(L, -2)) { /* clear every field (raw: no metamethod) */
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_pushnil(L);
+    lua_rawset(L, -4); /* clearing fields during a traversal is allowed */
+  }
   lua_pop(L, 1);
 
   int any_lib = 0;
@@ -420,12 +480,12 @@ int gl_reset_state(lua_State *L) {
     lua_pushnil(L);
     lua_setfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   }
-  if (st->proxies[GL_STRING_META]) {
+  if (st->string_meta_proxied) {
     lua_pushnil(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &string_meta_proxy_key);
   }
   if (st->tables[GL_LIB_STRING]) { /* strings point at the old table */
-    lua_pushliteral(L, "");
+    push_a_string(L);
     lua_getmetatable(L, -1);
     lua_pushcfunction(L, string_index);
     lua_setfield(L, -2, "__index");
@@ -507,10 +567,9 @@ const char *gl_table_name(lua_State *L, int idx) {
     lua_pop(L, 1);
     return found;
   }
-  const void *table = lua_topointer(L, idx);
-  int lib = lib_of(st, table);
+  int lib = lib_of(st, lua_topointer(L, idx));
   if (lib < 0)
-    lib = proxy_of(st, table);
+    lib = proxy_of(L, st, idx);
   return lib > 0 && lib < GL_NLIBS ? gl_catalog()[lib].name : NULL;
 }
 

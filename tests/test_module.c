@@ -801,6 +801,35 @@ START_TEST(lazy_libraries_look_complete) {
 }
 END_TEST
 
+/* pairs() materializes a lazy table itself (the lazy metatable has no
+ * __pairs), and still honours a __pairs of the script's, which may yield. */
+START_TEST(pairs_sees_lazy_tables_whole_and_honours_pairs) {
+  char *v = t_eval(
+      rt, "local n = 0\n"
+          "for k in pairs(_G) do n = n + 1 end\n"
+          "local m = 0\n"
+          "for k in pairs(_G) do m = m + 1 end\n"
+          "local names = {}\n"
+          "for k in pairs(math) do names[k] = true end\n"
+          "local t = setmetatable({}, {__pairs = function(self)\n"
+          "  coroutine.yield('in __pairs')\n"
+          "  return function(_, k) if not k then return 1, 'one' end end,\n"
+          "         self, nil\n"
+          "end})\n"
+          "local co = coroutine.wrap(function()\n"
+          "  local got = {}\n"
+          "  for k, x in pairs(t) do got[#got + 1] = k .. '=' .. x end\n"
+          "  return table.concat(got)\n"
+          "end)\n"
+          "return n > 30, n == m, rawget(_G, 'print') ~= nil,\n"
+          "  names.floor and names.pi and names.maxinteger, co(), co(),\n"
+          "  pcall(pairs)\n");
+  ck_assert_str_eq(v, "true,true,true,true,in __pairs,1=one,false,bad "
+                      "argument #1 to '?' (value expected)");
+  free(v);
+}
+END_TEST
+
 /* ---- the untrusted profile --------------------------------------------------
  */
 
@@ -811,6 +840,29 @@ static char *eval_untrusted(const char *code) {
   gr_future_unref(f);
   return v;
 }
+
+/* A goroutine that gives _G a metatable of its own leaves the next one of
+ * its state a plain lazy _G. (Trusted code that does so opens io, package
+ * and debug on the way, and its state is not reused.) */
+START_TEST(a_scripts_metatable_on_G_is_not_handed_on) {
+  char *v = eval_untrusted(
+      "for i = 1, 20 do\n"
+      "  goroutine.await(goroutine.async(function()\n"
+      "    setmetatable(_G, {__index = function() return 42 end})\n"
+      "    assert(undefined_name == 42)\n"
+      "  end))\n"
+      "  local _, u, up, floor = goroutine.await(goroutine.async(function()\n"
+      "    return undefined_name, string.upper('a'), math.floor(1.5)\n"
+      "  end))\n"
+      "  if u ~= nil or up ~= 'A' or floor ~= 1 then\n"
+      "    return 'round ' .. i .. ': ' .. tostring(u)\n"
+      "  end\n"
+      "end\n"
+      "return 'clean'\n");
+  ck_assert_str_eq(v, "clean");
+  free(v);
+}
+END_TEST
 
 START_TEST(untrusted_profile_is_a_sandbox) {
   char *v = eval_untrusted(
@@ -901,6 +953,8 @@ static Suite *module_suite(void) {
   tcase_add_test(tc, isolation_holds_across_reused_states);
   tcase_add_test(tc, finalizers_never_run_in_another_goroutine);
   tcase_add_test(tc, lazy_libraries_look_complete);
+  tcase_add_test(tc, pairs_sees_lazy_tables_whole_and_honours_pairs);
+  tcase_add_test(tc, a_scripts_metatable_on_G_is_not_handed_on);
   tcase_add_test(tc, untrusted_profile_is_a_sandbox);
   tcase_add_test(tc, trusted_profile_has_everything);
   suite_add_tcase(s, tc);
