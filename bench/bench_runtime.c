@@ -11,6 +11,10 @@
  *
  *   build/normal/bench/bench_runtime [--workers N] [--no-reuse]
  *   build/normal/bench/bench_runtime --floor      (the floor alone)
+ *   build/normal/bench/bench_runtime --only PART N
+ *       runs one part once with N (spawn, batches, pool, ping-pong,
+ *       fan-in), for a profiler: under callgrind, the difference of two
+ *       N is what one operation costs.
  */
 #include "goroutine.h"
 #include "modules.h"
@@ -186,10 +190,39 @@ static double openlibs_rate(void) {
   return rates[1];
 }
 
+static const struct {
+  const char *name;
+  const char *code;
+} parts[] = {
+    {"spawn", spawn_one_at_a_time},
+    {"batches", spawn_batches},
+    {"pool", pool_closures},
+    {"ping-pong", ping_pong},
+    {"fan-in", fan_in},
+};
+
+static int run_only(const char *name, long n) {
+  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+    if (strcmp(parts[i].name, name) != 0)
+      continue;
+    config.hooks.log = quiet_log;
+    gr_lua_setup(&config);
+    gr_runtime *rt = gr_runtime_new(&config);
+    double took = run_timed(rt, parts[i].code, n);
+    gr_runtime_free(rt);
+    printf("%s: %ld in %.3f s\n", name, n, took);
+    return 0;
+  }
+  fprintf(stderr, "no part named %s\n", name);
+  return 2;
+}
+
 int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc)
       config.workers = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--only") == 0 && i + 2 < argc)
+      return run_only(argv[i + 1], atol(argv[i + 2]));
     else if (strcmp(argv[i], "--no-reuse") == 0)
       config.no_state_reuse = 1;
     else if (strcmp(argv[i], "--floor") == 0) {
@@ -200,7 +233,9 @@ int main(int argc, char **argv) {
              floor, 1e6 / floor);
       return 0;
     } else {
-      fprintf(stderr, "usage: %s [--workers N] [--no-reuse] [--floor]\n",
+      fprintf(stderr,
+              "usage: %s [--workers N] [--no-reuse] [--floor] "
+              "[--only PART N]\n",
               argv[0]);
       return 2;
     }

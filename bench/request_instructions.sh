@@ -23,12 +23,17 @@
 #   bench/request_instructions.sh            # needs valgrind and curl
 #   N_SMALL=200 N_LARGE=1200 bench/request_instructions.sh
 #   GOROUTINED=/tmp/old/goroutined bench/request_instructions.sh   # another build
+#   LOG_LEVEL=info SCENARIOS="B A" bench/request_instructions.sh
+#       the server's log level (warn unless given: info writes a line per
+#       request) and which scenarios to count (B A F C unless given)
 # It builds with scripts/build.sh normal when the binaries are missing,
 # uses ports from 127.0.0.1 only, and stops every server it started.
 set -euo pipefail
 
 N_SMALL=${N_SMALL:-300}
 N_LARGE=${N_LARGE:-1300}
+LOG_LEVEL=${LOG_LEVEL:-warn}
+SCENARIOS=${SCENARIOS:-B A F C}
 root=$(cd "$(dirname "$0")/.." && pwd)
 goroutined=${GOROUTINED:-"$root/build/normal/goroutined"}
 mhd_fixed="$root/build/normal/bench/mhd_fixed"
@@ -81,8 +86,8 @@ run() {
     wait_up /
   else
     valgrind --tool=callgrind --callgrind-out-file="$out" "$goroutined" serve \
-      --listen "127.0.0.1:$port" --store memory: --log-level warn --http-threads 1 \
-      2>"$work/vg.err" &
+      --listen "127.0.0.1:$port" --store memory: --log-level "$LOG_LEVEL" --http-threads 1 \
+      --log-file "$work/server.log" 2>"$work/vg.err" &
     server_pid=$!
     wait_up /healthz
     curl -s -o /dev/null -X POST "$base/v1/pools" -H 'Content-Type: application/json' \
@@ -111,7 +116,7 @@ run() {
 }
 
 printf '%-44s %14s %22s\n' scenario "instructions" "of which memset bytes"
-for scenario in B A F C; do
+for scenario in $SCENARIOS; do
   read -r t1 m1 < <(run "$scenario" "$N_SMALL")
   read -r t2 m2 < <(run "$scenario" "$N_LARGE")
   n=$((N_LARGE - N_SMALL))
@@ -125,4 +130,5 @@ for scenario in B A F C; do
     'BEGIN { printf "%-44s %14.0f %22.0f\n", name, t / n, m / n }'
 done
 echo "per request: the difference of $N_LARGE and $N_SMALL requests over one connection," \
+  "log level $LOG_LEVEL," \
   "user space only (valgrind $(valgrind --version | sed 's/valgrind-//'))"

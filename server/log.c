@@ -148,6 +148,7 @@ typedef struct line {
 /* A string value stops (with "...") where fewer than this many bytes would
  * be left for the rest of the line: keys and numbers are short. */
 #define LINE_RESERVE 512
+#define KEY_MAX 64 /* longer keys are cut (none is) */
 
 static void put(line *l, const char *s, size_t n) {
   if (l->len + n > sizeof l->buf)
@@ -196,15 +197,48 @@ static void put_escaped(line *l, const char *s) {
     put(l, "...", 3);
 }
 
-/* logfmt leaves a value bare when nothing in it needs quoting. */
-static int bare(const char *s) {
-  if (!*s)
+/* Bytes a bare logfmt value cannot hold: controls and space, '=', '"',
+ * '\\', DEL and every byte of a multi-byte character (such values are
+ * quoted and escaped). */
+static const unsigned char quote_byte[256] = {
+    [0 ... ' '] = 1, ['='] = 1, ['"'] = 1, ['\\'] = 1, [0x7f ... 0xff] = 1,
+};
+
+/* logfmt leaves a value bare when nothing in it needs quoting: this copies
+ * s to the line as it checks it, in one pass (a line has ten values or
+ * so, and this is most of its cost). Returns 0, and leaves the line as it
+ * was, when s is empty, needs quoting, or does not fit before the room
+ * kept for the line's end. */
+/* Whether one of the 8 bytes of w is a quote_byte, with a few operations
+ * for all 8 at once: a byte below 0x21, from 0x7f on, or '=', '"', '\\'.
+ * (x - 0x01..) & ~x & 0x80.. is non-zero exactly when x has a zero byte;
+ * with 0x21 in place of 0x01, when x has a byte below 0x21.) */
+static int word_needs_quotes(uint64_t w) {
+  const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+  uint64_t low = (w - ones * 0x21) & ~w;
+  uint64_t eq = ((w ^ (ones * '=')) - ones) & ~(w ^ (ones * '='));
+  uint64_t dq = ((w ^ (ones * '"')) - ones) & ~(w ^ (ones * '"'));
+  uint64_t bs = ((w ^ (ones * '\\')) - ones) & ~(w ^ (ones * '\\'));
+  uint64_t del = ((w ^ (ones * 0x7f)) - ones) & ~(w ^ (ones * 0x7f));
+  return ((low | eq | dq | bs | del) & high) != 0 || (w & high) != 0;
+}
+
+static int put_bare(line *l, const char *s) {
+  size_t limit = sizeof l->buf - LINE_RESERVE, n = strlen(s);
+  if (n == 0 || l->len >= limit || n > limit - l->len)
     return 0;
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c <= ' ' || c == '=' || c == '"' || c == '\\' || c >= 0x7f)
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, s + i, 8);
+    if (word_needs_quotes(w))
       return 0;
   }
+  for (; i < n; i++)
+    if (quote_byte[(unsigned char)s[i]])
+      return 0;
+  memcpy(l->buf + l->len, s, n);
+  l->len += n;
   return 1;
 }
 
@@ -213,20 +247,23 @@ static void put_key(line *l, const char *key) {
     puts_(l, l->len > 1 ? ",\"" : "\"");
     puts_(l, key);
     puts_(l, "\":");
-  } else {
-    if (l->len)
-      put(l, " ", 1);
-    puts_(l, key);
-    put(l, "=", 1);
+  } else if (l->len + KEY_MAX + 2 <= sizeof l->buf) {
+    /* " key=" in one go rather than three copies. Keys are literals of
+     * the code, all short. */
+    size_t len = l->len, k = strnlen(key, KEY_MAX);
+    if (len)
+      l->buf[len++] = ' ';
+    memcpy(l->buf + len, key, k);
+    len += k;
+    l->buf[len++] = '=';
+    l->len = len;
   }
 }
 
 static void put_str(line *l, const char *key, const char *value) {
   put_key(l, key);
-  if (!json_format && bare(value)) {
-    puts_(l, value);
+  if (!json_format && put_bare(l, value))
     return;
-  }
   put(l, "\"", 1);
   put_escaped(l, value);
   put(l, "\"", 1);
