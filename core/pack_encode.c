@@ -341,9 +341,25 @@ static int enc_table(enc *e, int idx) {
   return enc_new_table(e, idx, ptr, seen);
 }
 
+/* lua_dump writes a function in many pieces, most of them a byte or a
+ * number of 4 or 8: those are copied inline, without a call of memcpy. */
 static int dump_writer(lua_State *L, const void *data, size_t n, void *ud) {
   (void)L;
   gr_pack *p = ud;
+  if (n <= 8 && p->len + n <= p->cap) {
+    uint8_t *out = p->buf + p->len;
+    const uint8_t *in = data;
+    if (n >= 4) { /* two copies of 4, which may overlap */
+      memcpy(out, in, 4);
+      memcpy(out + n - 4, in + n - 4, 4);
+    } else if (n > 0) {
+      out[0] = in[0];
+      out[n / 2] = in[n / 2];
+      out[n - 1] = in[n - 1];
+    }
+    p->len += n;
+    return 0;
+  }
   pack_put_bytes(p, data, n);
   return p->oom;
 }

@@ -718,13 +718,12 @@ static int random16(uint8_t *out) {
 }
 
 void gr__record_new_id(const char *prefix, char *id) {
-  uint8_t rnd[17];
+  uint8_t rnd[16];
   if (random16(rnd) != 0) {
     uint64_t a = (uint64_t)gr_now_ns(), b = (uint64_t)(uintptr_t)id ^ a * 31;
     memcpy(rnd, &a, 8);
     memcpy(rnd + 8, &b, 8);
   }
-  rnd[16] = 0;
   size_t len = strlen(prefix);
   memcpy(id, prefix, len);
   char *at = id + len;
@@ -738,13 +737,18 @@ void gr__record_new_id(const char *prefix, char *id) {
     at[i] = id_digits[ms & 63];
   at += 7;
   /* Then the random part: 22 digits of 6 bits, 132 bits, the last 4
-   * always zero. */
-  for (int i = 0; i < 22; i++) {
-    int bit = i * 6, byte = bit / 8, shift = bit % 8;
-    unsigned v = ((unsigned)rnd[byte] << 8 | rnd[byte + 1]) >> (10 - shift);
-    at[i] = id_digits[v & 63];
+   * always zero; three bytes make four digits. */
+  for (int g = 0; g < 5; g++, at += 4) {
+    const uint8_t *b = rnd + 3 * g;
+    uint32_t v = (uint32_t)b[0] << 16 | (uint32_t)b[1] << 8 | b[2];
+    at[0] = id_digits[v >> 18];
+    at[1] = id_digits[v >> 12 & 63];
+    at[2] = id_digits[v >> 6 & 63];
+    at[3] = id_digits[v & 63];
   }
-  at[22] = '\0';
+  at[0] = id_digits[rnd[15] >> 2];
+  at[1] = id_digits[(rnd[15] & 3) << 4];
+  at[2] = '\0';
 }
 
 gr_future *gr_record_find(gr_runtime *rt, const char *id, char *pool,
