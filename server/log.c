@@ -204,25 +204,30 @@ static const unsigned char quote_byte[256] = {
     [0 ... ' '] = 1, ['='] = 1, ['"'] = 1, ['\\'] = 1, [0x7f ... 0xff] = 1,
 };
 
-/* logfmt leaves a value bare when nothing in it needs quoting: this copies
- * s to the line as it checks it, in one pass (a line has ten values or
- * so, and this is most of its cost). Returns 0, and leaves the line as it
- * was, when s is empty, needs quoting, or does not fit before the room
- * kept for the line's end. */
+/* Whether a byte of x is c: (y - 0x01..) & ~y & 0x80.. is non-zero exactly
+ * when y has a zero byte. */
+static uint64_t has_byte(uint64_t x, unsigned char c) {
+  const uint64_t ones = 0x0101010101010101u;
+  uint64_t y = x ^ (ones * c);
+  return (y - ones) & ~y;
+}
+
 /* Whether one of the 8 bytes of w is a quote_byte, with a few operations
- * for all 8 at once: a byte below 0x21, from 0x7f on, or '=', '"', '\\'.
- * (x - 0x01..) & ~x & 0x80.. is non-zero exactly when x has a zero byte;
- * with 0x21 in place of 0x01, when x has a byte below 0x21.) */
+ * for all 8 at once: a byte below 0x21 (the same test as has_byte's, with
+ * 0x21 for 0x01), from 0x7f on, or '=', '"', '\\'. */
 static int word_needs_quotes(uint64_t w) {
   const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
   uint64_t low = (w - ones * 0x21) & ~w;
-  uint64_t eq = ((w ^ (ones * '=')) - ones) & ~(w ^ (ones * '='));
-  uint64_t dq = ((w ^ (ones * '"')) - ones) & ~(w ^ (ones * '"'));
-  uint64_t bs = ((w ^ (ones * '\\')) - ones) & ~(w ^ (ones * '\\'));
-  uint64_t del = ((w ^ (ones * 0x7f)) - ones) & ~(w ^ (ones * 0x7f));
-  return ((low | eq | dq | bs | del) & high) != 0 || (w & high) != 0;
+  uint64_t some = low | has_byte(w, '=') | has_byte(w, '"') |
+                  has_byte(w, '\\') | has_byte(w, 0x7f);
+  return ((some | w) & high) != 0;
 }
 
+/* logfmt leaves a value bare when nothing in it needs quoting. This checks
+ * s eight bytes at a time and copies it in one go (a line has ten values
+ * or so, and this was most of its cost). Returns 0, and leaves the line as
+ * it was, when s is empty, needs quoting, or does not fit before the room
+ * kept for the line's end (it is then quoted, and cut with "..."). */
 static int put_bare(line *l, const char *s) {
   size_t limit = sizeof l->buf - LINE_RESERVE, n = strlen(s);
   if (n == 0 || l->len >= limit || n > limit - l->len)
