@@ -58,26 +58,34 @@ static void set_done(gl_state *st, int lib, int k) {
 
 static int ro_newindex(lua_State *L);
 
-/* Which read-only proxy the value at idx is (a library, or GL_STRING_META),
- * or -1. A proxy is known by its metatable, whose __newindex is
- * ro_newindex and whose __index is the table behind it: a library's, or
- * else the copy of the string metatable. Only untrusted code has them. */
-static int proxy_of(lua_State *L, const gl_state *st, int idx) {
+/* If the value at idx is a read-only proxy, pushes the table behind it and
+ * returns which proxy it is (a library, or GL_STRING_META); else returns
+ * -1 and pushes nothing. A proxy is known by its metatable, whose
+ * __newindex is ro_newindex and whose __index is the table behind it: a
+ * library's, or else the copy of the string metatable. Only untrusted code
+ * has them. */
+static int push_proxied(lua_State *L, const gl_state *st, int idx) {
   if (st->profile != GR_PROFILE_UNTRUSTED || lua_type(L, idx) != LUA_TTABLE ||
       !lua_getmetatable(L, idx))
     return -1;
-  int k = -1;
   lua_pushliteral(L, "__newindex");
-  if (lua_rawget(L, -2) == LUA_TFUNCTION &&
-      lua_tocfunction(L, -1) == ro_newindex) {
-    lua_pushliteral(L, "__index");
-    lua_rawget(L, -3);
-    k = lib_of(st, lua_topointer(L, -1));
-    if (k < 0)
-      k = GL_STRING_META;
-    lua_pop(L, 1);
+  if (lua_rawget(L, -2) != LUA_TFUNCTION ||
+      lua_tocfunction(L, -1) != ro_newindex) {
+    lua_pop(L, 2);
+    return -1;
   }
-  lua_pop(L, 2);
+  lua_pushliteral(L, "__index");
+  lua_rawget(L, -3);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+  int k = lib_of(st, lua_topointer(L, -1));
+  return k < 0 ? GL_STRING_META : k;
+}
+
+static int proxy_of(lua_State *L, const gl_state *st, int idx) {
+  int k = push_proxied(L, st, idx);
+  if (k >= 0)
+    lua_pop(L, 1);
   return k;
 }
 
@@ -270,11 +278,8 @@ static int ro_pairs(lua_State *L) {
 
 int gl_push_backing(lua_State *L, int idx) {
   gl_state *st = gl_state_of(L);
-  if (!st || proxy_of(L, st, idx) < 0 || !lua_getmetatable(L, idx))
+  if (!st || push_proxied(L, st, idx) < 0)
     return 0;
-  lua_pushliteral(L, "__index");
-  lua_rawget(L, -2);
-  lua_remove(L, -2);
   gl_materialize_all(L, -1);
   return 1;
 }
@@ -283,12 +288,8 @@ int gl_push_backing(lua_State *L, int idx) {
  * behind it (lazy: nothing is materialized). */
 static void unproxy_top(lua_State *L) {
   gl_state *st = gl_state_of(L);
-  if (!st || proxy_of(L, st, -1) < 0 || !lua_getmetatable(L, -1))
-    return;
-  lua_pushliteral(L, "__index");
-  lua_rawget(L, -2);
-  lua_replace(L, -3);
-  lua_pop(L, 1);
+  if (st && push_proxied(L, st, -1) >= 0)
+    lua_replace(L, -2);
 }
 
 /* Replaces the table on top of the stack with a read-only proxy of it. */
