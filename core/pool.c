@@ -16,7 +16,8 @@
  */
 #include "pool.h"
 
-#include <stdio.h>
+#include "gr_common.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -414,7 +415,7 @@ void gr__pools_close_all(gr_runtime *rt) {
  */
 
 void gr_pool_stats_read(gr_pool *pool, gr_pool_stats *out) {
-  snprintf(out->name, sizeof out->name, "%s", pool->name);
+  cm_copy_text(out->name, sizeof out->name, pool->name);
   out->workers = pool->workers;
   out->queue_size = pool->queue_size;
   out->active = atomic_load(&pool->active);

@@ -33,6 +33,7 @@
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -74,6 +75,16 @@ struct http_server {
   size_t timeout_answer_len;
 };
 
+/* The request headers goroutined reads, found in one pass over the head
+ * (request_headers) instead of a search of them all for each name. The
+ * strings are libmicrohttpd's, kept for the request's life; the first of
+ * a name counts, as MHD_lookup_connection_value gives it. */
+typedef struct req_headers {
+  const char *content_length, *content_type, *authorization, *origin,
+      *request_method, *expect, *idempotency_key, *last_event_id,
+      *if_none_match, *request_id, *traceparent;
+} req_headers;
+
 typedef struct conn_state {
   http_server *srv;
   struct MHD_Connection *conn;
@@ -91,7 +102,8 @@ typedef struct conn_state {
   size_t bytes;                              /* the answer's body */
   char request_id[API_REQUEST_ID_MAX + 1];   /* X-Request-Id, given or made */
   char traceparent[API_TRACEPARENT_LEN + 1]; /* "" when none or malformed */
-  pthread_mutex_t mu;                        /* woken, suspended */
+  req_headers h;
+  pthread_mutex_t mu; /* woken, suspended */
   int woken, suspended;
   api_pending *pending;
 } conn_state;
@@ -259,10 +271,7 @@ static enum MHD_Result send_response(conn_state *cs, api_response *r) {
     api_response_free(r);
     return MHD_NO; /* the reaper answered 408 */
   }
-  api_answer_headers(
-      cs->srv->api,
-      MHD_lookup_connection_value(cs->conn, MHD_HEADER_KIND, "Origin"),
-      cs->request_id, r);
+  api_answer_headers(cs->srv->api, cs->h.origin, cs->request_id, r);
   struct MHD_Response *resp =
       r->stream ? stream_response(cs, r)
       : r->body
@@ -289,9 +298,53 @@ static enum MHD_Result send_response(conn_state *cs, api_response *r) {
   return rc;
 }
 
-static long long content_length(struct MHD_Connection *conn) {
-  const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                              MHD_HTTP_HEADER_CONTENT_LENGTH);
+/* The names request_headers keeps, each with where it goes. */
+static const struct {
+  const char *name;
+  size_t len;
+  size_t at; /* offsetof in req_headers */
+} header_names[] = {
+#define HEADER_NAME(name, field)                                               \
+  { name, sizeof name - 1, offsetof(req_headers, field) }
+    HEADER_NAME(MHD_HTTP_HEADER_CONTENT_LENGTH, content_length),
+    HEADER_NAME(MHD_HTTP_HEADER_CONTENT_TYPE, content_type),
+    HEADER_NAME(MHD_HTTP_HEADER_AUTHORIZATION, authorization),
+    HEADER_NAME("Origin", origin),
+    HEADER_NAME("Access-Control-Request-Method", request_method),
+    HEADER_NAME(MHD_HTTP_HEADER_EXPECT, expect),
+    HEADER_NAME("Idempotency-Key", idempotency_key),
+    HEADER_NAME("Last-Event-ID", last_event_id),
+    HEADER_NAME(MHD_HTTP_HEADER_IF_NONE_MATCH, if_none_match),
+    HEADER_NAME("X-Request-Id", request_id),
+    HEADER_NAME("traceparent", traceparent),
+#undef HEADER_NAME
+};
+
+static enum MHD_Result keep_header(void *cls, enum MHD_ValueKind kind,
+                                   const char *key, size_t key_size,
+                                   const char *value, size_t value_size) {
+  (void)kind;
+  (void)value_size;
+  req_headers *h = cls;
+  for (size_t i = 0; i < sizeof header_names / sizeof header_names[0]; i++) {
+    if (header_names[i].len != key_size ||
+        strncasecmp(header_names[i].name, key, key_size) != 0)
+      continue;
+    const char **field = (const char **)((char *)h + header_names[i].at);
+    if (!*field)
+      *field = value;
+    break;
+  }
+  return MHD_YES;
+}
+
+static void request_headers(struct MHD_Connection *conn, req_headers *h) {
+  memset(h, 0, sizeof *h);
+  MHD_get_connection_values_n(conn, MHD_HEADER_KIND, keep_header, h);
+}
+
+static long long content_length(const req_headers *h) {
+  const char *v = h->content_length;
   if (!v)
     return -1;
   char *end;
@@ -317,12 +370,9 @@ static conn_state *new_state(http_server *srv, struct MHD_Connection *conn,
     return NULL;
   }
   cs->route = api_target_route(cs->target);
-  api_request_id(
-      MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id"),
-      cs->request_id);
-  if (!api_traceparent(
-          MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent"),
-          cs->traceparent))
+  request_headers(conn, &cs->h);
+  api_request_id(cs->h.request_id, cs->request_id);
+  if (!api_traceparent(cs->h.traceparent, cs->traceparent))
     cs->traceparent[0] = '\0';
   const union MHD_ConnectionInfo *info =
       MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -384,18 +434,16 @@ static int head_too_large(http_server *srv, struct MHD_Connection *conn,
 
 #define HTTP_DRAIN_MIN ((size_t)4 << 20)
 
-static int expects_continue(struct MHD_Connection *conn) {
-  const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                              MHD_HTTP_HEADER_EXPECT);
-  return v && strcasecmp(v, "100-continue") == 0;
+static int expects_continue(const req_headers *h) {
+  return h->expect && strcasecmp(h->expect, "100-continue") == 0;
 }
 
 /* Whether a body declared too large is read and dropped before the 413
  * (rather than answered at once, before it is read). */
-static int drain_declared(http_server *srv, struct MHD_Connection *conn,
+static int drain_declared(http_server *srv, const req_headers *h,
                           long long declared) {
   return declared >= 0 && (unsigned long long)declared <= srv->drain_max &&
-         !expects_continue(conn);
+         !expects_continue(h);
 }
 
 /* Stores a chunk of the body; once it grew past the limit nothing more is
@@ -427,19 +475,14 @@ static enum MHD_Result first_call(http_server *srv, conn_state *cs,
                                   const char *method) {
   api_response r;
   memset(&r, 0, sizeof r);
-  const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_AUTHORIZATION);
-  long long declared = content_length(conn);
+  long long declared = content_length(&cs->h);
   /* a CORS preflight is answered here, before the token is looked at */
   if (head_too_large(srv, conn, url, &r) ||
-      api_preflight(
-          srv->api, cs->target, method,
-          MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"),
-          MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                      "Access-Control-Request-Method"),
-          &r) ||
-      api_precheck_target(srv->api, cs->target, method, auth, declared, &r)) {
-    if (r.status == 413 && drain_declared(srv, conn, declared)) {
+      api_preflight(srv->api, cs->target, method, cs->h.origin,
+                    cs->h.request_method, &r) ||
+      api_precheck_target(srv->api, cs->target, method, cs->h.authorization,
+                          declared, &r)) {
+    if (r.status == 413 && drain_declared(srv, &cs->h, declared)) {
       api_response_free(&r); /* the same 413 comes after the body */
       cs->too_large = 1;
       return MHD_YES;
@@ -533,19 +576,13 @@ static enum MHD_Result last_call(http_server *srv, conn_state *cs,
       .method = method,
       .path = url,
       .query = query,
-      .content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                  MHD_HTTP_HEADER_CONTENT_TYPE),
-      .authorization = MHD_lookup_connection_value(
-          conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
-      .idempotency_key =
-          MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key"),
-      .last_event_id =
-          MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID"),
-      .access_control_request_method = MHD_lookup_connection_value(
-          conn, MHD_HEADER_KIND, "Access-Control-Request-Method"),
-      .if_none_match = MHD_lookup_connection_value(
-          conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH),
-      .origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"),
+      .content_type = cs->h.content_type,
+      .authorization = cs->h.authorization,
+      .idempotency_key = cs->h.idempotency_key,
+      .last_event_id = cs->h.last_event_id,
+      .access_control_request_method = cs->h.request_method,
+      .if_none_match = cs->h.if_none_match,
+      .origin = cs->h.origin,
       .request_id = cs->request_id,
       .traceparent = cs->traceparent[0] ? cs->traceparent : NULL,
       .body = cs->body ? cs->body : "",
