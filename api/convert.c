@@ -99,36 +99,103 @@ int api__json_to_pack(gr_pack *p, json_t *v, char *err, size_t errlen) {
 
 /* ---- compiling snippets -------------------------------------------------- */
 
-/* One scratch state per server thread, only for compiling. */
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+/* Each server thread compiles in a scratch state of its own, and keeps
+ * the snippets it compiled lately: a client that sends the same code
+ * again and again (a health check, a batch of tasks) gets a copy of the
+ * pack made the first time, without compiling or dumping it again. Code
+ * is looked up by length, hash and then its bytes; up to COMPILED_SLOTS
+ * snippets of at most COMPILED_CODE_MAX bytes each, replaced in turn. */
+#define COMPILED_SLOTS 16
+#define COMPILED_CODE_MAX 4096
 
-static void scratch_free(void *L) {
-  lua_close(L);
-}
-static void scratch_init(void) {
-  pthread_key_create(&scratch_key, scratch_free);
-}
+typedef struct compiled {
+  uint64_t hash;
+  size_t len; /* 0: an empty slot */
+  char *code;
+  gr_pack *pack; /* the function alone, before any argument */
+} compiled;
 
-static lua_State *scratch(void) {
-  pthread_once(&scratch_once, scratch_init);
-  lua_State *L = pthread_getspecific(scratch_key);
-  if (!L) {
-    L = luaL_newstate();
-    pthread_setspecific(scratch_key, L);
+typedef struct compiler {
+  lua_State *L;
+  compiled slots[COMPILED_SLOTS];
+  unsigned next; /* the slot replaced next */
+} compiler;
+
+static pthread_key_t compiler_key;
+static pthread_once_t compiler_once = PTHREAD_ONCE_INIT;
+
+static void compiler_free(void *ud) {
+  compiler *c = ud;
+  for (int i = 0; i < COMPILED_SLOTS; i++) {
+    free(c->slots[i].code);
+    gr_pack_free(c->slots[i].pack);
   }
-  return L;
+  lua_close(c->L);
+  free(c);
 }
 
-int api__compile(const char *code, size_t len, gr_pack *p, char *err,
-                 size_t errlen, int *line) {
-  lua_State *L = scratch();
-  if (!L) {
-    snprintf(err, errlen, "not enough memory to compile");
-    *line = 0;
-    return -1;
+static void compiler_init(void) {
+  pthread_key_create(&compiler_key, compiler_free);
+}
+
+static compiler *this_compiler(void) {
+  pthread_once(&compiler_once, compiler_init);
+  compiler *c = pthread_getspecific(compiler_key);
+  if (!c && (c = calloc(1, sizeof *c))) {
+    if (!(c->L = luaL_newstate())) {
+      free(c);
+      return NULL;
+    }
+    pthread_setspecific(compiler_key, c);
   }
+  return c;
+}
+
+static compiled *compiled_find(compiler *c, const char *code, size_t len,
+                               uint64_t hash) {
+  for (int i = 0; i < COMPILED_SLOTS; i++) {
+    compiled *k = &c->slots[i];
+    if (k->len == len && k->hash == hash && memcmp(k->code, code, len) == 0)
+      return k;
+  }
+  return NULL;
+}
+
+/* Keeps a copy of p for code; out of memory, nothing is kept. */
+static void compiled_keep(compiler *c, const char *code, size_t len,
+                          uint64_t hash, const gr_pack *p) {
+  char *copy = malloc(len);
+  gr_pack *dup = copy ? gr_pack_dup(p) : NULL;
+  if (!dup) {
+    free(copy);
+    return;
+  }
+  memcpy(copy, code, len);
+  compiled *k = &c->slots[c->next];
+  c->next = (c->next + 1) % COMPILED_SLOTS;
+  free(k->code);
+  gr_pack_free(k->pack);
+  *k = (compiled){.hash = hash, .len = len, .code = copy, .pack = dup};
+}
+
+gr_pack *api__compile(const char *code, size_t len, char *err, size_t errlen,
+                      int *line) {
   *line = 0;
+  compiler *c = this_compiler();
+  if (!c) {
+    snprintf(err, errlen, "not enough memory to compile");
+    return NULL;
+  }
+  int keep = len > 0 && len <= COMPILED_CODE_MAX;
+  uint64_t hash = keep ? cm_hash64(code, len) : 0;
+  compiled *k = keep ? compiled_find(c, code, len, hash) : NULL;
+  if (k) {
+    gr_pack *p = gr_pack_dup(k->pack);
+    if (!p)
+      snprintf(err, errlen, "not enough memory to compile");
+    return p;
+  }
+  lua_State *L = c->L;
   if (luaL_loadbufferx(L, code, len, "=snippet", "t") != LUA_OK) {
     const char *msg = lua_tostring(L, -1);
     snprintf(err, errlen, "%s", msg ? msg : "syntax error");
@@ -136,11 +203,20 @@ int api__compile(const char *code, size_t len, gr_pack *p, char *err,
     if (at)
       *line = atoi(at + strlen("snippet:"));
     lua_settop(L, 0);
-    return -1;
+    return NULL;
   }
-  int rc = gr_pack_values(p, L, -1, 1, 0, "argument", 1, err, errlen);
+  gr_pack *p = gr_pack_new();
+  if (!p || gr_pack_values(p, L, -1, 1, 0, "argument", 1, err, errlen) != 0) {
+    if (!p)
+      snprintf(err, errlen, "not enough memory to compile");
+    gr_pack_free(p);
+    lua_settop(L, 0);
+    return NULL;
+  }
   lua_settop(L, 0);
-  return rc;
+  if (keep)
+    compiled_keep(c, code, len, hash, p);
+  return p;
 }
 
 /* ---- request bodies and their fields --------------------------------------
@@ -530,11 +606,8 @@ static int parse_snippet(api_ctx *api, json_t *body, api_snippet *s,
     }
     if (api__code_field(body, &code, &len, r) != 0)
       return -1;
-    s->pack = gr_pack_new();
     int line;
-    if (api__compile(code, len, s->pack, err, sizeof err, &line) != 0) {
-      gr_pack_free(s->pack);
-      s->pack = NULL;
+    if (!(s->pack = api__compile(code, len, err, sizeof err, &line))) {
       api__syntax_error(r, err, line);
       return -1;
     }

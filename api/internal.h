@@ -224,10 +224,12 @@ void api__idem_conflict(api_response *r, const api_idem *k, const char *kind,
 
 /* Appends one JSON value to p as a Lua value. -1 with err on failure. */
 int api__json_to_pack(gr_pack *p, json_t *v, char *err, size_t errlen);
-/* Compiles a snippet (text only) and appends it to p as a function.
- * Returns 0, or -1 with the syntax error in err and its line in *line. */
-int api__compile(const char *code, size_t len, gr_pack *p, char *err,
-                 size_t errlen, int *line);
+/* Compiles a snippet (text only) into a new pack holding it as a
+ * function (the same code again is copied from this thread's last
+ * snippets). NULL with the syntax error in err and its line in *line
+ * (0 when it is no syntax error: out of memory). */
+gr_pack *api__compile(const char *code, size_t len, char *err, size_t errlen,
+                      int *line);
 
 /* ---- jobs and tasks (records.c) ---------------------------------------- */
 

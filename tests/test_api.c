@@ -701,6 +701,48 @@ START_TEST(run_returns_values) {
 }
 END_TEST
 
+/* A thread keeps the packs of the snippets it compiled lately (16): the
+ * same code again runs from a copy, with its own arguments, and codes of
+ * the same length are told apart by their bytes. */
+START_TEST(the_same_code_again_runs_from_a_copy) {
+  char body[256], want[64];
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < 20; i++) { /* more than the thread keeps */
+      snprintf(body, sizeof body,
+               "{\"code\":\"return %d + ...\",\"args\":[%d]}", 10 + i, round);
+      reply r = call("POST", "/v1/run", body);
+      ck_assert_int_eq(r.status, 200);
+      char *v = values_text(&r);
+      snprintf(want, sizeof want, "[%d]", 10 + i + round);
+      ck_assert_str_eq(v, want);
+      free(v);
+      done(&r);
+    }
+  }
+  /* one argument more each time: a copy's arguments are its own */
+  for (int n = 1; n <= 3; n++) {
+    snprintf(body, sizeof body,
+             "{\"code\":\"return select('#', ...)\","
+             "\"args\":[%s]}",
+             n == 1   ? "1"
+             : n == 2 ? "1,2"
+                      : "1,2,3");
+    reply r = call("POST", "/v1/run", body);
+    char *v = values_text(&r);
+    snprintf(want, sizeof want, "[%d]", n);
+    ck_assert_str_eq(v, want);
+    free(v);
+    done(&r);
+  }
+  for (int i = 0; i < 2; i++) { /* an error is found each time */
+    reply r = call("POST", "/v1/run", "{\"code\":\"return 1 +\"}");
+    expect_problem(&r, 400, "snippet:1:");
+    ck_assert_int_eq(num(&r, "line"), 1);
+    done(&r);
+  }
+}
+END_TEST
+
 START_TEST(runs_that_wait_or_work_long_move_to_the_workers) {
   /* A park ends the first slice: the request waits for the workers. */
   reply r = call("POST", "/v1/run",
@@ -965,6 +1007,7 @@ static Suite *api_suite(void) {
   tcase_add_test(tc, await_several_jobs);
   tcase_add_test(tc, await_times_out_with_current_states);
   tcase_add_test(tc, run_returns_values);
+  tcase_add_test(tc, the_same_code_again_runs_from_a_copy);
   tcase_add_test(tc, runs_that_wait_or_work_long_move_to_the_workers);
   tcase_add_test(tc, first_slice_waits_that_cannot_yield_are_bounded);
   tcase_add_test(tc, run_value_mapping);
