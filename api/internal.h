@@ -67,6 +67,10 @@ void api__out_raw(api_out *o, const char *s, size_t n);
 void api__out_cstr(api_out *o, const char *s);
 void api__out_str(api_out *o, const char *s, size_t n); /* a JSON string */
 void api__out_int(api_out *o, int64_t v);
+/* v in decimal into out (API_INT_TEXT_MAX bytes at most, no NUL): its
+ * length. */
+#define API_INT_TEXT_MAX 20
+size_t api__int_text(int64_t v, char *out);
 void api__out_real(api_out *o, double d);
 void api__out_time(api_out *o, int64_t ms); /* RFC 3339 or null */
 /* ,"key": (the comma unless *first) */

@@ -53,8 +53,8 @@ void api__out_str(api_out *o, const char *s, size_t n) {
   api__out_raw(o, "\"", 1);
 }
 
-void api__out_int(api_out *o, int64_t v) {
-  char buf[24], *p = buf + sizeof buf;
+size_t api__int_text(int64_t v, char *out) {
+  char buf[API_INT_TEXT_MAX], *p = buf + sizeof buf;
   uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
   do {
     *--p = (char)('0' + u % 10);
@@ -62,7 +62,14 @@ void api__out_int(api_out *o, int64_t v) {
   } while (u);
   if (v < 0)
     *--p = '-';
-  api__out_raw(o, p, (size_t)(buf + sizeof buf - p));
+  size_t n = (size_t)(buf + sizeof buf - p);
+  memcpy(out, p, n);
+  return n;
+}
+
+void api__out_int(api_out *o, int64_t v) {
+  char buf[API_INT_TEXT_MAX];
+  api__out_raw(o, buf, api__int_text(v, buf));
 }
 
 void api__out_real(api_out *o, double d) {

@@ -15,22 +15,36 @@
 #include <string.h>
 
 static void out_stats(const api_ctx *api, api_out *o, const gr_pool_stats *st) {
+#define STATS_KEY(k) ",\"" k "\":", sizeof ",\"" k "\":" - 1
   const struct {
-    const char *key;
+    const char *key; /* ,"key": */
+    size_t key_len;
     int64_t value;
-  } fields[] = {{"workers", st->workers},     {"queue_size", st->queue_size},
-                {"active", st->active},       {"queued", st->queued},
-                {"submitted", st->submitted}, {"completed", st->completed},
-                {"failed", st->failed},       {"timed_out", st->timed_out},
-                {"cancelled", st->cancelled}, {"rejected", st->rejected}};
-  int first = 1;
-  api__out_raw(o, "{", 1);
-  api__out_key(o, "name", &first);
+  } fields[] = {
+      {STATS_KEY("workers"), st->workers},
+      {STATS_KEY("queue_size"), st->queue_size},
+      {STATS_KEY("active"), st->active},
+      {STATS_KEY("queued"), st->queued},
+      {STATS_KEY("submitted"), st->submitted},
+      {STATS_KEY("completed"), st->completed},
+      {STATS_KEY("failed"), st->failed},
+      {STATS_KEY("timed_out"), st->timed_out},
+      {STATS_KEY("cancelled"), st->cancelled},
+      {STATS_KEY("rejected"), st->rejected},
+  };
+#undef STATS_KEY
+  int first = 0; /* "name" comes first */
+  api__out_raw(o, "{\"name\":", 8);
   api__out_str(o, st->name, strlen(st->name));
+  /* the figures in one piece: each key and number copied into it */
+  char buf[sizeof fields / sizeof fields[0] * (16 + API_INT_TEXT_MAX)];
+  size_t at = 0;
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-    api__out_key(o, fields[i].key, &first);
-    api__out_int(o, fields[i].value);
+    memcpy(buf + at, fields[i].key, fields[i].key_len);
+    at += fields[i].key_len;
+    at += api__int_text(fields[i].value, buf + at);
   }
+  api__out_raw(o, buf, at);
   int64_t queued, running;
   if (api->cfg.cluster_pool &&
       api->cfg.cluster_pool(api->cfg.cluster_ud, st->name, &queued, &running) ==
