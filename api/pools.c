@@ -33,7 +33,7 @@ static void out_stats(const api_ctx *api, api_out *o, const gr_pool_stats *st) {
       {STATS_KEY("rejected"), st->rejected},
   };
 #undef STATS_KEY
-  int first = 0; /* "name" comes first */
+  int first = 0; /* "name" is written first: a comma before any other key */
   api__out_raw(o, "{\"name\":", 8);
   api__out_str(o, st->name, strlen(st->name));
   /* the figures in one piece: each key and number copied into it */
