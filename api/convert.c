@@ -180,10 +180,11 @@ static void compiled_keep(compiler *c, const char *code, size_t len,
 
 gr_pack *api__compile(const char *code, size_t len, char *err, size_t errlen,
                       int *line) {
+  static const char no_memory[] = "not enough memory to compile";
   *line = 0;
   compiler *c = this_compiler();
   if (!c) {
-    snprintf(err, errlen, "not enough memory to compile");
+    snprintf(err, errlen, "%s", no_memory);
     return NULL;
   }
   int keep = len > 0 && len <= COMPILED_CODE_MAX;
@@ -192,7 +193,7 @@ gr_pack *api__compile(const char *code, size_t len, char *err, size_t errlen,
   if (k) {
     gr_pack *p = gr_pack_dup(k->pack);
     if (!p)
-      snprintf(err, errlen, "not enough memory to compile");
+      snprintf(err, errlen, "%s", no_memory);
     return p;
   }
   lua_State *L = c->L;
@@ -208,7 +209,7 @@ gr_pack *api__compile(const char *code, size_t len, char *err, size_t errlen,
   gr_pack *p = gr_pack_new();
   if (!p || gr_pack_values(p, L, -1, 1, 0, "argument", 1, err, errlen) != 0) {
     if (!p)
-      snprintf(err, errlen, "not enough memory to compile");
+      snprintf(err, errlen, "%s", no_memory);
     gr_pack_free(p);
     lua_settop(L, 0);
     return NULL;

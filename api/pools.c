@@ -33,7 +33,6 @@ static void out_stats(const api_ctx *api, api_out *o, const gr_pool_stats *st) {
       {STATS_KEY("rejected"), st->rejected},
   };
 #undef STATS_KEY
-  int first = 0; /* "name" is written first: a comma before any other key */
   api__out_raw(o, "{\"name\":", 8);
   api__out_str(o, st->name, strlen(st->name));
   /* the figures in one piece: each key and number copied into it */
@@ -50,8 +49,7 @@ static void out_stats(const api_ctx *api, api_out *o, const gr_pool_stats *st) {
       api->cfg.cluster_pool(api->cfg.cluster_ud, st->name, &queued, &running) ==
           0) {
     /* the whole cluster's: the figures above are this node's own */
-    api__out_key(o, "cluster", &first);
-    api__out_cstr(o, "{\"queued\":");
+    api__out_cstr(o, ",\"cluster\":{\"queued\":");
     api__out_int(o, queued);
     api__out_cstr(o, ",\"running\":");
     api__out_int(o, running);
