@@ -17,6 +17,14 @@
  *      process's start until it serves (the log's "listening" line).
  *   4. The store file's size while FILE_TASKS (default 1,000,000) tasks go
  *      through with the default retention (10,000 finished records, 600 s).
+ *   5. What SQLite alone costs a task, with no server, HTTP or thread
+ *      hand-off: on a file the server made (its schema, and its record of
+ *      a `return 1` task as the model row), one thread makes the writes
+ *      the store makes for each task (the insert, the claim, the end, and
+ *      retention's delete once 10,000 are kept), in transactions of 1, 4
+ *      and 64 tasks, with the store's settings (WAL, synchronous=NORMAL,
+ *      its page size). Printed: this thread's CPU per task, and as a
+ *      multiple of the floor. Not part of the default PARTS.
  *
  * Also printed: the floor of this machine (lua_newstate + luaL_openlibs +
  * lua_close per second), so figures from other machines can be compared.
@@ -55,6 +63,7 @@
 #include <lualib.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -468,6 +477,124 @@ static void run_targets(const char *targets, long total) {
   free(e2e);
 }
 
+/* ---- 5. SQLite alone ------------------------------------------------------
+ */
+
+static double thread_cpu_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static sqlite3_stmt *prepare(sqlite3 *db, const char *sql) {
+  sqlite3_stmt *s = NULL;
+  if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+    fprintf(stderr, "store_bench: %s: %s\n", sql, sqlite3_errmsg(db));
+    exit(1);
+  }
+  return s;
+}
+
+static void step_done(sqlite3 *db, sqlite3_stmt *s) {
+  while (sqlite3_step(s) == SQLITE_ROW)
+    ;
+  if (sqlite3_reset(s) != SQLITE_OK) {
+    fprintf(stderr, "store_bench: %s\n", sqlite3_errmsg(db));
+    exit(1);
+  }
+}
+
+/* The index of the model row's column called name. */
+static int column_of(sqlite3_stmt *s, const char *name) {
+  for (int i = 0; i < sqlite3_column_count(s); i++)
+    if (strcmp(sqlite3_column_name(s, i), name) == 0)
+      return i;
+  die("the records table lacks a column the bench writes");
+  return -1;
+}
+
+/* total tasks through the file at db (whose one record is the model), in
+ * transactions of per_commit tasks; this thread's CPU per task, seconds. */
+static double sqlite_alone(const char *db_path, long total, int per_commit) {
+  sqlite3 *db;
+  if (sqlite3_open(db_path, &db) != SQLITE_OK)
+    die("cannot open the store's file");
+  if (sqlite3_exec(db,
+                   "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+                   " PRAGMA wal_autocheckpoint = 4000",
+                   NULL, NULL, NULL) != SQLITE_OK)
+    die("cannot set the store's pragmas");
+  sqlite3_stmt *model = prepare(db, "SELECT * FROM records LIMIT 1");
+  if (sqlite3_step(model) != SQLITE_ROW)
+    die("the store's file has no record");
+  int ncol = sqlite3_column_count(model);
+  int c_seq = column_of(model, "seq"), c_id = column_of(model, "id");
+  int c_state = column_of(model, "state");
+  int c_order = column_of(model, "finished_order");
+  char insert[1024] = "INSERT INTO records VALUES(?";
+  for (int i = 1; i < ncol; i++)
+    strcat(insert, ", ?");
+  strcat(insert, ")");
+  sqlite3_stmt *add = prepare(db, insert);
+  for (int i = 0; i < ncol; i++)
+    sqlite3_bind_value(add, i + 1, sqlite3_column_value(model, i));
+  sqlite3_bind_int(add, c_state + 1, 0); /* queued */
+  sqlite3_bind_null(add, c_order + 1);
+  sqlite3_stmt *begin = prepare(db, "BEGIN IMMEDIATE");
+  sqlite3_stmt *commit = prepare(db, "COMMIT");
+  sqlite3_stmt *claim = prepare(db, "UPDATE records SET state = 1,"
+                                    " started_ms = ?2 WHERE seq = ?1"
+                                    " AND finished_order IS NULL");
+  sqlite3_stmt *end =
+      prepare(db, "UPDATE records SET state = 2, finished_ms = ?2,"
+                  " finished_order = ?3, results = ?4 WHERE seq = ?1"
+                  " AND finished_order IS NULL");
+  sqlite3_stmt *trim = prepare(
+      db, "DELETE FROM records WHERE seq IN (SELECT seq FROM records"
+          " WHERE finished_order IS NOT NULL ORDER BY finished_order LIMIT 1)");
+  sqlite3_stmt *clear = prepare(db, "DELETE FROM records");
+  step_done(db, clear);
+  sqlite3_finalize(clear);
+  static const unsigned char result[16] = {'G', 'P', 1, 1, 0, 0, 9, 4, 1};
+  long kept = 0;
+  char id[48];
+  double c0 = thread_cpu_s();
+  for (long first = 1; first <= total; first += per_commit) {
+    long last = first + per_commit - 1 < total ? first + per_commit - 1 : total;
+    step_done(db, begin);
+    for (long t = first; t <= last; t++) { /* the adds */
+      snprintf(id, sizeof id, "task-%08lx%024lx",
+               (unsigned long)t * 2654435761u, (unsigned long)t * 40503u);
+      sqlite3_bind_int64(add, c_seq + 1, t);
+      sqlite3_bind_text(add, c_id + 1, id, -1, SQLITE_TRANSIENT);
+      step_done(db, add);
+    }
+    for (long t = first; t <= last; t++) { /* the claims */
+      sqlite3_bind_int64(claim, 1, t);
+      sqlite3_bind_int64(claim, 2, 1800000000000 + t);
+      step_done(db, claim);
+    }
+    for (long t = first; t <= last; t++) { /* the ends, and retention */
+      sqlite3_bind_int64(end, 1, t);
+      sqlite3_bind_int64(end, 2, 1800000000000 + t);
+      sqlite3_bind_int64(end, 3, 1800000000000000 + t);
+      sqlite3_bind_blob(end, 4, result, sizeof result, SQLITE_STATIC);
+      step_done(db, end);
+      if (++kept > 10000) {
+        step_done(db, trim);
+        kept--;
+      }
+    }
+    step_done(db, commit);
+  }
+  double cpu = (thread_cpu_s() - c0) / (double)total;
+  sqlite3_stmt *all[] = {model, add, begin, commit, claim, end, trim};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    sqlite3_finalize(all[i]);
+  sqlite3_close(db);
+  return cpu;
+}
+
 /* ---- the floor -------------------------------------------------------------
  */
 
@@ -701,6 +828,41 @@ int main(int argc, char **argv) {
       fflush(stdout);
     }
     server_stop(&s);
+    remove_dir(s.dir);
+  }
+
+  /* 5. SQLite alone, on a file the server made */
+  if (strchr(parts, '5')) {
+    server s;
+    fresh(&s, "sqlite:goroutined.db");
+    client cl;
+    client_init(&cl);
+    if (call(&cl, &s, "POST", "/v1/pools/b/tasks", "{\"code\":\"return 1\"}") !=
+        202)
+      die("cannot submit the model task");
+    for (int i = 0; i < 10000 && pool_ended(&cl, &s, "b") < 1; i++)
+      usleep(1000);
+    client_free(&cl);
+    server_stop(&s);
+    char model[128], copy[160];
+    snprintf(model, sizeof model, "%s/goroutined.db", s.dir);
+    snprintf(copy, sizeof copy, "%s/alone.db", s.dir);
+    printf("5. SQLite alone, one thread: a task's insert, claim, end and "
+           "retention delete, %ld tasks\n",
+           tasks);
+    static const int per_commit[] = {1, 4, 64};
+    for (int k = 0; k < 3; k++) {
+      char cmd[700];
+      snprintf(cmd, sizeof cmd, "cp '%s' '%s' && rm -f '%s-wal' '%s-shm'",
+               model, copy, copy, copy);
+      if (system(cmd) != 0)
+        die("cannot copy the store's file");
+      double cpu = sqlite_alone(copy, tasks, per_commit[k]);
+      printf("   %2d tasks per transaction: %.1f us of CPU per task (%.2f "
+             "floors)\n",
+             per_commit[k], cpu * 1e6, cpu * fl);
+      fflush(stdout);
+    }
     remove_dir(s.dir);
   }
   curl_global_cleanup();
