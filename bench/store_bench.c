@@ -39,7 +39,8 @@
  * clients submit (parts 1 to 3; default 4, and part 1 sweeps 4, 16, 32);
  * ONLY=sqlite or ONLY=memory runs part 1 on that store alone (to profile
  * it);
- * TASKS sets how many tasks each run of part 1 submits (default 20,000);
+ * TASKS sets how many tasks each run of part 1 submits, and part 5 writes
+ * (default 20,000);
  * PHASES=1 also prints how long the submits alone took.
  * REDIS_URL=redis://127.0.0.1:PORT/DB adds the Redis store to part 1 (a
  * redis-server the caller runs; its database is flushed before each run).
@@ -528,6 +529,8 @@ static double sqlite_alone(const char *db_path, long total, int per_commit) {
   if (sqlite3_step(model) != SQLITE_ROW)
     die("the store's file has no record");
   int ncol = sqlite3_column_count(model);
+  if (ncol > 200)
+    die("the records table has more columns than the bench can bind");
   int c_seq = column_of(model, "seq"), c_id = column_of(model, "id");
   int c_state = column_of(model, "state");
   int c_order = column_of(model, "finished_order");
@@ -852,9 +855,11 @@ int main(int argc, char **argv) {
            tasks);
     static const int per_commit[] = {1, 4, 64};
     for (int k = 0; k < 3; k++) {
-      char cmd[700];
-      snprintf(cmd, sizeof cmd, "cp '%s' '%s' && rm -f '%s-wal' '%s-shm'",
-               model, copy, copy, copy);
+      char cmd[1024];
+      snprintf(cmd, sizeof cmd,
+               "cp '%s' '%s' && rm -f '%s-wal' && { [ ! -e '%s-wal' ] ||"
+               " cp '%s-wal' '%s-wal'; }",
+               model, copy, copy, model, model, copy);
       if (system(cmd) != 0)
         die("cannot copy the store's file");
       double cpu = sqlite_alone(copy, tasks, per_commit[k]);
