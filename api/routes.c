@@ -267,12 +267,10 @@ void api_target_free(api_target *t) {
 }
 
 int api__route_slot(const char *route) {
-  /* a request's label is its route's own pattern: the pointers first */
+  /* a request's label is its route's own pattern (route_label), or
+   * "other": the pointer tells which */
   for (int i = 0; i < API_NROUTES; i++)
     if (route == api__routes[i].pattern)
-      return i;
-  for (int i = 0; i < API_NROUTES; i++)
-    if (strcmp(route, api__routes[i].pattern) == 0)
       return i;
   return API_NROUTES;
 }
